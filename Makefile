@@ -1,0 +1,34 @@
+# Two commands do all the set-up on a fresh Linux machine:
+#   make run    opens Learn&Drop Studio on the embedded default (digits); headless: make demo
+#   make test   import contract (core never imports Qt) + the whole test suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: run demo test bench lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/learndrop studio
+
+demo: $(STAMP)
+	$(VENV)/bin/learndrop train --dataset digits --model small_cnn --epochs 6
+
+test: $(STAMP)
+	$(VENV)/bin/lint-imports
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(VENV)/bin/learndrop bench --preset cpu-resnet20
+
+lint: $(STAMP)
+	$(PY) -m mypy
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

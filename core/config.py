@@ -1,0 +1,425 @@
+"""The one typed configuration of a run.
+
+A :class:`RunConfig` is a tree of small dataclasses (data, model, optim, drop, train, output).
+It is what the command line's flags, the app's form and the config files all bind to, and it is
+saved next to every run. Files are TOML or JSON; loading never evaluates code, rejects unknown
+keys and checks every value's type and range, with a one-line error naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+import tomli_w
+
+from .errors import ConfigError
+
+__all__ = [
+    "DataConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "DropConfig",
+    "TrainConfig",
+    "OutputConfig",
+    "RunConfig",
+    "load_config",
+    "save_config",
+    "config_to_toml",
+    "field_paths",
+    "field_doc",
+]
+
+OptimizerName = Literal["sgd", "adam", "adamw"]
+ScheduleName = Literal["cosine", "step", "onecycle", "constant"]
+DropMode = Literal["freeze", "cache", "skip"]
+DropOrder = Literal["prefix", "any"]
+DeviceName = Literal["auto", "cuda", "mps", "cpu"]
+Toggle = Literal["auto", "on", "off"]
+BadFiles = Literal["skip", "stop"]
+
+
+def _doc(text: str, **kw: Any) -> dict[str, Any]:
+    """Field metadata: a one-line explanation (shown in --help and the app) and bounds."""
+    return {"doc": text, **kw}
+
+
+@dataclass
+class DataConfig:
+    dataset: str = field(default="digits", metadata=_doc(
+        "Data set: digits (offline default), synthetic, mnist, fashionmnist, cifar10, cifar100, "
+        "imagenette or imagefolder."))
+    root: str = field(default="", metadata=_doc(
+        "Local folder holding the data set (empty: the user data folder)."))
+    download: bool = field(default=False, metadata=_doc(
+        "Download torchvision data sets that are not in the folder yet."))
+    image_size: int = field(default=0, metadata=_doc(
+        "Resize images to this side in pixels (0: the data set's own size).", min=0, max=1024))
+    augment: bool = field(default=False, metadata=_doc(
+        "Random crop and flip on training images (not allowed with mode=cache)."))
+    val_fraction: float = field(default=0.2, metadata=_doc(
+        "Share of samples held out for validation where the data set has no split.",
+        min=0.01, max=0.9))
+    limit: int = field(default=0, metadata=_doc(
+        "Use at most this many training samples (0: all).", min=0))
+    synthetic_samples: int = field(default=4000, metadata=_doc(
+        "Synthetic data: number of samples (train and validation together).", min=20,
+        max=10_000_000))
+    synthetic_classes: int = field(default=10, metadata=_doc(
+        "Synthetic data: number of classes.", min=2, max=1000))
+    synthetic_size: int = field(default=32, metadata=_doc(
+        "Synthetic data: image side in pixels.", min=8, max=512))
+    synthetic_noise: float = field(default=1.0, metadata=_doc(
+        "Synthetic data: noise level (higher is harder).", min=0.0, max=100.0))
+    bad_files: BadFiles = field(default="skip", metadata=_doc(
+        "Unreadable images in a folder: skip them with a warning, or stop."))
+    num_workers: int = field(default=0, metadata=_doc(
+        "Data loader worker processes.", min=0, max=64))
+
+
+@dataclass
+class ModelConfig:
+    name: str = field(default="small_cnn", metadata=_doc(
+        "Model from the registry (learndrop models lists them)."))
+    width: float = field(default=1.0, metadata=_doc(
+        "Channel width multiplier for the models that support it.", min=0.125, max=8.0))
+
+
+@dataclass
+class OptimConfig:
+    optimizer: OptimizerName = field(default="sgd", metadata=_doc("Optimizer."))
+    lr: float = field(default=0.05, metadata=_doc("Peak learning rate.", min=1e-8, max=10.0))
+    momentum: float = field(default=0.9, metadata=_doc(
+        "SGD momentum (Adam: beta1).", min=0.0, max=0.999))
+    weight_decay: float = field(default=5e-4, metadata=_doc(
+        "Weight decay (decoupled for AdamW).", min=0.0, max=1.0))
+    schedule: ScheduleName = field(default="cosine", metadata=_doc(
+        "Learning-rate schedule over the whole run, stepped every batch."))
+    step_every: int = field(default=0, metadata=_doc(
+        "Step schedule: epochs between decays (0: at 50% and 75% of the run).", min=0))
+    gamma: float = field(default=0.1, metadata=_doc(
+        "Step schedule: decay factor.", min=1e-6, max=1.0))
+    warmup_epochs: float = field(default=0.0, metadata=_doc(
+        "Linear learning-rate warm-up at the start (epochs).", min=0.0, max=1000.0))
+
+
+@dataclass
+class DropConfig:
+    enabled: bool = field(default=True, metadata=_doc(
+        "Drop settled units; off trains the full network (the baseline)."))
+    mode: DropMode = field(default="freeze", metadata=_doc(
+        "freeze: exact, dropped prefix runs without gradients; cache: exact, dropped prefix "
+        "output computed once per sample; skip: residual blocks bypassed (approximate)."))
+    threshold: float = field(default=0.2, metadata=_doc(
+        "A unit is settled when its learning score is below this.", min=0.0, max=1.0))
+    patience: int = field(default=2, metadata=_doc(
+        "Consecutive settled checks before a unit is dropped.", min=1, max=1000))
+    warmup_epochs: int = field(default=1, metadata=_doc(
+        "Epochs before any unit may drop.", min=0, max=100000))
+    check_every: int = field(default=0, metadata=_doc(
+        "Optimizer steps between score checks (0: once per epoch).", min=0))
+    order: DropOrder = field(default="prefix", metadata=_doc(
+        "prefix: only the earliest training unit may drop (exact savings); any: any unit."))
+    keep_last: int = field(default=1, metadata=_doc(
+        "Units just before the head that always train.", min=0, max=10000))
+    lr_normalize: bool = field(default=True, metadata=_doc(
+        "Divide parameter change by the learning rate, so a schedule alone looks like no "
+        "convergence."))
+    ema: float = field(default=0.0, metadata=_doc(
+        "Smooth learning scores with this EMA factor (0: off).", min=0.0, max=0.99))
+    window: int = field(default=3, metadata=_doc(
+        "Checks over which the score's trend is fitted.", min=2, max=1000))
+    trend_tolerance: float = field(default=0.1, metadata=_doc(
+        "A unit's score trend counts as flat when its slope per check is within this.",
+        min=0.0, max=10.0))
+    units: list[str] = field(default_factory=list, metadata=_doc(
+        "Explicit units as module names (empty: found automatically)."))
+    pinned: list[str] = field(default_factory=list, metadata=_doc(
+        "Units that never drop."))
+    cache_budget_mb: int = field(default=2048, metadata=_doc(
+        "cache mode: memory for cached activations before spilling to disk (MiB).",
+        min=1, max=10_000_000))
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = field(default=10, metadata=_doc("Training epochs.", min=1, max=100000))
+    batch_size: int = field(default=64, metadata=_doc("Batch size.", min=1, max=1_000_000))
+    device: DeviceName = field(default="auto", metadata=_doc(
+        "auto picks cuda, then mps, then cpu."))
+    amp: Toggle = field(default="auto", metadata=_doc(
+        "Mixed precision (auto: on with CUDA)."))
+    channels_last: Toggle = field(default="auto", metadata=_doc(
+        "channels_last memory format (auto: on with CUDA)."))
+    seed: int = field(default=0, metadata=_doc("Random seed.", min=0, max=2**32 - 1))
+    log_every: int = field(default=20, metadata=_doc(
+        "Batches between progress reports (loss is read from the device only then).", min=1))
+    deterministic: bool = field(default=False, metadata=_doc(
+        "Ask PyTorch for deterministic kernels (slower)."))
+
+
+@dataclass
+class OutputConfig:
+    dir: str = field(default="", metadata=_doc(
+        "Folder for run outputs (empty: the run store's folder)."))
+    name: str = field(default="", metadata=_doc("Run name (empty: generated)."))
+    checkpoint_every: int = field(default=1, metadata=_doc(
+        "Epochs between checkpoints (0: only at the end).", min=0))
+
+
+@dataclass
+class RunConfig:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    drop: DropConfig = field(default_factory=DropConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    # ---- conversion ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "config") -> "RunConfig":
+        """Build from a nested dict, checking keys, types and ranges."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a table of sections, got {_type_name(data)}")
+        cfg = cls()
+        sections = {f.name: f for f in dataclasses.fields(cls)}
+        for key, value in data.items():
+            if key not in sections:
+                raise ConfigError(
+                    f"{source}: unknown section '{key}' (known: {', '.join(sections)})",
+                    field=str(key))
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: section '{key}' must be a table, got "
+                                  f"{_type_name(value)}", field=str(key))
+            section = getattr(cfg, key)
+            for name, raw in value.items():
+                path = f"{key}.{name}"
+                cfg.set(path, raw, source=source)
+            del section
+        cfg.check()
+        return cfg
+
+    def copy(self) -> "RunConfig":
+        return RunConfig.from_dict(json.loads(json.dumps(self.to_dict())))
+
+    # ---- field access ----------------------------------------------------------------------
+    def get(self, path: str) -> Any:
+        section, name = _split(path)
+        return getattr(getattr(self, section), name)
+
+    def set(self, path: str, value: Any, source: str = "config") -> None:
+        """Set one field by dotted path, converting and checking the value's type."""
+        section, name = _split(path)
+        if section not in _SECTION_TYPES:
+            raise ConfigError(f"{source}: unknown section '{section}'", field=path)
+        fields = {f.name: f for f in dataclasses.fields(_SECTION_TYPES[section])}
+        if name not in fields:
+            close = ", ".join(sorted(fields))
+            raise ConfigError(f"{source}: unknown setting '{path}' (known in [{section}]: "
+                              f"{close})", field=path)
+        hint = _HINTS[section][name]
+        converted = _coerce(value, hint, path, source)
+        setattr(getattr(self, section), name, converted)
+
+    # ---- validation ------------------------------------------------------------------------
+    def problems(self) -> list[tuple[str, str]]:
+        """Every invalid value as (field path, one-line message); empty when all is well."""
+        out: list[tuple[str, str]] = []
+        for path in field_paths():
+            section, name = _split(path)
+            f = _FIELDS[path]
+            value = getattr(getattr(self, section), name)
+            lo, hi = f.metadata.get("min"), f.metadata.get("max")
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if isinstance(value, float) and not math.isfinite(value):
+                    out.append((path, f"{path} must be a finite number, got {value}"))
+                    continue
+                if lo is not None and value < lo:
+                    out.append((path, f"{path} must be at least {lo}, got {value}"))
+                elif hi is not None and value > hi:
+                    out.append((path, f"{path} must be at most {hi}, got {value}"))
+        if self.drop.mode == "cache" and self.data.augment and self.drop.enabled:
+            out.append(("drop.mode", "drop.mode=cache reuses each sample's activations, which "
+                        "random augmentation changes every epoch: turn data.augment off or use "
+                        "mode=freeze"))
+        if not self.model.name.strip():
+            out.append(("model.name", "model.name is empty: pick one from 'learndrop models'"))
+        if not self.data.dataset.strip():
+            out.append(("data.dataset", "data.dataset is empty: pick one from "
+                        "'learndrop datasets'"))
+        if self.data.dataset == "imagefolder" and not self.data.root:
+            out.append(("data.root", "data.dataset=imagefolder needs data.root: the folder with "
+                        "one sub-folder of images per class"))
+        return out
+
+    def check(self) -> "RunConfig":
+        problems = self.problems()
+        if problems:
+            path, message = problems[0]
+            raise ConfigError(message, field=path)
+        return self
+
+
+_SECTION_TYPES: dict[str, type] = dict(typing.get_type_hints(RunConfig))
+_HINTS: dict[str, dict[str, Any]] = {s: typing.get_type_hints(t)
+                                     for s, t in _SECTION_TYPES.items()}
+_FIELDS: dict[str, dataclasses.Field[Any]] = {
+    f"{s}.{f.name}": f for s, t in _SECTION_TYPES.items() for f in dataclasses.fields(t)}
+
+
+def field_paths() -> list[str]:
+    """Every setting's dotted path, in declaration order."""
+    return list(_FIELDS)
+
+
+def field_doc(path: str) -> str:
+    return str(_FIELDS[path].metadata.get("doc", ""))
+
+
+def field_info(path: str) -> dataclasses.Field[Any]:
+    return _FIELDS[path]
+
+
+def field_type(path: str) -> Any:
+    section, name = _split(path)
+    return _HINTS[section][name]
+
+
+def field_choices(path: str) -> tuple[str, ...]:
+    hint = field_type(path)
+    return tuple(get_args(hint)) if get_origin(hint) is Literal else ()
+
+
+def _split(path: str) -> tuple[str, str]:
+    if path.count(".") != 1:
+        raise ConfigError(f"setting '{path}' must look like section.name, e.g. train.epochs",
+                          field=path)
+    section, name = path.split(".")
+    return section, name
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "true/false", int: "an integer", float: "a number", str: "text",
+            list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
+
+
+def _coerce(value: Any, hint: Any, path: str, source: str) -> Any:
+    origin = get_origin(hint)
+    where = f"{source}: {path}"
+    if origin is Literal:
+        choices = get_args(hint)
+        if not isinstance(value, str) or value.lower() not in choices:
+            raise ConfigError(f"{where} must be one of {', '.join(choices)}, got {value!r}",
+                              field=path)
+        return value.lower()
+    if origin in (list, typing.List):  # noqa: UP006
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of names, got {_type_name(value)}",
+                              field=path)
+        return list(value)
+    if origin in (Union, types.UnionType):
+        raise TypeError(f"unsupported config type for {path}")  # not used by any field
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no",
+                                                        "off", "0"):
+            return value.lower() in ("true", "yes", "on", "1")
+        raise ConfigError(f"{where} must be true or false, got {value!r}", field=path)
+    if hint is int:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where} must be an integer, got {value!r}", field=path)
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, str):
+            try:
+                return int(value.strip())
+            except ValueError:
+                pass
+        raise ConfigError(f"{where} must be an integer, got {value!r}", field=path)
+    if hint is float:
+        if isinstance(value, bool):
+            raise ConfigError(f"{where} must be a number, got {value!r}", field=path)
+        if isinstance(value, (int, float)):
+            out = float(value)
+        elif isinstance(value, str):
+            try:
+                out = float(value.strip())
+            except ValueError:
+                raise ConfigError(f"{where} must be a number, got {value!r}",
+                                  field=path) from None
+        else:
+            raise ConfigError(f"{where} must be a number, got {_type_name(value)}", field=path)
+        if not math.isfinite(out):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}", field=path)
+        return out
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{where} must be text, got {_type_name(value)}", field=path)
+    raise TypeError(f"unsupported config type {hint!r} for {path}")
+
+
+# ---- files ---------------------------------------------------------------------------------
+def load_config(path: str | Path) -> RunConfig:
+    """Read a TOML or JSON config file (chosen by suffix; otherwise by content)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist: check the path") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {p} is a folder: give the path of a .toml or .json "
+                          f"file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc}") from None
+    suffix = p.suffix.lower()
+    data: Any
+    if suffix == ".json" or (suffix != ".toml" and text.lstrip().startswith("{")):
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"config file {p} is not valid JSON (line {exc.lineno}: "
+                              f"{exc.msg})") from None
+    else:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            kind = "TOML" if suffix == ".toml" else "TOML or JSON"
+            raise ConfigError(f"config file {p} is not valid {kind} ({exc})") from None
+    return RunConfig.from_dict(data, source=p.name)
+
+
+def config_to_toml(cfg: RunConfig) -> str:
+    return tomli_w.dumps(cfg.to_dict())
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> Path:
+    """Write as TOML or JSON (by suffix), atomically: a crash never leaves half a file."""
+    from ._io import atomic_write_text
+
+    p = Path(path)
+    text = (json.dumps(cfg.to_dict(), indent=2) + "\n" if p.suffix.lower() == ".json"
+            else config_to_toml(cfg))
+    atomic_write_text(p, text)
+    return p

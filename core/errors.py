@@ -1,0 +1,61 @@
+"""User-facing errors.
+
+Every error a user can fix is a :class:`LearnDropError` whose message is one line saying what
+is wrong and what to do. The command line prints it and exits 2 (bad input) or 1 (failure);
+the app shows it in a dialog. Anything else is a bug.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LearnDropError",
+    "ConfigError",
+    "DataError",
+    "ModelError",
+    "DeviceError",
+    "CheckpointError",
+    "TrainingError",
+]
+
+
+class LearnDropError(Exception):
+    """Base of all errors with a message meant for the user. ``exit_code`` is the CLI's."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))  # always one line
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class ConfigError(LearnDropError):
+    """An invalid setting. ``field`` is the dotted config path when known (for the GUI)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class DataError(LearnDropError):
+    """A data set that cannot be read or does not fit the model."""
+
+
+class ModelError(LearnDropError):
+    """An unknown model or a model that does not fit the data or the drop settings."""
+
+
+class DeviceError(LearnDropError):
+    """A device that was asked for but is not present, or ran out of memory."""
+
+
+class CheckpointError(LearnDropError):
+    """A checkpoint that is missing, damaged, not ours, or cannot be written."""
+
+
+class TrainingError(LearnDropError):
+    """Training could not go on (for example a NaN loss). Exit code 1."""
+
+    exit_code = 1

@@ -1,0 +1,621 @@
+"""The Learn&Drop strategy: score units, drop settled ones, really skip their work.
+
+Plug-and-play in any training loop::
+
+    ld = LearnDrop(model, optimizer, threshold=0.2, patience=2, mode="freeze")
+    for epoch in range(epochs):
+        for x, y in loader:
+            loss = criterion(ld.model(x), y)
+            optimizer.zero_grad(); loss.backward(); optimizer.step()
+            ld.step()
+        ld.end_epoch()
+
+``ld.model`` is the network as it trains (dropped units skipped per ``mode``); ``model`` itself
+stays the complete network with its original ``state_dict`` keys, used for evaluation and
+saving. Dropped units' forwards are redirected only while ``ld.model`` runs, so copying,
+pickling or calling ``model`` directly never sees any patching.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._cache import ActivationCache
+from .callbacks import Callback, DropEvent, ScoreCheck, SavingsReport, UnitInfo, call_hook
+from .errors import ConfigError, ModelError
+from .savings import SavingsMeter, StepCost
+from .scores import ParameterSnapshots, UnitScore
+from .units import Unit, discover_units, measure_units
+
+__all__ = ["LearnDrop", "MODES", "ORDERS"]
+
+MODES = ("freeze", "cache", "skip")
+ORDERS = ("prefix", "any")
+_MISSING = object()
+
+
+@dataclass
+class _UnitState:
+    dropped: bool = False
+    pinned: bool = False
+    drop_step: int | None = None
+    drop_epoch: float | None = None
+    reason: str = ""
+
+
+@dataclass
+class _ForwardContext:
+    sample_ids: torch.Tensor | None
+    cache_hit: bool
+    cache_fill: bool
+    verify: bool
+
+
+class _DropAwareModule(nn.Module):
+    """``ld.model``: calls the wrapped model with dropped units handled per the drop mode."""
+
+    def __init__(self, owner: "LearnDrop", model: nn.Module) -> None:
+        super().__init__()
+        self.inner = model
+        object.__setattr__(self, "_owner", owner)
+
+    def forward(self, *args: Any, sample_ids: torch.Tensor | None = None, **kwargs: Any) -> Any:
+        return self._owner._forward(self.inner, args, kwargs, sample_ids)
+
+    def train(self, mode: bool = True) -> "_DropAwareModule":
+        super().train(mode)
+        self._owner._enforce_eval()
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self._modules["inner"], name)
+
+
+class LearnDrop:
+    """Scores each unit's learning and drops the settled ones during training.
+
+    Args mirror :class:`learndrop.core.config.DropConfig`. ``example_input`` (one batch, or
+    one sample with a batch dimension) measures FLOPs now; without it they are measured on
+    the first call of ``ld.model``. ``num_samples`` sizes the activation cache
+    (``mode="cache"``, where ``ld.model(x, sample_ids=idx)`` must get each sample's index).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer | None = None,
+        *,
+        threshold: float = 0.2,
+        patience: int = 2,
+        warmup_epochs: int = 1,
+        check_every: int = 0,
+        order: str = "prefix",
+        keep_last: int = 1,
+        mode: str = "freeze",
+        lr_normalize: bool = True,
+        ema: float = 0.0,
+        window: int = 3,
+        trend_tolerance: float = 0.1,
+        units: Iterable[str] | None = None,
+        pinned: Iterable[str] = (),
+        enabled: bool = True,
+        example_input: torch.Tensor | None = None,
+        num_samples: int | None = None,
+        cache_budget_mb: int = 2048,
+        cache_dir: str | None = None,
+        steps_per_epoch: int | None = None,
+        total_steps: int | None = None,
+        callbacks: Iterable[Callback] = (),
+    ) -> None:
+        if mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}",
+                              field="drop.mode")
+        if order not in ORDERS:
+            raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {order!r}",
+                              field="drop.order")
+        if mode == "cache" and order != "prefix":
+            raise ConfigError("mode=cache needs order=prefix: only a dropped prefix has an "
+                              "output that can be cached", field="drop.order")
+        for name, value, lo, hi in (("threshold", threshold, 0.0, 1.0),
+                                    ("ema", ema, 0.0, 0.99),
+                                    ("trend_tolerance", trend_tolerance, 0.0, math.inf)):
+            if not (lo <= float(value) <= hi):
+                raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}",
+                                  field=f"drop.{name}")
+        for name, value, lo in (("patience", patience, 1), ("warmup_epochs", warmup_epochs, 0),
+                                ("check_every", check_every, 0), ("keep_last", keep_last, 0),
+                                ("window", window, 2)):
+            if int(value) < lo:
+                raise ConfigError(f"{name} must be at least {lo}, got {value}",
+                                  field=f"drop.{name}")
+        self.base_model = model
+        self.optimizer = optimizer
+        self.threshold = float(threshold)
+        self.patience = int(patience)
+        self.warmup_epochs = int(warmup_epochs)
+        self.check_every = int(check_every)
+        self.order = order
+        self.keep_last = int(keep_last)
+        self.mode = mode
+        self.lr_normalize = bool(lr_normalize)
+        self.trend_tolerance = float(trend_tolerance)
+        self.enabled = bool(enabled)
+        self.num_samples = num_samples
+        self.steps_per_epoch = steps_per_epoch
+        self.total_steps = total_steps
+        self.callbacks: list[Callback] = list(callbacks)
+
+        self.units: list[Unit] = discover_units(model, list(units) if units else None)
+        self._by_name = {u.name: u for u in self.units}
+        self._state = {u.index: _UnitState() for u in self.units}
+        self._scores = {u.index: UnitScore(window=int(window), ema=float(ema))
+                        for u in self.units}
+        self._group_of: dict[int, int] = {}
+        if optimizer is not None:
+            for gi, group in enumerate(optimizer.param_groups):
+                for p in group["params"]:
+                    self._group_of[id(p)] = gi
+        self._snaps = ParameterSnapshots()
+        for u in self._scored_units():
+            self._snaps.take(u.index, u.parameters())
+        self.dropped: list[str] = []
+        self.scores: dict[str, float] = {}
+        self.model = _DropAwareModule(self, model)
+        self.step_count = 0
+        self.epoch = 0
+        self._epoch_start_step = 0
+        self._lr_sum = 0.0
+        self._lr_n = 0
+        self._last_t: float | None = None
+        self._prefix_len = 0
+        self.total_forward_flops = 0
+        self.other_flops = 0
+        self.meter: SavingsMeter | None = None
+        self._last_cost: StepCost | None = None
+        self._pending: deque[tuple[str, str]] = deque()
+        self.check_count = 0
+        self.score_time_s = 0.0
+        self.train_time_s = 0.0
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        self._cache = ActivationCache(int(cache_budget_mb) * 2**20, device, cache_dir)
+        self._cache_disabled_reason = ""
+        for name in pinned:
+            self.pin(name)
+        if example_input is not None:
+            self._measure(example_input)
+
+    # ---- public API ---------------------------------------------------------------------------
+    def unit(self, name: str) -> Unit:
+        try:
+            return self._by_name[name]
+        except KeyError:
+            raise ModelError(f"no unit named '{name}' (units: "
+                             f"{', '.join(u.name for u in self.units)})") from None
+
+    def unit_infos(self) -> tuple[UnitInfo, ...]:
+        total = max(self.total_forward_flops, 1)
+        return tuple(UnitInfo(index=u.index, name=u.name, modules=u.module_names,
+                              params=u.params, forward_flops=u.forward_flops,
+                              flops_share=u.forward_flops / total, is_head=u.is_head,
+                              skippable=u.skippable) for u in self.units)
+
+    def add_callback(self, callback: Callback) -> None:
+        self.callbacks.append(callback)
+
+    def is_dropped(self, name: str) -> bool:
+        return self._state[self.unit(name).index].dropped
+
+    def is_pinned(self, name: str) -> bool:
+        return self._state[self.unit(name).index].pinned
+
+    @property
+    def dropped_prefix(self) -> int:
+        """How many leading units are dropped."""
+        return self._prefix_len
+
+    def pin(self, name: str) -> None:
+        """Never drop this unit (a dropped one is restored first)."""
+        u = self.unit(name)
+        if self._state[u.index].dropped:
+            self.restore(name)
+        self._state[u.index].pinned = True
+
+    def unpin(self, name: str) -> None:
+        self._state[self.unit(name).index].pinned = False
+
+    def request(self, action: str, name: str) -> None:
+        """Queue ``drop``/``pin``/``unpin`` from any thread; applied at the next ``step()``."""
+        if action not in ("drop", "pin", "unpin"):
+            raise ValueError(f"unknown action {action!r}")
+        self._pending.append((action, name))
+
+    def drop(self, name: str, *, reason: str = "manual") -> None:
+        """Drop a unit now: freeze it, free its optimizer state, skip its work per the mode."""
+        u = self.unit(name)
+        if u.is_head:
+            raise ConfigError(f"'{name}' is the head, which always trains")
+        if not self.enabled:
+            raise ConfigError("dropping is off for this run (full baseline)")
+        st = self._state[u.index]
+        if st.dropped:
+            return
+        if st.pinned:
+            raise ConfigError(f"'{name}' is pinned: unpin it before dropping it")
+        self._apply_drop(u, reason)
+        score = self._scores[u.index].score
+        call_hook(self.callbacks, "on_drop",
+                  DropEvent(step=self.step_count, epoch=self._epoch_float(), unit=u.name,
+                            index=u.index, reason=reason, score=score, mode=self.mode))
+
+    def restore(self, name: str) -> None:
+        """Undo a drop: the unit trains again (its optimizer state starts fresh)."""
+        u = self.unit(name)
+        st = self._state[u.index]
+        if not st.dropped:
+            return
+        st.dropped, st.drop_step, st.drop_epoch, st.reason = False, None, None, ""
+        params = u.parameters()
+        for p in params:
+            p.requires_grad_(True)
+        if self.optimizer is not None:
+            for p in params:
+                gi = self._group_of.get(id(p), 0)
+                self.optimizer.param_groups[gi]["params"].append(p)
+        for m in u.modules:
+            m.train(self.model.training)
+        self.dropped.remove(u.name)
+        self._snaps.take(u.index, params)
+        self._scores[u.index].streak = 0
+        self._update_prefix()
+
+    def step(self) -> None:
+        """Call after each optimizer step."""
+        now = time.perf_counter()
+        dt = None if self._last_t is None else now - self._last_t
+        self.step_count += 1
+        if self.optimizer is not None:
+            self._lr_sum += float(self.optimizer.param_groups[0]["lr"])
+            self._lr_n += 1
+        if self.meter is not None:
+            cost = self._last_cost or self._cost(cache_hit=False)
+            self.meter.add_step(cost, dt)
+            if dt is not None:
+                self.train_time_s += dt
+        while self._pending:
+            action, name = self._pending.popleft()
+            try:
+                getattr(self, action)(name)
+            except (ConfigError, ModelError) as exc:
+                call_hook(self.callbacks, "on_warning", f"{action} {name}: {exc}")
+        if self.check_every and self.step_count % self.check_every == 0:
+            self.check()
+        self._last_t = time.perf_counter()
+
+    def end_epoch(self) -> None:
+        """Call after each epoch (before validation)."""
+        self.epoch += 1
+        if self.steps_per_epoch is None:
+            self.steps_per_epoch = max(self.step_count - self._epoch_start_step, 1)
+        self._epoch_start_step = self.step_count
+        if not self.check_every:
+            self.check()
+        self._last_t = None  # validation and epoch-end work are not step time
+
+    def check(self) -> ScoreCheck:
+        """Score every training unit now, then apply the drop rule."""
+        t0 = time.perf_counter()
+        self.check_count += 1
+        units = self._scored_units()
+        items = [(u.index, u.parameters()) for u in units if u.index in self._snaps]
+        changes = self._snaps.relative_changes(items)
+        lr = self._lr_sum / self._lr_n if self._lr_n else (
+            float(self.optimizer.param_groups[0]["lr"]) if self.optimizer else 1.0)
+        self._lr_sum, self._lr_n = 0.0, 0
+        for (idx, _), change in zip(items, changes):
+            if self.lr_normalize and self.optimizer is not None and lr > 0:
+                change = change / lr
+            s = self._scores[idx]
+            s.update(change, self.threshold, self.trend_tolerance)
+            self.scores[self.units[idx].name] = float(s.score or 0.0)
+        cost = time.perf_counter() - t0
+        self.score_time_s += cost
+        n = len(self.units)
+        scored = {idx for idx, _ in items}
+        event = ScoreCheck(
+            step=self.step_count, epoch=self._epoch_float(), lr=lr,
+            changes=tuple(self._scores[i].change if i in scored else None for i in range(n)),
+            scores=tuple(self._scores[i].score if i in scored else None for i in range(n)),
+            trends=tuple(self._scores[i].trend if i in scored else None for i in range(n)),
+            settled=tuple(i in scored and self._scores[i].streak > 0 for i in range(n)),
+            streaks=tuple(self._scores[i].streak for i in range(n)),
+            cost_s=cost)
+        call_hook(self.callbacks, "on_scores", event)
+        if self.enabled and self.epoch >= self.warmup_epochs:
+            for u in self._policy_drops():
+                self.drop(u.name, reason="policy")
+        return event
+
+    def savings(self) -> dict[str, Any]:
+        """Savings so far; FLOP figures are fractions of the full network's (0.3 = 30%)."""
+        r = self.savings_report()
+        out = {k: getattr(r, k) for k in r.__dataclass_fields__}
+        out["score_overhead"] = (self.score_time_s / self.train_time_s
+                                 if self.train_time_s > 0 else 0.0)
+        out["cache_location"] = self._cache.location
+        return out
+
+    def savings_report(self) -> SavingsReport:
+        m = self.meter
+        trainable = sum(p.numel() for p in self.base_model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in self.base_model.parameters())
+        if m is None:
+            return SavingsReport(self.step_count, 0.0, 0.0, 0.0, 0.0, trainable, total,
+                                 None, None, None, 0.0, 0.0, None)
+        remaining = max((self.total_steps or 0) - self.step_count, 0)
+        return SavingsReport(
+            step=self.step_count, forward_flops_saved=m.forward_saved(),
+            train_flops_saved=m.train_saved(),
+            cumulative_forward_flops_saved=m.cumulative_forward_saved(),
+            cumulative_train_flops_saved=m.cumulative_train_saved(),
+            trainable_params=trainable, total_params=total, step_time_s=m.step_time,
+            full_step_time_s=m.full_step_time, measured_time_saved=m.measured_time_saved(),
+            time_saved_s=m.time_saved_s(), projected_time_saved_s=m.projected_time_saved_s(
+                remaining), efficiency=m.efficiency())
+
+    def unit_state(self, name: str) -> str:
+        """learning, settling, dropped or pinned."""
+        u = self.unit(name)
+        st = self._state[u.index]
+        if st.dropped:
+            return "dropped"
+        if st.pinned:
+            return "pinned"
+        return "settling" if self._scores[u.index].streak > 0 else "learning"
+
+    def drop_log(self) -> list[dict[str, Any]]:
+        """Drops in order: unit, step, epoch, reason."""
+        out = []
+        for name in self.dropped:
+            st = self._state[self._by_name[name].index]
+            out.append({"unit": name, "step": st.drop_step, "epoch": st.drop_epoch,
+                        "reason": st.reason})
+        return out
+
+    # ---- state ------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to repeat the same drop state on resume (plain types and tensors,
+        loadable with ``torch.load(weights_only=True)``)."""
+        return {
+            "version": 1,
+            "units": [u.name for u in self.units],
+            "mode": self.mode,
+            "dropped": [[d["unit"], d["step"], d["epoch"], d["reason"]] for d in
+                        self.drop_log()],
+            "pinned": [u.name for u in self.units if self._state[u.index].pinned],
+            "scores": {u.index: self._scores[u.index].state_dict() for u in self.units},
+            "snapshots": self._snaps.state_dict(),
+            "step_count": self.step_count,
+            "epoch": self.epoch,
+            "epoch_start_step": self._epoch_start_step,
+            "lr_sum": self._lr_sum,
+            "lr_n": self._lr_n,
+            "check_count": self.check_count,
+            "meter": self.meter.state_dict() if self.meter else None,
+            "steps_per_epoch": self.steps_per_epoch,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a saved drop state. Call before ``optimizer.load_state_dict`` so the
+        optimizer's parameter groups already match the saved ones."""
+        names = [u.name for u in self.units]
+        if list(state.get("units", [])) != names:
+            raise ModelError("the saved Learn&Drop state belongs to a model with other units; "
+                             "resume with the same model and unit settings")
+        for name in state["pinned"]:
+            self._state[self.unit(name).index].pinned = True
+        for name, step, epoch, reason in state["dropped"]:
+            u = self.unit(name)
+            self._apply_drop(u, reason)
+            st = self._state[u.index]
+            st.drop_step, st.drop_epoch = step, epoch
+        for idx, s in state["scores"].items():
+            self._scores[int(idx)].load_state_dict(s)
+            if self._scores[int(idx)].score is not None:
+                self.scores[self.units[int(idx)].name] = float(self._scores[int(idx)].score)
+        device = next((p.device for p in self.base_model.parameters()), torch.device("cpu"))
+        self._snaps.load_state_dict(state["snapshots"], device)
+        self.step_count = int(state["step_count"])
+        self.epoch = int(state["epoch"])
+        self._epoch_start_step = int(state["epoch_start_step"])
+        self._lr_sum = float(state["lr_sum"])
+        self._lr_n = int(state["lr_n"])
+        self.check_count = int(state["check_count"])
+        self.steps_per_epoch = state.get("steps_per_epoch") or self.steps_per_epoch
+        self._pending_meter = state.get("meter")
+        if self.meter is not None and self._pending_meter:
+            self.meter.load_state_dict(self._pending_meter)
+
+    # ---- internals --------------------------------------------------------------------------------
+    def _epoch_float(self) -> float:
+        if self.steps_per_epoch:
+            return self.epoch + (self.step_count - self._epoch_start_step) / self.steps_per_epoch
+        return float(self.epoch)
+
+    def _scored_units(self) -> list[Unit]:
+        return [u for u in self.units if not u.is_head and not self._state[u.index].dropped
+                and u.params > 0]
+
+    def _protected(self) -> set[int]:
+        head = len(self.units) - 1
+        return set(range(max(head - self.keep_last, 0), head + 1))
+
+    def _qualifies(self, u: Unit) -> bool:
+        return u.params == 0 or self._scores[u.index].streak >= self.patience
+
+    def _policy_drops(self) -> list[Unit]:
+        protected = self._protected()
+        out: list[Unit] = []
+        for u in self.units:
+            st = self._state[u.index]
+            if st.dropped:
+                continue
+            ok = u.index not in protected and not st.pinned and self._qualifies(u)
+            if ok:
+                out.append(u)
+            elif self.order == "prefix":
+                break
+        return out
+
+    def _apply_drop(self, u: Unit, reason: str) -> None:
+        st = self._state[u.index]
+        st.dropped, st.reason = True, reason
+        st.drop_step, st.drop_epoch = self.step_count, self._epoch_float()
+        params = u.parameters()
+        ids = {id(p) for p in params}
+        for p in params:
+            p.requires_grad_(False)
+            p.grad = None
+        if self.optimizer is not None:
+            for group in self.optimizer.param_groups:
+                group["params"] = [p for p in group["params"] if id(p) not in ids]
+            for p in params:
+                self.optimizer.state.pop(p, None)
+        for m in u.modules:
+            m.eval()
+        self._snaps.discard(u.index)
+        self.dropped.append(u.name)
+        self._update_prefix()
+
+    def _update_prefix(self) -> None:
+        n = 0
+        for u in self.units:
+            if not self._state[u.index].dropped:
+                break
+            n += 1
+        if n != self._prefix_len:
+            self._prefix_len = n
+            self._cache.clear()
+        if self.meter is not None:
+            self.meter.set_cost(self._cost(cache_hit=False))
+
+    def _enforce_eval(self) -> None:
+        for name in self.dropped:
+            for m in self._by_name[name].modules:
+                if m.training:
+                    m.eval()
+
+    def _measure(self, example: torch.Tensor) -> None:
+        total = measure_units(self.base_model, self.units, example)
+        self.total_forward_flops = total
+        self.other_flops = max(total - sum(u.forward_flops for u in self.units), 0)
+        self.meter = SavingsMeter(total)
+        pending = getattr(self, "_pending_meter", None)
+        if pending:
+            self.meter.load_state_dict(pending)
+        self.meter.set_cost(self._cost(cache_hit=False))
+
+    def _cost(self, cache_hit: bool) -> StepCost:
+        fwd = float(self.other_flops)
+        train = 3.0 * self.other_flops
+        for u in self.units:
+            f = float(u.forward_flops)
+            st = self._state[u.index]
+            if not st.dropped:
+                fwd += f
+                train += 3 * f
+            elif self.mode == "skip" and u.skippable:
+                continue
+            elif u.index < self._prefix_len:
+                if not (self.mode == "cache" and cache_hit):
+                    fwd += f
+                    train += f
+            else:
+                fwd += f
+                train += 2 * f
+        return StepCost(fwd, train)
+
+    def _forward(self, inner: nn.Module, args: tuple, kwargs: dict,
+                 sample_ids: torch.Tensor | None) -> Any:
+        if self.meter is None:
+            first = args[0] if args else next(iter(kwargs.values()))
+            self._measure(first.detach())
+        if not self.dropped:
+            self._last_cost = None
+            return inner(*args, **kwargs)
+        self._enforce_eval()
+        ctx = self._context(sample_ids, inner.training)
+        if inner.training:
+            self._last_cost = self._cost(cache_hit=ctx.cache_hit)
+        patched: list[tuple[nn.Module, Any]] = []
+        try:
+            for name in self.dropped:
+                u = self._by_name[name]
+                for m in u.modules:
+                    previous = m.__dict__.get("forward", _MISSING)
+                    m.forward = partial(self._dropped_forward, u, m, m.forward, ctx)
+                    patched.append((m, previous))
+            return inner(*args, **kwargs)
+        finally:
+            for m, previous in reversed(patched):
+                if previous is _MISSING:
+                    del m.__dict__["forward"]
+                else:
+                    m.forward = previous
+
+    def _context(self, sample_ids: torch.Tensor | None, training: bool) -> _ForwardContext:
+        use_cache = (self.mode == "cache" and training and sample_ids is not None
+                     and self._prefix_len > 0 and not self._cache_disabled_reason)
+        if not use_cache:
+            return _ForwardContext(None, False, False, False)
+        ids = sample_ids if sample_ids.device.type == "cpu" else sample_ids.cpu()
+        ids = ids.long()
+        hit = self._cache.covers(ids)
+        verify = hit and not self._cache.verified
+        return _ForwardContext(ids, hit and not verify, not hit, verify)
+
+    def _dropped_forward(self, u: Unit, m: nn.Module, original: Callable[..., Any],
+                         ctx: _ForwardContext, *args: Any, **kwargs: Any) -> Any:
+        if self.mode == "skip" and u.skippable:
+            return args[0]
+        in_prefix = u.index < self._prefix_len
+        boundary = in_prefix and u.index == self._prefix_len - 1 and m is u.last_module
+        if in_prefix and ctx.cache_hit:
+            if boundary:
+                assert ctx.sample_ids is not None
+                return self._cache.get(ctx.sample_ids, args[0].dtype if torch.is_tensor(
+                    args[0]) else torch.float32)
+            return args[0]
+        needs_grad = any(torch.is_tensor(a) and a.requires_grad for a in args)
+        if in_prefix and not needs_grad:
+            with torch.no_grad():
+                out = original(*args, **kwargs)
+        else:
+            out = original(*args, **kwargs)
+        if boundary and ctx.sample_ids is not None and torch.is_tensor(out):
+            if ctx.verify:
+                cached = self._cache.get(ctx.sample_ids, out.dtype)
+                if cached.shape == out.shape and torch.allclose(
+                        cached, out.to(torch.float16).to(out.dtype), rtol=1e-3, atol=1e-3):
+                    self._cache.verified = True
+                else:
+                    self._cache_disabled_reason = ("cached activations differ from computed "
+                                                   "ones (does the model's forward run its "
+                                                   "units in sequence?); using freeze instead")
+                    self._cache.clear()
+                    call_hook(self.callbacks, "on_warning", self._cache_disabled_reason)
+                out = out.to(torch.float16).to(out.dtype)
+            elif ctx.cache_fill:
+                out = self._cache.put(ctx.sample_ids, out, self.num_samples or 0)
+        return out
