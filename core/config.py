@@ -123,7 +123,7 @@ class DropConfig:
         "freeze: exact, dropped prefix runs without gradients; cache: exact, dropped prefix "
         "output computed once per sample; skip: residual blocks bypassed (approximate)."))
     threshold: float = field(default=0.2, metadata=_doc(
-        "A unit is settled when its learning score is below this.", min=0.0, max=1.0))
+        "A unit is settled when its learning score is at or below this (1 settles every unit).", min=0.0, max=1.0))
     patience: int = field(default=2, metadata=_doc(
         "Consecutive settled checks before a unit is dropped.", min=1, max=1000))
     warmup_epochs: int = field(default=1, metadata=_doc(
@@ -258,11 +258,15 @@ class RunConfig:
             out.append(("drop.mode", "drop.mode=cache reuses each sample's activations, which "
                         "random augmentation changes every epoch: turn data.augment off or use "
                         "mode=freeze"))
-        if not self.model.name.strip():
-            out.append(("model.name", "model.name is empty: pick one from 'learndrop models'"))
-        if not self.data.dataset.strip():
-            out.append(("data.dataset", "data.dataset is empty: pick one from "
-                        "'learndrop datasets'"))
+        from .data import list_datasets
+        from .models import list_models
+
+        if self.model.name not in list_models():
+            out.append(("model.name", f"unknown model '{self.model.name}': pick one of "
+                        f"{', '.join(list_models())}"))
+        if self.data.dataset not in list_datasets():
+            out.append(("data.dataset", f"unknown data set '{self.data.dataset}': pick one of "
+                        f"{', '.join(list_datasets())}"))
         if self.data.dataset == "imagefolder" and not self.data.root:
             out.append(("data.root", "data.dataset=imagefolder needs data.root: the folder with "
                         "one sub-folder of images per class"))

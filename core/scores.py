@@ -65,7 +65,7 @@ class UnitScore:
         while len(self.recent) > self.window:
             self.recent.popleft()
         self.trend = slope(self.recent)
-        settled = (raw < threshold and self.trend is not None and abs(self.trend) < tolerance)
+        settled = (raw <= threshold and self.trend is not None and abs(self.trend) <= tolerance)
         self.streak = self.streak + 1 if settled else 0
         return settled
 

@@ -1,0 +1,216 @@
+"""The tables of a report as rows of text, shared by the HTML/PDF report and the CLI."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from .report import RunData
+
+__all__ = ["pct", "duration", "count", "score", "overview_rows", "headline_rows",
+           "savings_rows", "unit_table", "comparison_rows", "drop_timeline", "config_rows",
+           "environment_rows", "when"]
+
+
+# ---- number formatting ------------------------------------------------------------------------
+def _ok(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def pct(v: Any, digits: int = 1) -> str:
+    return f"{v * 100:.{digits}f}%" if _ok(v) else "–"
+
+
+def points(v: Any) -> str:
+    return f"{v * 100:+.2f} points" if _ok(v) else "–"
+
+
+def duration(v: Any) -> str:
+    if not _ok(v):
+        return "–"
+    s = float(v)
+    sign = "-" if s < 0 else ""
+    s = abs(s)
+    if s < 60:
+        return f"{sign}{s:.1f} s"
+    if s < 3600:
+        return f"{sign}{int(s // 60)} min {int(s % 60):02d} s"
+    return f"{sign}{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
+
+
+def count(v: Any, unit: str = "") -> str:
+    if not _ok(v):
+        return "–"
+    n = float(v)
+    for div, suffix in ((1e12, " T"), (1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if abs(n) >= div:
+            return f"{n / div:.2f}{suffix}{unit}"
+    return f"{int(n)}{' ' + unit if unit else ''}"
+
+
+def score(v: Any) -> str:
+    return f"{v:.3f}" if _ok(v) else "–"
+
+
+def when(t: Any) -> str:
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if _ok(t) else "–"
+
+
+# ---- one run -----------------------------------------------------------------------------------
+def mode_text(d: RunData) -> str:
+    return f"Learn&Drop, mode {d.record.mode}" if d.record.drop_enabled else \
+        "baseline (full network, no dropping)"
+
+
+def overview_rows(d: RunData) -> list[tuple[str, str]]:
+    r = d.record
+    rows = [("Run", r.name + (f" ({r.display_name})" if r.display_name else "")),
+            ("Status", r.status + (f": {r.message}" if r.message else "")),
+            ("Started", when(r.created)),
+            ("Model", r.model or "–"), ("Data set", r.dataset or "–"),
+            ("Device", r.device or "–"), ("Training", mode_text(d)),
+            ("Epochs", f"{r.epochs_done} of {r.epochs_planned}"),
+            ("Steps", f"{d.epochs[-1].step if d.epochs else 0} of {d.start.total_steps}"),
+            ("Wall time", duration(r.wall_time_s)),
+            ("Units", f"{sum(not u.is_head for u in d.units)} scored + head"),
+            ("Parameters", count(d.start.total_params)),
+            ("Forward FLOPs per sample", count(d.start.forward_flops, "FLOPs")),
+            ("Run folder", r.output_dir or "–")]
+    if r.note:
+        rows.append(("Note", r.note))
+    return rows
+
+
+def headline_rows(d: RunData) -> list[tuple[str, str]]:
+    acc, sav = d.accuracy(), d.savings()
+    rows = [("Validation accuracy (full model)", pct(acc["final_val_accuracy"], 2)),
+            ("Best validation accuracy", pct(acc["best_val_accuracy"], 2))]
+    if acc["final_val_accuracy_scaled"] is not None:
+        rows.append(("Validation accuracy (scaled-down model)",
+                     pct(acc["final_val_accuracy_scaled"], 2)))
+    rows += [("Training FLOPs saved", pct(sav["train_flops_saved"])),
+             ("Time saved, measured", duration(sav["time_saved_s"])),
+             ("Time saved, predicted from FLOPs", duration(sav["predicted_time_saved_s"])),
+             ("Units dropped", f"{len(d.drops)} of {sum(not u.is_head for u in d.units)}")]
+    return rows
+
+
+def savings_rows(d: RunData) -> list[tuple[str, str]]:
+    s = d.savings()
+    eff = s["efficiency"]
+    return [
+        ("Training FLOPs saved over the run", pct(s["train_flops_saved"])),
+        ("Forward FLOPs saved over the run", pct(s["forward_flops_saved"])),
+        ("Training FLOPs saved per step at the end", pct(s["final_train_flops_saved"])),
+        ("Forward FLOPs saved per step at the end", pct(s["final_forward_flops_saved"])),
+        ("Trainable parameters at the end",
+         f"{count(s['trainable_params'])} of {count(s['total_params'])}"),
+        ("Full network's time per step (measured)", duration(s["full_step_time_s"])),
+        ("Time per step at the end (measured)", duration(s["step_time_s"])),
+        ("Time per step saved at the end (measured)", pct(s["measured_time_saved"])),
+        ("Time saved, measured", duration(s["time_saved_s"])),
+        ("Time saved, predicted from FLOPs", duration(s["predicted_time_saved_s"])),
+        ("Time saved by the end of the planned run (projected)",
+         duration(s["projected_time_saved_s"])),
+        ("Efficiency (measured / FLOP-predicted time saving)",
+         f"{eff:.2f}" if _ok(eff) else "–"),
+    ]
+
+
+def unit_table(d: RunData) -> tuple[list[str], list[list[str]]]:
+    head = ["#", "Unit", "Parameters", "Forward FLOPs", "FLOPs share", "State", "Drop epoch",
+            "Drop step", "Final score"]
+    # drop epoch: the epoch counted from 1, and in brackets the epochs completed at the drop
+    rows = []
+    for u in d.unit_rows():
+        drop_epoch = "–"
+        if u.drop_step is not None and u.drop_epoch is not None:
+            drop_epoch = f"{d.epoch_number(u.drop_step)} ({u.drop_epoch:.2f})"
+        rows.append([str(u.index), u.name, count(u.params), count(u.forward_flops),
+                     pct(u.flops_share), u.state, drop_epoch,
+                     str(u.drop_step) if u.drop_step is not None else "–",
+                     "–" if u.is_head else score(u.final_score)])
+    return head, rows
+
+
+def config_rows(d: RunData) -> list[tuple[str, str]]:
+    out = []
+    for section, values in sorted(d.record.config.items()):
+        if isinstance(values, dict):
+            for key, value in values.items():
+                out.append((f"{section}.{key}", _plain(value)))
+        else:
+            out.append((section, _plain(values)))
+    return out
+
+
+def environment_rows(d: RunData) -> list[tuple[str, str]]:
+    env = dict(d.record.environment)
+    env.setdefault("device", d.record.device)
+    return [(k, _plain(v)) for k, v in env.items() if v not in ("", None)]
+
+
+def _plain(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(map(str, v)) or "(none)"
+    return str(v)
+
+
+# ---- comparisons -----------------------------------------------------------------------------
+def comparison_rows(runs: list[RunData], reference: RunData | None = None
+                    ) -> tuple[list[str], list[list[str]]]:
+    """Side-by-side figures of runs, with accuracy and speed against ``reference`` (by
+    default the last run)."""
+    head = ["", *[d.name for d in runs]]
+    ref = reference or runs[-1]
+
+    def row(label: str, fn: Any) -> list[str]:
+        return [label, *[fn(d) for d in runs]]
+
+    rows = [
+        row("Training", mode_text),
+        row("Status", lambda d: d.record.status),
+        row("Epochs", lambda d: f"{d.record.epochs_done} of {d.record.epochs_planned}"),
+        row("Wall time", lambda d: duration(d.record.wall_time_s)),
+        row("Validation accuracy", lambda d: pct(d.accuracy()["final_val_accuracy"], 2)),
+        row("Best validation accuracy", lambda d: pct(d.accuracy()["best_val_accuracy"], 2)),
+        row("Scaled-down model accuracy",
+            lambda d: pct(d.accuracy()["final_val_accuracy_scaled"], 2)),
+        row("Training FLOPs saved", lambda d: pct(d.savings()["train_flops_saved"])),
+        row("Forward FLOPs saved", lambda d: pct(d.savings()["forward_flops_saved"])),
+        row("Time saved, measured", lambda d: duration(d.savings()["time_saved_s"])),
+        row("Units dropped", lambda d: str(len(d.drops))),
+    ]
+    if len(runs) > 1:
+        ref_acc = ref.accuracy()["final_val_accuracy"]
+        ref_wall = ref.record.wall_time_s
+        rows.append(row(f"Accuracy vs {ref.name}", lambda d: points(
+            _diff(d.accuracy()["final_val_accuracy"], ref_acc)) if d is not ref else "–"))
+        rows.append(row(f"Speed-up vs {ref.name}", lambda d: (
+            f"{ref_wall / d.record.wall_time_s:.2f}x" if d is not ref and ref_wall
+            and d.record.wall_time_s else "–")))
+    return head, rows
+
+
+def _diff(a: Any, b: Any) -> float | None:
+    return a - b if _ok(a) and _ok(b) else None
+
+
+def drop_timeline(runs: list[RunData]) -> tuple[list[str], list[list[str]]]:
+    """Units dropped in each epoch (counted from 1), one column per run."""
+    head = ["Epoch", *[d.name for d in runs]]
+    per_run: list[dict[int, list[str]]] = []
+    last = 0
+    for d in runs:
+        cells: dict[int, list[str]] = {}
+        for drop in d.drops:
+            cells.setdefault(d.epoch_number(drop.step), []).append(drop.unit)
+        per_run.append(cells)
+        ends = [d.epoch_number(e.step) for e in d.epochs]
+        last = max([last, *ends, *cells])
+    rows = [[str(e), *[", ".join(c.get(e, [])) or "·" for c in per_run]]
+            for e in range(1, last + 1)]
+    return head, rows

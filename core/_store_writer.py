@@ -1,0 +1,146 @@
+"""The run store's writing side, used by the recorder: create, fill and end a run."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from . import _store_schema as schema
+from ._store_db import Transaction
+from ._store_events import INSERT_SQL, Row, to_json
+from .callbacks import FitStart
+
+__all__ = ["RunWriter", "STATUSES"]
+
+STATUSES = ("running", "finished", "stopped", "cancelled", "failed", "interrupted")
+
+
+class RunWriter:
+    """Methods of :class:`~learndrop.core.store.RunStore` that record a run."""
+
+    path: Path
+    _conn: sqlite3.Connection
+    _lock: threading.RLock
+
+    def _write(self) -> Transaction:
+        return Transaction(self._conn, self._lock, self.path, "BEGIN IMMEDIATE")
+
+    def _read(self) -> Transaction:
+        return Transaction(self._conn, self._lock, self.path, "BEGIN")
+
+    def begin_run(self, event: FitStart, environment: dict[str, Any]) -> tuple[int, str, int]:
+        """Create (or, on resume, reopen) the run of ``event``.
+
+        Returns ``(run id, run name, next sequence number)``. A new run whose name is taken
+        gets the first free ``name-2``, ``name-3``, ...
+        """
+        cfg = event.config or {}
+        now = time.time()
+        values = dict(
+            updated=now, status="running", message="", config=to_json(cfg),
+            environment=to_json(environment), summary="{}", output_dir=event.output_dir,
+            pid=os.getpid(), host=socket.gethostname(),
+            model=str(cfg.get("model", {}).get("name", "")),
+            dataset=str(cfg.get("data", {}).get("dataset", "")), device=event.device,
+            mode=event.mode, drop_enabled=int(event.drop_enabled), epochs_planned=event.epochs,
+            steps_per_epoch=event.steps_per_epoch, total_steps=event.total_steps,
+            total_params=event.total_params, forward_flops=event.forward_flops,
+            resumed_from_epoch=event.resumed_from_epoch, end_seq=None)
+        with self._write():
+            existing = self._conn.execute("SELECT id, status FROM runs WHERE name = ?",
+                                          (event.run_name,)).fetchone()
+            if existing is not None and event.resumed_from_epoch > 0:
+                run_id, name = int(existing["id"]), event.run_name
+                self._conn.execute(
+                    "UPDATE runs SET " + ", ".join(f"{k} = ?" for k in values)
+                    + " WHERE id = ?", (*values.values(), run_id))
+                self._forget_after(run_id, event.resumed_from_epoch)
+            else:
+                name = self._free_name(event.run_name)
+                owns = Path(event.output_dir).name == event.run_name if event.output_dir \
+                    else False
+                cols = dict(values, name=name, created=now, owns_dir=int(owns))
+                cur = self._conn.execute(
+                    f"INSERT INTO runs({', '.join(cols)}) VALUES "
+                    f"({', '.join('?' * len(cols))})", tuple(cols.values()))
+                run_id = int(cur.lastrowid or 0)
+            self._conn.execute("DELETE FROM units WHERE run_id = ?", (run_id,))
+            self._conn.executemany(
+                "INSERT INTO units(run_id, idx, name, modules, params, flops, flops_share, "
+                "is_head, skippable) VALUES (?,?,?,?,?,?,?,?,?)",
+                [(run_id, u.index, u.name, to_json(list(u.modules)), u.params, u.forward_flops,
+                  u.flops_share, int(u.is_head), int(u.skippable)) for u in event.units])
+            next_seq = self._max_seq(run_id) + 1
+        return run_id, name, next_seq
+
+    def write_rows(self, run_id: int, rows: list[Row]) -> None:
+        """Insert a batch of event rows and touch the run's heartbeat, in one transaction."""
+        by_table: dict[str, list[tuple[Any, ...]]] = {}
+        for table, values in rows:
+            by_table.setdefault(table, []).append(values)
+        with self._write():
+            for table, values_list in by_table.items():
+                self._conn.executemany(INSERT_SQL[table], values_list)
+            self._conn.execute("UPDATE runs SET updated = ? WHERE id = ?",
+                               (time.time(), run_id))
+
+    def end_run(self, run_id: int, status: str, message: str, summary: dict[str, Any],
+                end_seq: int) -> None:
+        """Record how a run ended."""
+        if status not in STATUSES:
+            status = "failed"
+        with self._write():
+            self._conn.execute(
+                "UPDATE runs SET status = ?, message = ?, summary = ?, updated = ?, "
+                "end_seq = ? WHERE id = ?",
+                (status, message, to_json(summary), time.time(), end_seq, run_id))
+
+    def count_checks(self, run_id: int) -> int:
+        """How many score checks a run has stored."""
+        with self._read():
+            row = self._conn.execute("SELECT MAX(check_idx) FROM score_checks WHERE run_id = ?",
+                                     (run_id,)).fetchone()
+        return int(row[0]) + 1 if row[0] is not None else 0
+
+    def _free_name(self, name: str) -> str:
+        taken = {r[0] for r in self._conn.execute(
+            "SELECT name FROM runs WHERE name = ? OR name LIKE ? ESCAPE '\\'",
+            (name, name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "-%"))}
+        if name not in taken:
+            return name
+        n = 2
+        while f"{name}-{n}" in taken:
+            n += 1
+        return f"{name}-{n}"
+
+    def _forget_after(self, run_id: int, epoch: int) -> None:
+        """On resume after ``epoch`` completed epochs, drop what was recorded from the first
+        epoch that is trained again on (epochs are indexed from 0, as the engine does)."""
+        kept = self._conn.execute("SELECT MAX(step) FROM epochs WHERE run_id = ? AND epoch < ?",
+                                  (run_id, epoch)).fetchone()[0]
+        kept = -1 if kept is None else kept
+        cut = self._conn.execute(
+            "SELECT MIN(seq) FROM ("
+            " SELECT seq FROM events WHERE run_id = :r AND kind = 'epoch_start'"
+            "  AND json_extract(data, '$.epoch') >= :e"
+            " UNION ALL SELECT seq FROM epochs WHERE run_id = :r AND epoch >= :e"
+            " UNION ALL SELECT seq FROM progress WHERE run_id = :r AND step > :s"
+            " UNION ALL SELECT seq FROM score_checks WHERE run_id = :r AND step > :s"
+            " UNION ALL SELECT seq FROM drops WHERE run_id = :r AND step > :s)",
+            {"r": run_id, "e": epoch, "s": kept}).fetchone()[0]
+        if cut is None:
+            return
+        for table in (*schema.EVENT_TABLES, "savings"):
+            self._conn.execute(f"DELETE FROM {table} WHERE run_id = ? AND seq >= ?",
+                               (run_id, cut))
+
+    def _max_seq(self, run_id: int) -> int:
+        parts = " UNION ALL ".join(f"SELECT MAX(seq) AS m FROM {t} WHERE run_id = :r"
+                                   for t in schema.EVENT_TABLES)
+        row = self._conn.execute(f"SELECT MAX(m) FROM ({parts})", {"r": run_id}).fetchone()
+        return int(row[0]) if row[0] is not None else 0

@@ -1,0 +1,340 @@
+"""The ``learndrop`` command line.
+
+Exit codes: 0 done, 2 bad input (one line saying what to fix), 1 failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from .config import RunConfig, config_to_toml, field_choices, field_doc, field_paths, load_config
+from .errors import LearnDropError
+
+__all__ = ["main", "build_config"]
+
+#: short flags for the settings people change most
+ALIASES: dict[str, str] = {
+    "model": "model.name", "dataset": "data.dataset", "data-root": "data.root",
+    "download": "data.download", "augment": "data.augment", "image-size": "data.image_size",
+    "epochs": "train.epochs", "batch-size": "train.batch_size", "device": "train.device",
+    "seed": "train.seed", "amp": "train.amp", "lr": "optim.lr", "optimizer": "optim.optimizer",
+    "schedule": "optim.schedule", "mode": "drop.mode", "threshold": "drop.threshold",
+    "patience": "drop.patience", "warmup-epochs": "drop.warmup_epochs",
+    "check-every": "drop.check_every", "order": "drop.order", "keep-last": "drop.keep_last",
+    "output-dir": "output.dir", "run-name": "output.name",
+}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports bad input in one line and exits 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="TOML or JSON config file; flags override it")
+    g = p.add_argument_group("common settings")
+    back = {v: k for k, v in ALIASES.items()}
+    for alias, path in ALIASES.items():
+        choices = field_choices(path)
+        g.add_argument(f"--{alias}", dest=f"set:{path}", metavar=(
+            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=field_doc(path))
+    a = p.add_argument_group("every setting (section.name)")
+    for path in field_paths():
+        if path in back:
+            a.add_argument(f"--{path}", dest=f"set:{path}", help=argparse.SUPPRESS)
+            continue
+        choices = field_choices(path)
+        a.add_argument(f"--{path}", dest=f"set:{path}", metavar=(
+            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=field_doc(path))
+
+
+def build_config(args: argparse.Namespace) -> RunConfig:
+    """The config file (if any) with every flag given on the command line applied."""
+    cfg = load_config(args.config) if getattr(args, "config", None) else RunConfig()
+    for key, value in vars(args).items():
+        if key.startswith("set:") and value is not None:
+            cfg.set(key[4:], value, source="command line")
+    return cfg.check()
+
+
+# ---- progress output -------------------------------------------------------------------------
+def _console_callback(quiet: bool) -> Any:
+    from .callbacks import Callback
+
+    class Console(Callback):
+        """Per-epoch progress bar and lines on stderr."""
+
+        def __init__(self) -> None:
+            self.tty = sys.stderr.isatty()
+            self.epochs = 0
+            self.units: list[str] = []
+
+        def _out(self, text: str, end: str = "\n") -> None:
+            if not quiet:
+                sys.stderr.write(text + end)
+                sys.stderr.flush()
+
+        def on_fit_start(self, ev: Any) -> None:
+            self.epochs = ev.epochs
+            what = "full baseline" if not ev.drop_enabled else f"Learn&Drop, mode={ev.mode}"
+            self._out(f"run {ev.run_name}: {ev.config['model']['name']} on "
+                      f"{ev.config['data']['dataset']}, {len(ev.units)} units, {what}, "
+                      f"device {ev.device}")
+
+        def on_progress(self, ev: Any) -> None:
+            if not self.tty:
+                return
+            width = 24
+            done = int(width * ev.batch / max(ev.batches, 1))
+            self._out(f"\repoch {ev.epoch + 1}/{self.epochs} [{'#' * done}{'.' * (width - done)}]"
+                      f" loss {ev.loss:.4f} {ev.images_per_s:,.0f} img/s", end="")
+
+        def on_drop(self, ev: Any) -> None:
+            if self.tty:
+                self._out("")
+            score = "" if ev.score is None else f" (score {ev.score:.3f})"
+            self._out(f"  dropped {ev.unit} at epoch {ev.epoch:.2f}{score}, {ev.reason}")
+
+        def on_warning(self, message: str) -> None:
+            self._out(f"  warning: {message}")
+
+        def on_epoch_end(self, ev: Any) -> None:
+            if self.tty:
+                self._out("\r", end="")
+            s = ev.savings
+            scaled = ("" if ev.val_accuracy_scaled is None
+                      else f" (scaled-down {ev.val_accuracy_scaled:.2%})")
+            self._out(f"epoch {ev.epoch + 1}/{self.epochs}: loss {ev.train_loss:.4f} "
+                      f"val acc {ev.val_accuracy:.2%}{scaled}, {ev.epoch_time_s:.1f}s, "
+                      f"{len(ev.dropped)} dropped, train FLOPs saved now "
+                      f"{s.train_flops_saved:.1%}")
+
+    return Console()
+
+
+def _print_summary(s: dict[str, Any]) -> None:
+    lines = [
+        f"status          {s['status']}",
+        f"final accuracy  {s['final_accuracy']:.2%} (best {s['best_accuracy']:.2%})",
+        f"wall time       {s['wall_time_s']:.1f} s",
+        f"units dropped   {len(s['dropped'])} of {s['units'] - 1}",
+    ]
+    if s.get("final_accuracy_scaled") is not None:
+        lines.insert(2, f"scaled-down acc {s['final_accuracy_scaled']:.2%}")
+    for d in s["dropped"]:
+        lines.append(f"  {d['unit']:<14} epoch {d['epoch']:.2f} (step {d['step']}, "
+                     f"{d['reason']})")
+    eff = s.get("efficiency")
+    lines += [
+        f"forward FLOPs saved over the run   {s['forward_flops_saved']:.1%}",
+        f"training FLOPs saved over the run  {s['train_flops_saved']:.1%}",
+        f"trainable params at the end        {s['trainable_params']:,} of "
+        f"{s['total_params']:,}",
+        f"measured step time saved           " + (
+            f"{s['measured_time_saved']:.1%}" if s.get("measured_time_saved") is not None
+            else "n/a"),
+        f"efficiency (measured/predicted)    " + (f"{eff:.2f}" if eff is not None else "n/a"),
+        f"score checks' share of step time   {s['score_overhead']:.2%}",
+        f"run folder      {s['output_dir']}",
+    ]
+    print("\n".join(lines))
+
+
+def _json_summary(s: dict[str, Any]) -> str:
+    keep = {k: v for k, v in s.items() if k != "history"}
+    return json.dumps(keep, default=str, allow_nan=True)
+
+
+# ---- commands ---------------------------------------------------------------------------------
+def _store_recorder(args: argparse.Namespace) -> list[Any]:
+    """The run store's recorder unless ``--no-store``. The store is opened once here, so a
+    damaged or foreign store file is reported before any training starts."""
+    if getattr(args, "no_store", False):
+        return []
+    from .recorder import StoreRecorder
+    from .store import RunStore
+
+    with RunStore(getattr(args, "store", None)) as store:
+        path = store.path
+    return [StoreRecorder(path)]
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from .control import RunControl
+    from .trainer import Trainer
+
+    cfg = build_config(args)
+    if args.baseline:
+        cfg.drop.enabled = False
+    if args.print_config:
+        sys.stdout.write(config_to_toml(cfg))
+        return 0
+    control = RunControl()
+    _install_signal_handlers(control)
+    callbacks = [_console_callback(args.quiet), *_store_recorder(args)]
+    trainer = Trainer(cfg, callbacks, control, resume_from=args.resume)
+    result = trainer.fit()
+    if not args.quiet:
+        _print_summary(result.summary)
+    if args.json:
+        print(_json_summary(result.summary))
+    return 0
+
+
+def _install_signal_handlers(control: Any) -> None:
+    """SIGINT/SIGTERM stop cleanly: finish the batch, checkpoint, keep the run."""
+
+    def handler(signum: int, frame: Any) -> None:
+        if control.stop_requested:  # a second Ctrl-C ends at once
+            raise KeyboardInterrupt
+        sys.stderr.write("\nstopping after this batch (again to quit at once)\n")
+        control.stop()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            signal.signal(sig, handler)
+        except ValueError:  # not the main thread
+            pass
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+
+    cfg = build_config_for_bench(args)
+    result = run_bench(cfg, preset=args.preset, output=args.output, quiet=args.quiet,
+                       callbacks_factory=lambda: _store_recorder(args),
+                       store_args=args)
+    if args.json:
+        print(json.dumps(result, default=str))
+    return 0
+
+
+def build_config_for_bench(args: argparse.Namespace) -> RunConfig:
+    from .bench import preset_config
+
+    if args.preset and args.config:
+        raise LearnDropError("give either --preset or --config, not both")
+    cfg = preset_config(args.preset) if args.preset else (
+        load_config(args.config) if args.config else RunConfig())
+    for key, value in vars(args).items():
+        if key.startswith("set:") and value is not None:
+            cfg.set(key[4:], value, source="command line")
+    return cfg.check()
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .models import list_models, model_info
+
+    for name in list_models():
+        info = model_info(name)
+        print(f"{name:<12} {info.family:<7} {info.description}")
+    return 0
+
+
+def _cmd_datasets(args: argparse.Namespace) -> int:
+    from .data import dataset_info, list_datasets
+
+    for name in list_datasets():
+        info = dataset_info(name)
+        where = "download or local folder" if info.downloadable else "offline"
+        print(f"{name:<13} {where:<24} {info.description}")
+    return 0
+
+
+def _cmd_studio(args: argparse.Namespace) -> int:
+    # The app is a separate front end: core never imports it statically (and never Qt).
+    try:
+        app_main = importlib.import_module("learndrop.app.main")
+    except ImportError as exc:
+        raise LearnDropError(f"the desktop app cannot start ({exc}); install PySide6 and "
+                             f"pyqtgraph, or use 'learndrop train'") from None
+    return int(app_main.main(list(args.studio_args)))
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="learndrop", description="Train CNNs faster by dropping layers that have "
+                "stopped learning.")
+    p.add_argument("--version", action="version", version=_version())
+    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train one model (Learn&Drop, or --baseline)")
+    _add_config_flags(t)
+    t.add_argument("--baseline", action="store_true", help="train the full network, no drops")
+    t.add_argument("--print-config", action="store_true",
+                   help="print the complete config for these flags as TOML and exit")
+    t.add_argument("--resume", metavar="CHECKPOINT", help="continue from a run's checkpoint.pt")
+    t.add_argument("--json", action="store_true", help="print a one-line JSON summary last")
+    t.add_argument("--quiet", action="store_true", help="no progress output")
+    t.add_argument("--store", metavar="PATH", help="run store file (default: LEARNDROP_HOME)")
+    t.add_argument("--no-store", action="store_true", help="do not record the run")
+    t.set_defaults(func=_cmd_train)
+
+    b = sub.add_parser("bench", help="full baseline vs Learn&Drop vs time-matched baseline")
+    _add_config_flags(b)
+    b.add_argument("--preset", help="a ready benchmark: cpu-resnet20, gpu-resnet18, "
+                   "quick-digits")
+    b.add_argument("--output", metavar="FILE", help="where to write the JSON table")
+    b.add_argument("--json", action="store_true", help="print the JSON result last")
+    b.add_argument("--quiet", action="store_true", help="no progress output")
+    b.add_argument("--store", metavar="PATH", help="run store file (default: LEARNDROP_HOME)")
+    b.add_argument("--no-store", action="store_true", help="do not record the runs")
+    b.set_defaults(func=_cmd_bench)
+
+    sub.add_parser("models", help="list the models").set_defaults(func=_cmd_models)
+    sub.add_parser("datasets", help="list the data sets").set_defaults(func=_cmd_datasets)
+    s = sub.add_parser("studio", help="open the desktop app", add_help=False)
+    s.add_argument("studio_args", nargs=argparse.REMAINDER)
+    s.set_defaults(func=_cmd_studio)
+    try:
+        importlib.import_module("learndrop.core.cli_store").add_commands(sub)
+    except ImportError:
+        pass
+    return p
+
+
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return f"learndrop {version('learndrop')}"
+    except Exception:  # noqa: BLE001
+        return "learndrop (not installed)"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except LearnDropError as exc:
+        print(f"learndrop: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("learndrop: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks
+        if args.debug:
+            raise
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        print(f"learndrop: internal error: {type(exc).__name__}: {first} (run again with "
+              f"--debug for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+

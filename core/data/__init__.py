@@ -1,0 +1,14 @@
+"""Data sets: offline digits and synthetic images, torchvision's sets, the user's folders.
+
+:func:`build_datasets` returns a :class:`DataBundle` whose training items are
+``(x, y, index)`` (``index`` is stable, for per-sample caches) and validation items ``(x, y)``.
+"""
+
+from __future__ import annotations
+
+from ._registry import build_datasets, dataset_info, list_datasets
+from ._types import DataBundle, DatasetInfo
+from .synthetic import make_synthetic
+
+__all__ = ["DataBundle", "DatasetInfo", "build_datasets", "dataset_info", "list_datasets",
+           "make_synthetic"]

@@ -1,0 +1,118 @@
+"""torchvision's downloadable data sets: MNIST, Fashion-MNIST, CIFAR-10/100, Imagenette."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torchvision import datasets as tvd
+
+from ..config import DataConfig
+from ..errors import DataError
+from ..paths import datasets_home
+from ._sets import CropFlip, IndexedView, TensorImages, resize_batch
+from ._split import apply_limit, shuffled
+from ._types import DataBundle
+from .folder import IMAGENET_MEAN, IMAGENET_STD, folder_bundle, image_transform
+
+__all__ = ["STATS", "build_imagenette", "build_tensor_set", "data_root"]
+
+# Per-channel mean and std of each training set, used for normalisation.
+STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashionmnist": ((0.2860,), (0.3530,)),
+    "cifar10": ((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
+    "cifar100": ((0.5071, 0.4865, 0.4409), (0.2673, 0.2564, 0.2762)),
+}
+_CLASSES: dict[str, Any] = {"mnist": tvd.MNIST, "fashionmnist": tvd.FashionMNIST,
+                            "cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100}
+_FLIPS = {"mnist": False, "fashionmnist": True, "cifar10": True, "cifar100": True}
+_IMAGENETTE_SIZE = "160px"
+_IMAGENETTE_FOLDER = "imagenette2-160"
+
+
+def data_root(cfg: DataConfig) -> Path:
+    """``cfg.root`` or the user's data set folder."""
+    return Path(cfg.root).expanduser() if cfg.root else datasets_home()
+
+
+def _missing(name: str, root: Path) -> DataError:
+    return DataError(f"{name} not found in {root}: pass --data.download true or point "
+                     f"--data-root at a folder holding it")
+
+
+def _open(name: str, root: Path, download: bool, **kwargs: Any) -> Any:
+    """Construct a torchvision data set, turning its failures into one-line DataErrors."""
+    cls = _CLASSES.get(name, tvd.Imagenette)
+    try:
+        if download:
+            root.mkdir(parents=True, exist_ok=True)
+        return cls(str(root), download=download, **kwargs)
+    except RuntimeError:
+        if not download:
+            raise _missing(name, root) from None
+        raise DataError(f"could not download {name} into {root}: check the network, or "
+                        f"download it by hand and point --data-root at it") from None
+    except OSError as exc:
+        raise DataError(f"could not get {name} into {root} ({exc}): check the network and "
+                        f"the folder, or download it by hand and point --data-root at it"
+                        ) from None
+
+
+def _as_tensors(ds: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """(uint8 images (N, C, H, W), labels) of an MNIST- or CIFAR-style torchvision set."""
+    data = ds.data
+    images = torch.as_tensor(np.asarray(data)) if not isinstance(data, torch.Tensor) else data
+    images = images.unsqueeze(1) if images.ndim == 3 else images.permute(0, 3, 1, 2)
+    labels = torch.as_tensor(np.asarray(ds.targets), dtype=torch.long)
+    return images.contiguous(), labels
+
+
+def build_tensor_set(name: str, cfg: DataConfig, *, seed: int, image_size: int) -> DataBundle:
+    """MNIST, Fashion-MNIST, CIFAR-10 or CIFAR-100, held in memory as uint8."""
+    root = data_root(cfg)
+    train_ds = _open(name, root, cfg.download, train=True)
+    val_ds = _open(name, root, cfg.download, train=False)
+    train_x, train_y = _as_tensors(train_ds)
+    val_x, val_y = _as_tensors(val_ds)
+    order = apply_limit(shuffled(train_x.shape[0], seed), cfg.limit)
+    train_x, train_y = resize_batch(train_x[order], image_size), train_y[order]
+    val_x = resize_batch(val_x, image_size)
+    mean, std = STATS[name]
+    augment = CropFlip(image_size // 8, flip=_FLIPS[name]) if cfg.augment else None
+    train = TensorImages(train_x, train_y, with_index=True, mean=mean, std=std, augment=augment)
+    val = TensorImages(val_x, val_y, with_index=False, mean=mean, std=std)
+    return DataBundle(name=name, train=train, val=val, num_classes=len(train_ds.classes),
+                      in_channels=int(train_x.shape[1]), image_size=image_size,
+                      class_names=tuple(str(c) for c in train_ds.classes),
+                      deterministic_train=not cfg.augment)
+
+
+def _wnid_names() -> dict[str, str]:
+    table: dict[str, tuple[str, ...]] = getattr(tvd.Imagenette, "_WNID_TO_CLASS", {})
+    return {wnid: names[0] for wnid, names in table.items()}
+
+
+def build_imagenette(cfg: DataConfig, *, seed: int, image_size: int) -> DataBundle:
+    """Imagenette (160 px): torchvision's layout or download, or a local train/ + val/ folder."""
+    root = data_root(cfg)
+    if not (root / _IMAGENETTE_FOLDER).exists() and not cfg.download:
+        if (root / "train").is_dir() and (root / "val").is_dir():
+            return folder_bundle("imagenette", root, cfg, seed=seed, image_size=image_size,
+                                 display=_wnid_names(), verify=False)
+        raise _missing("imagenette", root)
+    train_ds = _open("imagenette", root, cfg.download, split="train", size=_IMAGENETTE_SIZE)
+    val_ds = _open("imagenette", root, cfg.download, split="val", size=_IMAGENETTE_SIZE)
+    train_ds.transform = image_transform(image_size, 3, IMAGENET_MEAN, IMAGENET_STD,
+                                         cfg.augment)
+    val_ds.transform = image_transform(image_size, 3, IMAGENET_MEAN, IMAGENET_STD, False)
+    order = apply_limit(shuffled(len(train_ds), seed), cfg.limit)
+    names = _wnid_names()
+    return DataBundle(name="imagenette",
+                      train=IndexedView(train_ds, order.tolist(), with_index=True),
+                      val=IndexedView(val_ds, None, with_index=False), num_classes=10,
+                      in_channels=3, image_size=image_size,
+                      class_names=tuple(names.get(w, w) for w in train_ds.wnids),
+                      deterministic_train=not cfg.augment)

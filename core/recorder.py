@@ -1,0 +1,260 @@
+"""Recording a run into the run store, and replaying a stored run into callbacks.
+
+:class:`StoreRecorder` is a :class:`~learndrop.core.callbacks.Callback`: add it to the
+trainer's callbacks and every event of the run lands in the store. Hooks only append rows to
+a buffer; the buffer is written in one transaction at each epoch's end, every
+``flush_every_s`` seconds, every ``flush_every_n`` events, and at the end of the run, so
+recording costs the training loop next to nothing (``time_spent_s`` says how much).
+"""
+
+from __future__ import annotations
+
+import logging
+import platform
+import sys
+import time
+from collections.abc import Iterable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from ._store_events import EpochStart, Row, RunMessage, rows_for
+from .callbacks import (
+    Callback,
+    CheckpointSaved,
+    DropEvent,
+    EpochEnd,
+    FitEnd,
+    FitStart,
+    Progress,
+    ScoreCheck,
+    call_hook,
+)
+from .store import RunStore
+
+__all__ = ["StoreRecorder", "replay", "environment_info"]
+
+log = logging.getLogger(__name__)
+
+
+def environment_info(device: str = "") -> dict[str, Any]:
+    """Versions and machine a run ran with (stored with the run, shown in reports)."""
+    def version(dist: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return ""
+
+    torch_version = ""
+    torch_mod = sys.modules.get("torch")
+    if torch_mod is not None:
+        torch_version = str(getattr(torch_mod, "__version__", ""))
+    return {
+        "python": platform.python_version(),
+        "torch": torch_version or version("torch"),
+        "torchvision": version("torchvision"),
+        "learndrop": version("learndrop"),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "processor": platform.processor(),
+        "device": device,
+    }
+
+
+class StoreRecorder(Callback):
+    """Writes a run's events to a :class:`RunStore`.
+
+    ``store`` is a path, a ``RunStore`` (its path is used) or ``None`` for the default
+    store. The recorder opens its own connection when the run starts and closes it at the
+    end, so it works from the training thread while other threads read the store.
+
+    A store that cannot be written never stops training: the recorder logs the problem
+    once, keeps it in :attr:`error` and stops recording.
+    """
+
+    def __init__(self, store: RunStore | str | Path | None = None, *,
+                 flush_every_s: float = 2.0, flush_every_n: int = 500) -> None:
+        self.store_path: Path | None = (store.path if isinstance(store, RunStore)
+                                        else Path(store) if store is not None else None)
+        self.flush_every_s = flush_every_s
+        self.flush_every_n = flush_every_n
+        self.run_id: int | None = None
+        self.run_name: str | None = None
+        self.error: str | None = None
+        self.time_spent_s = 0.0
+        self.events_recorded = 0
+        self.flushes = 0
+        self._store: RunStore | None = None
+        self._buffer: list[Row] = []
+        self._pending = 0
+        self._seq = 0
+        self._checks = 0
+        self._last_flush = 0.0
+        self._early: list[str] = []
+        self._active = False
+
+    # ---- hooks -----------------------------------------------------------------------------
+    def on_fit_start(self, event: FitStart) -> None:
+        t0 = time.perf_counter()
+        try:
+            self._close()
+            self._active = True
+            self.error = None
+            self.run_id = self.run_name = None
+            self._store = RunStore(self.store_path)
+            self.run_id, self.run_name, self._seq = self._store.begin_run(
+                event, environment_info(event.device))
+            self._checks = self._store_checks()
+            self._buffer, self._pending = [], 0
+            self._last_flush = time.monotonic()
+            if self.run_name != event.run_name:
+                self._add(RunMessage("info", f"recorded as '{self.run_name}': a run named "
+                                             f"'{event.run_name}' was already in the store"))
+            if event.resumed_from_epoch > 0:
+                self._add(RunMessage("info", f"resumed after epoch {event.resumed_from_epoch}"))
+            for message in self._early:
+                self._add(RunMessage("warning", message))
+            self._early = []
+        except Exception as exc:  # noqa: BLE001 - recording must never stop training
+            self._fail(exc)
+        finally:
+            self.time_spent_s += time.perf_counter() - t0
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self._record(EpochStart(epoch))
+
+    def on_progress(self, event: Progress) -> None:
+        self._record(event)
+
+    def on_scores(self, event: ScoreCheck) -> None:
+        self._record(event)
+
+    def on_drop(self, event: DropEvent) -> None:
+        self._record(event)
+
+    def on_epoch_end(self, event: EpochEnd) -> None:
+        self._record(event, flush=True)
+
+    def on_checkpoint(self, event: CheckpointSaved) -> None:
+        self._record(event)
+
+    def on_warning(self, message: str) -> None:
+        if not self._active:  # a warning found while the run was being prepared
+            self._early = [*self._early[-99:], message]
+            return
+        self._record(RunMessage("warning", message))
+
+    def on_fit_end(self, event: FitEnd) -> None:
+        t0 = time.perf_counter()
+        try:
+            if self._store is None or self.run_id is None:
+                return
+            if event.status == "failed" and event.message:
+                self._add(RunMessage("error", event.message))
+            self._flush()
+            self._store.end_run(self.run_id, event.status, event.message, event.summary,
+                                self._seq)
+            self._seq += 1
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+        finally:
+            self._close()
+            self._active = False
+            self._early = []
+            self.time_spent_s += time.perf_counter() - t0
+
+    # ---- buffering -------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Write what is buffered now."""
+        t0 = time.perf_counter()
+        try:
+            self._flush()
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+        finally:
+            self.time_spent_s += time.perf_counter() - t0
+
+    def _record(self, event: Any, flush: bool = False) -> None:
+        if self._store is None:
+            return
+        t0 = time.perf_counter()
+        try:
+            self._add(event)
+            if (flush or self._pending >= self.flush_every_n
+                    or time.monotonic() - self._last_flush >= self.flush_every_s):
+                self._flush()
+        except Exception as exc:  # noqa: BLE001
+            self._fail(exc)
+        finally:
+            self.time_spent_s += time.perf_counter() - t0
+
+    def _add(self, event: Any) -> None:
+        assert self.run_id is not None
+        self._buffer.extend(rows_for(self.run_id, self._seq, event, self._checks))
+        if isinstance(event, ScoreCheck):
+            self._checks += 1
+        self._seq += 1
+        self._pending += 1
+        self.events_recorded += 1
+
+    def _flush(self) -> None:
+        self._last_flush = time.monotonic()
+        if self._store is None or self.run_id is None or not self._buffer:
+            return
+        rows, self._buffer, self._pending = self._buffer, [], 0
+        self._store.write_rows(self.run_id, rows)
+        self.flushes += 1
+
+    def _store_checks(self) -> int:
+        """Checks already stored for this run (non-zero when it resumes)."""
+        assert self._store is not None and self.run_id is not None
+        return self._store.count_checks(self.run_id)
+
+    def _fail(self, exc: Exception) -> None:
+        if self.error is None:
+            self.error = str(exc) or type(exc).__name__
+            log.warning("the run is not being recorded in the run store any more: %s",
+                        self.error)
+        self._close()
+
+    def _close(self) -> None:
+        store, self._store = self._store, None
+        self._buffer, self._pending = [], 0
+        if store is not None:
+            try:
+                store.close()
+            except Exception:  # noqa: BLE001
+                pass
+
+
+_HOOKS: dict[type, str] = {
+    FitStart: "on_fit_start", EpochStart: "on_epoch_start", Progress: "on_progress",
+    ScoreCheck: "on_scores", DropEvent: "on_drop", EpochEnd: "on_epoch_end",
+    CheckpointSaved: "on_checkpoint", FitEnd: "on_fit_end",
+}
+
+
+def replay(events: Iterable[Any], callbacks: Iterable[Callback]) -> int:
+    """Feed stored events (from ``RunStore.load_events`` or ``iter_new_events``) to
+    callbacks as if the run were happening now. Warnings go to ``on_warning``; other log
+    lines are skipped. Returns the number of events delivered."""
+    targets = list(callbacks)
+    count = 0
+    for event in events:
+        if isinstance(event, tuple) and len(event) == 2 and isinstance(event[0], int):
+            event = event[1]
+        args: tuple[Any, ...]
+        if isinstance(event, RunMessage):
+            if event.level != "warning":
+                continue
+            hook, args = "on_warning", (event.message,)
+        elif isinstance(event, EpochStart):
+            hook, args = "on_epoch_start", (event.epoch,)
+        else:
+            name = _HOOKS.get(type(event))
+            if name is None:
+                continue
+            hook, args = name, (event,)
+        call_hook(targets, hook, *args)
+        count += 1
+    return count

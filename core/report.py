@@ -1,0 +1,389 @@
+"""Reports of a stored run (or of a run compared with others), readable without the app.
+
+:func:`build_report` gathers a run from the :class:`~learndrop.core.store.RunStore` and
+derives what a reader needs: the per-unit table, the savings summary (measured and
+predicted from FLOPs), the accuracies and the comparison with a baseline. :func:`export`
+writes it as one self-contained HTML file, a PDF (rendered with Qt by the desktop app's
+``report_pdf`` module), a CSV of the score history, a JSON file with everything, or
+TensorBoard event files.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import importlib.util
+import io
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ._io import atomic_write_text
+from ._store_events import RunMessage
+from .callbacks import (
+    CheckpointSaved,
+    DropEvent,
+    EpochEnd,
+    FitEnd,
+    FitStart,
+    Progress,
+    ScoreCheck,
+    UnitInfo,
+    event_to_dict,
+)
+from .errors import LearnDropError
+from .store import RunRecord, RunStore
+
+__all__ = ["RunData", "UnitRow", "Report", "ReportError", "FORMATS", "load_run",
+           "build_report", "export", "write_csv", "write_json", "write_html",
+           "write_tensorboard", "format_for", "report_dict", "json_safe"]
+
+FORMATS = ("html", "pdf", "csv", "json", "tensorboard")
+
+
+class ReportError(LearnDropError):
+    """A report that cannot be made in the format asked for."""
+
+
+@dataclass(frozen=True)
+class UnitRow:
+    """One line of a report's unit table."""
+
+    index: int
+    name: str
+    params: int
+    forward_flops: int
+    flops_share: float
+    is_head: bool
+    drop_step: int | None
+    drop_epoch: float | None
+    drop_reason: str
+    final_score: float | None
+
+    @property
+    def state(self) -> str:
+        if self.is_head:
+            return "head"
+        if self.drop_step is None:
+            return "trained"
+        return f"dropped ({self.drop_reason})"
+
+
+@dataclass
+class RunData:
+    """A stored run split by event type."""
+
+    record: RunRecord
+    start: FitStart
+    epochs: list[EpochEnd] = field(default_factory=list)
+    checks: list[ScoreCheck] = field(default_factory=list)
+    drops: list[DropEvent] = field(default_factory=list)
+    progress: list[Progress] = field(default_factory=list)
+    checkpoints: list[CheckpointSaved] = field(default_factory=list)
+    messages: list[RunMessage] = field(default_factory=list)
+    end: FitEnd | None = None
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def units(self) -> tuple[UnitInfo, ...]:
+        return self.start.units
+
+    def unit_rows(self) -> list[UnitRow]:
+        drops = {d.index: d for d in self.drops}
+        drops_by_name = {d.unit: d for d in self.drops}
+        rows = []
+        for u in self.units:
+            d = drops.get(u.index) or drops_by_name.get(u.name)
+            final = None
+            for check in reversed(self.checks):
+                if u.index < len(check.scores) and check.scores[u.index] is not None:
+                    final = check.scores[u.index]
+                    break
+            rows.append(UnitRow(
+                index=u.index, name=u.name, params=u.params, forward_flops=u.forward_flops,
+                flops_share=u.flops_share, is_head=u.is_head,
+                drop_step=d.step if d else None, drop_epoch=d.epoch if d else None,
+                drop_reason=d.reason if d else "", final_score=final))
+        return rows
+
+    def savings(self) -> dict[str, float | int | None]:
+        """The run's savings at its end: FLOPs, parameters and time, measured and predicted.
+
+        ``predicted_time_saved_s`` is what the FLOP count predicts: the cumulative share of
+        training FLOPs saved times the full network's measured time for the steps run.
+        """
+        last = self.epochs[-1].savings if self.epochs else None
+        out: dict[str, float | int | None] = {
+            "steps": last.step if last else 0,
+            "forward_flops_saved": last.cumulative_forward_flops_saved if last else None,
+            "train_flops_saved": last.cumulative_train_flops_saved if last else None,
+            "final_forward_flops_saved": last.forward_flops_saved if last else None,
+            "final_train_flops_saved": last.train_flops_saved if last else None,
+            "trainable_params": last.trainable_params if last else None,
+            "total_params": (last.total_params if last else None) or self.start.total_params,
+            "step_time_s": last.step_time_s if last else None,
+            "full_step_time_s": last.full_step_time_s if last else None,
+            "measured_time_saved": last.measured_time_saved if last else None,
+            "time_saved_s": last.time_saved_s if last else None,
+            "projected_time_saved_s": last.projected_time_saved_s if last else None,
+            "efficiency": last.efficiency if last else None,
+            "predicted_time_saved_s": None,
+        }
+        if last and last.full_step_time_s and last.cumulative_train_flops_saved is not None:
+            out["predicted_time_saved_s"] = (last.cumulative_train_flops_saved
+                                             * last.full_step_time_s * last.step)
+        return out
+
+    def accuracy(self) -> dict[str, float | None]:
+        vals = [e.val_accuracy for e in self.epochs if _finite(e.val_accuracy)]
+        last = self.epochs[-1] if self.epochs else None
+        return {
+            "final_val_accuracy": last.val_accuracy if last else None,
+            "final_val_accuracy_scaled": last.val_accuracy_scaled if last else None,
+            "best_val_accuracy": max(vals) if vals else None,
+            "final_train_accuracy": last.train_accuracy if last else None,
+            "final_val_loss": last.val_loss if last else None,
+        }
+
+    def epoch_number(self, step: int) -> int:
+        """The epoch, counted from 1, that step ``step`` belongs to."""
+        spe = self.start.steps_per_epoch
+        return max(1, math.ceil(step / spe)) if spe else step
+
+
+def load_run(store: RunStore, ref: str | int) -> RunData:
+    """Read a run and all its events from the store."""
+    record = store.get_run(ref)
+    events = store.load_events(record.id)
+    data = RunData(record=record, start=events[0])
+    buckets: dict[type, list[Any]] = {
+        EpochEnd: data.epochs, ScoreCheck: data.checks, DropEvent: data.drops,
+        Progress: data.progress, CheckpointSaved: data.checkpoints, RunMessage: data.messages}
+    for event in events[1:]:
+        if isinstance(event, FitEnd):
+            data.end = event
+        elif type(event) in buckets:
+            buckets[type(event)].append(event)
+    return data
+
+
+@dataclass
+class Report:
+    """One run, and the runs it is compared with (the baseline first, if any)."""
+
+    run: RunData
+    others: list[RunData] = field(default_factory=list)
+    generated: float = field(default_factory=time.time)
+
+    @property
+    def baseline(self) -> RunData | None:
+        """The first compared run that trained the full network."""
+        return next((o for o in self.others if not o.record.drop_enabled), None)
+
+    @property
+    def title(self) -> str:
+        if self.others:
+            return (f"Learn&Drop report: {self.run.name} compared with "
+                    f"{', '.join(o.name for o in self.others)}")
+        return f"Learn&Drop report: {self.run.name}"
+
+
+def build_report(store: RunStore, ref: str | int, compare: list[str | int] | None = None,
+                 ) -> Report:
+    """A report of run ``ref``, compared with the runs in ``compare``; when ``compare`` is
+    ``None``, with the other runs of its group (a benchmark's baseline), if any."""
+    run = load_run(store, ref)
+    others: list[RunData] = []
+    if compare is not None:
+        others = [load_run(store, c) for c in compare if c is not None]
+    elif run.record.group_id is not None:
+        others = [load_run(store, r.id) for r in store.group_runs(run.record.group_id)
+                  if r.id != run.record.id]
+    others.sort(key=lambda o: o.record.drop_enabled)  # baselines first
+    return Report(run=run, others=others)
+
+
+# ---- exports -----------------------------------------------------------------------------------
+def format_for(path: str | Path, fmt: str | None) -> str:
+    """The format asked for, or the one the output's suffix names."""
+    if fmt:
+        fmt = fmt.lower()
+        if fmt not in FORMATS:
+            raise ReportError(f"unknown report format '{fmt}': use one of "
+                              f"{', '.join(FORMATS)}")
+        return fmt
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix in ("html", "htm"):
+        return "html"
+    if suffix in ("pdf", "csv", "json"):
+        return suffix
+    raise ReportError(f"cannot tell the report format from '{path}': add --format "
+                      f"{'|'.join(FORMATS)}")
+
+
+def export(report: Report, fmt: str, path: str | Path) -> Path:
+    """Write ``report`` as ``fmt`` to ``path`` (atomically); returns the path written."""
+    fmt = format_for(path, fmt)
+    if fmt == "html":
+        return write_html(report, path)
+    if fmt == "csv":
+        return write_csv(report, path)
+    if fmt == "json":
+        return write_json(report, path)
+    if fmt == "tensorboard":
+        return write_tensorboard(report, path)
+    try:
+        module = importlib.import_module("learndrop.app.report_pdf")
+    except ImportError as exc:
+        raise ReportError(f"PDF reports are drawn with Qt, which cannot be loaded here "
+                          f"({exc}): pip install PySide6-Essentials, or use --format html"
+                          ) from None
+    return Path(module.write_pdf(report, path))
+
+
+def write_html(report: Report, path: str | Path) -> Path:
+    from ._report_html import render_html
+
+    return atomic_write_text(path, render_html(report))
+
+
+def write_csv(report: Report, path: str | Path) -> Path:
+    """The per-unit score history: one row per check and scored unit, for every run."""
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow(["run", "check", "step", "epoch", "unit_index", "unit", "change", "score",
+                  "trend", "settled"])
+    for data in [report.run, *report.others]:
+        for n, check in enumerate(data.checks):
+            for u in data.units:
+                if u.is_head or u.index >= len(check.scores):
+                    continue
+                out.writerow([data.name, n, check.step, _num(check.epoch), u.index, u.name,
+                              _num(check.changes[u.index]), _num(check.scores[u.index]),
+                              _num(check.trends[u.index] if u.index < len(check.trends)
+                                   else None),
+                              int(bool(check.settled[u.index]))
+                              if u.index < len(check.settled) else 0])
+    return atomic_write_text(path, buf.getvalue())
+
+
+def report_dict(report: Report) -> dict[str, Any]:
+    """Everything in a report as JSON-ready data (NaN and infinities become null)."""
+    def run_dict(d: RunData) -> dict[str, Any]:
+        return {
+            "run": asdict(d.record),
+            "fit_start": event_to_dict(d.start),
+            "units": [dict(asdict(r), state=r.state) for r in d.unit_rows()],
+            "accuracy": d.accuracy(),
+            "savings": d.savings(),
+            "epochs": [event_to_dict(e) for e in d.epochs],
+            "score_checks": [event_to_dict(c) for c in d.checks],
+            "drops": [dict(event_to_dict(x), epoch_number=d.epoch_number(x.step))
+                      for x in d.drops],
+            "progress": [event_to_dict(p) for p in d.progress],
+            "checkpoints": [event_to_dict(c) for c in d.checkpoints],
+            "log": [event_to_dict(m) for m in d.messages],
+            "fit_end": event_to_dict(d.end) if d.end else None,
+        }
+
+    return json_safe({
+        "format": "learndrop-report", "version": 1,
+        "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(report.generated)),
+        "title": report.title,
+        "run": run_dict(report.run),
+        "compared_with": [run_dict(o) for o in report.others],
+        "baseline": report.baseline.name if report.baseline else None,
+    })
+
+
+def write_json(report: Report, path: str | Path) -> Path:
+    text = json.dumps(report_dict(report), indent=1, allow_nan=False, default=str)
+    return atomic_write_text(path, text + "\n")
+
+
+def write_tensorboard(report: Report, path: str | Path) -> Path:
+    """TensorBoard event files, one sub-folder per run, in the folder ``path``."""
+    if importlib.util.find_spec("tensorboard") is None:
+        raise ReportError("--format tensorboard needs the tensorboard package: "
+                          "pip install tensorboard")
+    from torch.utils.tensorboard import SummaryWriter
+
+    target = Path(path)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".tensorboard-", dir=target))
+    except OSError as exc:
+        raise ReportError(f"cannot write {target}: {exc.strerror or exc} (choose a folder "
+                          f"you can write to)") from None
+    try:
+        for data in [report.run, *report.others]:
+            writer = SummaryWriter(log_dir=str(staging / data.name))
+            _tensorboard_run(writer, data)
+            writer.close()
+            final = target / data.name
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(staging / data.name, final)
+    except OSError as exc:
+        raise ReportError(f"cannot write {target}: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def _tensorboard_run(writer: Any, data: RunData) -> None:
+    writer.add_text("config", "```\n" + json.dumps(data.record.config, indent=2) + "\n```")
+    writer.add_text("environment", json.dumps(data.record.environment, indent=2))
+    for e in data.epochs:
+        for tag, value in (("loss/train", e.train_loss), ("loss/val", e.val_loss),
+                           ("accuracy/train", e.train_accuracy),
+                           ("accuracy/val", e.val_accuracy),
+                           ("accuracy/val_scaled", e.val_accuracy_scaled),
+                           ("savings/train_flops", e.savings.cumulative_train_flops_saved),
+                           ("savings/forward_flops",
+                            e.savings.cumulative_forward_flops_saved),
+                           ("savings/time_saved_s", e.savings.time_saved_s),
+                           ("lr", e.lr)):
+            if value is not None and _finite(value):
+                writer.add_scalar(tag, value, e.step)
+    for p in data.progress:
+        if _finite(p.loss):
+            writer.add_scalar("loss/batch", p.loss, p.step)
+    for check in data.checks:
+        for u in data.units:
+            if u.index < len(check.scores) and check.scores[u.index] is not None:
+                writer.add_scalar(f"score/{u.index:02d}_{u.name}", check.scores[u.index],
+                                  check.step)
+    for d in data.drops:
+        writer.add_text("drops", f"step {d.step} (epoch {d.epoch:.2f}): {d.unit} "
+                                 f"({d.reason}, score {_num(d.score)})", d.step)
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def _num(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    return value
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities replaced by ``None`` (strict JSON has neither)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value

@@ -1,0 +1,98 @@
+"""The command line: bad input is one line and exit 2; runs print their summary."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from learndrop.core.cli import main
+from learndrop.core.config import load_config
+
+TINY = ["--dataset", "digits", "--model", "small_cnn", "--epochs", "3", "--batch-size", "32",
+        "--data.limit", "256", "--image-size", "16", "--threshold", "1.0", "--patience", "1",
+        "--warmup-epochs", "0", "--drop.window", "2", "--drop.trend_tolerance", "10",
+        "--no-store", "--quiet"]
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["train", "--epochs", "0"], "train.epochs must be at least 1"),
+    (["train", "--epochs", "two"], "must be an integer"),
+    (["train", "--lr", "nan"], "finite"),
+    (["train", "--model", "vgg99"], "unknown model 'vgg99'"),
+    (["train", "--dataset", "imagenet22k"], "unknown data set"),
+    (["train", "--mode", "drop-everything"], "must be one of freeze, cache, skip"),
+    (["train", "--device", "tpu"], "must be one of auto, cuda, mps, cpu"),
+    (["train", "--no-such-flag"], "unrecognized arguments"),
+    (["train", "--config", "/no/such/file.toml"], "does not exist"),
+    (["train", "--dataset", "imagefolder"], "needs data.root"),
+    (["train", "--dataset", "imagefolder", "--data-root", "/no/such/folder", "--no-store"],
+     "/no/such/folder"),
+    (["train", "--mode", "cache", "--augment", "true"], "augmentation"),
+    (["train", "--resume", "/no/such/checkpoint.pt", "--no-store"], "does not exist"),
+    (["bench", "--preset", "nope"], "unknown bench preset"),
+    (["nonsense"], "invalid choice"),
+])
+def test_bad_input_exits_2_with_one_line(argv: list[str], fragment: str,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc_info:
+        raise SystemExit(main(argv))
+    assert exc_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert fragment in err and "Traceback" not in err
+
+
+def test_bad_config_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cases = {"a.toml": "[train\nepochs = 3", "b.json": "{not json", "c.toml":
+             "[train]\nepochz = 3\n", "d.toml": "[training]\nepochs = 3\n",
+             "e.toml": "[train]\nepochs = 'many'\n", "f.toml": "[drop]\nthreshold = 7\n"}
+    for name, text in cases.items():
+        (tmp_path / name).write_text(text)
+        assert main(["train", "--config", str(tmp_path / name), "--no-store"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and name in err or "threshold" in err, err
+
+
+def test_print_config_round_trips(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", "--model", "resnet20", "--epochs", "7", "--mode", "skip",
+                 "--drop.ema", "0.5", "--print-config"]) == 0
+    text = capsys.readouterr().out
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    cfg = load_config(path)
+    assert (cfg.model.name, cfg.train.epochs, cfg.drop.mode, cfg.drop.ema) == (
+        "resnet20", 7, "skip", 0.5)
+    assert main(["train", "--config", str(path), "--epochs", "3", "--print-config"]) == 0
+    assert "epochs = 3" in capsys.readouterr().out
+
+
+def test_train_json_summary_is_the_last_line(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["train", *TINY, "--output-dir", str(tmp_path), "--json"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    summary = json.loads(last)
+    for key in ("final_accuracy", "wall_time_s", "dropped", "forward_flops_saved",
+                "train_flops_saved"):
+        assert key in summary
+    assert summary["dropped"] and 0 < summary["train_flops_saved"] < 1
+
+
+def test_lists() -> None:
+    out = subprocess.run([sys.executable, "-m", "learndrop.core.cli", "models"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "resnet20" in out and "vgg16" in out
+    out = subprocess.run([sys.executable, "-m", "learndrop.core.cli", "datasets"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "digits" in out and "imagenette" in out
+
+
+def test_no_traceback_from_a_real_process(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "learndrop.core.cli", "train", "--dataset",
+                           "imagefolder", "--data-root", str(tmp_path / "missing"),
+                           "--no-store"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1

@@ -1,0 +1,191 @@
+"""Reports: every format is complete and valid; the command line reaches them all."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import json
+import os
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from learndrop.core import cli_store
+from learndrop.core.errors import LearnDropError
+from learndrop.core.report import build_report, export
+from learndrop.core.store import RunStore
+from test_store import UNITS, make_events, record
+
+EPOCHS, STEPS = 4, 10
+CHECKS = EPOCHS * STEPS // 2  # the stream checks every second step
+SCORED = sum(not u.is_head for u in UNITS)
+
+
+@pytest.fixture()
+def store_path(tmp_path: Path) -> Path:
+    path = tmp_path / "store.sqlite"
+    record(path, make_events("ld-run", epochs=EPOCHS, steps_per_epoch=STEPS))
+    record(path, make_events("baseline", epochs=EPOCHS, steps_per_epoch=STEPS, drop=False))
+    with RunStore(path) as store:
+        store.create_group("bench", ["baseline", "ld-run"])
+    return path
+
+
+def cli(store: Path, *argv: str) -> int:
+    parser = argparse.ArgumentParser()
+    cli_store.add_commands(parser.add_subparsers())
+    args = parser.parse_args([*argv, "--store", str(store)])
+    return int(args.func(args))
+
+
+class _Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: dict[str, int] = {}
+        self.external: list[str] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags[tag] = self.tags.get(tag, 0) + 1
+        for name, value in attrs:
+            if name in ("src", "href") and value and not value.startswith(("data:", "#")):
+                self.external.append(value)
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def test_html_is_one_self_contained_file(store_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "r" / "report.html"
+    assert cli(store_path, "report", "ld-run", "-o", str(out)) == 0
+    page = _Page()
+    page.feed(out.read_text(encoding="utf-8"))
+    page.close()
+    text = " ".join(page.text)
+    assert page.external == []
+    assert page.tags.get("svg", 0) >= 8  # the run's five plots and three comparison plots
+    assert page.tags.get("polyline", 0) > 10 and page.tags.get("rect", 0) > CHECKS
+    for needed in ("block1", "Training FLOPs saved", "Time saved, predicted from FLOPs",
+                   "Time saved, measured", "Validation accuracy (full model)", "drop.threshold",
+                   "python", "Drop timeline by epoch", "baseline", "loss spiked at step 7"):
+        assert needed in text, needed
+
+
+def test_csv_has_one_row_per_check_and_unit(store_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "scores.csv"
+    with RunStore(store_path) as store:
+        export(build_report(store, "ld-run"), "csv", out)
+        alone = build_report(store, "ld-run", compare=[])
+    assert alone.others == []
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    # the group's baseline is compared by default, so both runs' histories are there
+    assert len(rows) == 2 * CHECKS * SCORED
+    mine = [r for r in rows if r["run"] == "ld-run"]
+    assert len(mine) == CHECKS * SCORED
+    assert {r["unit"] for r in mine} == {u.name for u in UNITS if not u.is_head}
+    first = mine[0]
+    assert (first["check"], first["step"], first["unit"]) == ("0", "2", "stem")
+    assert float(first["score"]) == pytest.approx(1.0)
+    assert any(r["score"] == "" for r in mine)  # dropped units have no score
+
+
+def test_json_has_everything(store_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "all.json"
+    assert cli(store_path, "report", "ld-run", "--compare", "baseline", "-o", str(out)) == 0
+    data = json.loads(out.read_text(encoding="utf-8"))
+    run = data["run"]
+    assert run["run"]["name"] == "ld-run" and run["run"]["environment"]["python"]
+    assert len(run["epochs"]) == EPOCHS and len(run["score_checks"]) == CHECKS
+    assert [u["name"] for u in run["units"]] == [u.name for u in UNITS]
+    assert run["units"][0]["drop_step"] == 6 and run["drops"][0]["epoch_number"] == 1
+    assert run["savings"]["predicted_time_saved_s"] is not None
+    assert data["baseline"] == "baseline" and data["compared_with"][0]["run"]["name"] == \
+        "baseline"
+
+
+@pytest.mark.gui
+def test_pdf_has_pages_and_plots(store_path: Path, tmp_path: Path) -> None:
+    pytest.importorskip("PySide6.QtSvg")
+    out = tmp_path / "report.pdf"
+    assert cli(store_path, "report", "ld-run", "--format", "pdf", "-o", str(out)) == 0
+    data = out.read_bytes()
+    assert data.startswith(b"%PDF")
+    pages = data.count(b"/Type /Page\n") + data.count(b"/Type /Page ") + data.count(
+        b"/Type /Page/") + data.count(b"/Type /Page>")
+    assert pages >= 2
+    assert data.count(b"/Subtype /Image") >= 8  # every plot is in it
+    assert len(data) > 100_000
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is None,
+                    reason="tensorboard is not installed")
+def test_tensorboard_event_files(store_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "tb"
+    assert cli(store_path, "report", "ld-run", "--format", "tensorboard", "-o", str(out)) == 0
+    assert list((out / "ld-run").glob("events.out.tfevents.*"))
+    assert list((out / "baseline").glob("events.out.tfevents.*"))
+
+
+def test_tensorboard_missing_is_one_line(store_path: Path, tmp_path: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "tensorboard" else real(name, *a))
+    with pytest.raises(LearnDropError, match="pip install tensorboard") as info:
+        cli(store_path, "report", "ld-run", "--format", "tensorboard", "-o",
+            str(tmp_path / "tb"))
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.skipif(os.geteuid() == 0 if hasattr(os, "geteuid") else False,
+                    reason="root can write anywhere")
+def test_read_only_folder_is_one_line(store_path: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        with pytest.raises(LearnDropError, match="cannot write") as info:
+            cli(store_path, "report", "ld-run", "-o", str(folder / "r.html"))
+    finally:
+        folder.chmod(0o700)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("fmt", ["html", "csv", "json"])
+def test_unwritable_path_is_one_line(store_path: Path, tmp_path: Path, fmt: str) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    target = blocker / f"report.{fmt}"
+    with pytest.raises(LearnDropError, match="cannot write") as info:
+        cli(store_path, "report", "ld-run", "--format", fmt, "-o", str(target))
+    assert "\n" not in str(info.value)
+    assert blocker.read_text() == "not a folder"
+
+
+def test_unknown_format_suffix(store_path: Path, tmp_path: Path) -> None:
+    with pytest.raises(LearnDropError, match="--format"):
+        cli(store_path, "report", "ld-run", "-o", str(tmp_path / "r.docx"))
+
+
+def test_runs_show_compare_rm(store_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(store_path, "runs") == 0
+    table = capsys.readouterr().out
+    assert "ld-run" in table and "baseline" in table and "TRAIN FLOPS SAVED" in table
+    assert cli(store_path, "runs", "--json") == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {r["name"] for r in listed} == {"ld-run", "baseline"}
+    assert cli(store_path, "show", "ld") == 0
+    shown = capsys.readouterr().out
+    assert "block1" in shown and "Time saved, predicted from FLOPs" in shown
+    assert cli(store_path, "compare", "ld-run", "baseline") == 0
+    compared = capsys.readouterr().out
+    assert "Speed-up vs baseline" in compared and "stem, block1" in compared
+    with pytest.raises(LearnDropError, match="--yes"):
+        cli(store_path, "rm", "ld-run")  # no terminal to ask on
+    assert cli(store_path, "rm", "ld-run", "--yes") == 0
+    capsys.readouterr()
+    assert cli(store_path, "runs", "--json") == 0
+    assert [r["name"] for r in json.loads(capsys.readouterr().out)] == ["baseline"]
+    with pytest.raises(LearnDropError, match="no run 'ld-run'"):
+        cli(store_path, "show", "ld-run")

@@ -1,0 +1,482 @@
+"""The run store: recording, replay, live reading, migration, damage and run management."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from learndrop.core.callbacks import (
+    Callback,
+    CheckpointSaved,
+    DropEvent,
+    EpochEnd,
+    FitEnd,
+    FitStart,
+    Progress,
+    SavingsReport,
+    ScoreCheck,
+    UnitInfo,
+)
+from learndrop.core.errors import LearnDropError
+from learndrop.core.recorder import StoreRecorder, replay
+from learndrop.core.store import (
+    EpochStart,
+    RunMessage,
+    RunNotFoundError,
+    RunStore,
+    StoreError,
+)
+
+UNITS = (
+    UnitInfo(0, "stem", ("conv1", "bn1"), 464, 1_200_000, 0.30),
+    UnitInfo(1, "block1", ("layer1.0",), 9_280, 1_600_000, 0.40, skippable=True),
+    UnitInfo(2, "block2", ("layer2.0",), 18_560, 1_000_000, 0.25, skippable=True),
+    UnitInfo(3, "head", ("fc",), 650, 200_000, 0.05, is_head=True),
+)
+
+
+def make_events(name: str = "demo-run", *, epochs: int = 3, steps_per_epoch: int = 4,
+                drop: bool = True, output_dir: str = "", status: str = "finished",
+                accuracy_gain: float = 0.0) -> list[tuple[str, Any]]:
+    """A realistic event stream as (hook, payload) pairs, in the engine's order."""
+    config = {"data": {"dataset": "digits"}, "model": {"name": "small_cnn"},
+              "drop": {"enabled": drop, "mode": "freeze", "threshold": 0.3},
+              "train": {"epochs": epochs, "batch_size": 32}}
+    out: list[tuple[str, Any]] = [("on_fit_start", FitStart(
+        run_name=name, config=config, units=UNITS, epochs=epochs,
+        steps_per_epoch=steps_per_epoch, total_steps=epochs * steps_per_epoch, device="cpu",
+        mode="freeze", drop_enabled=drop, total_params=28_954, forward_flops=4_000_000,
+        output_dir=output_dir))]
+    dropped: list[str] = []
+    step, check, elapsed, cum = 0, 0, 0.0, 0.0
+    for epoch in range(epochs):  # indexed from 0, as the engine does
+        out.append(("on_epoch_start", epoch))
+        for batch in range(1, steps_per_epoch + 1):
+            step += 1
+            elapsed += 0.25
+            if batch % 2 == 0:
+                out.append(("on_progress", Progress(
+                    step=step, epoch=epoch, batch=batch, batches=steps_per_epoch,
+                    loss=2.3 / step, lr=0.05, images_per_s=512.0 + step,
+                    elapsed_s=elapsed, eta_s=10.0 - elapsed)))
+                check += 1
+                live = [u.name not in dropped and not u.is_head for u in UNITS]
+                scores = tuple((1.0 / (check + u.index)) if live[u.index] else None
+                               for u in UNITS)
+                out.append(("on_scores", ScoreCheck(
+                    step=step, epoch=step / steps_per_epoch, lr=0.05,
+                    changes=tuple(None if s is None else s * 0.01 for s in scores),
+                    scores=scores,
+                    trends=tuple(None if s is None else -0.05 * s for s in scores),
+                    settled=tuple(s is not None and s < 0.3 for s in scores),
+                    streaks=tuple(int(s is not None and s < 0.3) for s in scores),
+                    cost_s=0.001)))
+            if drop and step in (6, 10):
+                unit = UNITS[len(dropped)]
+                dropped.append(unit.name)
+                out.append(("on_drop", DropEvent(step=step, epoch=step / steps_per_epoch,
+                                                 unit=unit.name, index=unit.index,
+                                                 reason="policy", score=0.25, mode="freeze")))
+        if epoch == 1:
+            out.append(("on_warning", "loss spiked at step 7"))
+        fwd = sum(u.flops_share for u in UNITS if u.name in dropped) / 3
+        cum = (cum * epoch + fwd) / (epoch + 1)
+        savings = SavingsReport(
+            step=step, forward_flops_saved=fwd, train_flops_saved=fwd * 0.9,
+            cumulative_forward_flops_saved=cum, cumulative_train_flops_saved=cum * 0.9,
+            trainable_params=28_954 - 464 * len(dropped), total_params=28_954,
+            step_time_s=0.2 if dropped else None, full_step_time_s=0.25,
+            measured_time_saved=0.2 if dropped else None, time_saved_s=0.05 * len(dropped),
+            projected_time_saved_s=0.06 * len(dropped),
+            efficiency=0.83 if dropped else None)
+        acc = min(0.99, 0.5 + 0.4 * (epoch + 1) / epochs + accuracy_gain)
+        out.append(("on_epoch_end", EpochEnd(
+            epoch=epoch, step=step, train_loss=1.0 / (epoch + 1), train_accuracy=acc + 0.02,
+            val_loss=1.1 / (epoch + 1), val_accuracy=acc, val_accuracy_scaled=None,
+            epoch_time_s=1.0, elapsed_s=elapsed, eta_s=max(0.0, 3.0 - elapsed),
+            images_per_s=500.0, lr=0.05, dropped=tuple(dropped), savings=savings)))
+        out.append(("on_checkpoint", CheckpointSaved(epoch=epoch + 1, step=step,
+                                                     path=f"{output_dir}/checkpoint.pt")))
+    if status != "running":
+        out.append(("on_fit_end", FitEnd(status=status, message="done",
+                                         summary={"best_val_accuracy": 0.8,
+                                                  "wall_time_s": 12.5})))
+    return out
+
+
+def expected_replay(stream: list[tuple[str, Any]]) -> list[Any]:
+    """What ``load_events`` returns for a recorded stream."""
+    out = []
+    for hook, payload in stream:
+        if hook == "on_epoch_start":
+            out.append(EpochStart(payload))
+        elif hook == "on_warning":
+            out.append(RunMessage("warning", payload))
+        else:
+            out.append(payload)
+    return out
+
+
+def record(path: Path, stream: list[tuple[str, Any]], **kw: Any) -> StoreRecorder:
+    rec = StoreRecorder(path, **kw)
+    for hook, payload in stream:
+        getattr(rec, hook)(payload)
+    assert rec.error is None, rec.error
+    return rec
+
+
+@pytest.fixture()
+def store_path(tmp_path: Path) -> Path:
+    return tmp_path / "store.sqlite"
+
+
+def test_round_trip_reproduces_the_events(store_path: Path) -> None:
+    stream = make_events()
+    rec = record(store_path, stream)
+    assert rec.flushes >= 3  # at least one transaction per epoch end
+    with RunStore(store_path) as store:
+        events = store.load_events("demo-run")
+        assert events == expected_replay(stream)
+        run = store.get_run("demo-run")
+    assert run.status == "finished" and run.model == "small_cnn" and run.dataset == "digits"
+    assert run.epochs_done == 3 and run.epochs_planned == 3 and run.drops == 2
+    assert run.final_val_accuracy == pytest.approx(0.9)
+    assert run.train_flops_saved == pytest.approx(stream[-3][1].savings
+                                                  .cumulative_train_flops_saved)
+    assert run.wall_time_s == 12.5 and run.summary["best_val_accuracy"] == 0.8
+    assert run.environment["python"] and run.environment["device"] == "cpu"
+    assert run.pid == os.getpid()
+
+
+def test_replay_feeds_callbacks_in_order(store_path: Path) -> None:
+    stream = make_events()
+    record(store_path, stream)
+
+    class Collect:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, Any]] = []
+
+        def __getattr__(self, hook: str) -> Any:
+            return lambda payload: self.calls.append((hook, payload))
+
+    with RunStore(store_path) as store:
+        sink = Collect()
+        replay(store.load_events("demo"), [sink])  # type: ignore[list-item]
+    assert sink.calls == stream
+
+
+def test_cursor_returns_only_new_events(store_path: Path) -> None:
+    stream = make_events()
+    rec = StoreRecorder(store_path)
+    half = len(stream) // 2
+    for hook, payload in stream[:half]:
+        getattr(rec, hook)(payload)
+    rec.flush()
+    with RunStore(store_path) as store:
+        first = list(store.iter_new_events("demo-run"))
+        assert store.get_run("demo-run").status == "running"
+        cursor = first[-1][0]
+        assert [e for _, e in first] == expected_replay(stream[:half])
+        for hook, payload in stream[half:]:
+            getattr(rec, hook)(payload)
+        rest = list(store.iter_new_events("demo-run", cursor))
+    assert [e for _, e in rest] == expected_replay(stream[half:])
+    cursors = [c for c, _ in first + rest]
+    assert cursors == sorted(set(cursors))
+
+
+def test_reader_follows_a_run_written_by_another_thread(store_path: Path) -> None:
+    """The writer (the recorder) and the reader each have their own connection, as the
+    training thread and the app's GUI thread (or two processes) do."""
+    RunStore(store_path).close()
+    stream = make_events("live-run", epochs=4)
+    failures: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            rec = StoreRecorder(store_path, flush_every_s=0.02)
+            for hook, payload in stream:
+                getattr(rec, hook)(payload)
+                time.sleep(0.005)
+            assert rec.error is None, rec.error
+        except BaseException as exc:  # noqa: BLE001 - reported by the test below
+            failures.append(exc)
+
+    writer = threading.Thread(target=write, name="store-writer")
+    writer.start()
+    seen: list[Any] = []
+    cursor, polls_with_news = -1, 0
+    deadline = time.monotonic() + 30
+    try:
+        with RunStore(store_path) as store:
+            while time.monotonic() < deadline:
+                try:
+                    new = list(store.iter_new_events("live-run", cursor))
+                except RunNotFoundError:
+                    time.sleep(0.005)
+                    continue
+                if new:
+                    cursor = new[-1][0]
+                    seen += [event for _, event in new]
+                if seen and isinstance(seen[-1], FitEnd):
+                    break
+                polls_with_news += bool(new)
+                time.sleep(0.01)
+    finally:
+        writer.join(timeout=30)
+    assert not failures, failures
+    assert polls_with_news >= 2  # read several times while it was being written
+    assert seen == expected_replay(stream)
+
+
+V1_SCHEMA = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE runs (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created REAL NOT NULL,
+    status TEXT NOT NULL, config TEXT, summary TEXT, output_dir TEXT);
+CREATE TABLE epochs (run_id INTEGER NOT NULL, epoch INTEGER NOT NULL, step INTEGER NOT NULL,
+    train_loss REAL, train_accuracy REAL, val_loss REAL, val_accuracy REAL,
+    epoch_time_s REAL, elapsed_s REAL, lr REAL, train_flops_saved REAL);
+CREATE TABLE score_checks (run_id INTEGER NOT NULL, step INTEGER NOT NULL, epoch REAL,
+    lr REAL, unit_index INTEGER NOT NULL, unit TEXT NOT NULL, change REAL, score REAL,
+    settled INTEGER);
+CREATE TABLE drops (run_id INTEGER NOT NULL, step INTEGER NOT NULL, epoch REAL,
+    unit TEXT NOT NULL, reason TEXT, score REAL);
+INSERT INTO meta VALUES ('app_id', 'learndrop-run-store');
+INSERT INTO runs VALUES (1, 'old-run', 1700000000.0, 'finished',
+    '{"model": {"name": "vgg11"}, "data": {"dataset": "cifar10"}, "train": {"epochs": 2}}',
+    '{"wall_time_s": 99.0}', '/nowhere/old-run');
+INSERT INTO runs VALUES (2, 'old-crash', 1700000100.0, 'running', '{}', NULL, '');
+INSERT INTO score_checks VALUES (1, 10, 1.0, 0.1, 0, 'features.0', 0.02, 1.0, 0);
+INSERT INTO score_checks VALUES (1, 10, 1.0, 0.1, 1, 'features.1', 0.03, 1.0, 0);
+INSERT INTO score_checks VALUES (1, 20, 2.0, 0.1, 0, 'features.0', 0.001, 0.05, 1);
+INSERT INTO score_checks VALUES (1, 20, 2.0, 0.1, 1, 'features.1', 0.02, 0.6, 0);
+INSERT INTO drops VALUES (1, 20, 2.0, 'features.0', 'policy', 0.05);
+INSERT INTO epochs VALUES (1, 1, 10, 1.5, 0.4, 1.6, 0.38, 5.0, 5.0, 0.1, 0.0);
+INSERT INTO epochs VALUES (1, 2, 20, 0.9, 0.7, 1.0, 0.66, 4.0, 9.0, 0.1, 0.12);
+PRAGMA user_version = 1;
+"""
+
+
+def test_migrates_a_version_1_store(store_path: Path) -> None:
+    conn = sqlite3.connect(store_path)
+    conn.executescript(V1_SCHEMA)
+    conn.close()
+    with RunStore(store_path) as store:
+        runs = {r.name: r for r in store.list_runs()}
+        old = runs["old-run"]
+        assert (old.model, old.dataset, old.epochs_done, old.drops) == ("vgg11", "cifar10", 2, 1)
+        assert old.final_val_accuracy == pytest.approx(0.66) and old.wall_time_s == 99.0
+        assert old.train_flops_saved == pytest.approx(0.12)
+        assert runs["old-crash"].status == "interrupted"
+        events = store.load_events("old-run")
+        kinds = [type(e).__name__ for e in events]
+        assert kinds == ["FitStart", "ScoreCheck", "EpochEnd", "ScoreCheck", "DropEvent",
+                         "EpochEnd", "FitEnd"]
+        assert [u.name for u in events[0].units] == ["features.0", "features.1"]
+        assert events[3].scores == (0.05, 0.6) and events[4].index == 0
+    conn = sqlite3.connect(store_path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    conn.close()
+    with RunStore(store_path) as store:  # reopening the migrated store is a no-op
+        assert len(store.list_runs()) == 2
+    record(store_path, make_events())  # and it records new runs
+    with RunStore(store_path) as store:
+        assert len(store.list_runs()) == 3
+
+
+def _assert_refused(path: Path) -> None:
+    before = path.read_bytes()
+    with pytest.raises(StoreError) as info:
+        RunStore(path)
+    message = str(info.value)
+    assert "\n" not in message
+    assert "is not a Learn&Drop run store (or is damaged)" in message
+    assert "--store/LEARNDROP_HOME" in message
+    assert path.read_bytes() == before
+    assert isinstance(info.value, LearnDropError)
+
+
+def test_random_bytes_are_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "junk.sqlite"
+    path.write_bytes(os.urandom(8192))
+    _assert_refused(path)
+
+
+def test_foreign_sqlite_file_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE contacts (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.execute("INSERT INTO contacts(name) VALUES ('Ada')")
+    conn.commit()
+    conn.close()
+    _assert_refused(path)
+
+
+def test_truncated_store_is_refused(store_path: Path) -> None:
+    record(store_path, make_events())
+    data = store_path.read_bytes()
+    store_path.write_bytes(data[:100] + os.urandom(len(data) - 100))
+    _assert_refused(store_path)
+
+
+def test_newer_store_is_refused(store_path: Path) -> None:
+    RunStore(store_path).close()
+    conn = sqlite3.connect(store_path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    with pytest.raises(StoreError, match="newer Learn&Drop"):
+        RunStore(store_path)
+
+
+def test_dead_process_run_shows_as_interrupted(store_path: Path) -> None:
+    stream = make_events(status="running")
+    record(store_path, stream[:8]).flush()  # the process dies after this write
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    conn = sqlite3.connect(store_path)
+    conn.execute("UPDATE runs SET pid = ?", (dead.pid,))
+    conn.commit()
+    conn.close()
+    with RunStore(store_path) as store:
+        run = store.get_run("demo-run")
+        assert run.status == "interrupted" and str(dead.pid) in run.message
+        events = store.load_events("demo-run")
+    assert isinstance(events[-1], FitEnd) and events[-1].status == "interrupted"
+    assert events[:-1] == expected_replay(stream[:8])
+
+
+def test_live_run_stays_running(store_path: Path) -> None:
+    rec = StoreRecorder(store_path)
+    for hook, payload in make_events(status="running")[:5]:
+        getattr(rec, hook)(payload)
+    with RunStore(store_path) as store:
+        assert store.get_run("demo").status == "running"
+        with pytest.raises(StoreError, match="still running"):
+            store.delete_run("demo")
+
+
+def test_rename_note_delete_and_groups(store_path: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "runs" / "demo-run"
+    folder.mkdir(parents=True)
+    (folder / "last.pt").write_bytes(b"weights")
+    record(store_path, make_events(output_dir=str(folder)))
+    record(store_path, make_events("baseline", drop=False))
+    with RunStore(store_path) as store:
+        store.set_note("demo", "first try")
+        renamed = store.rename_run("demo-run", "ld-small")
+        assert renamed.name == "ld-small" and renamed.note == "first try"
+        with pytest.raises(StoreError, match="already exists"):
+            store.rename_run("ld-small", "baseline")
+        with pytest.raises(StoreError, match="cannot be a run name"):
+            store.rename_run("ld-small", "a/b")
+        group = store.create_group("bench", ["baseline", "ld-small"])
+        assert [r.name for r in store.group_runs(group)] == ["ld-small", "baseline"]
+        assert store.list_groups("bench")[0].run_names == ("ld-small", "baseline")
+        assert store.delete_run("ld-small") == folder
+        assert not folder.exists()
+        assert [r.name for r in store.list_runs()] == ["baseline"]
+        assert store.group_runs(group)[0].name == "baseline"
+
+
+def test_resume_continues_the_same_run(store_path: Path) -> None:
+    full = make_events(epochs=3)
+    ends = [i for i, (hook, _) in enumerate(full) if hook == "on_epoch_end"]
+    first_part = full[:ends[1] + 2]  # epochs 0 and 1 and the checkpoint after epoch 1
+    crashed = full[ends[1] + 2:ends[2] - 1]  # most of epoch 2, then the process died
+    rec = StoreRecorder(store_path)
+    for hook, payload in first_part + crashed:
+        getattr(rec, hook)(payload)
+    rec.flush()
+    start = dataclasses.replace(full[0][1], resumed_from_epoch=2)
+    again = [("on_fit_start", start), *full[ends[1] + 2:]]
+    record(store_path, again)
+    with RunStore(store_path) as store:
+        runs = store.list_runs()
+        events = store.load_events("demo-run")
+    assert [r.name for r in runs] == ["demo-run"] and runs[0].status == "finished"
+    assert runs[0].epochs_done == 3
+    assert events == [start, *expected_replay(first_part[1:]),
+                      RunMessage("info", "resumed after epoch 2"),
+                      *expected_replay(again[1:])]
+
+
+def test_same_name_twice_gets_a_free_name(store_path: Path) -> None:
+    record(store_path, make_events())
+    rec = record(store_path, make_events())
+    assert rec.run_name == "demo-run-2"
+    with RunStore(store_path) as store:
+        assert isinstance(store.load_events("demo-run-2")[1], RunMessage)
+
+
+def test_unknown_and_ambiguous_names(store_path: Path) -> None:
+    record(store_path, make_events("resnet-a"))
+    record(store_path, make_events("resnet-b"))
+    with RunStore(store_path) as store:
+        with pytest.raises(RunNotFoundError, match="matches 2 runs") as info:
+            store.get_run("resnet")
+        assert "\n" not in str(info.value)
+        with pytest.raises(RunNotFoundError, match="no run 'vgg'"):
+            store.get_run("vgg")
+        assert store.get_run("resnet-b").name == "resnet-b"
+        assert store.get_run("resnet-a").id == store.get_run(store.get_run("resnet-a").id).id
+
+
+def test_unwritable_store_does_not_stop_training(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    rec = StoreRecorder(blocker / "store.sqlite")
+    for hook, payload in make_events():
+        getattr(rec, hook)(payload)  # never raises
+    assert rec.error is not None and rec.run_id is None
+
+
+def test_recording_is_cheap(store_path: Path) -> None:
+    stream = make_events(epochs=20, steps_per_epoch=50)
+    rec = record(store_path, stream)
+    per_event_ms = rec.time_spent_s / len(stream) * 1000
+    assert per_event_ms < 2.0, f"{per_event_ms:.3f} ms per event"
+
+
+def test_real_trainer_run_is_recorded(store_path: Path, tmp_path: Path) -> None:
+    from learndrop.core.config import RunConfig
+    from learndrop.core.trainer import Trainer
+
+    cfg = RunConfig()
+    for key, value in {"data.dataset": "digits", "model.name": "small_cnn",
+                       "train.epochs": 2, "drop.threshold": 1.0, "drop.patience": 1,
+                       "drop.warmup_epochs": 0, "drop.check_every": 5, "drop.window": 2,
+                       "drop.trend_tolerance": 10.0, "output.dir": str(tmp_path / "out"),
+                       "train.device": "cpu", "data.limit": 256, "train.batch_size": 32}.items():
+        cfg.set(key, value)
+    emitted: list[tuple[str, Any]] = []
+
+    class Collect(Callback):
+        def __getattribute__(self, hook: str) -> Any:
+            if not hook.startswith("on_"):
+                return super().__getattribute__(hook)
+            return lambda payload: emitted.append((hook, payload))
+
+    rec = StoreRecorder(store_path)
+    t0 = time.perf_counter()
+    Trainer(cfg, callbacks=[Collect(), rec]).fit()
+    wall = time.perf_counter() - t0
+    assert rec.error is None, rec.error
+    with RunStore(store_path) as store:
+        run = store.get_run(rec.run_name or "")
+        events = store.load_events(run.name)
+    assert run.status == "finished" and run.epochs_done == 2 and run.drops > 0
+    assert run.output_dir and Path(run.output_dir).exists()
+    # warnings found before the run started are stored right after its start
+    start = [hook for hook, _ in emitted].index("on_fit_start")
+    early, rest = emitted[:start], emitted[start:]
+    assert events == expected_replay([rest[0], *early, *rest[1:]])
+    assert {DropEvent, ScoreCheck, Progress, EpochEnd} <= {type(e) for e in events}
+    assert rec.time_spent_s < 0.05 * wall, (rec.time_spent_s, wall)

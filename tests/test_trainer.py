@@ -1,0 +1,170 @@
+"""The trainer end to end on tiny real runs (digits, small CNN, CPU)."""
+
+from __future__ import annotations
+
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from learndrop.core import (Callback, CheckpointError, RunConfig, RunControl, Trainer,
+                            TrainingError)
+from learndrop.core.checkpoint import load_checkpoint
+
+
+def tiny_config(out: Path, **drop: Any) -> RunConfig:
+    cfg = RunConfig()
+    cfg.data.dataset = "digits"
+    cfg.data.limit = 320
+    cfg.data.image_size = 16
+    cfg.model.name = "small_cnn"
+    cfg.train.epochs = 4
+    cfg.train.batch_size = 32
+    cfg.train.log_every = 4
+    cfg.output.dir = str(out)
+    cfg.drop.threshold = 1.0
+    cfg.drop.patience = 1
+    cfg.drop.warmup_epochs = 1
+    cfg.drop.window = 2
+    cfg.drop.trend_tolerance = 10.0
+    cfg.drop.check_every = 0
+    for k, v in drop.items():
+        setattr(cfg.drop, k, v)
+    return cfg
+
+
+class Recorder(Callback):
+    """Records every hook call as (short code, payload)."""
+
+    CODES = {"on_fit_start": "S", "on_epoch_start": "E", "on_progress": "P",
+             "on_scores": "C", "on_drop": "D", "on_epoch_end": "e", "on_checkpoint": "K",
+             "on_warning": "W", "on_fit_end": "F"}
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, Any]] = []
+
+    def __getattribute__(self, name: str) -> Any:
+        codes = object.__getattribute__(self, "CODES")
+        if name in codes:
+            return lambda *a: object.__getattribute__(self, "events").append(
+                (codes[name], a[0] if a else None))
+        return object.__getattribute__(self, name)
+
+    @property
+    def sequence(self) -> str:
+        return "".join(code for code, _ in self.events)
+
+    def of(self, code: str) -> list[Any]:
+        return [p for c, p in self.events if c == code]
+
+
+def test_event_sequence_of_a_run(tmp_path: Path) -> None:
+    rec = Recorder()
+    result = Trainer(tiny_config(tmp_path), [rec]).fit()
+    assert result.status == "finished"
+    seq = rec.sequence
+    # fit start, then per epoch: start, progress*, one check, drops right after it, end, ckpt
+    assert re.fullmatch(r"S(EP+CD*eK)+F", seq), seq
+    assert seq.count("E") == 4
+    drops = rec.of("D")
+    assert drops, "threshold=1 must drop units"
+    assert [d.unit for d in drops] == [d["unit"] for d in result.summary["dropped"]]
+    # warm-up: nothing drops at the end of the first epoch
+    assert all(d.epoch >= 1 for d in drops)
+    start = rec.of("S")[0]
+    assert [u.name for u in start.units][-1] == "head"
+    ends = rec.of("e")
+    assert ends[-1].savings.train_flops_saved > 0
+    assert rec.of("F")[0].status == "finished"
+    for ev in rec.of("C"):
+        assert len(ev.scores) == len(start.units) and ev.scores[-1] is None
+    out = Path(result.summary["output_dir"])
+    assert (out / "checkpoint.pt").is_file() and (out / "final.pt").is_file()
+    assert (out / "config.toml").is_file() and (out / "summary.json").is_file()
+
+
+def test_resume_repeats_the_same_drops(tmp_path: Path) -> None:
+    full = Trainer(tiny_config(tmp_path / "a")).fit()
+
+    control = RunControl()
+
+    class StopAfterTwo(Callback):
+        def on_epoch_end(self, ev: Any) -> None:
+            if ev.epoch == 1:
+                control.stop()
+
+    cfg = tiny_config(tmp_path / "b")
+    first = Trainer(cfg, [StopAfterTwo()], control).fit()
+    assert first.status == "stopped"
+    ck = Path(first.summary["output_dir"]) / "checkpoint.pt"
+    assert load_checkpoint(ck)["epoch"] == 2
+    resumed = Trainer(cfg, resume_from=ck).fit()
+    assert resumed.status == "finished"
+    assert resumed.summary["dropped"] == full.summary["dropped"]
+    a = torch.load(Path(full.summary["output_dir"]) / "final.pt", weights_only=True)["model"]
+    b = torch.load(Path(resumed.summary["output_dir"]) / "final.pt", weights_only=True)["model"]
+    for k in a:
+        assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
+
+
+def test_cancel_discards_the_run(tmp_path: Path) -> None:
+    control = RunControl()
+
+    class CancelSoon(Callback):
+        def on_progress(self, ev: Any) -> None:
+            control.cancel()
+
+    rec = Recorder()
+    result = Trainer(tiny_config(tmp_path), [CancelSoon(), rec], control).fit()
+    assert result.status == "cancelled"
+    assert rec.sequence.endswith("F") and "e" not in rec.sequence
+    assert not any(tmp_path.iterdir())
+
+
+def test_nan_loss_stops_with_the_step(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path)
+    cfg.train.log_every = 1
+    holder: dict[str, Trainer] = {}
+
+    class Diverge(Callback):
+        """Poisons the head's weights mid-run, as a diverging optimizer would."""
+
+        def on_progress(self, ev: Any) -> None:
+            if ev.epoch == 1 and ev.batch == 3:
+                with torch.no_grad():
+                    for p in holder["t"].model.fc.parameters():  # type: ignore[union-attr]
+                        p.fill_(float("inf"))
+
+    rec = Recorder()
+    trainer = Trainer(cfg, [Diverge(), rec])
+    holder["t"] = trainer
+    with pytest.raises(TrainingError, match=r"NaN or infinite at step 14 \(epoch 2\).*"
+                                            r"checkpoint.pt"):
+        trainer.fit()
+    assert rec.of("F")[0].status == "failed"
+    assert load_checkpoint(Path(trainer.output_dir) / "checkpoint.pt")["epoch"] == 1
+
+
+def test_a_pickle_that_runs_code_is_refused(tmp_path: Path) -> None:
+    class Evil:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (print, ("this must never run",))
+
+    bad = tmp_path / "evil.pt"
+    bad.write_bytes(pickle.dumps({"format": "learndrop-checkpoint", "x": Evil()}))
+    with pytest.raises(CheckpointError, match="refusing|not a readable|damaged"):
+        load_checkpoint(bad)
+    torch.save({"model": {}}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="not a Learn&Drop checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_baseline_never_drops(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path)
+    cfg.drop.enabled = False
+    cfg.train.epochs = 2
+    result = Trainer(cfg).fit()
+    assert result.summary["dropped"] == [] and result.summary["train_flops_saved"] == 0.0
