@@ -5,6 +5,8 @@ The app renders what the engine in :mod:`learndrop.core` reports: training runs 
 only draw. Start it with ``learndrop studio`` or ``learndrop-studio``.
 """
 
+from __future__ import annotations
+
 __all__ = ["main"]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import torch
 from ._io import atomic_write_bytes
 from .errors import CheckpointError
 
-__all__ = ["FORMAT", "save_checkpoint", "load_checkpoint"]
+__all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "load_initial_weights"]
 
 FORMAT = "learndrop-checkpoint"
 VERSION = 1
@@ -26,26 +27,39 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     return atomic_write_bytes(path, buf.getvalue())
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
-                    ) -> dict[str, Any]:
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
+                    mmap: bool = False) -> dict[str, Any]:
     """Load a checkpoint written by :func:`save_checkpoint`.
 
     Never unpickles arbitrary objects: a file that would need to run code to load is refused.
+    ``mmap=True`` maps the tensors from the file instead of reading them (cheap when only the
+    plain fields, such as ``epoch``, are needed).
     """
     p = Path(path)
     if not p.is_file():
         raise CheckpointError(f"checkpoint {p} does not exist: check the path")
     try:
-        data = torch.load(p, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on odd pickles: the error says it all
+            warnings.simplefilter("ignore")
+            data = torch.load(p, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc):
+        text = str(exc)
+        if "GLOBAL" in text or "Unsupported global" in text:
             raise CheckpointError(f"{p} holds Python objects that would run code when loaded; "
                                   f"refusing to load it (only Learn&Drop checkpoints are "
                                   f"accepted)") from None
-        raise CheckpointError(f"{p} is not a readable checkpoint ({first})") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError) as exc:
+        # torch's message is a paragraph; keep its one line that names the problem
+        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+        detail = next((ln for ln in lines if ln.startswith("Unsupported")),
+                      lines[0] if lines else "unreadable")
+        raise CheckpointError(f"{p} is damaged or not a checkpoint; refusing to load it "
+                              f"({detail[:120]})") from None
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError,
+            IndexError, TypeError, AttributeError, MemoryError, OverflowError) as exc:
+        # whatever torch's reader trips over in a file that is not a checkpoint
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if not isinstance(exc, (RuntimeError, OSError, ValueError, EOFError)):
+            first = "not a format torch can read"
         raise CheckpointError(f"{p} is damaged or not a checkpoint ({first[:120]})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not a Learn&Drop checkpoint; resume from a file in a "
@@ -53,3 +67,37 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu"
     if int(data.get("version", 0)) > VERSION:
         raise CheckpointError(f"{p} was written by a newer Learn&Drop; upgrade to resume it")
     return data
+
+
+def load_initial_weights(model: torch.nn.Module, path: str | Path) -> list[str]:
+    """Copy matching tensors from a weights file into ``model`` (for fine-tuning).
+
+    Accepts a run's ``final.pt``/``checkpoint.pt`` or a plain state dict, loaded with
+    ``weights_only=True``. Tensors whose name or shape does not match (a new head) keep their
+    fresh initialisation; returns warnings saying which.
+    """
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise CheckpointError(f"weights file {p} does not exist: check model.weights")
+    try:
+        data = torch.load(p, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one line
+        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(
+            exc).__name__
+        raise CheckpointError(f"cannot load weights from {p} ({first}); give a state dict "
+                              f"saved with torch.save or a run's final.pt") from None
+    state = data.get("model", data) if isinstance(data, dict) else None
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError(f"{p} holds no state dict of tensors: give a file saved with "
+                              f"torch.save(model.state_dict()) or a run's final.pt")
+    own = model.state_dict()
+    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not matched:
+        raise CheckpointError(f"no tensor in {p} fits model '{type(model).__name__}': pick the "
+                              f"same architecture the weights were trained with")
+    model.load_state_dict(matched, strict=False)
+    fresh = sorted(k for k in own if k not in matched)
+    if not fresh:
+        return []
+    shown = ", ".join(fresh[:4]) + (" ..." if len(fresh) > 4 else "")
+    return [f"{len(fresh)} tensors not in {p.name} or of another shape start fresh: {shown}"]

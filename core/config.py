@@ -95,6 +95,9 @@ class ModelConfig:
         "Model from the registry (learndrop models lists them)."))
     width: float = field(default=1.0, metadata=_doc(
         "Channel width multiplier for the models that support it.", min=0.125, max=8.0))
+    weights: str = field(default="", metadata=_doc(
+        "Start from these weights (a run's final.pt or a state dict file) to fine-tune; layers "
+        "whose shapes differ, such as a new head, start fresh (empty: random init)."))
 
 
 @dataclass
@@ -122,7 +125,7 @@ class DropConfig:
     mode: DropMode = field(default="freeze", metadata=_doc(
         "freeze: exact, dropped prefix runs without gradients; cache: exact, dropped prefix "
         "output computed once per sample; skip: residual blocks bypassed (approximate)."))
-    threshold: float = field(default=0.2, metadata=_doc(
+    threshold: float = field(default=0.5, metadata=_doc(
         "A unit is settled when its learning score is at or below this (1 settles every unit).", min=0.0, max=1.0))
     patience: int = field(default=2, metadata=_doc(
         "Consecutive settled checks before a unit is dropped.", min=1, max=1000))
@@ -365,7 +368,11 @@ def _coerce(value: Any, hint: Any, path: str, source: str) -> Any:
         if isinstance(value, bool):
             raise ConfigError(f"{where} must be a number, got {value!r}", field=path)
         if isinstance(value, (int, float)):
-            out = float(value)
+            try:
+                out = float(value)
+            except OverflowError:
+                raise ConfigError(f"{where} must be a finite number, got one too large "
+                                  f"for a float", field=path) from None
         elif isinstance(value, str):
             try:
                 out = float(value.strip())
@@ -405,12 +412,18 @@ def load_config(path: str | Path) -> RunConfig:
         except json.JSONDecodeError as exc:
             raise ConfigError(f"config file {p} is not valid JSON (line {exc.lineno}: "
                               f"{exc.msg})") from None
+        except (RecursionError, ValueError) as exc:  # nested too deep, too many digits
+            raise ConfigError(f"config file {p} is not a usable JSON config "
+                              f"({type(exc).__name__}: {str(exc)[:80]})") from None
     else:
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             kind = "TOML" if suffix == ".toml" else "TOML or JSON"
             raise ConfigError(f"config file {p} is not valid {kind} ({exc})") from None
+        except (RecursionError, ValueError) as exc:  # nested too deep
+            raise ConfigError(f"config file {p} is not a usable TOML config "
+                              f"({type(exc).__name__}: {str(exc)[:80]})") from None
     return RunConfig.from_dict(data, source=p.name)
 
 

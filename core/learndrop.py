@@ -97,7 +97,7 @@ class LearnDrop:
         model: nn.Module,
         optimizer: torch.optim.Optimizer | None = None,
         *,
-        threshold: float = 0.2,
+        threshold: float = 0.5,
         patience: int = 2,
         warmup_epochs: int = 1,
         check_every: int = 0,

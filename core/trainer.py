@@ -23,14 +23,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ._io import atomic_write_text
+from ._io import atomic_write_text, remove_stale_temps
 from .callbacks import (Callback, CheckpointSaved, EpochEnd, FitEnd, FitStart, Progress,
                         call_hook)
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import load_checkpoint, load_initial_weights, save_checkpoint
 from .config import RunConfig, config_to_toml
 from .control import RunControl
 from .device import DevicePlan, resolve_device
-from .errors import CheckpointError, DeviceError, LearnDropError, TrainingError
+from .errors import (CheckpointError, ConfigError, DeviceError, LearnDropError,
+                     TrainingError)
 from .learndrop import LearnDrop
 from .optim import ProgressSchedule, build_optimizer
 from .paths import runs_home
@@ -68,17 +69,22 @@ class Trainer:
     ``time_budget_s`` turns the run into a time-budgeted baseline: the learning-rate schedule
     follows wall-clock progress through the budget and training ends when it is spent.
     ``resume_from``: a checkpoint written by an earlier run of the same config.
+    ``finish_complete``: when that checkpoint is already at the last epoch (the process ended
+    after training but before writing the final files), end the run as finished from it
+    instead of refusing.
     """
 
     def __init__(self, cfg: RunConfig, callbacks: list[Callback] | tuple[Callback, ...] = (),
                  control: RunControl | None = None, *, resume_from: str | Path | None = None,
-                 time_budget_s: float | None = None, run_name: str | None = None) -> None:
+                 time_budget_s: float | None = None, run_name: str | None = None,
+                 finish_complete: bool = False) -> None:
         self.cfg = cfg.copy().check()
         self.callbacks: list[Callback] = list(callbacks)
         self.control = control or RunControl()
         self.resume_from = Path(resume_from) if resume_from else None
         self.time_budget_s = time_budget_s
         self.run_name = run_name or self.cfg.output.name or ""
+        self.finish_complete = finish_complete
         self.output_dir: Path | None = None
         self.ld: LearnDrop | None = None
         self.model: nn.Module | None = None
@@ -94,6 +100,10 @@ class Trainer:
         from .models import get_model
 
         cfg = self.cfg
+        if self.run_name in (".", "..") or any(c in self.run_name for c in "/\\\0"):
+            raise ConfigError(f"output.name {self.run_name!r} cannot name a run folder: use "
+                              f"letters, digits, dots, dashes or underscores, no slashes",
+                              field="output.name")
         _seed_everything(cfg.train.seed)
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
@@ -108,6 +118,8 @@ class Trainer:
         model = get_model(cfg.model.name, num_classes=bundle.num_classes,
                           in_channels=bundle.in_channels, image_size=bundle.image_size,
                           width=cfg.model.width)
+        if cfg.model.weights:
+            self.warnings.extend(load_initial_weights(model, cfg.model.weights))
         dev = self.plan.device
         model = model.to(dev)
         if self.plan.channels_last:
@@ -172,7 +184,7 @@ class Trainer:
         try:
             self.prepare()
             assert self.ld is not None and self.output_dir is not None
-            self.output_dir.mkdir(parents=True, exist_ok=True)
+            self._make_output_dir()
             atomic_write_text(self.output_dir / "config.toml", config_to_toml(self.cfg))
             for w in self.warnings:
                 call_hook(self.callbacks, "on_warning", w)
@@ -316,6 +328,19 @@ class Trainer:
         return status
 
     # ---- helpers ------------------------------------------------------------------------------
+    def _make_output_dir(self) -> None:
+        assert self.output_dir is not None
+        try:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            if self.resume_from is not None:  # what a killed run may have left half-written
+                remove_stale_temps(self.output_dir, ("checkpoint.pt", "config.toml",
+                                                     "summary.json", "final.pt", "stopped.pt"))
+        except OSError as exc:
+            raise CheckpointError(
+                f"cannot create the run folder {self.output_dir}: "
+                f"{exc.strerror or type(exc).__name__}; set --output-dir to a folder you can "
+                f"write to") from None
+
     def _set_lr(self, step: int) -> float:
         if self.time_budget_s:
             progress = self.elapsed() / self.time_budget_s
@@ -395,8 +420,11 @@ class Trainer:
         return {"epoch": epoch, "run_name": self.run_name, "config": self.cfg.to_dict(),
                 "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
                 "scaler": self.scaler.state_dict(), "learndrop": self.ld.state_dict(),
-                "best_accuracy": self.best_accuracy, "history": self.history,
-                "elapsed_s": self.elapsed(), "torch_rng": torch.get_rng_state()}
+                "best_accuracy": self.best_accuracy,
+                # earlier sessions' epochs and time too, so a second resume loses neither
+                "history": getattr(self, "_resumed_history", []) + self.history,
+                "elapsed_s": self.elapsed() + getattr(self, "_resumed_elapsed", 0.0),
+                "torch_rng": torch.get_rng_state()}
 
     def _checkpoint(self, epoch: int) -> None:
         assert self.output_dir is not None and self.ld is not None
@@ -418,6 +446,10 @@ class Trainer:
         assert self.ld is not None and self.model is not None
         data = load_checkpoint(path, map_location=self.plan.device)
         saved = data.get("config", {})
+        try:  # settings added since the checkpoint was written take their defaults
+            saved = RunConfig.from_dict(saved).to_dict()
+        except LearnDropError:
+            pass
         for section in ("model", "data"):
             if saved.get(section) != self.cfg.to_dict()[section]:
                 raise CheckpointError(f"{path} was trained with other {section} settings; "
@@ -436,7 +468,12 @@ class Trainer:
         self._resumed_elapsed = float(data.get("elapsed_s", 0.0))
         if "torch_rng" in data:
             torch.set_rng_state(data["torch_rng"].cpu())
-        if self.start_epoch >= self.cfg.train.epochs:
+        if self.start_epoch >= self.cfg.train.epochs and self.finish_complete:
+            last = self._resumed_history[-1] if self._resumed_history else {}
+            self.last_val = (float(last.get("val_loss", math.nan)),
+                             float(last.get("val_accuracy", math.nan)),
+                             last.get("val_accuracy_scaled"))
+        elif self.start_epoch >= self.cfg.train.epochs:
             raise CheckpointError(f"{path} is already at the last epoch "
                                   f"({self.start_epoch}); raise --epochs to train further")
 
@@ -483,11 +520,15 @@ class Trainer:
         elif self.output_dir is not None and self.model is not None and self.output_dir.exists():
             import json
 
-            if status == "finished":
-                save_checkpoint(self.output_dir / "final.pt", {"model": self.model.state_dict(),
-                                                              "epoch": -1})
-            atomic_write_text(self.output_dir / "summary.json",
-                              json.dumps(summary, indent=2, default=str))
+            try:
+                if status == "finished":
+                    save_checkpoint(self.output_dir / "final.pt",
+                                    {"model": self.model.state_dict(), "epoch": -1})
+                atomic_write_text(self.output_dir / "summary.json",
+                                  json.dumps(summary, indent=2, default=str))
+            except LearnDropError as exc:  # e.g. the disk filled up: the run ends as failed
+                self._fail(exc, True)
+                raise
         call_hook(self.callbacks, "on_fit_end", FitEnd(status=status, message=message,
                                                        summary=summary))
         return FitResult(status, message, summary)

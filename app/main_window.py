@@ -1,0 +1,397 @@
+"""The main window: run setup on the left, the live view in the middle, run actions on top."""
+
+from __future__ import annotations
+
+import importlib.resources
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QToolBar, QWidget
+
+from learndrop.core.callbacks import EpochEnd, FitEnd, FitStart, Progress
+from learndrop.core.config import RunConfig
+from learndrop.core.control import RunControl
+
+from . import dialogs, settings
+from .bridge import BridgeSignals, QtBridge
+from .controls import RunActions, RunState
+from .setup_panel import SetupPanel
+from .worker import TrainingJob
+
+__all__ = ["MainWindow", "app_icon", "make_live_panel"]
+
+log = logging.getLogger(__name__)
+
+LIVE_SLOTS = (("fit_started", "on_fit_start"), ("epoch_started", "on_epoch_start"),
+              ("progress", "on_progress"),
+              ("scores", "on_scores"), ("dropped", "on_drop"),
+              ("epoch_ended", "on_epoch_end"), ("checkpoint_saved", "on_checkpoint"),
+              ("warning", "on_warning"), ("fit_ended", "on_fit_end"))
+STATE_TEXT = {RunState.IDLE: "Ready", RunState.STARTING: "Starting…",
+              RunState.RUNNING: "Running", RunState.PAUSED: "Paused",
+              RunState.STOPPING: "Stopping after this batch…",
+              RunState.CANCELLING: "Cancelling…"}
+
+
+def app_icon() -> QIcon:
+    """The app's icon from the packaged resources (empty icon when it is missing)."""
+    try:
+        ref = importlib.resources.files("learndrop.resources") / "learndrop.svg"
+        with importlib.resources.as_file(ref) as path:
+            return QIcon(str(path)) if Path(path).exists() else QIcon()
+    except (ModuleNotFoundError, FileNotFoundError):
+        return QIcon()
+
+
+def make_live_panel(parent: QWidget | None = None) -> QWidget:
+    """The live view; imported here so the window module loads without pyqtgraph's cost."""
+    from .live_panel import LivePanel
+
+    return LivePanel(parent)
+
+
+def _clock(seconds: float | None) -> str:
+    """``42 s``, ``3:05`` or ``1:02:03``; a dash when unknown."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "–"
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else \
+        f"{s // 60}:{s % 60:02d}"
+
+
+class MainWindow(QMainWindow):
+    """Learn&Drop Studio's main window. ``run_finished(status)`` fires once a run's thread has
+    ended (status: finished, stopped, cancelled or failed)."""
+
+    run_finished = Signal(str)
+
+    def __init__(self, config: RunConfig | None = None, remember: bool = True) -> None:
+        super().__init__()
+        self.setWindowTitle("Learn&Drop Studio")
+        self.setWindowIcon(app_icon())
+        self.setObjectName("learndrop-main-window")
+        self.show_error_dialogs = True
+        self._remember = remember
+        self._job: TrainingJob | None = None
+        self._state = RunState.IDLE
+        self._fit_start: FitStart | None = None
+        self._fit_end: FitEnd | None = None
+        self._epochs = 0
+        self._close_pending = False
+        self._idle_text = STATE_TEXT[RunState.IDLE]
+        self.last_status = ""
+        self.last_error = ""
+        self.last_output_dir = ""
+        self.signals = BridgeSignals(self)
+
+        self.live: Any = make_live_panel(self)  # LivePanel's slots (see LIVE_SLOTS)
+        self.setCentralWidget(self.live)
+        start_cfg = config or (settings.load_last_config() if remember else RunConfig())
+        self.setup = SetupPanel(start_cfg)
+        self.run_actions = RunActions(self)
+        self.setup.add_start_button(self.run_actions.start)
+        self._build_docks_and_bars()
+        self._build_menus()
+        self._connect()
+        self.setup.validity_changed.connect(self._on_validity)
+        self._on_validity(self.setup.valid, self.setup.reason)
+        self._default_size()
+        if remember:
+            self._restore_layout()
+
+    # ---- construction ---------------------------------------------------------------------
+    def _build_docks_and_bars(self) -> None:
+        self.setup_dock = QDockWidget("Run setup", self)
+        self.setup_dock.setObjectName("setup-dock")
+        self.setup_dock.setWidget(self.setup)
+        self.setup_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                                    | QDockWidget.DockWidgetFeature.DockWidgetClosable
+                                    | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.setup_dock)
+        self.resizeDocks([self.setup_dock], [380], Qt.Orientation.Horizontal)
+
+        self.toolbar = QToolBar("Run", self)
+        self.toolbar.setObjectName("run-toolbar")
+        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.toolbar.setIconSize(QSize(20, 20))
+        for action in (self.run_actions.start, self.run_actions.pause, self.run_actions.stop,
+                       self.run_actions.cancel):
+            self.toolbar.addAction(action)
+        self.addToolBar(self.toolbar)
+
+        self.state_label = QLabel(STATE_TEXT[RunState.IDLE])
+        self.state_label.setObjectName("run-state")
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setMaximumWidth(220)
+        self.progress_bar.setTextVisible(True)
+        self.progress_bar.hide()
+        self.statusBar().addWidget(self.state_label, 1)
+        self.statusBar().addPermanentWidget(self.progress_bar)
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self.open_action = self._menu_action(
+            file_menu, "&Open configuration…", self.setup.open_config_dialog,
+            QKeySequence.StandardKey.Open)
+        self._menu_action(file_menu, "&Save configuration…", self.setup.save_config_dialog,
+                          QKeySequence.StandardKey.Save)
+        file_menu.addSeparator()
+        self._menu_action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+        run_menu = bar.addMenu("&Run")
+        for action in (self.run_actions.start, self.run_actions.pause, self.run_actions.stop,
+                       self.run_actions.cancel):
+            run_menu.addAction(action)
+        view_menu = bar.addMenu("&View")
+        view_menu.addAction(self.setup_dock.toggleViewAction())
+        view_menu.addAction(self.toolbar.toggleViewAction())
+        for dock in self.live.findChildren(QDockWidget):
+            view_menu.addAction(dock.toggleViewAction())
+        help_menu = bar.addMenu("&Help")
+        self._menu_action(help_menu, "&About Learn&&Drop Studio",
+                          lambda: dialogs.show_about(self))
+
+    def _menu_action(self, menu: Any, text: str, slot: Any, key: Any = None) -> QAction:
+        action = menu.addAction(text)
+        action.triggered.connect(slot)
+        if key is not None:
+            action.setShortcut(QKeySequence(key))
+        return action
+
+    def _connect(self) -> None:
+        for signal_name, slot_name in LIVE_SLOTS:
+            slot = getattr(self.live, slot_name, None)
+            if slot is not None:
+                getattr(self.signals, signal_name).connect(slot)
+        self.signals.fit_started.connect(self._on_fit_start)
+        self.signals.progress.connect(self._on_progress)
+        self.signals.epoch_ended.connect(self._on_epoch_end)
+        self.signals.fit_ended.connect(self._on_fit_end)
+        self.live.unit_action_requested.connect(self._on_unit_action)
+        self.run_actions.start.triggered.connect(self.start_run)
+        self.run_actions.pause.triggered.connect(self.toggle_pause)
+        self.run_actions.stop.triggered.connect(self.stop_run)
+        self.run_actions.cancel.triggered.connect(self.ask_cancel_run)
+
+    # ---- state ----------------------------------------------------------------------------
+    @property
+    def state(self) -> RunState:
+        return self._state
+
+    @property
+    def is_running(self) -> bool:
+        return self._job is not None
+
+    @property
+    def control(self) -> RunControl | None:
+        return self._job.control if self._job is not None else None
+
+    def status_text(self) -> str:
+        return self.state_label.text()
+
+    def _set_state(self, state: RunState, text: str | None = None) -> None:
+        self._state = state
+        self.run_actions.set_state(state)
+        self.setup.set_locked(state.busy)
+        self.open_action.setEnabled(not state.busy)
+        self.state_label.setText(text or STATE_TEXT[state])
+
+    @Slot(bool, str)
+    def _on_validity(self, ok: bool, reason: str) -> None:
+        self.run_actions.set_start_blocked("" if ok else reason)
+        if self._state is RunState.IDLE:
+            self.state_label.setText(self._idle_text if ok else f"Cannot start: {reason}")
+
+    # ---- run actions ----------------------------------------------------------------------
+    @Slot()
+    def start_run(self) -> bool:
+        """Start training with the form's settings; False when it cannot start now."""
+        if self._job is not None:
+            return False
+        if not self.setup.valid:
+            self.statusBar().showMessage(f"Cannot start: {self.setup.reason}", 8000)
+            return False
+        cfg = self.setup.config()
+        if self._remember:
+            settings.save_last_config(cfg)
+        self._fit_start = self._fit_end = None
+        self.last_status = self.last_error = self.last_output_dir = ""
+        self._epochs = cfg.train.epochs
+        self.live.reset()
+        self._job = TrainingJob(cfg, [QtBridge(self.signals)], RunControl(), parent=self)
+        self._job.ended.connect(self._on_job_ended)
+        self._set_state(RunState.STARTING)
+        self.progress_bar.setRange(0, 0)
+        self.progress_bar.show()
+        self._job.start()
+        return True
+
+    @Slot()
+    def toggle_pause(self) -> None:
+        control = self.control
+        if control is None:
+            return
+        if self._state is RunState.PAUSED:
+            control.resume()
+            self._set_state(RunState.RUNNING)
+        elif self._state is RunState.RUNNING:
+            control.pause()
+            self._set_state(RunState.PAUSED, "Paused (Resume to continue)")
+
+    @Slot()
+    def stop_run(self) -> None:
+        if self.control is not None and self._state is not RunState.CANCELLING:
+            self.control.stop()
+            self._set_state(RunState.STOPPING)
+
+    @Slot()
+    def ask_cancel_run(self) -> None:
+        if self.control is None:
+            return
+        if dialogs.confirm(self, "Cancel the run?",
+                           "Cancel this run and discard its files? Stop keeps them instead."):
+            self.cancel_run()
+
+    def cancel_run(self) -> None:
+        if self.control is not None:
+            self.control.cancel()
+            self._set_state(RunState.CANCELLING)
+
+    @Slot(str, str)
+    def _on_unit_action(self, action: str, unit: str) -> None:
+        control = self.control
+        request = getattr(control, f"request_{action}", None) if control else None
+        if request is None or action not in ("pin", "unpin", "drop"):
+            return
+        request(unit)
+        self.statusBar().showMessage(f"{action} {unit}: applied at the next step", 5000)
+
+    # ---- engine events --------------------------------------------------------------------
+    @Slot(object)
+    def _on_fit_start(self, ev: FitStart) -> None:
+        self._fit_start = ev
+        self._epochs = ev.epochs
+        self.last_output_dir = ev.output_dir
+        self.setWindowTitle(f"{ev.run_name} — Learn&Drop Studio")
+        self.progress_bar.setRange(0, max(ev.total_steps, 1))
+        self.progress_bar.setValue(0)
+        if hasattr(self.live, "set_pinned"):
+            for unit in ev.config.get("drop", {}).get("pinned", []):
+                self.live.set_pinned(unit, True)
+        if self._state is RunState.STARTING:
+            self._set_state(RunState.RUNNING, f"Running on {ev.device}")
+
+    @Slot(object)
+    def _on_progress(self, ev: Progress) -> None:
+        self.progress_bar.setValue(ev.step)
+        if self._state is RunState.RUNNING:
+            self.state_label.setText(
+                f"Running · epoch {ev.epoch + 1}/{self._epochs} · batch {ev.batch}/{ev.batches}"
+                f" · loss {ev.loss:.4f} · {ev.images_per_s:,.0f} img/s · "
+                f"ETA {_clock(ev.eta_s)}")
+
+    @Slot(object)
+    def _on_epoch_end(self, ev: EpochEnd) -> None:
+        self.progress_bar.setValue(ev.step)
+        if self._state is RunState.RUNNING:
+            self.state_label.setText(
+                f"Running · epoch {ev.epoch + 1}/{self._epochs} done · validation accuracy "
+                f"{ev.val_accuracy:.1%} · {len(ev.dropped)} dropped · ETA {_clock(ev.eta_s)}")
+
+    @Slot(object)
+    def _on_fit_end(self, ev: FitEnd) -> None:
+        self._fit_end = ev
+
+    @Slot()
+    def _on_job_ended(self) -> None:
+        job, self._job = self._job, None
+        error = job.error if job is not None else None
+        end = self._fit_end
+        status = "failed" if error else (end.status if end else "failed")
+        self.last_status = status
+        self.last_error = error or ""
+        if end and end.summary.get("output_dir"):
+            self.last_output_dir = str(end.summary["output_dir"])
+        self.progress_bar.hide()
+        self._idle_text = self._summary_text(status, end, error)
+        self._set_state(RunState.IDLE, self._idle_text)
+        if job is not None:
+            job.deleteLater()
+        if error and (end is None or end.status != "failed"):  # else the live view logged it
+            self.live.on_error(error)
+        self.run_finished.emit(status)
+        if self._close_pending:
+            self.close()
+        elif error and self.show_error_dialogs:  # after this slot: the dialog blocks
+            QTimer.singleShot(0, lambda: dialogs.show_error(self, "Training failed", error))
+
+    @staticmethod
+    def _summary_text(status: str, end: FitEnd | None, error: str | None) -> str:
+        if error:
+            return f"Failed: {error}"
+        summary = end.summary if end else {}
+        words = {"finished": "Finished", "stopped": "Stopped (checkpoint kept)",
+                 "cancelled": "Cancelled (files discarded)"}
+        parts = [words.get(status, status.capitalize())]
+        acc = summary.get("final_accuracy")
+        if isinstance(acc, (int, float)):
+            parts.append(f"accuracy {acc:.1%}")
+        dropped = summary.get("dropped")
+        if isinstance(dropped, list) and status != "cancelled":
+            parts.append(f"{len(dropped)} unit{'s' if len(dropped) != 1 else ''} dropped")
+        for key, what in (("forward_flops_saved", "forward"), ("train_flops_saved", "training")):
+            saved = summary.get(key)
+            if isinstance(saved, (int, float)) and saved >= 0.005 and status != "cancelled":
+                parts.append(f"{saved:.0%} {what} FLOPs saved")
+        wall = summary.get("wall_time_s")
+        if isinstance(wall, (int, float)):
+            parts.append(f"in {_clock(wall)}")
+        return " · ".join(parts)
+
+    # ---- window ---------------------------------------------------------------------------
+    def save_screenshot(self, path: str | Path) -> bool:
+        """Save a PNG of the window; False when the file cannot be written."""
+        return bool(self.grab().save(str(path), "PNG"))
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if self._job is not None:
+            event.ignore()
+            if self._close_pending:
+                self.statusBar().showMessage("Waiting for the run to stop…", 5000)
+                return
+            if dialogs.confirm(self, "Stop training and quit?",
+                               "A run is in progress. Stop it (its checkpoint is kept) and "
+                               "quit?"):
+                self._close_pending = True
+                if self.control is not None and self._state is not RunState.CANCELLING:
+                    self.control.stop()
+                    self._set_state(RunState.STOPPING, "Stopping, then closing…")
+            return
+        if self._remember:
+            settings.save_last_config(self.setup.config())
+            settings.save_window_layout(bytes(self.saveGeometry().data()),
+                                        bytes(self.saveState().data()))
+        event.accept()
+
+    def _default_size(self) -> None:
+        """1400x900, or 92% of a smaller screen (headless platforms keep the full size)."""
+        width, height = 1400, 900
+        screen = self.screen()
+        if screen is not None and QGuiApplication.platformName() not in ("offscreen", "minimal"):
+            area = screen.availableGeometry()
+            width = min(width, int(area.width() * 0.92))
+            height = min(height, int(area.height() * 0.92))
+        self.resize(width, height)
+
+    def _restore_layout(self) -> None:
+        geometry, state = settings.load_window_layout()
+        if geometry:
+            self.restoreGeometry(QByteArray(geometry))
+        if state:
+            self.restoreState(QByteArray(state))
