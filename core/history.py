@@ -1,0 +1,561 @@
+"""A run's event history and the numbers derived from it.
+
+:class:`RunHistory` is a :class:`~learndrop.core.callbacks.Callback` that accumulates the
+engine's events in preallocated numpy buffers (growing by doubling, so an append costs
+O(units) amortised) and derives what a view needs: unit states, the dropped prefix, best
+accuracy, ETA, progress and savings. It never imports Qt: the desktop app's live views only
+read from it, and a finished run can be replayed into one to be drawn at once.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .callbacks import (
+    Callback,
+    CheckpointSaved,
+    DropEvent,
+    EpochEnd,
+    FitEnd,
+    FitStart,
+    Progress,
+    SavingsReport,
+    ScoreCheck,
+    UnitInfo,
+)
+
+__all__ = [
+    "UNIT_STATES",
+    "DropRecord",
+    "GrowingArray",
+    "LogEntry",
+    "RunHistory",
+    "ScoreBins",
+    "ema_smoothed",
+]
+
+UNIT_STATES = ("learning", "settling", "dropped", "pinned")
+
+
+class GrowingArray:
+    """Rows of a fixed width in a preallocated float64 buffer that doubles when full."""
+
+    def __init__(self, width: int, capacity: int = 64, fill: float = math.nan) -> None:
+        self.width = int(width)
+        self._fill = fill
+        self._buf = np.full((max(1, capacity), self.width), fill, dtype=np.float64)
+        self._n = 0
+
+    def __len__(self) -> int:
+        return self._n
+
+    def append(self, row: Any) -> None:
+        if self._n == self._buf.shape[0]:
+            bigger = np.full((2 * self._buf.shape[0], self.width), self._fill, dtype=np.float64)
+            bigger[: self._n] = self._buf[: self._n]
+            self._buf = bigger
+        self._buf[self._n] = row
+        self._n += 1
+
+    def view(self) -> np.ndarray:
+        """The filled rows, shape (n, width): a view, not a copy."""
+        return self._buf[: self._n]
+
+    def column(self, j: int) -> np.ndarray:
+        return self._buf[: self._n, j]
+
+    def last(self) -> np.ndarray | None:
+        return self._buf[self._n - 1] if self._n else None
+
+    def clear(self) -> None:
+        self._n = 0
+        self._buf[:] = self._fill
+
+
+class ScoreBins:
+    """Per-unit min, max and mean of the scores in fixed bins along the x axis (epochs).
+
+    The bins cover ``[start, start + span)``; a value beyond doubles the span and merges bins
+    pairwise, so memory stays ``n_bins x units`` however long the run gets, and a plot can draw
+    the min/max envelope ("peak" downsampling) of any number of checks in O(bins) points.
+    Every bin carries the generation in which it last changed, so a view redraws only what
+    changed since it last looked (:meth:`changed_since`).
+    """
+
+    def __init__(self, n_units: int, n_bins: int = 512, start: float = 0.0,
+                 span: float = 1.0) -> None:
+        self.n_units, self.n_bins = int(n_units), int(n_bins)
+        self.start, self.span = float(start), float(span) if span > 0 else 1.0
+        shape = (self.n_bins, self.n_units)
+        self.lo = np.full(shape, np.nan)
+        self.hi = np.full(shape, np.nan)
+        self.total = np.zeros(shape)
+        self.count = np.zeros(shape, dtype=np.int64)
+        self.xsum = np.zeros(self.n_bins)
+        self.xcount = np.zeros(self.n_bins, dtype=np.int64)
+        self.gen = np.zeros(self.n_bins, dtype=np.int64)
+        self.generation = 0
+        self.merges = 0
+        self.last_bin = -1
+
+    @property
+    def width(self) -> float:
+        return self.span / self.n_bins
+
+    @property
+    def end(self) -> float:
+        return self.start + self.span
+
+    def bin_of(self, x: float) -> int:
+        """Bin index of ``x``; the end of the range belongs to the last bin."""
+        b = int(np.floor((x - self.start) / self.width))
+        return self.n_bins - 1 if b == self.n_bins and x <= self.end else b
+
+    def add(self, x: float, row: np.ndarray) -> None:
+        """Add one check's scores (NaN where not scored) at position ``x``: O(units)."""
+        b = max(0, self.bin_of(x))
+        while b >= self.n_bins:
+            self._merge()
+            b = max(0, self.bin_of(x))
+        finite = ~np.isnan(row)
+        np.fmin(self.lo[b], row, out=self.lo[b])
+        np.fmax(self.hi[b], row, out=self.hi[b])
+        self.total[b] += np.where(finite, row, 0.0)
+        self.count[b] += finite
+        self.xsum[b] += x
+        self.xcount[b] += 1
+        self.generation += 1
+        self.gen[b] = self.generation
+        self.last_bin = max(self.last_bin, b)
+
+    def rebuild(self, xs: np.ndarray, rows: np.ndarray) -> None:
+        """Start over from all checks at once (vectorised)."""
+        for arr, empty in ((self.lo, np.nan), (self.hi, np.nan), (self.total, 0),
+                           (self.count, 0), (self.xsum, 0), (self.xcount, 0)):
+            arr[:] = empty
+        self.last_bin = -1
+        self.generation += 1
+        self.gen[:] = self.generation
+        if xs.shape[0] == 0:
+            return
+        while self.bin_of(float(np.max(xs))) >= self.n_bins:
+            self.span *= 2
+            self.merges += 1
+        b = np.clip(np.floor((xs - self.start) / self.width).astype(np.int64), 0,
+                    self.n_bins - 1)
+        np.fmin.at(self.lo, b, rows)
+        np.fmax.at(self.hi, b, rows)
+        finite = ~np.isnan(rows)
+        np.add.at(self.total, b, np.where(finite, rows, 0.0))
+        np.add.at(self.count, b, finite)
+        np.add.at(self.xsum, b, xs)
+        np.add.at(self.xcount, b, 1)
+        self.generation += 1
+        self.gen[:] = self.generation
+        self.last_bin = int(b.max())
+
+    def _merge(self) -> None:
+        half = self.n_bins // 2
+        for extreme, op in ((self.lo, np.fmin), (self.hi, np.fmax)):
+            extreme[:half] = op(extreme[0::2], extreme[1::2])
+            extreme[half:] = np.nan
+        summed: tuple[np.ndarray, ...] = (self.total, self.count, self.xsum, self.xcount)
+        for arr in summed:
+            arr[:half] = arr[0::2] + arr[1::2]
+            arr[half:] = 0
+        self.span *= 2
+        self.merges += 1
+        self.last_bin = self.last_bin // 2 if self.last_bin >= 0 else -1
+        self.generation += 1
+        self.gen[:] = self.generation
+
+    def filled(self) -> np.ndarray:
+        return self.xcount > 0
+
+    def x(self) -> np.ndarray:
+        """Mean x of the checks in each bin (NaN for empty bins)."""
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.xcount > 0, self.xsum / np.maximum(self.xcount, 1), np.nan)
+
+    def mean(self) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(self.count > 0, self.total / np.maximum(self.count, 1), np.nan)
+
+    def changed_since(self, generation: int) -> np.ndarray:
+        """Indices of the bins that changed after ``generation``."""
+        return np.flatnonzero(self.gen > generation)
+
+
+@dataclass(frozen=True)
+class DropRecord:
+    step: int
+    epoch: float
+    index: int
+    name: str
+    reason: str
+    score: float | None
+    check: int  # number of score checks seen when the drop happened
+
+
+@dataclass(frozen=True)
+class LogEntry:
+    """A line for an event log. ``kind``: drop, checkpoint, warning, error, info."""
+
+    wall_time: float
+    kind: str
+    step: int | None
+    epoch: float | None
+    text: str
+
+
+def ema_smoothed(values: np.ndarray, alpha: float) -> np.ndarray:
+    """Exponential moving average along axis 0: ``y = alpha * x + (1 - alpha) * y_prev``.
+
+    ``alpha`` is the weight of the newest value (1 = no smoothing). NaN inputs give NaN
+    outputs and leave the running average untouched, so a column may start late or stop early.
+    Works on 1-D arrays and on (rows x columns) matrices, one loop over rows.
+    """
+    x = np.asarray(values, dtype=np.float64)
+    if not 0.0 < alpha <= 1.0:
+        raise ValueError(f"alpha must be in (0, 1], got {alpha}")
+    flat = x.reshape(x.shape[0], -1) if x.ndim else x.reshape(1, 1)
+    out, _ = _ema_run(flat, alpha)
+    return out.reshape(x.shape)
+
+
+def _ema_run(rows: np.ndarray, alpha: float) -> tuple[np.ndarray, np.ndarray]:
+    """Smoothed rows and the final running state (one value per column)."""
+    out = np.full_like(rows, np.nan)
+    state = np.full(rows.shape[1], np.nan)
+    for r in range(rows.shape[0]):
+        state = _ema_step(state, rows[r], alpha)
+        out[r] = np.where(np.isnan(rows[r]), np.nan, state)
+    return out, state
+
+
+def _ema_step(state: np.ndarray, row: np.ndarray, alpha: float) -> np.ndarray:
+    fresh = np.isnan(state)
+    blended = alpha * row + (1.0 - alpha) * state
+    new = np.where(fresh, row, blended)
+    return np.where(np.isnan(row), state, new)
+
+
+class RunHistory(Callback):
+    """Everything one run reported, kept for drawing and for derived figures."""
+
+    #: default EMA weight of the newest score for :meth:`smoothed_score_matrix`
+    DEFAULT_ALPHA = 0.3
+
+    def __init__(self) -> None:
+        self.reset()
+
+    # ---- lifecycle ---------------------------------------------------------------------------
+    def reset(self, units: tuple[UnitInfo, ...] = ()) -> None:
+        """Forget everything (and size the buffers for ``units``)."""
+        self.fit_start: FitStart | None = None
+        self.fit_end: FitEnd | None = None
+        self.units: tuple[UnitInfo, ...] = tuple(units)
+        n = len(self.units)
+        self._index = {u.name: u.index for u in self.units}
+        self.scores = GrowingArray(n)
+        self.changes = GrowingArray(n)
+        self.check_meta = GrowingArray(4)  # step, epoch, lr, dropped prefix before the check
+        self.progress = GrowingArray(6)  # step, epoch (fractional), loss, lr, images/s, eta
+        self.epochs = GrowingArray(9)
+        self.savings = GrowingArray(9)
+        self.latest_trends = np.full(n, np.nan)
+        self.latest_settled = np.zeros(n, dtype=bool)
+        self.latest_streaks = np.zeros(n, dtype=np.int64)
+        self.last_scores = np.full(n, np.nan)
+        self.dropped = np.zeros(n, dtype=bool)
+        self.drops: list[DropRecord] = []
+        self.drop_of: dict[int, DropRecord] = {}
+        self.pinned: set[str] = set()
+        self.checkpoints: list[CheckpointSaved] = []
+        self.log: list[LogEntry] = []
+        self.last_progress: Progress | None = None
+        self.last_epoch: EpochEnd | None = None
+        self.current_epoch = 0
+        self.threshold = math.nan
+        self._alpha = self.DEFAULT_ALPHA
+        self._ema = GrowingArray(n)
+        self._ema_state = np.full(n, np.nan)
+        self.bins = ScoreBins(n)
+        self.smooth_bins = ScoreBins(n)
+        self._latest_savings: SavingsReport | None = None
+
+    # ---- Callback hooks ----------------------------------------------------------------------
+    def on_fit_start(self, event: FitStart) -> None:
+        self.reset(event.units)
+        self.fit_start = event
+        drop_cfg = event.config.get("drop", {}) if isinstance(event.config, dict) else {}
+        self.threshold = float(drop_cfg.get("threshold", math.nan))
+        self.pinned = {p for p in drop_cfg.get("pinned", []) if p in self._index}
+        self.current_epoch = event.resumed_from_epoch
+        start = float(event.resumed_from_epoch)
+        span = float(event.epochs) - start if event.epochs > start else 1.0
+        self.bins = ScoreBins(len(event.units), start=start, span=span)
+        self.smooth_bins = ScoreBins(len(event.units), start=start, span=span)
+        self._note("info", None, None, f"run {event.run_name} started on {event.device} "
+                   f"({len(event.units)} units, mode {event.mode}"
+                   f"{'' if event.drop_enabled else ', dropping off'})")
+
+    def on_epoch_start(self, epoch: int) -> None:
+        self.current_epoch = epoch
+
+    def on_progress(self, event: Progress) -> None:
+        self.last_progress = event
+        self.progress.append((event.step, self.epoch_of(event.step), event.loss, event.lr,
+                              event.images_per_s, event.eta_s))
+
+    def on_scores(self, event: ScoreCheck) -> None:
+        n = len(self.units)
+        scores = _floats(event.scores, n)
+        self.scores.append(scores)
+        self.changes.append(_floats(event.changes, n))
+        self.check_meta.append((event.step, event.epoch, event.lr, self.dropped_prefix_len()))
+        self.latest_trends = _floats(event.trends, n)
+        self.latest_settled = _padded(event.settled, n, False).astype(bool)
+        self.latest_streaks = _padded(event.streaks, n, 0).astype(np.int64)
+        finite = ~np.isnan(scores)
+        self.last_scores[finite] = scores[finite]
+        self._ema_state = _ema_step(self._ema_state, scores, self._alpha)
+        smooth = np.where(finite, self._ema_state, np.nan)
+        self._ema.append(smooth)
+        self.bins.add(float(event.epoch), scores)
+        self.smooth_bins.add(float(event.epoch), smooth)
+
+    def on_drop(self, event: DropEvent) -> None:
+        i = event.index if 0 <= event.index < len(self.units) else self._index.get(event.unit, -1)
+        if i < 0 or self.dropped[i]:
+            return
+        score = event.score if event.score is not None else _or_none(self.last_scores[i])
+        rec = DropRecord(event.step, event.epoch, i, event.unit, event.reason, score,
+                         len(self.scores))
+        self.dropped[i] = True
+        self.latest_settled[i] = False
+        self.drops.append(rec)
+        self.drop_of[i] = rec
+        why = "by hand" if event.reason == "manual" else f"score {_fmt(score)}"
+        self._note("drop", event.step, event.epoch, f"dropped {event.unit} ({why}, {event.mode})")
+
+    def on_epoch_end(self, event: EpochEnd) -> None:
+        self.last_epoch = event
+        self.current_epoch = event.epoch
+        scaled = math.nan if event.val_accuracy_scaled is None else event.val_accuracy_scaled
+        self.epochs.append((event.epoch, self.epoch_of(event.step), event.train_loss,
+                            event.train_accuracy, event.val_loss, event.val_accuracy, scaled,
+                            event.epoch_time_s, event.elapsed_s))
+        self.on_savings(event.savings)
+
+    def on_savings(self, report: SavingsReport) -> None:
+        """Record a savings report (each epoch's end carries one)."""
+        self._latest_savings = report
+        self.savings.append((report.step, report.forward_flops_saved, report.train_flops_saved,
+                             report.cumulative_forward_flops_saved,
+                             report.cumulative_train_flops_saved, report.time_saved_s,
+                             report.projected_time_saved_s,
+                             math.nan if report.efficiency is None else report.efficiency,
+                             report.trainable_params))
+
+    def on_checkpoint(self, event: CheckpointSaved) -> None:
+        self.checkpoints.append(event)
+        self._note("checkpoint", event.step, float(event.epoch), f"checkpoint {event.path}")
+
+    def on_warning(self, message: str) -> None:
+        self._note("warning", self._step(), None, message)
+
+    def on_error(self, message: str) -> None:
+        """Not an engine hook: the app reports errors outside the callbacks this way."""
+        self._note("error", self._step(), None, message)
+
+    def note(self, kind: str, text: str) -> None:
+        """Add a line to the log (kind: info, warning, error, drop, checkpoint)."""
+        self._note(kind, self._step(), None, text)
+
+    def on_fit_end(self, event: FitEnd) -> None:
+        self.fit_end = event
+        kind = "error" if event.status == "failed" else "info"
+        text = f"run {event.status}" + (f": {event.message}" if event.message else "")
+        self._note(kind, self._step(), None, text)
+
+    # ---- pinning -----------------------------------------------------------------------------
+    def set_pinned(self, name: str, pinned: bool) -> None:
+        if name not in self._index:
+            raise KeyError(f"no unit named {name!r}")
+        (self.pinned.add if pinned else self.pinned.discard)(name)
+
+    # ---- unit queries ------------------------------------------------------------------------
+    def has_unit(self, name: str) -> bool:
+        return name in self._index
+
+    def unit_index(self, name: str) -> int:
+        return self._index[name]
+
+    def unit_state(self, i: int) -> str:
+        """learning, settling (settled but not dropped yet), dropped or pinned."""
+        if self.dropped[i]:
+            return "dropped"
+        if self.units[i].name in self.pinned:
+            return "pinned"
+        if self.latest_settled[i]:
+            return "settling"
+        return "learning"
+
+    def unit_states(self) -> list[str]:
+        return [self.unit_state(i) for i in range(len(self.units))]
+
+    def dropped_prefix_len(self) -> int:
+        """How many leading units are dropped."""
+        not_dropped = np.flatnonzero(~self.dropped)
+        return int(not_dropped[0]) if not_dropped.size else len(self.units)
+
+    def latest_score(self, i: int) -> float | None:
+        return _or_none(self.last_scores[i])
+
+    def unit_scores(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """(check epochs, scores) of one unit up to its drop: views, not copies."""
+        end = self.drop_of[i].check if i in self.drop_of else len(self.scores)
+        return self.check_epochs()[:end], self.scores.column(i)[:end]
+
+    # ---- matrices ----------------------------------------------------------------------------
+    def n_checks(self) -> int:
+        return len(self.scores)
+
+    def score_matrix(self) -> np.ndarray:
+        """(checks x units) learning scores, NaN where not scored: a view."""
+        return self.scores.view()
+
+    def change_matrix(self) -> np.ndarray:
+        return self.changes.view()
+
+    def check_steps(self) -> np.ndarray:
+        return self.check_meta.column(0)
+
+    def check_epochs(self) -> np.ndarray:
+        return self.check_meta.column(1)
+
+    def prefix_at_checks(self) -> np.ndarray:
+        """Dropped-prefix length when each check was taken (the heatmap's boundary)."""
+        return self.check_meta.column(3)
+
+    @property
+    def smoothing_alpha(self) -> float:
+        return self._alpha
+
+    def smoothed_score_matrix(self, alpha: float | None = None) -> np.ndarray:
+        """EMA-smoothed scores, kept up to date on every check; a new alpha recomputes once."""
+        if alpha is not None and alpha != self._alpha:
+            self._alpha = float(alpha)
+            smoothed, self._ema_state = _ema_run(self.scores.view(), self._alpha)
+            self._ema = GrowingArray(len(self.units), capacity=max(64, smoothed.shape[0]))
+            for row in smoothed:
+                self._ema.append(row)
+            self.smooth_bins.rebuild(self.check_epochs(), smoothed)
+        return self._ema.view()
+
+    # ---- run-level figures -------------------------------------------------------------------
+    def epoch_of(self, step: int) -> float:
+        """Fractional epoch of a global step (steps / steps per epoch)."""
+        spe = self.fit_start.steps_per_epoch if self.fit_start else 0
+        return step / spe if spe else float(step)
+
+    def best_val_accuracy(self) -> float | None:
+        if not len(self.epochs):
+            return None
+        col = self.epochs.column(5)
+        return None if np.all(np.isnan(col)) else float(np.nanmax(col))
+
+    def progress_fraction(self) -> float:
+        if self.fit_end is not None and self.fit_end.status == "finished":
+            return 1.0
+        total = self.fit_start.total_steps if self.fit_start else 0
+        step = self._step()
+        if not total or step is None:
+            return 0.0
+        return float(min(1.0, max(0.0, step / total)))
+
+    def epoch_fraction(self) -> float:
+        """Share of the current epoch done (from the latest progress report)."""
+        p = self.last_progress
+        if p is None or not p.batches:
+            return 0.0
+        if self.last_epoch is not None and self.last_epoch.step >= p.step:
+            return 1.0
+        return float(min(1.0, max(0.0, p.batch / p.batches)))
+
+    def eta_s(self) -> float | None:
+        """Seconds left: the engine's latest estimate, or one from elapsed time and progress."""
+        if self.fit_end is not None:
+            return 0.0
+        latest: tuple[int, float, float] | None = None
+        for ev in (self.last_progress, self.last_epoch):
+            if ev is not None and (latest is None or ev.step >= latest[0]):
+                latest = (ev.step, ev.eta_s, ev.elapsed_s)
+        if latest is None:
+            return None
+        _step, eta, elapsed = latest
+        if math.isfinite(eta) and eta >= 0:
+            return float(eta)
+        frac = self.progress_fraction()
+        return elapsed * (1 - frac) / frac if frac > 0 else None
+
+    def latest_savings(self) -> SavingsReport | None:
+        return self._latest_savings
+
+    def latest_images_per_s(self) -> float | None:
+        p, e = self.last_progress, self.last_epoch
+        if p is not None and (e is None or p.step >= e.step):
+            return p.images_per_s
+        return e.images_per_s if e is not None else None
+
+    def trainable_params(self) -> int | None:
+        s = self.latest_savings()
+        if s is not None:
+            return s.trainable_params
+        if self.fit_start is None:
+            return None
+        return sum(u.params for i, u in enumerate(self.units) if not self.dropped[i])
+
+    def total_params(self) -> int | None:
+        return self.fit_start.total_params if self.fit_start else None
+
+    @property
+    def running(self) -> bool:
+        return self.fit_start is not None and self.fit_end is None
+
+    # ---- helpers -----------------------------------------------------------------------------
+    def _step(self) -> int | None:
+        steps = [ev.step for ev in (self.last_progress, self.last_epoch) if ev is not None]
+        if len(self.check_meta):
+            steps.append(int(self.check_meta.column(0)[-1]))
+        return max(steps) if steps else None
+
+    def _note(self, kind: str, step: int | None, epoch: float | None, text: str) -> None:
+        if epoch is None and step is not None:
+            epoch = self.epoch_of(step)
+        self.log.append(LogEntry(time.time(), kind, step, epoch, text))
+
+
+def _floats(values: tuple[float | None, ...], n: int) -> np.ndarray:
+    out = np.full(n, np.nan)
+    vals = [math.nan if v is None else v for v in values[:n]]
+    out[: len(vals)] = vals
+    return out
+
+
+def _padded(values: tuple[Any, ...], n: int, pad: Any) -> np.ndarray:
+    return np.array(tuple(values[:n]) + (pad,) * max(0, n - len(values)))
+
+
+def _or_none(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _fmt(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
