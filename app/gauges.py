@@ -183,7 +183,8 @@ class GaugesPanel(QWidget):
         p = h.last_progress
         epochs = fs.epochs if fs else 0
         epoch = p.epoch if p is not None else h.current_epoch
-        self.epoch_label.setText(f"Epoch {epoch} of {epochs}" if epochs else "Epoch")
+        # engine epochs count from 0
+        self.epoch_label.setText(f"Epoch {min(epoch + 1, epochs)} of {epochs}" if epochs else "Epoch")
         ef, tf = h.epoch_fraction(), h.progress_fraction()
         for bar, frac in ((self.epoch_bar, ef), (self.total_bar, tf)):
             value = int(100 * frac)  # whole percent: QProgressBar repaints at once on change

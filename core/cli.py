@@ -9,6 +9,7 @@ import argparse
 import importlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -190,6 +191,71 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_resume(args: argparse.Namespace) -> int:
+    """Continue a stored run from its folder's checkpoint, into the same folder and run."""
+    import dataclasses
+    from pathlib import Path
+
+    from .checkpoint import load_checkpoint
+    from .control import RunControl
+    from .errors import CheckpointError
+    from .recorder import StoreRecorder
+    from .store import RunStore
+    from .trainer import Trainer
+
+    with RunStore(args.store) as store:
+        run = store.get_run(args.run)
+        store_path = store.path
+    if run.status == "running":
+        raise LearnDropError(f"run '{run.name}' is still running (pid {run.pid}): stop it "
+                             f"first, or wait for it to end")
+    folder = Path(run.output_dir) if run.output_dir else None
+    if folder is None or not folder.is_dir():
+        raise CheckpointError(f"run '{run.name}' has no run folder any more "
+                              f"({run.output_dir or 'none recorded'}): start it again with "
+                              f"'learndrop train'")
+    checkpoint, config_file = folder / "checkpoint.pt", folder / "config.toml"
+    again = f"start it again with 'learndrop train --config {config_file}'"
+    if not checkpoint.is_file():
+        raise CheckpointError(f"run '{run.name}' has no checkpoint yet (it ended before its "
+                              f"first epoch was complete): {again}")
+    if not config_file.is_file():
+        raise CheckpointError(f"run '{run.name}' has no config.toml in {folder}: resume it "
+                              f"with 'learndrop train --resume {checkpoint} --config FILE'")
+    cfg = load_config(config_file)
+    cfg.output.dir = str(folder.parent)
+    cfg.output.name = folder.name
+    if args.epochs is not None:
+        cfg.set("train.epochs", args.epochs, source="command line")
+    cfg.check()
+    store_name = run.name
+
+    class SameRunRecorder(StoreRecorder):
+        """Records into the stored run even when it was renamed after its folder was made."""
+
+        def on_fit_start(self, event: Any) -> None:
+            super().on_fit_start(dataclasses.replace(event, run_name=store_name))
+
+    done = int(load_checkpoint(checkpoint, mmap=True).get("epoch", 0))
+    if done <= 0:
+        raise CheckpointError(f"run '{run.name}' stopped before its first epoch was "
+                              f"complete, so there is nothing to continue: {again}")
+    if run.status == "finished" and done >= cfg.train.epochs:
+        raise CheckpointError(f"run '{run.name}' has finished all its {done} epochs: give "
+                              f"--epochs with more than {done} to train it further")
+    control = RunControl()
+    _install_signal_handlers(control)
+    callbacks = [_console_callback(args.quiet), SameRunRecorder(store_path)]
+    trainer = Trainer(cfg, callbacks, control, resume_from=checkpoint, run_name=folder.name,
+                      finish_complete=True)
+    result = trainer.fit()
+    if not args.quiet:
+        _print_summary(result.summary)
+    if args.json:
+        print(_json_summary(result.summary))
+    return 0
+
+
 def _install_signal_handlers(control: Any) -> None:
     """SIGINT/SIGTERM stop cleanly: finish the batch, checkpoint, keep the run."""
 
@@ -251,13 +317,17 @@ def _cmd_datasets(args: argparse.Namespace) -> int:
 
 
 def _cmd_studio(args: argparse.Namespace) -> int:
+    return _run_studio(list(args.studio_args))
+
+
+def _run_studio(argv: list[str]) -> int:
     # The app is a separate front end: core never imports it statically (and never Qt).
     try:
         app_main = importlib.import_module("learndrop.app.main")
     except ImportError as exc:
         raise LearnDropError(f"the desktop app cannot start ({exc}); install PySide6 and "
                              f"pyqtgraph, or use 'learndrop train'") from None
-    return int(app_main.main(list(args.studio_args)))
+    return int(app_main.main(argv))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -278,6 +348,17 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--store", metavar="PATH", help="run store file (default: LEARNDROP_HOME)")
     t.add_argument("--no-store", action="store_true", help="do not record the run")
     t.set_defaults(func=_cmd_train)
+
+    r = sub.add_parser("resume", help="continue a stopped or interrupted run where its last "
+                       "checkpoint left it")
+    r.add_argument("run", metavar="RUN", help="run name, unique start of one, or id "
+                   "(see 'learndrop runs')")
+    r.add_argument("--epochs", metavar="N", help="train to this many epochs in all (default: "
+                   "the run's own)")
+    r.add_argument("--json", action="store_true", help="print a one-line JSON summary last")
+    r.add_argument("--quiet", action="store_true", help="no progress output")
+    r.add_argument("--store", metavar="PATH", help="run store file (default: LEARNDROP_HOME)")
+    r.set_defaults(func=_cmd_resume)
 
     b = sub.add_parser("bench", help="full baseline vs Learn&Drop vs time-matched baseline")
     _add_config_flags(b)
@@ -313,6 +394,13 @@ def _version() -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["studio"]:  # the app parses its own flags (argparse's REMAINDER cannot)
+        try:
+            return _run_studio(argv[1:])
+        except LearnDropError as exc:
+            print(f"learndrop: error: {exc}", file=sys.stderr)
+            return exc.exit_code
     parser = _parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
@@ -326,6 +414,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("learndrop: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into a program that stopped reading (e.g. head)
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):
+            pass
+        return 1
     except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks
         if args.debug:
             raise

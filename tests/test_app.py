@@ -240,12 +240,20 @@ def test_engine_error_is_shown_and_a_new_run_can_start(
 
 
 # ---- launching --------------------------------------------------------------------------------
-def test_cli_runs_config_and_saves_screenshot(qtbot: Any, tmp_path: Path) -> None:
+def test_cli_runs_config_and_saves_screenshot(tmp_path: Path) -> None:
+    """The scripted mode, in its own process: it runs (and quits) a whole QApplication."""
+    import os
+    import subprocess
+    import sys
+
     config = save_config(tiny_config(tmp_path / "runs"), tmp_path / "tiny.toml")
     shot = tmp_path / "shot.png"
-    code = main(["--config", str(config), "--autostart", "--exit-when-done",
-                 "--screenshot", str(shot)])
-    assert code == 0
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    proc = subprocess.run([sys.executable, "-m", "learndrop.core.cli", "studio", "--config",
+                           str(config), "--autostart", "--exit-when-done", "--screenshot",
+                           str(shot)], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
