@@ -1,4 +1,5 @@
-"""The main window: run setup on the left, the live view in the middle, run actions on top."""
+"""The main window: run setup and run history on the left, the live view in the middle, run
+actions on top."""
 
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QT
 from learndrop.core.callbacks import EpochEnd, FitEnd, FitStart, Progress
 from learndrop.core.config import RunConfig
 from learndrop.core.control import RunControl
+from learndrop.core.errors import LearnDropError
+from learndrop.core.store import RunStore
 
 from . import dialogs, settings
 from .bridge import BridgeSignals, QtBridge
 from .controls import RunActions, RunState
+from .history_panel import HistoryPanel
 from .setup_panel import SetupPanel
 from .worker import TrainingJob
 
@@ -67,11 +71,13 @@ def _clock(seconds: float | None) -> str:
 
 class MainWindow(QMainWindow):
     """Learn&Drop Studio's main window. ``run_finished(status)`` fires once a run's thread has
-    ended (status: finished, stopped, cancelled or failed)."""
+    ended (status: finished, stopped, cancelled or failed). Runs are recorded in the run store
+    at ``store_path`` (default: the one under the user data folder or ``LEARNDROP_HOME``)."""
 
     run_finished = Signal(str)
 
-    def __init__(self, config: RunConfig | None = None, remember: bool = True) -> None:
+    def __init__(self, config: RunConfig | None = None, remember: bool = True,
+                 store_path: str | Path | None = None) -> None:
         super().__init__()
         self.setWindowTitle("Learn&Drop Studio")
         self.setWindowIcon(app_icon())
@@ -96,6 +102,7 @@ class MainWindow(QMainWindow):
         self.setup = SetupPanel(start_cfg)
         self.run_actions = RunActions(self)
         self.setup.add_start_button(self.run_actions.start)
+        self.history = HistoryPanel(store_path, live=self.live, busy=lambda: self.is_running)
         self._build_docks_and_bars()
         self._build_menus()
         self._connect()
@@ -114,6 +121,13 @@ class MainWindow(QMainWindow):
                                     | QDockWidget.DockWidgetFeature.DockWidgetClosable
                                     | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.setup_dock)
+        self.history_dock = QDockWidget("Run history", self)
+        self.history_dock.setObjectName("history-dock")
+        self.history_dock.setWidget(self.history)
+        self.history_dock.setFeatures(self.setup_dock.features())
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.history_dock)
+        self.tabifyDockWidget(self.setup_dock, self.history_dock)
+        self.setup_dock.raise_()
         self.resizeDocks([self.setup_dock], [380], Qt.Orientation.Horizontal)
 
         self.toolbar = QToolBar("Run", self)
@@ -143,6 +157,10 @@ class MainWindow(QMainWindow):
         self._menu_action(file_menu, "&Save configuration…", self.setup.save_config_dialog,
                           QKeySequence.StandardKey.Save)
         file_menu.addSeparator()
+        self._menu_action(file_menu, "Run &history", self.show_history, "Ctrl+H")
+        self._menu_action(file_menu, "&Export report of the shown run…",
+                          self.export_shown_run, "Ctrl+E")
+        file_menu.addSeparator()
         self._menu_action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         run_menu = bar.addMenu("&Run")
         for action in (self.run_actions.start, self.run_actions.pause, self.run_actions.stop,
@@ -150,6 +168,7 @@ class MainWindow(QMainWindow):
             run_menu.addAction(action)
         view_menu = bar.addMenu("&View")
         view_menu.addAction(self.setup_dock.toggleViewAction())
+        view_menu.addAction(self.history_dock.toggleViewAction())
         view_menu.addAction(self.toolbar.toggleViewAction())
         for dock in self.live.findChildren(QDockWidget):
             view_menu.addAction(dock.toggleViewAction())
@@ -174,6 +193,9 @@ class MainWindow(QMainWindow):
         self.signals.epoch_ended.connect(self._on_epoch_end)
         self.signals.fit_ended.connect(self._on_fit_end)
         self.live.unit_action_requested.connect(self._on_unit_action)
+        self.history.run_opened.connect(self._on_history_opened)
+        self.history.following_ended.connect(self._on_following_ended)
+        self.history.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.run_actions.start.triggered.connect(self.start_run)
         self.run_actions.pause.triggered.connect(self.toggle_pause)
         self.run_actions.stop.triggered.connect(self.stop_run)
@@ -223,14 +245,28 @@ class MainWindow(QMainWindow):
         self._fit_start = self._fit_end = None
         self.last_status = self.last_error = self.last_output_dir = ""
         self._epochs = cfg.train.epochs
+        self.history.stop_following()
         self.live.reset()
-        self._job = TrainingJob(cfg, [QtBridge(self.signals)], RunControl(), parent=self)
+        store = self._recording_store()
+        self._job = TrainingJob(cfg, [QtBridge(self.signals)], RunControl(), parent=self,
+                                store=store, record=store is not None)
         self._job.ended.connect(self._on_job_ended)
         self._set_state(RunState.STARTING)
         self.progress_bar.setRange(0, 0)
         self.progress_bar.show()
         self._job.start()
         return True
+
+    def _recording_store(self) -> Path | None:
+        """The run store to record into, opened here so a problem is told before training
+        (the run then trains without being recorded)."""
+        try:
+            with RunStore(self.history.store_path) as store:
+                return store.path
+        except LearnDropError as exc:
+            self.statusBar().showMessage(f"This run is not recorded in the run history: "
+                                         f"{exc.message}", 15000)
+            return None
 
     @Slot()
     def toggle_pause(self) -> None:
@@ -321,10 +357,17 @@ class MainWindow(QMainWindow):
         self.progress_bar.hide()
         self._idle_text = self._summary_text(status, end, error)
         self._set_state(RunState.IDLE, self._idle_text)
+        recorder = job.recorder if job is not None else None
         if job is not None:
             job.deleteLater()
         if error and (end is None or end.status != "failed"):  # else the live view logged it
             self.live.on_error(error)
+        if recorder is not None and recorder.error:
+            self.live.on_warning(f"this run was not recorded in the run history: "
+                                 f"{recorder.error}")
+        if recorder is not None and recorder.run_id is not None:
+            self.history.current_run_id = recorder.run_id
+        self.history.refresh(quiet=True)
         self.run_finished.emit(status)
         if self._close_pending:
             self.close()
@@ -354,6 +397,45 @@ class MainWindow(QMainWindow):
             parts.append(f"in {_clock(wall)}")
         return " · ".join(parts)
 
+    # ---- run history ----------------------------------------------------------------------
+    @Slot()
+    def show_history(self) -> None:
+        self.history_dock.show()
+        self.history_dock.raise_()
+        self.history.refresh()
+
+    @Slot()
+    def export_shown_run(self) -> None:
+        """Export the report of the run the live views show (the last one trained here, or
+        one opened from the history)."""
+        if self.history.current_run_id is None:
+            self.statusBar().showMessage("No stored run is shown: train one, or open one from "
+                                         "the run history, then export its report", 8000)
+            return
+        self.history.export_report(self.history.current_run_id)
+
+    @Slot(int, str, str)
+    def _on_history_opened(self, run_id: int, label: str, how: str) -> None:
+        self.setWindowTitle(f"{label} — Learn&Drop Studio")
+        end = self.live.history.fit_end if how == "open" else None
+        if how == "follow":
+            self._idle_text = f"Following {label} live (it trains in another program)"
+        elif end is not None:
+            self._idle_text = f"{label} (from the run history): " + self._summary_text(
+                end.status, end, None)
+        else:
+            self._idle_text = f"{label} (from the run history)"
+        if self._state is RunState.IDLE:
+            self.state_label.setText(self._idle_text)
+
+    @Slot(str, str)
+    def _on_following_ended(self, status: str, label: str) -> None:
+        end = self.live.history.fit_end if status else None
+        self._idle_text = (f"{label}: " + self._summary_text(end.status, end, None)
+                           if end is not None else f"{label}: no longer followed")
+        if self._state is RunState.IDLE:
+            self.state_label.setText(self._idle_text)
+
     # ---- window ---------------------------------------------------------------------------
     def save_screenshot(self, path: str | Path) -> bool:
         """Save a PNG of the window; False when the file cannot be written."""
@@ -377,6 +459,7 @@ class MainWindow(QMainWindow):
             settings.save_last_config(self.setup.config())
             settings.save_window_layout(bytes(self.saveGeometry().data()),
                                         bytes(self.saveState().data()))
+        self.history.close_store()
         event.accept()
 
     def _default_size(self) -> None:

@@ -4,6 +4,10 @@ The wiring is the standard one: ``thread.started -> worker.run``, ``worker.finis
 thread.quit``, and both objects are released with ``deleteLater``. Stopping is cooperative
 (:class:`~learndrop.core.control.RunControl` flags checked at batch boundaries); a thread is
 never terminated.
+
+Every run is recorded in the run store (a :class:`~learndrop.core.recorder.StoreRecorder` goes
+first among the callbacks, so the run is in the store before the window hears of it). A store
+that cannot be written never stops training: the recorder keeps the reason in its ``error``.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import logging
 import threading
 import weakref
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import shiboken6
@@ -21,6 +26,7 @@ from learndrop.core.callbacks import Callback
 from learndrop.core.config import RunConfig
 from learndrop.core.control import RunControl
 from learndrop.core.errors import LearnDropError
+from learndrop.core.recorder import StoreRecorder
 
 __all__ = ["THREAD_NAME", "TrainingWorker", "TrainingJob", "running_threads",
            "cancel_running"]
@@ -62,16 +68,20 @@ class TrainingWorker(QObject):
 
     ``failed(message)`` carries a one-line reason; ``finished(result)`` always comes last and
     carries the engine's ``FitResult`` (``None`` when the run could not produce one).
+    ``store`` is the run store to record into (``None``: the default one); ``record=False``
+    records nothing.
     """
 
     failed = Signal(str)
     finished = Signal(object)
 
     def __init__(self, config: RunConfig, callbacks: Sequence[Callback],
-                 control: RunControl) -> None:
+                 control: RunControl, *, store: str | Path | None = None,
+                 record: bool = True) -> None:
         super().__init__()
         self._config = config
-        self._callbacks = list(callbacks)
+        self.recorder: StoreRecorder | None = StoreRecorder(store) if record else None
+        self._callbacks = ([self.recorder] if self.recorder else []) + list(callbacks)
         self._control = control
 
     @Slot()
@@ -98,12 +108,14 @@ class TrainingJob(QObject):
 
     Create it in the GUI thread, connect to :attr:`ended`, then call :meth:`start`.
     ``ended`` is emitted in the GUI thread after the training thread has fully finished.
+    ``recorder`` (``None`` with ``record=False``) names the stored run once it has started.
     """
 
     ended = Signal()
 
     def __init__(self, config: RunConfig, callbacks: Sequence[Callback],
-                 control: RunControl, parent: QObject | None = None) -> None:
+                 control: RunControl, parent: QObject | None = None, *,
+                 store: str | Path | None = None, record: bool = True) -> None:
         super().__init__(parent)
         self.control = control
         self.error: str | None = None
@@ -111,7 +123,9 @@ class TrainingJob(QObject):
         self._running = False
         self._thread: QThread | None = QThread()
         self._thread.setObjectName(THREAD_NAME)
-        self._worker: TrainingWorker | None = TrainingWorker(config, callbacks, control)
+        self._worker: TrainingWorker | None = TrainingWorker(config, callbacks, control,
+                                                             store=store, record=record)
+        self.recorder = self._worker.recorder
         self._worker.moveToThread(self._thread)
 
         self._thread.started.connect(self._worker.run)
