@@ -10,7 +10,8 @@ from typing import IO, Any
 
 from .errors import LearnDropError
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_bytes"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_bytes",
+           "remove_stale_temps"]
 
 
 class WriteError(LearnDropError):
@@ -48,6 +49,20 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
         _unlink_quietly(tmp)
         raise
     return target
+
+
+def remove_stale_temps(folder: str | Path, names: tuple[str, ...]) -> int:
+    """Delete temporary files that a killed process left beside ``names`` in ``folder``
+    (the real files are never touched). Returns how many were removed."""
+    removed = 0
+    for name in names:
+        for tmp in Path(folder).glob(f".{name}.*.tmp"):
+            try:
+                tmp.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:

@@ -73,6 +73,8 @@ class SavingsMeter:
         if full and not self.any_drop:
             if self._since_change > self.SETTLE_STEPS:
                 self._full_times.append(seconds)
+                if len(self._full_times) > 2000:  # a recent window is enough for the median
+                    del self._full_times[:1000]
         else:
             self.time_spent_dropped += seconds
             self.steps_dropped += 1

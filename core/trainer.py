@@ -30,7 +30,7 @@ from .checkpoint import load_checkpoint, load_initial_weights, save_checkpoint
 from .config import RunConfig, config_to_toml
 from .control import RunControl
 from .device import DevicePlan, resolve_device
-from .errors import (CheckpointError, ConfigError, DeviceError, LearnDropError,
+from .errors import (CheckpointError, ConfigError, DataError, DeviceError, LearnDropError,
                      TrainingError)
 from .learndrop import LearnDrop
 from .optim import ProgressSchedule, build_optimizer
@@ -108,7 +108,12 @@ class Trainer:
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         self.plan = resolve_device(cfg.train.device, cfg.train.amp, cfg.train.channels_last)
-        bundle = build_datasets(cfg.data, seed=cfg.train.seed)
+        try:
+            bundle = build_datasets(cfg.data, seed=cfg.train.seed)
+        except OSError as exc:  # e.g. a folder this user may not read
+            where = f" {exc.filename}" if exc.filename else ""
+            raise DataError(f"cannot read the data{where}: {exc.strerror or exc}; check "
+                            f"data.root and that you may read it") from None
         self.bundle = bundle
         self.warnings.extend(bundle.warnings)
         if cfg.drop.enabled and cfg.drop.mode == "cache" and not bundle.deterministic_train:
