@@ -243,7 +243,7 @@ class Trainer:
             window_loss = torch.zeros((), device=dev)
             window_n, window_t = 0, time.perf_counter()
             batches = self.steps_per_epoch
-            ended = False
+            ended = budget_out = False
             for b, (x, y, idx) in enumerate(self._loader(epoch)):
                 if self.control.paused:
                     paused_at = time.perf_counter()
@@ -251,8 +251,11 @@ class Trainer:
                         self.control.wait_while_paused(0.2)
                     self._t0 += time.perf_counter() - paused_at
                     ld._last_t = None
-                if self.control.should_end or self._budget_spent():
+                if self.control.should_end:
                     ended = True
+                    break
+                if self._budget_spent():  # a time-budgeted run ends here, finished
+                    budget_out = True
                     break
                 for action, name in self.control.take_actions():
                     ld.request(action, name)
@@ -291,9 +294,9 @@ class Trainer:
                 return "cancelled"
             self._train_time += time.perf_counter() - t_epoch
             if seen == 0:
-                status = "stopped"
+                status = "stopped" if ended else status
                 break
-            complete = not ended
+            complete = not ended and not budget_out
             if complete:
                 ld.end_epoch()
             train_loss = float(loss_sum) / seen
@@ -325,7 +328,7 @@ class Trainer:
             if ended:
                 status = "stopped"
                 break
-            if self._budget_spent():
+            if budget_out or self._budget_spent():
                 break
         if status == "stopped":
             # a stop mid-epoch keeps the last complete epoch's checkpoint and the weights now

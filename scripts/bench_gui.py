@@ -101,6 +101,15 @@ class SyntheticRun:
         return out
 
 
+def rss_mb() -> float:
+    """This process's resident memory (Linux), to show how the app's memory grows."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return float("nan")
+
+
 def live_frame_ms(app: QApplication, panel: LivePanel, run: SyntheticRun, k: int) -> float:
     """One live frame: the events of check ``k`` arrive, the timer's redraw runs and Qt
     paints what changed."""
@@ -130,7 +139,7 @@ def bench_redraw(app: QApplication, n_units: int, n_checks: int, chunk: int) -> 
     panel.on_fit_start(run.fit_start())
     panel.timer.stop()  # frames are driven by hand here
     app.processEvents()
-    rows: list[tuple[int, int, list[float], list[float], float, float]] = []
+    rows: list[tuple[int, int, list[float], list[float], float, float, float]] = []
     feed_s, n_events, k = 0.0, 0, 0
     target = n_checks
     while k < target:
@@ -160,18 +169,23 @@ def bench_redraw(app: QApplication, n_units: int, n_checks: int, chunk: int) -> 
             k += 1
         full_heat = full_paint_ms(panel)
         rows.append((panel.history.n_checks(), len(panel.history.drops), scores, heat,
-                     full_scores, full_heat))
+                     full_scores, full_heat, rss_mb()))
     print(f"\n(a) redraw cost, {n_units} units, LivePanel 1400x900, all views live")
     print("    live frame = one check's events, the timer's redraw, Qt's paint (mean/max of 5,")
     print(f"    after {WARMUP_FRAMES} unmeasured frames that absorb the bulk feed and the tab "
           "switch, whose cost is the 'full' column)")
     print("    full = every view rebuilt and the whole panel painted (resize, zoom, tab switch)")
     print(f"{'checks':>7} {'drops':>6} {'scores tab ms':>16} {'heatmap tab ms':>16} "
-          f"{'full(scores)':>13} {'full(heatmap)':>14}")
-    for n, d, s, h, fs, fh in rows:
+          f"{'full(scores)':>13} {'full(heatmap)':>14} {'RSS MB':>7}")
+    for n, d, s, h, fs, fh, mem in rows:
         print(f"{n:>7} {d:>6} {statistics.mean(s):>7.1f} / {max(s):>6.1f} "
-              f"{statistics.mean(h):>7.1f} / {max(h):>6.1f} {fs:>13.1f} {fh:>14.1f}")
+              f"{statistics.mean(h):>7.1f} / {max(h):>6.1f} {fs:>13.1f} {fh:>14.1f} "
+              f"{mem:>7.0f}")
     every = [v for r in rows for v in r[2] + r[3]]
+    if len(rows) >= 2:
+        grow = (rows[-1][6] - rows[0][6]) / max(rows[-1][0] - rows[0][0], 1) * 2**20
+        print(f"  app memory growth: {grow:,.0f} bytes per score check "
+              f"({grow / n_units:,.1f} per unit and check)")
     print(f"  all live frames: mean {statistics.mean(every):.1f} ms, max {max(every):.1f} ms")
     print(f"  feeding the history: {1e6 * feed_s / max(1, n_events):.0f} us per event")
     panel.close()

@@ -168,3 +168,15 @@ def test_baseline_never_drops(tmp_path: Path) -> None:
     cfg.train.epochs = 2
     result = Trainer(cfg).fit()
     assert result.summary["dropped"] == [] and result.summary["train_flops_saved"] == 0.0
+
+
+def test_time_budget_ends_the_run_as_finished(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path)
+    cfg.drop.enabled = False
+    cfg.train.epochs = 50
+    rec = Recorder()
+    result = Trainer(cfg, [rec], time_budget_s=0.5).fit()
+    assert result.status == "finished"
+    assert 1 <= result.summary["epochs"] < 50
+    assert rec.sequence.endswith("F") and "e" in rec.sequence
+    assert (Path(result.summary["output_dir"]) / "final.pt").is_file()
