@@ -8,10 +8,8 @@ import errno
 import json
 import os
 import pickle
-import signal
 import sqlite3
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,24 +26,6 @@ TINY = ["--dataset", "digits", "--model", "small_cnn", "--data.limit", "320", "-
         "16", "--batch-size", "32", "--epochs", "4", "--threshold", "1.0", "--patience", "1",
         "--warmup-epochs", "1", "--drop.window", "2", "--drop.trend_tolerance", "10",
         "--train.log_every", "1"]
-
-
-@pytest.fixture(autouse=True)
-def _keep_signal_handlers() -> Iterator[None]:
-    """The command line installs SIGINT/SIGTERM handlers; give pytest its own back."""
-    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    yield
-    for s, h in saved.items():
-        signal.signal(s, h)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Tiny models train fastest on one thread, above all on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
