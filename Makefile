@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh Linux machine:
 #   make run    opens Learn&Drop Studio on the embedded default (digits); headless: make demo
-#   make test   import contract (core never imports Qt) + the whole test suite
+#   make test   import contract (core never imports Qt), mypy on core, the whole test suite
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
@@ -24,6 +24,7 @@ test: $(STAMP)
 	# import-linter reads packages from disk: check a plain install of the package
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation --upgrade --target build/lint .
 	cd build/lint && ../../$(VENV)/bin/lint-imports ../../pyproject.toml
+	$(PY) -m mypy
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
 bench: $(STAMP)

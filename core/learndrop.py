@@ -432,8 +432,9 @@ class LearnDrop:
             st.drop_step, st.drop_epoch = step, epoch
         for idx, s in state["scores"].items():
             self._scores[int(idx)].load_state_dict(s)
-            if self._scores[int(idx)].score is not None:
-                self.scores[self.units[int(idx)].name] = float(self._scores[int(idx)].score)
+            restored = self._scores[int(idx)].score
+            if restored is not None:
+                self.scores[self.units[int(idx)].name] = float(restored)
         device = next((p.device for p in self.base_model.parameters()), torch.device("cpu"))
         self._snaps.load_state_dict(state["snapshots"], device)
         self.step_count = int(state["step_count"])
@@ -577,7 +578,7 @@ class LearnDrop:
     def _context(self, sample_ids: torch.Tensor | None, training: bool) -> _ForwardContext:
         use_cache = (self.mode == "cache" and training and sample_ids is not None
                      and self._prefix_len > 0 and not self._cache_disabled_reason)
-        if not use_cache:
+        if not use_cache or sample_ids is None:
             return _ForwardContext(None, False, False, False)
         ids = sample_ids if sample_ids.device.type == "cpu" else sample_ids.cpu()
         ids = ids.long()

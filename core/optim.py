@@ -20,7 +20,8 @@ __all__ = ["build_optimizer", "ProgressSchedule"]
 
 def build_optimizer(model: nn.Module, cfg: OptimConfig) -> torch.optim.Optimizer:
     """Weight decay applies to weights of conv/linear layers, not to biases or norm layers."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for p in model.parameters():
         if not p.requires_grad:
             continue

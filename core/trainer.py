@@ -14,9 +14,10 @@ import platform
 import random
 import shutil
 import time
+from collections.abc import Sized
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -131,11 +132,12 @@ class Trainer:
             model = model.to(memory_format=torch.channels_last)
         self.model = model
         bs = cfg.train.batch_size
-        if len(bundle.train) == 0:
+        n_train = len(cast(Sized, bundle.train))
+        if n_train == 0:
             raise LearnDropError("the training set is empty: check data.root and data.limit")
-        self.drop_last = len(bundle.train) > bs
-        self.steps_per_epoch = (len(bundle.train) // bs if self.drop_last
-                                else math.ceil(len(bundle.train) / bs))
+        self.drop_last = n_train > bs
+        self.steps_per_epoch = (n_train // bs if self.drop_last
+                                else math.ceil(n_train / bs))
         self.total_steps = self.steps_per_epoch * cfg.train.epochs
         self.optimizer = build_optimizer(model, cfg.optim)
         self.schedule = ProgressSchedule(self.optimizer, cfg.optim, cfg.train.epochs)
@@ -161,7 +163,7 @@ class Trainer:
             keep_last=d.keep_last, mode=d.mode, lr_normalize=d.lr_normalize, ema=d.ema,
             window=d.window, trend_tolerance=d.trend_tolerance, units=d.units or None,
             pinned=d.pinned, enabled=d.enabled, example_input=example,
-            num_samples=len(bundle.train), cache_budget_mb=d.cache_budget_mb,
+            num_samples=n_train, cache_budget_mb=d.cache_budget_mb,
             cache_dir=None, steps_per_epoch=self.steps_per_epoch,
             total_steps=self.total_steps, callbacks=self.callbacks)
         self.start_epoch = 0
@@ -184,7 +186,7 @@ class Trainer:
         self._t0 = time.perf_counter()
         self.history: list[dict[str, Any]] = []
         self.best_accuracy = 0.0
-        self.last_val = (float("nan"), float("nan"), None)
+        self.last_val: tuple[float, float, float | None] = (math.nan, math.nan, None)
         started = False
         try:
             self.prepare()

@@ -54,7 +54,7 @@ def _resnet_units(model: nn.Module) -> list[tuple[str, list[str]]] | None:
     names = dict(model.named_children())
     if not all(k in names for k in ("conv1", "layer1", "fc")):
         return None
-    stem = [n for n in ("conv1", "bn1", "relu", "maxpool") if n in names]
+    stem: list[str] = [n for n in ("conv1", "bn1", "relu", "maxpool") if n in names]
     units: list[tuple[str, list[str]]] = [("stem", stem)]
     for stage in sorted(n for n in names if n.startswith("layer")):
         for block, _ in names[stage].named_children():
@@ -108,10 +108,11 @@ def discover_units(model: nn.Module, names: list[str] | tuple[str, ...] | None =
         spec = []
         for entry in names:
             label, _, body = entry.rpartition("=")
-            mods = [m.strip() for m in body.split("+") if m.strip()]
-            spec.append((label.strip() or body.strip(), mods))
+            parts = [m.strip() for m in body.split("+") if m.strip()]
+            spec.append((label.strip() or body.strip(), parts))
     elif callable(getattr(model, "learndrop_units", None)):
-        spec = [(n, list(m)) for n, m in model.learndrop_units()]
+        own = getattr(model, "learndrop_units")
+        spec = [(n, list(m)) for n, m in own()]
     else:
         spec = _resnet_units(model) or _vgg_units(model) or _generic_units(model)
 
@@ -121,7 +122,7 @@ def discover_units(model: nn.Module, names: list[str] | tuple[str, ...] | None =
     for i, (name, mod_names) in enumerate(spec):
         if not mod_names:
             raise ModelError(f"unit '{name}' lists no modules")
-        mods = []
+        mods: list[nn.Module] = []
         for mn in mod_names:
             if mn not in modules:
                 raise ModelError(f"unit '{name}': the model has no module named '{mn}' "
