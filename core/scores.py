@@ -7,7 +7,10 @@ At each check, for every unit still training:
   alone does not make every layer look converged;
 - learning score ``s = c / max(c over this and earlier checks)`` in (0, 1]: 1 is learning as fast
   as it ever did, near 0 is settled; optionally EMA-smoothed;
-- trend: least-squares slope of ``s`` per check over the last ``window`` checks.
+- trend: least-squares slope of ``s`` per check over the last ``window`` checks. A unit's
+  first check is left out: its score is 1 by construction (it is the first maximum), so it
+  says nothing about the trend and would make every unit look steeply falling for ``window``
+  checks.
 
 The parameter snapshots stay on the model's device; all norms are reduced there and fetched
 in a single transfer per check, so a check costs one host sync, not one per unit.
@@ -49,6 +52,7 @@ class UnitScore:
     score: float | None = None
     trend: float | None = None
     streak: int = 0  # consecutive settled checks
+    updates: int = 0
     recent: deque[float] = field(default_factory=deque)
 
     def update(self, change: float, threshold: float, tolerance: float) -> bool:
@@ -61,7 +65,9 @@ class UnitScore:
         if self.ema > 0 and self.score is not None:
             raw = self.ema * self.score + (1.0 - self.ema) * raw
         self.score = raw
-        self.recent.append(raw)
+        self.updates += 1
+        if self.updates > 1:  # the first check is the normaliser, not a trend point
+            self.recent.append(raw)
         while len(self.recent) > self.window:
             self.recent.popleft()
         self.trend = slope(self.recent)
@@ -71,7 +77,8 @@ class UnitScore:
 
     def state_dict(self) -> dict[str, object]:
         return {"max_change": self.max_change, "change": self.change, "score": self.score,
-                "trend": self.trend, "streak": self.streak, "recent": list(self.recent)}
+                "trend": self.trend, "streak": self.streak, "recent": list(self.recent),
+                "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, object]) -> None:
         self.max_change = float(state["max_change"])  # type: ignore[arg-type]
@@ -80,6 +87,7 @@ class UnitScore:
         self.trend = state["trend"]  # type: ignore[assignment]
         self.streak = int(state["streak"])  # type: ignore[call-overload]
         self.recent = deque(float(v) for v in state["recent"])  # type: ignore[attr-defined]
+        self.updates = int(state.get("updates", len(self.recent) + 1))  # type: ignore
 
 
 class ParameterSnapshots:

@@ -12,7 +12,7 @@ import pytest
 from learndrop.core.cli import main
 from learndrop.core.config import load_config
 
-TINY = ["--dataset", "digits", "--model", "small_cnn", "--epochs", "3", "--batch-size", "32",
+TINY = ["--dataset", "digits", "--model", "small_cnn", "--epochs", "4", "--batch-size", "32",
         "--data.limit", "256", "--image-size", "16", "--threshold", "1.0", "--patience", "1",
         "--warmup-epochs", "0", "--drop.window", "2", "--drop.trend_tolerance", "10",
         "--no-store", "--quiet"]
