@@ -28,7 +28,7 @@ test: $(STAMP)
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
 bench: $(STAMP)
-	$(VENV)/bin/learndrop bench --preset cpu-resnet20
+	$(VENV)/bin/learndrop bench --preset cpu-resnet20-finetune
 
 lint: $(STAMP)
 	$(PY) -m mypy
