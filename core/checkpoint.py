@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from ._io import atomic_write_bytes
-from .errors import CheckpointError
+from .errors import CheckpointError, first_line
 
 __all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "load_initial_weights"]
 
@@ -57,7 +57,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError,
             IndexError, TypeError, AttributeError, MemoryError, OverflowError) as exc:
         # whatever torch's reader trips over in a file that is not a checkpoint
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         if not isinstance(exc, (RuntimeError, OSError, ValueError, EOFError)):
             first = "not a format torch can read"
         raise CheckpointError(f"{p} is damaged or not a checkpoint ({first[:120]})") from None
@@ -82,10 +82,8 @@ def load_initial_weights(model: torch.nn.Module, path: str | Path) -> list[str]:
     try:
         data = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one line
-        first = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else type(
-            exc).__name__
-        raise CheckpointError(f"cannot load weights from {p} ({first}); give a state dict "
-                              f"saved with torch.save or a run's final.pt") from None
+        raise CheckpointError(f"cannot load weights from {p} ({first_line(exc)[:120]}); give a "
+                              f"state dict saved with torch.save or a run's final.pt") from None
     state = data.get("model", data) if isinstance(data, dict) else None
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise CheckpointError(f"{p} holds no state dict of tensors: give a file saved with "

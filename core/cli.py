@@ -61,6 +61,11 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
 def build_config(args: argparse.Namespace) -> RunConfig:
     """The config file (if any) with every flag given on the command line applied."""
     cfg = load_config(args.config) if getattr(args, "config", None) else RunConfig()
+    return _apply_flags(cfg, args)
+
+
+def _apply_flags(cfg: RunConfig, args: argparse.Namespace) -> RunConfig:
+    """Every ``--section.name`` flag given on the command line, applied to ``cfg``."""
     for key, value in vars(args).items():
         if key.startswith("set:") and value is not None:
             cfg.set(key[4:], value, source="command line")
@@ -140,10 +145,10 @@ def _print_summary(s: dict[str, Any]) -> None:
         f"training FLOPs saved over the run  {s['train_flops_saved']:.1%}",
         f"trainable params at the end        {s['trainable_params']:,} of "
         f"{s['total_params']:,}",
-        f"measured step time saved           " + (
+        "measured step time saved           " + (
             f"{s['measured_time_saved']:.1%}" if s.get("measured_time_saved") is not None
             else "n/a"),
-        f"efficiency (measured/predicted)    " + (f"{eff:.2f}" if eff is not None else "n/a"),
+        "efficiency (measured/predicted)    " + (f"{eff:.2f}" if eff is not None else "n/a"),
         f"score checks' share of step time   {s['score_overhead']:.2%}",
         f"run folder      {s['output_dir']}",
     ]
@@ -291,10 +296,7 @@ def build_config_for_bench(args: argparse.Namespace) -> RunConfig:
         raise LearnDropError("give either --preset or --config, not both")
     cfg = preset_config(args.preset) if args.preset else (
         load_config(args.config) if args.config else RunConfig())
-    for key, value in vars(args).items():
-        if key.startswith("set:") and value is not None:
-            cfg.set(key[4:], value, source="command line")
-    return cfg.check()
+    return _apply_flags(cfg, args)
 
 
 def _cmd_models(args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ __all__ = [
     "DeviceError",
     "CheckpointError",
     "TrainingError",
+    "first_line",
 ]
 
 
@@ -59,3 +60,9 @@ class TrainingError(LearnDropError):
     """Training could not go on (for example a NaN loss). Exit code 1."""
 
     exit_code = 1
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message, or its type's name."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -183,6 +183,7 @@ class LearnDrop:
         self.total_forward_flops = 0
         self.other_flops = 0
         self.meter: SavingsMeter | None = None
+        self._pending_meter: dict[str, Any] | None = None  # a resumed meter, before FLOPs
         self._last_cost: StepCost | None = None
         self._pending: deque[tuple[str, str]] = deque()
         self.check_count = 0
@@ -289,7 +290,7 @@ class LearnDrop:
             self._lr_sum += float(self.optimizer.param_groups[0]["lr"])
             self._lr_n += 1
         if self.meter is not None:
-            cost = self._last_cost or self._cost(cache_hit=False)
+            cost = self._last_cost or self.meter.current  # no drop: the full cost
             self.meter.add_step(cost, dt)
             if dt is not None:
                 self.train_time_s += dt
@@ -522,9 +523,8 @@ class LearnDrop:
         self.total_forward_flops = total
         self.other_flops = max(total - sum(u.forward_flops for u in self.units), 0)
         self.meter = SavingsMeter(total)
-        pending = getattr(self, "_pending_meter", None)
-        if pending:
-            self.meter.load_state_dict(pending)
+        if self._pending_meter:
+            self.meter.load_state_dict(self._pending_meter)
         self.meter.set_cost(self._cost(cache_hit=False))
 
     def _cost(self, cache_hit: bool) -> StepCost:

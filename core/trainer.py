@@ -32,7 +32,7 @@ from .config import RunConfig, config_to_toml
 from .control import RunControl
 from .device import DevicePlan, resolve_device
 from .errors import (CheckpointError, ConfigError, DataError, DeviceError, LearnDropError,
-                     TrainingError)
+                     TrainingError, first_line)
 from .learndrop import LearnDrop
 from .optim import ProgressSchedule, build_optimizer
 from .paths import runs_home
@@ -373,10 +373,10 @@ class Trainer:
         if done_here <= 0:
             return float("nan")
         rate = self.elapsed() / done_here
-        saved = self.ld.savings_report()
         remaining = self.total_steps - done
-        if saved.step_time_s and saved.full_step_time_s:
-            rate = rate * saved.step_time_s / saved.full_step_time_s
+        meter = self.ld.meter  # step times only: no pass over the parameters here
+        if meter is not None and meter.step_time and meter.full_step_time:
+            rate = rate * meter.step_time / meter.full_step_time
         return max(remaining * rate, 0.0)
 
     def _nan_message(self, step: int, epoch: int) -> str:
@@ -470,8 +470,8 @@ class Trainer:
             self.optimizer.load_state_dict(data["optimizer"])
             self.scaler.load_state_dict(data["scaler"])
         except (RuntimeError, KeyError, ValueError) as exc:
-            first = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
-            raise CheckpointError(f"{path} does not fit this model ({first})") from None
+            raise CheckpointError(f"{path} does not fit this model "
+                                  f"({first_line(exc)[:120]})") from None
         self.start_epoch = int(data["epoch"])
         self.best_accuracy = float(data.get("best_accuracy", 0.0))
         self._resumed_history = list(data.get("history", []))

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .errors import ModelError
+from .errors import ModelError, first_line
 
 __all__ = ["Unit", "discover_units", "measure_units"]
 
@@ -192,8 +192,7 @@ def measure_units(model: nn.Module, units: list[Unit], example: torch.Tensor) ->
             model(x)
     except Exception as exc:  # a model that does not fit the data
         raise ModelError(f"the model does not accept inputs of shape {tuple(x.shape[1:])}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-                         ) from None
+                         f"{first_line(exc)}") from None
     finally:
         for h in handles:
             h.remove()
