@@ -180,3 +180,37 @@ def test_time_budget_ends_the_run_as_finished(tmp_path: Path) -> None:
     assert 1 <= result.summary["epochs"] < 50
     assert rec.sequence.endswith("F") and "e" in rec.sequence
     assert (Path(result.summary["output_dir"]) / "final.pt").is_file()
+
+
+def test_fine_tuning_starts_from_saved_weights(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path / "a")
+    cfg.train.epochs = 1
+    first = Trainer(cfg).fit()
+    saved = torch.load(first.summary["weights"], weights_only=True)["model"]
+    # a head of another shape starts fresh, everything else is copied
+    saved["fc.weight"] = torch.zeros(3, saved["fc.weight"].shape[1])
+    torch.save(saved, tmp_path / "start.pt")
+    tuned = tiny_config(tmp_path / "b")
+    tuned.model.weights = str(tmp_path / "start.pt")
+    trainer = Trainer(tuned)
+    trainer.prepare()
+    own = trainer.model.state_dict()  # type: ignore[union-attr]
+    assert all(torch.equal(own[k], v) for k, v in saved.items() if k != "fc.weight")
+    assert not torch.equal(own["fc.weight"][:3], saved["fc.weight"])
+    assert any("fc.weight" in w for w in trainer.warnings)
+
+
+@pytest.mark.parametrize("content,fragment", [
+    (None, "does not exist"), (b"not a tensor file", "cannot load weights"),
+    ("dict", "no state dict of tensors")])
+def test_bad_start_weights_are_one_line(tmp_path: Path, content: Any, fragment: str) -> None:
+    path = tmp_path / "w.pt"
+    if content == "dict":
+        torch.save({"model": {"a": 1}}, path)
+    elif content is not None:
+        path.write_bytes(content)
+    cfg = tiny_config(tmp_path)
+    cfg.model.weights = str(path)
+    with pytest.raises(CheckpointError, match=fragment) as info:
+        Trainer(cfg).prepare()
+    assert "\n" not in str(info.value)
