@@ -22,7 +22,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	# import-linter reads packages from disk: check a plain install of the package
-	$(PY) -m pip install --quiet --no-deps --no-build-isolation --upgrade --target build/lint .
+	rm -rf build
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation --target build/lint .
 	cd build/lint && ../../$(VENV)/bin/lint-imports ../../pyproject.toml
 	$(PY) -m mypy
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q

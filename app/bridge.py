@@ -1,6 +1,6 @@
 """The one adapter between the engine's callbacks and Qt.
 
-:class:`QtBridge` is an engine :class:`~learndrop.core.callbacks.Callback`; each hook only emits
+:class:`QtBridge` is an engine :class:`~learndrop.core.events.Callback`; each hook only emits
 a signal of :class:`BridgeSignals`. The hooks run in the training thread, the receivers (widgets)
 live in the GUI thread, so Qt queues every emission and the widgets are never touched from the
 training thread. Payloads are the engine's frozen event dataclasses.
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, Signal
 
-from learndrop.core.callbacks import (
+from learndrop.core.events import (
     Callback,
     CheckpointSaved,
     DropEvent,

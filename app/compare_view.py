@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from learndrop.core import _report_tables as tables
+from learndrop.core.report import tables as tables
 from learndrop.core.report import RunData, load_run
 from learndrop.core.store import RunStore
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from learndrop.core.history import LogEntry, RunHistory
+from learndrop.core.monitor import LogEntry, RunHistory
 from PySide6.QtGui import QBrush, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,

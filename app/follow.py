@@ -3,8 +3,8 @@
 :class:`RunFollower` polls the store with a timer in the GUI thread. Each poll asks only for
 what was written since the previous one (``RunStore.iter_new_events`` with the last cursor),
 which takes a few milliseconds, and hands the events to a target with the engine hooks' names
-(the live panel, a :class:`~learndrop.core.history.RunHistory`, ...) through
-:func:`~learndrop.core.recorder.replay`, so the target sees the run as if it were training
+(the live panel, a :class:`~learndrop.core.monitor.RunHistory`, ...) through
+:func:`~learndrop.core.store.replay`, so the target sees the run as if it were training
 here. The follower stops by itself when the run's ``FitEnd`` arrives (finished, stopped,
 cancelled, failed, or interrupted when its process died) or when the run leaves the store.
 """
@@ -17,9 +17,9 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from learndrop.core.callbacks import FitEnd, FitStart
+from learndrop.core.events import FitEnd, FitStart
 from learndrop.core.errors import LearnDropError
-from learndrop.core.recorder import replay
+from learndrop.core.store import replay
 from learndrop.core.store import RunNotFoundError, RunStore, StoreError
 
 __all__ = ["RunFollower", "POLL_INTERVAL_MS"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from learndrop.core.history import RunHistory
+from learndrop.core.monitor import RunHistory
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QFrame,

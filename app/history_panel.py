@@ -46,9 +46,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from learndrop.core import _report_tables as fmt
+from learndrop.core.report import tables as fmt
 from learndrop.core.errors import LearnDropError
-from learndrop.core.recorder import replay
+from learndrop.core.store import replay
 from learndrop.core.store import RunRecord, RunStore, default_store_path
 
 from . import dialogs

@@ -2,13 +2,13 @@
 
 The panel's slots have the engine hooks' names and take the engine's event objects, so the
 main window can connect the bridge's signals straight to them. Each slot records the event in
-a :class:`~learndrop.core.history.RunHistory` and marks the views that show it as dirty; a
+a :class:`~learndrop.core.monitor.RunHistory` and marks the views that show it as dirty; a
 timer redraws dirty views about 20 times a second, so a burst of events costs one redraw.
 """
 
 from __future__ import annotations
 
-from learndrop.core.callbacks import (
+from learndrop.core.events import (
     CheckpointSaved,
     DropEvent,
     EpochEnd,
@@ -18,7 +18,7 @@ from learndrop.core.callbacks import (
     SavingsReport,
     ScoreCheck,
 )
-from learndrop.core.history import RunHistory
+from learndrop.core.monitor import RunHistory
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget

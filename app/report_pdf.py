@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from learndrop.core._io import atomic_write_bytes
-from learndrop.core._report_html import Plot, plots, render_html
+from learndrop.core.files import atomic_write_bytes
+from learndrop.core.report import Plot, plots, render_html
 from learndrop.core.report import Report
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QRectF, QSizeF, Qt, QUrl
 from PySide6.QtGui import (

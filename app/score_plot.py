@@ -1,7 +1,7 @@
 """Learning score of every unit over training, coloured by depth.
 
 Hundreds of long curves are slow to draw if every new check repaints all of them, so this view
-draws from the history's :class:`~learndrop.core.history.ScoreBins`: the min/max envelope of
+draws from the history's :class:`~learndrop.core.monitor.ScoreBins`: the min/max envelope of
 the scores in a fixed number of bins over the planned run (peak downsampling done once, as
 checks arrive). The x range is the whole planned run and stays put, and the curves are cut
 into chunks of bins, one curve item per (colour band, chunk): a new check changes only the
@@ -17,7 +17,7 @@ from itertools import pairwise
 
 import numpy as np
 import pyqtgraph as pg
-from learndrop.core.history import RunHistory, ScoreBins
+from learndrop.core.monitor import RunHistory, ScoreBins
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 

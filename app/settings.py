@@ -63,7 +63,7 @@ def load_last_config(path: Path | None = None) -> RunConfig:
 
 def save_last_config(cfg: RunConfig, path: Path | None = None) -> bool:
     """Remember ``cfg`` for the next start; returns False (and logs) when it cannot."""
-    from learndrop.core._io import atomic_write_text
+    from learndrop.core.files import atomic_write_text
 
     p = path or settings_path()
     try:
@@ -90,7 +90,7 @@ def load_window_layout() -> tuple[bytes, bytes]:
 
 def save_window_layout(geometry: bytes, state: bytes) -> None:
     """Remember the window's size, position and docks for the next start."""
-    from learndrop.core._io import atomic_write_text
+    from learndrop.core.files import atomic_write_text
 
     text = f'geometry = "{geometry.hex()}"\nstate = "{state.hex()}"\n'
     try:

@@ -28,7 +28,7 @@ from learndrop.core.config import (
     RunConfig, field_choices, field_doc, field_info, field_paths, field_type, load_config,
     save_config,
 )
-from learndrop.core.device import available_devices
+from learndrop.core.training import available_devices
 from learndrop.core.errors import LearnDropError
 
 from . import dialogs

@@ -2,10 +2,10 @@
 
 The wiring is the standard one: ``thread.started -> worker.run``, ``worker.finished ->
 thread.quit``, and both objects are released with ``deleteLater``. Stopping is cooperative
-(:class:`~learndrop.core.control.RunControl` flags checked at batch boundaries); a thread is
+(:class:`~learndrop.core.training.RunControl` flags checked at batch boundaries); a thread is
 never terminated.
 
-Every run is recorded in the run store (a :class:`~learndrop.core.recorder.StoreRecorder` goes
+Every run is recorded in the run store (a :class:`~learndrop.core.store.StoreRecorder` goes
 first among the callbacks, so the run is in the store before the window hears of it). A store
 that cannot be written never stops training: the recorder keeps the reason in its ``error``.
 """
@@ -22,11 +22,11 @@ from typing import Any
 import shiboken6
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from learndrop.core.callbacks import Callback
+from learndrop.core.events import Callback
 from learndrop.core.config import RunConfig
-from learndrop.core.control import RunControl
+from learndrop.core.training import RunControl
 from learndrop.core.errors import LearnDropError
-from learndrop.core.recorder import StoreRecorder
+from learndrop.core.store import StoreRecorder
 
 __all__ = ["THREAD_NAME", "TrainingWorker", "TrainingJob", "running_threads",
            "cancel_running"]
@@ -89,7 +89,7 @@ class TrainingWorker(QObject):
         threading.current_thread().name = THREAD_NAME
         result: Any = None
         try:
-            from learndrop.core.trainer import Trainer
+            from learndrop.core.training import Trainer
 
             trainer = Trainer(self._config, callbacks=self._callbacks, control=self._control)
             result = trainer.fit()

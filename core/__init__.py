@@ -9,18 +9,18 @@ Qt-free by contract (checked by import-linter). The public surface:
 - :func:`get_model`, :func:`list_models`, :func:`build_datasets`, :func:`list_datasets`.
 """
 
-from .callbacks import (Callback, CheckpointSaved, DropEvent, EpochEnd, FitEnd, FitStart,
+from .events import (Callback, CheckpointSaved, DropEvent, EpochEnd, FitEnd, FitStart,
                         Progress, SavingsReport, ScoreCheck, UnitInfo)
 from .config import (DataConfig, DropConfig, ModelConfig, OptimConfig, OutputConfig, RunConfig,
                      TrainConfig, load_config, save_config)
-from .control import RunControl
+from .training import RunControl
 from .data import build_datasets, list_datasets
 from .errors import (CheckpointError, ConfigError, DataError, DeviceError, LearnDropError,
                      ModelError, TrainingError)
-from .learndrop import LearnDrop
+from .engine import LearnDrop
 from .models import get_model, list_models
-from .trainer import FitResult, Trainer
-from .units import Unit, discover_units
+from .training import FitResult, Trainer
+from .engine import Unit, discover_units
 
 __all__ = [
     "LearnDrop", "Trainer", "FitResult", "RunConfig", "DataConfig", "ModelConfig",

@@ -433,7 +433,7 @@ def config_to_toml(cfg: RunConfig) -> str:
 
 def save_config(cfg: RunConfig, path: str | Path) -> Path:
     """Write as TOML or JSON (by suffix), atomically: a crash never leaves half a file."""
-    from ._io import atomic_write_text
+    from .files import atomic_write_text
 
     p = Path(path)
     text = (json.dumps(cfg.to_dict(), indent=2) + "\n" if p.suffix.lower() == ".json"

@@ -25,7 +25,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np
 from learndrop.app.live_panel import LivePanel
-from learndrop.core.callbacks import (
+from learndrop.core.events import (
     DropEvent,
     EpochEnd,
     FitEnd,

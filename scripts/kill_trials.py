@@ -79,7 +79,7 @@ def last_json(text: str) -> dict[str, Any] | None:
 
 def stored_run(store: Path) -> tuple[str | None, dict[str, Any]]:
     """(status, {'name', 'drops', 'epochs'}) of the store's only run; (None, {}) if none."""
-    from learndrop.core.callbacks import DropEvent, EpochEnd
+    from learndrop.core.events import DropEvent, EpochEnd
     from learndrop.core.store import RunStore
 
     with RunStore(store) as st:
@@ -95,7 +95,7 @@ def stored_run(store: Path) -> tuple[str | None, dict[str, Any]]:
 
 def damaged_files(folder: Path) -> list[str]:
     """Files under their real names that cannot be read back."""
-    from learndrop.core.checkpoint import load_checkpoint
+    from learndrop.core.training import load_checkpoint
     from learndrop.core.config import load_config
     from learndrop.core.errors import LearnDropError
 

@@ -107,9 +107,9 @@ class Sampler:
 
 # ---- stream ---------------------------------------------------------------------------------
 def check_stream(work: Path, checks: int) -> dict[str, Any]:
-    from learndrop.core.callbacks import (EpochEnd, FitEnd, FitStart, Progress, SavingsReport,
+    from learndrop.core.events import (EpochEnd, FitEnd, FitStart, Progress, SavingsReport,
                                           ScoreCheck, UnitInfo)
-    from learndrop.core.recorder import StoreRecorder
+    from learndrop.core.store import StoreRecorder
 
     n = 52
     units = tuple(UnitInfo(index=i, name=f"unit{i}", modules=(f"m{i}",), params=1000 * i,
@@ -166,10 +166,10 @@ def check_stream(work: Path, checks: int) -> dict[str, Any]:
 # ---- real runs -------------------------------------------------------------------------------
 def check_training(work: Path, name: str, settings: dict[str, Any], every: int
                    ) -> dict[str, Any]:
-    from learndrop.core.callbacks import Callback
+    from learndrop.core.events import Callback
     from learndrop.core.config import RunConfig
-    from learndrop.core.recorder import StoreRecorder
-    from learndrop.core.trainer import Trainer
+    from learndrop.core.store import StoreRecorder
+    from learndrop.core.training import Trainer
 
     cfg = RunConfig()
     for key, value in settings.items():

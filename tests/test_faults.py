@@ -20,8 +20,8 @@ import pytest
 import torch
 
 import learndrop.core
-from learndrop.core.callbacks import DropEvent, EpochEnd
-from learndrop.core.checkpoint import load_checkpoint
+from learndrop.core.events import DropEvent, EpochEnd
+from learndrop.core.training import load_checkpoint
 from learndrop.core.cli import main
 from learndrop.core.store import RunStore
 
@@ -178,7 +178,7 @@ import sys, time, types
 root = sys.argv[1]
 for name, path in (("learndrop", []), ("learndrop.core", [root])):  # skip the heavy __init__
     mod = types.ModuleType(name); mod.__path__ = path; sys.modules[name] = mod
-from learndrop.core._io import atomic_write
+from learndrop.core.files import atomic_write
 def write(fh):
     for i in range(1000):
         fh.write(b"new data " * 1000); fh.flush()
@@ -190,7 +190,7 @@ atomic_write(sys.argv[2], write)
 
 
 def test_a_kill_while_writing_never_leaves_half_a_file(tmp_path: Path) -> None:
-    from learndrop.core._io import atomic_write_bytes, remove_stale_temps
+    from learndrop.core.files import atomic_write_bytes, remove_stale_temps
 
     target = tmp_path / "checkpoint.pt"
     atomic_write_bytes(target, b"the old, complete file")

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 import pytest
-from learndrop.core.callbacks import (
+from learndrop.core.events import (
     Callback,
     CheckpointSaved,
     DropEvent,
@@ -20,7 +20,7 @@ from learndrop.core.callbacks import (
     UnitInfo,
     call_hook,
 )
-from learndrop.core.history import GrowingArray, RunHistory, ema_smoothed
+from learndrop.core.monitor import GrowingArray, RunHistory, ema_smoothed
 
 
 def units(n: int = 4) -> tuple[UnitInfo, ...]:
@@ -234,7 +234,7 @@ def test_150_units_10k_checks_is_cheap() -> None:
 
 
 def test_score_bins_min_max_mean_and_changes() -> None:
-    from learndrop.core.history import ScoreBins
+    from learndrop.core.monitor import ScoreBins
 
     b = ScoreBins(2, n_bins=4, start=0.0, span=4.0)
     b.add(0.2, np.array([0.5, np.nan]))
@@ -250,7 +250,7 @@ def test_score_bins_min_max_mean_and_changes() -> None:
 
 
 def test_score_bins_merge_when_run_outgrows_range_and_rebuild_matches() -> None:
-    from learndrop.core.history import ScoreBins
+    from learndrop.core.monitor import ScoreBins
 
     rng = np.random.default_rng(3)
     xs = np.sort(rng.random(300)) * 10

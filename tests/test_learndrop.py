@@ -269,7 +269,7 @@ def test_scores_are_normalised_and_lr_invariant() -> None:
 
 
 def test_first_check_anchors_the_score_but_not_the_trend() -> None:
-    from learndrop.core.scores import UnitScore
+    from learndrop.core.engine import UnitScore
 
     s = UnitScore(window=3)
     assert not s.update(2.0, threshold=0.5, tolerance=0.1)  # the anchor: score 1

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from learndrop.core.callbacks import (
+from learndrop.core.events import (
     CheckpointSaved,
     DropEvent,
     EpochEnd,
@@ -323,7 +323,7 @@ def test_timer_runs_only_while_live_and_redraws(panel: Any, stream: Any, qtbot: 
 
 
 def test_load_history_and_reset(panel: Any, stream: Any) -> None:
-    from learndrop.core.history import RunHistory
+    from learndrop.core.monitor import RunHistory
 
     h = RunHistory()
     for hook, ev in stream:

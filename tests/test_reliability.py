@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 import torch
 
-from learndrop.core import cli
-from learndrop.core.checkpoint import load_checkpoint
+from learndrop.core.cli import _main as cli_main
+from learndrop.core.training import load_checkpoint
 from learndrop.core.cli import main
 from learndrop.core.config import field_choices, field_info, field_paths, field_type
-from learndrop.core.device import available_devices
+from learndrop.core.training import available_devices
 
 TINY = ["--dataset", "digits", "--model", "small_cnn", "--data.limit", "320", "--image-size",
         "16", "--batch-size", "32", "--epochs", "4", "--threshold", "1.0", "--patience", "1",
@@ -418,7 +418,7 @@ def test_report_to_a_path_that_cannot_be_written(tmp_path: Path,
 def test_full_disk_while_writing_a_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     """The second checkpoint hits a full disk: one line, the first one intact, no temp left."""
-    from learndrop.core import _io
+    from learndrop.core import files as _io
 
     out, store = tmp_path / "out", tmp_path / "store.sqlite"
     real_fsync = _io.os.fsync
@@ -444,7 +444,7 @@ def test_full_disk_while_writing_a_checkpoint(tmp_path: Path, monkeypatch: pytes
 @pytest.mark.parametrize("failing", ["write", "fsync", "replace"])
 def test_atomic_write_failures_leave_the_old_file(tmp_path: Path, failing: str,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from learndrop.core import _io
+    from learndrop.core import files as _io
 
     target = tmp_path / "checkpoint.pt"
     target.write_bytes(b"the previous, complete file")
@@ -574,7 +574,7 @@ def _bound_sockets(inodes: set[str]) -> list[str]:
 @pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc")
 def test_nothing_listens_on_a_network_port(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    from learndrop.core.callbacks import Callback
+    from learndrop.core.events import Callback
 
     seen: list[list[str]] = []
 
@@ -582,7 +582,7 @@ def test_nothing_listens_on_a_network_port(tmp_path: Path, monkeypatch: pytest.M
         def on_epoch_end(self, ev: Any) -> None:  # while the run and the store are open
             seen.append(_bound_sockets(_own_socket_inodes()))
 
-    monkeypatch.setattr(cli, "_console_callback", lambda quiet: Probe())
+    monkeypatch.setattr(cli_main, "Console", lambda quiet: Probe())
     code, _, err = run_cli(["train", *TINY, "--epochs", "2", "--store",
                             str(tmp_path / "s.sqlite"), "--output-dir", str(tmp_path / "o")],
                            capsys)

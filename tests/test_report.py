@@ -11,7 +11,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from learndrop.core import cli_store
+from learndrop.core.cli import _store_commands as cli_store
 from learndrop.core.errors import LearnDropError
 from learndrop.core.report import build_report, export
 from learndrop.core.store import RunStore

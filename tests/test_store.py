@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from learndrop.core.callbacks import (
+from learndrop.core.events import (
     Callback,
     CheckpointSaved,
     DropEvent,
@@ -26,7 +26,7 @@ from learndrop.core.callbacks import (
     UnitInfo,
 )
 from learndrop.core.errors import LearnDropError
-from learndrop.core.recorder import StoreRecorder, replay
+from learndrop.core.store import StoreRecorder, replay
 from learndrop.core.store import (
     EpochStart,
     RunMessage,
@@ -449,7 +449,7 @@ def test_recording_is_batched(store_path: Path) -> None:
 
 def test_real_trainer_run_is_recorded(store_path: Path, tmp_path: Path) -> None:
     from learndrop.core.config import RunConfig
-    from learndrop.core.trainer import Trainer
+    from learndrop.core.training import Trainer
 
     cfg = RunConfig()
     for key, value in {"data.dataset": "digits", "model.name": "small_cnn",

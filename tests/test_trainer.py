@@ -12,7 +12,7 @@ import torch
 
 from learndrop.core import (Callback, CheckpointError, RunConfig, RunControl, Trainer,
                             TrainingError)
-from learndrop.core.checkpoint import load_checkpoint
+from learndrop.core.training import load_checkpoint
 
 
 def tiny_config(out: Path, **drop: Any) -> RunConfig:

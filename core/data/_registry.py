@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from collections.abc import Callable
 from functools import partial
 
-from ..config import DataConfig
 from ..errors import DataError
 from ._types import DataBundle, DatasetInfo
 from .digits import build_digits
 from .folder import build_imagefolder
 from .synthetic import build_synthetic
 from .torchvision_sets import build_imagenette, build_tensor_set
+
+if TYPE_CHECKING:  # the data catalogue sits below config: type hints only
+    from ..config import DataConfig
 
 __all__ = ["build_datasets", "dataset_info", "list_datasets"]
 

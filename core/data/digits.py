@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
-from ..config import DataConfig
 from ._sets import CropFlip, TensorImages, resize_batch
 from ._split import apply_limit, stratified_split
 from ._types import DataBundle
+
+if TYPE_CHECKING:  # the data catalogue sits below config: type hints only
+    from ..config import DataConfig
 
 __all__ = ["build_digits"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -12,11 +12,13 @@ from torch.utils.data import Dataset
 from torchvision import transforms as T
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from ..config import DataConfig
 from ..errors import DataError
 from ._sets import IndexedView
 from ._split import apply_limit, shuffled, stratified_split
 from ._types import DataBundle
+
+if TYPE_CHECKING:  # the data catalogue sits below config: type hints only
+    from ..config import DataConfig
 
 __all__ = [
     "GRAY_MEAN",

@@ -9,15 +9,19 @@ smooth noise of half that. The result is learnable but not trivial.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import math
 
 import torch
 import torch.nn.functional as F
 
-from ..config import DataConfig
 from ._sets import CropFlip, TensorImages
 from ._split import apply_limit, stratified_split
 from ._types import DataBundle
+
+if TYPE_CHECKING:  # the data catalogue sits below config: type hints only
+    from ..config import DataConfig
 
 __all__ = ["NOISE_SCALE", "build_synthetic", "make_synthetic"]
 

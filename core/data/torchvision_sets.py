@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torchvision import datasets as tvd
 
-from ..config import DataConfig
 from ..errors import DataError
 from ..paths import datasets_home
 from ._sets import CropFlip, IndexedView, TensorImages, resize_batch
 from ._split import apply_limit, shuffled
 from ._types import DataBundle
 from .folder import IMAGENET_MEAN, IMAGENET_STD, folder_bundle, image_transform
+
+if TYPE_CHECKING:  # the data catalogue sits below config: type hints only
+    from ..config import DataConfig
 
 __all__ = ["STATS", "build_imagenette", "build_tensor_set", "data_root"]
 

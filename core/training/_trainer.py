@@ -24,20 +24,20 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ._io import atomic_write_text, remove_stale_temps
-from .callbacks import (Callback, CheckpointSaved, EpochEnd, FitEnd, FitStart, Progress,
+from ..files import atomic_write_text, remove_stale_temps
+from ..events import (Callback, CheckpointSaved, EpochEnd, FitEnd, FitStart, Progress,
                         call_hook)
-from .checkpoint import load_checkpoint, load_initial_weights, save_checkpoint
-from .config import RunConfig, config_to_toml
-from .control import RunControl
-from .device import DevicePlan, resolve_device
-from .errors import (CheckpointError, ConfigError, DataError, DeviceError, LearnDropError,
+from ._checkpoint import load_checkpoint, load_initial_weights, save_checkpoint
+from ..config import RunConfig, config_to_toml
+from ._control import RunControl
+from ._device import DevicePlan, resolve_device
+from ..errors import (CheckpointError, ConfigError, DataError, DeviceError, LearnDropError,
                      TrainingError, first_line)
-from .learndrop import LearnDrop
-from .optim import ProgressSchedule, build_optimizer
-from .paths import runs_home
+from ..engine import LearnDrop
+from ._optim import ProgressSchedule, build_optimizer
+from ..paths import runs_home
 
-__all__ = ["Trainer", "FitResult", "environment_info"]
+__all__ = ["Trainer", "FitResult"]
 
 
 @dataclass(frozen=True)
@@ -45,17 +45,6 @@ class FitResult:
     status: str
     message: str
     summary: dict[str, Any] = field(default_factory=dict)
-
-
-def environment_info(plan: DevicePlan | None = None) -> dict[str, str]:
-    import torchvision
-
-    info = {"python": platform.python_version(), "torch": torch.__version__,
-            "torchvision": torchvision.__version__, "platform": platform.platform(),
-            "cpu_threads": str(torch.get_num_threads())}
-    if plan is not None:
-        info["device"] = plan.description
-    return info
 
 
 def _seed_everything(seed: int) -> None:
@@ -97,8 +86,8 @@ class Trainer:
         """Build everything; raises a LearnDropError for bad input before training starts."""
         if self._prepared:
             return
-        from .data import build_datasets
-        from .models import get_model
+        from ..data import build_datasets
+        from ..models import get_model
 
         cfg = self.cfg
         if self.run_name in (".", "..") or any(c in self.run_name for c in "/\\\0"):

@@ -30,11 +30,11 @@ import torch
 from torch import nn
 
 from ._cache import ActivationCache
-from .callbacks import Callback, DropEvent, ScoreCheck, SavingsReport, UnitInfo, call_hook
-from .errors import ConfigError, ModelError
-from .savings import SavingsMeter, StepCost
-from .scores import ParameterSnapshots, UnitScore
-from .units import Unit, discover_units, measure_units
+from ..events import Callback, DropEvent, ScoreCheck, SavingsReport, UnitInfo, call_hook
+from ..errors import ConfigError, ModelError
+from ._savings import SavingsMeter, StepCost
+from ._scores import ParameterSnapshots, UnitScore
+from ._units import Unit, discover_units, measure_units
 
 __all__ = ["LearnDrop", "MODES", "ORDERS"]
 

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from html import escape
 
-from . import _report_tables as t
+from . import tables as t
 from ._svgplot import PALETTE, Marker, Series, heatmap, line_chart
-from .report import Report, RunData
+from ._model import Report, RunData
 
 __all__ = ["Plot", "plots", "render_html"]
 

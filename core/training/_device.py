@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .errors import DeviceError
+from ..errors import DeviceError
 
 __all__ = ["available_devices", "resolve_device", "DevicePlan"]
 

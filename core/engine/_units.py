@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from .errors import ModelError, first_line
+from ..errors import ModelError, first_line
 
 __all__ = ["Unit", "discover_units", "measure_units"]
 

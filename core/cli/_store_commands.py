@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from . import _report_tables as t
-from .errors import LearnDropError
-from .report import (
+from ..report import tables as t
+from ..errors import LearnDropError
+from ..report import (
     FORMATS,
     Report,
     build_report,
@@ -26,7 +26,7 @@ from .report import (
     load_run,
     report_dict,
 )
-from .store import RunRecord, RunStore
+from ..store import RunRecord, RunStore
 
 __all__ = ["add_commands"]
 

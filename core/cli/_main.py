@@ -6,7 +6,6 @@ Exit codes: 0 done, 2 bad input (one line saying what to fix), 1 failure.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import os
@@ -15,8 +14,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from .config import RunConfig, config_to_toml, field_choices, field_doc, field_paths, load_config
-from .errors import LearnDropError
+from ..config import RunConfig, config_to_toml, field_choices, field_doc, field_paths, load_config
+from ..errors import LearnDropError
+from ..plugins import load_plugin
+from ._console import Console
+from ._store_commands import add_commands as add_store_commands
 
 __all__ = ["main", "build_config"]
 
@@ -72,61 +74,6 @@ def _apply_flags(cfg: RunConfig, args: argparse.Namespace) -> RunConfig:
     return cfg.check()
 
 
-# ---- progress output -------------------------------------------------------------------------
-def _console_callback(quiet: bool) -> Any:
-    from .callbacks import Callback
-
-    class Console(Callback):
-        """Per-epoch progress bar and lines on stderr."""
-
-        def __init__(self) -> None:
-            self.tty = sys.stderr.isatty()
-            self.epochs = 0
-            self.units: list[str] = []
-
-        def _out(self, text: str, end: str = "\n") -> None:
-            if not quiet:
-                sys.stderr.write(text + end)
-                sys.stderr.flush()
-
-        def on_fit_start(self, ev: Any) -> None:
-            self.epochs = ev.epochs
-            what = "full baseline" if not ev.drop_enabled else f"Learn&Drop, mode={ev.mode}"
-            self._out(f"run {ev.run_name}: {ev.config['model']['name']} on "
-                      f"{ev.config['data']['dataset']}, {len(ev.units)} units, {what}, "
-                      f"device {ev.device}")
-
-        def on_progress(self, ev: Any) -> None:
-            if not self.tty:
-                return
-            width = 24
-            done = int(width * ev.batch / max(ev.batches, 1))
-            self._out(f"\repoch {ev.epoch + 1}/{self.epochs} [{'#' * done}{'.' * (width - done)}]"
-                      f" loss {ev.loss:.4f} {ev.images_per_s:,.0f} img/s", end="")
-
-        def on_drop(self, ev: Any) -> None:
-            if self.tty:
-                self._out("")
-            score = "" if ev.score is None else f" (score {ev.score:.3f})"
-            self._out(f"  dropped {ev.unit} at epoch {ev.epoch:.2f}{score}, {ev.reason}")
-
-        def on_warning(self, message: str) -> None:
-            self._out(f"  warning: {message}")
-
-        def on_epoch_end(self, ev: Any) -> None:
-            if self.tty:
-                self._out("\r", end="")
-            s = ev.savings
-            scaled = ("" if ev.val_accuracy_scaled is None
-                      else f" (scaled-down {ev.val_accuracy_scaled:.2%})")
-            self._out(f"epoch {ev.epoch + 1}/{self.epochs}: loss {ev.train_loss:.4f} "
-                      f"val acc {ev.val_accuracy:.2%}{scaled}, {ev.epoch_time_s:.1f}s, "
-                      f"{len(ev.dropped)} dropped, train FLOPs saved now "
-                      f"{s.train_flops_saved:.1%}")
-
-    return Console()
-
-
 def _print_summary(s: dict[str, Any]) -> None:
     lines = [
         f"status          {s['status']}",
@@ -166,8 +113,8 @@ def _store_recorder(args: argparse.Namespace) -> list[Any]:
     damaged or foreign store file is reported before any training starts."""
     if getattr(args, "no_store", False):
         return []
-    from .recorder import StoreRecorder
-    from .store import RunStore
+    from ..store import StoreRecorder
+    from ..store import RunStore
 
     with RunStore(getattr(args, "store", None)) as store:
         path = store.path
@@ -175,8 +122,8 @@ def _store_recorder(args: argparse.Namespace) -> list[Any]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from .control import RunControl
-    from .trainer import Trainer
+    from ..training import RunControl
+    from ..training import Trainer
 
     cfg = build_config(args)
     if args.baseline:
@@ -186,7 +133,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 0
     control = RunControl()
     _install_signal_handlers(control)
-    callbacks = [_console_callback(args.quiet), *_store_recorder(args)]
+    callbacks = [Console(args.quiet), *_store_recorder(args)]
     trainer = Trainer(cfg, callbacks, control, resume_from=args.resume)
     result = trainer.fit()
     if not args.quiet:
@@ -201,12 +148,12 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
-    from .checkpoint import load_checkpoint
-    from .control import RunControl
-    from .errors import CheckpointError
-    from .recorder import StoreRecorder
-    from .store import RunStore
-    from .trainer import Trainer
+    from ..training import load_checkpoint
+    from ..training import RunControl
+    from ..errors import CheckpointError
+    from ..store import StoreRecorder
+    from ..store import RunStore
+    from ..training import Trainer
 
     with RunStore(args.store) as store:
         run = store.get_run(args.run)
@@ -250,7 +197,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
                               f"--epochs with more than {done} to train it further")
     control = RunControl()
     _install_signal_handlers(control)
-    callbacks = [_console_callback(args.quiet), SameRunRecorder(store_path)]
+    callbacks = [Console(args.quiet), SameRunRecorder(store_path)]
     trainer = Trainer(cfg, callbacks, control, resume_from=checkpoint, run_name=folder.name,
                       finish_complete=True)
     result = trainer.fit()
@@ -278,7 +225,7 @@ def _install_signal_handlers(control: Any) -> None:
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
+    from ._bench import run_bench
 
     cfg = build_config_for_bench(args)
     result = run_bench(cfg, preset=args.preset, output=args.output, quiet=args.quiet,
@@ -290,7 +237,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 
 def build_config_for_bench(args: argparse.Namespace) -> RunConfig:
-    from .bench import preset_config
+    from ._bench import preset_config
 
     if args.preset and args.config:
         raise LearnDropError("give either --preset or --config, not both")
@@ -300,7 +247,7 @@ def build_config_for_bench(args: argparse.Namespace) -> RunConfig:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .models import list_models, model_info
+    from ..models import list_models, model_info
 
     for name in list_models():
         info = model_info(name)
@@ -309,7 +256,7 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _cmd_datasets(args: argparse.Namespace) -> int:
-    from .data import dataset_info, list_datasets
+    from ..data import dataset_info, list_datasets
 
     for name in list_datasets():
         info = dataset_info(name)
@@ -323,13 +270,10 @@ def _cmd_studio(args: argparse.Namespace) -> int:
 
 
 def _run_studio(argv: list[str]) -> int:
-    # The app is a separate front end: core never imports it statically (and never Qt).
-    try:
-        app_main = importlib.import_module("learndrop.app.main")
-    except ImportError as exc:
-        raise LearnDropError(f"the desktop app cannot start ({exc}); install PySide6 and "
-                             f"pyqtgraph, or use 'learndrop train'") from None
-    return int(app_main.main(argv))
+    # The app is a separate front end that registers itself as the "studio" entry point.
+    app_main = load_plugin("learndrop.frontends", "studio", what="the desktop app",
+                           install="install PySide6 and pyqtgraph, or use 'learndrop train'")
+    return int(app_main(argv))
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -378,10 +322,7 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("studio", help="open the desktop app", add_help=False)
     s.add_argument("studio_args", nargs=argparse.REMAINDER)
     s.set_defaults(func=_cmd_studio)
-    try:
-        importlib.import_module("learndrop.core.cli_store").add_commands(sub)
-    except ImportError:
-        pass
+    add_store_commands(sub)
     return p
 
 

@@ -23,17 +23,17 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from . import _store_schema as schema
-from ._store_db import (
+from . import _schema as schema
+from ._db import (
     RunNotFoundError,
     StoreError,
     connect,
     inspect_store,
     pid_alive,
 )
-from ._store_events import EpochStart, RunMessage, read_events
-from ._store_writer import STATUSES, RunWriter
-from .paths import data_home
+from ._events import EpochStart, RunMessage, read_events
+from ._writer import STATUSES, RunWriter
+from ..paths import data_home
 
 __all__ = [
     "RunStore",

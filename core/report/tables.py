@@ -6,7 +6,7 @@ import math
 import time
 from typing import Any
 
-from .report import RunData
+from ._model import RunData
 
 __all__ = ["pct", "duration", "count", "score", "overview_rows", "headline_rows",
            "savings_rows", "unit_table", "comparison_rows", "drop_timeline", "config_rows",

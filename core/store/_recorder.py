@@ -1,6 +1,6 @@
 """Recording a run into the run store, and replaying a stored run into callbacks.
 
-:class:`StoreRecorder` is a :class:`~learndrop.core.callbacks.Callback`: add it to the
+:class:`StoreRecorder` is a :class:`~learndrop.core.events.Callback`: add it to the
 trainer's callbacks and every event of the run lands in the store. Hooks only append rows to
 a buffer; the buffer is written in one transaction at each epoch's end, every
 ``flush_every_s`` seconds, every ``flush_every_n`` events, and at the end of the run, so
@@ -10,16 +10,13 @@ recording costs the training loop next to nothing (``time_spent_s`` says how muc
 from __future__ import annotations
 
 import logging
-import platform
-import sys
 import time
 from collections.abc import Iterable
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from ._store_events import EpochStart, Row, RunMessage, rows_for
-from .callbacks import (
+from ._events import EpochStart, Row, RunMessage, rows_for
+from ..events import (
     Callback,
     CheckpointSaved,
     DropEvent,
@@ -30,35 +27,12 @@ from .callbacks import (
     ScoreCheck,
     call_hook,
 )
-from .store import RunStore
+from ..environment import environment_info
+from ._runs import RunStore
 
-__all__ = ["StoreRecorder", "replay", "environment_info"]
+__all__ = ["StoreRecorder", "replay"]
 
 log = logging.getLogger(__name__)
-
-
-def environment_info(device: str = "") -> dict[str, Any]:
-    """Versions and machine a run ran with (stored with the run, shown in reports)."""
-    def version(dist: str) -> str:
-        try:
-            return metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            return ""
-
-    torch_version = ""
-    torch_mod = sys.modules.get("torch")
-    if torch_mod is not None:
-        torch_version = str(getattr(torch_mod, "__version__", ""))
-    return {
-        "python": platform.python_version(),
-        "torch": torch_version or version("torch"),
-        "torchvision": version("torchvision"),
-        "learndrop": version("learndrop"),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor(),
-        "device": device,
-    }
 
 
 class StoreRecorder(Callback):

@@ -23,9 +23,10 @@ from typing import Any
 
 import torch
 
-from ._io import atomic_write_text
-from .config import RunConfig
-from .errors import ConfigError
+from ..files import atomic_write_text
+from ..config import RunConfig
+from ..errors import ConfigError
+from ._console import Console
 
 __all__ = ["PRESETS", "preset_config", "run_bench", "format_table"]
 
@@ -78,7 +79,7 @@ def pretrain_weights(name: str | None, cfg: RunConfig, quiet: bool) -> str | Non
     spec = PRESETS.get(name or "", {}).get("pretrain")
     if not spec or cfg.model.weights:
         return None
-    from .trainer import Trainer
+    from ..training import Trainer
 
     pre = cfg.copy()
     pre.drop.enabled = False
@@ -150,8 +151,7 @@ def run_bench(cfg: RunConfig, *, preset: str | None = None, output: str | None =
               quiet: bool = False, callbacks_factory: Callable[[], list[Any]] | None = None,
               store_args: Any = None) -> dict[str, Any]:
     """Train the three runs and return (and write) the comparison table as a dict."""
-    from .cli import _console_callback
-    from .trainer import Trainer
+    from ..training import Trainer
 
     def say(text: str) -> None:
         if not quiet:
@@ -164,7 +164,7 @@ def run_bench(cfg: RunConfig, *, preset: str | None = None, output: str | None =
 
     def one(label: str, c: RunConfig, budget: float | None) -> dict[str, Any]:
         say(f"== {label}")
-        cbs = [_console_callback(quiet), *extra()]
+        cbs = [Console(quiet), *extra()]
         c.output.name = f"bench-{stamp}-{label}"
         with _PeakMemory(c.train.device if c.train.device != "auto" else (
                 "cuda" if torch.cuda.is_available() else "cpu")) as mem:
@@ -217,7 +217,7 @@ def run_bench(cfg: RunConfig, *, preset: str | None = None, output: str | None =
         "runs": names,
     }
     if store_args is not None and not getattr(store_args, "no_store", False):
-        from .store import RunStore
+        from ..store import RunStore
 
         with RunStore(getattr(store_args, "store", None)) as store:
             store.create_group("bench", names)

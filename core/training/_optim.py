@@ -13,7 +13,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .config import OptimConfig
+from ..config import OptimConfig
 
 __all__ = ["build_optimizer", "ProgressSchedule"]
 

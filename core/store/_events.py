@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from .callbacks import (
+from ..events import (
     CheckpointSaved,
     DropEvent,
     EpochEnd,

@@ -1,6 +1,6 @@
 """A run's event history and the numbers derived from it.
 
-:class:`RunHistory` is a :class:`~learndrop.core.callbacks.Callback` that accumulates the
+:class:`RunHistory` is a :class:`~learndrop.core.events.Callback` that accumulates the
 engine's events in preallocated numpy buffers (growing by doubling, so an append costs
 O(units) amortised) and derives what a view needs: unit states, the dropped prefix, best
 accuracy, ETA, progress and savings. It never imports Qt: the desktop app's live views only
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .callbacks import (
+from ..events import (
     Callback,
     CheckpointSaved,
     DropEvent,

@@ -1,0 +1,60 @@
+"""Console progress for ``learndrop train``, ``resume`` and ``bench``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from ..events import Callback
+
+__all__ = ["Console"]
+
+
+class Console(Callback):
+    """Per-epoch progress bar and lines on stderr (nothing when ``quiet``)."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.tty = sys.stderr.isatty()
+        self.epochs = 0
+        self.units: list[str] = []
+
+    def _out(self, text: str, end: str = "\n") -> None:
+        if not self.quiet:
+            sys.stderr.write(text + end)
+            sys.stderr.flush()
+
+    def on_fit_start(self, ev: Any) -> None:
+        self.epochs = ev.epochs
+        what = "full baseline" if not ev.drop_enabled else f"Learn&Drop, mode={ev.mode}"
+        self._out(f"run {ev.run_name}: {ev.config['model']['name']} on "
+                  f"{ev.config['data']['dataset']}, {len(ev.units)} units, {what}, "
+                  f"device {ev.device}")
+
+    def on_progress(self, ev: Any) -> None:
+        if not self.tty:
+            return
+        width = 24
+        done = int(width * ev.batch / max(ev.batches, 1))
+        self._out(f"\repoch {ev.epoch + 1}/{self.epochs} [{'#' * done}{'.' * (width - done)}]"
+                  f" loss {ev.loss:.4f} {ev.images_per_s:,.0f} img/s", end="")
+
+    def on_drop(self, ev: Any) -> None:
+        if self.tty:
+            self._out("")
+        score = "" if ev.score is None else f" (score {ev.score:.3f})"
+        self._out(f"  dropped {ev.unit} at epoch {ev.epoch:.2f}{score}, {ev.reason}")
+
+    def on_warning(self, message: str) -> None:
+        self._out(f"  warning: {message}")
+
+    def on_epoch_end(self, ev: Any) -> None:
+        if self.tty:
+            self._out("\r", end="")
+        s = ev.savings
+        scaled = ("" if ev.val_accuracy_scaled is None
+                  else f" (scaled-down {ev.val_accuracy_scaled:.2%})")
+        self._out(f"epoch {ev.epoch + 1}/{self.epochs}: loss {ev.train_loss:.4f} "
+                  f"val acc {ev.val_accuracy:.2%}{scaled}, {ev.epoch_time_s:.1f}s, "
+                  f"{len(ev.dropped)} dropped, train FLOPs saved now "
+                  f"{s.train_flops_saved:.1%}")
