@@ -25,6 +25,7 @@ test: $(STAMP)
 	rm -rf build
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation --target build/lint .
 	cd build/lint && ../../$(VENV)/bin/lint-imports ../../pyproject.toml
+	$(PY) -m ruff check .
 	$(PY) -m mypy
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
@@ -32,6 +33,7 @@ bench: $(STAMP)
 	$(VENV)/bin/learndrop bench --preset cpu-resnet20-finetune
 
 lint: $(STAMP)
+	$(PY) -m ruff check .
 	$(PY) -m mypy
 
 clean:

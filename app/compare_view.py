@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from learndrop.core.report import tables as tables
 from learndrop.core.report import RunData, load_run
+from learndrop.core.report import tables as tables
 from learndrop.core.store import RunStore
 
 from .theme import apply_plot_theme, current_theme

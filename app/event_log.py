@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 
-from learndrop.core.monitor import LogEntry, RunHistory
 from PySide6.QtGui import QBrush, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
@@ -16,6 +15,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from learndrop.core.monitor import LogEntry, RunHistory
 
 from .theme import Theme, current_theme
 

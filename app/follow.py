@@ -17,10 +17,9 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from learndrop.core.events import FitEnd, FitStart
 from learndrop.core.errors import LearnDropError
-from learndrop.core.store import replay
-from learndrop.core.store import RunNotFoundError, RunStore, StoreError
+from learndrop.core.events import FitEnd, FitStart
+from learndrop.core.store import RunNotFoundError, RunStore, StoreError, replay
 
 __all__ = ["RunFollower", "POLL_INTERVAL_MS"]
 

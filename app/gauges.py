@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-from learndrop.core.monitor import RunHistory
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QFrame,
@@ -15,6 +14,8 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
+from learndrop.core.monitor import RunHistory
 
 from .theme import Theme, current_theme
 
@@ -184,7 +185,8 @@ class GaugesPanel(QWidget):
         epochs = fs.epochs if fs else 0
         epoch = p.epoch if p is not None else h.current_epoch
         # engine epochs count from 0
-        self.epoch_label.setText(f"Epoch {min(epoch + 1, epochs)} of {epochs}" if epochs else "Epoch")
+        self.epoch_label.setText(f"Epoch {min(epoch + 1, epochs)} of {epochs}" if epochs
+                                 else "Epoch")
         ef, tf = h.epoch_fraction(), h.progress_fraction()
         for bar, frac in ((self.epoch_bar, ef), (self.total_bar, tf)):
             value = int(100 * frac)  # whole percent: QProgressBar repaints at once on change

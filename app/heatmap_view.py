@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from learndrop.core.monitor import RunHistory
 from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from learndrop.core.monitor import RunHistory
 
 from .theme import Theme, apply_plot_theme, current_theme, score_colormap
 

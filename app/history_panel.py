@@ -46,10 +46,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from learndrop.core.report import tables as fmt
 from learndrop.core.errors import LearnDropError
-from learndrop.core.store import replay
-from learndrop.core.store import RunRecord, RunStore, default_store_path
+from learndrop.core.report import tables as fmt
+from learndrop.core.store import RunRecord, RunStore, default_store_path, replay
 
 from . import dialogs
 from .follow import RunFollower

@@ -8,6 +8,10 @@ timer redraws dirty views about 20 times a second, so a burst of events costs on
 
 from __future__ import annotations
 
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
+
 from learndrop.core.events import (
     CheckpointSaved,
     DropEvent,
@@ -19,9 +23,6 @@ from learndrop.core.events import (
     ScoreCheck,
 )
 from learndrop.core.monitor import RunHistory
-from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QShowEvent
-from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from .event_log import EventLog
 from .gauges import GaugesPanel

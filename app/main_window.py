@@ -13,11 +13,11 @@ from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QToolBar, QWidget
 
-from learndrop.core.events import EpochEnd, FitEnd, FitStart, Progress
 from learndrop.core.config import RunConfig
-from learndrop.core.training import RunControl
 from learndrop.core.errors import LearnDropError
+from learndrop.core.events import EpochEnd, FitEnd, FitStart, Progress
 from learndrop.core.store import RunStore
+from learndrop.core.training import RunControl
 
 from . import dialogs, settings
 from .bridge import BridgeSignals, QtBridge

@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from learndrop.core.monitor import RunHistory
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from learndrop.core.monitor import RunHistory
 
 from .theme import Theme, apply_plot_theme, current_theme
 

@@ -7,10 +7,11 @@ and the context menu asks the engine to pin, unpin or drop it.
 
 from __future__ import annotations
 
-from learndrop.core.monitor import RunHistory
 from PySide6.QtCore import QEvent, QPoint, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QContextMenuEvent, QMouseEvent, QPainter, QPen
 from PySide6.QtWidgets import QMenu, QSizePolicy, QToolTip, QWidget
+
+from learndrop.core.monitor import RunHistory
 
 from .gauges import format_count, format_percent
 from .theme import STATE_LABELS, Theme, current_theme

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from learndrop.core.files import atomic_write_bytes
-from learndrop.core.report import Plot, plots, render_html
-from learndrop.core.report import Report
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QRectF, QSizeF, Qt, QUrl
 from PySide6.QtGui import (
     QFont,
@@ -24,6 +21,9 @@ from PySide6.QtGui import (
     QTextDocument,
 )
 from PySide6.QtSvg import QSvgRenderer
+
+from learndrop.core.files import atomic_write_bytes
+from learndrop.core.report import Plot, Report, plots, render_html
 
 __all__ = ["write_pdf", "pdf_bytes", "plot_image"]
 

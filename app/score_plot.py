@@ -17,9 +17,10 @@ from itertools import pairwise
 
 import numpy as np
 import pyqtgraph as pg
-from learndrop.core.monitor import RunHistory, ScoreBins
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from learndrop.core.monitor import RunHistory, ScoreBins
 
 from .theme import (
     Theme,

@@ -19,17 +19,37 @@ from typing import Any
 from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QAction, QPalette, QValidator
 from PySide6.QtWidgets import (
-    QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox,
-    QHBoxLayout, QLabel, QLineEdit, QPushButton, QScrollArea, QSizePolicy, QSpinBox, QStyle,
-    QToolButton, QVBoxLayout, QWidget,
+    QAbstractSpinBox,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSpinBox,
+    QStyle,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
 )
 
 from learndrop.core.config import (
-    RunConfig, field_choices, field_doc, field_info, field_paths, field_type, load_config,
+    RunConfig,
+    field_choices,
+    field_doc,
+    field_info,
+    field_paths,
+    field_type,
+    load_config,
     save_config,
 )
-from learndrop.core.training import available_devices
 from learndrop.core.errors import LearnDropError
+from learndrop.core.training import available_devices
 
 from . import dialogs
 
@@ -265,8 +285,12 @@ def make_editor(path: str) -> FieldEditor:
         line = QLineEdit()
         line.setPlaceholderText("comma-separated names (empty: none)")
         widget = line
-        get = lambda: [p.strip() for p in line.text().split(",") if p.strip()]
-        put = lambda v: line.setText(", ".join(v))
+
+        def get() -> list[str]:
+            return [p.strip() for p in line.text().split(",") if p.strip()]
+
+        def put(v: list[str]) -> None:
+            line.setText(", ".join(v))
     doc = field_doc(path)
     target = getattr(widget, "edit", None)
     widget.setToolTip(doc)

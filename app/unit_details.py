@@ -6,10 +6,11 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from learndrop.core.monitor import RunHistory
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from learndrop.core.monitor import RunHistory
 
 from .gauges import DASH, format_count, format_percent
 from .theme import STATE_LABELS, Theme, apply_plot_theme, current_theme, depth_colors

@@ -22,11 +22,11 @@ from typing import Any
 import shiboken6
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from learndrop.core.events import Callback
 from learndrop.core.config import RunConfig
-from learndrop.core.training import RunControl
 from learndrop.core.errors import LearnDropError
+from learndrop.core.events import Callback
 from learndrop.core.store import StoreRecorder
+from learndrop.core.training import RunControl
 
 __all__ = ["THREAD_NAME", "TrainingWorker", "TrainingJob", "running_threads",
            "cancel_running"]

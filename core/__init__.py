@@ -9,18 +9,42 @@ Qt-free by contract (checked by import-linter). The public surface:
 - :func:`get_model`, :func:`list_models`, :func:`build_datasets`, :func:`list_datasets`.
 """
 
-from .events import (Callback, CheckpointSaved, DropEvent, EpochEnd, FitEnd, FitStart,
-                        Progress, SavingsReport, ScoreCheck, UnitInfo)
-from .config import (DataConfig, DropConfig, ModelConfig, OptimConfig, OutputConfig, RunConfig,
-                     TrainConfig, load_config, save_config)
-from .training import RunControl
+from .config import (
+                        DataConfig,
+                        DropConfig,
+                        ModelConfig,
+                        OptimConfig,
+                        OutputConfig,
+                        RunConfig,
+                        TrainConfig,
+                        load_config,
+                        save_config,
+)
 from .data import build_datasets, list_datasets
-from .errors import (CheckpointError, ConfigError, DataError, DeviceError, LearnDropError,
-                     ModelError, TrainingError)
-from .engine import LearnDrop
+from .engine import LearnDrop, Unit, discover_units
+from .errors import (
+                        CheckpointError,
+                        ConfigError,
+                        DataError,
+                        DeviceError,
+                        LearnDropError,
+                        ModelError,
+                        TrainingError,
+)
+from .events import (
+                        Callback,
+                        CheckpointSaved,
+                        DropEvent,
+                        EpochEnd,
+                        FitEnd,
+                        FitStart,
+                        Progress,
+                        SavingsReport,
+                        ScoreCheck,
+                        UnitInfo,
+)
 from .models import get_model, list_models
-from .training import FitResult, Trainer
-from .engine import Unit, discover_units
+from .training import FitResult, RunControl, Trainer
 
 __all__ = [
     "LearnDrop", "Trainer", "FitResult", "RunConfig", "DataConfig", "ModelConfig",

@@ -126,7 +126,8 @@ class DropConfig:
         "freeze: exact, dropped prefix runs without gradients; cache: exact, dropped prefix "
         "output computed once per sample; skip: residual blocks bypassed (approximate)."))
     threshold: float = field(default=0.5, metadata=_doc(
-        "A unit is settled when its learning score is at or below this (1 settles every unit).", min=0.0, max=1.0))
+        "A unit is settled when its learning score is at or below this (1 settles every unit).",
+        min=0.0, max=1.0))
     patience: int = field(default=2, metadata=_doc(
         "Consecutive settled checks before a unit is dropped.", min=1, max=1000))
     warmup_epochs: int = field(default=1, metadata=_doc(
@@ -196,7 +197,7 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Any, source: str = "config") -> "RunConfig":
+    def from_dict(cls, data: Any, source: str = "config") -> RunConfig:
         """Build from a nested dict, checking keys, types and ranges."""
         if not isinstance(data, dict):
             raise ConfigError(f"{source}: expected a table of sections, got {_type_name(data)}")
@@ -218,7 +219,7 @@ class RunConfig:
         cfg.check()
         return cfg
 
-    def copy(self) -> "RunConfig":
+    def copy(self) -> RunConfig:
         return RunConfig.from_dict(json.loads(json.dumps(self.to_dict())))
 
     # ---- field access ----------------------------------------------------------------------
@@ -275,7 +276,7 @@ class RunConfig:
                         "one sub-folder of images per class"))
         return out
 
-    def check(self) -> "RunConfig":
+    def check(self) -> RunConfig:
         problems = self.problems()
         if problems:
             path, message = problems[0]

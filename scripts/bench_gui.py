@@ -24,6 +24,9 @@ from typing import Any
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np
+from PySide6.QtCore import QElapsedTimer, QObject, QTimer, Signal
+from PySide6.QtWidgets import QApplication
+
 from learndrop.app.live_panel import LivePanel
 from learndrop.core.events import (
     DropEvent,
@@ -35,8 +38,6 @@ from learndrop.core.events import (
     ScoreCheck,
     UnitInfo,
 )
-from PySide6.QtCore import QElapsedTimer, QObject, QTimer, Signal
-from PySide6.QtWidgets import QApplication
 
 STEPS_PER_CHECK = 10
 STEPS_PER_EPOCH = 500

@@ -95,9 +95,9 @@ def stored_run(store: Path) -> tuple[str | None, dict[str, Any]]:
 
 def damaged_files(folder: Path) -> list[str]:
     """Files under their real names that cannot be read back."""
-    from learndrop.core.training import load_checkpoint
     from learndrop.core.config import load_config
     from learndrop.core.errors import LearnDropError
+    from learndrop.core.training import load_checkpoint
 
     bad: list[str] = []
     for path in folder.rglob("*"):

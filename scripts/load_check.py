@@ -107,8 +107,15 @@ class Sampler:
 
 # ---- stream ---------------------------------------------------------------------------------
 def check_stream(work: Path, checks: int) -> dict[str, Any]:
-    from learndrop.core.events import (EpochEnd, FitEnd, FitStart, Progress, SavingsReport,
-                                          ScoreCheck, UnitInfo)
+    from learndrop.core.events import (
+        EpochEnd,
+        FitEnd,
+        FitStart,
+        Progress,
+        SavingsReport,
+        ScoreCheck,
+        UnitInfo,
+    )
     from learndrop.core.store import StoreRecorder
 
     n = 52
@@ -166,8 +173,8 @@ def check_stream(work: Path, checks: int) -> dict[str, Any]:
 # ---- real runs -------------------------------------------------------------------------------
 def check_training(work: Path, name: str, settings: dict[str, Any], every: int
                    ) -> dict[str, Any]:
-    from learndrop.core.events import Callback
     from learndrop.core.config import RunConfig
+    from learndrop.core.events import Callback
     from learndrop.core.store import StoreRecorder
     from learndrop.core.training import Trainer
 

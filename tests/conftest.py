@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import atexit
-import signal
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator

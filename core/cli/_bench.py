@@ -23,9 +23,9 @@ from typing import Any
 
 import torch
 
-from ..files import atomic_write_text
 from ..config import RunConfig
 from ..errors import ConfigError
+from ..files import atomic_write_text
 from ._console import Console
 
 __all__ = ["PRESETS", "preset_config", "run_bench", "format_table"]
@@ -111,7 +111,7 @@ class _PeakMemory:
         except (OSError, ValueError, IndexError):
             return 0
 
-    def __enter__(self) -> "_PeakMemory":
+    def __enter__(self) -> _PeakMemory:
         if self.cuda:
             torch.cuda.reset_peak_memory_stats()
         else:
@@ -242,5 +242,6 @@ def format_table(result: dict[str, Any]) -> str:
     lines.append(f"efficiency (train time saved / train FLOPs saved): "
                  f"{'n/a' if eff is None else f'{eff:.2f}'}; score checks "
                  f"{result['score_overhead']:.2%} of step time; baseline still improving in "
-                 f"its second half: {'yes' if result['baseline_improves_in_second_half'] else 'no'}")
+                 f"its second half: "
+                 f"{'yes' if result['baseline_improves_in_second_half'] else 'no'}")
     return "\n".join(lines)

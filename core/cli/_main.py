@@ -113,8 +113,7 @@ def _store_recorder(args: argparse.Namespace) -> list[Any]:
     damaged or foreign store file is reported before any training starts."""
     if getattr(args, "no_store", False):
         return []
-    from ..store import StoreRecorder
-    from ..store import RunStore
+    from ..store import RunStore, StoreRecorder
 
     with RunStore(getattr(args, "store", None)) as store:
         path = store.path
@@ -122,8 +121,7 @@ def _store_recorder(args: argparse.Namespace) -> list[Any]:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from ..training import RunControl
-    from ..training import Trainer
+    from ..training import RunControl, Trainer
 
     cfg = build_config(args)
     if args.baseline:
@@ -148,12 +146,9 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     import dataclasses
     from pathlib import Path
 
-    from ..training import load_checkpoint
-    from ..training import RunControl
     from ..errors import CheckpointError
-    from ..store import StoreRecorder
-    from ..store import RunStore
-    from ..training import Trainer
+    from ..store import RunStore, StoreRecorder
+    from ..training import RunControl, Trainer, load_checkpoint
 
     with RunStore(args.store) as store:
         run = store.get_run(args.run)

@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..report import tables as t
 from ..errors import LearnDropError
 from ..report import (
     FORMATS,
@@ -26,6 +25,7 @@ from ..report import (
     load_run,
     report_dict,
 )
+from ..report import tables as t
 from ..store import RunRecord, RunStore
 
 __all__ = ["add_commands"]

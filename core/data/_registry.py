@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from collections.abc import Callable
 from functools import partial
+from typing import TYPE_CHECKING
 
 from ..errors import DataError
 from ._types import DataBundle, DatasetInfo

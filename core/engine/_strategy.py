@@ -29,9 +29,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._cache import ActivationCache
-from ..events import Callback, DropEvent, ScoreCheck, SavingsReport, UnitInfo, call_hook
 from ..errors import ConfigError, ModelError
+from ..events import Callback, DropEvent, SavingsReport, ScoreCheck, UnitInfo, call_hook
+from ._cache import ActivationCache
 from ._savings import SavingsMeter, StepCost
 from ._scores import ParameterSnapshots, UnitScore
 from ._units import Unit, discover_units, measure_units
@@ -63,7 +63,7 @@ class _ForwardContext:
 class _DropAwareModule(nn.Module):
     """``ld.model``: calls the wrapped model with dropped units handled per the drop mode."""
 
-    def __init__(self, owner: "LearnDrop", model: nn.Module) -> None:
+    def __init__(self, owner: LearnDrop, model: nn.Module) -> None:
         super().__init__()
         self.inner = model
         object.__setattr__(self, "_owner", owner)
@@ -71,7 +71,7 @@ class _DropAwareModule(nn.Module):
     def forward(self, *args: Any, sample_ids: torch.Tensor | None = None, **kwargs: Any) -> Any:
         return self._owner._forward(self.inner, args, kwargs, sample_ids)
 
-    def train(self, mode: bool = True) -> "_DropAwareModule":
+    def train(self, mode: bool = True) -> _DropAwareModule:
         super().train(mode)
         self._owner._enforce_eval()
         return self
@@ -394,7 +394,7 @@ class LearnDrop:
                         "reason": st.reason})
         return out
 
-    # ---- state ------------------------------------------------------------------------------------
+    # ---- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to repeat the same drop state on resume (plain types and tensors,
         loadable with ``torch.load(weights_only=True)``)."""
@@ -449,7 +449,7 @@ class LearnDrop:
         if self.meter is not None and self._pending_meter:
             self.meter.load_state_dict(self._pending_meter)
 
-    # ---- internals --------------------------------------------------------------------------------
+    # ---- internals ----------------------------------------------------------------------------
     def _epoch_float(self) -> float:
         if self.steps_per_epoch:
             return self.epoch + (self.step_count - self._epoch_start_step) / self.steps_per_epoch

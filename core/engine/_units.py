@@ -110,8 +110,7 @@ def discover_units(model: nn.Module, names: list[str] | tuple[str, ...] | None =
             label, _, body = entry.rpartition("=")
             parts = [m.strip() for m in body.split("+") if m.strip()]
             spec.append((label.strip() or body.strip(), parts))
-    elif callable(getattr(model, "learndrop_units", None)):
-        own = getattr(model, "learndrop_units")
+    elif callable(own := getattr(model, "learndrop_units", None)):
         spec = [(n, list(m)) for n, m in own()]
     else:
         spec = _resnet_units(model) or _vgg_units(model) or _generic_units(model)
@@ -190,7 +189,7 @@ def measure_units(model: nn.Module, units: list[Unit], example: torch.Tensor) ->
     try:
         with counter:
             model(x)
-    except Exception as exc:  # a model that does not fit the data
+    except Exception as exc:  # noqa: BLE001 - any failure means the model does not fit the data
         raise ModelError(f"the model does not accept inputs of shape {tuple(x.shape[1:])}: "
                          f"{first_line(exc)}") from None
     finally:

@@ -3,8 +3,17 @@ every front end shows (:mod:`.tables`), and the writers (HTML with inline SVG pl
 JSON, TensorBoard; PDF through the ``learndrop.exporters`` entry point)."""
 
 from . import tables
-from ._export import (FORMATS, Exporter, export, format_for, report_dict, write_csv, write_html,
-                      write_json, write_tensorboard)
+from ._export import (
+                      FORMATS,
+                      Exporter,
+                      export,
+                      format_for,
+                      report_dict,
+                      write_csv,
+                      write_html,
+                      write_json,
+                      write_tensorboard,
+)
 from ._html import Plot, plots, render_html
 from ._model import Report, ReportError, RunData, UnitRow, build_report, json_safe, load_run
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from html import escape
 
 from . import tables as t
-from ._svgplot import PALETTE, Marker, Series, heatmap, line_chart
 from ._model import Report, RunData
+from ._svgplot import PALETTE, Marker, Series, heatmap, line_chart
 
 __all__ = ["Plot", "plots", "render_html"]
 

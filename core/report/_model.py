@@ -10,15 +10,12 @@ TensorBoard event files.
 
 from __future__ import annotations
 
-import json
 import math
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-from ..files import atomic_write_text
-from ..store import RunMessage
+from ..errors import LearnDropError
 from ..events import (
     CheckpointSaved,
     DropEvent,
@@ -28,10 +25,8 @@ from ..events import (
     Progress,
     ScoreCheck,
     UnitInfo,
-    event_to_dict,
 )
-from ..errors import LearnDropError
-from ..store import RunRecord, RunStore
+from ..store import RunMessage, RunRecord, RunStore
 
 __all__ = ["RunData", "UnitRow", "Report", "ReportError", "load_run", "build_report",
            "json_safe", "finite", "csv_number"]

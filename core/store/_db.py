@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 from types import TracebackType
 
-from . import _schema as schema
 from ..errors import LearnDropError
+from . import _schema as schema
 
 __all__ = ["StoreError", "RunNotFoundError", "Transaction", "inspect_store", "connect",
            "pid_alive", "as_store_error"]

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from ._events import EpochStart, Row, RunMessage, rows_for
+from ..environment import environment_info
 from ..events import (
     Callback,
     CheckpointSaved,
@@ -27,7 +27,7 @@ from ..events import (
     ScoreCheck,
     call_hook,
 )
-from ..environment import environment_info
+from ._events import EpochStart, Row, RunMessage, rows_for
 from ._runs import RunStore
 
 __all__ = ["StoreRecorder", "replay"]

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ..paths import data_home
 from . import _schema as schema
 from ._db import (
     RunNotFoundError,
@@ -33,7 +34,6 @@ from ._db import (
 )
 from ._events import EpochStart, RunMessage, read_events
 from ._writer import STATUSES, RunWriter
-from ..paths import data_home
 
 __all__ = [
     "RunStore",

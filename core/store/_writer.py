@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..events import FitStart
 from . import _schema as schema
 from ._db import Transaction
 from ._events import INSERT_SQL, Row, to_json
-from ..events import FitStart
 
 __all__ = ["RunWriter", "STATUSES"]
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import torch
 
-from ..files import atomic_write_bytes
 from ..errors import CheckpointError, first_line
+from ..files import atomic_write_bytes
 
 __all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "load_initial_weights"]
 

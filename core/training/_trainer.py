@@ -10,7 +10,6 @@ and resumes from one with the drop state and optimizer groups restored together.
 from __future__ import annotations
 
 import math
-import platform
 import random
 import shutil
 import time
@@ -24,18 +23,24 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..files import atomic_write_text, remove_stale_temps
-from ..events import (Callback, CheckpointSaved, EpochEnd, FitEnd, FitStart, Progress,
-                        call_hook)
-from ._checkpoint import load_checkpoint, load_initial_weights, save_checkpoint
 from ..config import RunConfig, config_to_toml
-from ._control import RunControl
-from ._device import DevicePlan, resolve_device
-from ..errors import (CheckpointError, ConfigError, DataError, DeviceError, LearnDropError,
-                     TrainingError, first_line)
 from ..engine import LearnDrop
-from ._optim import ProgressSchedule, build_optimizer
+from ..errors import (
+    CheckpointError,
+    ConfigError,
+    DataError,
+    DeviceError,
+    LearnDropError,
+    TrainingError,
+    first_line,
+)
+from ..events import Callback, CheckpointSaved, EpochEnd, FitEnd, FitStart, Progress, call_hook
+from ..files import atomic_write_text, remove_stale_temps
 from ..paths import runs_home
+from ._checkpoint import load_checkpoint, load_initial_weights, save_checkpoint
+from ._control import RunControl
+from ._device import resolve_device
+from ._optim import ProgressSchedule, build_optimizer
 
 __all__ = ["Trainer", "FitResult"]
 

@@ -11,11 +11,12 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
+
+from factories import UNITS, make_events, record
 from learndrop.core.cli import _store_commands as cli_store
 from learndrop.core.errors import LearnDropError
 from learndrop.core.report import build_report, export
 from learndrop.core.store import RunStore
-from test_store import UNITS, make_events, record
 
 EPOCHS, STEPS = 4, 10
 CHECKS = EPOCHS * STEPS // 2  # the stream checks every second step

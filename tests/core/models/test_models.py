@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 
 import pytest
 import torch
+from torch import nn
+
 from learndrop.core.errors import ModelError
 from learndrop.core.models import ModelInfo, get_model, list_models, model_info
-from torch import nn
 
 ALL = ["resnet152", "resnet18", "resnet20", "resnet50", "resnet56", "small_cnn", "vgg11",
        "vgg16"]

@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
 from learndrop.core.config import DataConfig
 from learndrop.core.data import (
     DataBundle,
@@ -20,8 +23,6 @@ from learndrop.core.data import (
     make_synthetic,
 )
 from learndrop.core.errors import DataError
-from PIL import Image
-from torch.utils.data import DataLoader
 
 DOWNLOADABLE = ["cifar10", "cifar100", "fashionmnist", "imagenette", "mnist"]
 

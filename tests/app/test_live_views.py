@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from learndrop.core.events import (
     CheckpointSaved,
     DropEvent,
@@ -228,8 +229,9 @@ def test_strip_states_pin_and_menu(panel: Any, stream: Any, qtbot: Any) -> None:
 
 
 def test_strip_widths_click_and_tooltip(panel: Any, stream: Any, qtbot: Any) -> None:
-    from learndrop.app.network_strip import block_widths
     from PySide6.QtCore import Qt
+
+    from learndrop.app.network_strip import block_widths
 
     widths = block_widths([0.7, 0.3, 0.0], 100.0, 10.0)
     assert sum(widths) == pytest.approx(100.0) and widths[2] == pytest.approx(10.0)

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from learndrop.core import (Callback, CheckpointError, RunConfig, RunControl, Trainer,
-                            TrainingError)
+from learndrop.core import Callback, CheckpointError, RunConfig, RunControl, Trainer, TrainingError
 from learndrop.core.training import load_checkpoint
 
 

@@ -18,13 +18,11 @@ from learndrop.app.export_dialog import ExportDialog
 from learndrop.app.history_panel import COLUMNS, HistoryPanel
 from learndrop.app.live_panel import LivePanel
 from learndrop.app.main_window import MainWindow
-from learndrop.core.events import Callback, EpochEnd
 from learndrop.core.config import RunConfig
-from learndrop.core.training import RunControl
-from learndrop.core.store import StoreRecorder
+from learndrop.core.events import Callback, EpochEnd
 from learndrop.core.report import load_run
-from learndrop.core.store import RunStore
-from learndrop.core.training import Trainer
+from learndrop.core.store import RunStore, StoreRecorder
+from learndrop.core.training import RunControl, Trainer
 
 pytestmark = pytest.mark.gui
 

@@ -13,124 +13,25 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from factories import expected_replay, make_events, record
+from learndrop.core.errors import LearnDropError
 from learndrop.core.events import (
     Callback,
-    CheckpointSaved,
     DropEvent,
     EpochEnd,
     FitEnd,
-    FitStart,
     Progress,
-    SavingsReport,
     ScoreCheck,
-    UnitInfo,
 )
-from learndrop.core.errors import LearnDropError
-from learndrop.core.store import StoreRecorder, replay
 from learndrop.core.store import (
-    EpochStart,
     RunMessage,
     RunNotFoundError,
     RunStore,
     StoreError,
+    StoreRecorder,
+    replay,
 )
-
-UNITS = (
-    UnitInfo(0, "stem", ("conv1", "bn1"), 464, 1_200_000, 0.30),
-    UnitInfo(1, "block1", ("layer1.0",), 9_280, 1_600_000, 0.40, skippable=True),
-    UnitInfo(2, "block2", ("layer2.0",), 18_560, 1_000_000, 0.25, skippable=True),
-    UnitInfo(3, "head", ("fc",), 650, 200_000, 0.05, is_head=True),
-)
-
-
-def make_events(name: str = "demo-run", *, epochs: int = 3, steps_per_epoch: int = 4,
-                drop: bool = True, output_dir: str = "", status: str = "finished",
-                accuracy_gain: float = 0.0) -> list[tuple[str, Any]]:
-    """A realistic event stream as (hook, payload) pairs, in the engine's order."""
-    config = {"data": {"dataset": "digits"}, "model": {"name": "small_cnn"},
-              "drop": {"enabled": drop, "mode": "freeze", "threshold": 0.3},
-              "train": {"epochs": epochs, "batch_size": 32}}
-    out: list[tuple[str, Any]] = [("on_fit_start", FitStart(
-        run_name=name, config=config, units=UNITS, epochs=epochs,
-        steps_per_epoch=steps_per_epoch, total_steps=epochs * steps_per_epoch, device="cpu",
-        mode="freeze", drop_enabled=drop, total_params=28_954, forward_flops=4_000_000,
-        output_dir=output_dir))]
-    dropped: list[str] = []
-    step, check, elapsed, cum = 0, 0, 0.0, 0.0
-    for epoch in range(epochs):  # indexed from 0, as the engine does
-        out.append(("on_epoch_start", epoch))
-        for batch in range(1, steps_per_epoch + 1):
-            step += 1
-            elapsed += 0.25
-            if batch % 2 == 0:
-                out.append(("on_progress", Progress(
-                    step=step, epoch=epoch, batch=batch, batches=steps_per_epoch,
-                    loss=2.3 / step, lr=0.05, images_per_s=512.0 + step,
-                    elapsed_s=elapsed, eta_s=10.0 - elapsed)))
-                check += 1
-                live = [u.name not in dropped and not u.is_head for u in UNITS]
-                scores = tuple((1.0 / (check + u.index)) if live[u.index] else None
-                               for u in UNITS)
-                out.append(("on_scores", ScoreCheck(
-                    step=step, epoch=step / steps_per_epoch, lr=0.05,
-                    changes=tuple(None if s is None else s * 0.01 for s in scores),
-                    scores=scores,
-                    trends=tuple(None if s is None else -0.05 * s for s in scores),
-                    settled=tuple(s is not None and s < 0.3 for s in scores),
-                    streaks=tuple(int(s is not None and s < 0.3) for s in scores),
-                    cost_s=0.001)))
-            if drop and step in (6, 10):
-                unit = UNITS[len(dropped)]
-                dropped.append(unit.name)
-                out.append(("on_drop", DropEvent(step=step, epoch=step / steps_per_epoch,
-                                                 unit=unit.name, index=unit.index,
-                                                 reason="policy", score=0.25, mode="freeze")))
-        if epoch == 1:
-            out.append(("on_warning", "loss spiked at step 7"))
-        fwd = sum(u.flops_share for u in UNITS if u.name in dropped) / 3
-        cum = (cum * epoch + fwd) / (epoch + 1)
-        savings = SavingsReport(
-            step=step, forward_flops_saved=fwd, train_flops_saved=fwd * 0.9,
-            cumulative_forward_flops_saved=cum, cumulative_train_flops_saved=cum * 0.9,
-            trainable_params=28_954 - 464 * len(dropped), total_params=28_954,
-            step_time_s=0.2 if dropped else None, full_step_time_s=0.25,
-            measured_time_saved=0.2 if dropped else None, time_saved_s=0.05 * len(dropped),
-            projected_time_saved_s=0.06 * len(dropped),
-            efficiency=0.83 if dropped else None)
-        acc = min(0.99, 0.5 + 0.4 * (epoch + 1) / epochs + accuracy_gain)
-        out.append(("on_epoch_end", EpochEnd(
-            epoch=epoch, step=step, train_loss=1.0 / (epoch + 1), train_accuracy=acc + 0.02,
-            val_loss=1.1 / (epoch + 1), val_accuracy=acc, val_accuracy_scaled=None,
-            epoch_time_s=1.0, elapsed_s=elapsed, eta_s=max(0.0, 3.0 - elapsed),
-            images_per_s=500.0, lr=0.05, dropped=tuple(dropped), savings=savings)))
-        out.append(("on_checkpoint", CheckpointSaved(epoch=epoch + 1, step=step,
-                                                     path=f"{output_dir}/checkpoint.pt")))
-    if status != "running":
-        out.append(("on_fit_end", FitEnd(status=status, message="done",
-                                         summary={"best_val_accuracy": 0.8,
-                                                  "wall_time_s": 12.5})))
-    return out
-
-
-def expected_replay(stream: list[tuple[str, Any]]) -> list[Any]:
-    """What ``load_events`` returns for a recorded stream."""
-    out = []
-    for hook, payload in stream:
-        if hook == "on_epoch_start":
-            out.append(EpochStart(payload))
-        elif hook == "on_warning":
-            out.append(RunMessage("warning", payload))
-        else:
-            out.append(payload)
-    return out
-
-
-def record(path: Path, stream: list[tuple[str, Any]], **kw: Any) -> StoreRecorder:
-    rec = StoreRecorder(path, **kw)
-    for hook, payload in stream:
-        getattr(rec, hook)(payload)
-    assert rec.error is None, rec.error
-    return rec
 
 
 @pytest.fixture()

@@ -20,10 +20,10 @@ import pytest
 import torch
 
 import learndrop.core
-from learndrop.core.events import DropEvent, EpochEnd
-from learndrop.core.training import load_checkpoint
 from learndrop.core.cli import main
+from learndrop.core.events import DropEvent, EpochEnd
 from learndrop.core.store import RunStore
+from learndrop.core.training import load_checkpoint
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 

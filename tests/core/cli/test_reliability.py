@@ -17,10 +17,9 @@ import pytest
 import torch
 
 from learndrop.core.cli import _main as cli_main
-from learndrop.core.training import load_checkpoint
 from learndrop.core.cli import main
 from learndrop.core.config import field_choices, field_info, field_paths, field_type
-from learndrop.core.training import available_devices
+from learndrop.core.training import available_devices, load_checkpoint
 
 TINY = ["--dataset", "digits", "--model", "small_cnn", "--data.limit", "320", "--image-size",
         "16", "--batch-size", "32", "--epochs", "4", "--threshold", "1.0", "--patience", "1",
