@@ -49,8 +49,7 @@ def run_colors(dark: bool) -> tuple[QColor, QColor]:
 
 
 def _epoch_x(d: RunData, step: int) -> float:
-    spe = d.start.steps_per_epoch
-    return step / spe if spe else float(step)
+    return d.epoch_of_step(step)
 
 
 def _short(text: str, n: int = 34) -> str:

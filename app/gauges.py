@@ -1,8 +1,6 @@
-"""Savings and progress at a glance, with numbers written for people ("1.3 M", "2 m 05 s")."""
+"""Savings and progress at a glance, with numbers written for people ("1.3 M", "2 min 05 s")."""
 
 from __future__ import annotations
-
-import math
 
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
@@ -15,55 +13,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from learndrop.core.events import display_epoch
+from learndrop.core.format import DASH
+from learndrop.core.format import count as format_count
+from learndrop.core.format import duration as format_duration
+from learndrop.core.format import percent as format_percent
+from learndrop.core.format import rate as format_rate
 from learndrop.core.monitor import RunHistory
 
 from .theme import Theme, current_theme
 
 __all__ = ["GaugesPanel", "format_count", "format_duration", "format_percent", "format_rate"]
-
-DASH = "\u2013"
-
-
-def format_percent(fraction: float | None, digits: int = 1) -> str:
-    """0.412 -> "41.2%"."""
-    if fraction is None or not math.isfinite(fraction):
-        return DASH
-    return f"{100 * fraction:.{digits}f}%"
-
-
-def format_count(n: float | None) -> str:
-    """950 -> "950", 1_300_000 -> "1.3 M", 4.5e9 -> "4.5 G"."""
-    if n is None or not math.isfinite(n):
-        return DASH
-    a = abs(n)
-    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if a >= div:
-            v = n / div
-            return f"{v:.1f} {suffix}" if abs(v) < 100 else f"{v:.0f} {suffix}"
-    return f"{n:.0f}"
-
-
-def format_duration(seconds: float | None) -> str:
-    """125 -> "2 m 05 s", 3720 -> "1 h 02 m", 42.4 -> "42 s"."""
-    if seconds is None or not math.isfinite(seconds):
-        return DASH
-    sign = "-" if seconds < 0 else ""
-    s = round(abs(seconds))
-    if s < 60:
-        return f"{sign}{s} s"
-    if s < 3600:
-        return f"{sign}{s // 60} m {s % 60:02d} s"
-    if s < 86400:
-        return f"{sign}{s // 3600} h {(s % 3600) // 60:02d} m"
-    return f"{sign}{s // 86400} d {(s % 86400) // 3600} h"
-
-
-def format_rate(images_per_s: float | None) -> str:
-    if images_per_s is None or not math.isfinite(images_per_s):
-        return DASH
-    if images_per_s >= 10_000:
-        return f"{format_count(images_per_s)} img/s"
-    return f"{images_per_s:,.0f} img/s"
 
 
 class _Card(QFrame):
@@ -184,9 +144,8 @@ class GaugesPanel(QWidget):
         p = h.last_progress
         epochs = fs.epochs if fs else 0
         epoch = p.epoch if p is not None else h.current_epoch
-        # engine epochs count from 0
-        self.epoch_label.setText(f"Epoch {min(epoch + 1, epochs)} of {epochs}" if epochs
-                                 else "Epoch")
+        self.epoch_label.setText(f"Epoch {min(display_epoch(epoch), epochs)} of {epochs}"
+                                 if epochs else "Epoch")
         ef, tf = h.epoch_fraction(), h.progress_fraction()
         for bar, frac in ((self.epoch_bar, ef), (self.total_bar, tf)):
             value = int(100 * frac)  # whole percent: QProgressBar repaints at once on change

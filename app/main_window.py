@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
-import math
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +14,11 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QT
 
 from learndrop.core.config import RunConfig
 from learndrop.core.errors import LearnDropError
-from learndrop.core.events import EpochEnd, FitEnd, FitStart, Progress
+from learndrop.core.events import EpochEnd, FitEnd, FitStart, Progress, display_epoch
+from learndrop.core.format import clock as _clock
+from learndrop.core.format import is_number, percent
 from learndrop.core.store import RunStore
+from learndrop.core.summary import RunSummary
 from learndrop.core.training import RunControl
 
 from . import dialogs, settings
@@ -56,17 +58,6 @@ def make_live_panel(parent: QWidget | None = None) -> QWidget:
     from .live_panel import LivePanel
 
     return LivePanel(parent)
-
-
-def _clock(seconds: float | None) -> str:
-    """``42 s``, ``3:05`` or ``1:02:03``; a dash when unknown."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "–"
-    s = round(seconds)
-    if s < 60:
-        return f"{s} s"
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else \
-        f"{s // 60}:{s % 60:02d}"
 
 
 class MainWindow(QMainWindow):
@@ -328,8 +319,8 @@ class MainWindow(QMainWindow):
         self.progress_bar.setValue(ev.step)
         if self._state is RunState.RUNNING:
             self.state_label.setText(
-                f"Running · epoch {ev.epoch + 1}/{self._epochs} · batch {ev.batch}/{ev.batches}"
-                f" · loss {ev.loss:.4f} · {ev.images_per_s:,.0f} img/s · "
+                f"Running · epoch {display_epoch(ev.epoch)}/{self._epochs} · batch {ev.batch}/"
+                f"{ev.batches} · loss {ev.loss:.4f} · {ev.images_per_s:,.0f} img/s · "
                 f"ETA {_clock(ev.eta_s)}")
 
     @Slot(object)
@@ -337,8 +328,9 @@ class MainWindow(QMainWindow):
         self.progress_bar.setValue(ev.step)
         if self._state is RunState.RUNNING:
             self.state_label.setText(
-                f"Running · epoch {ev.epoch + 1}/{self._epochs} done · validation accuracy "
-                f"{ev.val_accuracy:.1%} · {len(ev.dropped)} dropped · ETA {_clock(ev.eta_s)}")
+                f"Running · epoch {display_epoch(ev.epoch)}/{self._epochs} done · validation "
+                f"accuracy {ev.val_accuracy:.1%} · {len(ev.dropped)} dropped · "
+                f"ETA {_clock(ev.eta_s)}")
 
     @Slot(object)
     def _on_fit_end(self, ev: FitEnd) -> None:
@@ -352,8 +344,8 @@ class MainWindow(QMainWindow):
         status = "failed" if error else (end.status if end else "failed")
         self.last_status = status
         self.last_error = error or ""
-        if end and end.summary.get("output_dir"):
-            self.last_output_dir = str(end.summary["output_dir"])
+        if end and end.summary.output_dir:
+            self.last_output_dir = end.summary.output_dir
         self.progress_bar.hide()
         self._idle_text = self._summary_text(status, end, error)
         self._set_state(RunState.IDLE, self._idle_text)
@@ -378,23 +370,21 @@ class MainWindow(QMainWindow):
     def _summary_text(status: str, end: FitEnd | None, error: str | None) -> str:
         if error:
             return f"Failed: {error}"
-        summary = end.summary if end else {}
+        summary = end.summary if end else RunSummary()
         words = {"finished": "Finished", "stopped": "Stopped (checkpoint kept)",
                  "cancelled": "Cancelled (files discarded)"}
         parts = [words.get(status, status.capitalize())]
-        acc = summary.get("final_accuracy")
-        if isinstance(acc, (int, float)):
-            parts.append(f"accuracy {acc:.1%}")
-        dropped = summary.get("dropped")
-        if isinstance(dropped, list) and status != "cancelled":
+        if is_number(summary.final_accuracy):
+            parts.append(f"accuracy {percent(summary.final_accuracy)}")
+        dropped = summary.dropped
+        if summary.units and status != "cancelled":  # units: a run that built its network
             parts.append(f"{len(dropped)} unit{'s' if len(dropped) != 1 else ''} dropped")
-        for key, what in (("forward_flops_saved", "forward"), ("train_flops_saved", "training")):
-            saved = summary.get(key)
-            if isinstance(saved, (int, float)) and saved >= 0.005 and status != "cancelled":
-                parts.append(f"{saved:.0%} {what} FLOPs saved")
-        wall = summary.get("wall_time_s")
-        if isinstance(wall, (int, float)):
-            parts.append(f"in {_clock(wall)}")
+        for saved, what in ((summary.forward_flops_saved, "forward"),
+                            (summary.train_flops_saved, "training")):
+            if saved >= 0.005 and status != "cancelled":
+                parts.append(f"{percent(saved, 0)} {what} FLOPs saved")
+        if summary.wall_time_s:
+            parts.append(f"in {_clock(summary.wall_time_s)}")
         return " · ".join(parts)
 
     # ---- run history ----------------------------------------------------------------------

@@ -11,9 +11,10 @@ from PySide6.QtCore import QEvent, QPoint, QRectF, QSize, Qt, Signal
 from PySide6.QtGui import QBrush, QColor, QContextMenuEvent, QMouseEvent, QPainter, QPen
 from PySide6.QtWidgets import QMenu, QSizePolicy, QToolTip, QWidget
 
+from learndrop.core.format import count as format_count
+from learndrop.core.format import percent as format_percent
 from learndrop.core.monitor import RunHistory
 
-from .gauges import format_count, format_percent
 from .theme import STATE_LABELS, Theme, current_theme
 
 __all__ = ["NetworkStrip", "block_widths"]

@@ -10,9 +10,11 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from learndrop.core.format import DASH
+from learndrop.core.format import count as format_count
+from learndrop.core.format import percent as format_percent
 from learndrop.core.monitor import RunHistory
 
-from .gauges import DASH, format_count, format_percent
 from .theme import STATE_LABELS, Theme, apply_plot_theme, current_theme, depth_colors
 
 __all__ = ["UnitDetails"]

@@ -19,6 +19,7 @@ from learndrop.core.events import (
     UnitInfo,
 )
 from learndrop.core.store import EpochStart, RunMessage, StoreRecorder
+from learndrop.core.summary import RunSummary
 
 UNITS = (
     UnitInfo(0, "stem", ("conv1", "bn1"), 464, 1_200_000, 0.30),
@@ -92,8 +93,8 @@ def make_events(name: str = "demo-run", *, epochs: int = 3, steps_per_epoch: int
                                                      path=f"{output_dir}/checkpoint.pt")))
     if status != "running":
         out.append(("on_fit_end", FitEnd(status=status, message="done",
-                                         summary={"best_val_accuracy": 0.8,
-                                                  "wall_time_s": 12.5})))
+                                         summary=RunSummary(status=status, best_accuracy=0.8,
+                                                            wall_time_s=12.5))))
     return out
 
 

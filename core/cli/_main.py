@@ -14,9 +14,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from .. import format as fmt
 from ..config import RunConfig, config_to_toml, field_choices, field_doc, field_paths, load_config
 from ..errors import LearnDropError
 from ..plugins import load_plugin
+from ..summary import RunSummary
 from ._console import Console
 from ._store_commands import add_commands as add_store_commands
 
@@ -74,36 +76,35 @@ def _apply_flags(cfg: RunConfig, args: argparse.Namespace) -> RunConfig:
     return cfg.check()
 
 
-def _print_summary(s: dict[str, Any]) -> None:
+def _print_summary(s: RunSummary) -> None:
     lines = [
-        f"status          {s['status']}",
-        f"final accuracy  {s['final_accuracy']:.2%} (best {s['best_accuracy']:.2%})",
-        f"wall time       {s['wall_time_s']:.1f} s",
-        f"units dropped   {len(s['dropped'])} of {s['units'] - 1}",
+        f"status          {s.status}",
+        f"final accuracy  {fmt.percent(s.final_accuracy, 2)} "
+        f"(best {fmt.percent(s.best_accuracy, 2)})",
+        f"wall time       {fmt.duration(s.wall_time_s)}",
+        f"units dropped   {len(s.dropped)} of {s.units - 1}",
     ]
-    if s.get("final_accuracy_scaled") is not None:
-        lines.insert(2, f"scaled-down acc {s['final_accuracy_scaled']:.2%}")
-    for d in s["dropped"]:
-        lines.append(f"  {d['unit']:<14} epoch {d['epoch']:.2f} (step {d['step']}, "
-                     f"{d['reason']})")
-    eff = s.get("efficiency")
+    if s.final_accuracy_scaled is not None:
+        lines.insert(2, f"scaled-down acc {fmt.percent(s.final_accuracy_scaled, 2)}")
+    for d in s.dropped:
+        lines.append(f"  {d.unit:<14} epoch {d.epoch:.2f} (step {d.step}, {d.reason})")
+    eff = s.efficiency
     lines += [
-        f"forward FLOPs saved over the run   {s['forward_flops_saved']:.1%}",
-        f"training FLOPs saved over the run  {s['train_flops_saved']:.1%}",
-        f"trainable params at the end        {s['trainable_params']:,} of "
-        f"{s['total_params']:,}",
+        f"forward FLOPs saved over the run   {fmt.percent(s.forward_flops_saved)}",
+        f"training FLOPs saved over the run  {fmt.percent(s.train_flops_saved)}",
+        f"trainable params at the end        {s.trainable_params:,} of {s.total_params:,}",
         "measured step time saved           " + (
-            f"{s['measured_time_saved']:.1%}" if s.get("measured_time_saved") is not None
+            fmt.percent(s.measured_time_saved) if s.measured_time_saved is not None
             else "n/a"),
         "efficiency (measured/predicted)    " + (f"{eff:.2f}" if eff is not None else "n/a"),
-        f"score checks' share of step time   {s['score_overhead']:.2%}",
-        f"run folder      {s['output_dir']}",
+        f"score checks' share of step time   {fmt.percent(s.score_overhead, 2)}",
+        f"run folder      {s.output_dir}",
     ]
     print("\n".join(lines))
 
 
-def _json_summary(s: dict[str, Any]) -> str:
-    keep = {k: v for k, v in s.items() if k != "history"}
+def _json_summary(s: RunSummary) -> str:
+    keep = {k: v for k, v in s.to_dict().items() if k != "history"}
     return json.dumps(keep, default=str, allow_nan=True)
 
 

@@ -92,7 +92,7 @@ def report_dict(report: Report) -> dict[str, Any]:
     """Everything in a report as JSON-ready data (NaN and infinities become null)."""
     def run_dict(d: RunData) -> dict[str, Any]:
         return {
-            "run": asdict(d.record),
+            "run": dict(asdict(d.record), summary=d.record.summary.to_dict()),
             "fit_start": event_to_dict(d.start),
             "units": [dict(asdict(r), state=r.state) for r in d.unit_rows()],
             "accuracy": d.accuracy(),

@@ -25,6 +25,8 @@ from ..events import (
     Progress,
     ScoreCheck,
     UnitInfo,
+    epoch_number,
+    epoch_of_step,
 )
 from ..store import RunMessage, RunRecord, RunStore
 
@@ -141,8 +143,11 @@ class RunData:
 
     def epoch_number(self, step: int) -> int:
         """The epoch, counted from 1, that step ``step`` belongs to."""
-        spe = self.start.steps_per_epoch
-        return max(1, math.ceil(step / spe)) if spe else step
+        return epoch_number(step, self.start.steps_per_epoch)
+
+    def epoch_of_step(self, step: int) -> float:
+        """Epochs completed at ``step`` (fractional): the x axis of every run chart."""
+        return epoch_of_step(step, self.start.steps_per_epoch)
 
 
 def load_run(store: RunStore, ref: str | int) -> RunData:

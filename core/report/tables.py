@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
-import time
 from typing import Any
 
+from ..format import count, duration, is_number, percent, points, score, when
 from ._model import RunData
 
 __all__ = ["pct", "duration", "count", "score", "overview_rows", "headline_rows",
@@ -13,48 +12,8 @@ __all__ = ["pct", "duration", "count", "score", "overview_rows", "headline_rows"
            "environment_rows", "when"]
 
 
-# ---- number formatting ------------------------------------------------------------------------
-def _ok(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def pct(v: Any, digits: int = 1) -> str:
-    return f"{v * 100:.{digits}f}%" if _ok(v) else "–"
-
-
-def points(v: Any) -> str:
-    return f"{v * 100:+.2f} points" if _ok(v) else "–"
-
-
-def duration(v: Any) -> str:
-    if not _ok(v):
-        return "–"
-    s = float(v)
-    sign = "-" if s < 0 else ""
-    s = abs(s)
-    if s < 60:
-        return f"{sign}{s:.1f} s"
-    if s < 3600:
-        return f"{sign}{int(s // 60)} min {int(s % 60):02d} s"
-    return f"{sign}{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
-
-
-def count(v: Any, unit: str = "") -> str:
-    if not _ok(v):
-        return "–"
-    n = float(v)
-    for div, suffix in ((1e12, " T"), (1e9, " G"), (1e6, " M"), (1e3, " k")):
-        if abs(n) >= div:
-            return f"{n / div:.2f}{suffix}{unit}"
-    return f"{int(n)}{' ' + unit if unit else ''}"
-
-
-def score(v: Any) -> str:
-    return f"{v:.3f}" if _ok(v) else "–"
-
-
-def when(t: Any) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if _ok(t) else "–"
+# ---- number formatting: the shared formatters, under the names the report's callers use ----
+pct = percent
 
 
 # ---- one run -----------------------------------------------------------------------------------
@@ -114,7 +73,7 @@ def savings_rows(d: RunData) -> list[tuple[str, str]]:
         ("Time saved by the end of the planned run (projected)",
          duration(s["projected_time_saved_s"])),
         ("Efficiency (measured / FLOP-predicted time saving)",
-         f"{eff:.2f}" if _ok(eff) else "–"),
+         f"{eff:.2f}" if is_number(eff) else "–"),
     ]
 
 
@@ -196,7 +155,7 @@ def comparison_rows(runs: list[RunData], reference: RunData | None = None
 
 
 def _diff(a: Any, b: Any) -> float | None:
-    return a - b if _ok(a) and _ok(b) else None
+    return a - b if is_number(a) and is_number(b) else None
 
 
 def drop_timeline(runs: list[RunData]) -> tuple[list[str], list[list[str]]]:

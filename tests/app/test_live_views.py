@@ -278,8 +278,9 @@ def test_formatting() -> None:
     assert format_percent(0.412) == "41.2%"
     assert format_count(1_300_000) == "1.3 M" and format_count(950) == "950"
     assert format_count(4.5e9) == "4.5 G" and format_count(250_000) == "250 k"
-    assert format_duration(125) == "2 m 05 s" and format_duration(42.4) == "42 s"
-    assert format_duration(3720) == "1 h 02 m" and format_duration(None) == "\u2013"
+    # one duration format for the app, the reports and the command line (core.format)
+    assert format_duration(125) == "2 min 05 s" and format_duration(42.4) == "42.4 s"
+    assert format_duration(3720) == "1 h 02 min" and format_duration(None) == "\u2013"
     assert format_rate(1234.4) == "1,234 img/s"
 
 

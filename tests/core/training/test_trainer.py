@@ -70,7 +70,7 @@ def test_event_sequence_of_a_run(tmp_path: Path) -> None:
     assert seq.count("E") == 4
     drops = rec.of("D")
     assert drops, "threshold=1 must drop units"
-    assert [d.unit for d in drops] == [d["unit"] for d in result.summary["dropped"]]
+    assert [d.unit for d in drops] == [d.unit for d in result.summary.dropped]
     # warm-up: nothing drops at the end of the first epoch
     assert all(d.epoch >= 1 for d in drops)
     start = rec.of("S")[0]
@@ -80,7 +80,7 @@ def test_event_sequence_of_a_run(tmp_path: Path) -> None:
     assert rec.of("F")[0].status == "finished"
     for ev in rec.of("C"):
         assert len(ev.scores) == len(start.units) and ev.scores[-1] is None
-    out = Path(result.summary["output_dir"])
+    out = Path(result.summary.output_dir)
     assert (out / "checkpoint.pt").is_file() and (out / "final.pt").is_file()
     assert (out / "config.toml").is_file() and (out / "summary.json").is_file()
 
@@ -98,13 +98,13 @@ def test_resume_repeats_the_same_drops(tmp_path: Path) -> None:
     cfg = tiny_config(tmp_path / "b")
     first = Trainer(cfg, [StopAfterTwo()], control).fit()
     assert first.status == "stopped"
-    ck = Path(first.summary["output_dir"]) / "checkpoint.pt"
+    ck = Path(first.summary.output_dir) / "checkpoint.pt"
     assert load_checkpoint(ck)["epoch"] == 2
     resumed = Trainer(cfg, resume_from=ck).fit()
     assert resumed.status == "finished"
-    assert resumed.summary["dropped"] == full.summary["dropped"]
-    a = torch.load(Path(full.summary["output_dir"]) / "final.pt", weights_only=True)["model"]
-    b = torch.load(Path(resumed.summary["output_dir"]) / "final.pt", weights_only=True)["model"]
+    assert resumed.summary.dropped == full.summary.dropped
+    a = torch.load(Path(full.summary.output_dir) / "final.pt", weights_only=True)["model"]
+    b = torch.load(Path(resumed.summary.output_dir) / "final.pt", weights_only=True)["model"]
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5), k
 
@@ -166,7 +166,7 @@ def test_baseline_never_drops(tmp_path: Path) -> None:
     cfg.drop.enabled = False
     cfg.train.epochs = 2
     result = Trainer(cfg).fit()
-    assert result.summary["dropped"] == [] and result.summary["train_flops_saved"] == 0.0
+    assert result.summary.dropped == () and result.summary.train_flops_saved == 0.0
 
 
 def test_time_budget_ends_the_run_as_finished(tmp_path: Path) -> None:
@@ -176,16 +176,16 @@ def test_time_budget_ends_the_run_as_finished(tmp_path: Path) -> None:
     rec = Recorder()
     result = Trainer(cfg, [rec], time_budget_s=0.5).fit()
     assert result.status == "finished"
-    assert 1 <= result.summary["epochs"] < 50
+    assert 1 <= result.summary.epochs < 50
     assert rec.sequence.endswith("F") and "e" in rec.sequence
-    assert (Path(result.summary["output_dir"]) / "final.pt").is_file()
+    assert (Path(result.summary.output_dir) / "final.pt").is_file()
 
 
 def test_fine_tuning_starts_from_saved_weights(tmp_path: Path) -> None:
     cfg = tiny_config(tmp_path / "a")
     cfg.train.epochs = 1
     first = Trainer(cfg).fit()
-    saved = torch.load(first.summary["weights"], weights_only=True)["model"]
+    saved = torch.load(first.summary.weights, weights_only=True)["model"]
     # a head of another shape starts fresh, everything else is copied
     saved["fc.weight"] = torch.zeros(3, saved["fc.weight"].shape[1])
     torch.save(saved, tmp_path / "start.pt")
