@@ -71,7 +71,7 @@ class DropPolicy:
         return tuple(f.name for f in dataclasses.fields(cls))
 
     def with_values(self, **values: Any) -> DropPolicy:
-        """A checked copy with some settings replaced; a number is taken for a float
+        """A checked copy with some settings replaced; an integer is taken for a float
         setting and any iterable of names for a list."""
         hints = _hints()
         for name, value in values.items():
@@ -80,7 +80,9 @@ class DropPolicy:
                                   f"{', '.join(self.names())})", field=f"drop.{name}")
             if hints[name] is float and isinstance(value, int) and not isinstance(value, bool):
                 values[name] = float(value)
-            elif hints[name] == list[str] and not isinstance(value, (str, list)):
+        for name, hint in hints.items():  # lists are copied: the copy shares nothing
+            value = values.get(name, getattr(self, name))
+            if hint == list[str] and not isinstance(value, str):
                 values[name] = list(value)
         return dataclasses.replace(self, **values).check()
 

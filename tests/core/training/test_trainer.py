@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import re
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 import torch
 
 from learndrop.core import Callback, CheckpointError, RunConfig, RunControl, Trainer, TrainingError
+from learndrop.core.summary import RunSummary
 from learndrop.core.training import load_checkpoint
 
 
@@ -83,6 +85,12 @@ def test_event_sequence_of_a_run(tmp_path: Path) -> None:
     out = Path(result.summary.output_dir)
     assert (out / "checkpoint.pt").is_file() and (out / "final.pt").is_file()
     assert (out / "config.toml").is_file() and (out / "summary.json").is_file()
+    saved = json.loads((out / "summary.json").read_text())
+    assert "error" not in saved and saved["run_name"] == result.summary.run_name
+    assert RunSummary.from_dict(saved) == result.summary
+    assert rec.of("F")[0].summary == result.summary
+    assert len(result.summary.history) == result.summary.epochs == 4
+    assert result.summary.units == len(start.units)
 
 
 def test_resume_repeats_the_same_drops(tmp_path: Path) -> None:
@@ -213,3 +221,69 @@ def test_bad_start_weights_are_one_line(tmp_path: Path, content: Any, fragment: 
     with pytest.raises(CheckpointError, match=fragment) as info:
         Trainer(cfg).prepare()
     assert "\n" not in str(info.value)
+
+
+def test_learndrop_gets_the_config_policy(tmp_path: Path) -> None:
+    cfg = tiny_config(tmp_path, pinned=["block1"], ema=0.5)
+    trainer = Trainer(cfg)
+    trainer.prepare()
+    assert trainer.ld is not None and trainer.ld.policy == trainer.cfg.drop
+    assert trainer.ld.policy is not trainer.cfg.drop and trainer.ld.is_pinned("block1")
+
+
+def test_cache_refused_on_changing_data_with_the_config_message(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Data that changes every epoch without data.augment (a data set that always augments)
+    is refused by the trainer with the message the config gives for data.augment."""
+    import dataclasses
+
+    from learndrop.core import ConfigError, data
+
+    real = data.build_datasets
+    monkeypatch.setattr(data, "build_datasets", lambda *a, **kw: dataclasses.replace(
+        real(*a, **kw), deterministic_train=False))
+    cfg = tiny_config(tmp_path, mode="cache")
+    with pytest.raises(ConfigError) as from_trainer:
+        Trainer(cfg).prepare()
+    cfg.data.augment = True
+    with pytest.raises(ConfigError) as from_config:
+        cfg.check()
+    assert str(from_trainer.value) == str(from_config.value)
+    assert from_trainer.value.field == from_config.value.field == "drop.mode"
+    assert "random augmentation" in str(from_config.value)
+
+
+def test_a_failing_callback_does_not_stop_the_run(tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    class BrokenBar(Callback):
+        def on_progress(self, event: Any) -> None:
+            raise ZeroDivisionError("division by zero")
+
+    rec = Recorder()
+    cfg = tiny_config(tmp_path)
+    cfg.train.epochs = 2
+    result = Trainer(cfg, [BrokenBar(), rec]).fit()
+    assert result.status == "finished"
+    warnings = rec.of("W")
+    assert warnings == ["callback BrokenBar.on_progress failed (ZeroDivisionError: division "
+                        "by zero); the run goes on"]
+    assert rec.sequence.index("W") < rec.sequence.index("e")  # reported as it happened
+    assert any(r.exc_info and r.levelname == "ERROR" for r in caplog.records)
+
+
+def test_event_epochs_follow_the_convention(tmp_path: Path) -> None:
+    from learndrop.core.events import display_epoch, epoch_number, epoch_of_step
+
+    rec = Recorder()
+    Trainer(tiny_config(tmp_path, check_every=3), [rec]).fit()
+    spe = rec.of("S")[0].steps_per_epoch
+    assert rec.of("E") == [0, 1, 2, 3]  # epoch indexes count from 0
+    for p in rec.of("P"):  # the epoch being trained
+        assert epoch_number(p.step, spe) == display_epoch(p.epoch)
+    for ev in rec.of("C") + rec.of("D"):  # positions in epochs completed
+        assert ev.epoch == pytest.approx(epoch_of_step(ev.step, spe))
+    for e in rec.of("e"):  # the epoch that ended: its last step completes it
+        assert epoch_of_step(e.step, spe) == e.epoch + 1 and epoch_number(e.step, spe) == (
+            display_epoch(e.epoch))
+    for k in rec.of("K"):  # complete epochs
+        assert k.epoch == epoch_of_step(k.step, spe)
