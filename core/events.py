@@ -97,16 +97,16 @@ class FitStart:
     total_params: int
     forward_flops: int
     output_dir: str
-    resumed_from_epoch: int = 0
+    resumed_from_epoch: int = 0  # complete epochs a resumed run starts after (0: fresh)
 
 
 @dataclass(frozen=True)
 class Progress:
     """Throttled batch progress. ``loss`` is the mean over the batches since the last one."""
 
-    step: int
-    epoch: int
-    batch: int
+    step: int  # global step, from 1
+    epoch: int  # index of the epoch being trained, from 0
+    batch: int  # batches done in this epoch, from 1
     batches: int
     loss: float
     lr: float
@@ -121,7 +121,7 @@ class ScoreCheck:
     were already dropped (or the head, which is never scored)."""
 
     step: int
-    epoch: float
+    epoch: float  # position: epochs completed at this check (fractional)
     lr: float
     changes: tuple[float | None, ...]
     scores: tuple[float | None, ...]
@@ -134,7 +134,7 @@ class ScoreCheck:
 @dataclass(frozen=True)
 class DropEvent:
     step: int
-    epoch: float
+    epoch: float  # position: epochs completed at the drop (fractional)
     unit: str
     index: int
     reason: str  # "policy" or "manual"
@@ -167,8 +167,8 @@ class SavingsReport:
 
 @dataclass(frozen=True)
 class EpochEnd:
-    epoch: int
-    step: int
+    epoch: int  # index of the epoch that ended, from 0
+    step: int  # its last global step (mid-epoch when the run was stopped in it)
     train_loss: float
     train_accuracy: float
     val_loss: float
@@ -185,7 +185,7 @@ class EpochEnd:
 
 @dataclass(frozen=True)
 class CheckpointSaved:
-    epoch: int
+    epoch: int  # complete epochs in the checkpoint (a resume from it starts after them)
     step: int
     path: str
 

@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from .. import format as fmt
@@ -145,15 +146,41 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_resume(args: argparse.Namespace) -> int:
     """Continue a stored run from its folder's checkpoint, into the same folder and run."""
     import dataclasses
-    from pathlib import Path
 
-    from ..errors import CheckpointError
     from ..store import RunStore, StoreRecorder
-    from ..training import RunControl, Trainer, load_checkpoint
+    from ..training import RunControl, Trainer
 
     with RunStore(args.store) as store:
         run = store.get_run(args.run)
         store_path = store.path
+    checkpoint, cfg = _resumable(run, args.epochs)
+    store_name = run.name
+
+    class SameRunRecorder(StoreRecorder):
+        """Records into the stored run even when it was renamed after its folder was made."""
+
+        def on_fit_start(self, event: Any) -> None:
+            super().on_fit_start(dataclasses.replace(event, run_name=store_name))
+
+    control = RunControl()
+    _install_signal_handlers(control)
+    callbacks = [Console(args.quiet), SameRunRecorder(store_path)]
+    trainer = Trainer(cfg, callbacks, control, resume_from=checkpoint,
+                      run_name=checkpoint.parent.name, finish_complete=True)
+    result = trainer.fit()
+    if not args.quiet:
+        _print_summary(result.summary)
+    if args.json:
+        print(_json_summary(result.summary))
+    return 0
+
+
+def _resumable(run: Any, epochs: str | None) -> tuple[Path, RunConfig]:
+    """The checkpoint and config to resume stored run ``run`` with (to ``epochs`` in all,
+    when given); a one-line error for a run that cannot be resumed."""
+    from ..errors import CheckpointError
+    from ..training import load_checkpoint
+
     if run.status == "running":
         raise LearnDropError(f"run '{run.name}' is still running (pid {run.pid}): stop it "
                              f"first, or wait for it to end")
@@ -173,17 +200,9 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     cfg = load_config(config_file)
     cfg.output.dir = str(folder.parent)
     cfg.output.name = folder.name
-    if args.epochs is not None:
-        cfg.set("train.epochs", args.epochs, source="command line")
+    if epochs is not None:
+        cfg.set("train.epochs", epochs, source="command line")
     cfg.check()
-    store_name = run.name
-
-    class SameRunRecorder(StoreRecorder):
-        """Records into the stored run even when it was renamed after its folder was made."""
-
-        def on_fit_start(self, event: Any) -> None:
-            super().on_fit_start(dataclasses.replace(event, run_name=store_name))
-
     done = int(load_checkpoint(checkpoint, mmap=True).get("epoch", 0))
     if done <= 0:
         raise CheckpointError(f"run '{run.name}' stopped before its first epoch was "
@@ -191,17 +210,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     if run.status == "finished" and done >= cfg.train.epochs:
         raise CheckpointError(f"run '{run.name}' has finished all its {done} epochs: give "
                               f"--epochs with more than {done} to train it further")
-    control = RunControl()
-    _install_signal_handlers(control)
-    callbacks = [Console(args.quiet), SameRunRecorder(store_path)]
-    trainer = Trainer(cfg, callbacks, control, resume_from=checkpoint, run_name=folder.name,
-                      finish_complete=True)
-    result = trainer.fit()
-    if not args.quiet:
-        _print_summary(result.summary)
-    if args.json:
-        print(_json_summary(result.summary))
-    return 0
+    return checkpoint, cfg
 
 
 def _install_signal_handlers(control: Any) -> None:
