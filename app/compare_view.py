@@ -218,7 +218,7 @@ class CompareView(QDialog):
                 if r[0] == key or (key.endswith("vs") and r[0].startswith(key)):
                     label = r[0].replace(ref.name, "reference") if key.endswith("vs") else r[0]
                     keep.append([label, *r[1:]])
-        eff = [d.savings()["efficiency"] for d in self.runs]
+        eff = [d.savings().efficiency for d in self.runs]
         keep.insert(len(keep) - 1, ["Efficiency (measured / predicted)",
                                     *[f"{e:.2f}" if isinstance(e, (int, float)) and
                                       math.isfinite(e) else "–" for e in eff]])

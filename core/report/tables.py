@@ -43,35 +43,35 @@ def overview_rows(d: RunData) -> list[tuple[str, str]]:
 
 def headline_rows(d: RunData) -> list[tuple[str, str]]:
     acc, sav = d.accuracy(), d.savings()
-    rows = [("Validation accuracy (full model)", pct(acc["final_val_accuracy"], 2)),
-            ("Best validation accuracy", pct(acc["best_val_accuracy"], 2))]
-    if acc["final_val_accuracy_scaled"] is not None:
+    rows = [("Validation accuracy (full model)", pct(acc.final_val_accuracy, 2)),
+            ("Best validation accuracy", pct(acc.best_val_accuracy, 2))]
+    if acc.final_val_accuracy_scaled is not None:
         rows.append(("Validation accuracy (scaled-down model)",
-                     pct(acc["final_val_accuracy_scaled"], 2)))
-    rows += [("Training FLOPs saved", pct(sav["train_flops_saved"])),
-             ("Time saved, measured", duration(sav["time_saved_s"])),
-             ("Time saved, predicted from FLOPs", duration(sav["predicted_time_saved_s"])),
+                     pct(acc.final_val_accuracy_scaled, 2)))
+    rows += [("Training FLOPs saved", pct(sav.train_flops_saved)),
+             ("Time saved, measured", duration(sav.time_saved_s)),
+             ("Time saved, predicted from FLOPs", duration(sav.predicted_time_saved_s)),
              ("Units dropped", f"{len(d.drops)} of {sum(not u.is_head for u in d.units)}")]
     return rows
 
 
 def savings_rows(d: RunData) -> list[tuple[str, str]]:
     s = d.savings()
-    eff = s["efficiency"]
+    eff = s.efficiency
     return [
-        ("Training FLOPs saved over the run", pct(s["train_flops_saved"])),
-        ("Forward FLOPs saved over the run", pct(s["forward_flops_saved"])),
-        ("Training FLOPs saved per step at the end", pct(s["final_train_flops_saved"])),
-        ("Forward FLOPs saved per step at the end", pct(s["final_forward_flops_saved"])),
+        ("Training FLOPs saved over the run", pct(s.train_flops_saved)),
+        ("Forward FLOPs saved over the run", pct(s.forward_flops_saved)),
+        ("Training FLOPs saved per step at the end", pct(s.final_train_flops_saved)),
+        ("Forward FLOPs saved per step at the end", pct(s.final_forward_flops_saved)),
         ("Trainable parameters at the end",
-         f"{count(s['trainable_params'])} of {count(s['total_params'])}"),
-        ("Full network's time per step (measured)", duration(s["full_step_time_s"])),
-        ("Time per step at the end (measured)", duration(s["step_time_s"])),
-        ("Time per step saved at the end (measured)", pct(s["measured_time_saved"])),
-        ("Time saved, measured", duration(s["time_saved_s"])),
-        ("Time saved, predicted from FLOPs", duration(s["predicted_time_saved_s"])),
+         f"{count(s.trainable_params)} of {count(s.total_params)}"),
+        ("Full network's time per step (measured)", duration(s.full_step_time_s)),
+        ("Time per step at the end (measured)", duration(s.step_time_s)),
+        ("Time per step saved at the end (measured)", pct(s.measured_time_saved)),
+        ("Time saved, measured", duration(s.time_saved_s)),
+        ("Time saved, predicted from FLOPs", duration(s.predicted_time_saved_s)),
         ("Time saved by the end of the planned run (projected)",
-         duration(s["projected_time_saved_s"])),
+         duration(s.projected_time_saved_s)),
         ("Efficiency (measured / FLOP-predicted time saving)",
          f"{eff:.2f}" if is_number(eff) else "–"),
     ]
@@ -134,20 +134,20 @@ def comparison_rows(runs: list[RunData], reference: RunData | None = None
         row("Status", lambda d: d.record.status),
         row("Epochs", lambda d: f"{d.record.epochs_done} of {d.record.epochs_planned}"),
         row("Wall time", lambda d: duration(d.record.wall_time_s)),
-        row("Validation accuracy", lambda d: pct(d.accuracy()["final_val_accuracy"], 2)),
-        row("Best validation accuracy", lambda d: pct(d.accuracy()["best_val_accuracy"], 2)),
+        row("Validation accuracy", lambda d: pct(d.accuracy().final_val_accuracy, 2)),
+        row("Best validation accuracy", lambda d: pct(d.accuracy().best_val_accuracy, 2)),
         row("Scaled-down model accuracy",
-            lambda d: pct(d.accuracy()["final_val_accuracy_scaled"], 2)),
-        row("Training FLOPs saved", lambda d: pct(d.savings()["train_flops_saved"])),
-        row("Forward FLOPs saved", lambda d: pct(d.savings()["forward_flops_saved"])),
-        row("Time saved, measured", lambda d: duration(d.savings()["time_saved_s"])),
+            lambda d: pct(d.accuracy().final_val_accuracy_scaled, 2)),
+        row("Training FLOPs saved", lambda d: pct(d.savings().train_flops_saved)),
+        row("Forward FLOPs saved", lambda d: pct(d.savings().forward_flops_saved)),
+        row("Time saved, measured", lambda d: duration(d.savings().time_saved_s)),
         row("Units dropped", lambda d: str(len(d.drops))),
     ]
     if len(runs) > 1:
-        ref_acc = ref.accuracy()["final_val_accuracy"]
+        ref_acc = ref.accuracy().final_val_accuracy
         ref_wall = ref.record.wall_time_s
         rows.append(row(f"Accuracy vs {ref.name}", lambda d: points(
-            _diff(d.accuracy()["final_val_accuracy"], ref_acc)) if d is not ref else "–"))
+            _diff(d.accuracy().final_val_accuracy, ref_acc)) if d is not ref else "–"))
         rows.append(row(f"Speed-up vs {ref.name}", lambda d: (
             f"{ref_wall / d.record.wall_time_s:.2f}x" if d is not ref and ref_wall
             and d.record.wall_time_s else "–")))
