@@ -21,7 +21,7 @@ from learndrop.core.format import percent as format_percent
 from learndrop.core.format import rate as format_rate
 from learndrop.core.monitor import RunHistory
 
-from .theme import Theme, current_theme
+from ..theme import Theme, current_theme
 
 __all__ = ["GaugesPanel", "format_count", "format_duration", "format_percent", "format_rate"]
 

@@ -15,7 +15,7 @@ from learndrop.core.format import count as format_count
 from learndrop.core.format import percent as format_percent
 from learndrop.core.monitor import RunHistory
 
-from .theme import STATE_LABELS, Theme, apply_plot_theme, current_theme, depth_colors
+from ..theme import STATE_LABELS, Theme, apply_plot_theme, current_theme, depth_colors
 
 __all__ = ["UnitDetails"]
 
