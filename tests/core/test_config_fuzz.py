@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import string
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from hypothesis import strategies as st  # noqa: E402
 
 from learndrop.core.config import (  # noqa: E402
     RunConfig,
+    config_to_toml,
     field_choices,
     field_info,
     field_paths,
@@ -23,6 +25,11 @@ from learndrop.core.config import (  # noqa: E402
     load_config,
 )
 from learndrop.core.errors import ConfigError  # noqa: E402
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
 
 FUZZ = settings(max_examples=150, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
@@ -114,9 +121,12 @@ def near_valid(draw: Any) -> dict[str, dict[str, Any]]:
 def test_near_valid_configs_round_trip_through_toml_and_json(data: dict[str, Any]) -> None:
     try:
         cfg = RunConfig.from_dict(data)
-    except ConfigError:
+    except ConfigError as exc:  # a value just out of its range
+        assert "\n" not in str(exc) and str(exc)
         return
     again = RunConfig.from_dict(json.loads(json.dumps(cfg.to_dict())))
+    assert again.to_dict() == cfg.to_dict()
+    again = RunConfig.from_dict(tomllib.loads(config_to_toml(cfg)))
     assert again.to_dict() == cfg.to_dict()
 
 
@@ -159,4 +169,4 @@ def test_pathological_files(tmp_path: Path, name: str, text: str) -> None:
     path.write_text(text)
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert "\n" not in str(info.value)
+    assert "\n" not in str(info.value) and name in str(info.value)
