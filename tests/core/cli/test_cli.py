@@ -41,6 +41,14 @@ def test_bad_input_exits_2_with_one_line(argv: list[str], fragment: str,
     assert fragment in one_line(err)
 
 
+@pytest.mark.parametrize("command", ["train", "resume", "bench", "models", "datasets", "runs",
+                                     "show", "compare", "report", "rm"])
+def test_help_of_every_command(command: str, run_cli: RunCli) -> None:
+    code, out, err = run_cli([command, "--help"])
+    assert code == 0 and err == "", err
+    assert out.startswith(f"usage: learndrop {command} ")
+
+
 def test_bad_config_files(tmp_path: Path, run_cli: RunCli) -> None:
     cases = {  # file: (its text, what the one line says)
         "a.toml": ("[train\nepochs = 3", "a.toml is not valid TOML"),
