@@ -154,6 +154,7 @@ def test_last_settings_restored_and_damaged_file_ignored(
 
 
 # ---- runs -------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_real_run_drops_then_finishes(qtbot: Any, make_window: Any, tmp_path: Path) -> None:
     window = make_window(tiny_config(tmp_path))
     with qtbot.waitSignals([window.signals.dropped, window.signals.fit_ended],
@@ -164,6 +165,7 @@ def test_real_run_drops_then_finishes(qtbot: Any, make_window: Any, tmp_path: Pa
     assert window.state is RunState.IDLE and window.run_actions.start.isEnabled()
 
 
+@pytest.mark.slow
 def test_pause_holds_progress_then_resume_finishes(qtbot: Any, make_window: Any,
                                                    tmp_path: Path) -> None:
     window = make_window(tiny_config(tmp_path, **{"train.log_every": 1}))
@@ -240,6 +242,7 @@ def test_engine_error_is_shown_and_a_new_run_can_start(
 
 
 # ---- launching --------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_cli_runs_config_and_saves_screenshot(tmp_path: Path) -> None:
     """The scripted mode, in its own process: it runs (and quits) a whole QApplication."""
     import os

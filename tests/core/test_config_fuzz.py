@@ -71,12 +71,14 @@ def _check(build: Any) -> None:
             assert math.isfinite(value), path
 
 
+@pytest.mark.slow
 @FUZZ
 @given(config_dicts)
 def test_from_dict_returns_a_valid_config_or_config_error(data: dict[Any, Any]) -> None:
     _check(lambda: RunConfig.from_dict(data))
 
 
+@pytest.mark.slow
 @FUZZ
 @given(values)
 def test_from_dict_with_anything_at_the_top(data: Any) -> None:
@@ -116,6 +118,7 @@ def near_valid(draw: Any) -> dict[str, dict[str, Any]]:
     return out
 
 
+@pytest.mark.slow
 @FUZZ
 @given(near_valid())
 def test_near_valid_configs_round_trip_through_toml_and_json(data: dict[str, Any]) -> None:
@@ -130,6 +133,7 @@ def test_near_valid_configs_round_trip_through_toml_and_json(data: dict[str, Any
     assert again.to_dict() == cfg.to_dict()
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.text(max_size=200))
 def test_any_toml_text_loads_or_gives_config_error(tmp_path_factory: Any, text: str) -> None:
@@ -138,6 +142,7 @@ def test_any_toml_text_loads_or_gives_config_error(tmp_path_factory: Any, text: 
     _check(lambda: load_config(path))
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.one_of(config_dicts.map(lambda d: json.dumps(d, default=str)),
                  st.text(max_size=120)))
@@ -147,6 +152,7 @@ def test_any_json_text_loads_or_gives_config_error(tmp_path_factory: Any, text: 
     _check(lambda: load_config(path))
 
 
+@pytest.mark.slow
 @FUZZ
 @given(st.binary(max_size=200), st.sampled_from(["c.toml", "c.json", "c.cfg", "c"]))
 def test_any_bytes_with_any_suffix(tmp_path_factory: Any, raw: bytes, name: str) -> None:

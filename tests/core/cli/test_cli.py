@@ -90,6 +90,7 @@ def test_train_json_summary_is_the_last_line(tmp_path: Path,
     assert summary["dropped"] and 0 < summary["train_flops_saved"] < 1
 
 
+@pytest.mark.slow
 def test_lists() -> None:
     out = subprocess.run([sys.executable, "-m", "learndrop.core.cli", "models"],
                          capture_output=True, text=True, check=True).stdout
@@ -99,6 +100,7 @@ def test_lists() -> None:
     assert "digits" in out and "imagenette" in out
 
 
+@pytest.mark.slow
 def test_no_traceback_from_a_real_process(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-m", "learndrop.core.cli", "train", "--dataset",
                            "imagefolder", "--data-root", str(tmp_path / "missing"),

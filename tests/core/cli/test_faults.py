@@ -97,6 +97,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, _one_thread: None) -> di
     return {"drops": drops, "epochs": epochs, "final": folder / "final.pt"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.0, 0.12])
 def test_sigkill_after_a_checkpoint_then_resume_is_exact(
         delay: float, tmp_path: Path, reference: dict[str, Any],
@@ -126,6 +127,7 @@ def test_sigkill_after_a_checkpoint_then_resume_is_exact(
     _no_half_files(tmp_path)
 
 
+@pytest.mark.slow
 def test_sigkill_before_the_first_checkpoint(tmp_path: Path, run_cli: RunCli) -> None:
     store, out = tmp_path / "store.sqlite", tmp_path / "out"
     # checkpoints only at the end of the run: killed once it is recorded, it has none for sure
@@ -144,6 +146,7 @@ def test_sigkill_before_the_first_checkpoint(tmp_path: Path, run_cli: RunCli) ->
     _no_half_files(tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_cleanly_and_keeps_the_checkpoint(
         sig: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -185,6 +188,7 @@ atomic_write(sys.argv[2], write)
 """
 
 
+@pytest.mark.slow
 def test_a_kill_while_writing_never_leaves_half_a_file(tmp_path: Path) -> None:
     from learndrop.core.files import atomic_write_bytes, remove_stale_temps
 
