@@ -11,10 +11,12 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from factories import RunCli
+if TYPE_CHECKING:  # importing learndrop here would come before LEARNDROP_HOME is set
+    from factories import RunCli
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 _HOME = tempfile.mkdtemp(prefix="learndrop-tests-")
