@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from learndrop.core.monitor import RunHistory
 
-from .theme import Theme, apply_plot_theme, current_theme, score_colormap
+from ..theme import Theme, apply_plot_theme, current_theme, score_colormap
 
 __all__ = ["HeatmapView"]
 

@@ -2,23 +2,23 @@
 
 :class:`RunFollower` polls the store with a timer in the GUI thread. Each poll asks only for
 what was written since the previous one (``RunStore.iter_new_events`` with the last cursor),
-which takes a few milliseconds, and hands the events to a target with the engine hooks' names
-(the live panel, a :class:`~learndrop.core.monitor.RunHistory`, ...) through
-:func:`~learndrop.core.store.replay`, so the target sees the run as if it were training
-here. The follower stops by itself when the run's ``FitEnd`` arrives (finished, stopped,
-cancelled, failed, or interrupted when its process died) or when the run leaves the store.
+which takes a few milliseconds, and hands the events to an engine
+:class:`~learndrop.core.events.Callback` (the live panel, a
+:class:`~learndrop.core.monitor.RunHistory`, ...) through :func:`~learndrop.core.store.replay`,
+so the target sees the run as if it were training here. The follower stops by itself when
+the run's ``FitEnd`` arrives (finished, stopped, cancelled, failed, or interrupted when its
+process died) or when the run leaves the store.
 """
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
 from learndrop.core.errors import LearnDropError
-from learndrop.core.events import FitEnd, FitStart
+from learndrop.core.events import Callback, FitEnd, FitStart
 from learndrop.core.store import RunNotFoundError, RunStore, StoreError, replay
 
 __all__ = ["RunFollower", "POLL_INTERVAL_MS"]
@@ -32,16 +32,19 @@ ALIVE_CHECK_S = 5.0
 class RunFollower(QObject):
     """Feeds a stored run's events to ``target`` as they are written.
 
+    ``fit_started()`` once the run's ``FitStart`` was delivered (the target shows the run now;
+    pin and drop requests cannot reach a run that trains in another process);
     ``received(n)`` after each poll that delivered events; ``ended(status)`` once the run has
     ended (its ``FitEnd`` was delivered); ``failed(message)`` with a one-line reason when the
     run cannot be followed any more. After either, the follower is stopped.
     """
 
+    fit_started = Signal()
     received = Signal(int)
     ended = Signal(str)
     failed = Signal(str)
 
-    def __init__(self, store_path: str | Path | None, run: str | int, target: Any,
+    def __init__(self, store_path: str | Path | None, run: str | int, target: Callback,
                  interval_ms: int = POLL_INTERVAL_MS, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.store_path = store_path
@@ -107,10 +110,7 @@ class RunFollower(QObject):
         self.cursor = events[-1][0]
         self.events_delivered += replay(events, [self.target])
         if any(isinstance(e, FitStart) for _, e in events):
-            # pin and drop requests cannot reach a run that trains in another process
-            strip = getattr(self.target, "strip", None)
-            if strip is not None and hasattr(strip, "set_actions_enabled"):
-                strip.set_actions_enabled(False)
+            self.fit_started.emit()
         self.received.emit(len(events))
         end = next((e for _, e in reversed(events) if isinstance(e, FitEnd)), None)
         if end is not None:

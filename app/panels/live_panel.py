@@ -1,9 +1,11 @@
 """The live view of a training run: all the run's views in one panel.
 
-The panel's slots have the engine hooks' names and take the engine's event objects, so the
-main window can connect the bridge's signals straight to them. Each slot records the event in
-a :class:`~learndrop.core.monitor.RunHistory` and marks the views that show it as dirty; a
-timer redraws dirty views about 20 times a second, so a burst of events costs one redraw.
+The panel is an engine :class:`~learndrop.core.events.Callback`: its slots have the engine
+hooks' names and take the engine's event objects, so the main window connects the bridge's
+signals straight to them and the run library replays stored runs into it. Each slot records
+the event in a :class:`~learndrop.core.monitor.RunHistory` and marks the views that show it as
+dirty; a timer redraws dirty views about 20 times a second, so a burst of events costs one
+redraw.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from PySide6.QtGui import QShowEvent
 from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from learndrop.core.events import (
+    Callback,
     CheckpointSaved,
     DropEvent,
     EpochEnd,
@@ -24,13 +27,16 @@ from learndrop.core.events import (
 )
 from learndrop.core.monitor import RunHistory
 
-from .event_log import EventLog
-from .gauges import GaugesPanel
-from .heatmap_view import HeatmapView
-from .metrics_plot import MetricsPlot
-from .network_strip import NetworkStrip
-from .score_plot import ScorePlot
-from .unit_details import UnitDetails
+from ..views import (
+    EventLog,
+    GaugesPanel,
+    HeatmapView,
+    LiveView,
+    MetricsPlot,
+    NetworkStrip,
+    ScorePlot,
+    UnitDetails,
+)
 
 __all__ = ["REDRAW_INTERVAL_MS", "LivePanel"]
 
@@ -40,7 +46,7 @@ REDRAW_INTERVAL_MS = 50
 _SCORES = ("strip", "scores", "heatmap", "details")
 
 
-class LivePanel(QWidget):
+class LivePanel(QWidget, Callback):
     """Network strip, score plot and heatmap, metrics, gauges, event log and unit details."""
 
     unit_action_requested = Signal(str, str)  # action ("pin", "unpin", "drop"), unit name
@@ -57,7 +63,7 @@ class LivePanel(QWidget):
         self.gauges = GaugesPanel(h)
         self.event_log = EventLog(h)
         self.details = UnitDetails(h)
-        self.views: dict[str, QWidget] = {
+        self.views: dict[str, LiveView] = {
             "strip": self.strip, "scores": self.score_plot, "heatmap": self.heatmap,
             "metrics": self.metrics, "gauges": self.gauges, "log": self.event_log,
             "details": self.details}
@@ -207,7 +213,7 @@ class LivePanel(QWidget):
             view = self.views[key]
             if view in (self.score_plot, self.heatmap) and view is not current:
                 continue
-            view.refresh()  # type: ignore[attr-defined]
+            view.refresh()
             self._dirty.discard(key)
 
     def is_dirty(self, key: str) -> bool:
@@ -235,7 +241,7 @@ class LivePanel(QWidget):
     def restyle(self) -> None:
         """Follow the palette (light or dark) in every view."""
         for view in self.views.values():
-            view.restyle()  # type: ignore[attr-defined]
+            view.restyle()
         self._mark(*self.views)
         self.redraw()
 
@@ -243,14 +249,14 @@ class LivePanel(QWidget):
     def _use_history(self, history: RunHistory) -> None:
         self.history = history
         for view in self.views.values():
-            view.history = history  # type: ignore[attr-defined]
+            view.history = history
 
     def _mark(self, *keys: str) -> None:
         self._dirty.update(keys)
 
     def _reset_views(self) -> None:
         for view in self.views.values():
-            view.reset()  # type: ignore[attr-defined]
+            view.reset()
         self.strip.set_selected(None)
         self._mark(*self.views)
 

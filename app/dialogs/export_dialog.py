@@ -1,9 +1,9 @@
 """Exporting a stored run's report (or a comparison's) as HTML, PDF, CSV, JSON or TensorBoard.
 
-The dialog builds the report from the run store when the user presses Export
-(:func:`~learndrop.core.report.build_report`, then :func:`~learndrop.core.report.export`), so
-it always shows the store's latest state. A problem (a folder that cannot be written, say) is
-shown in the dialog as one line saying what to fix; success shows the path written.
+The dialog has the run library build the report from the run store when the user presses
+Export (:meth:`~learndrop.app.services.RunLibrary.write_report`), so it always shows the
+store's latest state. A problem (a folder that cannot be written, say) is shown in the dialog
+as one line saying what to fix; success shows the path written.
 """
 
 from __future__ import annotations
@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
 )
 
 from learndrop.core.errors import LearnDropError
-from learndrop.core.report import build_report, export
-from learndrop.core.store import RunStore
+
+from ..services import RunLibrary
 
 __all__ = ["ExportDialog", "available_formats", "FORMAT_LABELS"]
 
@@ -66,11 +66,11 @@ class ExportDialog(QDialog):
 
     exported = Signal(str)
 
-    def __init__(self, store: RunStore, run: str | int, compare: list[str | int] | None = None,
-                 title: str = "", folder: str | Path | None = None,
-                 parent: QWidget | None = None) -> None:
+    def __init__(self, library: RunLibrary, run: str | int,
+                 compare: list[str | int] | None = None, title: str = "",
+                 folder: str | Path | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.store = store
+        self.library = library
         self.run_ref = run
         self.compare = compare
         self.last_path: Path | None = None
@@ -177,8 +177,7 @@ class ExportDialog(QDialog):
             return None
         QGuiApplication.setOverrideCursor(QCursor(Qt.CursorShape.WaitCursor))
         try:
-            report = build_report(self.store, self.run_ref, self.compare)
-            written = Path(export(report, self.fmt, path))
+            written = self.library.write_report(self.run_ref, self.compare, self.fmt, path)
         except LearnDropError as exc:
             self._show_error(exc.message)
             return None

@@ -8,13 +8,21 @@ and the context menu asks the engine to pin, unpin or drop it.
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QPoint, QRectF, QSize, Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QContextMenuEvent, QMouseEvent, QPainter, QPen
+from PySide6.QtGui import (
+    QBrush,
+    QColor,
+    QContextMenuEvent,
+    QHelpEvent,
+    QMouseEvent,
+    QPainter,
+    QPen,
+)
 from PySide6.QtWidgets import QMenu, QSizePolicy, QToolTip, QWidget
 
 from learndrop.core.monitor import RunHistory
 
+from ..theme import STATE_LABELS, Theme, current_theme
 from .gauges import format_count, format_percent
-from .theme import STATE_LABELS, Theme, current_theme
 
 __all__ = ["NetworkStrip", "block_widths"]
 
@@ -105,7 +113,7 @@ class NetworkStrip(QWidget):
 
     def reset(self) -> None:
         self.selected = None
-        self._painted_states: list[str] = []
+        self._painted_states = []
         self.update()
 
     def refresh(self, force: bool = False) -> None:
@@ -189,12 +197,12 @@ class NetworkStrip(QWidget):
         return "<br>".join(lines)
 
     def event(self, ev: QEvent) -> bool:
-        if ev.type() == QEvent.Type.ToolTip:
-            i = self.unit_at(ev.pos())  # type: ignore[attr-defined]
+        if ev.type() == QEvent.Type.ToolTip and isinstance(ev, QHelpEvent):
+            i = self.unit_at(ev.pos())
             if i is None:
                 QToolTip.hideText()
             else:
-                QToolTip.showText(ev.globalPos(), self.tooltip_text(i), self)  # type: ignore
+                QToolTip.showText(ev.globalPos(), self.tooltip_text(i), self)
             return True
         return super().event(ev)
 

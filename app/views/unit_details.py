@@ -12,8 +12,8 @@ from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QVBoxLayout, QWi
 
 from learndrop.core.monitor import RunHistory
 
+from ..theme import STATE_LABELS, Theme, apply_plot_theme, current_theme, depth_colors
 from .gauges import DASH, format_count, format_percent
-from .theme import STATE_LABELS, Theme, apply_plot_theme, current_theme, depth_colors
 
 __all__ = ["UnitDetails"]
 

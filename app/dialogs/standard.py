@@ -1,4 +1,4 @@
-"""Small dialogs: confirmations, one-line errors, file choosers and About."""
+"""Qt's standard dialogs as one-line helpers: confirmations, errors, file choosers and About."""
 
 from __future__ import annotations
 

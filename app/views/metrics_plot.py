@@ -11,7 +11,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from learndrop.core.monitor import RunHistory
 
-from .theme import Theme, apply_plot_theme, current_theme
+from ..theme import Theme, apply_plot_theme, current_theme
 
 __all__ = ["MetricsPlot"]
 
@@ -159,5 +159,8 @@ class MetricsPlot(QWidget):
 
     def curve_data(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) of one curve: batch_loss, train_loss, val_loss, train_acc, val_acc."""
-        x, y = getattr(self, name).getOriginalDataset()
+        curves = {"batch_loss": self.batch_loss, "train_loss": self.train_loss,
+                  "val_loss": self.val_loss, "train_acc": self.train_acc,
+                  "val_acc": self.val_acc, "val_scaled": self.val_scaled}
+        x, y = curves[name].getOriginalDataset()
         return (np.array([]) if x is None else x), (np.array([]) if y is None else y)

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 
 from learndrop.core.monitor import RunHistory
 
-from .theme import Theme, current_theme
+from ..theme import Theme, current_theme
 
 __all__ = ["GaugesPanel", "format_count", "format_duration", "format_percent", "format_rate"]
 

@@ -17,7 +17,6 @@ import threading
 import weakref
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import shiboken6
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
@@ -26,7 +25,7 @@ from learndrop.core.config import RunConfig
 from learndrop.core.errors import LearnDropError
 from learndrop.core.events import Callback
 from learndrop.core.store import StoreRecorder
-from learndrop.core.training import RunControl
+from learndrop.core.training import FitResult, RunControl
 
 __all__ = ["THREAD_NAME", "TrainingWorker", "TrainingJob", "running_threads",
            "cancel_running"]
@@ -87,7 +86,7 @@ class TrainingWorker(QObject):
     @Slot()
     def run(self) -> None:
         threading.current_thread().name = THREAD_NAME
-        result: Any = None
+        result: FitResult | None = None
         try:
             from learndrop.core.training import Trainer
 
@@ -119,7 +118,7 @@ class TrainingJob(QObject):
         super().__init__(parent)
         self.control = control
         self.error: str | None = None
-        self.result: Any = None
+        self.result: FitResult | None = None
         self._running = False
         self._thread: QThread | None = QThread()
         self._thread.setObjectName(THREAD_NAME)
@@ -153,7 +152,7 @@ class TrainingJob(QObject):
         self.error = message
 
     @Slot(object)
-    def _on_result(self, result: Any) -> None:
+    def _on_result(self, result: FitResult | None) -> None:
         self.result = result
 
     @Slot()

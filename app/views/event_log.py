@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
 
 from learndrop.core.monitor import LogEntry, RunHistory
 
-from .theme import Theme, current_theme
+from ..theme import Theme, current_theme
 
 __all__ = ["EventLog"]
 
@@ -48,7 +48,8 @@ class EventLog(QWidget):
         self.copy_button = QPushButton("Copy")
         self.copy_button.setToolTip("Copy the selected lines (all lines if none is selected)")
         self.copy_button.clicked.connect(self.copy_to_clipboard)
-        QShortcut(QKeySequence.StandardKey.Copy, self.tree, activated=self.copy_to_clipboard)
+        copy = QShortcut(QKeySequence(QKeySequence.StandardKey.Copy), self.tree)
+        copy.activated.connect(self.copy_to_clipboard)
         head = QHBoxLayout()
         head.addWidget(QLabel("Events"))
         head.addStretch(1)
@@ -86,11 +87,14 @@ class EventLog(QWidget):
 
     def row_text(self, row: int) -> str:
         item = self.tree.topLevelItem(row)
+        if item is None:
+            raise IndexError(f"no row {row} in the event log")
         return "\t".join(item.text(c) for c in range(self.tree.columnCount()))
 
     def copy_to_clipboard(self) -> str:
-        items = self.tree.selectedItems() or [self.tree.topLevelItem(r)
-                                              for r in range(self.tree.topLevelItemCount())]
+        items = self.tree.selectedItems() or [
+            item for r in range(self.tree.topLevelItemCount())
+            if (item := self.tree.topLevelItem(r)) is not None]
         text = "\n".join("\t".join(it.text(c) for c in range(self.tree.columnCount()))
                          for it in items)
         QApplication.clipboard().setText(text)

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 
 from learndrop.core.monitor import RunHistory, ScoreBins
 
-from .theme import (
+from ..theme import (
     Theme,
     apply_plot_theme,
     current_theme,
