@@ -45,6 +45,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _help(path: str) -> str:
+    return field_doc(path).replace("%", "%%")  # argparse %-formats help texts
+
+
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML or JSON config file; flags override it")
     g = p.add_argument_group("common settings")
@@ -52,7 +56,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     for alias, path in ALIASES.items():
         choices = field_choices(path)
         g.add_argument(f"--{alias}", dest=f"set:{path}", metavar=(
-            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=field_doc(path))
+            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=_help(path))
     a = p.add_argument_group("every setting (section.name)")
     for path in field_paths():
         if path in back:
@@ -60,7 +64,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
             continue
         choices = field_choices(path)
         a.add_argument(f"--{path}", dest=f"set:{path}", metavar=(
-            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=field_doc(path))
+            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=_help(path))
 
 
 def build_config(args: argparse.Namespace) -> RunConfig:
