@@ -13,6 +13,7 @@ from ._torchvision_catalog import (
     TORCHVISION_FAMILIES,
     TorchvisionFamily,
     adapt_first_conv,
+    build_torchvision,
     torchvision_family,
 )
 from ._units import StaticUnits, Units
@@ -29,6 +30,7 @@ __all__ = [
            "TorchvisionFamily",
            "Units",
            "adapt_first_conv",
+           "build_torchvision",
            "get_model",
            "list_models",
            "model_info",

@@ -37,8 +37,9 @@ _EXTRA: dict[str, dict[str, object]] = {
 class TorchvisionFamily:
     """One family of torchvision classification models and what it needs.
 
-    ``example`` builds a small model of the same classes (for documentation and tests) and
-    returns it with the image size it takes."""
+    ``example`` builds a small model of the same classes (for tests) and returns it with the
+    image size it takes; ``reference`` names the family's smallest torchvision model (for the
+    documentation's family table)."""
 
     key: str
     family: str
@@ -48,6 +49,7 @@ class TorchvisionFamily:
     fixed_image_size: int | None
     size_rule: str
     example: Callable[[], tuple[nn.Module, int]]
+    reference: str
 
     def matches(self, name: str) -> bool:
         return name.startswith(self.prefixes)
@@ -133,55 +135,64 @@ def _maxvit_example() -> tuple[nn.Module, int]:
 
 _STRIDE_32 = "halves the image five times: 32 px leave its last stage one pixel"
 
+
+def _family(key: str, family: str, title: str, prefixes: tuple[str, ...],
+            example: Callable[[], tuple[nn.Module, int]], reference: str, *,
+            min_size: int = 32, fixed: int | None = None,
+            rule: str = _STRIDE_32) -> TorchvisionFamily:
+    return TorchvisionFamily(key, family, title, prefixes, min_size, fixed, rule, example,
+                             reference)
+
+
 TORCHVISION_FAMILIES: tuple[TorchvisionFamily, ...] = (
-    TorchvisionFamily("resnet", "resnet", "ResNet", ("resnet",), 32, None, _STRIDE_32,
-                      _builder("resnet18", 32)),
-    TorchvisionFamily("resnext", "resnet", "ResNeXt", ("resnext",), 32, None, _STRIDE_32,
-                      _resnext_example),
-    TorchvisionFamily("wide_resnet", "resnet", "Wide ResNet", ("wide_resnet",), 32, None,
-                      _STRIDE_32, _wide_resnet_example),
-    TorchvisionFamily("vgg", "vgg", "VGG", ("vgg11", "vgg13", "vgg16", "vgg19"), 32, None,
-                      _STRIDE_32, lambda: _vgg_example(False)),
-    TorchvisionFamily("vgg_bn", "vgg", "VGG with batch norm", ("vgg11_bn", "vgg13_bn",
-                      "vgg16_bn", "vgg19_bn"), 32, None, _STRIDE_32, lambda: _vgg_example(True)),
-    TorchvisionFamily("alexnet", "alexnet", "AlexNet", ("alexnet",), 63, None,
-                      "unpadded 11x11/4 conv and three unpadded 3x3/2 pools leave one pixel "
-                      "from 63 px", _builder("alexnet", 63)),
-    TorchvisionFamily("mobilenet_v2", "mobilenet", "MobileNet v2", ("mobilenet_v2",), 32, None,
-                      _STRIDE_32, _builder("mobilenet_v2", 32)),
-    TorchvisionFamily("mobilenet_v3", "mobilenet", "MobileNet v3", ("mobilenet_v3",), 32, None,
-                      _STRIDE_32, _builder("mobilenet_v3_small", 32)),
-    TorchvisionFamily("efficientnet", "efficientnet", "EfficientNet", ("efficientnet_b",), 32,
-                      None, _STRIDE_32, _builder("efficientnet_b0", 32)),
-    TorchvisionFamily("efficientnet_v2", "efficientnet", "EfficientNet v2",
-                      ("efficientnet_v2",), 32, None, _STRIDE_32, _efficientnet_v2_example),
-    TorchvisionFamily("densenet", "densenet", "DenseNet", ("densenet",), 32, None, _STRIDE_32,
-                      _densenet_example),
-    TorchvisionFamily("convnext", "convnext", "ConvNeXt", ("convnext",), 32, None, _STRIDE_32,
-                      _convnext_example),
-    TorchvisionFamily("regnet", "regnet", "RegNet", ("regnet",), 32, None, _STRIDE_32,
-                      _builder("regnet_y_400mf", 32)),
-    TorchvisionFamily("shufflenet", "shufflenet", "ShuffleNet v2", ("shufflenet",), 32, None,
-                      _STRIDE_32, _builder("shufflenet_v2_x0_5", 32)),
-    TorchvisionFamily("mnasnet", "mnasnet", "MNASNet", ("mnasnet",), 32, None, _STRIDE_32,
-                      _builder("mnasnet0_5", 32)),
-    TorchvisionFamily("squeezenet", "squeezenet", "SqueezeNet", ("squeezenet",), 32, None,
-                      _STRIDE_32, _builder("squeezenet1_1", 32)),
-    TorchvisionFamily("googlenet", "inception", "GoogLeNet", ("googlenet",), 32, None,
-                      _STRIDE_32, _builder("googlenet", 32)),
-    TorchvisionFamily("inception_v3", "inception", "Inception v3", ("inception_v3",), 75, None,
-                      "unpadded stem convolutions and pools leave one pixel from 75 px",
-                      _builder("inception_v3", 75)),
-    TorchvisionFamily("vit", "vit", "Vision Transformer", ("vit_",), 224, 224,
-                      "the position embedding is sized for 224 px", _vit_example),
-    TorchvisionFamily("swin", "swin", "Swin Transformer", ("swin_t", "swin_s", "swin_b"), 224,
-                      None, "the last stage holds one 7x7 attention window from 224 px",
-                      lambda: _swin_example(False)),
-    TorchvisionFamily("swin_v2", "swin", "Swin Transformer v2", ("swin_v2",), 256, None,
-                      "the last stage holds one 8x8 attention window from 256 px",
-                      lambda: _swin_example(True)),
-    TorchvisionFamily("maxvit", "maxvit", "MaxViT", ("maxvit",), 224, 224,
-                      "its partition grids are sized for 224 px", _maxvit_example),
+    _family("resnet", "resnet", "ResNet", ("resnet",), _builder("resnet18", 32), "resnet18"),
+    _family("resnext", "resnet", "ResNeXt", ("resnext",), _resnext_example,
+            "resnext50_32x4d"),
+    _family("wide_resnet", "resnet", "Wide ResNet", ("wide_resnet",), _wide_resnet_example,
+            "wide_resnet50_2"),
+    _family("vgg", "vgg", "VGG", ("vgg11", "vgg13", "vgg16", "vgg19"),
+            lambda: _vgg_example(False), "vgg13"),
+    _family("vgg_bn", "vgg", "VGG with batch norm", ("vgg11_bn", "vgg13_bn", "vgg16_bn",
+                                                     "vgg19_bn"),
+            lambda: _vgg_example(True), "vgg11_bn"),
+    _family("alexnet", "alexnet", "AlexNet", ("alexnet",), _builder("alexnet", 63), "alexnet",
+            min_size=63, rule="an unpadded 11x11/4 conv and three unpadded 3x3/2 pools leave "
+                              "one pixel from 63 px"),
+    _family("mobilenet_v2", "mobilenet", "MobileNet v2", ("mobilenet_v2",),
+            _builder("mobilenet_v2", 32), "mobilenet_v2"),
+    _family("mobilenet_v3", "mobilenet", "MobileNet v3", ("mobilenet_v3",),
+            _builder("mobilenet_v3_small", 32), "mobilenet_v3_small"),
+    _family("efficientnet", "efficientnet", "EfficientNet", ("efficientnet_b",),
+            _builder("efficientnet_b0", 32), "efficientnet_b0"),
+    _family("efficientnet_v2", "efficientnet", "EfficientNet v2", ("efficientnet_v2",),
+            _efficientnet_v2_example, "efficientnet_v2_s"),
+    _family("densenet", "densenet", "DenseNet", ("densenet",), _densenet_example,
+            "densenet121"),
+    _family("convnext", "convnext", "ConvNeXt", ("convnext",), _convnext_example,
+            "convnext_tiny"),
+    _family("regnet", "regnet", "RegNet", ("regnet",), _builder("regnet_y_400mf", 32),
+            "regnet_y_400mf"),
+    _family("shufflenet", "shufflenet", "ShuffleNet v2", ("shufflenet",),
+            _builder("shufflenet_v2_x0_5", 32), "shufflenet_v2_x0_5"),
+    _family("mnasnet", "mnasnet", "MNASNet", ("mnasnet",), _builder("mnasnet0_5", 32),
+            "mnasnet0_5"),
+    _family("squeezenet", "squeezenet", "SqueezeNet", ("squeezenet",),
+            _builder("squeezenet1_1", 32), "squeezenet1_1"),
+    _family("googlenet", "inception", "GoogLeNet", ("googlenet",), _builder("googlenet", 32),
+            "googlenet"),
+    _family("inception_v3", "inception", "Inception v3", ("inception_v3",),
+            _builder("inception_v3", 75), "inception_v3", min_size=75,
+            rule="unpadded stem convolutions and pools leave one pixel from 75 px"),
+    _family("vit", "vit", "Vision Transformer", ("vit_",), _vit_example, "vit_b_32",
+            min_size=224, fixed=224, rule="its position embedding is sized for 224 px"),
+    _family("swin", "swin", "Swin Transformer", ("swin_t", "swin_s", "swin_b"),
+            lambda: _swin_example(False), "swin_t", min_size=224,
+            rule="its last stage holds one 7x7 attention window from 224 px"),
+    _family("swin_v2", "swin", "Swin Transformer v2", ("swin_v2",),
+            lambda: _swin_example(True), "swin_v2_t", min_size=256,
+            rule="its last stage holds one 8x8 attention window from 256 px"),
+    _family("maxvit", "maxvit", "MaxViT", ("maxvit",), _maxvit_example, "maxvit_t",
+            min_size=224, fixed=224, rule="its partition grids are sized for 224 px"),
 )
 
 
