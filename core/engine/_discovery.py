@@ -6,13 +6,15 @@ The rule, input to output:
    (subclasses such as torchvision's ``Conv2dNormActivation`` are not plain). A module's
    children are flattened through plain containers into one ordered sequence.
 2. The *block class* is the class with the longest run of consecutive same-class composite
-   modules (with children, not plain) in any flattened sequence. The search looks inside a
-   composite only when its class never repeats (a wrapper such as ViT's ``Encoder``) or when it
-   is a *stage*: a module without parameters of its own whose flattened children, held in a
-   container, are all of one composite class (RegNet's ``AnyStage``, DenseNet's
-   ``_DenseBlock``, MaxViT's ``MaxVitBlock``). So GoogLeNet's blocks are its ``Inception``
-   modules, not the ``BasicConv2d`` branches inside them, and RegNet's are the blocks inside
-   its stages.
+   modules (with children, not plain) in a flattened sequence, searched from the root (a tie
+   goes to the class seen first). The search looks inside a composite only when it is a
+   *stage* -- no parameters of its own, its children held in a container and all of one
+   composite class that is more than a layer group such as ``Conv2dNormActivation`` (RegNet's
+   ``AnyStage``, DenseNet's ``_DenseBlock``, MaxViT's ``MaxVitBlock``; a stage's members are
+   blocks even when alone) -- or when its class repeats nowhere and no run of blocks sits
+   beside it (a wrapper such as ViT's ``Encoder``). So GoogLeNet's blocks are its
+   ``Inception`` modules, not the ``BasicConv2d`` branches inside them, Inception v3's one-off
+   reduction modules stay whole, and RegNet's blocks are the ones inside its stages.
 3. Expanding from the root: an item that contains block instances (or is a stage) is replaced
    by its own flattened sequence, its own parameters first (the root's first of all). Block
    instances become units named by their qualified name; so do other composite items with
@@ -86,12 +88,6 @@ class _Item:
     module: nn.Module | None  # None: a parameter
     containers: tuple[str, ...] = ()  # plain containers flattened through, outermost first
     has_params: bool = True
-
-    @property
-    def kind(self) -> str:
-        if self.module is None:
-            return "param"
-        return "leaf" if _is_leaf(self.module) else "composite"
 
 
 def _flatten(module: nn.Module, prefix: str, through: tuple[str, ...] = ()) -> Iterator[_Item]:

@@ -407,3 +407,13 @@ def test_skip_mode_really_bypasses_a_torchvision_block() -> None:
     opt.step()
     assert not calls, "a skipped block still ran"
     assert ld.savings()["forward_flops_saved"] > 0
+
+
+@pytest.mark.parametrize("name", ["resnet20", "resnet18", "vgg11"])
+def test_discovery_agrees_with_the_registrys_own_units(name: str) -> None:
+    from learndrop.core.models import get_model
+
+    model = get_model(name, num_classes=3, image_size=32)
+    own = [(u.name, u.module_names) for u in discover_units(model)]
+    model.learndrop_units = None  # type: ignore[assignment]
+    assert [(u.name, u.module_names) for u in discover_units(model)] == own
