@@ -22,7 +22,7 @@ atexit.register(shutil.rmtree, _HOME, True)
 def _no_training_thread_left() -> object:
     """Fail a test that leaves a training QThread running (after cancelling it)."""
     yield
-    worker = sys.modules.get("learndrop.app.worker")
+    worker = sys.modules.get("learndrop.app.services.worker")
     if worker is None:  # the test never touched the app
         return
     left = worker.cancel_running(timeout_ms=60_000)

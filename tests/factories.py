@@ -4,8 +4,11 @@ Importable from any test (``pytest`` puts ``tests/`` on the path)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from learndrop.core.events import (
     CheckpointSaved,
@@ -19,6 +22,7 @@ from learndrop.core.events import (
     UnitInfo,
 )
 from learndrop.core.store import EpochStart, RunMessage, StoreRecorder
+from learndrop.core.summary import RunSummary
 
 UNITS = (
     UnitInfo(0, "stem", ("conv1", "bn1"), 464, 1_200_000, 0.30),
@@ -92,8 +96,8 @@ def make_events(name: str = "demo-run", *, epochs: int = 3, steps_per_epoch: int
                                                      path=f"{output_dir}/checkpoint.pt")))
     if status != "running":
         out.append(("on_fit_end", FitEnd(status=status, message="done",
-                                         summary={"best_val_accuracy": 0.8,
-                                                  "wall_time_s": 12.5})))
+                                         summary=RunSummary(status=status, best_accuracy=0.8,
+                                                            wall_time_s=12.5))))
     return out
 
 
@@ -116,3 +120,88 @@ def record(path: Path, stream: list[tuple[str, Any]], **kw: Any) -> StoreRecorde
         getattr(rec, hook)(payload)
     assert rec.error is None, rec.error
     return rec
+
+
+#: the drop threshold of the live-view stream
+LIVE_THRESHOLD = 0.2
+
+
+def make_live_units(n: int = 12) -> tuple[UnitInfo, ...]:
+    """A ResNet-like list: stem, blocks, head; earlier units cost more FLOPs."""
+    names = ["stem"] + [f"layer{1 + k // 3}.{k % 3}" for k in range(n - 2)] + ["fc"]
+    flops = [max(1, int(4e7 / (1 + 0.5 * i))) for i in range(n - 1)] + [5_000]
+    total = sum(flops)
+    return tuple(UnitInfo(index=i, name=nm, modules=(nm,), params=2_000 * (i + 1) ** 2,
+                          forward_flops=f, flops_share=f / total, is_head=(i == n - 1),
+                          skippable=0 < i < n - 1)
+                 for i, (nm, f) in enumerate(zip(names, flops)))
+
+
+def make_live_stream(n_units: int = 12, epochs: int = 8, checks_per_epoch: int = 4,
+                steps_per_epoch: int = 100, seed: int = 0) -> list[tuple[str, Any]]:
+    """A longer run for the live views, as (hook name, event) pairs in the engine's order:
+    ``n_units`` ResNet-like units whose scores decay (deeper units later), prefix drops after
+    the first epoch."""
+    rng = np.random.default_rng(seed)
+    units = make_live_units(n_units)
+    n = len(units)
+    total_params = sum(u.params for u in units)
+    start = FitStart("demo", {"drop": {"threshold": LIVE_THRESHOLD, "pinned": []}}, units, epochs,
+                     steps_per_epoch, epochs * steps_per_epoch, "cpu", "freeze", True,
+                     total_params, sum(u.forward_flops for u in units), "/tmp/demo")
+    out: list[tuple[str, Any]] = [("on_fit_start", start)]
+    dropped = np.zeros(n, dtype=bool)
+    streak = np.zeros(n, dtype=int)
+    tau = np.linspace(3.0, 30.0, n)  # checks until a unit's score falls by e
+    check = 0
+    for ep in range(epochs):
+        out.append(("on_epoch_start", ep + 1))
+        for c in range(checks_per_epoch):
+            step = ep * steps_per_epoch + (c + 1) * steps_per_epoch // checks_per_epoch
+            out.append(("on_progress", Progress(step, ep + 1, step - ep * steps_per_epoch,
+                                                steps_per_epoch, 2.3 * math.exp(-step / 300),
+                                                0.05, 1500.0, step * 0.1,
+                                                (epochs * steps_per_epoch - step) * 0.1)))
+            raw = np.exp(-check / tau) * (1 + 0.1 * rng.standard_normal(n))
+            scores = [None if (dropped[i] or units[i].is_head) else float(np.clip(raw[i], 0, 1))
+                      for i in range(n)]
+            settled = [s is not None and s < LIVE_THRESHOLD for s in scores]
+            streak = np.where(settled, streak + 1, 0)
+            out.append(("on_scores", ScoreCheck(step, step / steps_per_epoch, 0.05,
+                                                tuple(None if s is None else s * 0.01
+                                                      for s in scores),
+                                                tuple(scores), tuple(0.0 for _ in scores),
+                                                tuple(settled), tuple(int(k) for k in streak),
+                                                0.001)))
+            first = int(np.flatnonzero(~dropped)[0])
+            if ep >= 1 and streak[first] >= 2 and not units[first].is_head and first < n - 2:
+                dropped[first] = True
+                out.append(("on_drop", DropEvent(step, step / steps_per_epoch, units[first].name,
+                                                 first, "policy", scores[first], "freeze")))
+            check += 1
+        share = sum(u.flops_share for u, d in zip(units, dropped) if d)
+        step = (ep + 1) * steps_per_epoch
+        sav = SavingsReport(step, share, share * 2 / 3, share * 0.6, share * 0.4,
+                            total_params - sum(u.params for u, d in zip(units, dropped) if d),
+                            total_params, 0.1 * (1 - share), 0.1, share * 0.8,
+                            12.0 * (ep + 1) * share, 60.0 * share, 0.8 if share else None)
+        train_acc, val_acc = min(0.99, 0.5 + 0.05 * ep), min(0.97, 0.48 + 0.05 * ep)
+        out.append(("on_epoch_end", EpochEnd(ep + 1, step, 2.0 / (ep + 2), train_acc,
+                                              2.1 / (ep + 2), val_acc, None, 10.0,
+                                              10.0 * (ep + 1), 10.0 * (epochs - ep - 1), 1500.0,
+                                              0.05, tuple(u.name for u, d in zip(units, dropped)
+                                                          if d), sav)))
+        out.append(("on_checkpoint", CheckpointSaved(ep + 1, step, f"/tmp/demo/ckpt{ep + 1}.pt")))
+    out.append(("on_fit_end", FitEnd("finished", "")))
+    return out
+
+
+def feed(target: Any, events: list[tuple[str, Any]]) -> None:
+    """Call ``target``'s hooks with the events, in order."""
+    for hook, ev in events:
+        getattr(target, hook)(ev)
+
+
+def drops_of(stream: list[tuple[str, Any]]) -> list[DropEvent]:
+    """The drops of a stream, in order."""
+    return [ev for hook, ev in stream if hook == "on_drop"]
