@@ -37,8 +37,8 @@ def _kind(unit: Unit) -> str:
     """What a unit is: its block class, or its name and members for stem, head and groups."""
     members = [*unit.param_names, *unit.module_names]
     if len(unit.modules) == 1 and not unit.param_names and (
-            unit.name not in ("stem", "head") or not isinstance(
-                unit.modules[0], (nn.Sequential, nn.ModuleList, nn.ModuleDict))):
+            unit.name not in ("stem", "head")
+            or type(unit.modules[0]) not in (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
         return type(unit.modules[0]).__name__
     if unit.name in ("stem", "head"):
         return f"{unit.name} [{', '.join(members)}]"
