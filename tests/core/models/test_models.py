@@ -85,7 +85,12 @@ def trace(name: str) -> Trace:
 
 
 def test_list_models() -> None:
-    assert list_models() == ALL
+    """The registry's own models, among torchvision's (tests/core/models/
+    test_torchvision_models.py checks those)."""
+    names = list_models()
+    assert names == sorted(names)
+    assert set(ALL) <= set(names)
+    assert all(model_info(n).source == "learndrop" for n in ALL)
 
 
 @pytest.mark.parametrize("name", ALL)
