@@ -148,6 +148,8 @@ class SavingsReport:
 
     ``forward_flops_saved`` and ``train_flops_saved`` are the current per-step figures;
     the ``cumulative_`` ones cover every step so far. Times are measured wall-clock seconds.
+    A data-parallel run also counts the gradient bytes all-reduced per step, now and before
+    any drop, and the share of that volume saved over every step so far (0 otherwise).
     """
 
     step: int
@@ -163,6 +165,9 @@ class SavingsReport:
     time_saved_s: float
     projected_time_saved_s: float
     efficiency: float | None
+    allreduce_bytes_per_step: int = 0
+    full_allreduce_bytes_per_step: int = 0
+    cumulative_allreduce_bytes_saved: float = 0.0
 
 
 @dataclass(frozen=True)

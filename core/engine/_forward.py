@@ -44,7 +44,7 @@ class DropAwareModule(nn.Module):
         object.__setattr__(self, "_owner", owner)
 
     def forward(self, *args: Any, sample_ids: torch.Tensor | None = None, **kwargs: Any) -> Any:
-        return drop_aware_forward(self._owner, self.inner, args, kwargs, sample_ids)
+        return drop_aware_forward(self._owner, self._owner._runner(), args, kwargs, sample_ids)
 
     def train(self, mode: bool = True) -> DropAwareModule:
         super().train(mode)

@@ -35,6 +35,7 @@ def strategy_state(ld: LearnDrop) -> dict[str, Any]:
         "check_count": ld.check_count,
         "meter": ld.meter.state_dict() if ld.meter else None,
         "steps_per_epoch": ld.steps_per_epoch,
+        "ddp": ld._ddp.state_dict() if ld._ddp is not None else None,
     }
 
 
@@ -66,6 +67,8 @@ def load_strategy_state(ld: LearnDrop, state: dict[str, Any]) -> None:
     ld._lr_n = int(state["lr_n"])
     ld.check_count = int(state["check_count"])
     ld.steps_per_epoch = state.get("steps_per_epoch") or ld.steps_per_epoch
+    if ld._ddp is not None and state.get("ddp"):
+        ld._ddp.load_state_dict(state["ddp"])
     ld._pending_meter = state.get("meter")
     if ld.meter is not None and ld._pending_meter:
         ld.meter.load_state_dict(ld._pending_meter)

@@ -30,6 +30,7 @@ from torch import nn
 from ..errors import ConfigError, ModelError
 from ..events import Callback, DropEvent, SavingsReport, ScoreCheck, UnitInfo, call_hook
 from ._cache import ActivationCache
+from ._ddp import DataParallel, ddp_options
 from ._forward import DropAwareModule
 from ._policy import DropPolicy
 from ._savings import SavingsMeter, StepCost
@@ -60,6 +61,10 @@ class LearnDrop:
     without it they are measured on the first call of ``ld.model``. ``num_samples`` sizes
     the activation cache (``mode="cache"``, where ``ld.model(x, sample_ids=idx)`` must get
     each sample's index).
+
+    ``ddp=True`` (or a dict of DistributedDataParallel keyword arguments), in every process
+    of an initialised process group: ``ld.model`` trains data-parallel, and every rank drops
+    the same units at the same step (rank 0 decides; see :mod:`._ddp`).
     """
 
     def __init__(
@@ -89,6 +94,7 @@ class LearnDrop:
         steps_per_epoch: int | None = None,
         total_steps: int | None = None,
         callbacks: Iterable[Callback] = (),
+        ddp: bool | dict[str, Any] | None = None,
     ) -> None:
         given = locals()  # the policy's settings among the arguments: those not left at None
         self.policy = (policy or DropPolicy()).with_values(
@@ -137,6 +143,8 @@ class LearnDrop:
         self._cache = ActivationCache(self.policy.cache_budget_mb * 2**20, device,
                                      cache_dir)
         self._cache_disabled_reason = ""
+        options = ddp_options(ddp)
+        self._ddp = DataParallel(model, options) if options is not None else None
         for name in self.policy.pinned:
             self.pin(name)
         if example_input is not None:
@@ -165,6 +173,11 @@ class LearnDrop:
 
     def is_pinned(self, name: str) -> bool:
         return self._state[self.unit(name).index].pinned
+
+    @property
+    def distributed(self) -> DataParallel | None:
+        """The data-parallel side (``ddp=``): rank, world size, all-reduce volume."""
+        return self._ddp
 
     @property
     def dropped_prefix(self) -> int:
@@ -239,8 +252,7 @@ class LearnDrop:
             self.meter.add_step(cost, dt)
             if dt is not None:
                 self.train_time_s += dt
-        while self._pending:
-            action, name = self._pending.popleft()
+        for action, name in self._take_requests():
             try:
                 getattr(self, action)(name)
             except (ConfigError, ModelError) as exc:
@@ -289,8 +301,11 @@ class LearnDrop:
             cost_s=cost)
         call_hook(self.callbacks, "on_scores", event)
         if self.policy.enabled and self.epoch >= self.policy.warmup_epochs:
-            for u in self._policy_drops():
-                self.drop(u.name, reason="policy")
+            names = [u.name for u in self._policy_drops()]
+            if self._ddp is not None:  # rank 0 decides for every rank
+                names = self._ddp.agree_names(names)
+            for name in names:
+                self.drop(name, reason="policy")
         return event
 
     def savings(self) -> dict[str, Any]:
@@ -299,6 +314,9 @@ class LearnDrop:
         out = {k: getattr(r, k) for k in r.__dataclass_fields__}
         out["score_overhead"] = self.score_overhead
         out["cache_location"] = self._cache.location
+        ddp = self._ddp
+        out["world_size"] = ddp.world_size if ddp is not None else 1
+        out["allreduce_timeline"] = [list(t) for t in ddp.timeline] if ddp is not None else []
         return out
 
     @property
@@ -310,9 +328,13 @@ class LearnDrop:
         m = self.meter
         trainable = sum(p.numel() for p in self.base_model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in self.base_model.parameters())
+        ddp = self._ddp
+        comm = dict(allreduce_bytes_per_step=ddp.current_bytes if ddp else 0,
+                    full_allreduce_bytes_per_step=ddp.full_bytes if ddp else 0,
+                    cumulative_allreduce_bytes_saved=ddp.cumulative_saved() if ddp else 0.0)
         if m is None:
             return SavingsReport(self.step_count, 0.0, 0.0, 0.0, 0.0, trainable, total,
-                                 None, None, None, 0.0, 0.0, None)
+                                 None, None, None, 0.0, 0.0, None, **comm)
         remaining = max((self.total_steps or 0) - self.step_count, 0)
         return SavingsReport(
             step=self.step_count, forward_flops_saved=m.forward_saved(),
@@ -322,7 +344,7 @@ class LearnDrop:
             trainable_params=trainable, total_params=total, step_time_s=m.step_time,
             full_step_time_s=m.full_step_time, measured_time_saved=m.measured_time_saved(),
             time_saved_s=m.time_saved_s(), projected_time_saved_s=m.projected_time_saved_s(
-                remaining), efficiency=m.efficiency())
+                remaining), efficiency=m.efficiency(), **comm)
 
     def unit_state(self, name: str) -> str:
         """learning, settling, dropped or pinned."""
@@ -355,6 +377,24 @@ class LearnDrop:
         load_strategy_state(self, state)
 
     # ---- internals ----------------------------------------------------------------------------
+    def _take_requests(self) -> list[tuple[str, str]]:
+        """The requests to apply at this step (rank 0's, on every rank, when data-parallel)."""
+        taken: list[tuple[str, str]] = []
+        while self._pending:
+            taken.append(self._pending.popleft())
+        if self._ddp is None:
+            return taken
+        self._ddp.add_step()
+        agreed, ignored = self._ddp.agree_requests(taken)
+        if ignored:
+            call_hook(self.callbacks, "on_warning", f"{ignored} request(s) made on rank "
+                      f"{self._ddp.rank} ignored: only rank 0's requests apply to every rank")
+        return agreed
+
+    def _runner(self) -> nn.Module:
+        """What ``ld.model`` runs: the model, or its DDP wrapper when data-parallel."""
+        return self._ddp.module() if self._ddp is not None else self.base_model
+
     def _epoch_float(self) -> float:
         if self.steps_per_epoch:
             return self.epoch + (self.step_count - self._epoch_start_step) / self.steps_per_epoch
@@ -414,6 +454,8 @@ class LearnDrop:
         if n != self._prefix_len:
             self._prefix_len = n
             self._cache.clear()
+        if self._ddp is not None:
+            self._ddp.changed(self.step_count)
         if self.meter is not None:
             self.meter.set_cost(self._cost(cache_hit=False))
 

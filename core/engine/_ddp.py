@@ -1,0 +1,172 @@
+"""Data-parallel Learn&Drop: DistributedDataParallel, the same drops on every rank, and the
+gradient all-reduce that drops save.
+
+``LearnDrop(model, optimizer, ddp=True)`` (or ``ddp={...}`` with DistributedDataParallel's
+keyword arguments) in every process of an initialised process group
+(``torch.distributed.init_process_group``; ``torchrun`` sets up the environment for it):
+
+* ``ld.model`` runs ``DistributedDataParallel(model, **ddp)``. DDP registers the parameters
+  that need gradients when it is built and waits for a gradient of each in every step, so
+  after each change of drop state (a drop, a restore, a pin of a dropped unit) the wrapper is
+  built anew around the same model, at the next call of ``ld.model`` on every rank. Dropped
+  parameters are then in none of the reducer's buckets, and no ``find_unused_parameters``
+  traversal is needed. A model with no parameter left to train runs unwrapped.
+* Rank 0 decides. At a score check every rank scores its own copy of the parameters (DDP
+  keeps them equal), and the units rank 0 would drop are broadcast and dropped on every
+  rank. At every ``ld.step()`` rank 0's queue of requests (``ld.request``: drop, pin,
+  unpin, from any thread) is broadcast and applied on every rank at that step: one
+  one-number broadcast per step, plus the requests themselves when there are any. Requests
+  made on another rank are ignored (with a warning). ``ld.drop``, ``ld.pin`` and
+  ``ld.restore`` called directly act on the calling rank only: call them on every rank at the
+  same step, or use ``ld.request`` on rank 0.
+* Every rank must call ``ld.step()`` after each optimizer step and ``ld.end_epoch()`` at the
+  same steps (equal-length shards, as ``DistributedSampler`` makes them).
+* Communication: each step all-reduces the gradients of the parameters in the reducer's
+  buckets; their bytes per step are counted before and after each drop and over the run
+  (:meth:`DataParallel.bytes_per_step`, ``savings()``).
+* The activation cache (``mode="cache"``) is per rank and holds that rank's samples.
+* ``state_dict()`` is the same on every rank; load the same one on every rank to resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from ..errors import ConfigError
+
+__all__ = ["DataParallel", "ddp_options"]
+
+#: DistributedDataParallel keyword arguments that LearnDrop sets itself
+_NOT_ALLOWED = ("module",)
+
+
+def ddp_options(ddp: bool | Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The DDP keyword arguments ``ddp`` stands for (``None``: not data-parallel)."""
+    if ddp is None or ddp is False:
+        return None
+    if ddp is True:
+        return {}
+    if not isinstance(ddp, Mapping):
+        raise ConfigError("ddp must be True, False or a dict of DistributedDataParallel "
+                          f"keyword arguments, not {type(ddp).__name__}")
+    bad = [k for k in ddp if k in _NOT_ALLOWED]
+    if bad:
+        raise ConfigError(f"ddp={{...}} cannot set {', '.join(bad)}: LearnDrop wraps the model")
+    return dict(ddp)
+
+
+class DataParallel:
+    """The distributed side of one :class:`LearnDrop`: its DDP wrapper, rank agreement and
+    the all-reduce volume."""
+
+    def __init__(self, model: nn.Module, options: Mapping[str, Any]) -> None:
+        if not (dist.is_available() and dist.is_initialized()):
+            raise ConfigError("ddp=True needs an initialised process group: call "
+                              "torch.distributed.init_process_group() in every process first "
+                              "(torchrun sets up its environment)")
+        self.model = model
+        self.options = dict(options)
+        self.group = self.options.get("process_group")
+        self.rank = dist.get_rank(self.group)
+        self.world_size = dist.get_world_size(self.group)
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        if device.type == "cuda" and "device_ids" not in self.options:
+            self.options["device_ids"] = [device.index]
+        backend = str(dist.get_backend(self.group))
+        self._device = device if backend == "nccl" else torch.device("cpu")
+        self._src = dist.get_global_rank(self.group, 0) if self.group is not None else 0
+        self._module: nn.Module | None = None
+        self._built_version = -1
+        self.version = 0  # the drop state's version: a change rebuilds the wrapper
+        self.full_bytes = self.bytes_per_step()
+        self.current_bytes = self.full_bytes
+        self.steps = 0
+        self.bytes_spent = 0
+        #: (step, bytes all-reduced per step from that step on), one entry per change
+        self.timeline: list[tuple[int, int]] = [(0, self.full_bytes)]
+        self.ignored_requests = 0
+
+    # ---- the wrapper --------------------------------------------------------------------------
+    def module(self) -> nn.Module:
+        """What ``ld.model`` runs now: a DDP wrapper built for the current drop state."""
+        if self._module is None or self._built_version != self.version:
+            self._module = None  # the old reducer's gradient hooks go with it
+            if self.current_bytes > 0:
+                self._module = DistributedDataParallel(self.model, **self.options)
+            self._built_version = self.version
+        module = self._module if self._module is not None else self.model
+        module.training = self.model.training
+        return module
+
+    def changed(self, step: int) -> None:
+        """The drop state changed at ``step``: rebuild the wrapper at the next call."""
+        self.version += 1
+        now = self.bytes_per_step()
+        if now != self.current_bytes:
+            self.current_bytes = now
+            if self.timeline and self.timeline[-1][0] == step:
+                self.timeline[-1] = (step, now)  # several drops at one check
+            else:
+                self.timeline.append((step, now))
+
+    # ---- communication volume -----------------------------------------------------------------
+    def bytes_per_step(self) -> int:
+        """Bytes of gradients all-reduced per step: every parameter the reducer registers
+        (those that need a gradient, each once, less the ones DDP is told to ignore)."""
+        ignored = set(getattr(self.model, "_ddp_params_and_buffers_to_ignore", ()) or ())
+        seen: set[int] = set()
+        total = 0
+        for name, p in self.model.named_parameters():
+            if id(p) in seen or not p.requires_grad or name in ignored:
+                continue
+            seen.add(id(p))
+            total += p.numel() * p.element_size()
+        return total
+
+    def add_step(self) -> None:
+        self.steps += 1
+        self.bytes_spent += self.current_bytes
+
+    def cumulative_saved(self) -> float:
+        """Share of the all-reduce volume saved over every step so far."""
+        full = self.steps * self.full_bytes
+        return 1.0 - self.bytes_spent / full if full > 0 else 0.0
+
+    # ---- agreement between ranks --------------------------------------------------------------
+    def agree_requests(self, pending: list[tuple[str, str]]) -> tuple[list[tuple[str, str]], int]:
+        """Rank 0's requests, on every rank; also how many of this rank's own were ignored
+        (requests are taken from rank 0 only)."""
+        count = torch.tensor([len(pending) if self.rank == 0 else 0], dtype=torch.long,
+                             device=self._device)
+        dist.broadcast(count, self._src, group=self.group)
+        ignored = 0 if self.rank == 0 else len(pending)
+        if int(count.item()) == 0:
+            return [], ignored
+        box: list[Any] = [list(pending) if self.rank == 0 else None]
+        dist.broadcast_object_list(box, self._src, group=self.group, device=self._device)
+        return [(str(a), str(n)) for a, n in box[0]], ignored
+
+    def agree_names(self, names: Iterable[str]) -> list[str]:
+        """Rank 0's ``names`` (the units it drops at this check), on every rank."""
+        box: list[Any] = [list(names)]
+        dist.broadcast_object_list(box, self._src, group=self.group, device=self._device)
+        return [str(n) for n in box[0]]
+
+    # ---- state --------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        return {"world_size": self.world_size, "full_bytes": self.full_bytes,
+                "steps": self.steps, "bytes_spent": self.bytes_spent,
+                "timeline": [list(t) for t in self.timeline]}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.full_bytes = int(state["full_bytes"])
+        self.steps = int(state["steps"])
+        self.bytes_spent = int(state["bytes_spent"])
+        self.timeline = [(int(s), int(b)) for s, b in state["timeline"]]
+        self.current_bytes = self.bytes_per_step()
