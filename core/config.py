@@ -135,6 +135,9 @@ class TrainConfig:
         "Batches between progress reports (loss is read from the device only then).", min=1))
     deterministic: bool = field(default=False, metadata=doc(
         "Ask PyTorch for deterministic kernels (slower)."))
+    nproc: int = field(default=1, metadata=doc(
+        "Processes training data-parallel on this machine (one GPU each with CUDA); "
+        "batch size is per process.", min=1, max=1024))
 
 
 @dataclass

@@ -69,7 +69,10 @@ class RunSummary:
     ``mode`` is the drop mode, or ``baseline`` when dropping was off. ``epochs`` counts the
     complete epochs, earlier sessions of a resumed run included, as does ``history``.
     ``forward_flops_saved``/``train_flops_saved`` cover the whole run; the ``final_`` ones
-    are the per-step figures at its end. ``units`` counts the head too.
+    are the per-step figures at its end. ``units`` counts the head too. A data-parallel
+    run has ``world_size`` processes; it all-reduced ``full_allreduce_bytes_per_step`` bytes
+    of gradients per step before any drop and ``allreduce_bytes_per_step`` at its end, and
+    saved ``allreduce_bytes_saved`` of that volume over the run (0 for one process).
     """
 
     run_name: str = ""
@@ -103,6 +106,10 @@ class RunSummary:
     checkpoint: str = ""
     weights: str = ""
     device: str = ""
+    world_size: int = 1
+    allreduce_bytes_per_step: int = 0
+    full_allreduce_bytes_per_step: int = 0
+    allreduce_bytes_saved: float = 0.0
     error: str = field(default="", metadata={"omit_empty": True})
 
     def to_dict(self) -> dict[str, Any]:

@@ -30,7 +30,8 @@ ALIASES: dict[str, str] = {
     "model": "model.name", "dataset": "data.dataset", "data-root": "data.root",
     "download": "data.download", "augment": "data.augment", "image-size": "data.image_size",
     "epochs": "train.epochs", "batch-size": "train.batch_size", "device": "train.device",
-    "seed": "train.seed", "amp": "train.amp", "lr": "optim.lr", "optimizer": "optim.optimizer",
+    "seed": "train.seed", "amp": "train.amp", "nproc": "train.nproc",
+    "lr": "optim.lr", "optimizer": "optim.optimizer",
     "schedule": "optim.schedule", "mode": "drop.mode", "threshold": "drop.threshold",
     "patience": "drop.patience", "warmup-epochs": "drop.warmup_epochs",
     "check-every": "drop.check_every", "order": "drop.order", "keep-last": "drop.keep_last",
@@ -103,9 +104,21 @@ def _print_summary(s: RunSummary) -> None:
             else "n/a"),
         "efficiency (measured/predicted)    " + (f"{eff:.2f}" if eff is not None else "n/a"),
         f"score checks' share of step time   {fmt.percent(s.score_overhead, 2)}",
+        *_allreduce_lines(s),
         f"run folder      {s.output_dir}",
     ]
     print("\n".join(lines))
+
+
+def _allreduce_lines(s: RunSummary) -> list[str]:
+    """A data-parallel run's gradient all-reduce volume (nothing for one process)."""
+    if s.world_size <= 1:
+        return []
+    before = fmt.count(s.full_allreduce_bytes_per_step, "B")
+    after = fmt.count(s.allreduce_bytes_per_step, "B")
+    return [f"processes                          {s.world_size}",
+            f"all-reduced per step               {before} before drops, {after} at the end",
+            f"all-reduce volume saved over run   {fmt.percent(s.allreduce_bytes_saved)}"]
 
 
 def _json_summary(s: RunSummary) -> str:
@@ -117,13 +130,27 @@ def _json_summary(s: RunSummary) -> str:
 def _store_recorder(args: argparse.Namespace) -> list[Any]:
     """The run store's recorder unless ``--no-store``. The store is opened once here, so a
     damaged or foreign store file is reported before any training starts."""
-    if getattr(args, "no_store", False):
+    if getattr(args, "no_store", False) or not _reports():
         return []
     from ..store import RunStore, StoreRecorder
 
     with RunStore(getattr(args, "store", None)) as store:
         path = store.path
     return [StoreRecorder(path)]
+
+
+def _reports() -> bool:
+    """Whether this process reports and records: any but ranks 1.. of a data-parallel run."""
+    from ..training import distributed_environment
+
+    return not distributed_environment() or os.environ.get("RANK", "0") == "0"
+
+
+def _launches(args: argparse.Namespace, cfg: RunConfig) -> bool:
+    """Whether this command starts ``train.nproc`` processes instead of training itself."""
+    from ..training import distributed_environment
+
+    return cfg.train.nproc > 1 and not distributed_environment()
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -135,11 +162,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         sys.stdout.write(config_to_toml(cfg))
         return 0
+    if _launches(args, cfg):
+        from ._launch import launch
+
+        return launch(args.argv, cfg.train.nproc)
     control = RunControl()
     _install_signal_handlers(control)
-    callbacks = [Console(args.quiet), *_store_recorder(args)]
+    callbacks = [Console(args.quiet), *_store_recorder(args)] if _reports() else []
     trainer = Trainer(cfg, callbacks, control, resume_from=args.resume)
     result = trainer.fit()
+    if not _reports():
+        return 0
     if not args.quiet:
         _print_summary(result.summary)
     if args.json:
@@ -159,6 +192,10 @@ def _cmd_resume(args: argparse.Namespace) -> int:
         store_path = store.path
     checkpoint, cfg = _resumable(run, args.epochs)
     store_name = run.name
+    if _launches(args, cfg):  # every rank of the run it was
+        from ._launch import launch
+
+        return launch(args.argv, cfg.train.nproc)
 
     class SameRunRecorder(StoreRecorder):
         """Records into the stored run even when it was renamed after its folder was made."""
@@ -168,10 +205,12 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
     control = RunControl()
     _install_signal_handlers(control)
-    callbacks = [Console(args.quiet), SameRunRecorder(store_path)]
+    callbacks = [Console(args.quiet), SameRunRecorder(store_path)] if _reports() else []
     trainer = Trainer(cfg, callbacks, control, resume_from=checkpoint,
                       run_name=checkpoint.parent.name, finish_complete=True)
     result = trainer.fit()
+    if not _reports():
+        return 0
     if not args.quiet:
         _print_summary(result.summary)
     if args.json:
@@ -183,9 +222,11 @@ def _resumable(run: Any, epochs: str | None) -> tuple[Path, RunConfig]:
     """The checkpoint and config to resume stored run ``run`` with (to ``epochs`` in all,
     when given); a one-line error for a run that cannot be resumed."""
     from ..errors import CheckpointError
-    from ..training import load_checkpoint
+    from ..training import distributed_environment, load_checkpoint
 
-    if run.status == "running":
+    # the ranks of a data-parallel resume: the launcher checked, and rank 0 may already
+    # have marked the run as running again
+    if run.status == "running" and not distributed_environment():
         raise LearnDropError(f"run '{run.name}' is still running (pid {run.pid}): stop it "
                              f"first, or wait for it to end")
     folder = Path(run.output_dir) if run.output_dir else None
@@ -359,8 +400,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         except LearnDropError as exc:
             print(f"learndrop: error: {exc}", file=sys.stderr)
             return exc.exit_code
+    if os.environ.get("LEARNDROP_LAUNCHER_PID"):  # a rank of 'learndrop train --nproc'
+        from ._launch import watch_launcher
+
+        watch_launcher()
     parser = _parser()
     args = parser.parse_args(argv)
+    args.argv = argv
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

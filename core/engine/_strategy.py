@@ -329,9 +329,10 @@ class LearnDrop:
         trainable = sum(p.numel() for p in self.base_model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in self.base_model.parameters())
         ddp = self._ddp
-        comm = dict(allreduce_bytes_per_step=ddp.current_bytes if ddp else 0,
-                    full_allreduce_bytes_per_step=ddp.full_bytes if ddp else 0,
-                    cumulative_allreduce_bytes_saved=ddp.cumulative_saved() if ddp else 0.0)
+        comm: dict[str, Any] = dict(
+            allreduce_bytes_per_step=ddp.current_bytes if ddp else 0,
+            full_allreduce_bytes_per_step=ddp.full_bytes if ddp else 0,
+            cumulative_allreduce_bytes_saved=ddp.cumulative_saved() if ddp else 0.0)
         if m is None:
             return SavingsReport(self.step_count, 0.0, 0.0, 0.0, 0.0, trainable, total,
                                  None, None, None, 0.0, 0.0, None, **comm)
@@ -392,8 +393,11 @@ class LearnDrop:
         return agreed
 
     def _runner(self) -> nn.Module:
-        """What ``ld.model`` runs: the model, or its DDP wrapper when data-parallel."""
-        return self._ddp.module() if self._ddp is not None else self.base_model
+        """What ``ld.model`` runs: the model, or its DDP wrapper when data-parallel and
+        training (an evaluation needs no gradient sync, and each rank evaluates alone)."""
+        if self._ddp is None or not (self.base_model.training and torch.is_grad_enabled()):
+            return self.base_model
+        return self._ddp.module()
 
     def _epoch_float(self) -> float:
         if self.steps_per_epoch:

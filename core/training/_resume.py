@@ -37,11 +37,13 @@ class Resumed:
 
 def restore_checkpoint(path: Path, cfg: RunConfig, *, model: nn.Module, ld: LearnDrop,
                        optimizer: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
-                       device: torch.device) -> Resumed:
+                       device: torch.device, data: dict[str, Any] | None = None) -> Resumed:
     """Load ``path`` into the model, Learn&Drop (first: the optimizer's groups must match),
     the optimizer and the scaler, and the random state. Refuses a checkpoint of other model
-    or data settings."""
-    data: dict[str, Any] = load_checkpoint(path, map_location=device)
+    or data settings. ``data``: the checkpoint already read (a data-parallel run's rank 0
+    reads it and passes it on to the others)."""
+    if data is None:
+        data = load_checkpoint(path, map_location=device)
     saved = data.get("config", {})
     try:  # settings added since the checkpoint was written take their defaults
         saved = RunConfig.from_dict(saved).to_dict()

@@ -97,11 +97,14 @@ def build_model(cfg: RunConfig, bundle: DataBundle, plan: DevicePlan
     return model, warnings
 
 
-def plan_epochs(cfg: RunConfig, bundle: DataBundle) -> EpochPlan:
+def plan_epochs(cfg: RunConfig, bundle: DataBundle, world_size: int = 1) -> EpochPlan:
+    """Steps per epoch of one process; with ``world_size`` processes each trains on its
+    share of the samples (see :mod:`._distributed`)."""
     bs = cfg.train.batch_size
     n = len(cast(Sized, bundle.train))
     if n == 0:
         raise LearnDropError("the training set is empty: check data.root and data.limit")
+    n = math.ceil(n / world_size)
     drop_last = n > bs
     per_epoch = n // bs if drop_last else math.ceil(n / bs)
     return EpochPlan(n, drop_last, per_epoch, per_epoch * cfg.train.epochs)
@@ -135,9 +138,11 @@ def make_output_dir(folder: Path, resuming: bool) -> None:
 
 
 def build_parts(cfg: RunConfig, plan: DevicePlan, bundle: DataBundle, model: nn.Module,
-                epochs: EpochPlan, callbacks: Iterable[Callback]) -> RunParts:
+                epochs: EpochPlan, callbacks: Iterable[Callback], *, ddp: bool = False
+                ) -> RunParts:
     """The optimizer, its schedule, the loss scaler and Learn&Drop (with the config's drop
-    policy as it is) around ``model``."""
+    policy as it is) around ``model``; ``ddp``: data-parallel in the current process
+    group."""
     optimizer = build_optimizer(model, cfg.optim)
     schedule = ProgressSchedule(optimizer, cfg.optim, cfg.train.epochs)
     dev = plan.device
@@ -146,5 +151,5 @@ def build_parts(cfg: RunConfig, plan: DevicePlan, bundle: DataBundle, model: nn.
     example = bundle.train[0][0].unsqueeze(0).to(dev)
     ld = LearnDrop(model, optimizer, policy=cfg.drop, example_input=example,
                    num_samples=epochs.samples, steps_per_epoch=epochs.steps_per_epoch,
-                   total_steps=epochs.total_steps, callbacks=callbacks)
+                   total_steps=epochs.total_steps, callbacks=callbacks, ddp=ddp)
     return RunParts(plan, bundle, model, optimizer, schedule, scaler, ld)

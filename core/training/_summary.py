@@ -16,7 +16,7 @@ def build_summary(cfg: RunConfig, status: str, *, run_name: str, output_dir: Pat
                   ld: LearnDrop | None, device: str,
                   last_val: tuple[float, float, float | None], best_accuracy: float,
                   wall_time_s: float, train_time_s: float,
-                  history: Sequence[EpochResult]) -> RunSummary:
+                  history: Sequence[EpochResult], world_size: int = 1) -> RunSummary:
     """The summary of a run ended with ``status``; ``ld`` is ``None`` when the run failed
     before Learn&Drop was built, ``history`` holds every complete epoch (earlier sessions'
     too)."""
@@ -47,4 +47,7 @@ def build_summary(cfg: RunConfig, status: str, *, run_name: str, output_dir: Pat
         history=tuple(history),
         checkpoint=str(out / "checkpoint.pt") if out else "",
         weights=str(out / "final.pt") if out else "",
-        device=device)
+        device=device, world_size=world_size,
+        allreduce_bytes_per_step=s.allreduce_bytes_per_step if s else 0,
+        full_allreduce_bytes_per_step=s.full_allreduce_bytes_per_step if s else 0,
+        allreduce_bytes_saved=s.cumulative_allreduce_bytes_saved if s else 0.0)

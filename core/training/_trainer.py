@@ -37,9 +37,10 @@ from ..events import (
 )
 from ..files import atomic_write_text
 from ..summary import EpochResult, RunSummary
-from ._checkpoint import save_checkpoint
+from ._checkpoint import load_checkpoint, save_checkpoint
 from ._control import RunControl
 from ._device import DevicePlan, resolve_device
+from ._distributed import Distributed, is_lost_rank, join_process_group, lost_rank
 from ._evaluate import evaluate_run
 from ._resume import restore_checkpoint
 from ._setup import (
@@ -125,6 +126,11 @@ class Trainer:
         self._train_time = 0.0
         self._resumed_history: list[EpochResult] = []
         self._resumed_elapsed = 0.0
+        # a data-parallel run (see ._distributed): this process's rank, its sampler, and
+        # the position of each of its samples in its fixed shard (cache mode)
+        self.dist: Distributed | None = None
+        self._sampler: Any = None
+        self._local_ids: torch.Tensor | None = None
 
     @property
     def ld(self) -> LearnDrop | None:
@@ -154,26 +160,76 @@ class Trainer:
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
         plan = resolve_device(cfg.train.device, cfg.train.amp, cfg.train.channels_last)
+        plan = self._join(plan)
         bundle = build_data(cfg)
         self.warnings.extend(bundle.warnings)
         model, warnings = build_model(cfg, bundle, plan)
         self.warnings.extend(warnings)
-        epochs = plan_epochs(cfg, bundle)
+        epochs = plan_epochs(cfg, bundle, self.dist.world_size if self.dist else 1)
         self.drop_last = epochs.drop_last
         self.steps_per_epoch, self.total_steps = epochs.steps_per_epoch, epochs.total_steps
         self.output_dir = choose_output_dir(cfg, self.run_name, self.resume_from is not None)
+        if self.dist is not None:  # rank 0's choice (a taken name gets -2 there)
+            self.output_dir = self.dist.from_main(self.output_dir)
+            self._shard(bundle)
         self.run_name = self.output_dir.name
-        self._parts = build_parts(cfg, plan, bundle, model, epochs, self.callbacks)
+        self._parts = build_parts(cfg, plan, bundle, model, epochs, self.callbacks,
+                                  ddp=self.dist is not None)
         self.start_epoch = 0
         if self.resume_from is not None:
             self._resume(self.resume_from)
         self._prepared = True
 
+    def _join(self, plan: DevicePlan) -> DevicePlan:
+        """Join the data-parallel run this process belongs to, if any: its device (one GPU
+        per process), the world size in the config, no callbacks but on rank 0."""
+        self.dist = join_process_group(plan.device.type)
+        if self.dist is None:
+            return plan
+        if self.time_budget_s:
+            raise TrainingError("a time-budgeted run trains in one process: drop --nproc")
+        self.cfg.train.nproc = self.dist.world_size
+        if not self.dist.is_main:
+            self.callbacks = []  # only rank 0 reports, records and writes
+        if plan.device.type == "cuda":
+            plan = dataclasses.replace(plan, device=torch.device("cuda", self.dist.local_rank))
+        return plan
+
+    def _shard(self, bundle: Any) -> None:
+        """This rank's sampler; in cache mode a fixed shard, its samples numbered from 0."""
+        assert self.dist is not None
+        fixed = self.cfg.drop.mode == "cache"
+        self._sampler = self.dist.train_sampler(bundle.train, seed=self.cfg.train.seed,
+                                                fixed_shard=fixed)
+        if fixed:
+            indices = torch.tensor(self._sampler.indices, dtype=torch.long)
+            local = torch.full((len(bundle.train),), -1, dtype=torch.long)
+            local[indices] = torch.arange(len(indices))
+            self._local_ids = local
+
+    def _read_checkpoint(self, path: Path, device: torch.device) -> dict[str, Any] | None:
+        """The checkpoint, read by rank 0 and passed on to every rank (None: one process
+        reads it itself)."""
+        if self.dist is None:
+            return None
+        data: dict[str, Any] | None = None
+        error = ""
+        if self.dist.is_main:
+            try:
+                data = load_checkpoint(path, map_location="cpu")
+            except LearnDropError as exc:
+                error = str(exc)
+        data, error = self.dist.from_main((data, error))
+        if error:
+            raise CheckpointError(error)
+        return data
+
     def _resume(self, path: Path) -> None:
         r = self._ready()
         resumed = restore_checkpoint(path, self.cfg, model=r.model, ld=r.ld,
                                      optimizer=r.optimizer, scaler=r.scaler,
-                                     device=r.plan.device)
+                                     device=r.plan.device,
+                                     data=self._read_checkpoint(path, r.plan.device))
         self.start_epoch = resumed.start_epoch
         self.best_accuracy = resumed.best_accuracy
         self._resumed_history = resumed.history
@@ -186,6 +242,12 @@ class Trainer:
 
     def _loader(self, epoch: int) -> DataLoader:
         r = self._ready()
+        if self._sampler is not None:
+            self._sampler.set_epoch(epoch)
+            return DataLoader(r.bundle.train, batch_size=self.cfg.train.batch_size,
+                              sampler=self._sampler, drop_last=self.drop_last,
+                              num_workers=self.cfg.data.num_workers,
+                              pin_memory=r.plan.device.type == "cuda")
         g = torch.Generator()
         g.manual_seed(self.cfg.train.seed * 1000 + epoch)
         return DataLoader(r.bundle.train, batch_size=self.cfg.train.batch_size, shuffle=True,
@@ -221,8 +283,15 @@ class Trainer:
             self._finish("stopped", "interrupted from the keyboard")
             raise
         except Exception as exc:
+            if self.dist is not None and is_lost_rank(exc):
+                lost = lost_rank(exc)
+                self._fail(lost, started)
+                raise lost from None
             self._fail(exc, started)
             raise
+        finally:
+            if self.dist is not None:
+                self.dist.close()
         message = {"finished": "training finished", "stopped": "stopped; checkpoint kept",
                    "cancelled": "cancelled; run discarded"}[status]
         return self._finish(status, message)
@@ -231,14 +300,15 @@ class Trainer:
         """Make the run folder, save the config, pass on early warnings, fire on_fit_start."""
         r = self._ready()
         assert self.output_dir is not None
-        make_output_dir(self.output_dir, resuming=self.resume_from is not None)
-        atomic_write_text(self.output_dir / "config.toml", config_to_toml(self.cfg))
+        if self._writes:
+            make_output_dir(self.output_dir, resuming=self.resume_from is not None)
+            atomic_write_text(self.output_dir / "config.toml", config_to_toml(self.cfg))
         for w in self.warnings:
             call_hook(self.callbacks, "on_warning", w)
         call_hook(self.callbacks, "on_fit_start", FitStart(
             run_name=self.run_name, config=self.cfg.to_dict(), units=r.ld.unit_infos(),
             epochs=self.cfg.train.epochs, steps_per_epoch=self.steps_per_epoch,
-            total_steps=self.total_steps, device=r.plan.description,
+            total_steps=self.total_steps, device=self._device_text(),
             mode=self.cfg.drop.mode, drop_enabled=self.cfg.drop.enabled,
             total_params=sum(p.numel() for p in r.model.parameters()),
             forward_flops=r.ld.total_forward_flops, output_dir=str(self.output_dir),
@@ -278,11 +348,11 @@ class Trainer:
                         torch.zeros((), device=dev, dtype=torch.long))
         window = _Window(torch.zeros((), device=dev), 0, now)
         for b, (x, y, idx) in enumerate(self._loader(epoch)):
-            self._wait_while_paused()
-            if self.control.should_end:
+            ended, budget_out = self._boundary()
+            if ended:
                 run.ended = True
                 break
-            if self._budget_spent():  # a time-budgeted run ends here, finished
+            if budget_out:  # a time-budgeted run ends here, finished
                 run.budget_out = True
                 break
             for action, name in self.control.take_actions():
@@ -297,6 +367,41 @@ class Trainer:
             if window.n >= self.cfg.train.log_every or b == self.steps_per_epoch - 1:
                 self._report_progress(epoch, b + 1, window, lr)
         return run
+
+    def _boundary(self) -> tuple[bool, bool]:
+        """At a batch boundary: whether the run ends here (stop or cancel) and whether a
+        time budget ran out; waits while paused. The ranks of a data-parallel run agree."""
+        if self.dist is None:
+            self._wait_while_paused()
+            if self.control.should_end:
+                return True, False
+            return False, self._budget_spent()
+        c = self.control
+        paused_at: float | None = None
+        while True:
+            stop, cancel, paused = self.dist.agree(
+                [c.stop_requested, c.cancel_requested, c.paused])
+            if cancel:
+                c.cancel()
+            elif stop:
+                c.stop()
+            if not paused or stop or cancel:
+                break
+            paused_at = paused_at if paused_at is not None else time.perf_counter()
+            c.wait_while_paused(0.2)
+        if paused_at is not None:
+            self._t0 += time.perf_counter() - paused_at  # a pause is not training time
+            self._ready().ld._last_t = None
+        return stop or cancel, False
+
+    @property
+    def _writes(self) -> bool:
+        """Whether this process writes the run's files (rank 0 of a data-parallel run)."""
+        return self.dist is None or self.dist.is_main
+
+    def _device_text(self) -> str:
+        text = self.plan.description if self.plan else ""
+        return f"{text}, {self.dist.description}" if self.dist is not None else text
 
     def _wait_while_paused(self) -> None:
         if not self.control.paused:
@@ -318,6 +423,8 @@ class Trainer:
         if plan.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         lr = self._set_lr(ld.step_count)
+        if self._local_ids is not None:  # a rank's fixed shard: its cache numbers them so
+            idx = self._local_ids[idx]
         with torch.autocast(plan.device.type, dtype=plan.amp_dtype, enabled=plan.amp):
             out = ld.model(x, sample_ids=idx)
             loss = nn.functional.cross_entropy(out, y)
@@ -350,8 +457,11 @@ class Trainer:
         complete = not run.ended and not run.budget_out
         if complete:
             ld.end_epoch()
-        train_loss = float(run.loss_sum) / run.seen
-        train_acc = float(run.correct) / run.seen
+        loss_sum, correct, seen = float(run.loss_sum), float(run.correct), float(run.seen)
+        if self.dist is not None:  # every rank's samples
+            loss_sum, correct, seen = self.dist.sum([loss_sum, correct, seen])
+        train_loss = loss_sum / seen
+        train_acc = correct / seen
         if not math.isfinite(train_loss):
             raise TrainingError(self._nan_message(ld.step_count, epoch))
         val_loss, val_acc, val_scaled = self.evaluate()
@@ -385,7 +495,7 @@ class Trainer:
             progress = step / max(self.total_steps, 1)
         return self._ready().schedule.set_progress(progress)
 
-    def _budget_spent(self) -> bool:
+    def _budget_spent(self) -> bool:  # a data-parallel run has no time budget (see _join)
         budget = self.time_budget_s
         return bool(budget) and budget is not None and self.elapsed() >= budget
 
@@ -418,9 +528,26 @@ class Trainer:
         """Validation loss and accuracy of the full model; in skip mode also the accuracy of
         the scaled-down network (dropped blocks bypassed)."""
         r = self._ready()
-        return evaluate_run(r.model, r.ld, r.bundle.val, r.plan,
-                            batch_size=max(self.cfg.train.batch_size, 256),
-                            num_workers=self.cfg.data.num_workers)
+        data = r.bundle.val if self.dist is None else self.dist.val_shard(r.bundle.val)
+        loss, acc, scaled = evaluate_run(r.model, r.ld, data, r.plan,
+                                         batch_size=max(self.cfg.train.batch_size, 256),
+                                         num_workers=self.cfg.data.num_workers)
+        if self.dist is None:
+            return loss, acc, scaled
+        return self._evaluated_everywhere(len(data), loss, acc, scaled)  # type: ignore
+
+    def _evaluated_everywhere(self, n: int, loss: float, acc: float, scaled: float | None
+                              ) -> tuple[float, float, float | None]:
+        """Every rank's validation shard's figures, weighted by its size."""
+        assert self.dist is not None
+        has = n > 0
+        sums = self.dist.sum([loss * n if has else 0.0, acc * n if has else 0.0,
+                              (scaled or 0.0) * n if has else 0.0, float(n)])
+        total = sums[3]
+        if total == 0:
+            return math.nan, math.nan, None
+        return sums[0] / total, sums[1] / total, (sums[2] / total if scaled is not None
+                                                  else None)
 
     # ---- checkpoints ----------------------------------------------------------------------------
     def _payload(self, epoch: int) -> dict[str, Any]:
@@ -437,6 +564,8 @@ class Trainer:
     def _checkpoint(self, epoch: int) -> None:
         """Save the resumable checkpoint after ``epoch`` complete epochs."""
         assert self.output_dir is not None
+        if not self._writes:
+            return
         path = self.output_dir / "checkpoint.pt"
         save_checkpoint(path, self._payload(epoch))
         call_hook(self.callbacks, "on_checkpoint",
@@ -446,6 +575,8 @@ class Trainer:
         """On stop: save the current weights too (the resumable checkpoint stays at the last
         complete epoch, so a resume repeats exactly the same epochs)."""
         assert self.output_dir is not None
+        if not self._writes:
+            return
         save_checkpoint(self.output_dir / "stopped.pt",
                         {"model": self._ready().model.state_dict(), "epoch": -1})
         if not (self.output_dir / "checkpoint.pt").exists():
@@ -459,14 +590,17 @@ class Trainer:
         """The run's summary as it stands, ended with ``status``."""
         return build_summary(
             self.cfg, status, run_name=self.run_name, output_dir=self.output_dir, ld=self.ld,
-            device=self.plan.description if self.plan else "", last_val=self.last_val,
+            device=self._device_text(), last_val=self.last_val,
             best_accuracy=self.best_accuracy, wall_time_s=self.elapsed() + self._resumed_elapsed,
-            train_time_s=self._train_time, history=self._all_history())
+            train_time_s=self._train_time, history=self._all_history(),
+            world_size=self.dist.world_size if self.dist else 1)
 
     def _finish(self, status: str, message: str) -> FitResult:
         summary = self.summary(status)
         model = self.model
-        if status == "cancelled" and self.output_dir is not None:
+        if not self._writes:
+            pass
+        elif status == "cancelled" and self.output_dir is not None:
             shutil.rmtree(self.output_dir, ignore_errors=True)
             summary = dataclasses.replace(summary, output_dir="")
         elif self.output_dir is not None and model is not None and self.output_dir.exists():

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 import torch
-from distributed_runs import engine_resume, engine_run, run_ranks
 from torch import nn
 
+from distributed_runs import engine_resume, engine_run, run_ranks
 from learndrop.core import ConfigError, LearnDrop
 
 
