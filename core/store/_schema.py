@@ -10,6 +10,8 @@ Version history
    replayed in its original order and followed while it is written; the run's environment,
    heartbeat, note, display name, pid, host and group; the tables ``units``, ``progress``,
    ``savings``, ``events`` and ``groups``; score trends, streaks and check indexes.
+3. ``savings`` gets the gradient bytes a data-parallel run all-reduces per step, now and
+   before any drop, and the share of that volume saved so far (0 for one process).
 
 Every store carries :data:`APP_ID` in its ``meta`` table and its version in
 ``PRAGMA user_version``.
@@ -24,7 +26,7 @@ from typing import Any
 __all__ = ["APP_ID", "SCHEMA_VERSION", "create_schema", "migrate", "EVENT_TABLES"]
 
 APP_ID = "learndrop-run-store"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Tables whose rows are events of a run, each with a ``seq`` column.
 EVENT_TABLES = ("progress", "score_checks", "drops", "epochs", "events")
@@ -183,6 +185,7 @@ def create_schema(conn: sqlite3.Connection) -> None:
     """Create the current schema in an empty database (inside the caller's transaction)."""
     for statement in _statements(_SCHEMA_V2):
         conn.execute(statement)
+    _migrate_v2_to_v3(conn)
     conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('app_id', ?)", (APP_ID,))
     conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
                  (str(SCHEMA_VERSION),))
@@ -194,7 +197,7 @@ def migrate(conn: sqlite3.Connection, from_version: int) -> None:
 
     The caller holds a write transaction; a failure rolls every step back.
     """
-    steps = {1: _migrate_v1_to_v2}
+    steps = {1: _migrate_v1_to_v2, 2: _migrate_v2_to_v3}
     version = from_version
     while version < SCHEMA_VERSION:
         steps[version](conn)
@@ -306,6 +309,14 @@ def _migrate_v1_to_v2(conn: sqlite3.Connection) -> None:
     for run in runs:
         conn.execute("UPDATE runs SET end_seq = ? WHERE id = ?",
                      (next_seq.get(run["id"], 1), run["id"]))
+
+
+def _migrate_v2_to_v3(conn: sqlite3.Connection) -> None:
+    """Version 2 -> 3: the all-reduce columns of ``savings`` (0 in older rows: one process)."""
+    for column, kind in (("allreduce_bytes_per_step", "INTEGER"),
+                         ("full_allreduce_bytes_per_step", "INTEGER"),
+                         ("cumulative_allreduce_bytes_saved", "REAL")):
+        conn.execute(f"ALTER TABLE savings ADD COLUMN {column} {kind} NOT NULL DEFAULT 0")
 
 
 def _index_of(names: dict[int, str], unit: str) -> int:

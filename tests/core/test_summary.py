@@ -13,7 +13,8 @@ KEYS = ["run_name", "status", "output_dir", "model", "dataset", "mode", "epochs"
         "train_flops_saved", "final_forward_flops_saved", "final_train_flops_saved",
         "trainable_params", "total_params", "step_time_s", "full_step_time_s",
         "measured_time_saved", "time_saved_s", "efficiency", "score_overhead", "history",
-        "checkpoint", "weights", "device"]
+        "checkpoint", "weights", "device", "world_size", "allreduce_bytes_per_step",
+        "full_allreduce_bytes_per_step", "allreduce_bytes_saved"]
 
 
 def full_summary() -> RunSummary:
