@@ -8,6 +8,10 @@ never terminated.
 Every run is recorded in the run store (a :class:`~learndrop.core.store.StoreRecorder` goes
 first among the callbacks, so the run is in the store before the window hears of it). A store
 that cannot be written never stops training: the recorder keeps the reason in its ``error``.
+
+A run of several processes (``train.nproc`` > 1) trains in ``learndrop train`` processes;
+rank 0 records it, and the worker follows it through the run store (stop and cancel stop
+it, keeping it; pause and unit requests cannot reach it).
 """
 
 from __future__ import annotations
@@ -88,10 +92,14 @@ class TrainingWorker(QObject):
         threading.current_thread().name = THREAD_NAME
         result: FitResult | None = None
         try:
-            from learndrop.core.training import Trainer
+            if self._config.train.nproc > 1:
+                result = self._run_processes()
+            else:
+                from learndrop.core.training import Trainer
 
-            trainer = Trainer(self._config, callbacks=self._callbacks, control=self._control)
-            result = trainer.fit()
+                trainer = Trainer(self._config, callbacks=self._callbacks,
+                                  control=self._control)
+                result = trainer.fit()
         except LearnDropError as exc:
             self.failed.emit(exc.message)
         except Exception as exc:  # noqa: BLE001 - a bug must not take the app down
@@ -100,6 +108,17 @@ class TrainingWorker(QObject):
             self.failed.emit(f"internal error: {text} (details in the log)")
         finally:
             self.finished.emit(result)
+
+
+    def _run_processes(self) -> FitResult:
+        """A data-parallel run (``train.nproc`` processes): rank 0 records it in the store,
+        and its events come from there to the callbacks, as for a run trained here."""
+        from learndrop.core.cli import run_processes
+
+        store = self.recorder.store_path if self.recorder is not None else None
+        targets = [c for c in self._callbacks if c is not self.recorder]
+        result: FitResult = run_processes(self._config, targets, self._control, store=store)
+        return result
 
 
 class TrainingJob(QObject):

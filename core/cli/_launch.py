@@ -26,9 +26,10 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-__all__ = ["launch", "watch_launcher", "LAUNCHER_PID", "GRACE_S"]
+__all__ = ["launch", "watch_launcher", "run_processes", "LAUNCHER_PID", "GRACE_S"]
 
 #: the environment variable that tells a rank which process started it
 LAUNCHER_PID = "LEARNDROP_LAUNCHER_PID"
@@ -155,3 +156,89 @@ def watch_launcher() -> None:
         os._exit(1)
 
     threading.Thread(target=watchdog, name="launcher-watchdog", daemon=True).start()
+
+
+def run_processes(cfg: Any, callbacks: Sequence[Any], control: Any, *,
+                  store: str | Path | None = None, poll_s: float = 0.5) -> Any:
+    """Train ``cfg`` as a ``learndrop train`` of ``cfg.train.nproc`` processes and feed the
+    run's events, as rank 0 records them in the run store ``store``, to ``callbacks`` (in
+    this thread), as if it trained here; returns its ``FitResult``. ``control``: stop and
+    cancel end the processes as Ctrl-C does (the run is kept, as stopped); pause and unit
+    requests cannot reach them."""
+    import tempfile
+
+    from ..config import config_to_toml
+    from ..errors import TrainingError
+    from ..events import FitEnd
+    from ..store import RunStore, StoreError, replay
+    from ..training import FitResult
+
+    cfg = cfg.copy()
+    base = cfg.output.name or (f"{cfg.model.name}-{cfg.data.dataset}-"
+                               f"{time.strftime('%Y%m%d-%H%M%S')}")
+    cfg.output.name = base
+    with RunStore(store) as s:
+        store_path = s.path
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="learndrop-launch-") as tmp:
+        config = Path(tmp) / "config.toml"
+        config.write_text(config_to_toml(cfg), encoding="utf-8")
+        proc = subprocess.Popen([sys.executable, "-m", "learndrop.core.cli", "train",
+                                 "--config", str(config), "--quiet", "--store",
+                                 str(store_path)], stdout=subprocess.DEVNULL,
+                                stderr=subprocess.PIPE, text=True)
+        errors: list[str] = []
+        reader = threading.Thread(target=lambda: errors.extend(proc.stderr or ()),
+                                  name="launch-stderr", daemon=True)
+        reader.start()
+        run_id: int | None = None
+        cursor = -1
+        end: FitEnd | None = None
+        signalled = False
+        try:
+            with RunStore(store_path) as s:
+                while True:
+                    done = proc.poll() is not None
+                    if control.should_end and not signalled:
+                        proc.send_signal(signal.SIGINT)
+                        signalled = True
+                    if run_id is None:
+                        run_id = _find_run(s, base, started)
+                    if run_id is not None:
+                        try:
+                            events = list(s.iter_new_events(run_id, cursor))
+                        except StoreError:  # busy: a writer holds the lock
+                            events = []
+                        if events:
+                            cursor = events[-1][0]
+                            replay(events, callbacks)
+                            end = next((e for _, e in reversed(events)
+                                        if isinstance(e, FitEnd)), end)
+                    if done or end is not None:
+                        break
+                    time.sleep(poll_s)
+                if end is None and run_id is not None:  # written just before the exit
+                    events = list(s.iter_new_events(run_id, cursor))
+                    replay(events, callbacks)
+                    end = next((e for _, e in reversed(events) if isinstance(e, FitEnd)),
+                               None)
+            proc.wait(60)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(10)
+            reader.join(5)
+    if end is None:
+        lines = [ln.strip() for ln in errors if ln.strip()]
+        raise TrainingError(lines[-1] if lines else f"the {cfg.train.nproc} training "
+                            f"processes ended with exit code {proc.returncode}")
+    return FitResult(end.status, end.message, end.summary)
+
+
+def _find_run(store: Any, base: str, since: float) -> int | None:
+    """The run ``base`` (or ``base-2``, ... when the name was taken) started since then."""
+    for run in store.list_runs():
+        named = run.name == base or run.name.startswith(base + "-")
+        if named and run.created >= since - 1.0:
+            return int(run.id)
+    return None

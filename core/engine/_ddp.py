@@ -104,6 +104,12 @@ class DataParallel:
         module.training = self.model.training
         return module
 
+    def release(self) -> None:
+        """Let go of the DDP wrapper (before the process group is destroyed); the next call
+        of ``ld.model`` builds it again."""
+        self._module = None
+        self._built_version = -1
+
     def changed(self, step: int) -> None:
         """The drop state changed at ``step``: rebuild the wrapper at the next call."""
         self.version += 1

@@ -71,6 +71,8 @@ class RunSavings:
     ``train_flops_saved`` cover the whole run, the ``final_`` ones the last step.
     ``predicted_time_saved_s`` is what the FLOP count predicts: the cumulative share of
     training FLOPs saved times the full network's measured time for the steps run.
+    A data-parallel run also has the gradient bytes all-reduced per step before any drop
+    and at its end, and the share of that volume saved over the run (all 0 otherwise).
     """
 
     steps: int = 0
@@ -87,6 +89,9 @@ class RunSavings:
     projected_time_saved_s: float | None = None
     efficiency: float | None = None
     predicted_time_saved_s: float | None = None
+    full_allreduce_bytes_per_step: int = 0
+    allreduce_bytes_per_step: int = 0
+    allreduce_bytes_saved: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -158,7 +163,10 @@ class RunData:
             step_time_s=last.step_time_s, full_step_time_s=last.full_step_time_s,
             measured_time_saved=last.measured_time_saved, time_saved_s=last.time_saved_s,
             projected_time_saved_s=last.projected_time_saved_s, efficiency=last.efficiency,
-            predicted_time_saved_s=predicted)
+            predicted_time_saved_s=predicted,
+            full_allreduce_bytes_per_step=last.full_allreduce_bytes_per_step or 0,
+            allreduce_bytes_per_step=last.allreduce_bytes_per_step or 0,
+            allreduce_bytes_saved=last.cumulative_allreduce_bytes_saved or 0.0)
 
     def accuracy(self) -> RunAccuracy:
         vals = [e.val_accuracy for e in self.epochs if finite(e.val_accuracy)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..format import count, duration, is_number, percent, points, score, when
-from ._model import RunData
+from ._model import RunData, RunSavings
 
 __all__ = ["pct", "duration", "count", "score", "overview_rows", "headline_rows",
            "savings_rows", "unit_table", "comparison_rows", "drop_timeline", "config_rows",
@@ -74,6 +74,20 @@ def savings_rows(d: RunData) -> list[tuple[str, str]]:
          duration(s.projected_time_saved_s)),
         ("Efficiency (measured / FLOP-predicted time saving)",
          f"{eff:.2f}" if is_number(eff) else "–"),
+        *_allreduce_rows(s),
+    ]
+
+
+def _allreduce_rows(s: RunSavings) -> list[tuple[str, str]]:
+    """A data-parallel run's gradient all-reduce volume (none for one process)."""
+    if not s.full_allreduce_bytes_per_step:
+        return []
+    return [
+        ("Gradient bytes all-reduced per step, before drops",
+         count(s.full_allreduce_bytes_per_step, "B")),
+        ("Gradient bytes all-reduced per step, at the end",
+         count(s.allreduce_bytes_per_step, "B")),
+        ("All-reduce volume saved over the run", pct(s.allreduce_bytes_saved)),
     ]
 
 

@@ -98,7 +98,12 @@ class Distributed:
         _collective(dist.barrier)
 
     def close(self) -> None:
+        """Leave the process group this process started (every rank together)."""
         if self.owns_group and dist.is_initialized():
+            try:
+                dist.barrier()
+            except RuntimeError:  # another rank is gone already: nothing to wait for
+                pass
             dist.destroy_process_group()
         self.owns_group = False
 

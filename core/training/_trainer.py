@@ -291,6 +291,8 @@ class Trainer:
             raise
         finally:
             if self.dist is not None:
+                if self._parts is not None and self._parts.ld.distributed is not None:
+                    self._parts.ld.distributed.release()
                 self.dist.close()
         message = {"finished": "training finished", "stopped": "stopped; checkpoint kept",
                    "cancelled": "cancelled; run discarded"}[status]

@@ -96,7 +96,7 @@ def _runs(store: Path) -> list[tuple[str, str, str]]:
 def test_nproc_2_trains_one_run_recorded_by_rank_0(tmp_path: Path) -> None:
     store = tmp_path / "store.sqlite"
     out = tmp_path / "runs"
-    r = subprocess.run(_cmd("train", "--nproc", "2", *TINY, "--epochs", "3",
+    r = subprocess.run(_cmd("train", "--nproc", "2", *TINY, "--epochs", "4",
                             "--output-dir", str(out), "--run-name", "dp", "--store",
                             str(store), "--json"),
                        capture_output=True, text=True, timeout=TIMEOUT, env=_env(tmp_path))
@@ -191,3 +191,23 @@ def test_ctrl_c_stops_every_rank_and_a_dead_rank_ends_the_run(
     assert status in ("failed", "interrupted"), status
     if status == "failed":
         assert "another process of this data-parallel run" in summary.get("error", "")
+
+
+def test_run_processes_feeds_a_callback_like_a_run_trained_here(tmp_path: Path,
+                                                                store_path: Path) -> None:
+    """What the app does for a run of several processes: the run's events reach the
+    callbacks through the store, and the result is the run's own."""
+    from factories import HookRecorder, tiny_config
+    from learndrop.core.cli import run_processes
+    from learndrop.core.training import RunControl
+
+    cfg = tiny_config(tmp_path / "runs", **{"data.limit": 128, "train.batch_size": 16,
+                                            "train.nproc": 2, "output.name": "app-dp"})
+    rec = HookRecorder()
+    result = run_processes(cfg, [rec], RunControl(), store=store_path, poll_s=0.1)
+    assert result.status == "finished"
+    assert result.summary.world_size == 2
+    names = [name for name, _ in rec.calls]
+    assert names[0] == "on_fit_start" and names[-1] == "on_fit_end"
+    assert names.count("on_epoch_end") == 4
+    assert "on_drop" in names
