@@ -142,21 +142,35 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    """Continue a stored run from its folder's checkpoint, into the same folder and run."""
-    import dataclasses
+    """Continue a stored run from its folder's checkpoint, into the same folder and run.
+
+    The run is claimed in the store first (one transaction), and the trainer locks its
+    folder, so two ``resume`` of one run never train together."""
+    from ..store import RunStore, StoreRecorder
+
+    with RunStore(args.store) as store:
+        run, before = store.claim_run(args.run)
+        store_path = store.path
+    recorder = StoreRecorder(store_path, resume_id=run.id)
+    try:
+        return _resume_claimed(args, run, recorder)
+    finally:
+        if recorder.run_id is None:  # never started: the run is as it was
+            with RunStore(store_path) as store:
+                store.release_run(run.id, *before)
+
+
+def _resume_claimed(args: argparse.Namespace, run: Any, recorder: Any) -> int:
     from pathlib import Path
 
     from ..errors import CheckpointError
-    from ..store import RunStore, StoreRecorder
-    from ..training import RunControl, Trainer, load_checkpoint
+    from ..training import RunControl, Trainer, checkpoint_epoch, load_checkpoint
 
-    with RunStore(args.store) as store:
-        run = store.get_run(args.run)
-        store_path = store.path
-    if run.status == "running":
-        raise LearnDropError(f"run '{run.name}' is still running (pid {run.pid}): stop it "
-                             f"first, or wait for it to end")
     folder = Path(run.output_dir) if run.output_dir else None
+    if folder is not None and not folder.is_absolute():
+        raise CheckpointError(f"run '{run.name}' recorded its folder as the relative path "
+                              f"{folder}, which cannot be found for sure: resume it with "
+                              f"'learndrop train --resume FOLDER/checkpoint.pt'")
     if folder is None or not folder.is_dir():
         raise CheckpointError(f"run '{run.name}' has no run folder any more "
                               f"({run.output_dir or 'none recorded'}): start it again with "
@@ -175,25 +189,20 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     if args.epochs is not None:
         cfg.set("train.epochs", args.epochs, source="command line")
     cfg.check()
-    store_name = run.name
-
-    class SameRunRecorder(StoreRecorder):
-        """Records into the stored run even when it was renamed after its folder was made."""
-
-        def on_fit_start(self, event: Any) -> None:
-            super().on_fit_start(dataclasses.replace(event, run_name=store_name))
-
-    done = int(load_checkpoint(checkpoint, mmap=True).get("epoch", 0))
+    done = checkpoint_epoch(load_checkpoint(checkpoint, mmap=True), checkpoint)
     if done <= 0:
         raise CheckpointError(f"run '{run.name}' stopped before its first epoch was "
                               f"complete, so there is nothing to continue: {again}")
+    if args.epochs is not None and cfg.train.epochs < done:
+        raise CheckpointError(f"run '{run.name}' has already trained {done} epochs: give "
+                              f"--epochs {done + 1} or more to train it further")
     if run.status == "finished" and done >= cfg.train.epochs:
         raise CheckpointError(f"run '{run.name}' has finished all its {done} epochs: give "
                               f"--epochs with more than {done} to train it further")
     control = RunControl()
     _install_signal_handlers(control)
-    callbacks = [Console(args.quiet), SameRunRecorder(store_path)]
-    trainer = Trainer(cfg, callbacks, control, resume_from=checkpoint, run_name=folder.name,
+    callbacks = [Console(args.quiet), recorder]
+    trainer = Trainer(cfg, callbacks, control, resume_from=checkpoint, run_folder=folder,
                       finish_complete=True)
     result = trainer.fit()
     if not args.quiet:

@@ -47,11 +47,14 @@ class StoreRecorder(Callback):
     """
 
     def __init__(self, store: RunStore | str | Path | None = None, *,
-                 flush_every_s: float = 2.0, flush_every_n: int = 500) -> None:
+                 flush_every_s: float = 2.0, flush_every_n: int = 500,
+                 resume_id: int | None = None) -> None:
         self.store_path: Path | None = (store.path if isinstance(store, RunStore)
                                         else Path(store) if store is not None else None)
         self.flush_every_s = flush_every_s
         self.flush_every_n = flush_every_n
+        #: the stored run that this run continues (``learndrop resume``); else a new run
+        self.resume_id = resume_id
         self.run_id: int | None = None
         self.run_name: str | None = None
         self.error: str | None = None
@@ -77,11 +80,11 @@ class StoreRecorder(Callback):
             self.run_id = self.run_name = None
             self._store = RunStore(self.store_path)
             self.run_id, self.run_name, self._seq = self._store.begin_run(
-                event, environment_info(event.device))
+                event, environment_info(event.device), resume_id=self.resume_id)
             self._checks = self._store_checks()
             self._buffer, self._pending = [], 0
             self._last_flush = time.monotonic()
-            if self.run_name != event.run_name:
+            if self.run_name != event.run_name and self.resume_id is None:
                 self._add(RunMessage("info", f"recorded as '{self.run_name}': a run named "
                                              f"'{event.run_name}' was already in the store"))
             if event.resumed_from_epoch > 0:

@@ -12,7 +12,7 @@ written to: it is checked through a read-only connection before any write.
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import socket
 import sqlite3
 import threading
@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from ..paths import data_home
+from ..runfolder import remove_run_files
 from . import _schema as schema
 from ._db import (
     RunNotFoundError,
@@ -245,10 +246,19 @@ class RunStore(RunWriter):
                                (display_name.strip(), run_id))
 
     def delete_run(self, ref: str | int, *, remove_files: bool = True) -> Path | None:
-        """Delete a run's records and, when it is the run's own, its folder.
+        """Delete a run's records and, when the run created its folder, the files the run
+        wrote there (:data:`~learndrop.core.runfolder.RUN_FILES`) and then the folder if
+        nothing else is left in it.
 
-        Returns the folder that was removed, if any. A run that is still running is refused.
+        Returns the folder that was removed, if any (see :meth:`delete_run_files` for what
+        was kept). A run that is still running is refused.
         """
+        return self.delete_run_files(ref, remove_files=remove_files)[0]
+
+    def delete_run_files(self, ref: str | int, *, remove_files: bool = True
+                         ) -> tuple[Path | None, str]:
+        """Like :meth:`delete_run`; returns ``(folder removed or None, why files were
+        kept)``, the reason empty when there was nothing to keep."""
         run = self.get_run(ref)
         if run.status == "running":
             raise StoreError(f"run '{run.name}' is still running (pid {run.pid}): stop it "
@@ -261,16 +271,51 @@ class RunStore(RunWriter):
                 (run.output_dir, run.id)).fetchone()[0]
             self._conn.execute("DELETE FROM runs WHERE id = ?", (run.id,))
         folder = Path(run.output_dir) if run.output_dir else None
-        if not (remove_files and owns and not shared and folder and folder.is_dir()):
-            return None
+        if not remove_files or folder is None:
+            return None, ""
+        if not folder.is_absolute():
+            # recorded by an older version relative to a working folder no one knows now
+            return None, (f"its folder was recorded as the relative path {folder}, so it "
+                          f"was not touched")
+        if not owns or shared or not folder.is_dir():
+            return None, ""
         if folder.resolve() in (Path.home().resolve(), Path(folder.anchor)):
-            return None
-        try:
-            shutil.rmtree(folder)
-        except OSError as exc:
-            raise StoreError(f"run '{run.name}' was deleted from the store but its folder "
-                             f"{folder} could not be removed: {exc.strerror or exc}") from None
-        return folder
+            return None, ""
+        left = remove_run_files(folder)
+        if left:
+            shown = ", ".join(left[:3]) + (" ..." if len(left) > 3 else "")
+            return None, (f"its folder {folder} was kept: it holds files the run did not "
+                          f"write ({shown})")
+        return folder, ""
+
+    def claim_run(self, ref: str | int) -> tuple[RunRecord, tuple[str, str]]:
+        """Mark a stored run as continued by this process, in one transaction, so that two
+        processes never continue the same run. Returns the run and the ``(status, message)``
+        it had, for :meth:`release_run` when the continuation does not start after all.
+        """
+        run_id = self._resolve(ref)
+        host = socket.gethostname()
+        with self._write():
+            row = self._conn.execute("SELECT name, status, message, pid, host FROM runs "
+                                     "WHERE id = ?", (run_id,)).fetchone()
+            if row["status"] == "running" and not (
+                    row["host"] == host and row["pid"] is not None
+                    and not pid_alive(int(row["pid"]))):
+                raise StoreError(f"run '{row['name']}' is still running (pid {row['pid']} on "
+                                 f"{row['host'] or 'an unknown host'}): stop it first, or "
+                                 f"wait for it to end")
+            self._conn.execute("UPDATE runs SET status = 'running', pid = ?, host = ?, "
+                               "updated = ? WHERE id = ?",
+                               (os.getpid(), host, time.time(), run_id))
+        return self.get_run(run_id), (str(row["status"]), str(row["message"]))
+
+    def release_run(self, ref: str | int, status: str, message: str) -> None:
+        """Give back a run claimed by :meth:`claim_run` that was not continued."""
+        run_id = self._resolve(ref)
+        with self._write():
+            self._conn.execute("UPDATE runs SET status = ?, message = ? WHERE id = ? AND "
+                               "status = 'running' AND pid = ?",
+                               (status, message, run_id, os.getpid()))
 
     def mark_interrupted(self) -> list[str]:
         """Runs left ``running`` by a process of this host that is gone become

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from ..events import FitStart
+from ..runfolder import is_run_folder
 from . import _schema as schema
-from ._db import Transaction
+from ._db import StoreError, Transaction
 from ._events import INSERT_SQL, Row, to_json
 
 __all__ = ["RunWriter", "STATUSES"]
@@ -33,8 +34,10 @@ class RunWriter:
     def _read(self) -> Transaction:
         return Transaction(self._conn, self._lock, self.path, "BEGIN")
 
-    def begin_run(self, event: FitStart, environment: dict[str, Any]) -> tuple[int, str, int]:
-        """Create (or, on resume, reopen) the run of ``event``.
+    def begin_run(self, event: FitStart, environment: dict[str, Any],
+                  resume_id: int | None = None) -> tuple[int, str, int]:
+        """Create the run of ``event``, or reopen the stored run ``resume_id`` that it
+        continues (only a run named by id is ever reopened, never one found by its name).
 
         Returns ``(run id, run name, next sequence number)``. A new run whose name is taken
         gets the first free ``name-2``, ``name-3``, ...
@@ -43,7 +46,8 @@ class RunWriter:
         now = time.time()
         values = dict(
             updated=now, status="running", message="", config=to_json(cfg),
-            environment=to_json(environment), summary="{}", output_dir=event.output_dir,
+            environment=to_json(environment), summary="{}",
+            output_dir=os.path.abspath(event.output_dir) if event.output_dir else "",
             pid=os.getpid(), host=socket.gethostname(),
             model=str(cfg.get("model", {}).get("name", "")),
             dataset=str(cfg.get("data", {}).get("dataset", "")), device=event.device,
@@ -52,18 +56,19 @@ class RunWriter:
             total_params=event.total_params, forward_flops=event.forward_flops,
             resumed_from_epoch=event.resumed_from_epoch, end_seq=None)
         with self._write():
-            existing = self._conn.execute("SELECT id, status FROM runs WHERE name = ?",
-                                          (event.run_name,)).fetchone()
-            if existing is not None and event.resumed_from_epoch > 0:
-                run_id, name = int(existing["id"]), event.run_name
+            existing = self._conn.execute("SELECT id, name FROM runs WHERE id = ?",
+                                          (resume_id,)).fetchone() if resume_id else None
+            if resume_id and existing is None:
+                raise StoreError(f"run {resume_id} is no longer in the run store {self.path}")
+            if existing is not None:
+                run_id, name = int(existing["id"]), str(existing["name"])
                 self._conn.execute(
                     "UPDATE runs SET " + ", ".join(f"{k} = ?" for k in values)
                     + " WHERE id = ?", (*values.values(), run_id))
                 self._forget_after(run_id, event.resumed_from_epoch)
             else:
                 name = self._free_name(event.run_name)
-                owns = Path(event.output_dir).name == event.run_name if event.output_dir \
-                    else False
+                owns = bool(event.output_dir) and is_run_folder(Path(event.output_dir))
                 cols = dict(values, name=name, created=now, owns_dir=int(owns))
                 cur = self._conn.execute(
                     f"INSERT INTO runs({', '.join(cols)}) VALUES "

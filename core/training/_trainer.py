@@ -10,8 +10,8 @@ and resumes from one with the drop state and optimizer groups restored together.
 from __future__ import annotations
 
 import math
+import os
 import random
-import shutil
 import time
 from collections.abc import Sized
 from dataclasses import dataclass, field
@@ -37,7 +37,13 @@ from ..errors import (
 from ..events import Callback, CheckpointSaved, EpochEnd, FitEnd, FitStart, Progress, call_hook
 from ..files import atomic_write_text, remove_stale_temps
 from ..paths import runs_home
-from ._checkpoint import load_checkpoint, load_initial_weights, save_checkpoint
+from ..runfolder import RUN_FILES, FolderLock, claim_run_folder, remove_run_files
+from ._checkpoint import (
+    check_resumable,
+    load_checkpoint,
+    load_initial_weights,
+    save_checkpoint,
+)
 from ._control import RunControl
 from ._device import resolve_device
 from ._optim import ProgressSchedule, build_optimizer
@@ -67,12 +73,15 @@ class Trainer:
     ``finish_complete``: when that checkpoint is already at the last epoch (the process ended
     after training but before writing the final files), end the run as finished from it
     instead of refusing.
+    ``run_folder``: continue in this existing run folder (the folder of the recorded run that
+    ``resume_from`` belongs to). Without it a run always gets a new folder of its own, so a
+    folder that a run did not create is never written into.
     """
 
     def __init__(self, cfg: RunConfig, callbacks: list[Callback] | tuple[Callback, ...] = (),
                  control: RunControl | None = None, *, resume_from: str | Path | None = None,
                  time_budget_s: float | None = None, run_name: str | None = None,
-                 finish_complete: bool = False) -> None:
+                 finish_complete: bool = False, run_folder: str | Path | None = None) -> None:
         self.cfg = cfg.copy().check()
         self.callbacks: list[Callback] = list(callbacks)
         self.control = control or RunControl()
@@ -80,7 +89,11 @@ class Trainer:
         self.time_budget_s = time_budget_s
         self.run_name = run_name or self.cfg.output.name or ""
         self.finish_complete = finish_complete
+        self.run_folder = Path(os.path.abspath(run_folder)) if run_folder else None
+        if self.run_folder is not None and not run_name:
+            self.run_name = self.run_folder.name
         self.output_dir: Path | None = None
+        self._folder_lock: FolderLock | None = None
         self.ld: LearnDrop | None = None
         self.model: nn.Module | None = None
         self._prepared = False
@@ -141,14 +154,9 @@ class Trainer:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             self.run_name = f"{cfg.model.name}-{cfg.data.dataset}-{stamp}"
         base = Path(cfg.output.dir).expanduser() if cfg.output.dir else runs_home()
-        out = base / self.run_name
-        if self.resume_from is None:
-            k = 1
-            while out.exists():
-                k += 1
-                out = base / f"{self.run_name}-{k}"
-            self.run_name = out.name
-        self.output_dir = out
+        # absolute, so the store finds the folder from any working folder
+        self.output_dir = (self.run_folder if self.run_folder is not None
+                           else Path(os.path.abspath(base)) / self.run_name)
         example = bundle.train[0][0].unsqueeze(0).to(dev)
         d = cfg.drop
         self.ld = LearnDrop(
@@ -177,6 +185,12 @@ class Trainer:
     # ---- the run ----------------------------------------------------------------------------
     def fit(self) -> FitResult:
         """Run training. Always fires ``on_fit_end``; raises LearnDropError on failure."""
+        try:
+            return self._fit()
+        finally:
+            self._release_folder()
+
+    def _fit(self) -> FitResult:
         self._t0 = time.perf_counter()
         self.history: list[dict[str, Any]] = []
         self.best_accuracy = 0.0
@@ -333,17 +347,28 @@ class Trainer:
 
     # ---- helpers ------------------------------------------------------------------------------
     def _make_output_dir(self) -> None:
+        """Claim a new run folder, or lock the run folder this run continues in."""
         assert self.output_dir is not None
         try:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            if self.resume_from is not None:  # what a killed run may have left half-written
-                remove_stale_temps(self.output_dir, ("checkpoint.pt", "config.toml",
-                                                     "summary.json", "final.pt", "stopped.pt"))
+            if self.run_folder is None:
+                self.output_dir = claim_run_folder(self.output_dir.parent, self.run_name)
+                self.run_name = self.output_dir.name
+            elif not self.run_folder.is_dir():
+                raise CheckpointError(f"the run folder {self.run_folder} does not exist any "
+                                      f"more: start the run again with 'learndrop train'")
+            self._folder_lock = FolderLock(self.output_dir).acquire()
+            if self.run_folder is not None:  # what a killed run may have left half-written
+                remove_stale_temps(self.output_dir, RUN_FILES)
         except OSError as exc:
             raise CheckpointError(
                 f"cannot create the run folder {self.output_dir}: "
                 f"{exc.strerror or type(exc).__name__}; set --output-dir to a folder you can "
                 f"write to") from None
+
+    def _release_folder(self) -> None:
+        lock, self._folder_lock = self._folder_lock, None
+        if lock is not None:
+            lock.release()
 
     def _set_lr(self, step: int) -> float:
         if self.time_budget_s:
@@ -449,6 +474,7 @@ class Trainer:
     def _load(self, path: Path) -> None:
         assert self.ld is not None and self.model is not None
         data = load_checkpoint(path, map_location=self.plan.device)
+        epoch = check_resumable(data, path)
         saved = data.get("config", {})
         try:  # settings added since the checkpoint was written take their defaults
             saved = RunConfig.from_dict(saved).to_dict()
@@ -463,15 +489,16 @@ class Trainer:
             self.ld.load_state_dict(data["learndrop"])
             self.optimizer.load_state_dict(data["optimizer"])
             self.scaler.load_state_dict(data["scaler"])
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise CheckpointError(f"{path} does not fit this model "
+            if "torch_rng" in data:
+                torch.set_rng_state(data["torch_rng"].cpu())
+        except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError,
+                AssertionError) as exc:  # a damaged field inside one of the states
+            raise CheckpointError(f"{path} does not fit this model or is damaged "
                                   f"({first_line(exc)[:120]})") from None
-        self.start_epoch = int(data["epoch"])
+        self.start_epoch = epoch
         self.best_accuracy = float(data.get("best_accuracy", 0.0))
         self._resumed_history = list(data.get("history", []))
         self._resumed_elapsed = float(data.get("elapsed_s", 0.0))
-        if "torch_rng" in data:
-            torch.set_rng_state(data["torch_rng"].cpu())
         if self.start_epoch >= self.cfg.train.epochs and self.finish_complete:
             last = self._resumed_history[-1] if self._resumed_history else {}
             self.last_val = (float(last.get("val_loss", math.nan)),
@@ -519,7 +546,8 @@ class Trainer:
     def _finish(self, status: str, message: str) -> FitResult:
         summary = self.summary(status)
         if status == "cancelled" and self.output_dir is not None:
-            shutil.rmtree(self.output_dir, ignore_errors=True)
+            self._release_folder()
+            remove_run_files(self.output_dir)  # what the run wrote, nothing else
             summary["output_dir"] = ""
         elif self.output_dir is not None and self.model is not None and self.output_dir.exists():
             import json
