@@ -20,16 +20,17 @@ from typing import IO, Any
 
 from .errors import LearnDropError
 
-__all__ = ["MARKER", "JOURNAL", "RUN_FILES", "FolderInUseError", "claim_run_folder",
-           "FolderLock", "remove_run_files", "is_run_folder"]
+__all__ = ["MARKER", "JOURNAL_PREFIX", "JOURNAL_SUFFIX", "RUN_FILES", "FolderInUseError",
+           "claim_run_folder", "FolderLock", "remove_run_files", "is_run_folder"]
 
 #: the file that marks a folder as a run's own and is locked while a run writes in it
 MARKER = ".learndrop-run"
-#: the run's events kept beside it when the run store could not record them
-JOURNAL = "store-journal.jsonl"
-#: every file a run writes into its folder (and nothing else is ever deleted with it)
-RUN_FILES = (MARKER, "config.toml", "checkpoint.pt", "final.pt", "stopped.pt", "summary.json",
-             JOURNAL)
+#: the run's events kept beside it when the run store could not record them:
+#: ``store-journal-TOKEN.jsonl``
+JOURNAL_PREFIX, JOURNAL_SUFFIX = "store-journal-", ".jsonl"
+#: every file a run writes into its folder (and nothing else is ever deleted with it), with
+#: its journals
+RUN_FILES = (MARKER, "config.toml", "checkpoint.pt", "final.pt", "stopped.pt", "summary.json")
 _MAX_TRIES = 10_000
 
 
@@ -148,6 +149,8 @@ def remove_run_files(folder: Path) -> list[str]:
         _unlink_file(folder / name)
         for tmp in folder.glob(f".{name}.*.tmp"):
             _unlink_file(tmp)
+    for journal in folder.glob(f"{JOURNAL_PREFIX}*{JOURNAL_SUFFIX}"):
+        _unlink_file(journal)
     try:
         folder.rmdir()
     except OSError:

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from ..config import RunConfig, config_to_toml, field_choices, field_doc, field_paths, load_config
-from ..errors import LearnDropError
+from ..errors import LearnDropError, first_line
 from ..plugins import load_plugin
 from ._console import Console
 from ._store_commands import add_commands as add_store_commands
@@ -138,7 +138,27 @@ def _cmd_train(args: argparse.Namespace) -> int:
         _print_summary(result.summary)
     if args.json:
         print(_json_summary(result.summary))
-    return 0
+    return _recording_outcome(callbacks)
+
+
+def _recording_outcome(callbacks: Sequence[Any]) -> int:
+    """0 when the run is in the store or kept in a journal that the next command adds to
+    it (said on stderr); 1, naming what happened, when its record could not be kept."""
+    from ..store import StoreRecorder
+
+    code = 0
+    for rec in callbacks:
+        if not isinstance(rec, StoreRecorder):
+            continue
+        if rec.lost:
+            print(f"learndrop: error: {rec.lost}", file=sys.stderr)
+            code = 1
+        elif rec.journal is not None:
+            print(f"learndrop: warning: the run store could not record this run "
+                  f"({first_line(Exception(rec.error or ''))[:200]}); its events are kept in "
+                  f"{rec.journal} and the next learndrop command adds them to the store",
+                  file=sys.stderr)
+    return code
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -209,7 +229,7 @@ def _resume_claimed(args: argparse.Namespace, run: Any, recorder: Any) -> int:
         _print_summary(result.summary)
     if args.json:
         print(_json_summary(result.summary))
-    return 0
+    return _recording_outcome(callbacks)
 
 
 def _install_signal_handlers(control: Any) -> None:

@@ -118,6 +118,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     with _open(args) as store:
         runs = store.list_runs(status=args.status)
         path = store.path
+        if store.replayed:
+            print(f"learndrop: added {len(store.replayed)} run(s) kept in journals while the "
+                  f"store could not be written: {', '.join(store.replayed)}", file=sys.stderr)
     if args.limit > 0:
         runs = runs[:args.limit]
     if args.json:

@@ -34,7 +34,8 @@ from ._db import (
     pid_alive,
 )
 from ._events import EpochStart, RunMessage, read_events
-from ._writer import STATUSES, RunWriter
+from ._journal import JournalReplay
+from ._writer import STATUSES
 
 __all__ = [
     "RunStore",
@@ -120,7 +121,7 @@ LEFT JOIN savings ls ON ls.run_id = r.id AND ls.seq = le.seq
 """
 
 
-class RunStore(RunWriter):
+class RunStore(JournalReplay):
     """The run store. Use as a context manager, or call :meth:`close`.
 
     Safe to share between threads (calls are serialised); for following a run that this
@@ -130,10 +131,13 @@ class RunStore(RunWriter):
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path).expanduser() if path else default_store_path()
         self._lock = threading.RLock()
-        version = inspect_store(self.path)
+        version = inspect_store(self.path)  # refuses a foreign or damaged file, unwritten
         self._conn = connect(self.path)
+        #: runs added from their journals when the store was opened
+        self.replayed: list[str] = []
         try:
             self._prepare(version)
+            self.replayed = self._replay_quietly()
             self.mark_interrupted()
         except BaseException:
             self._conn.close()
@@ -149,6 +153,12 @@ class RunStore(RunWriter):
                 schema.create_schema(self._conn)
             elif found < schema.SCHEMA_VERSION:
                 schema.migrate(self._conn, found)
+
+    def _replay_quietly(self) -> list[str]:
+        try:
+            return self.replay_journals()
+        except (StoreError, sqlite3.DatabaseError, OSError):
+            return []  # e.g. a read-only store: the journals wait for a writable one
 
     def _tables(self) -> set[str]:
         return {r[0] for r in self._conn.execute(

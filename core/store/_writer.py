@@ -42,6 +42,12 @@ class RunWriter:
         Returns ``(run id, run name, next sequence number)``. A new run whose name is taken
         gets the first free ``name-2``, ``name-3``, ...
         """
+        with self._write():
+            return self._begin(event, environment, resume_id)
+
+    def _begin(self, event: FitStart, environment: dict[str, Any],
+               resume_id: int | None) -> tuple[int, str, int]:
+        """:meth:`begin_run` inside the caller's write transaction."""
         cfg = event.config or {}
         now = time.time()
         values = dict(
@@ -55,32 +61,31 @@ class RunWriter:
             steps_per_epoch=event.steps_per_epoch, total_steps=event.total_steps,
             total_params=event.total_params, forward_flops=event.forward_flops,
             resumed_from_epoch=event.resumed_from_epoch, end_seq=None)
-        with self._write():
-            existing = self._conn.execute("SELECT id, name FROM runs WHERE id = ?",
-                                          (resume_id,)).fetchone() if resume_id else None
-            if resume_id and existing is None:
-                raise StoreError(f"run {resume_id} is no longer in the run store {self.path}")
-            if existing is not None:
-                run_id, name = int(existing["id"]), str(existing["name"])
-                self._conn.execute(
-                    "UPDATE runs SET " + ", ".join(f"{k} = ?" for k in values)
-                    + " WHERE id = ?", (*values.values(), run_id))
-                self._forget_after(run_id, event.resumed_from_epoch)
-            else:
-                name = self._free_name(event.run_name)
-                owns = bool(event.output_dir) and is_run_folder(Path(event.output_dir))
-                cols = dict(values, name=name, created=now, owns_dir=int(owns))
-                cur = self._conn.execute(
-                    f"INSERT INTO runs({', '.join(cols)}) VALUES "
-                    f"({', '.join('?' * len(cols))})", tuple(cols.values()))
-                run_id = int(cur.lastrowid or 0)
-            self._conn.execute("DELETE FROM units WHERE run_id = ?", (run_id,))
-            self._conn.executemany(
-                "INSERT INTO units(run_id, idx, name, modules, params, flops, flops_share, "
-                "is_head, skippable) VALUES (?,?,?,?,?,?,?,?,?)",
-                [(run_id, u.index, u.name, to_json(list(u.modules)), u.params, u.forward_flops,
-                  u.flops_share, int(u.is_head), int(u.skippable)) for u in event.units])
-            next_seq = self._max_seq(run_id) + 1
+        existing = self._conn.execute("SELECT id, name FROM runs WHERE id = ?",
+                                      (resume_id,)).fetchone() if resume_id else None
+        if resume_id and existing is None:
+            raise StoreError(f"run {resume_id} is no longer in the run store {self.path}")
+        if existing is not None:
+            run_id, name = int(existing["id"]), str(existing["name"])
+            self._conn.execute(
+                "UPDATE runs SET " + ", ".join(f"{k} = ?" for k in values)
+                + " WHERE id = ?", (*values.values(), run_id))
+            self._forget_after(run_id, event.resumed_from_epoch)
+        else:
+            name = self._free_name(event.run_name)
+            owns = bool(event.output_dir) and is_run_folder(Path(event.output_dir))
+            cols = dict(values, name=name, created=now, owns_dir=int(owns))
+            cur = self._conn.execute(
+                f"INSERT INTO runs({', '.join(cols)}) VALUES "
+                f"({', '.join('?' * len(cols))})", tuple(cols.values()))
+            run_id = int(cur.lastrowid or 0)
+        self._conn.execute("DELETE FROM units WHERE run_id = ?", (run_id,))
+        self._conn.executemany(
+            "INSERT INTO units(run_id, idx, name, modules, params, flops, flops_share, "
+            "is_head, skippable) VALUES (?,?,?,?,?,?,?,?,?)",
+            [(run_id, u.index, u.name, to_json(list(u.modules)), u.params, u.forward_flops,
+              u.flops_share, int(u.is_head), int(u.skippable)) for u in event.units])
+        next_seq = self._max_seq(run_id) + 1
         return run_id, name, next_seq
 
     def write_rows(self, run_id: int, rows: list[Row]) -> None:
@@ -89,21 +94,31 @@ class RunWriter:
         for table, values in rows:
             by_table.setdefault(table, []).append(values)
         with self._write():
-            for table, values_list in by_table.items():
-                self._conn.executemany(INSERT_SQL[table], values_list)
-            self._conn.execute("UPDATE runs SET updated = ? WHERE id = ?",
-                               (time.time(), run_id))
+            self._insert_rows(run_id, by_table)
+
+    def _insert_rows(self, run_id: int, by_table: dict[str, list[tuple[Any, ...]]],
+                     replace: str = "") -> None:
+        for table, values_list in by_table.items():
+            sql = INSERT_SQL[table]
+            if replace:  # e.g. "OR IGNORE": rows a journal replays may be stored already
+                sql = sql.replace("INSERT INTO", f"INSERT {replace} INTO", 1)
+            self._conn.executemany(sql, values_list)
+        self._conn.execute("UPDATE runs SET updated = ? WHERE id = ?", (time.time(), run_id))
 
     def end_run(self, run_id: int, status: str, message: str, summary: dict[str, Any],
                 end_seq: int) -> None:
         """Record how a run ended."""
+        with self._write():
+            self._end(run_id, status, message, summary, end_seq)
+
+    def _end(self, run_id: int, status: str, message: str, summary: dict[str, Any],
+             end_seq: int) -> None:
         if status not in STATUSES:
             status = "failed"
-        with self._write():
-            self._conn.execute(
-                "UPDATE runs SET status = ?, message = ?, summary = ?, updated = ?, "
-                "end_seq = ? WHERE id = ?",
-                (status, message, to_json(summary), time.time(), end_seq, run_id))
+        self._conn.execute(
+            "UPDATE runs SET status = ?, message = ?, summary = ?, updated = ?, "
+            "end_seq = ? WHERE id = ?",
+            (status, message, to_json(summary), time.time(), end_seq, run_id))
 
     def count_checks(self, run_id: int) -> int:
         """How many score checks a run has stored."""
