@@ -49,7 +49,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     for alias, path in ALIASES.items():
         choices = field_choices(path)
         g.add_argument(f"--{alias}", dest=f"set:{path}", metavar=(
-            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=field_doc(path))
+            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=_help(path))
     a = p.add_argument_group("every setting (section.name)")
     for path in field_paths():
         if path in back:
@@ -57,7 +57,12 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
             continue
         choices = field_choices(path)
         a.add_argument(f"--{path}", dest=f"set:{path}", metavar=(
-            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=field_doc(path))
+            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=_help(path))
+
+
+def _help(path: str) -> str:
+    """A setting's help text for argparse, which reads ``%`` as a format character."""
+    return field_doc(path).replace("%", "%%")
 
 
 def build_config(args: argparse.Namespace) -> RunConfig:
@@ -360,6 +365,9 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for name, mode in (("stdout", "w"), ("stderr", "w")):  # closed, or pythonw's None
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, mode, encoding="utf-8"))  # noqa: SIM115
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["studio"]:  # the app parses its own flags (argparse's REMAINDER cannot)

@@ -89,8 +89,14 @@ def _open(args: argparse.Namespace) -> RunStore:
     return RunStore(getattr(args, "store", None))
 
 
+def _printable(cell: object) -> str:
+    """A cell on one line: control characters (a newline in an old run's name) become '?'."""
+    return "".join("?" if ord(c) < 32 or ord(c) == 127 else c for c in str(cell))
+
+
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]],
            right: frozenset[int] = frozenset()) -> str:
+    rows = [[_printable(c) for c in r] for r in rows]
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
 
     def line(cells: Sequence[str]) -> str:

@@ -31,7 +31,7 @@ from torch import nn
 
 from ..errors import ConfigError, ModelError
 from ..events import Callback, DropEvent, SavingsReport, ScoreCheck, UnitInfo, call_hook
-from ._cache import ActivationCache
+from ._cache import ActivationCache, CacheSpillError, remove_stale_spill_files
 from ._savings import SavingsMeter, StepCost
 from ._scores import ParameterSnapshots, UnitScore
 from ._units import Unit, discover_units, measure_units
@@ -191,6 +191,8 @@ class LearnDrop:
         self.train_time_s = 0.0
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
         self._cache = ActivationCache(int(cache_budget_mb) * 2**20, device, cache_dir)
+        if mode == "cache":  # what killed runs of older versions left in the spill folder
+            remove_stale_spill_files(cache_dir)
         self._cache_disabled_reason = ""
         for name in pinned:
             self.pin(name)
@@ -618,5 +620,12 @@ class LearnDrop:
                     call_hook(self.callbacks, "on_warning", self._cache_disabled_reason)
                 out = out.to(torch.float16).to(out.dtype)
             elif ctx.cache_fill:
-                out = self._cache.put(ctx.sample_ids, out, self.num_samples or 0)
+                try:
+                    out = self._cache.put(ctx.sample_ids, out, self.num_samples or 0)
+                except CacheSpillError as exc:  # e.g. the disk for the spill file is full
+                    self._cache_disabled_reason = (f"the activation cache does not fit: "
+                                                   f"{exc.strerror or exc}; using freeze "
+                                                   f"instead")
+                    self._cache.clear()
+                    call_hook(self.callbacks, "on_warning", self._cache_disabled_reason)
         return out

@@ -205,6 +205,9 @@ class RunStore(JournalReplay):
         text = str(ref).strip()
         if not text:
             raise RunNotFoundError("no run name given: see 'learndrop runs' for the names")
+        if not _is_text(text) or len(text) > 1000:
+            raise RunNotFoundError(f"{text[:60]!r} cannot name a run (not plain text, or too "
+                                   f"long): see 'learndrop runs' for the names")
         with self._read():
             for sql in ("SELECT id, name FROM runs WHERE name = ?",
                         "SELECT id, name FROM runs WHERE id = ?",
@@ -213,8 +216,8 @@ class RunStore(JournalReplay):
                 if "substr" in sql:
                     rows = self._conn.execute(sql, (len(text), text)).fetchall()
                 elif "id = ?" in sql:
-                    if not text.isdigit():
-                        continue
+                    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+                        continue  # '²' is a digit to Python; 20 digits overflow SQLite
                     rows = self._conn.execute(sql, (int(text),)).fetchall()
                 else:
                     rows = self._conn.execute(sql, (text,)).fetchall()
@@ -396,6 +399,15 @@ class RunStore(JournalReplay):
             run = self._conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
             events = list(read_events(self._conn, run, since_cursor))
         return iter(events)
+
+
+def _is_text(text: str) -> bool:
+    """Encodable as UTF-8 (command-line bytes that are not UTF-8 arrive as surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\0" not in text
 
 
 def _record(row: sqlite3.Row) -> RunRecord:

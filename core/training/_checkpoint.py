@@ -143,10 +143,15 @@ def load_initial_weights(model: torch.nn.Module, path: str | Path) -> list[str]:
     fresh initialisation; returns warnings saying which.
     """
     p = Path(path).expanduser()
+    if p.is_dir():
+        raise CheckpointError(f"model.weights {p} is a folder: give the weights file in it "
+                              f"(a run folder's final.pt, say)")
     if not p.is_file():
         raise CheckpointError(f"weights file {p} does not exist: check model.weights")
     try:
-        data = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on sparse tensors: refused below
+            warnings.simplefilter("ignore")
+            data = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one line
         raise CheckpointError(f"cannot load weights from {p} ({first_line(exc)[:120]}); give a "
                               f"state dict saved with torch.save or a run's final.pt") from None
@@ -154,6 +159,14 @@ def load_initial_weights(model: torch.nn.Module, path: str | Path) -> list[str]:
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise CheckpointError(f"{p} holds no state dict of tensors: give a file saved with "
                               f"torch.save(model.state_dict()) or a run's final.pt")
+    for name, tensor in state.items():
+        kind = ("meta (shapes without values)" if tensor.is_meta
+                else "sparse" if tensor.layout != torch.strided
+                else "complex" if tensor.is_complex() else "")
+        if kind:
+            raise CheckpointError(f"{p} holds a {kind} tensor ({str(name)[:60]}) that cannot "
+                                  f"become model weights: give a state dict of ordinary real "
+                                  f"tensors")
     own = model.state_dict()
     matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not matched:

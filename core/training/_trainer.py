@@ -64,6 +64,16 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """Out of memory, however PyTorch's allocators say it (the CPU's is a RuntimeError)."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        "DefaultCPUAllocator" in text or "not enough memory" in text
+        or "out of memory" in text.lower())
+
+
 class Trainer:
     """Trains ``cfg``'s model on ``cfg``'s data with Learn&Drop.
 
@@ -214,10 +224,7 @@ class Trainer:
             started = True
             status = self._train()
         except torch.OutOfMemoryError:
-            err = DeviceError(
-                f"out of memory on {self.plan.device.type} with batch size "
-                f"{self.cfg.train.batch_size}: try --batch-size "
-                f"{max(self.cfg.train.batch_size // 2, 1)}")
+            err = self._out_of_memory()
             self._fail(err, started)
             raise err from None
         except LearnDropError as exc:
@@ -227,11 +234,22 @@ class Trainer:
             self._finish("stopped", "interrupted from the keyboard")
             raise
         except Exception as exc:
+            if _is_out_of_memory(exc):  # the CPU allocator raises a plain RuntimeError
+                err = self._out_of_memory()
+                self._fail(err, started)
+                raise err from None
             self._fail(exc, started)
             raise
         message = {"finished": "training finished", "stopped": "stopped; checkpoint kept",
                    "cancelled": "cancelled; run discarded"}[status]
         return self._finish(status, message)
+
+    def _out_of_memory(self) -> DeviceError:
+        where = self.plan.device.type if hasattr(self, "plan") else "this machine"
+        return DeviceError(
+            f"out of memory on {where} with batch size {self.cfg.train.batch_size}: try "
+            f"--batch-size {max(self.cfg.train.batch_size // 2, 1)} or a smaller "
+            f"--image-size")
 
     def _train(self) -> str:
         assert self.ld is not None and self.model is not None
@@ -492,7 +510,7 @@ class Trainer:
             if "torch_rng" in data:
                 torch.set_rng_state(data["torch_rng"].cpu())
         except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError,
-                AssertionError) as exc:  # a damaged field inside one of the states
+                AssertionError, NotImplementedError) as exc:  # a damaged field in a state
             raise CheckpointError(f"{path} does not fit this model or is damaged "
                                   f"({first_line(exc)[:120]})") from None
         self.start_epoch = epoch
