@@ -226,7 +226,7 @@ def test_damaged_mnist_files_are_called_damaged(tmp_path: Path,
     assert code == 2 and "damaged" in one_line(err)
 
 
-# ---- weights and checkpoints ----------------------------------------------------------------------
+# ---- weights and checkpoints ----------------------------------------------------------------
 def _state() -> dict[str, torch.Tensor]:
     from learndrop.core.models import get_model
 
