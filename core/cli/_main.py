@@ -12,11 +12,14 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
+from .. import format as fmt
 from ..config import RunConfig, config_to_toml, field_choices, field_doc, field_paths, load_config
 from ..errors import LearnDropError, first_line
 from ..plugins import load_plugin
+from ..summary import RunSummary
 from ._console import Console
 from ._store_commands import add_commands as add_store_commands
 
@@ -42,6 +45,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _help(path: str) -> str:
+    return field_doc(path).replace("%", "%%")  # argparse %-formats help texts
+
+
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML or JSON config file; flags override it")
     g = p.add_argument_group("common settings")
@@ -60,11 +67,6 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
             "{" + ",".join(choices) + "}" if choices else "VALUE"), help=_help(path))
 
 
-def _help(path: str) -> str:
-    """A setting's help text for argparse, which reads ``%`` as a format character."""
-    return field_doc(path).replace("%", "%%")
-
-
 def build_config(args: argparse.Namespace) -> RunConfig:
     """The config file (if any) with every flag given on the command line applied."""
     cfg = load_config(args.config) if getattr(args, "config", None) else RunConfig()
@@ -79,36 +81,35 @@ def _apply_flags(cfg: RunConfig, args: argparse.Namespace) -> RunConfig:
     return cfg.check()
 
 
-def _print_summary(s: dict[str, Any]) -> None:
+def _print_summary(s: RunSummary) -> None:
     lines = [
-        f"status          {s['status']}",
-        f"final accuracy  {s['final_accuracy']:.2%} (best {s['best_accuracy']:.2%})",
-        f"wall time       {s['wall_time_s']:.1f} s",
-        f"units dropped   {len(s['dropped'])} of {s['units'] - 1}",
+        f"status          {s.status}",
+        f"final accuracy  {fmt.percent(s.final_accuracy, 2)} "
+        f"(best {fmt.percent(s.best_accuracy, 2)})",
+        f"wall time       {fmt.duration(s.wall_time_s)}",
+        f"units dropped   {len(s.dropped)} of {s.units - 1}",
     ]
-    if s.get("final_accuracy_scaled") is not None:
-        lines.insert(2, f"scaled-down acc {s['final_accuracy_scaled']:.2%}")
-    for d in s["dropped"]:
-        lines.append(f"  {d['unit']:<14} epoch {d['epoch']:.2f} (step {d['step']}, "
-                     f"{d['reason']})")
-    eff = s.get("efficiency")
+    if s.final_accuracy_scaled is not None:
+        lines.insert(2, f"scaled-down acc {fmt.percent(s.final_accuracy_scaled, 2)}")
+    for d in s.dropped:
+        lines.append(f"  {d.unit:<14} epoch {d.epoch:.2f} (step {d.step}, {d.reason})")
+    eff = s.efficiency
     lines += [
-        f"forward FLOPs saved over the run   {s['forward_flops_saved']:.1%}",
-        f"training FLOPs saved over the run  {s['train_flops_saved']:.1%}",
-        f"trainable params at the end        {s['trainable_params']:,} of "
-        f"{s['total_params']:,}",
+        f"forward FLOPs saved over the run   {fmt.percent(s.forward_flops_saved)}",
+        f"training FLOPs saved over the run  {fmt.percent(s.train_flops_saved)}",
+        f"trainable params at the end        {s.trainable_params:,} of {s.total_params:,}",
         "measured step time saved           " + (
-            f"{s['measured_time_saved']:.1%}" if s.get("measured_time_saved") is not None
+            fmt.percent(s.measured_time_saved) if s.measured_time_saved is not None
             else "n/a"),
         "efficiency (measured/predicted)    " + (f"{eff:.2f}" if eff is not None else "n/a"),
-        f"score checks' share of step time   {s['score_overhead']:.2%}",
-        f"run folder      {s['output_dir']}",
+        f"score checks' share of step time   {fmt.percent(s.score_overhead, 2)}",
+        f"run folder      {s.output_dir}",
     ]
     print("\n".join(lines))
 
 
-def _json_summary(s: dict[str, Any]) -> str:
-    keep = {k: v for k, v in s.items() if k != "history"}
+def _json_summary(s: RunSummary) -> str:
+    keep = {k: v for k, v in s.to_dict().items() if k != "history"}
     return json.dumps(keep, default=str, allow_nan=True)
 
 
@@ -172,24 +173,37 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     The run is claimed in the store first (one transaction), and the trainer locks its
     folder, so two ``resume`` of one run never train together."""
     from ..store import RunStore, StoreRecorder
+    from ..training import RunControl, Trainer
 
     with RunStore(args.store) as store:
         run, before = store.claim_run(args.run)
         store_path = store.path
     recorder = StoreRecorder(store_path, resume_id=run.id)
     try:
-        return _resume_claimed(args, run, recorder)
+        checkpoint, cfg = _resumable(run, args.epochs)
+        control = RunControl()
+        _install_signal_handlers(control)
+        callbacks = [Console(args.quiet), recorder]
+        trainer = Trainer(cfg, callbacks, control, resume_from=checkpoint,
+                          run_folder=checkpoint.parent, finish_complete=True)
+        result = trainer.fit()
     finally:
-        if recorder.run_id is None:  # never started: the run is as it was
+        if recorder.run_id is None and recorder.journal is None:  # never started
             with RunStore(store_path) as store:
                 store.release_run(run.id, *before)
+    if not args.quiet:
+        _print_summary(result.summary)
+    if args.json:
+        print(_json_summary(result.summary))
+    return _recording_outcome(callbacks)
 
 
-def _resume_claimed(args: argparse.Namespace, run: Any, recorder: Any) -> int:
-    from pathlib import Path
-
+def _resumable(run: Any, epochs: str | None) -> tuple[Path, RunConfig]:
+    """The checkpoint and config to resume stored run ``run`` with (to ``epochs`` in all,
+    when given); a one-line error for a run that cannot be resumed. The run is claimed by
+    this process already (``claim_run`` refuses one that is still running)."""
     from ..errors import CheckpointError
-    from ..training import RunControl, Trainer, checkpoint_epoch, load_checkpoint
+    from ..training import checkpoint_epoch, load_checkpoint
 
     folder = Path(run.output_dir) if run.output_dir else None
     if folder is not None and not folder.is_absolute():
@@ -211,30 +225,20 @@ def _resume_claimed(args: argparse.Namespace, run: Any, recorder: Any) -> int:
     cfg = load_config(config_file)
     cfg.output.dir = str(folder.parent)
     cfg.output.name = folder.name
-    if args.epochs is not None:
-        cfg.set("train.epochs", args.epochs, source="command line")
+    if epochs is not None:
+        cfg.set("train.epochs", epochs, source="command line")
     cfg.check()
     done = checkpoint_epoch(load_checkpoint(checkpoint, mmap=True), checkpoint)
     if done <= 0:
         raise CheckpointError(f"run '{run.name}' stopped before its first epoch was "
                               f"complete, so there is nothing to continue: {again}")
-    if args.epochs is not None and cfg.train.epochs < done:
+    if epochs is not None and cfg.train.epochs < done:
         raise CheckpointError(f"run '{run.name}' has already trained {done} epochs: give "
                               f"--epochs {done + 1} or more to train it further")
     if run.status == "finished" and done >= cfg.train.epochs:
         raise CheckpointError(f"run '{run.name}' has finished all its {done} epochs: give "
                               f"--epochs with more than {done} to train it further")
-    control = RunControl()
-    _install_signal_handlers(control)
-    callbacks = [Console(args.quiet), recorder]
-    trainer = Trainer(cfg, callbacks, control, resume_from=checkpoint, run_folder=folder,
-                      finish_complete=True)
-    result = trainer.fit()
-    if not args.quiet:
-        _print_summary(result.summary)
-    if args.json:
-        print(_json_summary(result.summary))
-    return _recording_outcome(callbacks)
+    return checkpoint, cfg
 
 
 def _install_signal_handlers(control: Any) -> None:

@@ -28,6 +28,7 @@ from typing import IO, Any
 
 from ..events import FitStart, UnitInfo
 from ..runfolder import JOURNAL_PREFIX, JOURNAL_SUFFIX
+from ..summary import RunSummary
 from ._db import pid_alive
 from ._events import Row, to_json
 from ._writer import RunWriter
@@ -84,9 +85,9 @@ class JournalWriter:
         self.write({"rows": [[table, list(values)] for table, values in rows]})
         self.sync()
 
-    def end(self, status: str, message: str, summary: dict[str, Any], end_seq: int) -> None:
-        self.write({"end": {"status": status, "message": message, "summary": summary,
-                            "end_seq": end_seq}})
+    def end(self, status: str, message: str, summary: RunSummary, end_seq: int) -> None:
+        self.write({"end": {"status": status, "message": message,
+                            "summary": summary.to_dict(), "end_seq": end_seq}})
         self.sync()
 
     def write(self, obj: dict[str, Any]) -> None:
@@ -209,7 +210,7 @@ class JournalReplay(RunWriter):
             end = next((line["end"] for line in lines if "end" in line), None)
             if end is not None:
                 self._end(run_id, str(end.get("status", "failed")),
-                          str(end.get("message", "")), end.get("summary") or {},
+                          str(end.get("message", "")), to_json(end.get("summary") or {}),
                           int(end.get("end_seq") or 0) + seq_shift)
             else:
                 self._conn.execute(

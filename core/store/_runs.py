@@ -25,6 +25,7 @@ from typing import Any
 
 from ..paths import data_home
 from ..runfolder import remove_run_files
+from ..summary import RunSummary
 from . import _schema as schema
 from ._db import (
     RunNotFoundError,
@@ -68,7 +69,7 @@ class RunRecord:
     updated: float
     config: dict[str, Any]
     environment: dict[str, Any]
-    summary: dict[str, Any]
+    summary: RunSummary
     note: str
     output_dir: str
     pid: int | None
@@ -303,10 +304,12 @@ class RunStore(JournalReplay):
 
     def claim_run(self, ref: str | int) -> tuple[RunRecord, tuple[str, str]]:
         """Mark a stored run as continued by this process, in one transaction, so that two
-        processes never continue the same run. Returns the run and the ``(status, message)``
-        it had, for :meth:`release_run` when the continuation does not start after all.
+        processes never continue the same run. Returns the run as it was before the claim and
+        the ``(status, message)`` it had, for :meth:`release_run` when the continuation does
+        not start after all.
         """
         run_id = self._resolve(ref)
+        record = self.get_run(run_id)
         host = socket.gethostname()
         with self._write():
             row = self._conn.execute("SELECT name, status, message, pid, host FROM runs "
@@ -320,7 +323,7 @@ class RunStore(JournalReplay):
             self._conn.execute("UPDATE runs SET status = 'running', pid = ?, host = ?, "
                                "updated = ? WHERE id = ?",
                                (os.getpid(), host, time.time(), run_id))
-        return self.get_run(run_id), (str(row["status"]), str(row["message"]))
+        return record, (str(row["status"]), str(row["message"]))
 
     def release_run(self, ref: str | int, status: str, message: str) -> None:
         """Give back a run claimed by :meth:`claim_run` that was not continued."""
@@ -411,9 +414,9 @@ def _is_text(text: str) -> bool:
 
 
 def _record(row: sqlite3.Row) -> RunRecord:
-    summary = _loads(row["summary"])
-    wall = summary.get("wall_time_s", summary.get("elapsed_s"))
-    if not isinstance(wall, (int, float)):
+    summary = RunSummary.from_dict(_loads(row["summary"]))
+    wall: float | None = summary.wall_time_s
+    if not wall:  # not recorded (a run that never ended): its last epoch, or the clock
         wall = row["last_elapsed_s"]
     if wall is None:
         wall = max(0.0, row["updated"] - row["created"])

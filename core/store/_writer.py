@@ -12,6 +12,7 @@ from typing import Any
 
 from ..events import FitStart
 from ..runfolder import is_run_folder
+from ..summary import RunSummary
 from . import _schema as schema
 from ._db import StoreError, Transaction
 from ._events import INSERT_SQL, Row, to_json
@@ -105,20 +106,20 @@ class RunWriter:
             self._conn.executemany(sql, values_list)
         self._conn.execute("UPDATE runs SET updated = ? WHERE id = ?", (time.time(), run_id))
 
-    def end_run(self, run_id: int, status: str, message: str, summary: dict[str, Any],
+    def end_run(self, run_id: int, status: str, message: str, summary: RunSummary,
                 end_seq: int) -> None:
         """Record how a run ended."""
         with self._write():
-            self._end(run_id, status, message, summary, end_seq)
+            self._end(run_id, status, message, to_json(summary.to_dict()), end_seq)
 
-    def _end(self, run_id: int, status: str, message: str, summary: dict[str, Any],
+    def _end(self, run_id: int, status: str, message: str, summary_json: str,
              end_seq: int) -> None:
         if status not in STATUSES:
             status = "failed"
         self._conn.execute(
             "UPDATE runs SET status = ?, message = ?, summary = ?, updated = ?, "
             "end_seq = ? WHERE id = ?",
-            (status, message, to_json(summary), time.time(), end_seq, run_id))
+            (status, message, summary_json, time.time(), end_seq, run_id))
 
     def count_checks(self, run_id: int) -> int:
         """How many score checks a run has stored."""
