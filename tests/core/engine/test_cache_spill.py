@@ -96,6 +96,6 @@ def test_cache_mode_on_a_small_tmpdir_falls_back_to_freeze(small_tmpdir: Path) -
     cfg.output.dir = str(small_tmpdir.parent / "runs")
     result = Trainer(cfg, [Warnings()]).fit()
     assert result.status == "finished"
-    assert result.summary["dropped"], "the settings are meant to drop a unit"
+    assert result.summary.dropped, "the settings are meant to drop a unit"
     assert any("does not fit" in w and "freeze" in w for w in warnings), warnings
     assert spill_files(small_tmpdir) == []
