@@ -127,8 +127,12 @@ class GaugesPanel(QWidget):
                 card.set(DASH, "")
         left, total = h.trainable_params(), h.total_params()
         if left is not None and total:
+            comm = ""  # a data-parallel run: the gradients all-reduced per step
+            if s is not None and s.full_allreduce_bytes_per_step:
+                comm = (f" \u00b7 all-reduce {format_count(s.allreduce_bytes_per_step, 'B')}"
+                        f"/step, was {format_count(s.full_allreduce_bytes_per_step, 'B')}")
             self.params.set(f"{format_count(left)}", f"of {format_count(total)} "
-                            f"({format_percent(left / total, 0)})")
+                            f"({format_percent(left / total, 0)}){comm}")
         else:
             self.params.set(DASH, "")
         ips = h.latest_images_per_s()

@@ -306,6 +306,9 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     from ._bench import run_bench
 
     cfg = build_config_for_bench(args)
+    if cfg.train.nproc > 1:
+        raise LearnDropError("learndrop bench trains one process at a time; for data-parallel "
+                             "runs use 'python scripts/bench_ddp.py --nproc N'")
     result = run_bench(cfg, preset=args.preset, output=args.output, quiet=args.quiet,
                        callbacks_factory=lambda: _store_recorder(args),
                        store_args=args)

@@ -45,7 +45,8 @@ class DropAwareModule(nn.Module):
         object.__setattr__(self, "_owner", owner)
 
     def forward(self, *args: Any, sample_ids: torch.Tensor | None = None, **kwargs: Any) -> Any:
-        return drop_aware_forward(self._owner, self._owner._runner(), args, kwargs, sample_ids)
+        ld = self._owner
+        return drop_aware_forward(ld, ld._training_module(), args, kwargs, sample_ids)
 
     def train(self, mode: bool = True) -> DropAwareModule:
         super().train(mode)

@@ -394,7 +394,7 @@ class LearnDrop:
                       f"{self._ddp.rank} ignored: only rank 0's requests apply to every rank")
         return agreed
 
-    def _runner(self) -> nn.Module:
+    def _training_module(self) -> nn.Module:
         """What ``ld.model`` runs: the model, or its DDP wrapper when data-parallel and
         training (an evaluation needs no gradient sync, and each rank evaluates alone)."""
         if self._ddp is None or not (self.base_model.training and torch.is_grad_enabled()):

@@ -202,6 +202,12 @@ class Trainer:
         per process), the world size in the config, no callbacks but on rank 0."""
         self.dist = join_process_group(plan.device.type)
         if self.dist is None:
+            if self.cfg.train.nproc > 1:
+                self.warnings.append(
+                    f"train.nproc is {self.cfg.train.nproc} but this process is not one of "
+                    f"a data-parallel run: it trains alone (start it with 'learndrop train "
+                    f"--nproc N' or torchrun)")
+                self.cfg.train.nproc = 1
             return plan
         if self.time_budget_s:
             raise TrainingError("a time-budgeted run trains in one process: drop --nproc")

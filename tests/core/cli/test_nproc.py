@@ -211,3 +211,18 @@ def test_run_processes_feeds_a_callback_like_a_run_trained_here(tmp_path: Path,
     assert names[0] == "on_fit_start" and names[-1] == "on_fit_end"
     assert names.count("on_epoch_end") == 4
     assert "on_drop" in names
+
+
+def test_torchrun_runs_the_same_as_nproc(tmp_path: Path) -> None:
+    store = tmp_path / "store.sqlite"
+    out = tmp_path / "runs"
+    r = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+         "--standalone", "-m", "learndrop", "train", *TINY, "--epochs", "2",
+         "--output-dir", str(out), "--run-name", "tr", "--store", str(store), "--json"],
+        capture_output=True, text=True, timeout=TIMEOUT, env=_env(tmp_path))
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["world_size"] == 2 and summary["status"] == "finished"
+    assert [(name, status) for name, status, _ in _runs(store)] == [("tr", "finished")]
+    assert sorted(p.name for p in out.iterdir()) == ["tr"]
