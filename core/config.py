@@ -92,7 +92,8 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     name: str = field(default="small_cnn", metadata=_doc(
-        "Model from the registry (learndrop models lists them)."))
+        "Model from the registry (learndrop models lists them), or SOURCE:NAME from an "
+        "installed model source, e.g. timm:resnet18."))
     width: float = field(default=1.0, metadata=_doc(
         "Channel width multiplier for the models that support it.", min=0.125, max=8.0))
     weights: str = field(default="", metadata=_doc(
@@ -263,11 +264,10 @@ class RunConfig:
                         "random augmentation changes every epoch: turn data.augment off or use "
                         "mode=freeze"))
         from .data import list_datasets
-        from .models import list_models
+        from .models import is_model_name, unknown_model_message
 
-        if self.model.name not in list_models():
-            out.append(("model.name", f"unknown model '{self.model.name}': pick one of "
-                        f"{', '.join(list_models())}"))
+        if not is_model_name(self.model.name):
+            out.append(("model.name", unknown_model_message(self.model.name)))
         if self.data.dataset not in list_datasets():
             out.append(("data.dataset", f"unknown data set '{self.data.dataset}': pick one of "
                         f"{', '.join(list_datasets())}"))

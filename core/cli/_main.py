@@ -129,9 +129,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         sys.stdout.write(config_to_toml(cfg))
         return 0
+    extra = [_tensorboard(args.tensorboard)] if args.tensorboard else []
     control = RunControl()
     _install_signal_handlers(control)
-    callbacks = [Console(args.quiet), *_store_recorder(args)]
+    callbacks = [Console(args.quiet), *_store_recorder(args), *extra]
     trainer = Trainer(cfg, callbacks, control, resume_from=args.resume)
     result = trainer.fit()
     if not args.quiet:
@@ -139,6 +140,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.json:
         print(_json_summary(result.summary))
     return 0
+
+
+def _tensorboard(log_dir: str) -> Any:
+    """The TensorBoard callback, an integration that registers itself as an entry point."""
+    factory = load_plugin("learndrop.callbacks", "tensorboard", what="TensorBoard logging",
+                          install="pip install tensorboard (the learndrop[tensorboard] extra)")
+    return factory(log_dir)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -242,11 +250,13 @@ def build_config_for_bench(args: argparse.Namespace) -> RunConfig:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from ..models import list_models, model_info
+    from ..models import list_models, model_info, model_sources
 
     for name in list_models():
         info = model_info(name)
         print(f"{name:<12} {info.family:<7} {info.description}")
+    for source in model_sources():
+        print(f"{source + ':NAME':<12} {'':<7} any {source} model by name (needs {source})")
     return 0
 
 
@@ -288,6 +298,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--store", metavar="PATH", help="run store file (default: LEARNDROP_HOME)")
     t.add_argument("--no-store", action="store_true", help="do not record the run")
+    t.add_argument("--tensorboard", metavar="DIR", help="write scores, drops, savings, loss "
+                   "and accuracy live to TensorBoard in DIR/<run name> (needs tensorboard)")
     t.set_defaults(func=_cmd_train)
 
     r = sub.add_parser("resume", help="continue a stopped or interrupted run where its last "

@@ -7,7 +7,15 @@ each unit's output is the next unit's input.
 
 from __future__ import annotations
 
-from ._registry import ModelInfo, get_model, list_models, model_info
+from ._registry import (
+                        ModelInfo,
+                        get_model,
+                        is_model_name,
+                        list_models,
+                        model_info,
+                        model_sources,
+                        unknown_model_message,
+)
 from ._units import StaticUnits, Units
 from .cifar_resnet import CifarResNet
 from .small_cnn import SmallCNN
@@ -19,6 +27,9 @@ __all__ = [
            "StaticUnits",
            "Units",
            "get_model",
+           "is_model_name",
            "list_models",
            "model_info",
+           "model_sources",
+           "unknown_model_message",
 ]

@@ -1,22 +1,34 @@
-"""The model registry: names, one-line descriptions and checked builders."""
+"""The model registry: names, one-line descriptions and checked builders.
+
+Besides its own models, ``get_model`` builds ``SOURCE:NAME`` (for example ``timm:resnet10t``)
+with the builder that entry point ``SOURCE`` of the ``learndrop.models`` group names, so an
+integration adds a whole model library without core importing it. Such a builder is called
+as ``build(NAME, num_classes=..., in_channels=..., image_size=..., width=...)`` and returns a
+model with ``learndrop_units()``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from importlib import metadata
 from typing import Literal
 
 from torch import nn
 
 from ..errors import ModelError
+from ..plugins import load_plugin
 from .cifar_resnet import CifarResNet
 from .small_cnn import SmallCNN
 from .torchvision_models import build_resnet, build_vgg
 
-__all__ = ["ModelInfo", "get_model", "list_models", "model_info"]
+__all__ = ["ModelInfo", "get_model", "is_model_name", "list_models", "model_info",
+           "model_sources", "unknown_model_message"]
 
-Family = Literal["resnet", "vgg", "cnn"]
+SOURCES_GROUP = "learndrop.models"
+
+Family = Literal["resnet", "vgg", "cnn", "external"]
 
 
 @dataclass(frozen=True)
@@ -76,12 +88,33 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
+def model_sources() -> list[str]:
+    """Prefixes of the installed model sources (``timm`` builds ``timm:NAME``), sorted."""
+    return sorted({ep.name for ep in metadata.entry_points(group=SOURCES_GROUP)})
+
+
+def is_model_name(name: object) -> bool:
+    """Whether ``name`` is a registered model or ``SOURCE:NAME`` for an installed source
+    (whether that source knows NAME is found out when the model is built)."""
+    if not isinstance(name, str):
+        return False
+    if name in _MODELS:
+        return True
+    source, sep, inner = name.partition(":")
+    return bool(sep and inner.strip()) and source in model_sources()
+
+
+def unknown_model_message(name: object) -> str:
+    """One line naming the models that ``name`` could have been."""
+    sources = "".join(f" or {s}:NAME" for s in model_sources())
+    return f"unknown model {name!r}: pick one of {', '.join(list_models())}{sources}"
+
+
 def _lookup(name: str) -> tuple[ModelInfo, Builder]:
     try:
         return _MODELS[name]
     except (KeyError, TypeError):
-        raise ModelError(f"unknown model {name!r}: pick one of "
-                         f"{', '.join(list_models())}") from None
+        raise ModelError(unknown_model_message(name)) from None
 
 
 def model_info(name: str) -> ModelInfo:
@@ -95,8 +128,12 @@ def _is_int(value: object) -> bool:
 
 def get_model(name: str, *, num_classes: int, in_channels: int = 3, image_size: int = 32,
               width: float = 1.0) -> nn.Module:
-    """Build model ``name`` for the given data; it has ``learndrop_units()``."""
-    info, build = _lookup(name)
+    """Build model ``name`` (or ``SOURCE:NAME``) for the given data; it has
+    ``learndrop_units()``."""
+    if isinstance(name, str) and ":" in name and name not in _MODELS:
+        info, build = _external(name)
+    else:
+        info, build = _lookup(name)
     if not _is_int(num_classes) or num_classes < 2:
         raise ModelError(f"{name} needs at least 2 classes, got num_classes={num_classes!r}: "
                          f"use a data set with two or more classes")
@@ -111,5 +148,20 @@ def get_model(name: str, *, num_classes: int, in_channels: int = 3, image_size: 
     if not isinstance(width, (int, float)) or isinstance(width, bool) or not width > 0:
         raise ModelError(f"model width must be a positive number, got {width!r}: set "
                          f"model.width to e.g. 1.0")
-    return build(num_classes=num_classes, in_channels=in_channels, image_size=image_size,
-                 width=float(width))
+    model = build(num_classes=num_classes, in_channels=in_channels, image_size=image_size,
+                  width=float(width))
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"the builder of {name!r} returned {type(model).__name__}, not a "
+                         f"torch.nn.Module")
+    return model
+
+
+def _external(name: str) -> tuple[ModelInfo, Builder]:
+    """``SOURCE:NAME`` through the source's entry point."""
+    if not is_model_name(name):
+        raise ModelError(unknown_model_message(name))
+    source, _, inner = name.partition(":")
+    build = load_plugin(SOURCES_GROUP, source, what=f"{source} models",
+                        install=f"pip install {source} (the learndrop[{source}] extra)")
+    info = ModelInfo(name, "external", f"{inner.strip()} from {source}", 1)
+    return info, partial(build, inner.strip())

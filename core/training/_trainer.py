@@ -139,7 +139,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(dev.type, enabled=use_scaler)
         if not self.run_name:
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            self.run_name = f"{cfg.model.name}-{cfg.data.dataset}-{stamp}"
+            model_name = cfg.model.name.replace(":", "-")  # timm:resnet18 -> timm-resnet18
+            self.run_name = f"{model_name}-{cfg.data.dataset}-{stamp}"
         base = Path(cfg.output.dir).expanduser() if cfg.output.dir else runs_home()
         out = base / self.run_name
         if self.resume_from is None:
