@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import csv
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,15 @@ torchvision = pytest.importorskip("torchvision")
 
 from learndrop.core import ConfigError, LearnDrop, discover_units  # noqa: E402
 from learndrop.integrations.lightning import LearnDropCallback  # noqa: E402
+
+# Lightning's advice for real runs (more loader workers, a shorter logging interval), and a
+# deprecation inside Lightning itself, say nothing about these tests.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore:.*does not have many workers"),
+    pytest.mark.filterwarnings("ignore:.*smaller than the logging interval"),
+    pytest.mark.filterwarnings("ignore:.*LeafSpec"),
+    pytest.mark.filterwarnings("ignore:You defined a `validation_step` but have no"),
+]
 
 X = torch.randn(64, 3, 8, 8, generator=torch.Generator().manual_seed(0))
 Y = torch.randint(0, 4, (64,), generator=torch.Generator().manual_seed(1))
@@ -107,13 +115,12 @@ class DropAt(pl.Callback):
 
 
 def _trainer(tmp_path: Path, callbacks: list[Any], epochs: int, **kw: Any) -> pl.Trainer:
-    warnings.filterwarnings("ignore", ".*does not have many workers.*")
-    warnings.filterwarnings("ignore", ".*smaller than the logging interval.*")
     opts: dict[str, Any] = dict(max_epochs=epochs, accelerator="cpu", devices=1,
                                 callbacks=callbacks, enable_progress_bar=False,
                                 enable_model_summary=False, default_root_dir=str(tmp_path),
                                 logger=pl.loggers.CSVLogger(str(tmp_path)),
-                                log_every_n_steps=1, num_sanity_val_steps=0)
+                                log_every_n_steps=1, num_sanity_val_steps=0,
+                                enable_checkpointing=False)
     opts.update(kw)
     return pl.Trainer(**opts)
 
@@ -223,6 +230,43 @@ def test_logs_through_pl_module_log(tmp_path: Path) -> None:
     assert [r["learndrop/units_dropped"] for r in (rows[3], rows[4])] == ["0.0", "1.0"]
 
 
+def test_engine_steps_follow_optimizer_steps(tmp_path: Path) -> None:
+    cb = LearnDropCallback()
+    trainer = _trainer(tmp_path, [cb], epochs=2, accumulate_grad_batches=2)
+    trainer.fit(Classifier(), _loader())
+    assert cb.learndrop is not None
+    assert cb.learndrop.step_count == trainer.global_step == 4  # 8 batches, 4 steps
+    assert cb.learndrop.steps_per_epoch == 2
+
+
+class Stream(torch.utils.data.IterableDataset):
+    """A loader without a length: Lightning does not know where an epoch ends."""
+
+    def __iter__(self) -> Any:
+        return iter(zip(X[:48], Y[:48]))
+
+
+def test_epochs_of_unknown_length_are_scored_at_epoch_end(tmp_path: Path) -> None:
+    cb = LearnDropCallback()
+    trainer = _trainer(tmp_path, [cb], epochs=2)
+    trainer.fit(Classifier(), torch.utils.data.DataLoader(Stream(), batch_size=16))
+    ld = cb.learndrop
+    assert ld is not None and ld.epoch == 2 and ld.step_count == 6
+    assert "learndrop/score/layer1.0" in trainer.logged_metrics
+
+
+def test_a_second_fit_keeps_the_drops(tmp_path: Path) -> None:
+    module = Classifier()
+    cb = LearnDropCallback()
+    _trainer(tmp_path, [cb, DropAt(cb, 0, ["stem"])], epochs=1).fit(module, _loader())
+    again = _trainer(tmp_path, [cb], epochs=1)
+    again.fit(module, _loader())
+    assert cb.learndrop is not None and cb.learndrop.dropped == ["stem"]
+    assert cb.learndrop.step_count == 8
+    stem = {id(p) for p in cb.learndrop.unit("stem").parameters()}
+    assert not stem & {id(p) for g in again.optimizers[0].param_groups for p in g["params"]}
+
+
 def test_policy_drops_inside_lightning(tmp_path: Path) -> None:
     cb = LearnDropCallback(threshold=1.0, patience=1, warmup_epochs=0, trend_tolerance=100.0,
                            keep_last=1)
@@ -280,6 +324,20 @@ def test_bf16_mixed_precision(tmp_path: Path) -> None:
     trainer.fit(Classifier(), _loader())
     assert cb.learndrop is not None and cb.learndrop.dropped == ["stem"]
     assert cb.learndrop.savings()["train_flops_saved"] > 0
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_one_gpu_with_bf16(tmp_path: Path) -> None:
+    module = Classifier()
+    cb = LearnDropCallback()
+    trainer = _trainer(tmp_path, [cb, DropAt(cb, 0, ["stem", "layer1.0"])], epochs=2,
+                       accelerator="gpu", precision="bf16-mixed")
+    trainer.fit(module, _loader(), _loader())
+    assert cb.learndrop is not None and cb.learndrop.dropped == ["stem", "layer1.0"]
+    assert next(module.net.parameters()).device.type == "cuda"
+    assert module.grad_enabled_in_stem[-4:] == [False] * 4
+    opt = trainer.optimizers[0]
+    assert not {id(p) for p in module.net.layer1[0].parameters()} & set(map(id, opt.state))
 
 
 def test_skip_mode_bypasses_dropped_blocks(tmp_path: Path) -> None:
