@@ -261,7 +261,8 @@ class _Route:
     """Sends calls of ``network`` through ``ld.model`` while installed.
 
     ``ld.model`` calls the network again; that inner call runs the network's own forward
-    (with the engine's redirects of dropped units in place).
+    (with the engine's redirects of dropped units in place). The redirect is one function
+    object for the whole fit, so a compiled graph sees the same one every batch.
     """
 
     def __init__(self, network: nn.Module, ld: LearnDrop) -> None:
@@ -269,19 +270,13 @@ class _Route:
         self.ld = ld
         self.calls = 0
         self._inside = False
-        self._saved: Any = None
+        self._saved: Any = _MISSING
+        self._own: Any = None
         self._installed = False
-
-    def install(self) -> None:
-        if self._installed:
-            return
-        net = self.network
-        self._saved = net.__dict__.get("forward", _MISSING)
-        own = net.forward
 
         def forward(*args: Any, **kwargs: Any) -> Any:
             if self._inside:
-                return own(*args, **kwargs)
+                return self._own(*args, **kwargs)
             self._inside = True
             self.calls += 1
             try:
@@ -289,7 +284,15 @@ class _Route:
             finally:
                 self._inside = False
 
-        net.forward = forward  # type: ignore[method-assign]
+        self._forward = forward
+
+    def install(self) -> None:
+        if self._installed:
+            return
+        net = self.network
+        self._saved = net.__dict__.get("forward", _MISSING)
+        self._own = net.forward
+        net.forward = self._forward  # type: ignore[method-assign]
         self._installed = True
 
     def remove(self) -> None:
@@ -299,7 +302,7 @@ class _Route:
             del self.network.__dict__["forward"]
         else:
             self.network.forward = self._saved  # type: ignore[method-assign]
-        self._saved, self._installed = None, False
+        self._saved, self._own, self._installed = _MISSING, None, False
 
 
 def _step_counts(trainer: pl.Trainer) -> tuple[int | None, int | None]:

@@ -163,6 +163,49 @@ def test_named_sub_module_and_bad_name(tmp_path: Path) -> None:
             Backbone(), _loader())
 
 
+class Flat(pl.LightningModule):
+    """A LightningModule that is the network itself; ``direct`` skips its own forward."""
+
+    def __init__(self, direct: bool = False) -> None:
+        super().__init__()
+        self.direct = direct
+        self.conv1 = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.conv2 = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        self.fc = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv2(self.conv1(x)))
+
+    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+        x, y = batch
+        out = self.fc(self.conv2(self.conv1(x))) if self.direct else self(x)
+        return nn.functional.cross_entropy(out, y)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.1, momentum=0.9)
+
+
+def test_the_lightning_module_as_the_network(tmp_path: Path) -> None:
+    module = Flat()
+    cb = LearnDropCallback()
+    _trainer(tmp_path, [cb, DropAt(cb, 0, ["conv1"])], epochs=2).fit(module, _loader())
+    ld = cb.learndrop
+    assert ld is not None and ld.base_model is module
+    assert [u.name for u in ld.units] == ["conv1", "conv2", "fc"]
+    assert ld.total_forward_flops > 0 and ld.savings()["train_flops_saved"] > 0
+    assert not module.conv1[1].training and "forward" not in module.__dict__
+
+
+def test_warns_when_training_step_bypasses_the_network(tmp_path: Path) -> None:
+    module = Flat(direct=True)
+    cb = LearnDropCallback()
+    with pytest.warns(UserWarning, match="training_step did not call the network"):
+        _trainer(tmp_path, [cb, DropAt(cb, 0, ["conv1"])], epochs=2).fit(module, _loader())
+    assert cb.learndrop is not None and cb.learndrop.total_forward_flops == 0
+    assert not module.conv1[1].training  # dropped units are still frozen, BatchNorm in eval
+    assert all(not p.requires_grad for p in module.conv1.parameters())
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adamw"])
 def test_drop_frees_optimizer_state_and_keeps_bn_in_eval(tmp_path: Path,
                                                         optimizer: str) -> None:
