@@ -1,12 +1,14 @@
 # Two commands do all the set-up on a fresh Linux machine:
 #   make run    opens Learn&Drop Studio on the embedded default (digits); headless: make demo
 #   make test   import contract (core never imports Qt), mypy on core, the whole test suite
+#   make test-fast   ruff and the tests not marked slow (no subprocesses, signal trials,
+#                    fuzzing or longer runs): the quick check while working
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run demo test bench lint clean
+.PHONY: run demo test test-fast bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +30,10 @@ test: $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+test-fast: $(STAMP)
+	$(PY) -m ruff check .
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow"
 
 bench: $(STAMP)
 	$(VENV)/bin/learndrop bench --preset cpu-resnet20-finetune

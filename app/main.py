@@ -14,6 +14,14 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # Qt and the engine load only once a window is to open
+    from PySide6.QtWidgets import QApplication
+
+    from learndrop.core.config import RunConfig
+
+    from .main_window import MainWindow
 
 __all__ = ["main", "has_display", "build_parser"]
 
@@ -60,7 +68,16 @@ def main(argv: list[str] | None = None) -> int:
              "'learndrop train --config FILE' or set QT_QPA_PLATFORM=offscreen")
         return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    cfg, problem = _read_inputs(args)
+    if problem:
+        _say(problem)
+        return 2
+    return _run_app(args, cfg)
 
+
+def _read_inputs(args: argparse.Namespace) -> tuple[RunConfig | None, str]:
+    """The settings to start with (None: the remembered ones) and the first problem with the
+    arguments' files (empty when there is none)."""
     from learndrop.core.config import load_config
     from learndrop.core.errors import LearnDropError
 
@@ -69,20 +86,31 @@ def main(argv: list[str] | None = None) -> int:
         try:
             cfg = load_config(args.config)
         except LearnDropError as exc:
-            _say(exc.message)
-            return 2
+            return None, exc.message
     if args.screenshot and not Path(args.screenshot).expanduser().parent.is_dir():
-        _say(f"cannot save the screenshot: folder {Path(args.screenshot).parent} does not "
-             f"exist; create it or choose another path")
-        return 2
-    return _run_app(args, cfg)
+        return cfg, (f"cannot save the screenshot: folder {Path(args.screenshot).parent} does "
+                     f"not exist; create it or choose another path")
+    return cfg, ""
 
 
-def _run_app(args: argparse.Namespace, cfg: object) -> int:
-    from PySide6.QtCore import QTimer
+def _run_app(args: argparse.Namespace, cfg: RunConfig | None) -> int:
+    from .main_window import MainWindow
+
+    app = _application()
+    # a scripted run neither restores nor overwrites the user's last settings and layout
+    window = MainWindow(cfg, remember=not args.exit_when_done)
+    script = _ScriptedRun(app, window, args)
+    window.show()
+    script.start()
+    code = _exec(app, window)
+    return script.code if args.exit_when_done else code
+
+
+def _application() -> QApplication:
+    """The Qt application, named and styled for the desktop."""
     from PySide6.QtWidgets import QApplication
 
-    from .main_window import MainWindow, app_icon
+    from .main_window import app_icon
 
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else PROG])
     assert isinstance(app, QApplication)
@@ -92,57 +120,77 @@ def _run_app(args: argparse.Namespace, cfg: object) -> int:
     app.setWindowIcon(app_icon())
     if sys.platform.startswith("linux"):
         app.setStyle("Fusion")  # follows the system palette, light or dark
+    return app
 
-    # a scripted run neither restores nor overwrites the user's last settings and layout
-    window = MainWindow(cfg, remember=not args.exit_when_done)  # type: ignore[arg-type]
-    outcome = {"code": 0, "done": False}
 
-    def leave(code: int, reason: str = "") -> None:
-        if reason:
-            _say(reason)
-        outcome["code"] = code
-        if args.exit_when_done:
-            window.close()
-            app.exit(code)
-
-    def finish(status: str) -> None:
-        if outcome["done"]:
-            return
-        outcome["done"] = True
-        code, reason = 0, ""
-        if status != "finished":
-            code = 1
-            reason = f"run {status}" + (f": {window.last_error}" if window.last_error else "")
-        if args.screenshot and not window.save_screenshot(Path(args.screenshot).expanduser()):
-            code = 1
-            reason = f"cannot write the screenshot {args.screenshot}: choose a writable path"
-        leave(code, reason)
-
-    def on_run_finished(status: str) -> None:
-        QTimer.singleShot(500, lambda: finish(status))  # let the live plots draw first
-
-    def autostart() -> None:
-        if not window.start_run():
-            outcome["done"] = True
-            leave(2, f"cannot start: {window.setup.reason or 'a run is already going'}")
-
-    if args.exit_when_done or args.screenshot:
-        window.show_error_dialogs = not args.exit_when_done
-        window.run_finished.connect(on_run_finished)
-    window.show()
-    if args.autostart:
-        QTimer.singleShot(0, autostart)
+def _exec(app: QApplication, window: MainWindow) -> int:
+    """Qt's event loop until the app quits; Ctrl+C in the terminal closes the window."""
+    from PySide6.QtCore import QTimer
 
     previous = signal.signal(signal.SIGINT, lambda *_: window.close())
     ticker = QTimer()  # lets Python see Ctrl+C while Qt's loop runs
     ticker.timeout.connect(lambda: None)
     ticker.start(250)
     try:
-        code = app.exec()
+        return int(app.exec())
     finally:
         ticker.stop()
         signal.signal(signal.SIGINT, previous)
-    return int(outcome["code"] if args.exit_when_done else code)
+
+
+class _ScriptedRun:
+    """``--autostart``, ``--exit-when-done`` and ``--screenshot``: start the run once the
+    window is open, picture the window when the run ends, then quit with the run's outcome
+    (:attr:`code`: 0 when it finished, 1 otherwise, 2 when it could not start)."""
+
+    def __init__(self, app: QApplication, window: MainWindow,
+                 args: argparse.Namespace) -> None:
+        self.app, self.window, self.args = app, window, args
+        self.code = 0
+        self.done = False
+        if args.exit_when_done or args.screenshot:
+            window.show_error_dialogs = not args.exit_when_done
+            window.run_finished.connect(self._on_run_finished)
+
+    def start(self) -> None:
+        """Start the run as soon as the event loop runs (with ``--autostart``)."""
+        from PySide6.QtCore import QTimer
+
+        if self.args.autostart:
+            QTimer.singleShot(0, self._autostart)
+
+    def _autostart(self) -> None:
+        if not self.window.start_run():
+            self.done = True
+            self._leave(2, f"cannot start: {self.window.setup.reason or 'a run is already going'}")
+
+    def _on_run_finished(self, status: str) -> None:
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(500, lambda: self._finish(status))  # let the live plots draw first
+
+    def _finish(self, status: str) -> None:
+        if self.done:
+            return
+        self.done = True
+        code, reason = 0, ""
+        if status != "finished":
+            code = 1
+            error = self.window.last_error
+            reason = f"run {status}" + (f": {error}" if error else "")
+        shot = self.args.screenshot
+        if shot and not self.window.save_screenshot(Path(shot).expanduser()):
+            code = 1
+            reason = f"cannot write the screenshot {shot}: choose a writable path"
+        self._leave(code, reason)
+
+    def _leave(self, code: int, reason: str = "") -> None:
+        if reason:
+            _say(reason)
+        self.code = code
+        if self.args.exit_when_done:
+            self.window.close()
+            self.app.exit(code)
 
 
 if __name__ == "__main__":

@@ -1,40 +1,35 @@
-"""The main window: run setup and run history on the left, the live view in the middle, run
-actions on top."""
+"""The main window, the app's composition root: it builds the services (training job, bridge,
+run library) and the panels (run setup and run history on the left, the live view in the
+middle, run actions on top), wires them together and keeps the run's state."""
 
 from __future__ import annotations
 
 import importlib.resources
 import logging
-import math
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QToolBar, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMenu, QProgressBar, QToolBar
 
 from learndrop.core.config import RunConfig
 from learndrop.core.errors import LearnDropError
-from learndrop.core.events import EpochEnd, FitEnd, FitStart, Progress
-from learndrop.core.store import RunStore
+from learndrop.core.events import EpochEnd, FitEnd, FitStart, Progress, display_epoch
+from learndrop.core.format import clock as _clock
+from learndrop.core.format import is_number, percent
+from learndrop.core.summary import RunSummary
 from learndrop.core.training import RunControl
 
-from . import dialogs, settings
-from .bridge import BridgeSignals, QtBridge
-from .controls import RunActions, RunState
-from .history_panel import HistoryPanel
-from .setup_panel import SetupPanel
-from .worker import TrainingJob
+from .actions import RunActions, RunState
+from .dialogs.standard import confirm, show_about, show_error
+from .panels import HistoryPanel, LivePanel, SetupPanel
+from .services import BridgeSignals, QtBridge, RunLibrary, TrainingJob, settings
 
-__all__ = ["MainWindow", "app_icon", "make_live_panel"]
+__all__ = ["MainWindow", "app_icon"]
 
 log = logging.getLogger(__name__)
 
-LIVE_SLOTS = (("fit_started", "on_fit_start"), ("epoch_started", "on_epoch_start"),
-              ("progress", "on_progress"),
-              ("scores", "on_scores"), ("dropped", "on_drop"),
-              ("epoch_ended", "on_epoch_end"), ("checkpoint_saved", "on_checkpoint"),
-              ("warning", "on_warning"), ("fit_ended", "on_fit_end"))
 STATE_TEXT = {RunState.IDLE: "Ready", RunState.STARTING: "Starting…",
               RunState.RUNNING: "Running", RunState.PAUSED: "Paused",
               RunState.STOPPING: "Stopping after this batch…",
@@ -49,24 +44,6 @@ def app_icon() -> QIcon:
             return QIcon(str(path)) if Path(path).exists() else QIcon()
     except (ModuleNotFoundError, FileNotFoundError):
         return QIcon()
-
-
-def make_live_panel(parent: QWidget | None = None) -> QWidget:
-    """The live view; imported here so the window module loads without pyqtgraph's cost."""
-    from .live_panel import LivePanel
-
-    return LivePanel(parent)
-
-
-def _clock(seconds: float | None) -> str:
-    """``42 s``, ``3:05`` or ``1:02:03``; a dash when unknown."""
-    if seconds is None or not math.isfinite(seconds) or seconds < 0:
-        return "–"
-    s = round(seconds)
-    if s < 60:
-        return f"{s} s"
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}" if s >= 3600 else \
-        f"{s // 60}:{s % 60:02d}"
 
 
 class MainWindow(QMainWindow):
@@ -95,17 +72,20 @@ class MainWindow(QMainWindow):
         self.last_error = ""
         self.last_output_dir = ""
         self.signals = BridgeSignals(self)
+        self.library = RunLibrary(store_path, parent=self)
 
-        self.live: Any = make_live_panel(self)  # LivePanel's slots (see LIVE_SLOTS)
+        self.live = LivePanel(self)
         self.setCentralWidget(self.live)
         start_cfg = config or (settings.load_last_config() if remember else RunConfig())
         self.setup = SetupPanel(start_cfg)
         self.run_actions = RunActions(self)
         self.setup.add_start_button(self.run_actions.start)
-        self.history = HistoryPanel(store_path, live=self.live, busy=lambda: self.is_running)
+        self.history = HistoryPanel(self.library, live=self.live,
+                                    busy=lambda: self.is_running)
         self._build_docks_and_bars()
         self._build_menus()
-        self._connect()
+        self._connect_engine_signals()
+        self._connect_panels()
         self.setup.validity_changed.connect(self._on_validity)
         self._on_validity(self.setup.valid, self.setup.reason)
         self._default_size()
@@ -173,25 +153,35 @@ class MainWindow(QMainWindow):
         for dock in self.live.findChildren(QDockWidget):
             view_menu.addAction(dock.toggleViewAction())
         help_menu = bar.addMenu("&Help")
-        self._menu_action(help_menu, "&About Learn&&Drop Studio",
-                          lambda: dialogs.show_about(self))
+        self._menu_action(help_menu, "&About Learn&&Drop Studio", lambda: show_about(self))
 
-    def _menu_action(self, menu: Any, text: str, slot: Any, key: Any = None) -> QAction:
+    def _menu_action(self, menu: QMenu, text: str, slot: Callable[[], object],
+                     key: QKeySequence.StandardKey | str | None = None) -> QAction:
         action = menu.addAction(text)
         action.triggered.connect(slot)
         if key is not None:
             action.setShortcut(QKeySequence(key))
         return action
 
-    def _connect(self) -> None:
-        for signal_name, slot_name in LIVE_SLOTS:
-            slot = getattr(self.live, slot_name, None)
-            if slot is not None:
-                getattr(self.signals, signal_name).connect(slot)
-        self.signals.fit_started.connect(self._on_fit_start)
-        self.signals.progress.connect(self._on_progress)
-        self.signals.epoch_ended.connect(self._on_epoch_end)
-        self.signals.fit_ended.connect(self._on_fit_end)
+    def _connect_engine_signals(self) -> None:
+        """The engine's hooks, as the bridge's signals, reach the live view first, then the
+        window's status line."""
+        signals, live = self.signals, self.live
+        signals.fit_started.connect(live.on_fit_start)
+        signals.epoch_started.connect(live.on_epoch_start)
+        signals.progress.connect(live.on_progress)
+        signals.scores.connect(live.on_scores)
+        signals.dropped.connect(live.on_drop)
+        signals.epoch_ended.connect(live.on_epoch_end)
+        signals.checkpoint_saved.connect(live.on_checkpoint)
+        signals.warning.connect(live.on_warning)
+        signals.fit_ended.connect(live.on_fit_end)
+        signals.fit_started.connect(self._on_fit_start)
+        signals.progress.connect(self._on_progress)
+        signals.epoch_ended.connect(self._on_epoch_end)
+        signals.fit_ended.connect(self._on_fit_end)
+
+    def _connect_panels(self) -> None:
         self.live.unit_action_requested.connect(self._on_unit_action)
         self.history.run_opened.connect(self._on_history_opened)
         self.history.following_ended.connect(self._on_following_ended)
@@ -245,7 +235,7 @@ class MainWindow(QMainWindow):
         self._fit_start = self._fit_end = None
         self.last_status = self.last_error = self.last_output_dir = ""
         self._epochs = cfg.train.epochs
-        self.history.stop_following()
+        self.library.stop_following()
         self.live.reset()
         store = self._recording_store()
         self._job = TrainingJob(cfg, [QtBridge(self.signals)], RunControl(), parent=self,
@@ -261,8 +251,7 @@ class MainWindow(QMainWindow):
         """The run store to record into, opened here so a problem is told before training
         (the run then trains without being recorded)."""
         try:
-            with RunStore(self.history.store_path) as store:
-                return store.path
+            return self.library.recording_path()
         except LearnDropError as exc:
             self.statusBar().showMessage(f"This run is not recorded in the run history: "
                                          f"{exc.message}", 15000)
@@ -290,8 +279,8 @@ class MainWindow(QMainWindow):
     def ask_cancel_run(self) -> None:
         if self.control is None:
             return
-        if dialogs.confirm(self, "Cancel the run?",
-                           "Cancel this run and discard its files? Stop keeps them instead."):
+        if confirm(self, "Cancel the run?",
+                   "Cancel this run and discard its files? Stop keeps them instead."):
             self.cancel_run()
 
     def cancel_run(self) -> None:
@@ -302,10 +291,13 @@ class MainWindow(QMainWindow):
     @Slot(str, str)
     def _on_unit_action(self, action: str, unit: str) -> None:
         control = self.control
-        request = getattr(control, f"request_{action}", None) if control else None
-        if request is None or action not in ("pin", "unpin", "drop"):
+        if control is None:
             return
-        request(unit)
+        requests = {"pin": control.request_pin, "unpin": control.request_unpin,
+                    "drop": control.request_drop}
+        if action not in requests:
+            raise ValueError(f"unknown unit action {action!r}")
+        requests[action](unit)
         self.statusBar().showMessage(f"{action} {unit}: applied at the next step", 5000)
 
     # ---- engine events --------------------------------------------------------------------
@@ -317,9 +309,8 @@ class MainWindow(QMainWindow):
         self.setWindowTitle(f"{ev.run_name} — Learn&Drop Studio")
         self.progress_bar.setRange(0, max(ev.total_steps, 1))
         self.progress_bar.setValue(0)
-        if hasattr(self.live, "set_pinned"):
-            for unit in ev.config.get("drop", {}).get("pinned", []):
-                self.live.set_pinned(unit, True)
+        for unit in ev.config.get("drop", {}).get("pinned", []):
+            self.live.set_pinned(unit, True)
         if self._state is RunState.STARTING:
             self._set_state(RunState.RUNNING, f"Running on {ev.device}")
 
@@ -328,8 +319,8 @@ class MainWindow(QMainWindow):
         self.progress_bar.setValue(ev.step)
         if self._state is RunState.RUNNING:
             self.state_label.setText(
-                f"Running · epoch {ev.epoch + 1}/{self._epochs} · batch {ev.batch}/{ev.batches}"
-                f" · loss {ev.loss:.4f} · {ev.images_per_s:,.0f} img/s · "
+                f"Running · epoch {display_epoch(ev.epoch)}/{self._epochs} · batch {ev.batch}/"
+                f"{ev.batches} · loss {ev.loss:.4f} · {ev.images_per_s:,.0f} img/s · "
                 f"ETA {_clock(ev.eta_s)}")
 
     @Slot(object)
@@ -337,8 +328,9 @@ class MainWindow(QMainWindow):
         self.progress_bar.setValue(ev.step)
         if self._state is RunState.RUNNING:
             self.state_label.setText(
-                f"Running · epoch {ev.epoch + 1}/{self._epochs} done · validation accuracy "
-                f"{ev.val_accuracy:.1%} · {len(ev.dropped)} dropped · ETA {_clock(ev.eta_s)}")
+                f"Running · epoch {display_epoch(ev.epoch)}/{self._epochs} done · validation "
+                f"accuracy {ev.val_accuracy:.1%} · {len(ev.dropped)} dropped · "
+                f"ETA {_clock(ev.eta_s)}")
 
     @Slot(object)
     def _on_fit_end(self, ev: FitEnd) -> None:
@@ -352,8 +344,8 @@ class MainWindow(QMainWindow):
         status = "failed" if error else (end.status if end else "failed")
         self.last_status = status
         self.last_error = error or ""
-        if end and end.summary.get("output_dir"):
-            self.last_output_dir = str(end.summary["output_dir"])
+        if end and end.summary.output_dir:
+            self.last_output_dir = end.summary.output_dir
         self.progress_bar.hide()
         self._idle_text = self._summary_text(status, end, error)
         self._set_state(RunState.IDLE, self._idle_text)
@@ -372,29 +364,27 @@ class MainWindow(QMainWindow):
         if self._close_pending:
             self.close()
         elif error and self.show_error_dialogs:  # after this slot: the dialog blocks
-            QTimer.singleShot(0, lambda: dialogs.show_error(self, "Training failed", error))
+            QTimer.singleShot(0, lambda: show_error(self, "Training failed", error))
 
     @staticmethod
     def _summary_text(status: str, end: FitEnd | None, error: str | None) -> str:
         if error:
             return f"Failed: {error}"
-        summary = end.summary if end else {}
+        summary = end.summary if end else RunSummary()
         words = {"finished": "Finished", "stopped": "Stopped (checkpoint kept)",
                  "cancelled": "Cancelled (files discarded)"}
         parts = [words.get(status, status.capitalize())]
-        acc = summary.get("final_accuracy")
-        if isinstance(acc, (int, float)):
-            parts.append(f"accuracy {acc:.1%}")
-        dropped = summary.get("dropped")
-        if isinstance(dropped, list) and status != "cancelled":
+        if is_number(summary.final_accuracy):
+            parts.append(f"accuracy {percent(summary.final_accuracy)}")
+        dropped = summary.dropped
+        if summary.units and status != "cancelled":  # units: a run that built its network
             parts.append(f"{len(dropped)} unit{'s' if len(dropped) != 1 else ''} dropped")
-        for key, what in (("forward_flops_saved", "forward"), ("train_flops_saved", "training")):
-            saved = summary.get(key)
-            if isinstance(saved, (int, float)) and saved >= 0.005 and status != "cancelled":
-                parts.append(f"{saved:.0%} {what} FLOPs saved")
-        wall = summary.get("wall_time_s")
-        if isinstance(wall, (int, float)):
-            parts.append(f"in {_clock(wall)}")
+        for saved, what in ((summary.forward_flops_saved, "forward"),
+                            (summary.train_flops_saved, "training")):
+            if saved >= 0.005 and status != "cancelled":
+                parts.append(f"{percent(saved, 0)} {what} FLOPs saved")
+        if summary.wall_time_s:
+            parts.append(f"in {_clock(summary.wall_time_s)}")
         return " · ".join(parts)
 
     # ---- run history ----------------------------------------------------------------------
@@ -447,9 +437,8 @@ class MainWindow(QMainWindow):
             if self._close_pending:
                 self.statusBar().showMessage("Waiting for the run to stop…", 5000)
                 return
-            if dialogs.confirm(self, "Stop training and quit?",
-                               "A run is in progress. Stop it (its checkpoint is kept) and "
-                               "quit?"):
+            if confirm(self, "Stop training and quit?",
+                       "A run is in progress. Stop it (its checkpoint is kept) and quit?"):
                 self._close_pending = True
                 if self.control is not None and self._state is not RunState.CANCELLING:
                     self.control.stop()

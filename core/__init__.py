@@ -21,7 +21,7 @@ from .config import (
                         save_config,
 )
 from .data import build_datasets, list_datasets
-from .engine import LearnDrop, Unit, discover_units
+from .engine import DropPolicy, LearnDrop, Unit, discover_units
 from .errors import (
                         CheckpointError,
                         ConfigError,
@@ -44,10 +44,12 @@ from .events import (
                         UnitInfo,
 )
 from .models import get_model, list_models
+from .summary import RunSummary
 from .training import FitResult, RunControl, Trainer
 
 __all__ = [
-    "LearnDrop", "Trainer", "FitResult", "RunConfig", "DataConfig", "ModelConfig",
+    "LearnDrop", "DropPolicy", "RunSummary", "Trainer", "FitResult", "RunConfig", "DataConfig",
+    "ModelConfig",
     "OptimConfig", "DropConfig", "TrainConfig", "OutputConfig", "load_config", "save_config",
     "RunControl", "Callback", "FitStart", "Progress", "ScoreCheck", "DropEvent",
     "SavingsReport", "EpochEnd", "CheckpointSaved", "FitEnd", "UnitInfo", "Unit",

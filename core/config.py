@@ -25,7 +25,9 @@ else:  # pragma: no cover
 
 import tomli_w
 
+from .engine import DropPolicy
 from .errors import ConfigError
+from .fields import choices_of, doc, value_problem
 
 __all__ = [
     "DataConfig",
@@ -40,147 +42,108 @@ __all__ = [
     "config_to_toml",
     "field_paths",
     "field_doc",
+    "cache_augment_problem",
 ]
 
 OptimizerName = Literal["sgd", "adam", "adamw"]
 ScheduleName = Literal["cosine", "step", "onecycle", "constant"]
-DropMode = Literal["freeze", "cache", "skip"]
-DropOrder = Literal["prefix", "any"]
 DeviceName = Literal["auto", "cuda", "mps", "cpu"]
 Toggle = Literal["auto", "on", "off"]
 BadFiles = Literal["skip", "stop"]
 
 
-def _doc(text: str, **kw: Any) -> dict[str, Any]:
-    """Field metadata: a one-line explanation (shown in --help and the app) and bounds."""
-    return {"doc": text, **kw}
 
 
 @dataclass
 class DataConfig:
-    dataset: str = field(default="digits", metadata=_doc(
+    dataset: str = field(default="digits", metadata=doc(
         "Data set: digits (offline default), synthetic, mnist, fashionmnist, cifar10, cifar100, "
         "imagenette or imagefolder."))
-    root: str = field(default="", metadata=_doc(
+    root: str = field(default="", metadata=doc(
         "Local folder holding the data set (empty: the user data folder)."))
-    download: bool = field(default=False, metadata=_doc(
+    download: bool = field(default=False, metadata=doc(
         "Download torchvision data sets that are not in the folder yet."))
-    image_size: int = field(default=0, metadata=_doc(
+    image_size: int = field(default=0, metadata=doc(
         "Resize images to this side in pixels (0: the data set's own size).", min=0, max=1024))
-    augment: bool = field(default=False, metadata=_doc(
+    augment: bool = field(default=False, metadata=doc(
         "Random crop and flip on training images (not allowed with mode=cache)."))
-    val_fraction: float = field(default=0.2, metadata=_doc(
+    val_fraction: float = field(default=0.2, metadata=doc(
         "Share of samples held out for validation where the data set has no split.",
         min=0.01, max=0.9))
-    limit: int = field(default=0, metadata=_doc(
+    limit: int = field(default=0, metadata=doc(
         "Use at most this many training samples (0: all).", min=0))
-    synthetic_samples: int = field(default=4000, metadata=_doc(
+    synthetic_samples: int = field(default=4000, metadata=doc(
         "Synthetic data: number of samples (train and validation together).", min=20,
         max=10_000_000))
-    synthetic_classes: int = field(default=10, metadata=_doc(
+    synthetic_classes: int = field(default=10, metadata=doc(
         "Synthetic data: number of classes.", min=2, max=1000))
-    synthetic_size: int = field(default=32, metadata=_doc(
+    synthetic_size: int = field(default=32, metadata=doc(
         "Synthetic data: image side in pixels.", min=8, max=512))
-    synthetic_noise: float = field(default=1.0, metadata=_doc(
+    synthetic_noise: float = field(default=1.0, metadata=doc(
         "Synthetic data: noise level (higher is harder).", min=0.0, max=100.0))
-    bad_files: BadFiles = field(default="skip", metadata=_doc(
+    bad_files: BadFiles = field(default="skip", metadata=doc(
         "Unreadable images in a folder: skip them with a warning, or stop."))
-    num_workers: int = field(default=0, metadata=_doc(
+    num_workers: int = field(default=0, metadata=doc(
         "Data loader worker processes.", min=0, max=64))
 
 
 @dataclass
 class ModelConfig:
-    name: str = field(default="small_cnn", metadata=_doc(
+    name: str = field(default="small_cnn", metadata=doc(
         "Model from the registry (learndrop models lists them), or SOURCE:NAME from an "
         "installed model source, e.g. timm:resnet18."))
-    width: float = field(default=1.0, metadata=_doc(
+    width: float = field(default=1.0, metadata=doc(
         "Channel width multiplier for the models that support it.", min=0.125, max=8.0))
-    weights: str = field(default="", metadata=_doc(
+    weights: str = field(default="", metadata=doc(
         "Start from these weights (a run's final.pt or a state dict file) to fine-tune; layers "
         "whose shapes differ, such as a new head, start fresh (empty: random init)."))
 
 
 @dataclass
 class OptimConfig:
-    optimizer: OptimizerName = field(default="sgd", metadata=_doc("Optimizer."))
-    lr: float = field(default=0.05, metadata=_doc("Peak learning rate.", min=1e-8, max=10.0))
-    momentum: float = field(default=0.9, metadata=_doc(
+    optimizer: OptimizerName = field(default="sgd", metadata=doc("Optimizer."))
+    lr: float = field(default=0.05, metadata=doc("Peak learning rate.", min=1e-8, max=10.0))
+    momentum: float = field(default=0.9, metadata=doc(
         "SGD momentum (Adam: beta1).", min=0.0, max=0.999))
-    weight_decay: float = field(default=5e-4, metadata=_doc(
+    weight_decay: float = field(default=5e-4, metadata=doc(
         "Weight decay (decoupled for AdamW).", min=0.0, max=1.0))
-    schedule: ScheduleName = field(default="cosine", metadata=_doc(
+    schedule: ScheduleName = field(default="cosine", metadata=doc(
         "Learning-rate schedule over the whole run, stepped every batch."))
-    step_every: int = field(default=0, metadata=_doc(
+    step_every: int = field(default=0, metadata=doc(
         "Step schedule: epochs between decays (0: at 50% and 75% of the run).", min=0))
-    gamma: float = field(default=0.1, metadata=_doc(
+    gamma: float = field(default=0.1, metadata=doc(
         "Step schedule: decay factor.", min=1e-6, max=1.0))
-    warmup_epochs: float = field(default=0.0, metadata=_doc(
+    warmup_epochs: float = field(default=0.0, metadata=doc(
         "Linear learning-rate warm-up at the start (epochs).", min=0.0, max=1000.0))
 
 
-@dataclass
-class DropConfig:
-    enabled: bool = field(default=True, metadata=_doc(
-        "Drop settled units; off trains the full network (the baseline)."))
-    mode: DropMode = field(default="freeze", metadata=_doc(
-        "freeze: exact, dropped prefix runs without gradients; cache: exact, dropped prefix "
-        "output computed once per sample; skip: residual blocks bypassed (approximate)."))
-    threshold: float = field(default=0.5, metadata=_doc(
-        "A unit is settled when its learning score is at or below this (1 settles every unit).",
-        min=0.0, max=1.0))
-    patience: int = field(default=2, metadata=_doc(
-        "Consecutive settled checks before a unit is dropped.", min=1, max=1000))
-    warmup_epochs: int = field(default=1, metadata=_doc(
-        "Epochs before any unit may drop.", min=0, max=100000))
-    check_every: int = field(default=0, metadata=_doc(
-        "Optimizer steps between score checks (0: once per epoch).", min=0))
-    order: DropOrder = field(default="prefix", metadata=_doc(
-        "prefix: only the earliest training unit may drop (exact savings); any: any unit."))
-    keep_last: int = field(default=1, metadata=_doc(
-        "Units just before the head that always train.", min=0, max=10000))
-    lr_normalize: bool = field(default=True, metadata=_doc(
-        "Divide parameter change by the learning rate, so a schedule alone looks like no "
-        "convergence."))
-    ema: float = field(default=0.0, metadata=_doc(
-        "Smooth learning scores with this EMA factor (0: off).", min=0.0, max=0.99))
-    window: int = field(default=3, metadata=_doc(
-        "Checks over which the score's trend is fitted.", min=2, max=1000))
-    trend_tolerance: float = field(default=0.1, metadata=_doc(
-        "A unit's score trend counts as flat when its slope per check is within this.",
-        min=0.0, max=10.0))
-    units: list[str] = field(default_factory=list, metadata=_doc(
-        "Explicit units as module names (empty: found automatically)."))
-    pinned: list[str] = field(default_factory=list, metadata=_doc(
-        "Units that never drop."))
-    cache_budget_mb: int = field(default=2048, metadata=_doc(
-        "cache mode: memory for cached activations before spilling to disk (MiB).",
-        min=1, max=10_000_000))
+#: the ``[drop]`` section is the engine's own declaration of the drop policy
+DropConfig = DropPolicy
 
 
 @dataclass
 class TrainConfig:
-    epochs: int = field(default=10, metadata=_doc("Training epochs.", min=1, max=100000))
-    batch_size: int = field(default=64, metadata=_doc("Batch size.", min=1, max=1_000_000))
-    device: DeviceName = field(default="auto", metadata=_doc(
+    epochs: int = field(default=10, metadata=doc("Training epochs.", min=1, max=100000))
+    batch_size: int = field(default=64, metadata=doc("Batch size.", min=1, max=1_000_000))
+    device: DeviceName = field(default="auto", metadata=doc(
         "auto picks cuda, then mps, then cpu."))
-    amp: Toggle = field(default="auto", metadata=_doc(
+    amp: Toggle = field(default="auto", metadata=doc(
         "Mixed precision (auto: on with CUDA)."))
-    channels_last: Toggle = field(default="auto", metadata=_doc(
+    channels_last: Toggle = field(default="auto", metadata=doc(
         "channels_last memory format (auto: on with CUDA)."))
-    seed: int = field(default=0, metadata=_doc("Random seed.", min=0, max=2**32 - 1))
-    log_every: int = field(default=20, metadata=_doc(
+    seed: int = field(default=0, metadata=doc("Random seed.", min=0, max=2**32 - 1))
+    log_every: int = field(default=20, metadata=doc(
         "Batches between progress reports (loss is read from the device only then).", min=1))
-    deterministic: bool = field(default=False, metadata=_doc(
+    deterministic: bool = field(default=False, metadata=doc(
         "Ask PyTorch for deterministic kernels (slower)."))
 
 
 @dataclass
 class OutputConfig:
-    dir: str = field(default="", metadata=_doc(
+    dir: str = field(default="", metadata=doc(
         "Folder for run outputs (empty: the run store's folder)."))
-    name: str = field(default="", metadata=_doc("Run name (empty: generated)."))
-    checkpoint_every: int = field(default=1, metadata=_doc(
+    name: str = field(default="", metadata=doc("Run name (empty: generated)."))
+    checkpoint_every: int = field(default=1, metadata=doc(
         "Epochs between checkpoints (0: only at the end).", min=0))
 
 
@@ -246,23 +209,19 @@ class RunConfig:
     def problems(self) -> list[tuple[str, str]]:
         """Every invalid value as (field path, one-line message); empty when all is well."""
         out: list[tuple[str, str]] = []
-        for path in field_paths():
-            section, name = _split(path)
-            f = _FIELDS[path]
-            value = getattr(getattr(self, section), name)
-            lo, hi = f.metadata.get("min"), f.metadata.get("max")
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                if isinstance(value, float) and not math.isfinite(value):
-                    out.append((path, f"{path} must be a finite number, got {value}"))
-                    continue
-                if lo is not None and value < lo:
-                    out.append((path, f"{path} must be at least {lo}, got {value}"))
-                elif hi is not None and value > hi:
-                    out.append((path, f"{path} must be at most {hi}, got {value}"))
-        if self.drop.mode == "cache" and self.data.augment and self.drop.enabled:
-            out.append(("drop.mode", "drop.mode=cache reuses each sample's activations, which "
-                        "random augmentation changes every epoch: turn data.augment off or use "
-                        "mode=freeze"))
+        for section, kind in _SECTION_TYPES.items():
+            if kind is DropPolicy:  # checks itself: the engine uses the same check
+                out += self.drop.problems()
+                continue
+            for f in dataclasses.fields(kind):
+                path = f"{section}.{f.name}"
+                message = value_problem(path, getattr(getattr(self, section), f.name), f,
+                                        _HINTS[section][f.name])
+                if message:
+                    out.append((path, message))
+        cache = cache_augment_problem(self.drop, augmented=self.data.augment)
+        if cache:
+            out.append(cache)
         from .data import list_datasets
         from .models import is_model_name, unknown_model_message
 
@@ -310,8 +269,17 @@ def field_type(path: str) -> Any:
 
 
 def field_choices(path: str) -> tuple[str, ...]:
-    hint = field_type(path)
-    return tuple(get_args(hint)) if get_origin(hint) is Literal else ()
+    return choices_of(field_type(path))
+
+
+def cache_augment_problem(drop: DropPolicy, augmented: bool) -> tuple[str, str] | None:
+    """The one refusal of ``drop.mode=cache`` with training data that changes every epoch
+    (random augmentation), as (field path, message); ``None`` when the two go together."""
+    if drop.enabled and drop.mode == "cache" and augmented:
+        return ("drop.mode", "drop.mode=cache reuses each sample's activations, which "
+                "random augmentation changes every epoch: turn data.augment off or use "
+                "mode=freeze")
+    return None
 
 
 def _split(path: str) -> tuple[str, str]:

@@ -15,14 +15,37 @@ Order of events in one run::
        on_epoch_end
        on_checkpoint?)*
     on_fit_end                   always, also after stop, cancel or an error
+
+Epochs: one convention
+----------------------
+``step`` is always the global optimizer step, counted from 1 (the first step is step 1; a
+step's number is how many steps are done once it is). An ``epoch`` field means one of three
+things, fixed per field:
+
+* an **epoch index**, counted from 0: ``on_epoch_start(epoch)``, ``Progress.epoch`` (the
+  epoch being trained) and ``EpochEnd.epoch`` (the epoch that just ended). People see it
+  counted from 1: :func:`display_epoch`.
+* an **epoch position**, a float in epochs completed: ``ScoreCheck.epoch`` and
+  ``DropEvent.epoch`` (2.5 = halfway through the third epoch; 1.0 = the end of the first).
+  It is the x axis of every chart; for a global step it is :func:`epoch_of_step`.
+* a **count of complete epochs**: ``CheckpointSaved.epoch`` (the epochs a resume from it
+  skips) and ``FitStart.resumed_from_epoch`` (0 for a fresh run). Equal to the position at
+  an epoch boundary.
+
+The epoch a step belongs to, counted from 1 as people read it, is :func:`epoch_number`: the
+steps of the first epoch (1 .. steps_per_epoch) are in epoch 1.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import weakref
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from .summary import RunSummary
 
 __all__ = [
     "UnitInfo",
@@ -37,6 +60,10 @@ __all__ = [
     "Callback",
     "call_hook",
     "event_to_dict",
+    "display_epoch",
+    "epoch_of_step",
+    "epoch_number",
+    "RunSummary",
 ]
 
 log = logging.getLogger(__name__)
@@ -70,16 +97,16 @@ class FitStart:
     total_params: int
     forward_flops: int
     output_dir: str
-    resumed_from_epoch: int = 0
+    resumed_from_epoch: int = 0  # complete epochs a resumed run starts after (0: fresh)
 
 
 @dataclass(frozen=True)
 class Progress:
     """Throttled batch progress. ``loss`` is the mean over the batches since the last one."""
 
-    step: int
-    epoch: int
-    batch: int
+    step: int  # global step, from 1
+    epoch: int  # index of the epoch being trained, from 0
+    batch: int  # batches done in this epoch, from 1
     batches: int
     loss: float
     lr: float
@@ -94,7 +121,7 @@ class ScoreCheck:
     were already dropped (or the head, which is never scored)."""
 
     step: int
-    epoch: float
+    epoch: float  # position: epochs completed at this check (fractional)
     lr: float
     changes: tuple[float | None, ...]
     scores: tuple[float | None, ...]
@@ -107,7 +134,7 @@ class ScoreCheck:
 @dataclass(frozen=True)
 class DropEvent:
     step: int
-    epoch: float
+    epoch: float  # position: epochs completed at the drop (fractional)
     unit: str
     index: int
     reason: str  # "policy" or "manual"
@@ -140,8 +167,8 @@ class SavingsReport:
 
 @dataclass(frozen=True)
 class EpochEnd:
-    epoch: int
-    step: int
+    epoch: int  # index of the epoch that ended, from 0
+    step: int  # its last global step (mid-epoch when the run was stopped in it)
     train_loss: float
     train_accuracy: float
     val_loss: float
@@ -158,23 +185,47 @@ class EpochEnd:
 
 @dataclass(frozen=True)
 class CheckpointSaved:
-    epoch: int
+    epoch: int  # complete epochs in the checkpoint (a resume from it starts after them)
     step: int
     path: str
 
 
 @dataclass(frozen=True)
 class FitEnd:
-    """``status``: finished, stopped, cancelled or failed. ``summary`` is JSON-ready."""
+    """``status``: finished, stopped, cancelled or failed; ``summary``: the run's figures."""
 
     status: str
     message: str
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: RunSummary = field(default_factory=RunSummary)
+
+
+# ---- epochs (see the module docstring) ------------------------------------------------------
+def display_epoch(epoch_index: int) -> int:
+    """The epoch as people count it (from 1) for an epoch index counted from 0
+    (``Progress.epoch``, ``EpochEnd.epoch``, ``on_epoch_start``)."""
+    return int(epoch_index) + 1
+
+
+def epoch_of_step(step: float, steps_per_epoch: int) -> float:
+    """The epoch position (epochs completed, fractional) after global step ``step``; the
+    step itself when the steps per epoch are not known."""
+    return step / steps_per_epoch if steps_per_epoch else float(step)
+
+
+def epoch_number(step: int, steps_per_epoch: int) -> int:
+    """The epoch, counted from 1, that global step ``step`` belongs to (steps count from 1,
+    so step ``steps_per_epoch`` is the last of epoch 1); the step itself when the steps per
+    epoch are not known."""
+    return max(1, math.ceil(step / steps_per_epoch)) if steps_per_epoch else step
 
 
 class Callback:
-    """Base class: override the hooks you need. Hooks must not raise; if one does, the
-    error is logged and the run goes on (a broken progress bar must not cost a run)."""
+    """Base class: override the hooks you need.
+
+    Hooks should not raise. If one does, :func:`call_hook` logs the exception with its
+    traceback, reports it once to the other callbacks' ``on_warning`` and the run goes on:
+    a broken progress bar must not cost a long run, nor fail without a word.
+    """
 
     def on_fit_start(self, event: FitStart) -> None: ...
     def on_epoch_start(self, epoch: int) -> None: ...
@@ -187,18 +238,57 @@ class Callback:
     def on_fit_end(self, event: FitEnd) -> None: ...
 
 
+#: every hook :func:`call_hook` may fire
+HOOKS = frozenset(name for name in vars(Callback) if name.startswith("on_"))
+
+# (callback, hook) pairs whose failure was already reported: a hook that fails on every
+# batch is logged and reported once, not thousands of times
+_reported: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
+
+
 def call_hook(callbacks: Iterable[Callback], hook: str, *args: Any) -> None:
-    """Fire ``hook`` on every callback, in order."""
-    for cb in callbacks:
-        fn = getattr(cb, hook, None)
-        if fn is None:
-            continue
+    """Fire ``hook`` on every callback, in order.
+
+    An unknown hook name, or a callback without that hook, raises ``AttributeError``: wiring
+    fails loudly. A callback that raises does not stop the others or the run: its exception
+    is logged with the traceback (``log.exception``) and, the first time this callback's
+    hook fails, reported through the other callbacks' ``on_warning``.
+    """
+    if hook not in HOOKS:
+        raise AttributeError(f"{hook!r} is not a callback hook (hooks: "
+                             f"{', '.join(sorted(HOOKS))})")
+    targets = list(callbacks)
+    for cb in targets:
+        fn = getattr(cb, hook)
         try:
             fn(*args)
-        except Exception:  # noqa: BLE001 - a callback must never take the run down
-            log.exception("callback %s.%s failed", type(cb).__name__, hook)
+        except Exception as exc:  # noqa: BLE001 - a callback must never take the run down
+            _report_failure(targets, cb, hook, exc)
+
+
+def _report_failure(targets: list[Callback], cb: Callback, hook: str, exc: Exception) -> None:
+    name = f"{type(cb).__name__}.{hook}"
+    try:
+        seen = _reported.setdefault(cb, set())
+    except TypeError:  # a callback that cannot be weakly referenced: report every time
+        seen = set()
+    if hook in seen:
+        log.debug("callback %s failed again: %s", name, exc)
+        return
+    seen.add(hook)
+    log.exception("callback %s failed; the run goes on", name)
+    if hook == "on_warning":  # reporting through the hook that fails would loop
+        return
+    text = str(exc).strip().splitlines()
+    message = (f"callback {name} failed ({type(exc).__name__}: "
+               f"{text[0] if text else 'no message'}); the run goes on")
+    call_hook([t for t in targets if t is not cb], "on_warning", message)
 
 
 def event_to_dict(event: Any) -> dict[str, Any]:
-    """A JSON-ready dict of an event (tuples become lists)."""
-    return asdict(event)
+    """A JSON-ready dict of an event (a run summary as :meth:`RunSummary.to_dict` writes
+    it)."""
+    out = asdict(event)
+    if isinstance(event, FitEnd):
+        out["summary"] = event.summary.to_dict()
+    return out

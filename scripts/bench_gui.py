@@ -27,7 +27,7 @@ import numpy as np
 from PySide6.QtCore import QElapsedTimer, QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
-from learndrop.app.live_panel import LivePanel
+from learndrop.app.panels import LivePanel
 from learndrop.core.events import (
     DropEvent,
     EpochEnd,

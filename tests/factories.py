@@ -1,13 +1,22 @@
-"""Event factories shared by the tests: a plausible run's event stream, recorded or replayed.
+"""Factories shared by the tests: a plausible run's event stream (recorded or replayed), a
+longer one for the live views, a callback recording hooks, the settings of a tiny real run,
+folders of images, and the check of a one-line error.
 
-Importable from any test (``pytest`` puts ``tests/`` on the path)."""
+Importable from any test (``pytest`` puts ``tests/`` on the path); fixtures are in conftest.py."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from PIL import Image
+
+from learndrop.core.config import RunConfig
 from learndrop.core.events import (
+    Callback,
     CheckpointSaved,
     DropEvent,
     EpochEnd,
@@ -19,6 +28,7 @@ from learndrop.core.events import (
     UnitInfo,
 )
 from learndrop.core.store import EpochStart, RunMessage, StoreRecorder
+from learndrop.core.summary import RunSummary
 
 UNITS = (
     UnitInfo(0, "stem", ("conv1", "bn1"), 464, 1_200_000, 0.30),
@@ -92,8 +102,8 @@ def make_events(name: str = "demo-run", *, epochs: int = 3, steps_per_epoch: int
                                                      path=f"{output_dir}/checkpoint.pt")))
     if status != "running":
         out.append(("on_fit_end", FitEnd(status=status, message="done",
-                                         summary={"best_val_accuracy": 0.8,
-                                                  "wall_time_s": 12.5})))
+                                         summary=RunSummary(status=status, best_accuracy=0.8,
+                                                            wall_time_s=12.5))))
     return out
 
 
@@ -116,3 +126,166 @@ def record(path: Path, stream: list[tuple[str, Any]], **kw: Any) -> StoreRecorde
         getattr(rec, hook)(payload)
     assert rec.error is None, rec.error
     return rec
+
+
+#: the drop threshold of the live-view stream
+LIVE_THRESHOLD = 0.2
+
+
+def make_live_units(n: int = 12) -> tuple[UnitInfo, ...]:
+    """A ResNet-like list: stem, blocks, head; earlier units cost more FLOPs."""
+    names = ["stem"] + [f"layer{1 + k // 3}.{k % 3}" for k in range(n - 2)] + ["fc"]
+    flops = [max(1, int(4e7 / (1 + 0.5 * i))) for i in range(n - 1)] + [5_000]
+    total = sum(flops)
+    return tuple(UnitInfo(index=i, name=nm, modules=(nm,), params=2_000 * (i + 1) ** 2,
+                          forward_flops=f, flops_share=f / total, is_head=(i == n - 1),
+                          skippable=0 < i < n - 1)
+                 for i, (nm, f) in enumerate(zip(names, flops)))
+
+
+def make_live_stream(n_units: int = 12, epochs: int = 8, checks_per_epoch: int = 4,
+                steps_per_epoch: int = 100, seed: int = 0) -> list[tuple[str, Any]]:
+    """A longer run for the live views, as (hook name, event) pairs in the engine's order:
+    ``n_units`` ResNet-like units whose scores decay (deeper units later), prefix drops after
+    the first epoch."""
+    rng = np.random.default_rng(seed)
+    units = make_live_units(n_units)
+    n = len(units)
+    total_params = sum(u.params for u in units)
+    start = FitStart("demo", {"drop": {"threshold": LIVE_THRESHOLD, "pinned": []}}, units, epochs,
+                     steps_per_epoch, epochs * steps_per_epoch, "cpu", "freeze", True,
+                     total_params, sum(u.forward_flops for u in units), "/tmp/demo")
+    out: list[tuple[str, Any]] = [("on_fit_start", start)]
+    dropped = np.zeros(n, dtype=bool)
+    streak = np.zeros(n, dtype=int)
+    tau = np.linspace(3.0, 30.0, n)  # checks until a unit's score falls by e
+    check = 0
+    for ep in range(epochs):
+        out.append(("on_epoch_start", ep + 1))
+        for c in range(checks_per_epoch):
+            step = ep * steps_per_epoch + (c + 1) * steps_per_epoch // checks_per_epoch
+            out.append(("on_progress", Progress(step, ep + 1, step - ep * steps_per_epoch,
+                                                steps_per_epoch, 2.3 * math.exp(-step / 300),
+                                                0.05, 1500.0, step * 0.1,
+                                                (epochs * steps_per_epoch - step) * 0.1)))
+            raw = np.exp(-check / tau) * (1 + 0.1 * rng.standard_normal(n))
+            scores = [None if (dropped[i] or units[i].is_head) else float(np.clip(raw[i], 0, 1))
+                      for i in range(n)]
+            settled = [s is not None and s < LIVE_THRESHOLD for s in scores]
+            streak = np.where(settled, streak + 1, 0)
+            out.append(("on_scores", ScoreCheck(step, step / steps_per_epoch, 0.05,
+                                                tuple(None if s is None else s * 0.01
+                                                      for s in scores),
+                                                tuple(scores), tuple(0.0 for _ in scores),
+                                                tuple(settled), tuple(int(k) for k in streak),
+                                                0.001)))
+            first = int(np.flatnonzero(~dropped)[0])
+            if ep >= 1 and streak[first] >= 2 and not units[first].is_head and first < n - 2:
+                dropped[first] = True
+                out.append(("on_drop", DropEvent(step, step / steps_per_epoch, units[first].name,
+                                                 first, "policy", scores[first], "freeze")))
+            check += 1
+        share = sum(u.flops_share for u, d in zip(units, dropped) if d)
+        step = (ep + 1) * steps_per_epoch
+        sav = SavingsReport(step, share, share * 2 / 3, share * 0.6, share * 0.4,
+                            total_params - sum(u.params for u, d in zip(units, dropped) if d),
+                            total_params, 0.1 * (1 - share), 0.1, share * 0.8,
+                            12.0 * (ep + 1) * share, 60.0 * share, 0.8 if share else None)
+        train_acc, val_acc = min(0.99, 0.5 + 0.05 * ep), min(0.97, 0.48 + 0.05 * ep)
+        out.append(("on_epoch_end", EpochEnd(ep + 1, step, 2.0 / (ep + 2), train_acc,
+                                              2.1 / (ep + 2), val_acc, None, 10.0,
+                                              10.0 * (ep + 1), 10.0 * (epochs - ep - 1), 1500.0,
+                                              0.05, tuple(u.name for u, d in zip(units, dropped)
+                                                          if d), sav)))
+        out.append(("on_checkpoint", CheckpointSaved(ep + 1, step, f"/tmp/demo/ckpt{ep + 1}.pt")))
+    out.append(("on_fit_end", FitEnd("finished", "")))
+    return out
+
+
+def feed(target: Any, events: list[tuple[str, Any]]) -> None:
+    """Call ``target``'s hooks with the events, in order."""
+    for hook, ev in events:
+        getattr(target, hook)(ev)
+
+
+def drops_of(stream: list[tuple[str, Any]]) -> list[DropEvent]:
+    """The drops of a stream, in order."""
+    return [ev for hook, ev in stream if hook == "on_drop"]
+
+
+class HookRecorder(Callback):
+    """A callback that records every hook call as (hook name, payload), in order."""
+
+    CODES = {"on_fit_start": "S", "on_epoch_start": "E", "on_progress": "P",
+             "on_scores": "C", "on_drop": "D", "on_epoch_end": "e", "on_checkpoint": "K",
+             "on_warning": "W", "on_fit_end": "F"}
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def __getattribute__(self, name: str) -> Any:
+        if name.startswith("on_"):
+            calls = object.__getattribute__(self, "calls")
+            return lambda *a: calls.append((name, a[0] if a else None))
+        return object.__getattribute__(self, name)
+
+    @property
+    def sequence(self) -> str:
+        """One letter a call (``CODES``), e.g. ``SEPCeKF``."""
+        return "".join(self.CODES.get(hook, "?") for hook, _ in self.calls)
+
+    def of(self, code: str) -> list[Any]:
+        """The payloads of the calls with this letter."""
+        return [p for hook, p in self.calls if self.CODES.get(hook) == code]
+
+
+# ---- a tiny real run ------------------------------------------------------------------------
+TINY_RUN: dict[str, Any] = {
+    "data.dataset": "digits", "model.name": "small_cnn", "data.limit": 320,
+    "data.image_size": 16, "train.batch_size": 32, "train.epochs": 4, "drop.threshold": 1.0,
+    "drop.patience": 1, "drop.warmup_epochs": 1, "drop.window": 2, "drop.trend_tolerance": 10.0,
+}
+"""A few seconds on CPU (digits, the small CNN) that drops units from the second epoch on,
+setting by setting (dotted paths, as ``RunConfig.set`` and the ``--section.name`` flags)."""
+
+
+def tiny_config(out: Path, **changes: Any) -> RunConfig:
+    """The tiny run writing below ``out``; ``changes`` by dotted path:
+    ``tiny_config(out, **{"train.epochs": 2})``."""
+    cfg = RunConfig()
+    for path, value in {**TINY_RUN, "output.dir": str(out), **changes}.items():
+        cfg.set(path, value)
+    return cfg
+
+
+def tiny_flags(**changes: Any) -> list[str]:
+    """The tiny run as command-line flags (``--data.limit 320 ...``), ``changes`` as above."""
+    flags: list[str] = []
+    for path, value in {**TINY_RUN, **changes}.items():
+        flags += [f"--{path}", str(value).lower() if isinstance(value, bool) else str(value)]
+    return flags
+
+
+# ---- files ----------------------------------------------------------------------------------
+def write_images(folder: Path, count: int, mode: str = "RGB", size: int = 12) -> None:
+    """``count`` random PNG images (``img0.png``, ...) of ``size`` x ``size + 2`` pixels."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(len(str(folder)) + count)
+    for i in range(count):
+        shape = (size, size + 2, 3) if mode == "RGB" else (size, size + 2)
+        pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+        Image.fromarray(pixels, mode=None).convert(mode).save(folder / f"img{i}.png")
+
+
+# ---- the command line -----------------------------------------------------------------------
+RunCli = Callable[[list[str]], tuple[int, str, str]]
+"""The ``run_cli`` fixture: ``learndrop ARGV`` in this process -> (exit code, stdout, stderr)."""
+
+
+def one_line(err: str) -> str:
+    """The one line a refused command prints (with no traceback); fails on more or fewer."""
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert lines[0].startswith("learndrop"), lines[0]
+    return lines[0]

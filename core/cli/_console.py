@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..events import Callback
+from .. import format as fmt
+from ..events import Callback, display_epoch
 
 __all__ = ["Console"]
 
@@ -36,13 +37,14 @@ class Console(Callback):
             return
         width = 24
         done = int(width * ev.batch / max(ev.batches, 1))
-        self._out(f"\repoch {ev.epoch + 1}/{self.epochs} [{'#' * done}{'.' * (width - done)}]"
-                  f" loss {ev.loss:.4f} {ev.images_per_s:,.0f} img/s", end="")
+        self._out(f"\repoch {display_epoch(ev.epoch)}/{self.epochs} "
+                  f"[{'#' * done}{'.' * (width - done)}] loss {ev.loss:.4f} "
+                  f"{fmt.rate(ev.images_per_s)}", end="")
 
     def on_drop(self, ev: Any) -> None:
         if self.tty:
             self._out("")
-        score = "" if ev.score is None else f" (score {ev.score:.3f})"
+        score = "" if ev.score is None else f" (score {fmt.score(ev.score)})"
         self._out(f"  dropped {ev.unit} at epoch {ev.epoch:.2f}{score}, {ev.reason}")
 
     def on_warning(self, message: str) -> None:
@@ -53,8 +55,8 @@ class Console(Callback):
             self._out("\r", end="")
         s = ev.savings
         scaled = ("" if ev.val_accuracy_scaled is None
-                  else f" (scaled-down {ev.val_accuracy_scaled:.2%})")
-        self._out(f"epoch {ev.epoch + 1}/{self.epochs}: loss {ev.train_loss:.4f} "
-                  f"val acc {ev.val_accuracy:.2%}{scaled}, {ev.epoch_time_s:.1f}s, "
-                  f"{len(ev.dropped)} dropped, train FLOPs saved now "
-                  f"{s.train_flops_saved:.1%}")
+                  else f" (scaled-down {fmt.percent(ev.val_accuracy_scaled, 2)})")
+        self._out(f"epoch {display_epoch(ev.epoch)}/{self.epochs}: loss {ev.train_loss:.4f} "
+                  f"val acc {fmt.percent(ev.val_accuracy, 2)}{scaled}, "
+                  f"{fmt.duration(ev.epoch_time_s)}, {len(ev.dropped)} dropped, train FLOPs "
+                  f"saved now {fmt.percent(s.train_flops_saved)}")

@@ -12,11 +12,14 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
+from .. import format as fmt
 from ..config import RunConfig, config_to_toml, field_choices, field_doc, field_paths, load_config
 from ..errors import LearnDropError
 from ..plugins import load_plugin
+from ..summary import RunSummary
 from ._console import Console
 from ._store_commands import add_commands as add_store_commands
 
@@ -42,6 +45,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _help(path: str) -> str:
+    return field_doc(path).replace("%", "%%")  # argparse %-formats help texts
+
+
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML or JSON config file; flags override it")
     g = p.add_argument_group("common settings")
@@ -49,7 +56,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     for alias, path in ALIASES.items():
         choices = field_choices(path)
         g.add_argument(f"--{alias}", dest=f"set:{path}", metavar=(
-            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=field_doc(path))
+            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=_help(path))
     a = p.add_argument_group("every setting (section.name)")
     for path in field_paths():
         if path in back:
@@ -57,7 +64,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
             continue
         choices = field_choices(path)
         a.add_argument(f"--{path}", dest=f"set:{path}", metavar=(
-            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=field_doc(path))
+            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=_help(path))
 
 
 def build_config(args: argparse.Namespace) -> RunConfig:
@@ -74,36 +81,35 @@ def _apply_flags(cfg: RunConfig, args: argparse.Namespace) -> RunConfig:
     return cfg.check()
 
 
-def _print_summary(s: dict[str, Any]) -> None:
+def _print_summary(s: RunSummary) -> None:
     lines = [
-        f"status          {s['status']}",
-        f"final accuracy  {s['final_accuracy']:.2%} (best {s['best_accuracy']:.2%})",
-        f"wall time       {s['wall_time_s']:.1f} s",
-        f"units dropped   {len(s['dropped'])} of {s['units'] - 1}",
+        f"status          {s.status}",
+        f"final accuracy  {fmt.percent(s.final_accuracy, 2)} "
+        f"(best {fmt.percent(s.best_accuracy, 2)})",
+        f"wall time       {fmt.duration(s.wall_time_s)}",
+        f"units dropped   {len(s.dropped)} of {s.units - 1}",
     ]
-    if s.get("final_accuracy_scaled") is not None:
-        lines.insert(2, f"scaled-down acc {s['final_accuracy_scaled']:.2%}")
-    for d in s["dropped"]:
-        lines.append(f"  {d['unit']:<14} epoch {d['epoch']:.2f} (step {d['step']}, "
-                     f"{d['reason']})")
-    eff = s.get("efficiency")
+    if s.final_accuracy_scaled is not None:
+        lines.insert(2, f"scaled-down acc {fmt.percent(s.final_accuracy_scaled, 2)}")
+    for d in s.dropped:
+        lines.append(f"  {d.unit:<14} epoch {d.epoch:.2f} (step {d.step}, {d.reason})")
+    eff = s.efficiency
     lines += [
-        f"forward FLOPs saved over the run   {s['forward_flops_saved']:.1%}",
-        f"training FLOPs saved over the run  {s['train_flops_saved']:.1%}",
-        f"trainable params at the end        {s['trainable_params']:,} of "
-        f"{s['total_params']:,}",
+        f"forward FLOPs saved over the run   {fmt.percent(s.forward_flops_saved)}",
+        f"training FLOPs saved over the run  {fmt.percent(s.train_flops_saved)}",
+        f"trainable params at the end        {s.trainable_params:,} of {s.total_params:,}",
         "measured step time saved           " + (
-            f"{s['measured_time_saved']:.1%}" if s.get("measured_time_saved") is not None
+            fmt.percent(s.measured_time_saved) if s.measured_time_saved is not None
             else "n/a"),
         "efficiency (measured/predicted)    " + (f"{eff:.2f}" if eff is not None else "n/a"),
-        f"score checks' share of step time   {s['score_overhead']:.2%}",
-        f"run folder      {s['output_dir']}",
+        f"score checks' share of step time   {fmt.percent(s.score_overhead, 2)}",
+        f"run folder      {s.output_dir}",
     ]
     print("\n".join(lines))
 
 
-def _json_summary(s: dict[str, Any]) -> str:
-    keep = {k: v for k, v in s.items() if k != "history"}
+def _json_summary(s: RunSummary) -> str:
+    keep = {k: v for k, v in s.to_dict().items() if k != "history"}
     return json.dumps(keep, default=str, allow_nan=True)
 
 
@@ -152,15 +158,41 @@ def _tensorboard(log_dir: str) -> Any:
 def _cmd_resume(args: argparse.Namespace) -> int:
     """Continue a stored run from its folder's checkpoint, into the same folder and run."""
     import dataclasses
-    from pathlib import Path
 
-    from ..errors import CheckpointError
     from ..store import RunStore, StoreRecorder
-    from ..training import RunControl, Trainer, load_checkpoint
+    from ..training import RunControl, Trainer
 
     with RunStore(args.store) as store:
         run = store.get_run(args.run)
         store_path = store.path
+    checkpoint, cfg = _resumable(run, args.epochs)
+    store_name = run.name
+
+    class SameRunRecorder(StoreRecorder):
+        """Records into the stored run even when it was renamed after its folder was made."""
+
+        def on_fit_start(self, event: Any) -> None:
+            super().on_fit_start(dataclasses.replace(event, run_name=store_name))
+
+    control = RunControl()
+    _install_signal_handlers(control)
+    callbacks = [Console(args.quiet), SameRunRecorder(store_path)]
+    trainer = Trainer(cfg, callbacks, control, resume_from=checkpoint,
+                      run_name=checkpoint.parent.name, finish_complete=True)
+    result = trainer.fit()
+    if not args.quiet:
+        _print_summary(result.summary)
+    if args.json:
+        print(_json_summary(result.summary))
+    return 0
+
+
+def _resumable(run: Any, epochs: str | None) -> tuple[Path, RunConfig]:
+    """The checkpoint and config to resume stored run ``run`` with (to ``epochs`` in all,
+    when given); a one-line error for a run that cannot be resumed."""
+    from ..errors import CheckpointError
+    from ..training import load_checkpoint
+
     if run.status == "running":
         raise LearnDropError(f"run '{run.name}' is still running (pid {run.pid}): stop it "
                              f"first, or wait for it to end")
@@ -180,17 +212,9 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     cfg = load_config(config_file)
     cfg.output.dir = str(folder.parent)
     cfg.output.name = folder.name
-    if args.epochs is not None:
-        cfg.set("train.epochs", args.epochs, source="command line")
+    if epochs is not None:
+        cfg.set("train.epochs", epochs, source="command line")
     cfg.check()
-    store_name = run.name
-
-    class SameRunRecorder(StoreRecorder):
-        """Records into the stored run even when it was renamed after its folder was made."""
-
-        def on_fit_start(self, event: Any) -> None:
-            super().on_fit_start(dataclasses.replace(event, run_name=store_name))
-
     done = int(load_checkpoint(checkpoint, mmap=True).get("epoch", 0))
     if done <= 0:
         raise CheckpointError(f"run '{run.name}' stopped before its first epoch was "
@@ -198,17 +222,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
     if run.status == "finished" and done >= cfg.train.epochs:
         raise CheckpointError(f"run '{run.name}' has finished all its {done} epochs: give "
                               f"--epochs with more than {done} to train it further")
-    control = RunControl()
-    _install_signal_handlers(control)
-    callbacks = [Console(args.quiet), SameRunRecorder(store_path)]
-    trainer = Trainer(cfg, callbacks, control, resume_from=checkpoint, run_name=folder.name,
-                      finish_complete=True)
-    result = trainer.fit()
-    if not args.quiet:
-        _print_summary(result.summary)
-    if args.json:
-        print(_json_summary(result.summary))
-    return 0
+    return checkpoint, cfg
 
 
 def _install_signal_handlers(control: Any) -> None:

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import format as fmt
 from ..errors import LearnDropError
 from ..report import (
     FORMATS,
@@ -124,8 +125,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         print(f"no runs recorded in {path} yet: 'learndrop train' records one")
         return 0
     rows = [[r.name, r.status, r.model, r.dataset, f"{r.epochs_done}/{r.epochs_planned}",
-             t.pct(r.final_val_accuracy), t.duration(r.wall_time_s),
-             t.pct(r.train_flops_saved) if r.drop_enabled else "baseline"] for r in runs]
+             fmt.percent(r.final_val_accuracy), fmt.duration(r.wall_time_s),
+             fmt.percent(r.train_flops_saved) if r.drop_enabled else "baseline"] for r in runs]
     print(_table(["NAME", "STATUS", "MODEL", "DATA", "EPOCHS", "ACC", "TIME",
                   "TRAIN FLOPS SAVED"], rows, right=frozenset({4, 5, 6, 7})))
     return 0
@@ -145,7 +146,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     if data.drops:
         out += ["", "Drops", _table(
             ["STEP", "EPOCH", "UNIT", "REASON", "SCORE"],
-            [[str(d.step), f"{d.epoch:.2f}", d.unit, d.reason, t.score(d.score)]
+            [[str(d.step), f"{d.epoch:.2f}", d.unit, d.reason, fmt.score(d.score)]
              for d in data.drops], right=frozenset({0, 1, 4}))]
     log = [(m.level, m.message) for m in data.messages]
     if log:

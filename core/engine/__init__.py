@@ -1,14 +1,17 @@
 """The Learn&Drop method itself, in plain PyTorch.
 
 Scores how much each unit (a block of layers) still learns, drops the settled ones and skips
-their work. It imports only ``torch`` and ``learndrop.core``'s bottom layer (events, errors):
-no config, no torchvision, no store, so it can be vendored into another project.
+their work. It imports only ``torch`` and ``learndrop.core``'s bottom layer (events, errors,
+fields): no config, no torchvision, no store, so it can be vendored into another project.
+Its settings are declared once, in :class:`DropPolicy`.
 """
 
+from ._policy import MODES, ORDERS, DropMode, DropOrder, DropPolicy
 from ._savings import SavingsMeter, StepCost
 from ._scores import ParameterSnapshots, UnitScore, slope
-from ._strategy import MODES, ORDERS, LearnDrop
+from ._strategy import LearnDrop
 from ._units import Unit, discover_units, measure_units
 
-__all__ = ["LearnDrop", "MODES", "ORDERS", "Unit", "discover_units", "measure_units",
-           "SavingsMeter", "StepCost", "ParameterSnapshots", "UnitScore", "slope"]
+__all__ = ["LearnDrop", "DropPolicy", "DropMode", "DropOrder", "MODES", "ORDERS", "Unit",
+           "discover_units", "measure_units", "SavingsMeter", "StepCost", "ParameterSnapshots",
+           "UnitScore", "slope"]

@@ -18,12 +18,10 @@ pickling or calling ``model`` directly never sees any patching.
 
 from __future__ import annotations
 
-import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
 import torch
@@ -32,15 +30,14 @@ from torch import nn
 from ..errors import ConfigError, ModelError
 from ..events import Callback, DropEvent, SavingsReport, ScoreCheck, UnitInfo, call_hook
 from ._cache import ActivationCache
+from ._forward import DropAwareModule
+from ._policy import DropPolicy
 from ._savings import SavingsMeter, StepCost
 from ._scores import ParameterSnapshots, UnitScore
+from ._state import load_strategy_state, strategy_state
 from ._units import Unit, discover_units, measure_units
 
-__all__ = ["LearnDrop", "MODES", "ORDERS"]
-
-MODES = ("freeze", "cache", "skip")
-ORDERS = ("prefix", "any")
-_MISSING = object()
+__all__ = ["LearnDrop"]
 
 
 @dataclass
@@ -52,44 +49,17 @@ class _UnitState:
     reason: str = ""
 
 
-@dataclass
-class _ForwardContext:
-    sample_ids: torch.Tensor | None
-    cache_hit: bool
-    cache_fill: bool
-    verify: bool
-
-
-class _DropAwareModule(nn.Module):
-    """``ld.model``: calls the wrapped model with dropped units handled per the drop mode."""
-
-    def __init__(self, owner: LearnDrop, model: nn.Module) -> None:
-        super().__init__()
-        self.inner = model
-        object.__setattr__(self, "_owner", owner)
-
-    def forward(self, *args: Any, sample_ids: torch.Tensor | None = None, **kwargs: Any) -> Any:
-        return self._owner._forward(self.inner, args, kwargs, sample_ids)
-
-    def train(self, mode: bool = True) -> _DropAwareModule:
-        super().train(mode)
-        self._owner._enforce_eval()
-        return self
-
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return super().__getattr__(name)
-        except AttributeError:
-            return getattr(self._modules["inner"], name)
-
-
 class LearnDrop:
     """Scores each unit's learning and drops the settled ones during training.
 
-    Args mirror :class:`learndrop.core.config.DropConfig`. ``example_input`` (one batch, or
-    one sample with a batch dimension) measures FLOPs now; without it they are measured on
-    the first call of ``ld.model``. ``num_samples`` sizes the activation cache
-    (``mode="cache"``, where ``ld.model(x, sample_ids=idx)`` must get each sample's index).
+    The drop settings come from ``policy`` (a :class:`DropPolicy`, by default its
+    defaults); any of them given as a keyword argument (``threshold=0.2``) replaces the
+    policy's value. Either way they are checked against the policy's one declaration, and
+    an invalid one raises a :class:`ConfigError` naming ``drop.<setting>``.
+    ``example_input`` (one batch, or one sample with a batch dimension) measures FLOPs now;
+    without it they are measured on the first call of ``ld.model``. ``num_samples`` sizes
+    the activation cache (``mode="cache"``, where ``ld.model(x, sample_ids=idx)`` must get
+    each sample's index).
     """
 
     def __init__(
@@ -97,70 +67,44 @@ class LearnDrop:
         model: nn.Module,
         optimizer: torch.optim.Optimizer | None = None,
         *,
-        threshold: float = 0.5,
-        patience: int = 2,
-        warmup_epochs: int = 1,
-        check_every: int = 0,
-        order: str = "prefix",
-        keep_last: int = 1,
-        mode: str = "freeze",
-        lr_normalize: bool = True,
-        ema: float = 0.0,
-        window: int = 3,
-        trend_tolerance: float = 0.1,
+        policy: DropPolicy | None = None,
+        threshold: float | None = None,
+        patience: int | None = None,
+        warmup_epochs: int | None = None,
+        check_every: int | None = None,
+        order: str | None = None,
+        keep_last: int | None = None,
+        mode: str | None = None,
+        lr_normalize: bool | None = None,
+        ema: float | None = None,
+        window: int | None = None,
+        trend_tolerance: float | None = None,
         units: Iterable[str] | None = None,
-        pinned: Iterable[str] = (),
-        enabled: bool = True,
+        pinned: Iterable[str] | None = None,
+        enabled: bool | None = None,
+        cache_budget_mb: int | None = None,
         example_input: torch.Tensor | None = None,
         num_samples: int | None = None,
-        cache_budget_mb: int = 2048,
         cache_dir: str | None = None,
         steps_per_epoch: int | None = None,
         total_steps: int | None = None,
         callbacks: Iterable[Callback] = (),
     ) -> None:
-        if mode not in MODES:
-            raise ConfigError(f"mode must be one of {', '.join(MODES)}, got {mode!r}",
-                              field="drop.mode")
-        if order not in ORDERS:
-            raise ConfigError(f"order must be one of {', '.join(ORDERS)}, got {order!r}",
-                              field="drop.order")
-        if mode == "cache" and order != "prefix":
-            raise ConfigError("mode=cache needs order=prefix: only a dropped prefix has an "
-                              "output that can be cached", field="drop.order")
-        for name, value, lo, hi in (("threshold", threshold, 0.0, 1.0),
-                                    ("ema", ema, 0.0, 0.99),
-                                    ("trend_tolerance", trend_tolerance, 0.0, math.inf)):
-            if not (lo <= float(value) <= hi):
-                raise ConfigError(f"{name} must be between {lo} and {hi}, got {value}",
-                                  field=f"drop.{name}")
-        for name, value, lo in (("patience", patience, 1), ("warmup_epochs", warmup_epochs, 0),
-                                ("check_every", check_every, 0), ("keep_last", keep_last, 0),
-                                ("window", window, 2)):
-            if int(value) < lo:
-                raise ConfigError(f"{name} must be at least {lo}, got {value}",
-                                  field=f"drop.{name}")
+        given = locals()  # the policy's settings among the arguments: those not left at None
+        self.policy = (policy or DropPolicy()).with_values(
+            **{name: given[name] for name in DropPolicy.names() if given[name] is not None})
         self.base_model = model
         self.optimizer = optimizer
-        self.threshold = float(threshold)
-        self.patience = int(patience)
-        self.warmup_epochs = int(warmup_epochs)
-        self.check_every = int(check_every)
-        self.order = order
-        self.keep_last = int(keep_last)
-        self.mode = mode
-        self.lr_normalize = bool(lr_normalize)
-        self.trend_tolerance = float(trend_tolerance)
-        self.enabled = bool(enabled)
         self.num_samples = num_samples
         self.steps_per_epoch = steps_per_epoch
         self.total_steps = total_steps
         self.callbacks: list[Callback] = list(callbacks)
 
-        self.units: list[Unit] = discover_units(model, list(units) if units else None)
+        self.units: list[Unit] = discover_units(model, list(self.policy.units) or None)
         self._by_name = {u.name: u for u in self.units}
         self._state = {u.index: _UnitState() for u in self.units}
-        self._scores = {u.index: UnitScore(window=int(window), ema=float(ema))
+        self._scores = {u.index: UnitScore(window=self.policy.window,
+                                                ema=self.policy.ema)
                         for u in self.units}
         self._group_of: dict[int, int] = {}
         if optimizer is not None:
@@ -172,7 +116,7 @@ class LearnDrop:
             self._snaps.take(u.index, u.parameters())
         self.dropped: list[str] = []
         self.scores: dict[str, float] = {}
-        self.model = _DropAwareModule(self, model)
+        self.model = DropAwareModule(self, model)
         self.step_count = 0
         self.epoch = 0
         self._epoch_start_step = 0
@@ -190,9 +134,10 @@ class LearnDrop:
         self.score_time_s = 0.0
         self.train_time_s = 0.0
         device = next((p.device for p in model.parameters()), torch.device("cpu"))
-        self._cache = ActivationCache(int(cache_budget_mb) * 2**20, device, cache_dir)
+        self._cache = ActivationCache(self.policy.cache_budget_mb * 2**20, device,
+                                     cache_dir)
         self._cache_disabled_reason = ""
-        for name in pinned:
+        for name in self.policy.pinned:
             self.pin(name)
         if example_input is not None:
             self._measure(example_input)
@@ -247,7 +192,7 @@ class LearnDrop:
         u = self.unit(name)
         if u.is_head:
             raise ConfigError(f"'{name}' is the head, which always trains")
-        if not self.enabled:
+        if not self.policy.enabled:
             raise ConfigError("dropping is off for this run (full baseline)")
         st = self._state[u.index]
         if st.dropped:
@@ -258,7 +203,7 @@ class LearnDrop:
         score = self._scores[u.index].score
         call_hook(self.callbacks, "on_drop",
                   DropEvent(step=self.step_count, epoch=self._epoch_float(), unit=u.name,
-                            index=u.index, reason=reason, score=score, mode=self.mode))
+                            index=u.index, reason=reason, score=score, mode=self.policy.mode))
 
     def restore(self, name: str) -> None:
         """Undo a drop: the unit trains again (its optimizer state starts fresh)."""
@@ -300,7 +245,7 @@ class LearnDrop:
                 getattr(self, action)(name)
             except (ConfigError, ModelError) as exc:
                 call_hook(self.callbacks, "on_warning", f"{action} {name}: {exc}")
-        if self.check_every and self.step_count % self.check_every == 0:
+        if self.policy.check_every and self.step_count % self.policy.check_every == 0:
             self.check()
         self._last_t = time.perf_counter()
 
@@ -310,7 +255,7 @@ class LearnDrop:
         if self.steps_per_epoch is None:
             self.steps_per_epoch = max(self.step_count - self._epoch_start_step, 1)
         self._epoch_start_step = self.step_count
-        if not self.check_every:
+        if not self.policy.check_every:
             self.check()
         self._last_t = None  # validation and epoch-end work are not step time
 
@@ -325,10 +270,10 @@ class LearnDrop:
             float(self.optimizer.param_groups[0]["lr"]) if self.optimizer else 1.0)
         self._lr_sum, self._lr_n = 0.0, 0
         for (idx, _), change in zip(items, changes):
-            if self.lr_normalize and self.optimizer is not None and lr > 0:
+            if self.policy.lr_normalize and self.optimizer is not None and lr > 0:
                 change = change / lr
             s = self._scores[idx]
-            s.update(change, self.threshold, self.trend_tolerance)
+            s.update(change, self.policy.threshold, self.policy.trend_tolerance)
             self.scores[self.units[idx].name] = float(s.score or 0.0)
         cost = time.perf_counter() - t0
         self.score_time_s += cost
@@ -343,7 +288,7 @@ class LearnDrop:
             streaks=tuple(self._scores[i].streak for i in range(n)),
             cost_s=cost)
         call_hook(self.callbacks, "on_scores", event)
-        if self.enabled and self.epoch >= self.warmup_epochs:
+        if self.policy.enabled and self.epoch >= self.policy.warmup_epochs:
             for u in self._policy_drops():
                 self.drop(u.name, reason="policy")
         return event
@@ -352,10 +297,14 @@ class LearnDrop:
         """Savings so far; FLOP figures are fractions of the full network's (0.3 = 30%)."""
         r = self.savings_report()
         out = {k: getattr(r, k) for k in r.__dataclass_fields__}
-        out["score_overhead"] = (self.score_time_s / self.train_time_s
-                                 if self.train_time_s > 0 else 0.0)
+        out["score_overhead"] = self.score_overhead
         out["cache_location"] = self._cache.location
         return out
+
+    @property
+    def score_overhead(self) -> float:
+        """Time spent on score checks as a share of the measured step time."""
+        return self.score_time_s / self.train_time_s if self.train_time_s > 0 else 0.0
 
     def savings_report(self) -> SavingsReport:
         m = self.meter
@@ -398,56 +347,12 @@ class LearnDrop:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to repeat the same drop state on resume (plain types and tensors,
         loadable with ``torch.load(weights_only=True)``)."""
-        return {
-            "version": 1,
-            "units": [u.name for u in self.units],
-            "mode": self.mode,
-            "dropped": [[d["unit"], d["step"], d["epoch"], d["reason"]] for d in
-                        self.drop_log()],
-            "pinned": [u.name for u in self.units if self._state[u.index].pinned],
-            "scores": {u.index: self._scores[u.index].state_dict() for u in self.units},
-            "snapshots": self._snaps.state_dict(),
-            "step_count": self.step_count,
-            "epoch": self.epoch,
-            "epoch_start_step": self._epoch_start_step,
-            "lr_sum": self._lr_sum,
-            "lr_n": self._lr_n,
-            "check_count": self.check_count,
-            "meter": self.meter.state_dict() if self.meter else None,
-            "steps_per_epoch": self.steps_per_epoch,
-        }
+        return strategy_state(self)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a saved drop state. Call before ``optimizer.load_state_dict`` so the
         optimizer's parameter groups already match the saved ones."""
-        names = [u.name for u in self.units]
-        if list(state.get("units", [])) != names:
-            raise ModelError("the saved Learn&Drop state belongs to a model with other units; "
-                             "resume with the same model and unit settings")
-        for name in state["pinned"]:
-            self._state[self.unit(name).index].pinned = True
-        for name, step, epoch, reason in state["dropped"]:
-            u = self.unit(name)
-            self._apply_drop(u, reason)
-            st = self._state[u.index]
-            st.drop_step, st.drop_epoch = step, epoch
-        for idx, s in state["scores"].items():
-            self._scores[int(idx)].load_state_dict(s)
-            restored = self._scores[int(idx)].score
-            if restored is not None:
-                self.scores[self.units[int(idx)].name] = float(restored)
-        device = next((p.device for p in self.base_model.parameters()), torch.device("cpu"))
-        self._snaps.load_state_dict(state["snapshots"], device)
-        self.step_count = int(state["step_count"])
-        self.epoch = int(state["epoch"])
-        self._epoch_start_step = int(state["epoch_start_step"])
-        self._lr_sum = float(state["lr_sum"])
-        self._lr_n = int(state["lr_n"])
-        self.check_count = int(state["check_count"])
-        self.steps_per_epoch = state.get("steps_per_epoch") or self.steps_per_epoch
-        self._pending_meter = state.get("meter")
-        if self.meter is not None and self._pending_meter:
-            self.meter.load_state_dict(self._pending_meter)
+        load_strategy_state(self, state)
 
     # ---- internals ----------------------------------------------------------------------------
     def _epoch_float(self) -> float:
@@ -461,10 +366,10 @@ class LearnDrop:
 
     def _protected(self) -> set[int]:
         head = len(self.units) - 1
-        return set(range(max(head - self.keep_last, 0), head + 1))
+        return set(range(max(head - self.policy.keep_last, 0), head + 1))
 
     def _qualifies(self, u: Unit) -> bool:
-        return u.params == 0 or self._scores[u.index].streak >= self.patience
+        return u.params == 0 or self._scores[u.index].streak >= self.policy.patience
 
     def _policy_drops(self) -> list[Unit]:
         protected = self._protected()
@@ -476,7 +381,7 @@ class LearnDrop:
             ok = u.index not in protected and not st.pinned and self._qualifies(u)
             if ok:
                 out.append(u)
-            elif self.order == "prefix":
+            elif self.policy.order == "prefix":
                 break
         return out
 
@@ -536,87 +441,13 @@ class LearnDrop:
             if not st.dropped:
                 fwd += f
                 train += 3 * f
-            elif self.mode == "skip" and u.skippable:
+            elif self.policy.mode == "skip" and u.skippable:
                 continue
             elif u.index < self._prefix_len:
-                if not (self.mode == "cache" and cache_hit):
+                if not (self.policy.mode == "cache" and cache_hit):
                     fwd += f
                     train += f
             else:
                 fwd += f
                 train += 2 * f
         return StepCost(fwd, train)
-
-    def _forward(self, inner: nn.Module, args: tuple, kwargs: dict,
-                 sample_ids: torch.Tensor | None) -> Any:
-        if self.meter is None:
-            first = args[0] if args else next(iter(kwargs.values()))
-            self._measure(first.detach())
-        if not self.dropped:
-            self._last_cost = None
-            return inner(*args, **kwargs)
-        self._enforce_eval()
-        ctx = self._context(sample_ids, inner.training)
-        if inner.training:
-            self._last_cost = self._cost(cache_hit=ctx.cache_hit)
-        patched: list[tuple[nn.Module, Any]] = []
-        try:
-            for name in self.dropped:
-                u = self._by_name[name]
-                for m in u.modules:
-                    previous = m.__dict__.get("forward", _MISSING)
-                    m.forward = partial(self._dropped_forward, u, m, m.forward, ctx)
-                    patched.append((m, previous))
-            return inner(*args, **kwargs)
-        finally:
-            for m, previous in reversed(patched):
-                if previous is _MISSING:
-                    del m.__dict__["forward"]
-                else:
-                    m.forward = previous
-
-    def _context(self, sample_ids: torch.Tensor | None, training: bool) -> _ForwardContext:
-        use_cache = (self.mode == "cache" and training and sample_ids is not None
-                     and self._prefix_len > 0 and not self._cache_disabled_reason)
-        if not use_cache or sample_ids is None:
-            return _ForwardContext(None, False, False, False)
-        ids = sample_ids if sample_ids.device.type == "cpu" else sample_ids.cpu()
-        ids = ids.long()
-        hit = self._cache.covers(ids)
-        verify = hit and not self._cache.verified
-        return _ForwardContext(ids, hit and not verify, not hit, verify)
-
-    def _dropped_forward(self, u: Unit, m: nn.Module, original: Callable[..., Any],
-                         ctx: _ForwardContext, *args: Any, **kwargs: Any) -> Any:
-        if self.mode == "skip" and u.skippable:
-            return args[0]
-        in_prefix = u.index < self._prefix_len
-        boundary = in_prefix and u.index == self._prefix_len - 1 and m is u.last_module
-        if in_prefix and ctx.cache_hit:
-            if boundary:
-                assert ctx.sample_ids is not None
-                return self._cache.get(ctx.sample_ids, args[0].dtype if torch.is_tensor(
-                    args[0]) else torch.float32)
-            return args[0]
-        needs_grad = any(torch.is_tensor(a) and a.requires_grad for a in args)
-        if in_prefix and not needs_grad:
-            with torch.no_grad():
-                out = original(*args, **kwargs)
-        else:
-            out = original(*args, **kwargs)
-        if boundary and ctx.sample_ids is not None and torch.is_tensor(out):
-            if ctx.verify:
-                cached = self._cache.get(ctx.sample_ids, out.dtype)
-                if cached.shape == out.shape and torch.allclose(
-                        cached, out.to(torch.float16).to(out.dtype), rtol=1e-3, atol=1e-3):
-                    self._cache.verified = True
-                else:
-                    self._cache_disabled_reason = ("cached activations differ from computed "
-                                                   "ones (does the model's forward run its "
-                                                   "units in sequence?); using freeze instead")
-                    self._cache.clear()
-                    call_hook(self.callbacks, "on_warning", self._cache_disabled_reason)
-                out = out.to(torch.float16).to(out.dtype)
-            elif ctx.cache_fill:
-                out = self._cache.put(ctx.sample_ids, out, self.num_samples or 0)
-        return out

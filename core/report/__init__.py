@@ -15,9 +15,20 @@ from ._export import (
                       write_tensorboard,
 )
 from ._html import Plot, plots, render_html
-from ._model import Report, ReportError, RunData, UnitRow, build_report, json_safe, load_run
+from ._model import (
+    Report,
+    ReportError,
+    RunAccuracy,
+    RunData,
+    RunSavings,
+    UnitRow,
+    build_report,
+    json_safe,
+    load_run,
+)
 
-__all__ = ["Report", "ReportError", "RunData", "UnitRow", "build_report", "load_run",
+__all__ = ["Report", "ReportError", "RunData", "RunSavings", "RunAccuracy", "UnitRow",
+           "build_report", "load_run",
            "json_safe", "FORMATS", "Exporter", "export", "format_for", "report_dict",
            "write_csv", "write_html", "write_json", "write_tensorboard", "Plot", "plots",
            "render_html", "tables"]

@@ -92,11 +92,11 @@ def report_dict(report: Report) -> dict[str, Any]:
     """Everything in a report as JSON-ready data (NaN and infinities become null)."""
     def run_dict(d: RunData) -> dict[str, Any]:
         return {
-            "run": asdict(d.record),
+            "run": dict(asdict(d.record), summary=d.record.summary.to_dict()),
             "fit_start": event_to_dict(d.start),
             "units": [dict(asdict(r), state=r.state) for r in d.unit_rows()],
-            "accuracy": d.accuracy(),
-            "savings": d.savings(),
+            "accuracy": asdict(d.accuracy()),
+            "savings": asdict(d.savings()),
             "epochs": [event_to_dict(e) for e in d.epochs],
             "score_checks": [event_to_dict(c) for c in d.checks],
             "drops": [dict(event_to_dict(x), epoch_number=d.epoch_number(x.step))

@@ -42,8 +42,7 @@ class Plot:
 
 def _x(d: RunData, step: int) -> float:
     """Epochs completed at ``step`` (fractional), the x axis of every run chart."""
-    spe = d.start.steps_per_epoch
-    return step / spe if spe else float(step)
+    return d.epoch_of_step(step)
 
 
 def _run_plots(d: RunData, prefix: str = "") -> list[Plot]:

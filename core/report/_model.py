@@ -25,10 +25,13 @@ from ..events import (
     Progress,
     ScoreCheck,
     UnitInfo,
+    epoch_number,
+    epoch_of_step,
 )
 from ..store import RunMessage, RunRecord, RunStore
 
-__all__ = ["RunData", "UnitRow", "Report", "ReportError", "load_run", "build_report",
+__all__ = ["RunData", "RunSavings", "RunAccuracy", "UnitRow", "Report", "ReportError",
+           "load_run", "build_report",
            "json_safe", "finite", "csv_number"]
 
 
@@ -58,6 +61,43 @@ class UnitRow:
         if self.drop_step is None:
             return "trained"
         return f"dropped ({self.drop_reason})"
+
+
+@dataclass(frozen=True)
+class RunSavings:
+    """A stored run's savings at its end (``None``: not measured, or no epoch ended).
+
+    Shares are fractions of the full network's cost; ``forward_flops_saved`` and
+    ``train_flops_saved`` cover the whole run, the ``final_`` ones the last step.
+    ``predicted_time_saved_s`` is what the FLOP count predicts: the cumulative share of
+    training FLOPs saved times the full network's measured time for the steps run.
+    """
+
+    steps: int = 0
+    forward_flops_saved: float | None = None
+    train_flops_saved: float | None = None
+    final_forward_flops_saved: float | None = None
+    final_train_flops_saved: float | None = None
+    trainable_params: int | None = None
+    total_params: int | None = None
+    step_time_s: float | None = None
+    full_step_time_s: float | None = None
+    measured_time_saved: float | None = None
+    time_saved_s: float | None = None
+    projected_time_saved_s: float | None = None
+    efficiency: float | None = None
+    predicted_time_saved_s: float | None = None
+
+
+@dataclass(frozen=True)
+class RunAccuracy:
+    """A stored run's accuracies at its end (``None`` when no epoch ended)."""
+
+    final_val_accuracy: float | None = None
+    final_val_accuracy_scaled: float | None = None
+    best_val_accuracy: float | None = None
+    final_train_accuracy: float | None = None
+    final_val_loss: float | None = None
 
 
 @dataclass
@@ -100,49 +140,44 @@ class RunData:
                 drop_reason=d.reason if d else "", final_score=final))
         return rows
 
-    def savings(self) -> dict[str, float | int | None]:
-        """The run's savings at its end: FLOPs, parameters and time, measured and predicted.
-
-        ``predicted_time_saved_s`` is what the FLOP count predicts: the cumulative share of
-        training FLOPs saved times the full network's measured time for the steps run.
-        """
+    def savings(self) -> RunSavings:
+        """The run's savings at its end: FLOPs, parameters and time, measured and predicted."""
         last = self.epochs[-1].savings if self.epochs else None
-        out: dict[str, float | int | None] = {
-            "steps": last.step if last else 0,
-            "forward_flops_saved": last.cumulative_forward_flops_saved if last else None,
-            "train_flops_saved": last.cumulative_train_flops_saved if last else None,
-            "final_forward_flops_saved": last.forward_flops_saved if last else None,
-            "final_train_flops_saved": last.train_flops_saved if last else None,
-            "trainable_params": last.trainable_params if last else None,
-            "total_params": (last.total_params if last else None) or self.start.total_params,
-            "step_time_s": last.step_time_s if last else None,
-            "full_step_time_s": last.full_step_time_s if last else None,
-            "measured_time_saved": last.measured_time_saved if last else None,
-            "time_saved_s": last.time_saved_s if last else None,
-            "projected_time_saved_s": last.projected_time_saved_s if last else None,
-            "efficiency": last.efficiency if last else None,
-            "predicted_time_saved_s": None,
-        }
-        if last and last.full_step_time_s and last.cumulative_train_flops_saved is not None:
-            out["predicted_time_saved_s"] = (last.cumulative_train_flops_saved
-                                             * last.full_step_time_s * last.step)
-        return out
+        if last is None:
+            return RunSavings(total_params=self.start.total_params)
+        predicted = None
+        if last.full_step_time_s and last.cumulative_train_flops_saved is not None:
+            predicted = last.cumulative_train_flops_saved * last.full_step_time_s * last.step
+        return RunSavings(
+            steps=last.step, forward_flops_saved=last.cumulative_forward_flops_saved,
+            train_flops_saved=last.cumulative_train_flops_saved,
+            final_forward_flops_saved=last.forward_flops_saved,
+            final_train_flops_saved=last.train_flops_saved,
+            trainable_params=last.trainable_params,
+            total_params=last.total_params or self.start.total_params,
+            step_time_s=last.step_time_s, full_step_time_s=last.full_step_time_s,
+            measured_time_saved=last.measured_time_saved, time_saved_s=last.time_saved_s,
+            projected_time_saved_s=last.projected_time_saved_s, efficiency=last.efficiency,
+            predicted_time_saved_s=predicted)
 
-    def accuracy(self) -> dict[str, float | None]:
+    def accuracy(self) -> RunAccuracy:
         vals = [e.val_accuracy for e in self.epochs if finite(e.val_accuracy)]
         last = self.epochs[-1] if self.epochs else None
-        return {
-            "final_val_accuracy": last.val_accuracy if last else None,
-            "final_val_accuracy_scaled": last.val_accuracy_scaled if last else None,
-            "best_val_accuracy": max(vals) if vals else None,
-            "final_train_accuracy": last.train_accuracy if last else None,
-            "final_val_loss": last.val_loss if last else None,
-        }
+        best = max(vals) if vals else None
+        if last is None:
+            return RunAccuracy(best_val_accuracy=best)
+        return RunAccuracy(final_val_accuracy=last.val_accuracy,
+                           final_val_accuracy_scaled=last.val_accuracy_scaled,
+                           best_val_accuracy=best, final_train_accuracy=last.train_accuracy,
+                           final_val_loss=last.val_loss)
 
     def epoch_number(self, step: int) -> int:
         """The epoch, counted from 1, that step ``step`` belongs to."""
-        spe = self.start.steps_per_epoch
-        return max(1, math.ceil(step / spe)) if spe else step
+        return epoch_number(step, self.start.steps_per_epoch)
+
+    def epoch_of_step(self, step: int) -> float:
+        """Epochs completed at ``step`` (fractional): the x axis of every run chart."""
+        return epoch_of_step(step, self.start.steps_per_epoch)
 
 
 def load_run(store: RunStore, ref: str | int) -> RunData:

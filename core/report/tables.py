@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
-import time
 from typing import Any
 
+from ..format import count, duration, is_number, percent, points, score, when
 from ._model import RunData
 
 __all__ = ["pct", "duration", "count", "score", "overview_rows", "headline_rows",
@@ -13,48 +12,8 @@ __all__ = ["pct", "duration", "count", "score", "overview_rows", "headline_rows"
            "environment_rows", "when"]
 
 
-# ---- number formatting ------------------------------------------------------------------------
-def _ok(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def pct(v: Any, digits: int = 1) -> str:
-    return f"{v * 100:.{digits}f}%" if _ok(v) else "–"
-
-
-def points(v: Any) -> str:
-    return f"{v * 100:+.2f} points" if _ok(v) else "–"
-
-
-def duration(v: Any) -> str:
-    if not _ok(v):
-        return "–"
-    s = float(v)
-    sign = "-" if s < 0 else ""
-    s = abs(s)
-    if s < 60:
-        return f"{sign}{s:.1f} s"
-    if s < 3600:
-        return f"{sign}{int(s // 60)} min {int(s % 60):02d} s"
-    return f"{sign}{int(s // 3600)} h {int(s % 3600 // 60):02d} min"
-
-
-def count(v: Any, unit: str = "") -> str:
-    if not _ok(v):
-        return "–"
-    n = float(v)
-    for div, suffix in ((1e12, " T"), (1e9, " G"), (1e6, " M"), (1e3, " k")):
-        if abs(n) >= div:
-            return f"{n / div:.2f}{suffix}{unit}"
-    return f"{int(n)}{' ' + unit if unit else ''}"
-
-
-def score(v: Any) -> str:
-    return f"{v:.3f}" if _ok(v) else "–"
-
-
-def when(t: Any) -> str:
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if _ok(t) else "–"
+# ---- number formatting: the shared formatters, under the names the report's callers use ----
+pct = percent
 
 
 # ---- one run -----------------------------------------------------------------------------------
@@ -84,37 +43,37 @@ def overview_rows(d: RunData) -> list[tuple[str, str]]:
 
 def headline_rows(d: RunData) -> list[tuple[str, str]]:
     acc, sav = d.accuracy(), d.savings()
-    rows = [("Validation accuracy (full model)", pct(acc["final_val_accuracy"], 2)),
-            ("Best validation accuracy", pct(acc["best_val_accuracy"], 2))]
-    if acc["final_val_accuracy_scaled"] is not None:
+    rows = [("Validation accuracy (full model)", pct(acc.final_val_accuracy, 2)),
+            ("Best validation accuracy", pct(acc.best_val_accuracy, 2))]
+    if acc.final_val_accuracy_scaled is not None:
         rows.append(("Validation accuracy (scaled-down model)",
-                     pct(acc["final_val_accuracy_scaled"], 2)))
-    rows += [("Training FLOPs saved", pct(sav["train_flops_saved"])),
-             ("Time saved, measured", duration(sav["time_saved_s"])),
-             ("Time saved, predicted from FLOPs", duration(sav["predicted_time_saved_s"])),
+                     pct(acc.final_val_accuracy_scaled, 2)))
+    rows += [("Training FLOPs saved", pct(sav.train_flops_saved)),
+             ("Time saved, measured", duration(sav.time_saved_s)),
+             ("Time saved, predicted from FLOPs", duration(sav.predicted_time_saved_s)),
              ("Units dropped", f"{len(d.drops)} of {sum(not u.is_head for u in d.units)}")]
     return rows
 
 
 def savings_rows(d: RunData) -> list[tuple[str, str]]:
     s = d.savings()
-    eff = s["efficiency"]
+    eff = s.efficiency
     return [
-        ("Training FLOPs saved over the run", pct(s["train_flops_saved"])),
-        ("Forward FLOPs saved over the run", pct(s["forward_flops_saved"])),
-        ("Training FLOPs saved per step at the end", pct(s["final_train_flops_saved"])),
-        ("Forward FLOPs saved per step at the end", pct(s["final_forward_flops_saved"])),
+        ("Training FLOPs saved over the run", pct(s.train_flops_saved)),
+        ("Forward FLOPs saved over the run", pct(s.forward_flops_saved)),
+        ("Training FLOPs saved per step at the end", pct(s.final_train_flops_saved)),
+        ("Forward FLOPs saved per step at the end", pct(s.final_forward_flops_saved)),
         ("Trainable parameters at the end",
-         f"{count(s['trainable_params'])} of {count(s['total_params'])}"),
-        ("Full network's time per step (measured)", duration(s["full_step_time_s"])),
-        ("Time per step at the end (measured)", duration(s["step_time_s"])),
-        ("Time per step saved at the end (measured)", pct(s["measured_time_saved"])),
-        ("Time saved, measured", duration(s["time_saved_s"])),
-        ("Time saved, predicted from FLOPs", duration(s["predicted_time_saved_s"])),
+         f"{count(s.trainable_params)} of {count(s.total_params)}"),
+        ("Full network's time per step (measured)", duration(s.full_step_time_s)),
+        ("Time per step at the end (measured)", duration(s.step_time_s)),
+        ("Time per step saved at the end (measured)", pct(s.measured_time_saved)),
+        ("Time saved, measured", duration(s.time_saved_s)),
+        ("Time saved, predicted from FLOPs", duration(s.predicted_time_saved_s)),
         ("Time saved by the end of the planned run (projected)",
-         duration(s["projected_time_saved_s"])),
+         duration(s.projected_time_saved_s)),
         ("Efficiency (measured / FLOP-predicted time saving)",
-         f"{eff:.2f}" if _ok(eff) else "–"),
+         f"{eff:.2f}" if is_number(eff) else "–"),
     ]
 
 
@@ -175,20 +134,20 @@ def comparison_rows(runs: list[RunData], reference: RunData | None = None
         row("Status", lambda d: d.record.status),
         row("Epochs", lambda d: f"{d.record.epochs_done} of {d.record.epochs_planned}"),
         row("Wall time", lambda d: duration(d.record.wall_time_s)),
-        row("Validation accuracy", lambda d: pct(d.accuracy()["final_val_accuracy"], 2)),
-        row("Best validation accuracy", lambda d: pct(d.accuracy()["best_val_accuracy"], 2)),
+        row("Validation accuracy", lambda d: pct(d.accuracy().final_val_accuracy, 2)),
+        row("Best validation accuracy", lambda d: pct(d.accuracy().best_val_accuracy, 2)),
         row("Scaled-down model accuracy",
-            lambda d: pct(d.accuracy()["final_val_accuracy_scaled"], 2)),
-        row("Training FLOPs saved", lambda d: pct(d.savings()["train_flops_saved"])),
-        row("Forward FLOPs saved", lambda d: pct(d.savings()["forward_flops_saved"])),
-        row("Time saved, measured", lambda d: duration(d.savings()["time_saved_s"])),
+            lambda d: pct(d.accuracy().final_val_accuracy_scaled, 2)),
+        row("Training FLOPs saved", lambda d: pct(d.savings().train_flops_saved)),
+        row("Forward FLOPs saved", lambda d: pct(d.savings().forward_flops_saved)),
+        row("Time saved, measured", lambda d: duration(d.savings().time_saved_s)),
         row("Units dropped", lambda d: str(len(d.drops))),
     ]
     if len(runs) > 1:
-        ref_acc = ref.accuracy()["final_val_accuracy"]
+        ref_acc = ref.accuracy().final_val_accuracy
         ref_wall = ref.record.wall_time_s
         rows.append(row(f"Accuracy vs {ref.name}", lambda d: points(
-            _diff(d.accuracy()["final_val_accuracy"], ref_acc)) if d is not ref else "–"))
+            _diff(d.accuracy().final_val_accuracy, ref_acc)) if d is not ref else "–"))
         rows.append(row(f"Speed-up vs {ref.name}", lambda d: (
             f"{ref_wall / d.record.wall_time_s:.2f}x" if d is not ref and ref_wall
             and d.record.wall_time_s else "–")))
@@ -196,7 +155,7 @@ def comparison_rows(runs: list[RunData], reference: RunData | None = None
 
 
 def _diff(a: Any, b: Any) -> float | None:
-    return a - b if _ok(a) and _ok(b) else None
+    return a - b if is_number(a) and is_number(b) else None
 
 
 def drop_timeline(runs: list[RunData]) -> tuple[list[str], list[list[str]]]:

@@ -25,6 +25,7 @@ from ..events import (
     ScoreCheck,
     UnitInfo,
 )
+from ..summary import RunSummary
 
 __all__ = ["EpochStart", "RunMessage", "Row", "rows_for", "read_events", "to_json"]
 
@@ -138,8 +139,12 @@ def fit_end_of(run: sqlite3.Row) -> FitEnd | None:
     """The run's ``FitEnd``; an interrupted run gets one too, so a replay ends."""
     if run["status"] == "running":
         return None
+    try:
+        stored = json.loads(run["summary"] or "{}")
+    except ValueError:
+        stored = {}
     return FitEnd(status=run["status"], message=run["message"],
-                  summary=json.loads(run["summary"] or "{}"))
+                  summary=RunSummary.from_dict(stored))
 
 
 def read_events(conn: sqlite3.Connection, run: sqlite3.Row,

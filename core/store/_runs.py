@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from ..paths import data_home
+from ..summary import RunSummary
 from . import _schema as schema
 from ._db import (
     RunNotFoundError,
@@ -66,7 +67,7 @@ class RunRecord:
     updated: float
     config: dict[str, Any]
     environment: dict[str, Any]
-    summary: dict[str, Any]
+    summary: RunSummary
     note: str
     output_dir: str
     pid: int | None
@@ -344,9 +345,9 @@ class RunStore(RunWriter):
 
 
 def _record(row: sqlite3.Row) -> RunRecord:
-    summary = _loads(row["summary"])
-    wall = summary.get("wall_time_s", summary.get("elapsed_s"))
-    if not isinstance(wall, (int, float)):
+    summary = RunSummary.from_dict(_loads(row["summary"]))
+    wall: float | None = summary.wall_time_s
+    if not wall:  # not recorded (a run that never ended): its last epoch, or the clock
         wall = row["last_elapsed_s"]
     if wall is None:
         wall = max(0.0, row["updated"] - row["created"])

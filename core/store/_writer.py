@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..events import FitStart
+from ..summary import RunSummary
 from . import _schema as schema
 from ._db import Transaction
 from ._events import INSERT_SQL, Row, to_json
@@ -89,7 +90,7 @@ class RunWriter:
             self._conn.execute("UPDATE runs SET updated = ? WHERE id = ?",
                                (time.time(), run_id))
 
-    def end_run(self, run_id: int, status: str, message: str, summary: dict[str, Any],
+    def end_run(self, run_id: int, status: str, message: str, summary: RunSummary,
                 end_seq: int) -> None:
         """Record how a run ended."""
         if status not in STATUSES:
@@ -98,7 +99,7 @@ class RunWriter:
             self._conn.execute(
                 "UPDATE runs SET status = ?, message = ?, summary = ?, updated = ?, "
                 "end_seq = ? WHERE id = ?",
-                (status, message, to_json(summary), time.time(), end_seq, run_id))
+                (status, message, to_json(summary.to_dict()), time.time(), end_seq, run_id))
 
     def count_checks(self, run_id: int) -> int:
         """How many score checks a run has stored."""

@@ -9,38 +9,51 @@ and resumes from one with the drop state and optimizer groups restored together.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
-import random
 import shutil
 import time
-from collections.abc import Sized
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from ..config import RunConfig, config_to_toml
 from ..engine import LearnDrop
-from ..errors import (
-    CheckpointError,
-    ConfigError,
-    DataError,
-    DeviceError,
-    LearnDropError,
-    TrainingError,
-    first_line,
+from ..errors import CheckpointError, DeviceError, LearnDropError, TrainingError
+from ..events import (
+    Callback,
+    CheckpointSaved,
+    EpochEnd,
+    FitEnd,
+    FitStart,
+    Progress,
+    call_hook,
+    display_epoch,
 )
-from ..events import Callback, CheckpointSaved, EpochEnd, FitEnd, FitStart, Progress, call_hook
-from ..files import atomic_write_text, remove_stale_temps
-from ..paths import runs_home
-from ._checkpoint import load_checkpoint, load_initial_weights, save_checkpoint
+from ..files import atomic_write_text
+from ..summary import EpochResult, RunSummary
+from ._checkpoint import save_checkpoint
 from ._control import RunControl
-from ._device import resolve_device
-from ._optim import ProgressSchedule, build_optimizer
+from ._device import DevicePlan, resolve_device
+from ._evaluate import evaluate_run
+from ._resume import restore_checkpoint
+from ._setup import (
+    RunParts,
+    build_data,
+    build_model,
+    build_parts,
+    check_run_name,
+    choose_output_dir,
+    make_output_dir,
+    plan_epochs,
+    seed_everything,
+)
+from ._summary import build_summary
 
 __all__ = ["Trainer", "FitResult"]
 
@@ -49,13 +62,28 @@ __all__ = ["Trainer", "FitResult"]
 class FitResult:
     status: str
     message: str
-    summary: dict[str, Any] = field(default_factory=dict)
+    summary: RunSummary = field(default_factory=RunSummary)
 
 
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+@dataclass
+class _EpochRun:
+    """One epoch's training pass: device-side sums (read once, at its end) and how it ended."""
+
+    started: float
+    loss_sum: torch.Tensor
+    correct: torch.Tensor
+    seen: int = 0
+    ended: bool = False  # stopped or cancelled at a batch boundary
+    budget_out: bool = False  # a time-budgeted run's budget ran out
+
+
+@dataclass
+class _Window:
+    """The batches since the last progress report."""
+
+    loss: torch.Tensor
+    n: int
+    started: float
 
 
 class Trainer:
@@ -81,130 +109,109 @@ class Trainer:
         self.run_name = run_name or self.cfg.output.name or ""
         self.finish_complete = finish_complete
         self.output_dir: Path | None = None
-        self.ld: LearnDrop | None = None
-        self.model: nn.Module | None = None
-        self._prepared = False
         self.warnings: list[str] = []
+        # set by prepare()
+        self._parts: RunParts | None = None
+        self._prepared = False
+        self.drop_last = False
+        self.steps_per_epoch = 0
+        self.total_steps = 0
+        self.start_epoch = 0  # complete epochs before this session (a resumed run's)
+        # results, this session's and (resumed) earlier sessions'
+        self.history: list[EpochResult] = []
+        self.best_accuracy = 0.0
+        self.last_val: tuple[float, float, float | None] = (math.nan, math.nan, None)
+        self._t0 = time.perf_counter()
+        self._train_time = 0.0
+        self._resumed_history: list[EpochResult] = []
+        self._resumed_elapsed = 0.0
+
+    @property
+    def ld(self) -> LearnDrop | None:
+        return self._parts.ld if self._parts else None
+
+    @property
+    def model(self) -> nn.Module | None:
+        return self._parts.model if self._parts else None
+
+    @property
+    def plan(self) -> DevicePlan | None:
+        return self._parts.plan if self._parts else None
+
+    def _ready(self) -> RunParts:
+        if self._parts is None:
+            raise RuntimeError("the trainer is not prepared: call prepare() or fit()")
+        return self._parts
 
     # ---- set-up -------------------------------------------------------------------------------
     def prepare(self) -> None:
         """Build everything; raises a LearnDropError for bad input before training starts."""
         if self._prepared:
             return
-        from ..data import build_datasets
-        from ..models import get_model
-
         cfg = self.cfg
-        if self.run_name in (".", "..") or any(c in self.run_name for c in "/\\\0"):
-            raise ConfigError(f"output.name {self.run_name!r} cannot name a run folder: use "
-                              f"letters, digits, dots, dashes or underscores, no slashes",
-                              field="output.name")
-        _seed_everything(cfg.train.seed)
+        check_run_name(self.run_name)
+        seed_everything(cfg.train.seed)
         if cfg.train.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
-        self.plan = resolve_device(cfg.train.device, cfg.train.amp, cfg.train.channels_last)
-        try:
-            bundle = build_datasets(cfg.data, seed=cfg.train.seed)
-        except OSError as exc:  # e.g. a folder this user may not read
-            where = f" {exc.filename}" if exc.filename else ""
-            raise DataError(f"cannot read the data{where}: {exc.strerror or exc}; check "
-                            f"data.root and that you may read it") from None
-        self.bundle = bundle
+        plan = resolve_device(cfg.train.device, cfg.train.amp, cfg.train.channels_last)
+        bundle = build_data(cfg)
         self.warnings.extend(bundle.warnings)
-        if cfg.drop.enabled and cfg.drop.mode == "cache" and not bundle.deterministic_train:
-            raise LearnDropError("drop.mode=cache needs the same input for a sample every "
-                                 "epoch, but this data set uses random augmentation: turn "
-                                 "data.augment off or use mode=freeze")
-        model = get_model(cfg.model.name, num_classes=bundle.num_classes,
-                          in_channels=bundle.in_channels, image_size=bundle.image_size,
-                          width=cfg.model.width)
-        if cfg.model.weights:
-            self.warnings.extend(load_initial_weights(model, cfg.model.weights))
-        dev = self.plan.device
-        model = model.to(dev)
-        if self.plan.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        self.model = model
-        bs = cfg.train.batch_size
-        n_train = len(cast(Sized, bundle.train))
-        if n_train == 0:
-            raise LearnDropError("the training set is empty: check data.root and data.limit")
-        self.drop_last = n_train > bs
-        self.steps_per_epoch = (n_train // bs if self.drop_last
-                                else math.ceil(n_train / bs))
-        self.total_steps = self.steps_per_epoch * cfg.train.epochs
-        self.optimizer = build_optimizer(model, cfg.optim)
-        self.schedule = ProgressSchedule(self.optimizer, cfg.optim, cfg.train.epochs)
-        use_scaler = self.plan.amp and dev.type == "cuda" and self.plan.amp_dtype == torch.float16
-        self.scaler = torch.amp.GradScaler(dev.type, enabled=use_scaler)
-        if not self.run_name:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            model_name = cfg.model.name.replace(":", "-")  # timm:resnet18 -> timm-resnet18
-            self.run_name = f"{model_name}-{cfg.data.dataset}-{stamp}"
-        base = Path(cfg.output.dir).expanduser() if cfg.output.dir else runs_home()
-        out = base / self.run_name
-        if self.resume_from is None:
-            k = 1
-            while out.exists():
-                k += 1
-                out = base / f"{self.run_name}-{k}"
-            self.run_name = out.name
-        self.output_dir = out
-        example = bundle.train[0][0].unsqueeze(0).to(dev)
-        d = cfg.drop
-        self.ld = LearnDrop(
-            model, self.optimizer, threshold=d.threshold, patience=d.patience,
-            warmup_epochs=d.warmup_epochs, check_every=d.check_every, order=d.order,
-            keep_last=d.keep_last, mode=d.mode, lr_normalize=d.lr_normalize, ema=d.ema,
-            window=d.window, trend_tolerance=d.trend_tolerance, units=d.units or None,
-            pinned=d.pinned, enabled=d.enabled, example_input=example,
-            num_samples=n_train, cache_budget_mb=d.cache_budget_mb,
-            cache_dir=None, steps_per_epoch=self.steps_per_epoch,
-            total_steps=self.total_steps, callbacks=self.callbacks)
+        model, warnings = build_model(cfg, bundle, plan)
+        self.warnings.extend(warnings)
+        epochs = plan_epochs(cfg, bundle)
+        self.drop_last = epochs.drop_last
+        self.steps_per_epoch, self.total_steps = epochs.steps_per_epoch, epochs.total_steps
+        self.output_dir = choose_output_dir(cfg, self.run_name, self.resume_from is not None)
+        self.run_name = self.output_dir.name
+        self._parts = build_parts(cfg, plan, bundle, model, epochs, self.callbacks)
         self.start_epoch = 0
         if self.resume_from is not None:
-            self._load(self.resume_from)
+            self._resume(self.resume_from)
         self._prepared = True
 
+    def _resume(self, path: Path) -> None:
+        r = self._ready()
+        resumed = restore_checkpoint(path, self.cfg, model=r.model, ld=r.ld,
+                                     optimizer=r.optimizer, scaler=r.scaler,
+                                     device=r.plan.device)
+        self.start_epoch = resumed.start_epoch
+        self.best_accuracy = resumed.best_accuracy
+        self._resumed_history = resumed.history
+        self._resumed_elapsed = resumed.elapsed_s
+        if self.start_epoch >= self.cfg.train.epochs and self.finish_complete:
+            self.last_val = resumed.last_val
+        elif self.start_epoch >= self.cfg.train.epochs:
+            raise CheckpointError(f"{path} is already at the last epoch "
+                                  f"({self.start_epoch}); raise --epochs to train further")
+
     def _loader(self, epoch: int) -> DataLoader:
+        r = self._ready()
         g = torch.Generator()
         g.manual_seed(self.cfg.train.seed * 1000 + epoch)
-        return DataLoader(self.bundle.train, batch_size=self.cfg.train.batch_size, shuffle=True,
+        return DataLoader(r.bundle.train, batch_size=self.cfg.train.batch_size, shuffle=True,
                           drop_last=self.drop_last, generator=g,
                           num_workers=self.cfg.data.num_workers,
-                          pin_memory=self.plan.device.type == "cuda",
+                          pin_memory=r.plan.device.type == "cuda",
                           persistent_workers=False)
 
     # ---- the run ----------------------------------------------------------------------------
     def fit(self) -> FitResult:
         """Run training. Always fires ``on_fit_end``; raises LearnDropError on failure."""
         self._t0 = time.perf_counter()
-        self.history: list[dict[str, Any]] = []
+        self.history = []
         self.best_accuracy = 0.0
-        self.last_val: tuple[float, float, float | None] = (math.nan, math.nan, None)
+        self.last_val = (math.nan, math.nan, None)
         started = False
         try:
             self.prepare()
-            assert self.ld is not None and self.output_dir is not None
-            self._make_output_dir()
-            atomic_write_text(self.output_dir / "config.toml", config_to_toml(self.cfg))
-            for w in self.warnings:
-                call_hook(self.callbacks, "on_warning", w)
-            call_hook(self.callbacks, "on_fit_start", FitStart(
-                run_name=self.run_name, config=self.cfg.to_dict(), units=self.ld.unit_infos(),
-                epochs=self.cfg.train.epochs, steps_per_epoch=self.steps_per_epoch,
-                total_steps=self.total_steps, device=self.plan.description,
-                mode=self.cfg.drop.mode, drop_enabled=self.cfg.drop.enabled,
-                total_params=sum(p.numel() for p in self.model.parameters()),  # type: ignore
-                forward_flops=self.ld.total_forward_flops, output_dir=str(self.output_dir),
-                resumed_from_epoch=self.start_epoch))
+            self._start()
             started = True
             status = self._train()
         except torch.OutOfMemoryError:
-            err = DeviceError(
-                f"out of memory on {self.plan.device.type} with batch size "
-                f"{self.cfg.train.batch_size}: try --batch-size "
-                f"{max(self.cfg.train.batch_size // 2, 1)}")
+            bs = self.cfg.train.batch_size
+            where = self.plan.device.type if self.plan else "the device"
+            err = DeviceError(f"out of memory on {where} with batch size {bs}: try "
+                              f"--batch-size {max(bs // 2, 1)}")
             self._fail(err, started)
             raise err from None
         except LearnDropError as exc:
@@ -220,147 +227,173 @@ class Trainer:
                    "cancelled": "cancelled; run discarded"}[status]
         return self._finish(status, message)
 
+    def _start(self) -> None:
+        """Make the run folder, save the config, pass on early warnings, fire on_fit_start."""
+        r = self._ready()
+        assert self.output_dir is not None
+        make_output_dir(self.output_dir, resuming=self.resume_from is not None)
+        atomic_write_text(self.output_dir / "config.toml", config_to_toml(self.cfg))
+        for w in self.warnings:
+            call_hook(self.callbacks, "on_warning", w)
+        call_hook(self.callbacks, "on_fit_start", FitStart(
+            run_name=self.run_name, config=self.cfg.to_dict(), units=r.ld.unit_infos(),
+            epochs=self.cfg.train.epochs, steps_per_epoch=self.steps_per_epoch,
+            total_steps=self.total_steps, device=r.plan.description,
+            mode=self.cfg.drop.mode, drop_enabled=self.cfg.drop.enabled,
+            total_params=sum(p.numel() for p in r.model.parameters()),
+            forward_flops=r.ld.total_forward_flops, output_dir=str(self.output_dir),
+            resumed_from_epoch=self.start_epoch))
+
     def _train(self) -> str:
-        assert self.ld is not None and self.model is not None
-        cfg, ld, dev = self.cfg, self.ld, self.plan.device
-        criterion = nn.CrossEntropyLoss()
-        amp_ctx = lambda: torch.autocast(dev.type, dtype=self.plan.amp_dtype,  # noqa: E731
-                                         enabled=self.plan.amp)
-        cl = self.plan.channels_last
+        """Every remaining epoch; returns finished, stopped or cancelled."""
         self._train_time = 0.0
         status = "finished"
-        epoch = self.start_epoch
-        for epoch in range(self.start_epoch, cfg.train.epochs):
+        for epoch in range(self.start_epoch, self.cfg.train.epochs):
             call_hook(self.callbacks, "on_epoch_start", epoch)
-            ld.model.train()
-            t_epoch = time.perf_counter()
-            loss_sum = torch.zeros((), device=dev)
-            correct = torch.zeros((), device=dev, dtype=torch.long)
-            seen = 0
-            window_loss = torch.zeros((), device=dev)
-            window_n, window_t = 0, time.perf_counter()
-            batches = self.steps_per_epoch
-            ended = budget_out = False
-            for b, (x, y, idx) in enumerate(self._loader(epoch)):
-                if self.control.paused:
-                    paused_at = time.perf_counter()
-                    while self.control.paused and not self.control.should_end:
-                        self.control.wait_while_paused(0.2)
-                    self._t0 += time.perf_counter() - paused_at
-                    ld._last_t = None
-                if self.control.should_end:
-                    ended = True
-                    break
-                if self._budget_spent():  # a time-budgeted run ends here, finished
-                    budget_out = True
-                    break
-                for action, name in self.control.take_actions():
-                    ld.request(action, name)
-                x = x.to(dev, non_blocking=True)
-                y = y.to(dev, non_blocking=True)
-                if cl:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                lr = self._set_lr(ld.step_count)
-                with amp_ctx():
-                    out = ld.model(x, sample_ids=idx)
-                    loss = criterion(out, y)
-                self.optimizer.zero_grad(set_to_none=True)
-                self.scaler.scale(loss).backward()
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                ld.step()
-                d = loss.detach()
-                loss_sum += d * y.shape[0]
-                window_loss += d
-                window_n += 1
-                correct += (out.detach().argmax(1) == y).sum()
-                seen += y.shape[0]
-                if window_n >= cfg.train.log_every or b == batches - 1:
-                    mean = float(window_loss) / window_n  # the only read-back in the loop
-                    if not math.isfinite(mean):
-                        raise TrainingError(self._nan_message(ld.step_count, epoch))
-                    now = time.perf_counter()
-                    ips = window_n * cfg.train.batch_size / max(now - window_t, 1e-9)
-                    call_hook(self.callbacks, "on_progress", Progress(
-                        step=ld.step_count, epoch=epoch, batch=b + 1, batches=batches,
-                        loss=mean, lr=lr, images_per_s=ips, elapsed_s=self.elapsed(),
-                        eta_s=self._eta(epoch, b + 1)))
-                    window_loss.zero_()
-                    window_n, window_t = 0, now
-            if ended and self.control.cancel_requested:
+            run = self._train_epoch(epoch)
+            if run.ended and self.control.cancel_requested:
                 return "cancelled"
-            self._train_time += time.perf_counter() - t_epoch
-            if seen == 0:
-                status = "stopped" if ended else status
+            self._train_time += time.perf_counter() - run.started
+            if run.seen == 0:
+                status = "stopped" if run.ended else status
                 break
-            complete = not ended and not budget_out
-            if complete:
-                ld.end_epoch()
-            train_loss = float(loss_sum) / seen
-            train_acc = float(correct) / seen
-            if not math.isfinite(train_loss):
-                raise TrainingError(self._nan_message(ld.step_count, epoch))
-            val_loss, val_acc, val_scaled = self.evaluate()
-            self.best_accuracy = max(self.best_accuracy, val_acc)
-            self.last_val = (val_loss, val_acc, val_scaled)
-            epoch_time = time.perf_counter() - t_epoch
-            savings = ld.savings_report()
-            ev = EpochEnd(
-                epoch=epoch, step=ld.step_count, train_loss=train_loss,
-                train_accuracy=train_acc, val_loss=val_loss, val_accuracy=val_acc,
-                val_accuracy_scaled=val_scaled, epoch_time_s=epoch_time,
-                elapsed_s=self.elapsed(), eta_s=self._eta(epoch + 1, 0),
-                images_per_s=seen / max(epoch_time, 1e-9), lr=self.optimizer.param_groups[0]
-                ["lr"] if self.optimizer.param_groups else 0.0, dropped=tuple(ld.dropped),
-                savings=savings)
-            self.history.append({"epoch": epoch, "train_loss": train_loss,
-                                 "train_accuracy": train_acc, "val_loss": val_loss,
-                                 "val_accuracy": val_acc, "val_accuracy_scaled": val_scaled,
-                                 "epoch_time_s": epoch_time})
-            call_hook(self.callbacks, "on_epoch_end", ev)
-            every = cfg.output.checkpoint_every
-            last = epoch == cfg.train.epochs - 1
-            if complete and (last or (every and (epoch + 1) % every == 0)):
-                self._checkpoint(epoch + 1)
-            if ended:
+            self._end_epoch(epoch, run)
+            if run.ended:
                 status = "stopped"
                 break
-            if budget_out or self._budget_spent():
+            if run.budget_out or self._budget_spent():
                 break
         if status == "stopped":
             # a stop mid-epoch keeps the last complete epoch's checkpoint and the weights now
             self._checkpoint_partial()
         return status
 
-    # ---- helpers ------------------------------------------------------------------------------
-    def _make_output_dir(self) -> None:
-        assert self.output_dir is not None
-        try:
-            self.output_dir.mkdir(parents=True, exist_ok=True)
-            if self.resume_from is not None:  # what a killed run may have left half-written
-                remove_stale_temps(self.output_dir, ("checkpoint.pt", "config.toml",
-                                                     "summary.json", "final.pt", "stopped.pt"))
-        except OSError as exc:
-            raise CheckpointError(
-                f"cannot create the run folder {self.output_dir}: "
-                f"{exc.strerror or type(exc).__name__}; set --output-dir to a folder you can "
-                f"write to") from None
+    def _train_epoch(self, epoch: int) -> _EpochRun:
+        """One pass over the training data, checking the run control between batches."""
+        r = self._ready()
+        dev = r.plan.device
+        r.ld.model.train()
+        now = time.perf_counter()
+        run = _EpochRun(now, torch.zeros((), device=dev),
+                        torch.zeros((), device=dev, dtype=torch.long))
+        window = _Window(torch.zeros((), device=dev), 0, now)
+        for b, (x, y, idx) in enumerate(self._loader(epoch)):
+            self._wait_while_paused()
+            if self.control.should_end:
+                run.ended = True
+                break
+            if self._budget_spent():  # a time-budgeted run ends here, finished
+                run.budget_out = True
+                break
+            for action, name in self.control.take_actions():
+                r.ld.request(action, name)
+            lr, loss, out, y = self._step(x, y, idx)
+            d = loss.detach()
+            run.loss_sum += d * y.shape[0]
+            run.correct += (out.detach().argmax(1) == y).sum()
+            run.seen += y.shape[0]
+            window.loss += d
+            window.n += 1
+            if window.n >= self.cfg.train.log_every or b == self.steps_per_epoch - 1:
+                self._report_progress(epoch, b + 1, window, lr)
+        return run
 
+    def _wait_while_paused(self) -> None:
+        if not self.control.paused:
+            return
+        paused_at = time.perf_counter()
+        while self.control.paused and not self.control.should_end:
+            self.control.wait_while_paused(0.2)
+        self._t0 += time.perf_counter() - paused_at  # a pause is not training time
+        self._ready().ld._last_t = None
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor
+              ) -> tuple[float, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One optimizer step; returns the learning rate, the loss, the output and ``y`` (all
+        on the device)."""
+        r = self._ready()
+        plan, ld = r.plan, r.ld
+        x = x.to(plan.device, non_blocking=True)
+        y = y.to(plan.device, non_blocking=True)
+        if plan.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        lr = self._set_lr(ld.step_count)
+        with torch.autocast(plan.device.type, dtype=plan.amp_dtype, enabled=plan.amp):
+            out = ld.model(x, sample_ids=idx)
+            loss = nn.functional.cross_entropy(out, y)
+        r.optimizer.zero_grad(set_to_none=True)
+        r.scaler.scale(loss).backward()
+        r.scaler.step(r.optimizer)
+        r.scaler.update()
+        ld.step()
+        return lr, loss, out, y
+
+    def _report_progress(self, epoch: int, batch: int, window: _Window, lr: float) -> None:
+        """Fire on_progress with the window's mean loss: the only read-back in the loop."""
+        ld = self._ready().ld
+        mean = float(window.loss) / window.n
+        if not math.isfinite(mean):
+            raise TrainingError(self._nan_message(ld.step_count, epoch))
+        now = time.perf_counter()
+        ips = window.n * self.cfg.train.batch_size / max(now - window.started, 1e-9)
+        call_hook(self.callbacks, "on_progress", Progress(
+            step=ld.step_count, epoch=epoch, batch=batch, batches=self.steps_per_epoch,
+            loss=mean, lr=lr, images_per_s=ips, elapsed_s=self.elapsed(),
+            eta_s=self._eta(epoch, batch)))
+        window.loss.zero_()
+        window.n, window.started = 0, now
+
+    def _end_epoch(self, epoch: int, run: _EpochRun) -> None:
+        """Validate, fire on_epoch_end and write the checkpoint that is due."""
+        r = self._ready()
+        ld = r.ld
+        complete = not run.ended and not run.budget_out
+        if complete:
+            ld.end_epoch()
+        train_loss = float(run.loss_sum) / run.seen
+        train_acc = float(run.correct) / run.seen
+        if not math.isfinite(train_loss):
+            raise TrainingError(self._nan_message(ld.step_count, epoch))
+        val_loss, val_acc, val_scaled = self.evaluate()
+        self.best_accuracy = max(self.best_accuracy, val_acc)
+        self.last_val = (val_loss, val_acc, val_scaled)
+        epoch_time = time.perf_counter() - run.started
+        groups = r.optimizer.param_groups
+        ev = EpochEnd(
+            epoch=epoch, step=ld.step_count, train_loss=train_loss,
+            train_accuracy=train_acc, val_loss=val_loss, val_accuracy=val_acc,
+            val_accuracy_scaled=val_scaled, epoch_time_s=epoch_time,
+            elapsed_s=self.elapsed(), eta_s=self._eta(epoch + 1, 0),
+            images_per_s=run.seen / max(epoch_time, 1e-9),
+            lr=groups[0]["lr"] if groups else 0.0, dropped=tuple(ld.dropped),
+            savings=ld.savings_report())
+        self.history.append(EpochResult(
+            epoch=epoch, train_loss=train_loss, train_accuracy=train_acc, val_loss=val_loss,
+            val_accuracy=val_acc, val_accuracy_scaled=val_scaled, epoch_time_s=epoch_time))
+        call_hook(self.callbacks, "on_epoch_end", ev)
+        completed = epoch + 1  # complete epochs once this one is (what a checkpoint counts)
+        every = self.cfg.output.checkpoint_every
+        last = completed == self.cfg.train.epochs
+        if complete and (last or (every and completed % every == 0)):
+            self._checkpoint(completed)
+
+    # ---- helpers ------------------------------------------------------------------------------
     def _set_lr(self, step: int) -> float:
         if self.time_budget_s:
             progress = self.elapsed() / self.time_budget_s
         else:
             progress = step / max(self.total_steps, 1)
-        return self.schedule.set_progress(progress)
+        return self._ready().schedule.set_progress(progress)
 
     def _budget_spent(self) -> bool:
-        return bool(self.time_budget_s) and self.elapsed() >= self.time_budget_s  # type: ignore
+        budget = self.time_budget_s
+        return bool(budget) and budget is not None and self.elapsed() >= budget
 
     def elapsed(self) -> float:
         return time.perf_counter() - self._t0
 
     def _eta(self, epoch: int, batch: int) -> float:
-        assert self.ld is not None
+        """Seconds left after ``batch`` batches of epoch index ``epoch``."""
         done = epoch * self.steps_per_epoch + batch
         done_here = done - self.start_epoch * self.steps_per_epoch
         if self.time_budget_s:
@@ -369,7 +402,7 @@ class Trainer:
             return float("nan")
         rate = self.elapsed() / done_here
         remaining = self.total_steps - done
-        meter = self.ld.meter  # step times only: no pass over the parameters here
+        meter = self._ready().ld.meter  # step times only: no pass over the parameters here
         if meter is not None and meter.step_time and meter.full_step_time:
             rate = rate * meter.step_time / meter.full_step_time
         return max(remaining * rate, 0.0)
@@ -378,159 +411,71 @@ class Trainer:
         ck = self.output_dir / "checkpoint.pt" if self.output_dir else None
         kept = (f"the last good checkpoint is {ck}" if ck is not None and ck.exists()
                 else "no checkpoint was written yet")
-        return (f"the loss became NaN or infinite at step {step} (epoch {epoch + 1}): lower "
-                f"--lr or turn mixed precision off; {kept}")
+        return (f"the loss became NaN or infinite at step {step} (epoch "
+                f"{display_epoch(epoch)}): lower --lr or turn mixed precision off; {kept}")
 
-    @torch.no_grad()
     def evaluate(self) -> tuple[float, float, float | None]:
         """Validation loss and accuracy of the full model; in skip mode also the accuracy of
         the scaled-down network (dropped blocks bypassed)."""
-        assert self.model is not None and self.ld is not None
-        val_loss, val_acc = self._eval_with(self.model)
-        scaled = None
-        if self.cfg.drop.mode == "skip" and self.ld.dropped:
-            was = self.ld.model.training
-            self.ld.model.eval()
-            _, scaled = self._eval_with(self.ld.model)
-            self.ld.model.train(was)
-        return val_loss, val_acc, scaled
+        r = self._ready()
+        return evaluate_run(r.model, r.ld, r.bundle.val, r.plan,
+                            batch_size=max(self.cfg.train.batch_size, 256),
+                            num_workers=self.cfg.data.num_workers)
 
-    def _eval_with(self, net: nn.Module) -> tuple[float, float]:
-        dev = self.plan.device
-        was = net.training
-        net.eval()
-        loader = DataLoader(self.bundle.val, batch_size=max(self.cfg.train.batch_size, 256),
-                            shuffle=False, num_workers=self.cfg.data.num_workers)
-        loss_sum = torch.zeros((), device=dev)
-        correct = torch.zeros((), device=dev, dtype=torch.long)
-        n = 0
-        crit = nn.CrossEntropyLoss(reduction="sum")
-        with torch.autocast(dev.type, dtype=self.plan.amp_dtype, enabled=self.plan.amp):
-            for x, y in loader:
-                x = x.to(dev, non_blocking=True)
-                y = y.to(dev, non_blocking=True)
-                if self.plan.channels_last:
-                    x = x.contiguous(memory_format=torch.channels_last)
-                out = net(x)
-                loss_sum += crit(out.float(), y)
-                correct += (out.argmax(1) == y).sum()
-                n += y.shape[0]
-        net.train(was)
-        if n == 0:
-            return float("nan"), float("nan")
-        return float(loss_sum) / n, float(correct) / n
-
+    # ---- checkpoints ----------------------------------------------------------------------------
     def _payload(self, epoch: int) -> dict[str, Any]:
-        assert self.ld is not None and self.model is not None
+        r = self._ready()
         return {"epoch": epoch, "run_name": self.run_name, "config": self.cfg.to_dict(),
-                "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "scaler": self.scaler.state_dict(), "learndrop": self.ld.state_dict(),
+                "model": r.model.state_dict(), "optimizer": r.optimizer.state_dict(),
+                "scaler": r.scaler.state_dict(), "learndrop": r.ld.state_dict(),
                 "best_accuracy": self.best_accuracy,
                 # earlier sessions' epochs and time too, so a second resume loses neither
-                "history": getattr(self, "_resumed_history", []) + self.history,
-                "elapsed_s": self.elapsed() + getattr(self, "_resumed_elapsed", 0.0),
+                "history": [h.to_dict() for h in self._all_history()],
+                "elapsed_s": self.elapsed() + self._resumed_elapsed,
                 "torch_rng": torch.get_rng_state()}
 
     def _checkpoint(self, epoch: int) -> None:
-        assert self.output_dir is not None and self.ld is not None
+        """Save the resumable checkpoint after ``epoch`` complete epochs."""
+        assert self.output_dir is not None
         path = self.output_dir / "checkpoint.pt"
         save_checkpoint(path, self._payload(epoch))
         call_hook(self.callbacks, "on_checkpoint",
-                  CheckpointSaved(epoch=epoch, step=self.ld.step_count, path=str(path)))
+                  CheckpointSaved(epoch=epoch, step=self._ready().ld.step_count, path=str(path)))
 
     def _checkpoint_partial(self) -> None:
         """On stop: save the current weights too (the resumable checkpoint stays at the last
         complete epoch, so a resume repeats exactly the same epochs)."""
-        assert self.output_dir is not None and self.model is not None
-        save_checkpoint(self.output_dir / "stopped.pt", {"model": self.model.state_dict(),
-                                                        "epoch": -1})
+        assert self.output_dir is not None
+        save_checkpoint(self.output_dir / "stopped.pt",
+                        {"model": self._ready().model.state_dict(), "epoch": -1})
         if not (self.output_dir / "checkpoint.pt").exists():
             self._checkpoint(self.start_epoch)
 
-    def _load(self, path: Path) -> None:
-        assert self.ld is not None and self.model is not None
-        data = load_checkpoint(path, map_location=self.plan.device)
-        saved = data.get("config", {})
-        try:  # settings added since the checkpoint was written take their defaults
-            saved = RunConfig.from_dict(saved).to_dict()
-        except LearnDropError:
-            pass
-        for section in ("model", "data"):
-            if saved.get(section) != self.cfg.to_dict()[section]:
-                raise CheckpointError(f"{path} was trained with other {section} settings; "
-                                      f"resume with the config saved in its run folder")
-        try:
-            self.model.load_state_dict(data["model"])
-            self.ld.load_state_dict(data["learndrop"])
-            self.optimizer.load_state_dict(data["optimizer"])
-            self.scaler.load_state_dict(data["scaler"])
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise CheckpointError(f"{path} does not fit this model "
-                                  f"({first_line(exc)[:120]})") from None
-        self.start_epoch = int(data["epoch"])
-        self.best_accuracy = float(data.get("best_accuracy", 0.0))
-        self._resumed_history = list(data.get("history", []))
-        self._resumed_elapsed = float(data.get("elapsed_s", 0.0))
-        if "torch_rng" in data:
-            torch.set_rng_state(data["torch_rng"].cpu())
-        if self.start_epoch >= self.cfg.train.epochs and self.finish_complete:
-            last = self._resumed_history[-1] if self._resumed_history else {}
-            self.last_val = (float(last.get("val_loss", math.nan)),
-                             float(last.get("val_accuracy", math.nan)),
-                             last.get("val_accuracy_scaled"))
-        elif self.start_epoch >= self.cfg.train.epochs:
-            raise CheckpointError(f"{path} is already at the last epoch "
-                                  f"({self.start_epoch}); raise --epochs to train further")
+    # ---- the end ----------------------------------------------------------------------------
+    def _all_history(self) -> list[EpochResult]:
+        return [*self._resumed_history, *self.history]
 
-    def summary(self, status: str) -> dict[str, Any]:
-        ld = self.ld
-        val_loss, val_acc, val_scaled = getattr(self, "last_val", (float("nan"),) * 2 + (None,))
-        s = ld.savings() if ld is not None else {}
-        history = getattr(self, "_resumed_history", []) + getattr(self, "history", [])
-        return {
-            "run_name": self.run_name, "status": status,
-            "output_dir": str(self.output_dir) if self.output_dir else "",
-            "model": self.cfg.model.name, "dataset": self.cfg.data.dataset,
-            "mode": self.cfg.drop.mode if self.cfg.drop.enabled else "baseline",
-            "epochs": len(history),
-            "final_accuracy": val_acc, "final_loss": val_loss,
-            "final_accuracy_scaled": val_scaled,
-            "best_accuracy": getattr(self, "best_accuracy", 0.0),
-            "wall_time_s": (time.perf_counter() - self._t0) + getattr(
-                self, "_resumed_elapsed", 0.0),
-            "train_time_s": getattr(self, "_train_time", 0.0),
-            "dropped": ld.drop_log() if ld else [],
-            "units": len(ld.units) if ld else 0,
-            "forward_flops_saved": s.get("cumulative_forward_flops_saved", 0.0),
-            "train_flops_saved": s.get("cumulative_train_flops_saved", 0.0),
-            "final_forward_flops_saved": s.get("forward_flops_saved", 0.0),
-            "final_train_flops_saved": s.get("train_flops_saved", 0.0),
-            "trainable_params": s.get("trainable_params", 0),
-            "total_params": s.get("total_params", 0),
-            "step_time_s": s.get("step_time_s"), "full_step_time_s": s.get("full_step_time_s"),
-            "measured_time_saved": s.get("measured_time_saved"),
-            "time_saved_s": s.get("time_saved_s", 0.0), "efficiency": s.get("efficiency"),
-            "score_overhead": s.get("score_overhead", 0.0),
-            "history": history,
-            "checkpoint": str(self.output_dir / "checkpoint.pt") if self.output_dir else "",
-            "weights": str(self.output_dir / "final.pt") if self.output_dir else "",
-            "device": self.plan.description if hasattr(self, "plan") else "",
-        }
+    def summary(self, status: str) -> RunSummary:
+        """The run's summary as it stands, ended with ``status``."""
+        return build_summary(
+            self.cfg, status, run_name=self.run_name, output_dir=self.output_dir, ld=self.ld,
+            device=self.plan.description if self.plan else "", last_val=self.last_val,
+            best_accuracy=self.best_accuracy, wall_time_s=self.elapsed() + self._resumed_elapsed,
+            train_time_s=self._train_time, history=self._all_history())
 
     def _finish(self, status: str, message: str) -> FitResult:
         summary = self.summary(status)
+        model = self.model
         if status == "cancelled" and self.output_dir is not None:
             shutil.rmtree(self.output_dir, ignore_errors=True)
-            summary["output_dir"] = ""
-        elif self.output_dir is not None and self.model is not None and self.output_dir.exists():
-            import json
-
+            summary = dataclasses.replace(summary, output_dir="")
+        elif self.output_dir is not None and model is not None and self.output_dir.exists():
             try:
                 if status == "finished":
                     save_checkpoint(self.output_dir / "final.pt",
-                                    {"model": self.model.state_dict(), "epoch": -1})
+                                    {"model": model.state_dict(), "epoch": -1})
                 atomic_write_text(self.output_dir / "summary.json",
-                                  json.dumps(summary, indent=2, default=str))
+                                  json.dumps(summary.to_dict(), indent=2, default=str))
             except LearnDropError as exc:  # e.g. the disk filled up: the run ends as failed
                 self._fail(exc, True)
                 raise
@@ -541,8 +486,7 @@ class Trainer:
     def _fail(self, exc: BaseException, started: bool) -> None:
         message = str(exc) if isinstance(exc, LearnDropError) else (
             f"internal error: {type(exc).__name__}: {exc}".splitlines()[0])
-        summary = self.summary("failed") if self._prepared else {"status": "failed"}
-        summary["error"] = message
-        call_hook(self.callbacks, "on_fit_end", FitEnd(status="failed", message=message,
-                                                       summary=summary))
-
+        summary = self.summary("failed") if self._prepared else RunSummary(status="failed")
+        call_hook(self.callbacks, "on_fit_end", FitEnd(
+            status="failed", message=message,
+            summary=dataclasses.replace(summary, error=message)))

@@ -1,0 +1,276 @@
+"""The live view of a training run: all the run's views in one panel.
+
+The panel is an engine :class:`~learndrop.core.events.Callback`: its slots have the engine
+hooks' names and take the engine's event objects, so the main window connects the bridge's
+signals straight to them and the run library replays stored runs into it. Each slot records
+the event in a :class:`~learndrop.core.monitor.RunHistory` and marks the views that show it as
+dirty; a timer redraws dirty views about 20 times a second, so a burst of events costs one
+redraw.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QShowEvent
+from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
+
+from learndrop.core.events import (
+    Callback,
+    CheckpointSaved,
+    DropEvent,
+    EpochEnd,
+    FitEnd,
+    FitStart,
+    Progress,
+    SavingsReport,
+    ScoreCheck,
+)
+from learndrop.core.monitor import RunHistory
+
+from ..views import (
+    EventLog,
+    GaugesPanel,
+    HeatmapView,
+    LiveView,
+    MetricsPlot,
+    NetworkStrip,
+    ScorePlot,
+    UnitDetails,
+)
+
+__all__ = ["REDRAW_INTERVAL_MS", "LivePanel"]
+
+#: redraw period while a run is live (20 Hz)
+REDRAW_INTERVAL_MS = 50
+
+_SCORES = ("strip", "scores", "heatmap", "details")
+
+
+class LivePanel(QWidget, Callback):
+    """Network strip, score plot and heatmap, metrics, gauges, event log and unit details."""
+
+    unit_action_requested = Signal(str, str)  # action ("pin", "unpin", "drop"), unit name
+    unit_selected = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.history = RunHistory()
+        h = self.history
+        self.strip = NetworkStrip(h)
+        self.score_plot = ScorePlot(h)
+        self.heatmap = HeatmapView(h)
+        self.metrics = MetricsPlot(h)
+        self.gauges = GaugesPanel(h)
+        self.event_log = EventLog(h)
+        self.details = UnitDetails(h)
+        self.views: dict[str, LiveView] = {
+            "strip": self.strip, "scores": self.score_plot, "heatmap": self.heatmap,
+            "metrics": self.metrics, "gauges": self.gauges, "log": self.event_log,
+            "details": self.details}
+        self._dirty: set[str] = set()
+        self._split_done = False
+
+        self.tabs = QTabWidget()
+        self.tabs.addTab(self.score_plot, "Learning scores")
+        self.tabs.addTab(self.heatmap, "Heatmap")
+        self.tabs.currentChanged.connect(lambda _i: self.redraw())
+        fh = self.fontMetrics().height()
+        self.gauges.setMinimumWidth(fh * 17)
+        self.gauges.setMaximumWidth(fh * 26)
+
+        main = QSplitter(Qt.Orientation.Horizontal)
+        main.addWidget(self.tabs)
+        main.addWidget(self.metrics)
+        main.addWidget(self.gauges)
+        main.setStretchFactor(0, 5)
+        main.setStretchFactor(1, 3)
+        main.setStretchFactor(2, 0)
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.addWidget(self.event_log)
+        bottom.addWidget(self.details)
+        bottom.setStretchFactor(0, 3)
+        bottom.setStretchFactor(1, 2)
+        body = QSplitter(Qt.Orientation.Vertical)
+        body.addWidget(main)
+        body.addWidget(bottom)
+        body.setStretchFactor(0, 3)
+        body.setStretchFactor(1, 1)
+        self.main_splitter, self.bottom_splitter, self.body_splitter = main, bottom, body
+
+        lay = QVBoxLayout(self)
+        m = fh // 3
+        lay.setContentsMargins(m, m, m, m)
+        lay.addWidget(self.strip)
+        lay.addWidget(body, 1)
+
+        self.timer = QTimer(self)
+        self.timer.setInterval(REDRAW_INTERVAL_MS)
+        self.timer.timeout.connect(self.redraw)
+        self.strip.unit_selected.connect(self._on_unit_selected)
+        self.strip.unit_action_requested.connect(self._on_unit_action)
+
+    # ---- engine events -----------------------------------------------------------------------
+    @Slot(object)
+    def on_fit_start(self, event: FitStart) -> None:
+        self._use_history(RunHistory())
+        self.history.on_fit_start(event)
+        self._reset_views()
+        self.strip.set_actions_enabled(True)
+        self.timer.start()
+
+    @Slot(int)
+    def on_epoch_start(self, epoch: int) -> None:
+        self.history.on_epoch_start(epoch)
+        self._mark("gauges")
+
+    @Slot(object)
+    def on_progress(self, event: Progress) -> None:
+        self.history.on_progress(event)
+        self._mark("metrics", "gauges")
+
+    @Slot(object)
+    def on_scores(self, event: ScoreCheck) -> None:
+        self.history.on_scores(event)
+        self._mark(*_SCORES)
+
+    @Slot(object)
+    def on_drop(self, event: DropEvent) -> None:
+        self.history.on_drop(event)
+        self._mark(*_SCORES, "gauges", "log")
+
+    @Slot(object)
+    def on_epoch_end(self, event: EpochEnd) -> None:
+        self.history.on_epoch_end(event)
+        self._mark("metrics", "gauges")
+
+    @Slot(object)
+    def on_savings(self, report: SavingsReport) -> None:
+        self.history.on_savings(report)
+        self._mark("gauges")
+
+    @Slot(object)
+    def on_checkpoint(self, event: CheckpointSaved) -> None:
+        self.history.on_checkpoint(event)
+        self._mark("log")
+
+    @Slot(str)
+    def on_warning(self, message: str) -> None:
+        self.history.on_warning(message)
+        self._mark("log")
+
+    @Slot(str)
+    def on_error(self, message: str) -> None:
+        self.history.on_error(message)
+        self._mark("log")
+        self.redraw()
+
+    @Slot(object)
+    def on_fit_end(self, event: FitEnd) -> None:
+        self.history.on_fit_end(event)
+        self.strip.set_actions_enabled(False)
+        self._mark(*self.views)
+        self.redraw()
+        self.timer.stop()
+
+    # ---- whole runs --------------------------------------------------------------------------
+    @Slot()
+    def reset(self) -> None:
+        """Empty every view (no run shown)."""
+        self.timer.stop()
+        self._use_history(RunHistory())
+        self.strip.set_actions_enabled(False)
+        self._reset_views()
+        self.redraw()
+
+    def load_history(self, history: RunHistory) -> None:
+        """Show a finished or replayed run at once."""
+        self.timer.stop()
+        self._use_history(history)
+        self.strip.set_actions_enabled(history.running)
+        self._reset_views()
+        self.redraw()
+
+    @Slot(str, bool)
+    def set_pinned(self, unit: str, pinned: bool) -> None:
+        """Show a unit as pinned (or not), e.g. when the run's config pins it."""
+        if self.history.has_unit(unit):
+            self.history.set_pinned(unit, pinned)
+            self._mark("strip", "details")
+            self.redraw()
+
+    def select_unit(self, name: str) -> None:
+        self.strip.set_selected(name)
+        self._on_unit_selected(name)
+
+    # ---- drawing -----------------------------------------------------------------------------
+    @Slot()
+    def redraw(self) -> None:
+        """Redraw the dirty views (the timer calls this; a hidden tab waits until shown)."""
+        if not self._dirty:
+            return
+        current = self.tabs.currentWidget()
+        for key in list(self._dirty):
+            view = self.views[key]
+            if view in (self.score_plot, self.heatmap) and view is not current:
+                continue
+            view.refresh()
+            self._dirty.discard(key)
+
+    def is_dirty(self, key: str) -> bool:
+        return key in self._dirty
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Split the space by proportions once, at the first show (size hints vary)."""
+        super().showEvent(event)
+        if self._split_done:
+            return
+        self._split_done = True
+        w, h = max(self.width(), 800), max(self.height(), 500)
+        side = self.gauges.minimumWidth() + self.fontMetrics().height() * 2
+        rest = max(200, w - side)
+        self.main_splitter.setSizes([int(rest * 0.6), int(rest * 0.4), side])
+        self.body_splitter.setSizes([int(h * 0.68), int(h * 0.32)])
+        self.bottom_splitter.setSizes([int(w * 0.55), int(w * 0.45)])
+
+    def changeEvent(self, event: QEvent) -> None:
+        if event.type() == QEvent.Type.PaletteChange:
+            # after the children have their new palette too
+            QTimer.singleShot(0, self.restyle)
+        super().changeEvent(event)
+
+    def restyle(self) -> None:
+        """Follow the palette (light or dark) in every view."""
+        for view in self.views.values():
+            view.restyle()
+        self._mark(*self.views)
+        self.redraw()
+
+    # ---- internals ---------------------------------------------------------------------------
+    def _use_history(self, history: RunHistory) -> None:
+        self.history = history
+        for view in self.views.values():
+            view.history = history
+
+    def _mark(self, *keys: str) -> None:
+        self._dirty.update(keys)
+
+    def _reset_views(self) -> None:
+        for view in self.views.values():
+            view.reset()
+        self.strip.set_selected(None)
+        self._mark(*self.views)
+
+    def _on_unit_selected(self, name: str) -> None:
+        self.details.set_unit(name)
+        self.score_plot.set_selected(name)
+        self.unit_selected.emit(name)
+
+    def _on_unit_action(self, action: str, unit: str) -> None:
+        if action in ("pin", "unpin") and self.history.has_unit(unit):
+            self.history.set_pinned(unit, action == "pin")
+            self._mark("strip", "details")
+        verb = {"pin": "pin", "unpin": "unpin", "drop": "drop"}.get(action, action)
+        self.history.note("info", f"asked the run to {verb} {unit}")
+        self._mark("log")
+        self.unit_action_requested.emit(action, unit)
+        self.redraw()

@@ -1,0 +1,275 @@
+"""The setup form's field editors, one per config field, generated from the field's metadata.
+
+:func:`make_editor` picks the widget from the field's type and metadata: spin boxes with the
+field's bounds, combo boxes for fixed choices and for the catalogues (models, data sets,
+devices), check boxes for switches, a folder chooser for folders and a comma-separated line
+for lists of names. Each editor carries the field's one-line explanation as its tooltip and
+can be marked invalid at the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtGui import QPalette, QValidator
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QSpinBox,
+    QStyle,
+    QToolButton,
+    QWidget,
+)
+
+from learndrop.core.config import field_choices, field_doc, field_info, field_type
+
+from ..dialogs.standard import ask_folder
+from ..services import dataset_names, device_choices, model_names
+
+__all__ = ["FieldEditor", "FloatSpinBox", "FolderEdit", "NoWheelUnlessFocused", "LABELS",
+           "FOLDER_FIELDS", "doc_label", "label_for", "make_editor", "notify"]
+
+INT_MAX = 2**31 - 1
+
+LABELS = {
+    "model.name": "Model", "data.dataset": "Data set", "data.root": "Data folder",
+    "train.epochs": "Epochs", "train.batch_size": "Batch size", "optim.optimizer": "Optimizer",
+    "optim.lr": "Learning rate", "optim.schedule": "LR schedule", "train.device": "Device",
+    "train.amp": "Mixed precision", "drop.threshold": "Settled below",
+    "drop.patience": "Patience (checks)", "drop.warmup_epochs": "Warm-up (epochs)",
+    "drop.check_every": "Check every (steps)", "drop.order": "Drop order",
+    "drop.mode": "Drop mode", "drop.keep_last": "Always train last",
+    "output.dir": "Output folder", "output.name": "Run name",
+    "output.checkpoint_every": "Checkpoint every (epochs)", "train.channels_last": "channels_last",
+    "train.log_every": "Report every (batches)", "data.image_size": "Image size (px)",
+    "data.val_fraction": "Validation share", "data.limit": "Sample limit",
+    "data.num_workers": "Loader workers", "data.bad_files": "Unreadable images",
+    "model.width": "Width multiplier", "optim.step_every": "Step every (epochs)",
+    "optim.gamma": "Step decay", "optim.warmup_epochs": "LR warm-up (epochs)",
+    "drop.lr_normalize": "Normalize by LR", "drop.ema": "Score smoothing (EMA)",
+    "drop.window": "Trend window (checks)", "drop.units": "Units",
+    "drop.pinned": "Pinned units", "drop.cache_budget_mb": "Cache budget (MiB)",
+}
+FOLDER_FIELDS = {"data.root": "default: the user data folder",
+                 "output.dir": "default: the run store"}
+INVALID_STYLE = "border: 2px solid #d9363e; border-radius: 3px;"
+
+Getter = Callable[[], Any]
+Setter = Callable[[Any], None]
+
+
+def label_for(path: str) -> str:
+    """The form's label of a field (``train.batch_size`` -> "Batch size")."""
+    name = path.split(".", 1)[1]
+    return LABELS.get(path, name.replace("_", " ").capitalize())
+
+
+@dataclass
+class FieldEditor:
+    """A config field's widget: ``get()`` reads the value, ``set(v)`` shows one."""
+
+    path: str
+    widget: QWidget
+    get: Getter
+    set: Setter
+    doc: str
+    target: QWidget | None = None  # what gets the red border (default: ``widget``)
+
+    def mark(self, message: str | None) -> None:
+        """Show ``message`` at the field (red border + tooltip), or clear the mark."""
+        target = self.target or self.widget
+        target.setStyleSheet(INVALID_STYLE if message else "")
+        for w in {self.widget, target}:
+            w.setToolTip(message or self.doc)
+            w.setProperty("invalid", bool(message))
+
+
+class NoWheelUnlessFocused(QObject):
+    """Event filter: scrolling the form must not change the spin box or combo under the
+    mouse."""
+
+    def eventFilter(self, obj: QObject, event: QEvent) -> bool:
+        if event.type() == QEvent.Type.Wheel and isinstance(obj, QWidget) and not obj.hasFocus():
+            event.ignore()
+            return True
+        return False
+
+
+class FloatSpinBox(QDoubleSpinBox):
+    """A number field that shows ``0.05`` or ``1e-05`` instead of fixed decimals."""
+
+    def __init__(self, lo: float, hi: float) -> None:
+        super().__init__()
+        self.setDecimals(12)
+        self.setRange(lo, hi)
+        if lo > 0:  # log-scale settings such as the learning rate
+            self.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
+        else:
+            self.setSingleStep(0.01 if hi <= 1 else 0.1 if hi <= 100 else 1.0)
+
+    def textFromValue(self, value: float) -> str:
+        return f"{value:.6g}"
+
+    def valueFromText(self, text: str) -> float:
+        try:
+            return float(text.strip())
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:
+        t = text.strip()
+        try:
+            value = float(t)
+        except ValueError:
+            ok = t != "" and all(c in "0123456789.eE+-" for c in t)
+            state = QValidator.State.Intermediate if ok or t == "" else QValidator.State.Invalid
+            return state, text, pos
+        inside = self.minimum() <= value <= self.maximum()
+        return (QValidator.State.Acceptable if inside else QValidator.State.Intermediate,
+                text, pos)
+
+
+class FolderEdit(QWidget):
+    """A folder path: a line to type it in and a button that opens a folder chooser."""
+
+    def __init__(self, what: str, placeholder: str) -> None:
+        super().__init__()
+        self._what = what
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.edit = QLineEdit()
+        self.edit.setPlaceholderText(placeholder)
+        self.edit.setClearButtonEnabled(True)
+        pick = QToolButton()
+        pick.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_DirOpenIcon))
+        pick.setToolTip("Choose a folder")
+        pick.setAccessibleName(f"Choose {what}")
+        pick.clicked.connect(self._choose)
+        row.addWidget(self.edit, 1)
+        row.addWidget(pick)
+        self.setFocusProxy(self.edit)
+
+    def _choose(self) -> None:
+        chosen = ask_folder(self, f"Choose {self._what}", self.edit.text())
+        if chosen:
+            self.edit.setText(chosen)
+
+    def text(self) -> str:
+        return self.edit.text().strip()
+
+    def set_text(self, value: object) -> None:
+        self.edit.setText(str(value))
+
+
+def _combo(choices: Iterable[str], editable_values: bool) -> tuple[QComboBox, Getter, Setter]:
+    box = QComboBox()
+    box.addItems(list(choices))
+    box.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    box.setMinimumContentsLength(8)
+
+    def set_value(value: Any) -> None:
+        text = str(value)
+        if box.findText(text) < 0 and editable_values:
+            box.addItem(text)
+        box.setCurrentIndex(max(box.findText(text), 0))
+
+    return box, box.currentText, set_value
+
+
+def _names_line() -> tuple[QLineEdit, Getter, Setter]:
+    line = QLineEdit()
+    line.setPlaceholderText("comma-separated names (empty: none)")
+
+    def get() -> list[str]:
+        return [p.strip() for p in line.text().split(",") if p.strip()]
+
+    def put(v: list[str]) -> None:
+        line.setText(", ".join(v))
+
+    return line, get, put
+
+
+def _widget_for(path: str) -> tuple[QWidget, Getter, Setter]:
+    """The editing widget for ``path`` with its value's getter and setter."""
+    hint = field_type(path)
+    meta = field_info(path).metadata
+    choices = field_choices(path)
+    if path == "model.name":
+        return _combo(model_names(), True)
+    if path == "data.dataset":
+        return _combo(dataset_names(), True)
+    if path == "train.device":
+        return _combo(device_choices(), True)
+    if path in FOLDER_FIELDS:
+        folder = FolderEdit(label_for(path).lower(), FOLDER_FIELDS[path])
+        return folder, folder.text, folder.set_text
+    if choices:
+        return _combo(choices, False)
+    if hint is bool:
+        box = QCheckBox()
+        return box, box.isChecked, lambda v: box.setChecked(bool(v))
+    if hint is int:
+        spin = QSpinBox()
+        spin.setRange(int(meta.get("min", 0)), int(min(meta.get("max", INT_MAX), INT_MAX)))
+        spin.setGroupSeparatorShown(False)
+        return spin, spin.value, lambda v: spin.setValue(int(v))
+    if hint is float:
+        fspin = FloatSpinBox(float(meta.get("min", 0.0)), float(meta.get("max", 1e12)))
+        return fspin, fspin.value, lambda v: fspin.setValue(float(v))
+    if hint is str:
+        line = QLineEdit()
+        return line, lambda: line.text().strip(), lambda v: line.setText(str(v))
+    return _names_line()  # lists of names
+
+
+def make_editor(path: str) -> FieldEditor:
+    """The editor for one config field, chosen from its type and metadata."""
+    widget, get, put = _widget_for(path)
+    doc = field_doc(path)
+    widget.setToolTip(doc)
+    widget.setAccessibleName(label_for(path))
+    widget.setAccessibleDescription(doc)
+    widget.setObjectName(path)
+    if isinstance(widget, (QAbstractSpinBox, QComboBox)):
+        widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+    target = widget.edit if isinstance(widget, FolderEdit) else None
+    return FieldEditor(path, widget, get, put, doc, target)
+
+
+def notify(editor: FieldEditor, callback: Callable[..., None]) -> None:
+    """Call ``callback`` whenever the editor's value changes."""
+    w = editor.widget
+    if isinstance(w, QComboBox):
+        w.currentTextChanged.connect(callback)
+    elif isinstance(w, QCheckBox):
+        w.toggled.connect(callback)
+    elif isinstance(w, QSpinBox):
+        w.valueChanged.connect(callback)
+    elif isinstance(w, QDoubleSpinBox):
+        w.valueChanged.connect(callback)
+    elif isinstance(w, QLineEdit):
+        w.textChanged.connect(callback)
+    elif isinstance(w, FolderEdit):
+        w.edit.textChanged.connect(callback)
+    else:
+        raise TypeError(f"no change signal known for a {type(w).__name__} ({editor.path})")
+
+
+def doc_label(text: str) -> QLabel:
+    """A field's explanation in small, muted type under it."""
+    label = QLabel(text)
+    label.setWordWrap(True)
+    label.setProperty("role", "hint")
+    font = label.font()
+    font.setPointSizeF(font.pointSizeF() * 0.88)
+    label.setFont(font)
+    label.setForegroundRole(QPalette.ColorRole.PlaceholderText)
+    return label

@@ -1,0 +1,134 @@
+"""Two stored runs' curves overlaid per epoch, and their drop timelines, in one plot widget.
+
+Reads the runs' :class:`~learndrop.core.report.RunData` (the report's data model, so the plots
+agree with the exported reports) and nothing else.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor
+
+from learndrop.core.events import DropEvent
+from learndrop.core.report import RunData
+from learndrop.core.report import tables as tables
+
+from ..theme import Theme, apply_plot_theme
+
+__all__ = ["ComparePlots", "run_colors", "short_label"]
+
+_COLORS_LIGHT = ("#1f78c8", "#d9532b")
+_COLORS_DARK = ("#4fb3ff", "#ff7a4d")
+
+
+def run_colors(dark: bool) -> tuple[QColor, QColor]:
+    """The two runs' colours (first run, reference run)."""
+    a, b = _COLORS_DARK if dark else _COLORS_LIGHT
+    return QColor(a), QColor(b)
+
+
+def short_label(text: str, n: int = 34) -> str:
+    """``text`` shortened in the middle to at most ``n`` characters."""
+    return text if len(text) <= n else text[: n // 2 - 1] + "…" + text[-(n - n // 2):]
+
+
+def _epoch_x(d: RunData, step: int) -> float:
+    return d.epoch_of_step(step)
+
+
+def _finite(values: list[Any]) -> np.ndarray:
+    return np.array([v if isinstance(v, (int, float)) and math.isfinite(v) else np.nan
+                     for v in values], dtype=np.float64)
+
+
+class ComparePlots(pg.GraphicsLayoutWidget):
+    """Loss and accuracy of both runs (solid: validation, dashed: training) over a drop
+    timeline per run; hovering a drop marker names the unit. ``curves[label]`` holds a run's
+    four curve items (validation loss first), ``drop_markers`` one scatter item per run."""
+
+    def __init__(self, runs: list[RunData], labels: list[str], colors: tuple[QColor, QColor],
+                 theme: Theme, text_size: float) -> None:
+        super().__init__()
+        self.runs, self.labels, self.colors, self.theme = runs, labels, colors, theme
+        self.curves: dict[str, list[pg.PlotDataItem]] = {}
+        self.drop_markers: list[pg.ScatterPlotItem] = []
+        self.legend = pg.LegendItem(labelTextColor=theme.foreground,
+                                    labelTextSize=f"{max(7.0, text_size):.1f}pt")
+        self.legend.setColumnCount(2)
+        self.addItem(self.legend, row=0, col=0, colspan=2)
+        self.loss_plot = self.addPlot(row=1, col=0, title="Loss")
+        self.acc_plot = self.addPlot(row=1, col=1, title="Accuracy")
+        self.drop_plot = self.addPlot(row=2, col=0, colspan=2,
+                                      title="Drops (hover a marker for the unit)")
+        self.ci.layout.setRowStretchFactor(1, 3)
+        self.ci.layout.setRowStretchFactor(2, 1)
+        self._draw_curves()
+        self._draw_drops()
+
+    def _draw_curves(self) -> None:
+        apply_plot_theme(self, self.theme)
+        for plot in (self.loss_plot, self.acc_plot, self.drop_plot):
+            plot.setMenuEnabled(False)
+            plot.showGrid(x=True, y=True, alpha=0.15)
+            plot.getAxis("left").enableAutoSIPrefix(False)
+        self.acc_plot.setXLink(self.loss_plot)
+        self.drop_plot.setLabel("bottom", "epoch")
+        for d, label, color in zip(self.runs, self.labels, self.colors):
+            x = np.array([_epoch_x(d, e.step) for e in d.epochs], dtype=np.float64)
+            solid = pg.mkPen(color, width=2)
+            dashed = pg.mkPen(color, width=1.5, style=Qt.PenStyle.DashLine)
+            brush = pg.mkBrush(color)
+            items = [
+                self.loss_plot.plot(x, _finite([e.val_loss for e in d.epochs]), pen=solid,
+                                    symbol="o", symbolSize=6, symbolBrush=brush),
+                self.loss_plot.plot(x, _finite([e.train_loss for e in d.epochs]), pen=dashed),
+                self.acc_plot.plot(x, _finite([e.val_accuracy for e in d.epochs]), pen=solid,
+                                   symbol="o", symbolSize=6, symbolBrush=brush),
+                self.acc_plot.plot(x, _finite([e.train_accuracy for e in d.epochs]),
+                                   pen=dashed),
+            ]
+            self.curves[label] = items
+            self.legend.addItem(items[0], short_label(label))
+        last = max([float(d.start.epochs) for d in self.runs] + [1.0])
+        self.loss_plot.setXRange(0, last, padding=0.02)
+        self.drop_plot.setXRange(0, last, padding=0.02)
+
+    def _draw_drops(self) -> None:
+        plot = self.drop_plot
+        plot.setMouseEnabled(x=True, y=False)
+        plot.getAxis("left").setTicks([[(1.0, " "), (0.0, " ")]])
+        plot.getAxis("left").setWidth(self.loss_plot.getAxis("left").width())
+        plot.setYRange(-0.7, 1.75, padding=0)
+        for i, (d, color) in enumerate(zip(self.runs, self.colors)):
+            y = 1.0 - i
+            end = _epoch_x(d, d.epochs[-1].step) if d.epochs else 0.0
+            plot.plot([0.0, max(end, 1e-9)], [y, y], pen=pg.mkPen(self.theme.muted, width=1))
+            name = pg.TextItem(short_label(self.labels[i], 48), color=color, anchor=(0, 1))
+            name.setPos(0.0, y + 0.12)
+            plot.addItem(name)
+            spots = [{"pos": (float(x.epoch), y), "data": self._drop_tip(d, x)}
+                     for x in d.drops]
+            markers = pg.ScatterPlotItem(
+                spots=spots, symbol="t", size=12, pen=pg.mkPen(color, width=1),
+                brush=pg.mkBrush(color), hoverable=True,
+                hoverBrush=pg.mkBrush(self.theme.foreground),
+                tip=lambda x, y, data: str(data))
+            plot.addItem(markers)
+            self.drop_markers.append(markers)
+            if not d.drops:
+                text = pg.TextItem("no drops" if d.record.drop_enabled else
+                                   "baseline: no dropping", color=self.theme.muted,
+                                   anchor=(0.5, 0))
+                text.setPos(end / 2 if end else 0.1, y)
+                plot.addItem(text)
+
+    @staticmethod
+    def _drop_tip(d: RunData, drop: DropEvent) -> str:
+        score = "by hand" if drop.reason == "manual" else f"score {tables.score(drop.score)}"
+        return (f"{drop.unit} dropped in epoch {d.epoch_number(drop.step)} "
+                f"(at {drop.epoch:.2f} epochs, step {drop.step}, {score})")

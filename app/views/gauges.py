@@ -1,0 +1,160 @@
+"""Savings and progress at a glance, with numbers written for people ("1.3 M", "2 min 05 s")."""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QFont
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QLabel,
+    QProgressBar,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
+
+from learndrop.core.events import display_epoch
+from learndrop.core.format import DASH
+from learndrop.core.format import count as format_count
+from learndrop.core.format import duration as format_duration
+from learndrop.core.format import percent as format_percent
+from learndrop.core.format import rate as format_rate
+from learndrop.core.monitor import RunHistory
+
+from ..theme import Theme, current_theme
+
+__all__ = ["GaugesPanel", "format_count", "format_duration", "format_percent", "format_rate"]
+
+
+class _Card(QFrame):
+    """A caption, a large value and a small line under it."""
+
+    def __init__(self, caption: str, tooltip: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.caption = QLabel(caption)
+        self.value = QLabel(DASH)
+        self.detail = QLabel("")
+        self.detail.setWordWrap(True)
+        big = QFont(self.font())
+        big.setPointSizeF(self.font().pointSizeF() * 1.55)
+        big.setBold(True)
+        self.value.setFont(big)
+        small = QFont(self.font())
+        small.setPointSizeF(self.font().pointSizeF() * 0.9)
+        self.caption.setFont(small)
+        self.detail.setFont(small)
+        lay = QVBoxLayout(self)
+        m = self.fontMetrics().height() // 3
+        lay.setContentsMargins(m, m, m, m)
+        lay.setSpacing(1)
+        lay.addWidget(self.caption)
+        lay.addWidget(self.value)
+        lay.addWidget(self.detail)
+        self.setToolTip(tooltip)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+
+    def set(self, value: str, detail: str = "") -> None:
+        self.value.setText(value)
+        self.detail.setText(detail)
+
+
+class GaugesPanel(QWidget):
+    """Forward/training FLOPs saved, parameters left, time saved, throughput, progress."""
+
+    def __init__(self, history: RunHistory, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.history = history
+        self.theme: Theme = current_theme()
+        self.forward = _Card("Forward FLOPs saved", "Share of the full network's forward "
+                             "FLOPs per training step that is skipped now (and over all steps)")
+        self.train = _Card("Training FLOPs saved", "Forward and backward FLOPs per step saved "
+                           "now (and over all steps so far)")
+        self.params = _Card("Trainable parameters", "Parameters still being trained")
+        self.time = _Card("Time saved", "Measured wall-clock time saved so far, and the "
+                          "projection to the end of the run")
+        self.speed = _Card("Throughput", "Training images per second")
+        self.accuracy = _Card("Best val. accuracy", "Best validation accuracy of any epoch")
+        grid = QGridLayout()
+        grid.setSpacing(self.fontMetrics().height() // 3)
+        for k, card in enumerate((self.forward, self.train, self.params, self.time, self.speed,
+                                  self.accuracy)):
+            grid.addWidget(card, k // 2, k % 2)
+
+        self.epoch_label = QLabel("Epoch")
+        self.epoch_bar = QProgressBar()
+        self.total_label = QLabel("Overall")
+        self.total_bar = QProgressBar()
+        self.eta_label = QLabel("")
+        for bar in (self.epoch_bar, self.total_bar):
+            bar.setRange(0, 100)
+            bar.setTextVisible(True)
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(grid)
+        lay.addSpacing(self.fontMetrics().height() // 2)
+        for w in (self.epoch_label, self.epoch_bar, self.total_label, self.total_bar,
+                  self.eta_label):
+            lay.addWidget(w)
+        lay.addStretch(1)
+        self.restyle()
+        self.refresh()
+
+    def restyle(self) -> None:
+        self.theme = current_theme(self.palette())
+        muted = self.theme.muted.name()
+        for card in (self.forward, self.train, self.params, self.time, self.speed,
+                     self.accuracy):
+            card.caption.setStyleSheet(f"color: {muted};")
+            card.detail.setStyleSheet(f"color: {muted};")
+
+    def reset(self) -> None:
+        self.refresh()
+
+    def refresh(self, force: bool = False) -> None:
+        h = self.history
+        s = h.latest_savings()
+        if s is not None:
+            self.forward.set(format_percent(s.forward_flops_saved),
+                             f"so far {format_percent(s.cumulative_forward_flops_saved)}")
+            self.train.set(format_percent(s.train_flops_saved),
+                           f"so far {format_percent(s.cumulative_train_flops_saved)}")
+            eff = "" if s.efficiency is None else f" \u00b7 efficiency {s.efficiency:.2f}"
+            self.time.set(format_duration(s.time_saved_s),
+                          f"projected {format_duration(s.projected_time_saved_s)}{eff}")
+        else:
+            for card in (self.forward, self.train, self.time):
+                card.set(DASH, "")
+        left, total = h.trainable_params(), h.total_params()
+        if left is not None and total:
+            self.params.set(f"{format_count(left)}", f"of {format_count(total)} "
+                            f"({format_percent(left / total, 0)})")
+        else:
+            self.params.set(DASH, "")
+        ips = h.latest_images_per_s()
+        self.speed.set(DASH if ips is None else format_rate(ips).replace(" img/s", ""),
+                       "" if ips is None else "images / s")
+        best = h.best_val_accuracy()
+        self.accuracy.set(format_percent(best), "")
+        self._refresh_progress()
+
+    def _refresh_progress(self) -> None:
+        h = self.history
+        fs = h.fit_start
+        p = h.last_progress
+        epochs = fs.epochs if fs else 0
+        epoch = p.epoch if p is not None else h.current_epoch
+        self.epoch_label.setText(f"Epoch {min(display_epoch(epoch), epochs)} of {epochs}"
+                                 if epochs else "Epoch")
+        ef, tf = h.epoch_fraction(), h.progress_fraction()
+        for bar, frac in ((self.epoch_bar, ef), (self.total_bar, tf)):
+            value = int(100 * frac)  # whole percent: QProgressBar repaints at once on change
+            if bar.value() != value:
+                bar.setValue(value)
+                bar.setFormat(format_percent(value / 100, 0))
+        if h.fit_end is not None:
+            self.eta_label.setText(f"Run {h.fit_end.status}")
+        elif fs is None:
+            self.eta_label.setText("")
+        else:
+            self.eta_label.setText(f"Time left: {format_duration(h.eta_s())}")

@@ -1,0 +1,370 @@
+"""Learning score of every unit over training, coloured by depth.
+
+Hundreds of long curves are slow to draw if every new check repaints all of them, so this view
+draws from the history's :class:`~learndrop.core.monitor.ScoreBins`: the min/max envelope of
+the scores in a fixed number of bins over the planned run (peak downsampling done once, as
+checks arrive). The x range is the whole planned run and stays put, and the curves are cut
+into chunks of bins, one curve item per (colour band, chunk): a new check changes only the
+last chunk's items, so Qt repaints a thin strip at the right end instead of the whole plot.
+Neighbouring units share a colour band (at most :data:`MAX_BANDS`), their curves joined in one
+item with NaN separators.
+"""
+
+from __future__ import annotations
+
+import math
+from itertools import pairwise
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from learndrop.core.monitor import RunHistory, ScoreBins
+
+from ..theme import (
+    Theme,
+    apply_plot_theme,
+    current_theme,
+    depth_colors,
+    depth_gradient_css,
+)
+
+__all__ = ["CHUNK_BINS", "MAX_BANDS", "ScorePlot"]
+
+#: the most colour bands (curve items per chunk) used for the units
+MAX_BANDS = 16
+#: bins per curve item along x
+CHUNK_BINS = 32
+#: log-scale floor: scores below it are drawn at it
+LOG_FLOOR = 1e-3
+
+
+def _banded(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Columns of ``y`` (points x units) as one polyline, units separated by NaN."""
+    k, n = y.shape[1], y.shape[0]
+    yy = np.full((k, n + 1), np.nan)
+    yy[:, :-1] = y.T
+    xx = np.full((k, n + 1), np.nan)
+    xx[:, :-1] = x
+    return xx.ravel(), yy.ravel()
+
+
+class _Layer:
+    """Curve items of one kind (raw, smoothed or the selected unit) by (group, chunk)."""
+
+    def __init__(self, z: float) -> None:
+        self.z = z
+        self.items: dict[tuple[int, int], pg.PlotCurveItem] = {}
+        self.seen = -1
+        self.merges = -1
+        self.groups: list[np.ndarray] = []
+        self.pens: list[object] = []
+
+
+class ScorePlot(QWidget):
+    """Per-unit learning-score curves, threshold line, drop markers, log and EMA toggles."""
+
+    def __init__(self, history: RunHistory, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.history = history
+        self.theme: Theme = current_theme()
+        self._bands: list[np.ndarray] = []
+        self._selected: int | None = None
+        self._drawn_key: tuple[object, ...] = ()
+        self._range_key: tuple[float, float] = (math.nan, math.nan)
+        self.raw, self.smooth, self.selection = _Layer(1), _Layer(2), _Layer(10)
+        self._smooth_state = False
+        self._y_bottom = math.nan
+
+        self.log_box = QCheckBox("Log scale")
+        self.smooth_box = QCheckBox("Smooth (EMA)")
+        self.log_box.toggled.connect(self._on_log_toggled)
+        self.smooth_box.toggled.connect(lambda _on: self._restyle_curves())
+        self.depth_bar = QLabel()
+        self.depth_bar.setMinimumWidth(self.fontMetrics().averageCharWidth() * 14)
+        self.depth_bar.setFixedHeight(max(6, self.fontMetrics().height() // 2))
+        top = QHBoxLayout()
+        top.addWidget(self.log_box)
+        top.addWidget(self.smooth_box)
+        top.addStretch(1)
+        for w in (QLabel("Colour = depth:  input"), self.depth_bar, QLabel("output")):
+            top.addWidget(w)
+
+        self.plot_widget = pg.PlotWidget()
+        self.plot = self.plot_widget.getPlotItem()
+        self.plot.setLabel("bottom", "epoch")
+        self.plot.setLabel("left", "learning score")
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
+        # no grid: axis grid lines make the axes span the plot, so every new point would
+        # repaint the axes and their labels too
+        self.plot.setMenuEnabled(False)
+        self.threshold_line = pg.InfiniteLine(angle=0, movable=False)
+        self.threshold_label = pg.InfLineLabel(self.threshold_line, text="", position=0.02,
+                                               anchors=[(0, 1), (0, 1)])
+        self.plot.addItem(self.threshold_line, ignoreBounds=True)
+        self.threshold_line.setZValue(15)
+        # one small item per unit, made up front: showing a drop's marker repaints its own
+        # spot, where adding an item (or a point to a shared one) repaints the whole plot
+        self._marker_items: dict[int, pg.ScatterPlotItem] = {}
+        self._markers: list[pg.ScatterPlotItem] = []
+        self._drops_shown = 0
+
+        lay = QVBoxLayout(self)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.addLayout(top)
+        lay.addWidget(self.plot_widget, 1)
+        self.restyle()
+        self._apply_y_range()
+
+    # ---- public ------------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Drop all curve items and set up colour bands for the history's units."""
+        for layer in (self.raw, self.smooth, self.selection):
+            self._clear_layer(layer)
+        scored = np.array([u.index for u in self.history.units if not u.is_head], dtype=int)
+        nb = min(len(scored), MAX_BANDS)
+        edges = np.linspace(0, len(scored), nb + 1).round().astype(int) if nb else np.zeros(1)
+        self._bands = [scored[a:b] for a, b in pairwise(edges.tolist()) if b > a]
+        self.raw.groups = self.smooth.groups = self._bands
+        self._selected = None
+        self.selection.groups = []
+        self._drawn_key = ()
+        self._range_key = (math.nan, math.nan)
+        self._clear_markers()
+        for m in self._marker_items.values():
+            self.plot.vb.removeItem(m)
+        self._marker_items = {}
+        for i in scored.tolist():
+            m = pg.ScatterPlotItem(symbol="o")
+            m.setZValue(20)
+            m.setVisible(False)
+            self.plot.vb.addItem(m, ignoreBounds=True)
+            self._marker_items[i] = m
+        self._restyle_curves()
+
+    def curve_count(self) -> int:
+        """Colour bands (curve items per chunk) used for the units."""
+        return len(self._bands)
+
+    def item_count(self) -> int:
+        return len(self.raw.items)
+
+    def units_drawn(self) -> int:
+        return int(sum(len(b) for b in self._bands))
+
+    def marker_count(self) -> int:
+        return len(self._markers)
+
+    def marker_positions(self) -> list[tuple[float, float]]:
+        return [(float(m.data["x"][0]), float(m.data["y"][0])) for m in self._markers]
+
+    def unit_curve(self, i: int, smoothed: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """The (x, y) drawn for unit ``i``, all chunks joined (for inspection and tests)."""
+        layer = self.smooth if smoothed else self.raw
+        g = next(k for k, band in enumerate(layer.groups) if i in band)
+        j = int(np.flatnonzero(layer.groups[g] == i)[0])
+        k = len(layer.groups[g])
+        xs, ys = [], []
+        for (gg, _c), item in sorted(layer.items.items(), key=lambda kv: kv[0][1]):
+            if gg != g:
+                continue
+            x, y = item.getData()
+            if x is None or len(x) == 0:
+                continue
+            xs.append(x.reshape(k, -1)[j, :-1])
+            ys.append(y.reshape(k, -1)[j, :-1])
+        return (np.concatenate(xs), np.concatenate(ys)) if xs else (np.array([]), np.array([]))
+
+    def set_selected(self, name: str | None) -> None:
+        self._selected = None if name is None else self.history.unit_index(name)
+        self._clear_layer(self.selection)
+        self.selection.groups = [] if self._selected is None else [np.array([self._selected])]
+        self._restyle_curves()
+
+    def set_log_scale(self, on: bool) -> None:
+        self.log_box.setChecked(on)
+
+    def set_smoothing(self, on: bool) -> None:
+        self.smooth_box.setChecked(on)
+
+    def restyle(self) -> None:
+        self.theme = current_theme(self.palette())
+        apply_plot_theme(self.plot_widget, self.theme)
+        pen = pg.mkPen(self.theme.threshold, width=1.5, style=Qt.PenStyle.DashLine)
+        self.threshold_line.setPen(pen)
+        self.threshold_label.setColor(self.theme.threshold)
+        self.threshold_label.fill = pg.mkBrush(self.theme.faded(self.theme.background, 200))
+        self.depth_bar.setStyleSheet(f"background: {depth_gradient_css(self.theme)};"
+                                     "border-radius: 2px;")
+        self._restyle_curves()
+
+    def refresh(self, force: bool = False) -> None:
+        """Redraw what changed in the history since the last time."""
+        h = self.history
+        if not self._bands and h.units:
+            self.reset()
+        if force:
+            for layer in (self.raw, self.smooth, self.selection):
+                layer.merges = -1
+        self._sync_x_range(h.bins)
+        if self.log_box.isChecked():
+            self._apply_y_range()
+        smooth = self.smooth_box.isChecked()
+        self._update_layer(self.raw, h.bins)
+        if smooth:
+            self._update_layer(self.smooth, h.smooth_bins)
+        if self.selection.groups:
+            self._update_layer(self.selection, h.smooth_bins if smooth else h.bins)
+        key = (h.threshold, self.log_box.isChecked(), self.theme.dark)
+        if key != self._drawn_key:
+            self._drawn_key = key
+            self._clear_markers()
+            self._draw_threshold()
+        self._add_markers()
+
+    # ---- curve layers ------------------------------------------------------------------------
+    def _clear_layer(self, layer: _Layer) -> None:
+        for item in layer.items.values():
+            self.plot.vb.removeItem(item)
+        layer.items.clear()
+        layer.seen, layer.merges = -1, -1
+
+    def _restyle_curves(self) -> None:
+        """Pens for every layer (smoothing fades the raw curves), then a full redraw."""
+        colors = depth_colors(len(self.history.units), self.theme)
+        smooth = self.smooth_box.isChecked()
+        if smooth != self._smooth_state:  # the selected curve switches its source
+            self._smooth_state = smooth
+            self._clear_layer(self.selection)
+        # one-pixel pens: Qt strokes wider polylines segment by segment, many times slower
+        band_colors = [colors[int(b[len(b) // 2])] for b in self._bands] if colors else []
+        self.raw.pens = [pg.mkPen(self.theme.faded(c, 60) if smooth else c, width=1)
+                         for c in band_colors]
+        self.smooth.pens = [pg.mkPen(c, width=1) for c in band_colors]
+        self.selection.pens = ([pg.mkPen(colors[self._selected], width=3)]
+                               if self._selected is not None and colors else [])
+        for layer in (self.raw, self.smooth, self.selection):
+            for (g, _c), item in layer.items.items():
+                if g < len(layer.pens):
+                    item.setPen(layer.pens[g])
+        for item in self.smooth.items.values():
+            item.setVisible(smooth)
+        self.refresh()
+
+    def _update_layer(self, layer: _Layer, bins: ScoreBins) -> None:
+        if not layer.groups:
+            return
+        if layer.merges != bins.merges:
+            changed = np.arange(bins.last_bin + 1)
+            for item in layer.items.values():
+                item.setData([], [])
+        else:
+            changed = bins.changed_since(layer.seen)
+        layer.seen, layer.merges = bins.generation, bins.merges
+        if changed.size == 0:
+            return
+        chunks = set((changed // CHUNK_BINS).tolist())
+        last_chunk = bins.last_bin // CHUNK_BINS
+        chunks |= {c + 1 for c in chunks if c + 1 <= last_chunk}  # they start where c ends
+        x, filled = bins.x(), bins.filled()
+        log = self.log_box.isChecked()
+        for c in sorted(chunks):
+            b0, b1 = c * CHUNK_BINS, min(bins.n_bins, (c + 1) * CHUNK_BINS)
+            idx = np.flatnonzero(filled[b0:b1]) + b0
+            before = np.flatnonzero(filled[:b0])
+            for g, units in enumerate(layer.groups):
+                xs, ys = self._chunk_points(bins, x, idx, before, units, log)
+                item = layer.items.get((g, c))
+                if item is None:
+                    item = pg.PlotCurveItem(pen=layer.pens[g] if g < len(layer.pens) else None,
+                                            connect="finite")
+                    item.setZValue(layer.z)
+                    item.setVisible(layer is not self.smooth or self.smooth_box.isChecked())
+                    self.plot.vb.addItem(item, ignoreBounds=True)
+                    layer.items[(g, c)] = item
+                item.setData(xs, ys, connect="finite")
+
+    @staticmethod
+    def _chunk_points(bins: ScoreBins, x: np.ndarray, idx: np.ndarray, before: np.ndarray,
+                      units: np.ndarray, log: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Min then max of each filled bin in the chunk, led by the previous bin's max."""
+        y = np.empty((2 * idx.size, units.size))
+        y[0::2] = bins.lo[idx][:, units]
+        y[1::2] = bins.hi[idx][:, units]
+        xs = np.repeat(x[idx], 2)
+        if before.size:
+            p = before[-1]
+            xs = np.concatenate([[x[p]], xs])
+            y = np.vstack([bins.hi[p, units][None, :], y])
+        if log:
+            y = np.log10(np.maximum(y, LOG_FLOOR))
+        return _banded(xs, y)
+
+    def _sync_x_range(self, bins: ScoreBins) -> None:
+        key = (bins.start, bins.end)
+        if key != self._range_key:
+            self._range_key = key
+            self.plot.setXRange(bins.start, bins.end, padding=0.01)
+
+    # ---- markers and threshold ---------------------------------------------------------------
+    def _clear_markers(self) -> None:
+        for m in self._markers:
+            m.setVisible(False)
+        self._markers.clear()
+        self._drops_shown = 0
+
+    def _add_markers(self) -> None:
+        """A marker for each drop not shown yet, at its epoch and score, coloured by depth."""
+        h = self.history
+        if self._drops_shown > len(h.drops):
+            self._clear_markers()
+        if self._drops_shown == len(h.drops):
+            return
+        colors = depth_colors(len(h.units), self.theme)
+        size = max(7.0, self.fontMetrics().height() * 0.55)
+        pen = pg.mkPen(self.theme.foreground, width=1.2)
+        new = h.drops[self._drops_shown:]
+        self._drops_shown = len(h.drops)
+        for d in new:
+            m = self._marker_items.get(d.index)
+            if m is None:
+                continue
+            y = 0.0 if d.score is None else d.score
+            if self.log_box.isChecked():
+                y = math.log10(max(y, LOG_FLOOR))
+            m.setData([d.epoch], [y], size=size, pen=pen, brush=pg.mkBrush(colors[d.index]),
+                      symbol="o")
+            m.setToolTip(f"{d.name} dropped at epoch {d.epoch:.2f}"
+                         f"{'' if d.score is None else f' (score {d.score:.3f})'}")
+            m.setVisible(True)
+            self._markers.append(m)
+
+    def _draw_threshold(self) -> None:
+        thr = self.history.threshold
+        if not math.isfinite(thr) or thr <= 0:
+            self.threshold_line.setVisible(False)
+            return
+        self.threshold_line.setVisible(True)
+        self.threshold_line.setPos(math.log10(thr) if self.log_box.isChecked() else thr)
+        self.threshold_label.setFormat(f"threshold {thr:g}")
+
+    def _on_log_toggled(self, on: bool) -> None:
+        self.plot.setLogMode(y=on)
+        self._y_bottom = math.nan
+        self._apply_y_range()
+        self.refresh(force=True)
+
+    def _apply_y_range(self) -> None:
+        """0..1, or in log scale from the decade of the lowest score (at least 1e-3) to 1."""
+        if self.log_box.isChecked():
+            lo = np.nanmin(self.history.bins.lo) if self.history.bins.last_bin >= 0 else 1.0
+            low = max(math.log10(LOG_FLOOR),
+                      math.floor(math.log10(lo)) if np.isfinite(lo) and lo > 0 else -1.0)
+            bottom = min(low, -1.0)
+        else:
+            bottom = 0.0
+        if bottom != self._y_bottom:
+            self._y_bottom = bottom
+            top = 0.05 if self.log_box.isChecked() else 1.05
+            self.plot.setYRange(bottom, top, padding=0.02)

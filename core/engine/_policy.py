@@ -1,0 +1,115 @@
+"""The drop policy: every Learn&Drop setting, declared once.
+
+Each field carries its type, default, bounds and one-line help (:func:`learndrop.core.fields.doc`).
+The run config's ``[drop]`` section *is* this class, :class:`LearnDrop` takes one as
+``policy=`` (or the same names as keyword arguments), the command line's ``--drop.*`` flags
+and the app's form are generated from it, and :meth:`DropPolicy.problems` is the one check.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from ..errors import ConfigError
+from ..fields import choices_of, doc, value_problem
+
+__all__ = ["DropPolicy", "DropMode", "DropOrder", "MODES", "ORDERS"]
+
+DropMode = Literal["freeze", "cache", "skip"]
+DropOrder = Literal["prefix", "any"]
+MODES: tuple[str, ...] = choices_of(DropMode)
+ORDERS: tuple[str, ...] = choices_of(DropOrder)
+
+
+@dataclass
+class DropPolicy:
+    """When a unit counts as settled, when it drops, and how its work is skipped."""
+
+    enabled: bool = field(default=True, metadata=doc(
+        "Drop settled units; off trains the full network (the baseline)."))
+    mode: DropMode = field(default="freeze", metadata=doc(
+        "freeze: exact, dropped prefix runs without gradients; cache: exact, dropped prefix "
+        "output computed once per sample; skip: residual blocks bypassed (approximate)."))
+    threshold: float = field(default=0.5, metadata=doc(
+        "A unit is settled when its learning score is at or below this (1 settles every unit).",
+        min=0.0, max=1.0))
+    patience: int = field(default=2, metadata=doc(
+        "Consecutive settled checks before a unit is dropped.", min=1, max=1000))
+    warmup_epochs: int = field(default=1, metadata=doc(
+        "Epochs before any unit may drop.", min=0, max=100000))
+    check_every: int = field(default=0, metadata=doc(
+        "Optimizer steps between score checks (0: once per epoch).", min=0))
+    order: DropOrder = field(default="prefix", metadata=doc(
+        "prefix: only the earliest training unit may drop (exact savings); any: any unit."))
+    keep_last: int = field(default=1, metadata=doc(
+        "Units just before the head that always train.", min=0, max=10000))
+    lr_normalize: bool = field(default=True, metadata=doc(
+        "Divide parameter change by the learning rate, so a schedule alone looks like no "
+        "convergence."))
+    ema: float = field(default=0.0, metadata=doc(
+        "Smooth learning scores with this EMA factor (0: off).", min=0.0, max=0.99))
+    window: int = field(default=3, metadata=doc(
+        "Checks over which the score's trend is fitted.", min=2, max=1000))
+    trend_tolerance: float = field(default=0.1, metadata=doc(
+        "A unit's score trend counts as flat when its slope per check is within this.",
+        min=0.0, max=10.0))
+    units: list[str] = field(default_factory=list, metadata=doc(
+        "Explicit units as module names (empty: found automatically)."))
+    pinned: list[str] = field(default_factory=list, metadata=doc(
+        "Units that never drop."))
+    cache_budget_mb: int = field(default=2048, metadata=doc(
+        "cache mode: memory for cached activations before spilling to disk (MiB).",
+        min=1, max=10_000_000))
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        """Every setting's name, in declaration order."""
+        return tuple(f.name for f in dataclasses.fields(cls))
+
+    def with_values(self, **values: Any) -> DropPolicy:
+        """A checked copy with some settings replaced; an integer is taken for a float
+        setting and any iterable of names for a list."""
+        hints = _hints()
+        for name, value in values.items():
+            if name not in hints:
+                raise ConfigError(f"unknown drop setting '{name}' (known: "
+                                  f"{', '.join(self.names())})", field=f"drop.{name}")
+            if hints[name] is float and isinstance(value, int) and not isinstance(value, bool):
+                values[name] = float(value)
+        for name, hint in hints.items():  # lists are copied: the copy shares nothing
+            value = values.get(name, getattr(self, name))
+            if hint == list[str] and not isinstance(value, str):
+                values[name] = list(value)
+        return dataclasses.replace(self, **values).check()
+
+    def problems(self) -> list[tuple[str, str]]:
+        """Every invalid setting as (``drop.<name>``, one-line message); empty when all is
+        well."""
+        hints = _hints()
+        out: list[tuple[str, str]] = []
+        for f in dataclasses.fields(self):
+            path = f"drop.{f.name}"
+            message = value_problem(path, getattr(self, f.name), f, hints[f.name])
+            if message:
+                out.append((path, message))
+        if self.mode == "cache" and self.order != "prefix":
+            out.append(("drop.order", "drop.mode=cache needs drop.order=prefix: only a dropped "
+                        "prefix has an output that can be cached"))
+        return out
+
+    def check(self) -> DropPolicy:
+        """``self``, or a :class:`ConfigError` naming the first invalid setting."""
+        problems = self.problems()
+        if problems:
+            path, message = problems[0]
+            raise ConfigError(message, field=path)
+        return self
+
+
+@functools.cache
+def _hints() -> dict[str, Any]:
+    return typing.get_type_hints(DropPolicy)

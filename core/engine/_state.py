@@ -1,0 +1,71 @@
+"""Saving and restoring a :class:`LearnDrop`'s drop state, so a resumed run repeats it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ..errors import ModelError
+
+if TYPE_CHECKING:
+    from ._strategy import LearnDrop
+
+__all__ = ["STATE_VERSION", "strategy_state", "load_strategy_state"]
+
+STATE_VERSION = 1
+
+
+def strategy_state(ld: LearnDrop) -> dict[str, Any]:
+    """Everything needed to repeat the same drop state on resume (plain types and tensors,
+    loadable with ``torch.load(weights_only=True)``)."""
+    return {
+        "version": STATE_VERSION,
+        "units": [u.name for u in ld.units],
+        "mode": ld.policy.mode,
+        "dropped": [[d["unit"], d["step"], d["epoch"], d["reason"]] for d in ld.drop_log()],
+        "pinned": [u.name for u in ld.units if ld.is_pinned(u.name)],
+        "scores": {u.index: ld._scores[u.index].state_dict() for u in ld.units},
+        "snapshots": ld._snaps.state_dict(),
+        "step_count": ld.step_count,
+        "epoch": ld.epoch,
+        "epoch_start_step": ld._epoch_start_step,
+        "lr_sum": ld._lr_sum,
+        "lr_n": ld._lr_n,
+        "check_count": ld.check_count,
+        "meter": ld.meter.state_dict() if ld.meter else None,
+        "steps_per_epoch": ld.steps_per_epoch,
+    }
+
+
+def load_strategy_state(ld: LearnDrop, state: dict[str, Any]) -> None:
+    """Restore a state written by :func:`strategy_state` into ``ld`` (same model, same
+    units); drops are re-applied, so the optimizer's groups lose the dropped parameters."""
+    names = [u.name for u in ld.units]
+    if list(state.get("units", [])) != names:
+        raise ModelError("the saved Learn&Drop state belongs to a model with other units; "
+                         "resume with the same model and unit settings")
+    for name in state["pinned"]:
+        ld._state[ld.unit(name).index].pinned = True
+    for name, step, epoch, reason in state["dropped"]:
+        u = ld.unit(name)
+        ld._apply_drop(u, reason)
+        st = ld._state[u.index]
+        st.drop_step, st.drop_epoch = step, epoch
+    for idx, s in state["scores"].items():
+        ld._scores[int(idx)].load_state_dict(s)
+        restored = ld._scores[int(idx)].score
+        if restored is not None:
+            ld.scores[ld.units[int(idx)].name] = float(restored)
+    device = next((p.device for p in ld.base_model.parameters()), torch.device("cpu"))
+    ld._snaps.load_state_dict(state["snapshots"], device)
+    ld.step_count = int(state["step_count"])
+    ld.epoch = int(state["epoch"])
+    ld._epoch_start_step = int(state["epoch_start_step"])
+    ld._lr_sum = float(state["lr_sum"])
+    ld._lr_n = int(state["lr_n"])
+    ld.check_count = int(state["check_count"])
+    ld.steps_per_epoch = state.get("steps_per_epoch") or ld.steps_per_epoch
+    ld._pending_meter = state.get("meter")
+    if ld.meter is not None and ld._pending_meter:
+        ld.meter.load_state_dict(ld._pending_meter)

@@ -1,0 +1,118 @@
+"""Numbers written for people, the same way in the command line, the reports and the app.
+
+Every formatter takes what a run records (a number, ``None`` or NaN for "not known") and
+returns text; anything that is not a finite number becomes :data:`DASH`.
+
+=================  ==================  =========================================
+formatter          value               text
+=================  ==================  =========================================
+:func:`percent`    0.412               ``41.2%`` (``digits`` after the point)
+:func:`points`     0.0125              ``+1.25 points`` (a difference of shares)
+:func:`count`      1_300_000           ``1.3 M``; with ``unit="FLOPs"``: ``1.3 MFLOPs``
+:func:`duration`   125                 ``2 min 05 s``; 42.4 -> ``42.4 s``
+:func:`clock`      125                 ``2:05``; 42.4 -> ``42 s`` (status lines)
+:func:`rate`       1234.4              ``1,234 img/s``
+:func:`score`      0.12345             ``0.123``
+:func:`when`       a Unix time         ``2024-05-01 14:03`` (local time)
+=================  ==================  =========================================
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+__all__ = ["DASH", "is_number", "percent", "points", "count", "duration", "clock", "rate",
+           "score", "when"]
+
+#: what every formatter writes for a value that is not known
+DASH = "\u2013"
+
+_PREFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+
+
+def is_number(v: Any) -> bool:
+    """True for a finite int or float (``bool`` is not a number here)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def percent(fraction: Any, digits: int = 1) -> str:
+    """A share as a percentage: 0.412 -> ``41.2%``; ``digits=0`` -> ``41%``."""
+    return f"{fraction * 100:.{digits}f}%" if is_number(fraction) else DASH
+
+
+def points(difference: Any) -> str:
+    """A difference of two shares in percentage points: 0.0125 -> ``+1.25 points``."""
+    return f"{difference * 100:+.2f} points" if is_number(difference) else DASH
+
+
+def count(n: Any, unit: str = "") -> str:
+    """A large count with a metric prefix: 950 -> ``950``, 1_300_000 -> ``1.3 M``,
+    250_000 -> ``250 k``; with a unit: ``1.3 MFLOPs``, ``950 FLOPs``."""
+    if not is_number(n):
+        return DASH
+    a = abs(float(n))
+    for k, (div, prefix) in enumerate(_PREFIXES):
+        if a < div:
+            continue
+        v = n / div
+        if round(abs(v)) >= 1000 and k > 0:  # 999_960 is 1.0 M, not 1000 k
+            div, prefix = _PREFIXES[k - 1]
+            v = n / div
+        text = f"{v:.1f}" if round(abs(v), 1) < 100 else f"{v:.0f}"
+        return f"{text} {prefix}{unit}"
+    text = f"{n:.0f}"
+    if text in ("1000", "-1000"):  # 999.7 rounds up into the next prefix
+        return count(math.copysign(1000.0, n), unit)
+    return f"{text} {unit}" if unit else text
+
+
+def duration(seconds: Any) -> str:
+    """A span of time: 42.4 -> ``42.4 s``, 125 -> ``2 min 05 s``, 3720 -> ``1 h 02 min``,
+    97200 -> ``1 d 3 h``; negative spans get a minus sign."""
+    if not is_number(seconds):
+        return DASH
+    sign = "-" if seconds < 0 else ""
+    s = abs(float(seconds))
+    if round(s, 1) < 60:
+        return f"{sign}{s:.1f} s"
+    whole = round(s)
+    if whole < 3600:
+        return f"{sign}{whole // 60} min {whole % 60:02d} s"
+    if whole < 86400:
+        return f"{sign}{whole // 3600} h {whole % 3600 // 60:02d} min"
+    return f"{sign}{whole // 86400} d {whole % 86400 // 3600} h"
+
+
+def clock(seconds: Any) -> str:
+    """Time as a status line shows it: 42.4 -> ``42 s``, 185 -> ``3:05``,
+    3723 -> ``1:02:03``; negative or unknown -> the dash."""
+    if not is_number(seconds) or seconds < 0:
+        return DASH
+    s = round(seconds)
+    if s < 60:
+        return f"{s} s"
+    if s < 3600:
+        return f"{s // 60}:{s % 60:02d}"
+    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def rate(images_per_s: Any) -> str:
+    """Throughput: 1234.4 -> ``1,234 img/s``; from 10,000 on with a prefix:
+    ``12.3 k img/s``."""
+    if not is_number(images_per_s):
+        return DASH
+    if images_per_s >= 10_000:
+        return f"{count(images_per_s)} img/s"
+    return f"{images_per_s:,.0f} img/s"
+
+
+def score(v: Any) -> str:
+    """A learning score with three decimals: 0.12345 -> ``0.123``."""
+    return f"{v:.3f}" if is_number(v) else DASH
+
+
+def when(t: Any) -> str:
+    """A Unix time as local date and minute: ``2024-05-01 14:03``."""
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if is_number(t) else DASH

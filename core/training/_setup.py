@@ -1,0 +1,151 @@
+"""The pieces a run is built from, each from the config: data, model, epochs, run folder."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Iterable, Sized
+from dataclasses import dataclass
+from pathlib import Path
+from typing import cast
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import RunConfig, cache_augment_problem
+from ..data import DataBundle
+from ..engine import LearnDrop
+from ..errors import CheckpointError, ConfigError, DataError, LearnDropError
+from ..events import Callback
+from ..files import remove_stale_temps
+from ..paths import runs_home
+from ._checkpoint import load_initial_weights
+from ._device import DevicePlan
+from ._optim import ProgressSchedule, build_optimizer
+
+__all__ = ["RunParts", "build_parts", "EpochPlan", "seed_everything", "check_run_name",
+           "build_data", "build_model", "plan_epochs", "choose_output_dir", "make_output_dir"]
+
+
+@dataclass(frozen=True)
+class RunParts:
+    """What a prepared trainer trains with."""
+
+    plan: DevicePlan
+    bundle: DataBundle
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    schedule: ProgressSchedule
+    scaler: torch.amp.GradScaler
+    ld: LearnDrop
+
+
+@dataclass(frozen=True)
+class EpochPlan:
+    """How the training set is cut into steps."""
+
+    samples: int
+    drop_last: bool  # a last, smaller batch is dropped (only when there are several)
+    steps_per_epoch: int
+    total_steps: int
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def check_run_name(name: str) -> None:
+    if name in (".", "..") or any(c in name for c in "/\\\0"):
+        raise ConfigError(f"output.name {name!r} cannot name a run folder: use letters, "
+                          f"digits, dots, dashes or underscores, no slashes",
+                          field="output.name")
+
+
+def build_data(cfg: RunConfig) -> DataBundle:
+    """The data sets; refuses a cache-mode run on training data that changes every epoch."""
+    from ..data import build_datasets
+
+    try:
+        bundle = build_datasets(cfg.data, seed=cfg.train.seed)
+    except OSError as exc:  # e.g. a folder this user may not read
+        where = f" {exc.filename}" if exc.filename else ""
+        raise DataError(f"cannot read the data{where}: {exc.strerror or exc}; check "
+                        f"data.root and that you may read it") from None
+    refusal = cache_augment_problem(cfg.drop, augmented=not bundle.deterministic_train)
+    if refusal is not None:
+        path, message = refusal
+        raise ConfigError(message, field=path)
+    return bundle
+
+
+def build_model(cfg: RunConfig, bundle: DataBundle, plan: DevicePlan
+                ) -> tuple[nn.Module, list[str]]:
+    """The model on the plan's device, and the warnings from loading its start weights."""
+    from ..models import get_model
+
+    model = get_model(cfg.model.name, num_classes=bundle.num_classes,
+                      in_channels=bundle.in_channels, image_size=bundle.image_size,
+                      width=cfg.model.width)
+    warnings = load_initial_weights(model, cfg.model.weights) if cfg.model.weights else []
+    model = model.to(plan.device)
+    if plan.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model, warnings
+
+
+def plan_epochs(cfg: RunConfig, bundle: DataBundle) -> EpochPlan:
+    bs = cfg.train.batch_size
+    n = len(cast(Sized, bundle.train))
+    if n == 0:
+        raise LearnDropError("the training set is empty: check data.root and data.limit")
+    drop_last = n > bs
+    per_epoch = n // bs if drop_last else math.ceil(n / bs)
+    return EpochPlan(n, drop_last, per_epoch, per_epoch * cfg.train.epochs)
+
+
+def choose_output_dir(cfg: RunConfig, run_name: str, resuming: bool) -> Path:
+    """The run folder (its name is the run's name); a new run whose name is taken gets
+    ``-2``, ``-3``, ... appended, an empty name becomes model-dataset-time."""
+    if not run_name:
+        model = cfg.model.name.replace(":", "-")  # timm:resnet18 -> timm-resnet18
+        run_name = f"{model}-{cfg.data.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+    base = Path(cfg.output.dir).expanduser() if cfg.output.dir else runs_home()
+    out = base / run_name
+    if not resuming:
+        k = 1
+        while out.exists():
+            k += 1
+            out = base / f"{run_name}-{k}"
+    return out
+
+
+def make_output_dir(folder: Path, resuming: bool) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        if resuming:  # what a killed run may have left half-written
+            remove_stale_temps(folder, ("checkpoint.pt", "config.toml", "summary.json",
+                                        "final.pt", "stopped.pt"))
+    except OSError as exc:
+        raise CheckpointError(
+            f"cannot create the run folder {folder}: {exc.strerror or type(exc).__name__}; "
+            f"set --output-dir to a folder you can write to") from None
+
+
+def build_parts(cfg: RunConfig, plan: DevicePlan, bundle: DataBundle, model: nn.Module,
+                epochs: EpochPlan, callbacks: Iterable[Callback]) -> RunParts:
+    """The optimizer, its schedule, the loss scaler and Learn&Drop (with the config's drop
+    policy as it is) around ``model``."""
+    optimizer = build_optimizer(model, cfg.optim)
+    schedule = ProgressSchedule(optimizer, cfg.optim, cfg.train.epochs)
+    dev = plan.device
+    use_scaler = plan.amp and dev.type == "cuda" and plan.amp_dtype == torch.float16
+    scaler = torch.amp.GradScaler(dev.type, enabled=use_scaler)
+    example = bundle.train[0][0].unsqueeze(0).to(dev)
+    ld = LearnDrop(model, optimizer, policy=cfg.drop, example_input=example,
+                   num_samples=epochs.samples, steps_per_epoch=epochs.steps_per_epoch,
+                   total_steps=epochs.total_steps, callbacks=callbacks)
+    return RunParts(plan, bundle, model, optimizer, schedule, scaler, ld)

@@ -1,0 +1,50 @@
+"""A run's :class:`~learndrop.core.summary.RunSummary`, from the trainer's state at its end."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..config import RunConfig
+from ..engine import LearnDrop
+from ..summary import DroppedUnit, EpochResult, RunSummary
+
+__all__ = ["build_summary"]
+
+
+def build_summary(cfg: RunConfig, status: str, *, run_name: str, output_dir: Path | None,
+                  ld: LearnDrop | None, device: str,
+                  last_val: tuple[float, float, float | None], best_accuracy: float,
+                  wall_time_s: float, train_time_s: float,
+                  history: Sequence[EpochResult]) -> RunSummary:
+    """The summary of a run ended with ``status``; ``ld`` is ``None`` when the run failed
+    before Learn&Drop was built, ``history`` holds every complete epoch (earlier sessions'
+    too)."""
+    val_loss, val_acc, val_scaled = last_val
+    out = output_dir
+    s = ld.savings_report() if ld is not None else None
+    return RunSummary(
+        run_name=run_name, status=status, output_dir=str(out) if out else "",
+        model=cfg.model.name, dataset=cfg.data.dataset,
+        mode=cfg.drop.mode if cfg.drop.enabled else "baseline",
+        epochs=len(history), final_accuracy=val_acc, final_loss=val_loss,
+        final_accuracy_scaled=val_scaled, best_accuracy=best_accuracy,
+        wall_time_s=wall_time_s, train_time_s=train_time_s,
+        dropped=tuple(DroppedUnit.from_dict(d) for d in ld.drop_log()) if ld else (),
+        units=len(ld.units) if ld else 0,
+        forward_flops_saved=s.cumulative_forward_flops_saved if s else 0.0,
+        train_flops_saved=s.cumulative_train_flops_saved if s else 0.0,
+        final_forward_flops_saved=s.forward_flops_saved if s else 0.0,
+        final_train_flops_saved=s.train_flops_saved if s else 0.0,
+        trainable_params=s.trainable_params if s else 0,
+        total_params=s.total_params if s else 0,
+        step_time_s=s.step_time_s if s else None,
+        full_step_time_s=s.full_step_time_s if s else None,
+        measured_time_saved=s.measured_time_saved if s else None,
+        time_saved_s=s.time_saved_s if s else 0.0,
+        efficiency=s.efficiency if s else None,
+        score_overhead=ld.score_overhead if ld else 0.0,
+        history=tuple(history),
+        checkpoint=str(out / "checkpoint.pt") if out else "",
+        weights=str(out / "final.pt") if out else "",
+        device=device)

@@ -1,0 +1,7 @@
+"""``python -m learndrop`` is the ``learndrop`` command (also under ``torchrun -m learndrop``)."""
+
+import sys
+
+from learndrop.core.cli import main
+
+sys.exit(main())

@@ -1,0 +1,50 @@
+"""The comparison of two stored runs (pytest-qt, offscreen): curves, drop markers, the table."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from PySide6.QtWidgets import QPushButton
+
+from learndrop.app.dialogs import CompareDialog
+from learndrop.app.services import RunLibrary
+
+pytestmark = pytest.mark.gui
+
+
+def test_compare_shows_both_runs_and_their_savings(qtbot: Any, library: RunLibrary,
+                                                   recorded: Any) -> None:
+    view = CompareDialog(*library.compare_data(recorded.ld, recorded.base))
+    qtbot.addWidget(view)
+    ld, base = view.runs
+    assert (ld.record.id, base.record.id) == (recorded.ld, recorded.base)
+    curves = view.plots.curves
+    assert len(curves) == 2
+    for label, data in zip(view.labels, view.runs):
+        loss = curves[label][0]
+        assert len(loss.xData) == len(data.epochs) == 3
+    assert view.value("Units dropped", 0) == f"{len(ld.drops)} of 4"
+    assert view.value("Units dropped", 1) == "0 of 4"
+    assert view.value("Training FLOPs saved", 0) == \
+        f"{ld.savings().train_flops_saved * 100:.1f}%"
+    acc = ld.accuracy().final_val_accuracy - base.accuracy().final_val_accuracy
+    assert view.value("Accuracy vs reference", 0) == f"{acc * 100:+.2f} points"
+    assert view.value("Accuracy vs reference", 1) == "reference"
+    assert view.value("Wall time", 1).endswith("s")
+    assert view.value("Efficiency", 1) == "–"
+    markers = view.plots.drop_markers
+    assert len(markers[0].points()) == len(ld.drops) > 0
+    assert len(markers[1].points()) == 0
+    tip = markers[0].points()[0].data()
+    assert ld.drops[0].unit in tip and "epoch" in tip
+
+
+def test_export_asks_for_a_report_of_both_runs(qtbot: Any, library: RunLibrary,
+                                              recorded: Any) -> None:
+    view = CompareDialog(*library.compare_data(recorded.ld, recorded.base))
+    qtbot.addWidget(view)
+    export = next(b for b in view.findChildren(QPushButton) if b.text() == "Export report…")
+    with qtbot.waitSignal(view.export_requested) as sig:
+        export.click()
+    assert sig.args == [recorded.ld, recorded.base]

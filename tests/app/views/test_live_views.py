@@ -1,0 +1,188 @@
+"""The live views fed a synthetic but realistic event stream through the live panel
+(pytest-qt, offscreen): score curves, heatmap, network strip, gauges, event log, metrics and
+unit details."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from factories import drops_of, feed, make_live_stream
+from learndrop.app.panels import LivePanel
+from learndrop.app.views import (
+    block_widths,
+    format_count,
+    format_duration,
+    format_percent,
+    format_rate,
+)
+from learndrop.app.views.score_plot import CHUNK_BINS, MAX_BANDS
+from learndrop.core.events import FitEnd
+
+pytestmark = pytest.mark.gui
+
+
+def test_stream_has_drops(stream: list[tuple[str, Any]]) -> None:
+    assert 2 <= len(drops_of(stream)) < 10
+
+
+def test_score_plot_curves_markers_and_threshold(live_panel: LivePanel, stream: Any) -> None:
+    feed(live_panel, stream)
+    sp = live_panel.score_plot
+    scored = [u for u in live_panel.history.units if not u.is_head]
+    assert sp.units_drawn() == len(scored)
+    assert sp.curve_count() == len(scored)  # few units: one item per unit
+    assert sp.marker_count() == len(drops_of(stream))
+    # the first dropped unit's curve runs through every check up to its drop, then stops
+    h = live_panel.history
+    first = drops_of(stream)[0].index
+    x, y = sp.unit_curve(first)
+    seen = np.unique(x[np.isfinite(y)])
+    np.testing.assert_allclose(seen, h.check_epochs()[: h.drop_of[first].check])
+    assert len(np.unique(sp.unit_curve(10)[0])) == h.n_checks()  # never dropped
+    assert sp.threshold_line.isVisible() and sp.threshold_line.value() == pytest.approx(0.2)
+    sp.set_log_scale(True)
+    assert sp.threshold_line.value() == pytest.approx(math.log10(0.2))
+    assert np.nanmax(sp.unit_curve(10)[1]) <= 0.0  # curves are drawn in log10
+    sp.set_smoothing(True)
+    assert all(item.isVisible() for item in sp.smooth.items.values())
+    _xs, ys = sp.unit_curve(10, smoothed=True)
+    assert np.isfinite(ys).sum() > 0 and np.nanmax(ys) < np.nanmax(sp.unit_curve(10)[1]) + 1e-9
+    sp.set_smoothing(False)
+    assert not any(item.isVisible() for item in sp.smooth.items.values())
+
+
+def test_many_units_use_few_items(qtbot: Any) -> None:
+    p = LivePanel()
+    qtbot.addWidget(p)
+    feed(p, make_live_stream(n_units=60, epochs=2))
+    assert p.score_plot.curve_count() == MAX_BANDS
+    assert p.score_plot.units_drawn() == 59
+
+
+def test_heatmap_shape_and_boundary(live_panel: LivePanel, stream: Any) -> None:
+    feed(live_panel, stream)
+    live_panel.tabs.setCurrentWidget(live_panel.heatmap)
+    n_checks = sum(1 for hook, _ in stream if hook == "on_scores")
+    assert live_panel.heatmap.image_shape() == (n_checks, 12)
+    x, y = live_panel.heatmap.boundary.getOriginalDataset()
+    prefix = live_panel.history.prefix_at_checks()
+    assert y is not None and y.max() == prefix.max() and y[0] == 0
+    assert x[-1] == pytest.approx(live_panel.history.check_epochs()[-1])
+
+
+def test_long_run_heatmap_and_curves_stay_small(qtbot: Any) -> None:
+    p = LivePanel()
+    qtbot.addWidget(p)
+    stream = make_live_stream(n_units=6, epochs=4, checks_per_epoch=300)
+    feed(p, stream)
+    p.tabs.setCurrentWidget(p.heatmap)
+    n_checks = p.history.n_checks()
+    bins = p.history.bins
+    assert n_checks > bins.n_bins
+    assert p.heatmap.image_shape() == (bins.last_bin + 1, 6)
+    # min/max of every bin: at most two points per bin plus one joint per chunk
+    x, _y = p.score_plot.unit_curve(4)
+    assert len(x) <= 2 * bins.n_bins + bins.n_bins // CHUNK_BINS
+    assert p.score_plot.item_count() <= p.score_plot.curve_count() * bins.n_bins // CHUNK_BINS
+
+
+def test_strip_states_pin_and_menu(live_panel: LivePanel, stream: Any, qtbot: Any) -> None:
+    feed(live_panel, stream[:-1])  # still running: actions enabled
+    strip, h = live_panel.strip, live_panel.history
+    theme = strip.theme
+    first = drops_of(stream)[0].index
+    assert strip.state_of(first) == "dropped"
+    assert strip.color_of(first) == theme.states["dropped"]
+    live = h.dropped_prefix_len()
+    assert strip.state_of(live) in ("learning", "settling")
+    menu = strip.menu_for(live)
+    texts = [a.text() for a in menu.actions()]
+    assert "Pin unit" in texts and "Drop now" in texts
+    pin = next(a for a in menu.actions() if a.text() == "Pin unit")
+    with qtbot.waitSignal(live_panel.unit_action_requested) as sig:
+        pin.trigger()
+    assert sig.args == ["pin", h.units[live].name]
+    assert strip.state_of(live) == "pinned" and strip.color_of(live) == theme.states["pinned"]
+    unpin = [a for a in strip.menu_for(live).actions() if a.text() == "Unpin"]
+    assert len(unpin) == 1
+    drop = next(a for a in strip.menu_for(live + 1).actions() if a.text() == "Drop now")
+    with qtbot.waitSignal(live_panel.unit_action_requested) as sig:
+        drop.trigger()
+    assert sig.args == ["drop", h.units[live + 1].name]
+    head_texts = [a.text() for a in strip.menu_for(len(h.units) - 1).actions()]
+    assert "Drop now" not in head_texts and "Pin unit" not in head_texts
+    assert not [a for a in strip.menu_for(first).actions() if a.data() in ("pin", "drop")]
+
+
+def test_strip_widths_click_and_tooltip(live_panel: LivePanel, stream: Any, qtbot: Any) -> None:
+    widths = block_widths([0.7, 0.3, 0.0], 100.0, 10.0)
+    assert sum(widths) == pytest.approx(100.0) and widths[2] == pytest.approx(10.0)
+    assert widths[0] > widths[1] > widths[2]
+    feed(live_panel, stream)
+    live_panel.show()
+    strip = live_panel.strip
+    r0, r_head = strip.block_rect(0), strip.block_rect(11)
+    assert r0.width() > r_head.width() >= 6
+    center = r_head.center().toPoint()
+    assert strip.unit_at(center) == 11
+    with qtbot.waitSignal(live_panel.unit_selected) as sig:
+        qtbot.mouseClick(strip, Qt.MouseButton.LeftButton,
+                         pos=strip.block_rect(3).center().toPoint())
+    assert sig.args == [live_panel.history.units[3].name]
+    assert live_panel.details.unit == live_panel.history.units[3].name
+    assert "params" in strip.tooltip_text(0).lower() or "parameters" in strip.tooltip_text(0)
+
+
+def test_gauges_show_latest_numbers(live_panel: LivePanel, stream: Any) -> None:
+    feed(live_panel, stream)
+    g = live_panel.gauges  # the last epoch's savings: 0.8168, 0.5445, 1,020,000 params, 78.4 s
+    assert g.forward.value.text() == "81.7%"
+    assert g.train.value.text() == "54.5%"
+    assert g.params.value.text() == "1.0 M"
+    assert g.time.value.text() == "1 m 18 s"
+    assert g.speed.value.text() == "1,500" and g.speed.detail.text() == "images / s"
+    assert g.accuracy.value.text() == "83.0%"  # the best validation accuracy, 0.48 + 0.05 x 7
+    assert g.total_bar.value() == 100 and "finished" in g.eta_label.text()
+
+
+def test_formatting() -> None:
+    assert format_percent(0.412) == "41.2%"
+    assert format_count(1_300_000) == "1.3 M" and format_count(950) == "950"
+    assert format_count(4.5e9) == "4.5 G" and format_count(250_000) == "250 k"
+    # one duration format for the app, the reports and the command line (core.format)
+    assert format_duration(125) == "2 min 05 s" and format_duration(42.4) == "42.4 s"
+    assert format_duration(3720) == "1 h 02 min" and format_duration(None) == "\u2013"
+    assert format_rate(1234.4) == "1,234 img/s"
+
+
+def test_event_log_lists_drops_and_errors(live_panel: LivePanel, stream: Any, qtbot: Any) -> None:
+    feed(live_panel, stream[:-1])
+    live_panel.on_warning("disk almost full")
+    live_panel.on_error("CUDA out of memory")
+    live_panel.on_fit_end(FitEnd("failed", "out of memory"))
+    log = live_panel.event_log
+    rows = [log.row_text(r) for r in range(log.row_count())]
+    for d in drops_of(stream):
+        assert any("Drop" in r and d.unit in r for r in rows)
+    assert sum("Checkpoint" in r for r in rows) == 8
+    err = next(r for r in range(log.row_count()) if "CUDA" in log.row_text(r))
+    assert log.tree.topLevelItem(err).foreground(3).color() == log.theme.error
+    text = log.copy_to_clipboard()
+    assert "CUDA out of memory" in text and text.count("\n") == log.row_count() - 1
+
+
+def test_metrics_and_details(live_panel: LivePanel, stream: Any) -> None:
+    feed(live_panel, stream)
+    x, y = live_panel.metrics.curve_data("val_acc")
+    assert list(x) == pytest.approx(list(range(1, 9)))
+    assert y[-1] == pytest.approx(0.48 + 0.05 * 7)
+    assert len(live_panel.metrics.curve_data("batch_loss")[0]) == 32
+    d = drops_of(stream)[0]
+    live_panel.select_unit(d.unit)
+    assert "Dropped" in live_panel.details.field_text("state")
+    assert f"step {d.step}" in live_panel.details.field_text("dropped")

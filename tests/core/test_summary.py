@@ -1,0 +1,87 @@
+"""RunSummary: one typed record, written with the keys the store always had, read tolerantly."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from learndrop.core.summary import DroppedUnit, EpochResult, RunSummary
+
+KEYS = ["run_name", "status", "output_dir", "model", "dataset", "mode", "epochs",
+        "final_accuracy", "final_loss", "final_accuracy_scaled", "best_accuracy",
+        "wall_time_s", "train_time_s", "dropped", "units", "forward_flops_saved",
+        "train_flops_saved", "final_forward_flops_saved", "final_train_flops_saved",
+        "trainable_params", "total_params", "step_time_s", "full_step_time_s",
+        "measured_time_saved", "time_saved_s", "efficiency", "score_overhead", "history",
+        "checkpoint", "weights", "device"]
+
+
+def full_summary() -> RunSummary:
+    return RunSummary(
+        run_name="r1", status="finished", output_dir="/runs/r1", model="small_cnn",
+        dataset="digits", mode="freeze", epochs=2, final_accuracy=0.91, final_loss=0.3,
+        final_accuracy_scaled=None, best_accuracy=0.92, wall_time_s=12.5, train_time_s=10.0,
+        dropped=(DroppedUnit("stem", 8, 1.0, "policy"),), units=4, forward_flops_saved=0.2,
+        train_flops_saved=0.25, final_forward_flops_saved=0.3, final_train_flops_saved=0.35,
+        trainable_params=900, total_params=1000, step_time_s=0.01, full_step_time_s=0.012,
+        measured_time_saved=0.16, time_saved_s=1.5, efficiency=0.8, score_overhead=0.01,
+        history=(EpochResult(0, 1.0, 0.5, 1.1, 0.6, None, 5.0),
+                 EpochResult(1, 0.5, 0.8, 0.6, 0.91, 0.9, 4.0)),
+        checkpoint="/runs/r1/checkpoint.pt", weights="/runs/r1/final.pt", device="cpu")
+
+
+def test_to_dict_has_the_stored_keys_in_order_and_is_json() -> None:
+    d = full_summary().to_dict()
+    assert list(d) == KEYS  # no "error" key unless the run failed
+    assert d["dropped"] == [{"unit": "stem", "step": 8, "epoch": 1.0, "reason": "policy"}]
+    assert d["history"][1] == {"epoch": 1, "train_loss": 0.5, "train_accuracy": 0.8,
+                               "val_loss": 0.6, "val_accuracy": 0.91,
+                               "val_accuracy_scaled": 0.9, "epoch_time_s": 4.0}
+    json.dumps(d, allow_nan=True)
+
+
+def test_round_trip_through_json() -> None:
+    s = full_summary()
+    assert RunSummary.from_dict(json.loads(json.dumps(s.to_dict()))) == s
+
+
+def test_nan_survives_the_round_trip_and_compares_equal() -> None:
+    s = RunSummary(status="stopped")  # no validation ran: accuracy and loss are NaN
+    back = RunSummary.from_dict(json.loads(json.dumps(s.to_dict(), allow_nan=True)))
+    assert math.isnan(back.final_accuracy) and back == s
+
+
+def test_a_failed_run_keeps_its_error() -> None:
+    s = RunSummary(status="failed", error="out of memory")
+    assert s.to_dict()["error"] == "out of memory"
+    assert RunSummary.from_dict(s.to_dict()).error == "out of memory"
+
+
+def test_an_old_summary_missing_keys_takes_the_defaults() -> None:
+    old = {"run_name": "old", "status": "finished", "final_accuracy": 0.75, "epochs": 3,
+           "dropped": [{"unit": "stem", "step": 10, "epoch": 1.25, "reason": "policy"}]}
+    s = RunSummary.from_dict(old)
+    assert (s.run_name, s.status, s.final_accuracy, s.epochs) == ("old", "finished", 0.75, 3)
+    assert s.dropped == (DroppedUnit("stem", 10, 1.25, "policy"),)
+    assert s.wall_time_s == 0.0 and s.best_accuracy == 0.0 and s.history == ()
+    assert s.efficiency is None and s.final_accuracy_scaled is None and s.error == ""
+
+
+def test_the_oldest_wall_time_key_is_read() -> None:
+    assert RunSummary.from_dict({"elapsed_s": 42.0}).wall_time_s == 42.0
+    assert RunSummary.from_dict({"elapsed_s": 42.0, "wall_time_s": 7.0}).wall_time_s == 7.0
+
+
+def test_unknown_keys_and_wrong_types_are_ignored() -> None:
+    s = RunSummary.from_dict({"best_val_accuracy": 0.8, "cache_location": "device",
+                              "epochs": "three", "wall_time_s": True, "units": 4.0,
+                              "efficiency": None, "dropped": "stem",
+                              "history": [{"epoch": 0, "val_accuracy": 0.5}, "junk"]})
+    assert s.epochs == 0 and s.wall_time_s == 0.0 and s.units == 4
+    assert s.efficiency is None and s.dropped == ()
+    assert s.history == (EpochResult(epoch=0, val_accuracy=0.5),)
+
+
+def test_anything_that_is_not_a_table_gives_the_defaults() -> None:
+    for junk in (None, [], "summary", 3):
+        assert RunSummary.from_dict(junk) == RunSummary()
