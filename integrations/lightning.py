@@ -72,8 +72,8 @@ class LearnDropCallback(Callback):
             ``"model.encoder"``); by default the LightningModule itself, or its only child
             with parameters.
         log_scores: log each unit's learning score at every check.
-        **options: any keyword of :class:`~learndrop.core.LearnDrop` (``threshold``,
-            ``patience``, ``warmup_epochs``, ``check_every``, ``mode``, ``units``, ...).
+        **options: any keyword of :class:`~learndrop.core.LearnDrop` (``policy``,
+            ``threshold``, ``patience``, ``warmup_epochs``, ``mode``, ``units``, ...).
     """
 
     def __init__(self, *, module: str | None = None, log_scores: bool = True,
@@ -83,7 +83,8 @@ class LearnDropCallback(Callback):
         if unknown:
             raise ConfigError(f"LearnDropCallback got unknown option(s) {', '.join(unknown)}: "
                               f"it accepts module, log_scores, {', '.join(accepted)}")
-        if options.get("mode") == "cache":
+        policy = options.get("policy")
+        if options.get("mode", getattr(policy, "mode", None)) == "cache":
             raise ConfigError("mode='cache' needs each sample's index, which Lightning's "
                               "training_step does not pass: use mode='freeze' or 'skip'",
                               field="drop.mode")

@@ -174,10 +174,13 @@ class TensorBoardCallback(Callback):
             return
         s = event.summary
         lines = [f"**{event.status}**: {event.message}"]
-        for key in ("final_accuracy", "best_accuracy", "train_flops_saved",
-                    "forward_flops_saved", "wall_time_s"):
-            if isinstance(s.get(key), (int, float)):
-                lines.append(f"- {key}: {s[key]:.4g}")
+        for key, value in (("final accuracy", s.final_accuracy),
+                           ("best accuracy", s.best_accuracy),
+                           ("training FLOPs saved over the run", s.train_flops_saved),
+                           ("forward FLOPs saved over the run", s.forward_flops_saved),
+                           ("wall time (s)", s.wall_time_s)):
+            if math.isfinite(value):
+                lines.append(f"- {key}: {value:.4g}")
         self.writer.add_text("learndrop/summary", "\n".join(lines))
         self.close()
 

@@ -15,7 +15,7 @@ from torch import nn
 pl = pytest.importorskip("lightning.pytorch")
 torchvision = pytest.importorskip("torchvision")
 
-from learndrop.core import ConfigError, LearnDrop, discover_units  # noqa: E402
+from learndrop.core import ConfigError, DropPolicy, LearnDrop, discover_units  # noqa: E402
 from learndrop.integrations.lightning import LearnDropCallback  # noqa: E402
 
 # Lightning's advice for real runs (more loader workers, a shorter logging interval), and a
@@ -311,7 +311,7 @@ def test_a_second_fit_keeps_the_drops(tmp_path: Path) -> None:
 
 
 def test_policy_drops_inside_lightning(tmp_path: Path) -> None:
-    cb = LearnDropCallback(threshold=1.0, patience=1, warmup_epochs=0, trend_tolerance=100.0,
+    cb = LearnDropCallback(threshold=1.0, patience=1, warmup_epochs=0, trend_tolerance=10.0,
                            keep_last=1)
     trainer = _trainer(tmp_path, [cb], epochs=3)
     trainer.fit(Classifier(), _loader())
@@ -399,9 +399,11 @@ def test_skip_mode_bypasses_dropped_blocks(tmp_path: Path) -> None:
 def test_refuses_cache_mode_and_unknown_or_bad_options(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="mode='cache'"):
         LearnDropCallback(mode="cache")
+    with pytest.raises(ConfigError, match="mode='cache'"):
+        LearnDropCallback(policy=DropPolicy(mode="cache"))
     with pytest.raises(ConfigError, match="unknown option.*treshold"):
         LearnDropCallback(treshold=0.3)
-    with pytest.raises(ConfigError, match="threshold must be between"):
+    with pytest.raises(ConfigError, match="threshold must be at most 1.0"):
         _trainer(tmp_path, [LearnDropCallback(threshold=3.0)], epochs=1).fit(
             Classifier(), _loader())
 
