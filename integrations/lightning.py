@@ -83,8 +83,7 @@ class LearnDropCallback(Callback):
         if unknown:
             raise ConfigError(f"LearnDropCallback got unknown option(s) {', '.join(unknown)}: "
                               f"it accepts module, log_scores, {', '.join(accepted)}")
-        policy = options.get("policy")
-        if options.get("mode", getattr(policy, "mode", None)) == "cache":
+        if (options.get("mode") or getattr(options.get("policy"), "mode", None)) == "cache":
             raise ConfigError("mode='cache' needs each sample's index, which Lightning's "
                               "training_step does not pass: use mode='freeze' or 'skip'",
                               field="drop.mode")
