@@ -19,8 +19,8 @@ in_chans=C)``, with ``img_size`` set to the data's size for models whose input s
 (ViT, Swin, ...). Pretrained weights are not downloaded; ``--model.weights FILE`` loads a
 state dict you have.
 
-Parameters that belong to the model itself rather than to a sub-module (a ViT's class token
-and position embedding) are in no unit: they always train.
+Parameters that belong to the model itself rather than to a sub-module join the unit that
+timm groups them with: a ViT's class token and position embedding belong to its stem.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ import re
 from typing import Any
 
 import timm
-from timm.models import get_pretrained_cfg_value, group_modules
+from timm.models import get_pretrained_cfg_value, group_modules, group_parameters
 from torch import nn
 
 from learndrop.core import ModelError
@@ -40,8 +40,9 @@ __all__ = ["build_model", "create_model", "timm_units"]
 
 
 def timm_units(model: nn.Module) -> list[tuple[str, list[str]]]:
-    """``[(unit name, [module names]), ...]`` from timm's fine-grained layer groups, input to
-    output: ``stem``, one unit per block, ``head`` (whatever timm leaves ungrouped)."""
+    """``[(unit name, [module or parameter names]), ...]`` from timm's fine-grained layer
+    groups, input to output: ``stem``, one unit per block, ``head`` (whatever timm leaves
+    ungrouped)."""
     matcher = getattr(model, "group_matcher", None)
     if not callable(matcher):
         raise ModelError(f"{type(model).__name__} has no group_matcher(), so it is not a timm "
@@ -54,6 +55,9 @@ def timm_units(model: nn.Module) -> list[tuple[str, list[str]]]:
     group_of: dict[str, int] = group_modules(model, spec, reverse=True)
     groups: dict[int, list[str]] = {g: [] for g in sorted(set(group_of.values()))}
     _collapse(model, "", group_of, groups)
+    for name, g in group_parameters(model, spec, reverse=True).items():
+        if not any(name.startswith(m + ".") for members in groups.values() for m in members):
+            groups[g].append(name)  # a parameter outside every unit's modules (cls_token)
     units: list[tuple[str, list[str]]] = []
     block_patterns = _block_patterns(spec)
     stem = spec.get("stem") if isinstance(spec, dict) else None

@@ -264,13 +264,20 @@ def build_config_for_bench(args: argparse.Namespace) -> RunConfig:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from ..models import list_models, model_info, model_sources
+    from ..models import SMALL_IMAGE_SIZE, list_models, model_info, model_sources
 
-    for name in list_models():
-        info = model_info(name)
-        print(f"{name:<12} {info.family:<7} {info.description}")
+    infos = [model_info(name) for name in list_models()]
+    width = max(len(i.name) for i in infos)
+    print(f"{'model':<{width}}  {'family':<12} {'pixels':<7} description")
+    for info in infos:
+        mark = "*" if info.fits_small_images else " "
+        print(f"{info.name:<{width}}  {info.family:<12} {info.size_text():<5} {mark} "
+              f"{info.description}")
     for source in model_sources():
-        print(f"{source + ':NAME':<12} {'':<7} any {source} model by name (needs {source})")
+        print(f"{source + ':NAME':<{width}}  {source:<12} {'':<5}   any {source} model by its "
+              f"{source} name (needs {source})")
+    print(f"pixels: the smallest image side a model takes (=N: exactly N); "
+          f"* fits {SMALL_IMAGE_SIZE} px images. Set data.image_size to match.")
     return 0
 
 

@@ -154,7 +154,7 @@ def test_named_sub_module_and_bad_name(tmp_path: Path) -> None:
     cb = LearnDropCallback(module="backbone")
     _trainer(tmp_path, [cb], epochs=1).fit(Backbone(), _loader())
     assert cb.learndrop is not None
-    assert [u.name for u in cb.learndrop.units] == ["0", "2"]
+    assert [u.name for u in cb.learndrop.units] == ["conv1", "conv2", "head"]
     assert cb.learndrop.savings()["forward_flops_saved"] == 0.0
     assert cb.learndrop.total_forward_flops > 0  # measured through the training step
 
@@ -191,7 +191,7 @@ def test_the_lightning_module_as_the_network(tmp_path: Path) -> None:
     _trainer(tmp_path, [cb, DropAt(cb, 0, ["conv1"])], epochs=2).fit(module, _loader())
     ld = cb.learndrop
     assert ld is not None and ld.base_model is module
-    assert [u.name for u in ld.units] == ["conv1", "conv2", "fc"]
+    assert [u.name for u in ld.units] == ["conv1", "conv2", "head"]
     assert ld.total_forward_flops > 0 and ld.savings()["train_flops_saved"] > 0
     assert not module.conv1[1].training and "forward" not in module.__dict__
 
@@ -385,14 +385,15 @@ def test_on_one_gpu_with_bf16(tmp_path: Path) -> None:
 
 def test_skip_mode_bypasses_dropped_blocks(tmp_path: Path) -> None:
     module = Classifier()
-    calls: list[int] = []
+    calls: list[int] = []  # the epoch of each real forward of the block in a training step
     # a hook on the block itself fires even when it is bypassed: count its first conv
-    module.net.layer1[1].conv1.register_forward_hook(lambda m, a, o: calls.append(1))
+    module.net.layer1[1].conv1.register_forward_hook(
+        lambda m, a, o: calls.append(module.current_epoch) if module.net.training else None)
     cb = LearnDropCallback(mode="skip")
     trainer = _trainer(tmp_path, [cb, DropAt(cb, 0, ["layer1.1"])], epochs=2,
                        limit_val_batches=0)
     trainer.fit(module, _loader())
-    assert len(calls) == 1 + 4  # measuring FLOPs, then epoch 0; bypassed in epoch 1
+    assert calls.count(0) >= 4 and calls.count(1) == 0  # bypassed in epoch 1
     assert module.net.layer1[1].forward.__func__ is type(module.net.layer1[1]).forward
 
 

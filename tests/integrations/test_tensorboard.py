@@ -66,15 +66,15 @@ def test_plain_loop_writes_scores_drops_savings_and_metrics(tmp_path: Path) -> N
             tb.log_metrics({"loss/train": loss.item()}, step=ld.step_count)
         ld.end_epoch()
         if epoch == 1:
-            ld.drop("0")
+            ld.drop("conv1")
     tb.close()
 
     acc = _read(tmp_path / "run")
-    assert [s for s, _ in _scalars(acc, "learndrop/score/0")] == [2, 4]  # dropped at step 4
-    assert [s for s, _ in _scalars(acc, "learndrop/score/2")] == [2, 4, 6]
+    assert [s for s, _ in _scalars(acc, "learndrop/score/conv1")] == [2, 4]  # dropped at step 4
+    assert [s for s, _ in _scalars(acc, "learndrop/score/conv2")] == [2, 4, 6]
     assert _scalars(acc, "learndrop/units_dropped") == [(2, 0.0), (4, 0.0), (4, 1.0), (6, 1.0)]
     (step, text), = _texts(acc, "learndrop/drops")
-    assert step == 4 and "**0** dropped at step 4" in text and "manual" in text
+    assert step == 4 and "**conv1** dropped at step 4" in text and "manual" in text
     saved = dict(_scalars(acc, "learndrop/train_flops_saved"))
     assert saved[2] == 0.0 and 0.0 < saved[6] < 1.0
     assert [s for s, _ in _scalars(acc, "loss/train")] == [1, 2, 3, 4, 5, 6]

@@ -28,27 +28,37 @@ def test_resnet_units_are_blocks() -> None:
     assert model.learndrop_units()[-1] == ("head", ["fc"])
 
 
-def test_mobilenet_units_are_blocks_not_one_blocks_unit() -> None:
-    plain = timm.create_model("mobilenetv3_small_050", num_classes=4)
-    assert "blocks" in _names(plain)  # what generic discovery makes of it: one big unit
+def test_mobilenet_units_are_blocks() -> None:
     model = create_model("mobilenetv3_small_050", num_classes=4)
     names = _names(model)
     assert names == ["stem", "blocks.0.0", "blocks.1.0", "blocks.1.1", "blocks.2.0",
                      "blocks.2.1", "blocks.2.2", "blocks.3.0", "blocks.3.1", "blocks.4.0",
                      "blocks.4.1", "blocks.4.2", "blocks.5.0", "head"]
+    assert model.learndrop_units()[0] == ("stem", ["conv_stem", "bn1"])
     assert model.learndrop_units()[-1] == ("head", ["conv_head", "classifier"])
     units = discover_units(model)
     assert sum(u.params for u in units) == sum(p.numel() for p in model.parameters())
 
 
-def test_vit_units_are_blocks_and_its_own_tokens_always_train() -> None:
+def test_convnext_units_are_blocks_where_structure_alone_finds_stages() -> None:
+    plain = timm.create_model("convnext_atto", num_classes=4)
+    assert "stages.0" in _names(plain)  # the engine's structural rule: one unit per stage
+    model = create_model("convnext_atto", num_classes=4)
+    names = _names(model)
+    assert names[:4] == ["stem", "stages.0.blocks.0", "stages.0.blocks.1", "stages.1.blocks.0"]
+    assert len(names) == 14 and names[-1] == "head"
+    spec = dict(model.learndrop_units())
+    assert spec["stages.1.blocks.0"] == ["stages.1.downsample", "stages.1.blocks.0"]
+
+
+def test_vit_units_are_blocks_and_its_tokens_belong_to_the_stem() -> None:
     model = create_model("vit_tiny_patch16_224", num_classes=4, img_size=32, depth=4)
     assert _names(model) == ["stem", "blocks.0", "blocks.1", "blocks.2", "blocks.3", "head"]
     spec = dict(model.learndrop_units())
-    assert spec["stem"] == ["patch_embed"] and spec["blocks.3"] == ["blocks.3", "norm"]
-    in_units = sum(u.params for u in discover_units(model))
-    own = sum(p.numel() for p in model.parameters(recurse=False))  # cls token, pos embed
-    assert own > 0 and in_units + own == sum(p.numel() for p in model.parameters())
+    assert spec["stem"] == ["patch_embed", "cls_token", "pos_embed"]
+    assert spec["blocks.3"] == ["blocks.3", "norm"]
+    units = discover_units(model)
+    assert sum(u.params for u in units) == sum(p.numel() for p in model.parameters())
 
 
 def test_units_need_a_timm_model() -> None:
@@ -91,7 +101,7 @@ def test_model_catalogue_builds_timm_models() -> None:
     assert cfg.check().problems() == []
     with pytest.raises(LearnDropError, match="timm has no model 'resnet10x'"):
         get_model("timm:resnet10x", num_classes=3)
-    with pytest.raises(LearnDropError, match="unknown model 'nope:x'.*or timm:NAME"):
+    with pytest.raises(LearnDropError, match="unknown model 'nope:x'"):
         get_model("nope:x", num_classes=3)
 
 
@@ -106,6 +116,8 @@ def test_command_line_trains_a_timm_model(tmp_path: Path,
     assert [p.name.startswith("timm-resnet10t-digits-") for p in tmp_path.iterdir()] == [True]
     assert main([*argv[:2], "timm:resnet10x", *argv[3:]]) == 2
     assert "timm has no model 'resnet10x'" in capsys.readouterr().err
+    assert main(["models"]) == 0
+    assert "timm:NAME" in capsys.readouterr().out
 
 
 def test_without_timm_the_catalogue_says_what_to_install(

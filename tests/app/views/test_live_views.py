@@ -144,7 +144,7 @@ def test_gauges_show_latest_numbers(live_panel: LivePanel, stream: Any) -> None:
     assert g.forward.value.text() == "81.7%"
     assert g.train.value.text() == "54.5%"
     assert g.params.value.text() == "1.0 M"
-    assert g.time.value.text() == "1 m 18 s"
+    assert g.time.value.text() == "1 min 18 s"
     assert g.speed.value.text() == "1,500" and g.speed.detail.text() == "images / s"
     assert g.accuracy.value.text() == "83.0%"  # the best validation accuracy, 0.48 + 0.05 x 7
     assert g.total_bar.value() == 100 and "finished" in g.eta_label.text()

@@ -186,7 +186,7 @@ def test_bad_start_weights_are_one_line(tmp_path: Path, content: Any, fragment: 
 
 
 def test_learndrop_gets_the_config_policy(tmp_path: Path) -> None:
-    cfg = tiny_config(tmp_path, pinned=["block1"], ema=0.5)
+    cfg = tiny_config(tmp_path, **{"drop.pinned": ["block1"], "drop.ema": 0.5})
     trainer = Trainer(cfg)
     trainer.prepare()
     assert trainer.ld is not None and trainer.ld.policy == trainer.cfg.drop
@@ -204,7 +204,7 @@ def test_cache_refused_on_changing_data_with_the_config_message(
     real = data.build_datasets
     monkeypatch.setattr(data, "build_datasets", lambda *a, **kw: dataclasses.replace(
         real(*a, **kw), deterministic_train=False))
-    cfg = tiny_config(tmp_path, mode="cache")
+    cfg = tiny_config(tmp_path, **{"drop.mode": "cache"})
     with pytest.raises(ConfigError) as from_trainer:
         Trainer(cfg).prepare()
     cfg.data.augment = True
@@ -237,7 +237,7 @@ def test_event_epochs_follow_the_convention(tmp_path: Path) -> None:
     from learndrop.core.events import display_epoch, epoch_number, epoch_of_step
 
     rec = HookRecorder()
-    Trainer(tiny_config(tmp_path, check_every=3), [rec]).fit()
+    Trainer(tiny_config(tmp_path, **{"drop.check_every": 3}), [rec]).fit()
     spe = rec.of("S")[0].steps_per_epoch
     assert rec.of("E") == [0, 1, 2, 3]  # epoch indexes count from 0
     for p in rec.of("P"):  # the epoch being trained
