@@ -166,9 +166,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         from ._launch import launch
 
         return launch(args.argv, cfg.train.nproc)
+    extra = [_tensorboard(args.tensorboard)] if args.tensorboard and _reports() else []
     control = RunControl()
     _install_signal_handlers(control)
-    callbacks = [Console(args.quiet), *_store_recorder(args)] if _reports() else []
+    callbacks = ([Console(args.quiet), *_store_recorder(args), *extra] if _reports()
+                 else [])
     trainer = Trainer(cfg, callbacks, control, resume_from=args.resume)
     result = trainer.fit()
     if not _reports():
@@ -198,6 +200,13 @@ def _recording_outcome(callbacks: Sequence[Any]) -> int:
                   f"{rec.journal} and the next learndrop command adds them to the store",
                   file=sys.stderr)
     return code
+
+
+def _tensorboard(log_dir: str) -> Any:
+    """The TensorBoard callback, an integration that registers itself as an entry point."""
+    factory = load_plugin("learndrop.callbacks", "tensorboard", what="TensorBoard logging",
+                          install="pip install tensorboard (the learndrop[tensorboard] extra)")
+    return factory(log_dir)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -328,7 +337,7 @@ def build_config_for_bench(args: argparse.Namespace) -> RunConfig:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from ..models import SMALL_IMAGE_SIZE, list_models, model_info
+    from ..models import SMALL_IMAGE_SIZE, list_models, model_info, model_sources
 
     infos = [model_info(name) for name in list_models()]
     width = max(len(i.name) for i in infos)
@@ -337,6 +346,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
         mark = "*" if info.fits_small_images else " "
         print(f"{info.name:<{width}}  {info.family:<12} {info.size_text():<5} {mark} "
               f"{info.description}")
+    for source in model_sources():
+        print(f"{source + ':NAME':<{width}}  {source:<12} {'':<5}   any {source} model by its "
+              f"{source} name (needs {source})")
     print(f"pixels: the smallest image side a model takes (=N: exactly N); "
           f"* fits {SMALL_IMAGE_SIZE} px images. Set data.image_size to match.")
     return 0
@@ -380,6 +392,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--store", metavar="PATH", help="run store file (default: LEARNDROP_HOME)")
     t.add_argument("--no-store", action="store_true", help="do not record the run")
+    t.add_argument("--tensorboard", metavar="DIR", help="write scores, drops, savings, loss "
+                   "and accuracy live to TensorBoard in DIR/<run name> (needs tensorboard)")
     t.set_defaults(func=_cmd_train)
 
     r = sub.add_parser("resume", help="continue a stopped or interrupted run where its last "
