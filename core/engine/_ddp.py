@@ -23,7 +23,9 @@ keyword arguments) in every process of an initialised process group
   same steps (equal-length shards, as ``DistributedSampler`` makes them).
 * Communication: each step all-reduces the gradients of the parameters in the reducer's
   buckets; their bytes per step are counted before and after each drop and over the run
-  (:meth:`DataParallel.bytes_per_step`, ``savings()``).
+  (:meth:`DataParallel.bytes_per_step`, ``savings()``). DDP also broadcasts the buffers
+  (BatchNorm statistics) from rank 0 before each forward (``broadcast_buffers``); drops do
+  not change that, and it is not counted.
 * The activation cache (``mode="cache"``) is per rank and holds that rank's samples.
 * ``state_dict()`` is the same on every rank; load the same one on every rank to resume.
 """
