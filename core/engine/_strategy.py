@@ -149,7 +149,7 @@ class LearnDrop:
             self._snaps.take(u.index, u.parameters())
         self.dropped: list[str] = []
         self.scores: dict[str, float] = {}
-        self.model = DropAwareModule(self, model)
+        self.model = DropAwareModule(self, self.base_model)
         self.step_count = 0
         self.epoch = 0
         self._epoch_start_step = 0
