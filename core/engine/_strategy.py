@@ -157,7 +157,7 @@ class LearnDrop:
         self._lr_n = 0
         self._last_t: float | None = None
         self._prefix_len = 0
-        self._cache_len = 0  # leading dropped units whose output the cache replaces
+        self._cached = range(0)  # the dropped units the cache replaces (cache mode)
         self.total_forward_flops = 0
         self.other_flops = 0
         self.meter: SavingsMeter | None = None
@@ -456,35 +456,48 @@ class LearnDrop:
                 break
             n += 1
         cached = self._cacheable(n)
-        if (n, cached) != (self._prefix_len, self._cache_len):
-            self._prefix_len, self._cache_len = n, cached
+        if (n, cached) != (self._prefix_len, self._cached):
+            self._prefix_len, self._cached = n, cached
             self._cache_mode.reset()
         install_redirects(self, self._redirects, self._roles())
         if self.meter is not None:
             self.meter.set_cost(self._cost(cache_hit=False))
 
-    def _cacheable(self, prefix: int) -> int:
-        """How many leading units of a dropped prefix of ``prefix`` units the cache may
-        replace: those that pass their output straight to the next unit, and after them one
-        single-module unit (its output is what is cached; what follows runs on it)."""
+    def _cacheable(self, prefix: int) -> range:
+        """The units of a dropped prefix of ``prefix`` units whose work the cache replaces.
+
+        On a cache hit the cached units' modules return their input, and the last one
+        returns the cached output, so the cached units must run in sequence: each passes
+        its output straight to the next (``feeds_next``), and the last one's output is its
+        last module's (it feeds the next unit too, or is a single module). Units before
+        them run frozen (their output passes through unchanged), and so do units after them
+        (on the cached output). Of the runs that qualify, the one with the most FLOPs.
+        """
         if self.policy.mode != "cache" or self.meter is None or prefix == 0:
-            return 0
-        k = 0
-        while k < prefix and getattr(self.units[k], "feeds_next", True):
-            k += 1
-        n = k + 1 if k < prefix and len(self.units[k].modules) == 1 else k
-        if any(self.units[i].last_module is None for i in range(n)):
-            n = 0  # a unit the forward never calls
-        if n < prefix:
-            where = (f"the dropped prefix is cached up to unit '{self.units[n - 1].name}' "
-                     f"only; the dropped units after it run frozen" if n else
-                     "the dropped prefix cannot be cached; it runs frozen")
+            return range(0)
+        units = self.units
+        best, best_flops = range(0), -1
+        for end in range(prefix):
+            u = units[end]
+            if u.last_module is None or not (u.feeds_next or len(u.modules) == 1):
+                continue
+            start = end
+            while start > 0 and units[start - 1].feeds_next:
+                start -= 1
+            flops = sum(units[i].forward_flops for i in range(start, end + 1))
+            if flops >= best_flops:
+                best, best_flops = range(start, end + 1), flops
+        if len(best) < prefix:  # said once: later drops do not change the reason
+            frozen = [repr(u.name) for u in units[:prefix] if u.index not in best]
+            breaks = [repr(u.name) for u in units[:prefix] if not u.feeds_next]
+            cached = (f"units '{units[best.start].name}' to '{units[best.stop - 1].name}' "
+                      f"are cached" if best else "nothing is cached")
             self._cache_mode.warn_once(
-                f"boundary:{n}",
-                f"cache mode: unit '{self.units[k].name}' does not pass its "
-                f"output straight to the next unit (the forward reshapes, concatenates or "
-                f"adds between them), so {where} (as in freeze)")
-        return n
+                "cached", f"cache mode: {cached} and {', '.join(frozen)} run frozen (as in "
+                f"freeze), since the forward does not run {', '.join(breaks)} as one chain of "
+                f"modules whose output is the next unit's input (it reshapes, concatenates or "
+                f"adds in between)")
+        return best
 
     def _roles(self) -> dict[nn.Module, tuple[Unit, Role]]:
         """What each dropped module does inside ``ld.model`` (modules that are not listed
@@ -496,8 +509,8 @@ class LearnDrop:
             for m in u.modules:
                 if self.policy.mode == "skip" and u.skippable:
                     roles[m] = (u, Role.SKIP)
-                elif u.index < self._cache_len:
-                    last = u.index == self._cache_len - 1 and m is u.last_module
+                elif u.index in self._cached:
+                    last = u.index == self._cached.stop - 1 and m is u.last_module
                     roles[m] = (u, Role.BOUNDARY if last else Role.CACHED)
                 elif u.index < self._prefix_len:
                     roles[m] = (u, Role.PREFIX)
@@ -506,7 +519,7 @@ class LearnDrop:
     def _cache_call(self, sample_ids: torch.Tensor | None, training: bool
                     ) -> CacheCall | None:
         """What this training forward does with the cache (None: it is not used)."""
-        if self.policy.mode != "cache" or not training or self._cache_len == 0:
+        if self.policy.mode != "cache" or not training or not self._cached:
             return None
         return self._cache_mode.begin(sample_ids, step=self.step_count,
                                       epoch_start=self._epoch_start_step,
@@ -547,7 +560,7 @@ class LearnDrop:
             elif self.policy.mode == "skip" and u.skippable:
                 continue
             elif u.index < self._prefix_len:
-                if not (self.policy.mode == "cache" and cache_hit and u.index < self._cache_len):
+                if not (self.policy.mode == "cache" and cache_hit and u.index in self._cached):
                     fwd += f
                     train += f
             else:
