@@ -1,14 +1,14 @@
 """Cache mode, safe by construction: when the cached output of the dropped prefix is used.
 
-The first batch of samples that are all cached is computed anyway and compared with the
-cache, and so is one batch at a random position in every epoch after that (an "epoch" is
-``steps_per_epoch`` steps; without it, ``num_samples`` divided by the batch size). A batch
-whose recomputed prefix output differs from the cached one (beyond float16 rounding) means
-the cache cannot be trusted (the training data changes between epochs, or the model's
-forward does not run its units in sequence): cache mode switches to freeze for the rest of
-the run, with a :class:`LearnDropWarning` and an ``on_warning`` to the callbacks. So does a
-spill file that cannot be written. Without ``sample_ids`` nothing is cached: a warning,
-once, and the prefix runs frozen.
+The first batch of samples that are all cached is computed anyway and compared with the cache,
+and so is one batch at a random position in every epoch after that (an "epoch" is
+``steps_per_epoch`` steps; without it, ``num_samples`` divided by the batch size). A batch whose
+recomputed prefix output differs from the cached one (beyond float16 rounding) means the cache
+cannot be trusted (the training data changes between epochs, or the model's forward does not run
+its units in sequence): cache mode switches to freeze for the rest of the run, with a
+:class:`LearnDropWarning` and an ``on_warning`` to the callbacks. So does a spill file that
+cannot be written, and an output beyond float16's range. Without ``sample_ids`` nothing is
+cached: a warning, once, and the prefix runs frozen.
 
 A verified batch returns exactly what a cache hit returns, so verification never changes
 the numbers a run computes.
@@ -30,6 +30,7 @@ __all__ = ["CacheCall", "CacheMode"]
 #: float16 rounding is at most 2**-11 of a value; the comparison allows twice that
 RTOL = 1e-3
 ATOL = 1e-3
+_HALF_MAX = torch.finfo(torch.float16).max
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,10 @@ class CacheMode:
         the network gets (the cached value, rounded to float16, unless the cache failed)."""
         if call.verify:
             return self._verify(call, out)
+        if out.is_floating_point() and bool(out.detach().abs().amax() > _HALF_MAX):
+            self.disable("the dropped prefix's output exceeds float16's range, so it cannot "
+                         "be cached; cache mode switched to freeze for the rest of the run")
+            return out
         self._dtype = out.dtype
         try:
             return self.cache.put(call.ids, out, self.num_samples or 0)

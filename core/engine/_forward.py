@@ -44,7 +44,11 @@ if TYPE_CHECKING:
 __all__ = ["DropAwareModule", "Role", "Redirect", "install_redirects", "remove_redirects"]
 
 _MISSING = object()
-_active = threading.local()  # owner: the LearnDrop whose ld.model runs; call: its CacheCall
+
+
+# per thread: ``owner``, the LearnDrop whose ld.model runs now (None outside), and ``call``,
+# its cache plan for the call; both are set by every ld.model call before anything reads them
+_active = threading.local()
 
 
 class Role(Enum):
@@ -157,6 +161,8 @@ def _prepare(ld: LearnDrop, training: bool, args: tuple, kwargs: dict,
         ld._enforce_eval()
         call = ld._cache_call(sample_ids, training)
     _active.call = call
+    if not hasattr(_active, "owner"):  # this thread's first call: a value a guard can read
+        _active.owner = None
     if not ld.dropped:
         ld._last_cost = None  # the full cost
     elif training:
@@ -181,7 +187,7 @@ class DropAwareModule(nn.Module):
     def forward(self, *args: Any, sample_ids: torch.Tensor | None = None, **kwargs: Any) -> Any:
         ld = self._owner
         _prepare(ld, self.training, args, kwargs, sample_ids)
-        previous = getattr(_active, "owner", None)
+        previous = _active.owner
         _active.owner = ld
         try:
             return ld._runner(*args, **kwargs)

@@ -198,3 +198,19 @@ def test_a_spill_failure_falls_back_to_freeze(monkeypatch: pytest.MonkeyPatch) -
     assert "No space left" in ld.cache_disabled_reason
     _, frozen = _run("freeze", _same, 2)
     assert losses == frozen
+
+
+def _huge() -> nn.Module:
+    net = Net()
+    with torch.no_grad():
+        net.stem[0].weight.mul_(1e6)  # the prefix's output is beyond float16's range
+    return net
+
+
+def test_a_prefix_output_beyond_float16_is_not_cached() -> None:
+    with pytest.warns(LearnDropWarning, match="float16's range"):
+        ld, losses = _run("cache", _same, 2, make=_huge)
+    assert ld._cache.location == "none" and ld.cache_disabled_reason
+    _, frozen = _run("freeze", _same, 2, make=_huge)
+    assert losses == frozen
+    assert all(torch.isfinite(torch.tensor(losses)))
