@@ -44,7 +44,7 @@ from torch import nn
 
 from ..errors import ConfigError, ModelError
 from ..events import Callback, DropEvent, SavingsReport, ScoreCheck, UnitInfo, call_hook
-from ._cache import ActivationCache
+from ._cache import ActivationCache, remove_stale_spill_files
 from ._cache_mode import CacheCall, CacheMode
 from ._forward import DropAwareModule, Redirect, Role, install_redirects
 from ._notices import notify
@@ -169,7 +169,9 @@ class LearnDrop:
         self.train_time_s = 0.0
         device = next((p.device for p in self.base_model.parameters()), torch.device("cpu"))
         self._cache = ActivationCache(self.policy.cache_budget_mb * 2**20, device,
-                                     cache_dir)
+                                      cache_dir)
+        if self.policy.mode == "cache":  # what killed runs of older versions left behind
+            remove_stale_spill_files(cache_dir)
         self._cache_mode = CacheMode(self._cache, num_samples,
                                      lambda message: notify(self.callbacks, message))
         for name in self.policy.pinned:

@@ -499,8 +499,9 @@ def test_checkpoint_of_another_model(tmp_path: Path, run_cli: RunCli) -> None:
 
 
 # ---- config files never run code ------------------------------------------------------------
-def test_config_files_never_evaluate_code(tmp_path: Path,
-                                          run_cli: RunCli) -> None:
+def test_config_files_never_evaluate_code(tmp_path: Path, run_cli: RunCli,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a run name holds no slash: the shell payload is relative
     marker = tmp_path / "pwned"
     payload = f"__import__('os').system('touch {marker}')"
     toml = tmp_path / "evil.toml"
@@ -508,7 +509,7 @@ def test_config_files_never_evaluate_code(tmp_path: Path,
                     f'[model]\nname = "{payload}"\n')
     js = tmp_path / "evil.json"
     js.write_text(json.dumps({"drop": {"pinned": [payload], "units": [payload]},
-                              "output": {"name": "${touch " + str(marker) + "}"}}))
+                              "output": {"name": "${touch " + marker.name + "}"}}))
     code, _, err = run_cli(["train", "--config", str(toml), "--no-store", "--print-config"])
     assert code == 2 and f"unknown model '{payload}'" in one_line(err)  # a name, not code
     code, out, err = run_cli(["train", "--config", str(js), "--no-store", "--print-config"])
