@@ -90,7 +90,8 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     name: str = field(default="small_cnn", metadata=doc(
-        "Model from the registry (learndrop models lists them)."))
+        "Model from the registry (learndrop models lists them), or SOURCE:NAME from an "
+        "installed model source, e.g. timm:resnet18."))
     width: float = field(default=1.0, metadata=doc(
         "Channel width multiplier for the models that support it.", min=0.125, max=8.0))
     weights: str = field(default="", metadata=doc(
@@ -235,11 +236,10 @@ class RunConfig:
                 out.append(("output.dir", f"output.dir {_shown(self.output.dir)} has a folder "
                             f"name longer than 255 bytes, more than file systems allow"))
         from .data import list_datasets
-        from .models import list_models
+        from .models import is_model_name, unknown_model_message
 
-        if self.model.name not in list_models():
-            out.append(("model.name", f"unknown model '{self.model.name}': pick a name that "
-                        f"'learndrop models' lists, e.g. small_cnn, resnet20 or mobilenet_v2"))
+        if not is_model_name(self.model.name):
+            out.append(("model.name", unknown_model_message(self.model.name)))
         if self.data.dataset not in list_datasets():
             out.append(("data.dataset", f"unknown data set '{self.data.dataset}': pick one of "
                         f"{', '.join(list_datasets())}"))

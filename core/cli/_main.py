@@ -137,9 +137,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         sys.stdout.write(config_to_toml(cfg))
         return 0
+    extra = [_tensorboard(args.tensorboard)] if args.tensorboard else []
     control = RunControl()
     _install_signal_handlers(control)
-    callbacks = [Console(args.quiet), *_store_recorder(args)]
+    callbacks = [Console(args.quiet), *_store_recorder(args), *extra]
     trainer = Trainer(cfg, callbacks, control, resume_from=args.resume)
     result = trainer.fit()
     if not args.quiet:
@@ -167,6 +168,13 @@ def _recording_outcome(callbacks: Sequence[Any]) -> int:
                   f"{rec.journal} and the next learndrop command adds them to the store",
                   file=sys.stderr)
     return code
+
+
+def _tensorboard(log_dir: str) -> Any:
+    """The TensorBoard callback, an integration that registers itself as an entry point."""
+    factory = load_plugin("learndrop.callbacks", "tensorboard", what="TensorBoard logging",
+                          install="pip install tensorboard (the learndrop[tensorboard] extra)")
+    return factory(log_dir)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
@@ -282,7 +290,7 @@ def build_config_for_bench(args: argparse.Namespace) -> RunConfig:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from ..models import SMALL_IMAGE_SIZE, list_models, model_info
+    from ..models import SMALL_IMAGE_SIZE, list_models, model_info, model_sources
 
     infos = [model_info(name) for name in list_models()]
     width = max(len(i.name) for i in infos)
@@ -291,6 +299,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
         mark = "*" if info.fits_small_images else " "
         print(f"{info.name:<{width}}  {info.family:<12} {info.size_text():<5} {mark} "
               f"{info.description}")
+    for source in model_sources():
+        print(f"{source + ':NAME':<{width}}  {source:<12} {'':<5}   any {source} model by its "
+              f"{source} name (needs {source})")
     print(f"pixels: the smallest image side a model takes (=N: exactly N); "
           f"* fits {SMALL_IMAGE_SIZE} px images. Set data.image_size to match.")
     return 0
@@ -334,6 +345,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--store", metavar="PATH", help="run store file (default: LEARNDROP_HOME)")
     t.add_argument("--no-store", action="store_true", help="do not record the run")
+    t.add_argument("--tensorboard", metavar="DIR", help="write scores, drops, savings, loss "
+                   "and accuracy live to TensorBoard in DIR/<run name> (needs tensorboard)")
     t.set_defaults(func=_cmd_train)
 
     r = sub.add_parser("resume", help="continue a stopped or interrupted run where its last "

@@ -114,7 +114,8 @@ def choose_output_dir(cfg: RunConfig, run_name: str) -> Path:
     any working folder); an empty name becomes model-dataset-time. The folder is claimed when
     the run starts (:func:`make_output_dir`), ``-2``, ``-3``, ... appended when taken."""
     if not run_name:
-        run_name = f"{cfg.model.name}-{cfg.data.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+        model = cfg.model.name.replace(":", "-")  # timm:resnet18 -> timm-resnet18
+        run_name = f"{model}-{cfg.data.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
     base = Path(cfg.output.dir).expanduser() if cfg.output.dir else runs_home()
     return Path(os.path.abspath(base)) / run_name
 
