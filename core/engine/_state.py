@@ -51,8 +51,8 @@ def load_strategy_state(ld: LearnDrop, state: dict[str, Any]) -> None:
                          "resume with the same model and unit settings")
     for name in reversed(list(ld.dropped)):  # back to the complete layout first
         ld.restore(name)
-    saved = state.get("optimizer_slots")
-    if saved is not None:
+    saved = state.get("optimizer_slots")  # none before version 2, empty without an optimizer
+    if saved:
         slots = OptimizerSlots.from_state(saved)
         if ld.optimizer is not None and slots.slots != ld._slots.slots:
             problem = slots.check(ld.optimizer, ld._named) or (

@@ -192,3 +192,15 @@ def test_loading_a_state_into_a_learndrop_with_drops_starts_from_the_full_layout
     ld.load_state_dict(state)
     assert ld.dropped == ["block2"]
     assert _layout(opt, model) == [[n for n in g if not n.startswith("block2.")] for g in before]
+
+
+def test_a_state_saved_before_the_slots_were_recorded_still_loads() -> None:
+    model, opt, ld = _make("sgd")
+    ld.drop("block1")
+    state = ld.state_dict()
+    del state["optimizer_slots"]
+    state["version"] = 1
+    model2, opt2, ld2 = _make("sgd")
+    ld2.load_state_dict(state)
+    opt2.load_state_dict(opt.state_dict())
+    assert ld2.dropped == ["block1"] and _layout(opt2, model2) == _layout(opt, model)
