@@ -204,17 +204,22 @@ def _count_compiles(mode: str, where: str, drops: dict[int, str], steps: int
     return losses, counts
 
 
+def _dynamo_supported() -> bool:
+    try:
+        import torch._dynamo
+    except ImportError:
+        return False
+    return bool(torch._dynamo.is_dynamo_supported())
+
+
 @pytest.mark.slow
+@pytest.mark.skipif(not _dynamo_supported(), reason="torch.compile is not supported here")
 @pytest.mark.parametrize("mode,where", [("freeze", "ld"), ("skip", "ld"), ("cache", "ld"),
                                         ("freeze", "model")])
 def test_torch_compile_recompiles_once_per_drop_event(mode: str, where: str) -> None:
+    """aot_eager needs no C compiler; the counts are of compiled graphs."""
     drops = {3: "stem", 6: "block1", 9: "block2"}
-    try:
-        compiled, counts = _count_compiles(mode, where, drops, 12)
-    except Exception as exc:  # noqa: BLE001 - a platform without a working torch.compile
-        if "torch._dynamo" in type(exc).__module__ or "Unsupported" in type(exc).__name__:
-            pytest.skip(f"torch.compile is not available here: {exc}")
-        raise
+    compiled, counts = _count_compiles(mode, where, drops, 12)
     torch._dynamo.reset()
     eager, _ = _count_compiles(mode, "none", drops, 12)
     assert compiled == pytest.approx(eager, rel=1e-5, abs=1e-6)
