@@ -138,14 +138,14 @@ def engine_run(rank: int, world: int, port: int, out: str, mode: str, steps: int
         i = (step * 16) % 64
         idx = torch.arange(i, i + 16) + 64 * rank
         out_ = ld.model(x_all[i:i + 16], sample_ids=idx)
+        module = ld.distributed.module if ld.distributed else None  # this step's DDP
+        data = module._get_ddp_logging_data() if module is not None else {}
+        ddp_bytes.append((step + 1, int(data.get("total_parameter_size_bytes", 0))))
         loss = nn.functional.cross_entropy(out_, y_all[i:i + 16])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         ld.step()
-        module = ld.distributed.module() if ld.distributed else None
-        data = module._get_ddp_logging_data() if module is not model else {}  # type: ignore
-        ddp_bytes.append((step + 1, int(data.get("total_parameter_size_bytes", 0))))
         bytes_log.append((step + 1, ld.savings()["allreduce_bytes_per_step"]))
         for name in ld.dropped:
             if name not in frozen:

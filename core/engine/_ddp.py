@@ -32,7 +32,7 @@ keyword arguments) in every process of an initialised process group
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -84,8 +84,8 @@ class DataParallel:
         self._device = device if backend == "nccl" else torch.device("cpu")
         self._src = dist.get_global_rank(self.group, 0) if self.group is not None else 0
         self._module: nn.Module | None = None
-        self._built_version = -1
-        self.version = 0  # the drop state's version: a change rebuilds the wrapper
+        #: called by :meth:`release` (LearnDrop lets go of its wrapper)
+        self.on_release: Callable[[], None] | None = None
         self.full_bytes = self.bytes_per_step()
         self.current_bytes = self.full_bytes
         self.steps = 0
@@ -95,26 +95,29 @@ class DataParallel:
         self.ignored_requests = 0
 
     # ---- the wrapper --------------------------------------------------------------------------
-    def module(self) -> nn.Module:
-        """What ``ld.model`` runs now: a DDP wrapper built for the current drop state."""
-        if self._module is None or self._built_version != self.version:
-            self._module = None  # the old reducer's gradient hooks go with it
-            if self.current_bytes > 0:
-                self._module = DistributedDataParallel(self.model, **self.options)
-            self._built_version = self.version
-        module = self._module if self._module is not None else self.model
-        module.training = self.model.training
-        return module
+    def wrap(self, model: nn.Module) -> nn.Module:
+        """A DDP wrapper around ``model`` for its current drop state (the plain model when no
+        parameter needs a gradient); LearnDrop calls it after each change of drop state, on
+        every rank at the same step."""
+        self._module = None  # the old reducer and its gradient hooks go first
+        if self.bytes_per_step() > 0:
+            self._module = DistributedDataParallel(model, **self.options)
+        return self._module if self._module is not None else model
+
+    @property
+    def module(self) -> nn.Module | None:
+        """The DDP wrapper built last (None before the first or after :meth:`release`)."""
+        return self._module
 
     def release(self) -> None:
-        """Let go of the DDP wrapper (before the process group is destroyed); the next call
-        of ``ld.model`` builds it again."""
+        """Let go of the DDP wrapper (before the process group is destroyed); the next
+        training call of ``ld.model`` builds it again."""
         self._module = None
-        self._built_version = -1
+        if self.on_release is not None:
+            self.on_release()
 
     def changed(self, step: int) -> None:
-        """The drop state changed at ``step``: rebuild the wrapper at the next call."""
-        self.version += 1
+        """The drop state changed at ``step``: count the new all-reduce volume."""
         now = self.bytes_per_step()
         if now != self.current_bytes:
             self.current_bytes = now
