@@ -29,6 +29,11 @@ so the reducer only waits for parameters that still train. Every rank must see t
 drops at the same step: policy drops do (every rank has the same parameters), drops, pins
 and restores by hand must be made on every rank. ``DistributedDataParallel(ld.model)``
 cannot be rebuilt by the engine and fails at the first step after a drop.
+
+``LearnDrop(model, optimizer, ddp=True)`` (the plain model) does all of that itself and more:
+rank 0 decides every drop and its ``ld.request`` calls apply on every rank at the same step,
+an evaluation runs without the wrapper, and ``savings()`` counts the gradient bytes
+all-reduced per step before and after each drop (see :mod:`._ddp`).
 """
 
 from __future__ import annotations
