@@ -15,6 +15,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	# one line naming what to install when Qt cannot open a window here
+	$(VENV)/bin/learndrop studio --check
 	$(VENV)/bin/learndrop studio
 
 demo: $(STAMP)
