@@ -195,6 +195,12 @@ def render_html(report: Report, image: Callable[[Plot], str] | None = None) -> s
             ["Step", "Epoch", "Unit", "Reason", "Score"],
             [[str(x.step), f"{x.epoch:.2f}", x.unit, x.reason, t.score(x.score)]
              for x in d.drops], numeric=frozenset({0, 1, 4}))]
+    if d.actions:
+        parts += ["<h2>Your actions</h2>",
+                  '<p class="small">What was done to the run while it trained: when it was '
+                  "asked, and the epoch (counted from 1; in brackets the epochs completed) and "
+                  "step at which the run took it.</p>",
+                  _grid(*t.action_table(d), numeric=frozenset({1, 2}))]
     parts.append(f'<h2 style="{page}">Plots</h2>')
     parts += [_plot_html(charts[k], image) for k in
               ("scores", "heatmap", "loss", "accuracy", "savings")]

@@ -32,8 +32,10 @@ from ..events import (
     FitEnd,
     FitStart,
     Progress,
+    UserAction,
     call_hook,
     display_epoch,
+    epoch_of_step,
 )
 from ..files import atomic_write_text
 from ..summary import EpochResult, RunSummary
@@ -279,6 +281,7 @@ class Trainer:
         window = _Window(torch.zeros((), device=dev), 0, now)
         for b, (x, y, idx) in enumerate(self._loader(epoch)):
             self._wait_while_paused()
+            self._report_requests()
             if self.control.should_end:
                 run.ended = True
                 break
@@ -301,6 +304,7 @@ class Trainer:
     def _wait_while_paused(self) -> None:
         if not self.control.paused:
             return
+        self._report_requests()  # the pause, at the step where the run holds
         paused_at = time.perf_counter()
         while self.control.paused and not self.control.should_end:
             self.control.wait_while_paused(0.2)
@@ -327,6 +331,19 @@ class Trainer:
         r.scaler.update()
         ld.step()
         return lr, loss, out, y
+
+    def _report_requests(self) -> None:
+        """Fire on_user_action for each request of the run control since the last time, at
+        the step the run is at now."""
+        requests = self.control.take_requests()
+        if not requests:
+            return
+        step = self.ld.step_count if self.ld is not None else 0
+        position = epoch_of_step(step, self.steps_per_epoch)
+        for action, unit, when in requests:
+            call_hook(self.callbacks, "on_user_action",
+                      UserAction(action=action, unit=unit, step=step, epoch=position,
+                                 time=when))
 
     def _report_progress(self, epoch: int, batch: int, window: _Window, lr: float) -> None:
         """Fire on_progress with the window's mean loss: the only read-back in the loop."""
@@ -464,6 +481,7 @@ class Trainer:
             train_time_s=self._train_time, history=self._all_history())
 
     def _finish(self, status: str, message: str) -> FitResult:
+        self._report_requests()  # asked after the last batch (during validation, say)
         summary = self.summary(status)
         model = self.model
         if status == "cancelled" and self.output_dir is not None:
@@ -476,6 +494,7 @@ class Trainer:
                                     {"model": model.state_dict(), "epoch": -1})
                 atomic_write_text(self.output_dir / "summary.json",
                                   json.dumps(summary.to_dict(), indent=2, default=str))
+                self._save_pins()
             except LearnDropError as exc:  # e.g. the disk filled up: the run ends as failed
                 self._fail(exc, True)
                 raise
@@ -483,7 +502,21 @@ class Trainer:
                                                        summary=summary))
         return FitResult(status, message, summary)
 
+    def _save_pins(self) -> None:
+        """Units pinned or unpinned by hand during the run: the run folder's config.toml
+        keeps the pins the run ended with, so that a resume or a new run from it repeats
+        them."""
+        ld = self.ld
+        if ld is None or self.output_dir is None:
+            return
+        pinned = [u.name for u in ld.units if ld.is_pinned(u.name)]
+        if set(pinned) != set(self.cfg.drop.pinned):
+            cfg = self.cfg.copy()
+            cfg.drop.pinned = pinned
+            atomic_write_text(self.output_dir / "config.toml", config_to_toml(cfg))
+
     def _fail(self, exc: BaseException, started: bool) -> None:
+        self._report_requests()
         message = str(exc) if isinstance(exc, LearnDropError) else (
             f"internal error: {type(exc).__name__}: {exc}".splitlines()[0])
         summary = self.summary("failed") if self._prepared else RunSummary(status="failed")

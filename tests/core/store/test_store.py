@@ -23,6 +23,7 @@ from learndrop.core.events import (
     FitEnd,
     Progress,
     ScoreCheck,
+    UserAction,
 )
 from learndrop.core.store import (
     RunMessage,
@@ -30,8 +31,19 @@ from learndrop.core.store import (
     RunStore,
     StoreError,
     StoreRecorder,
+    WallClock,
     replay,
 )
+
+
+class Collect:
+    """Records every hook call as (hook, payload)."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def __getattr__(self, hook: str) -> Any:
+        return lambda payload: self.calls.append((hook, payload))
 
 
 @pytest.fixture()
@@ -60,13 +72,6 @@ def test_round_trip_reproduces_the_events(store_path: Path) -> None:
 def test_replay_feeds_callbacks_in_order(store_path: Path) -> None:
     stream = make_events()
     record(store_path, stream)
-
-    class Collect:
-        def __init__(self) -> None:
-            self.calls: list[tuple[str, Any]] = []
-
-        def __getattr__(self, hook: str) -> Any:
-            return lambda payload: self.calls.append((hook, payload))
 
     with RunStore(store_path) as store:
         sink = Collect()
@@ -184,7 +189,7 @@ def test_migrates_a_version_1_store(store_path: Path) -> None:
         assert [u.name for u in events[0].units] == ["features.0", "features.1"]
         assert events[3].scores == (0.05, 0.6) and events[4].index == 0
     conn = sqlite3.connect(store_path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3  # the current version
     conn.close()
     with RunStore(store_path) as store:  # reopening the migrated store is a no-op
         assert len(store.list_runs()) == 2
@@ -380,3 +385,98 @@ def test_real_trainer_run_is_recorded(store_path: Path, tmp_path: Path) -> None:
     early, rest = emitted[:start], emitted[start:]
     assert events == expected_replay([rest[0], *early, *rest[1:]])
     assert {DropEvent, ScoreCheck, Progress, EpochEnd} <= {type(e) for e in events}
+
+
+def _with_actions(stream: list[tuple[str, Any]], when: float) -> list[tuple[str, Any]]:
+    """The stream with a pin after its first check and a pause and resume after its first
+    epoch end, asked at ``when`` and later."""
+    first_check = next(i for i, (hook, _) in enumerate(stream) if hook == "on_scores")
+    first_end = next(i for i, (hook, _) in enumerate(stream) if hook == "on_epoch_end")
+    out = list(stream)
+    out.insert(first_end + 1, ("on_user_action", UserAction("resume", "", 4, 1.0, when + 30)))
+    out.insert(first_end + 1, ("on_user_action", UserAction("pause", "", 4, 1.0, when + 20)))
+    out.insert(first_check + 1, ("on_user_action", UserAction("pin", "block2", 2, 0.5, when)))
+    return out
+
+
+def test_user_actions_are_stored_and_replayed_with_their_time(store_path: Path) -> None:
+    when = time.time() - 7200
+    stream = _with_actions(make_events(), when)
+    record(store_path, stream)
+    with RunStore(store_path) as store:
+        events = store.load_events("demo-run")
+        assert events == expected_replay(stream)
+        sink = Collect()
+        replay(store.load_events("demo-run"), [sink])  # type: ignore[list-item]
+    assert sink.calls == stream
+    actions = [e for e in events if isinstance(e, UserAction)]
+    assert [(a.action, a.unit, a.step, a.time) for a in actions] == [
+        ("pin", "block2", 2, when), ("pause", "", 4, when + 20), ("resume", "", 4, when + 30)]
+
+
+def test_clock_says_when_logged_events_happened(store_path: Path) -> None:
+    before = time.time()
+    record(store_path, _with_actions(make_events(), 1_700_000_000.0))
+    after = time.time()
+    with RunStore(store_path) as store:
+        events = store.load_events("demo-run", clock=True)
+        run = store.get_run("demo-run")
+    assert isinstance(events[0], WallClock) and events[0].time == run.created
+    timed = {type(b).__name__: a.time for a, b in zip(events, events[1:])
+             if isinstance(a, WallClock)}
+    assert set(timed) == {"FitStart", "EpochStart", "DropEvent", "RunMessage",
+                          "CheckpointSaved", "UserAction", "FitEnd"}
+    assert before <= timed["DropEvent"] <= after and timed["FitEnd"] == run.updated
+    clocks = [e for e in events if isinstance(e, WallClock)]
+    pin = events[events.index(next(e for e in events if isinstance(e, UserAction))) - 1]
+    assert pin == WallClock(1_700_000_000.0) and len(clocks) > 5
+    assert not any(isinstance(e, (Progress, ScoreCheck, EpochEnd)) and
+                   isinstance(events[i - 1], WallClock) for i, e in enumerate(events))
+
+    class Times(Callback):
+        def __init__(self) -> None:
+            self.clock: float | None = None
+            self.drops: list[float | None] = []
+
+        def on_clock(self, wall_time: float) -> None:
+            self.clock = wall_time
+
+        def on_drop(self, event: DropEvent) -> None:
+            self.drops.append(self.clock)
+
+    sink = Times()
+    assert replay(events, [sink]) == len([e for e in events if not isinstance(e, WallClock)])
+    assert len(sink.drops) == 2 and all(before <= t <= after for t in sink.drops if t)
+
+
+def test_migrates_a_version_2_store(store_path: Path) -> None:
+    """Version 2 kept no drop times: the column is added, the old drops have no time."""
+    record(store_path, make_events())
+    conn = sqlite3.connect(store_path)
+    conn.execute("ALTER TABLE drops DROP COLUMN time")
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    with RunStore(store_path) as store:
+        events = store.load_events("demo-run", clock=True)
+        drops = [i for i, e in enumerate(events) if isinstance(e, DropEvent)]
+        assert len(drops) == 2 and not any(isinstance(events[i - 1], WallClock) for i in drops)
+    conn = sqlite3.connect(store_path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    conn.close()
+    record(store_path, make_events("second-run"))  # and new drops get their time
+    with RunStore(store_path) as store:
+        events = store.load_events("second-run", clock=True)
+    assert all(isinstance(events[i - 1], WallClock)
+               for i, e in enumerate(events) if isinstance(e, DropEvent))
+
+
+def test_epochs_done_counts_complete_epochs(store_path: Path) -> None:
+    """A run stopped in its third epoch has done 2, though its partial epoch has an end."""
+    stream = make_events(status="stopped")
+    last = next(i for i in range(len(stream) - 1, -1, -1) if stream[i][0] == "on_epoch_end")
+    end = stream[last][1]
+    stream[last] = ("on_epoch_end", dataclasses.replace(end, step=end.step - 1))
+    record(store_path, stream)
+    with RunStore(store_path) as store:
+        assert store.get_run("demo-run").epochs_done == 2
