@@ -175,6 +175,7 @@ class MainWindow(QMainWindow):
         signals.epoch_ended.connect(live.on_epoch_end)
         signals.checkpoint_saved.connect(live.on_checkpoint)
         signals.warning.connect(live.on_warning)
+        signals.user_action.connect(live.on_user_action)
         signals.fit_ended.connect(live.on_fit_end)
         signals.fit_started.connect(self._on_fit_start)
         signals.progress.connect(self._on_progress)
@@ -183,7 +184,10 @@ class MainWindow(QMainWindow):
 
     def _connect_panels(self) -> None:
         self.live.unit_action_requested.connect(self._on_unit_action)
+        self.live.notice.connect(lambda text: self.statusBar().showMessage(text, 12000))
         self.history.run_opened.connect(self._on_history_opened)
+        self.history.resume_requested.connect(self.resume_run)
+        self.history.settings_requested.connect(self.use_run_settings)
         self.history.following_ended.connect(self._on_following_ended)
         self.history.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.run_actions.start.triggered.connect(self.start_run)
@@ -232,6 +236,54 @@ class MainWindow(QMainWindow):
         cfg = self.setup.config()
         if self._remember:
             settings.save_last_config(cfg)
+        self._begin(cfg)
+        return True
+
+    @Slot(int)
+    def resume_run(self, run_id: int) -> bool:
+        """Continue stored run ``run_id`` from its checkpoint, in its own folder and into the
+        same stored run; False (with the reason in the status bar) when it cannot."""
+        if self._job is not None:
+            self.statusBar().showMessage("Cannot resume: a run is training in this window; "
+                                         "resume after it ends", 8000)
+            return False
+        try:
+            point = self.library.resume_point(run_id)
+        except LearnDropError as exc:
+            self.statusBar().showMessage(f"Cannot resume: {exc.message}", 12000)
+            self.history.show_problem(exc.message)
+            return False
+        shown = point.config.copy()
+        shown.output.name = ""  # the form's settings start a new run, not this one
+        self.setup.set_config(shown)
+        self._begin(point.config, resume_from=point.checkpoint, store_name=point.store_name)
+        self.statusBar().showMessage(f"Resuming {point.label} after epoch "
+                                     f"{point.epochs_done}", 8000)
+        return True
+
+    @Slot(int)
+    def use_run_settings(self, run_id: int) -> bool:
+        """Load a stored run's settings into the form (the pins it ended with included)."""
+        if self._job is not None:
+            self.statusBar().showMessage("The settings are locked while a run trains: load "
+                                         "them after it ends", 8000)
+            return False
+        try:
+            cfg = self.library.run_config(run_id)
+        except LearnDropError as exc:
+            self.history.show_problem(exc.message)
+            return False
+        self.setup.set_config(cfg)
+        self.setup_dock.show()
+        self.setup_dock.raise_()
+        self.statusBar().showMessage("Settings loaded from the run history: press Start to "
+                                     "train with them", 8000)
+        return True
+
+    def _begin(self, cfg: RunConfig, resume_from: Path | None = None,
+               store_name: str = "") -> None:
+        """Start the training job for ``cfg`` (from ``resume_from``'s checkpoint, recorded
+        into the stored run ``store_name``, when resuming)."""
         self._fit_start = self._fit_end = None
         self.last_status = self.last_error = self.last_output_dir = ""
         self._epochs = cfg.train.epochs
@@ -239,13 +291,13 @@ class MainWindow(QMainWindow):
         self.live.reset()
         store = self._recording_store()
         self._job = TrainingJob(cfg, [QtBridge(self.signals)], RunControl(), parent=self,
-                                store=store, record=store is not None)
+                                store=store, record=store is not None,
+                                resume_from=resume_from, store_name=store_name)
         self._job.ended.connect(self._on_job_ended)
         self._set_state(RunState.STARTING)
         self.progress_bar.setRange(0, 0)
         self.progress_bar.show()
         self._job.start()
-        return True
 
     def _recording_store(self) -> Path | None:
         """The run store to record into, opened here so a problem is told before training

@@ -24,6 +24,7 @@ from learndrop.core.events import (
     Progress,
     SavingsReport,
     ScoreCheck,
+    UserAction,
 )
 from learndrop.core.monitor import RunHistory
 
@@ -51,6 +52,7 @@ class LivePanel(QWidget, Callback):
 
     unit_action_requested = Signal(str, str)  # action ("pin", "unpin", "drop"), unit name
     unit_selected = Signal(str)
+    notice = Signal(str)  # one line for the status bar
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -69,6 +71,7 @@ class LivePanel(QWidget, Callback):
             "details": self.details}
         self._dirty: set[str] = set()
         self._split_done = False
+        self._clock: float | None = None  # a replay's clock, handed to the run's history
 
         self.tabs = QTabWidget()
         self.tabs.addTab(self.score_plot, "Learning scores")
@@ -113,6 +116,8 @@ class LivePanel(QWidget, Callback):
     @Slot(object)
     def on_fit_start(self, event: FitStart) -> None:
         self._use_history(RunHistory())
+        if self._clock is not None:
+            self.history.on_clock(self._clock)
         self.history.on_fit_start(event)
         self._reset_views()
         self.strip.set_actions_enabled(True)
@@ -153,6 +158,17 @@ class LivePanel(QWidget, Callback):
         self.history.on_checkpoint(event)
         self._mark("log")
 
+    @Slot(object)
+    def on_user_action(self, event: UserAction) -> None:
+        self.history.on_user_action(event)
+        self._mark("strip", "details", "gauges", "log")
+
+    @Slot(float)
+    def on_clock(self, wall_time: float) -> None:
+        """A replayed run's events come with the time they happened."""
+        self._clock = wall_time
+        self.history.on_clock(wall_time)
+
     @Slot(str)
     def on_warning(self, message: str) -> None:
         self.history.on_warning(message)
@@ -177,6 +193,7 @@ class LivePanel(QWidget, Callback):
     def reset(self) -> None:
         """Empty every view (no run shown)."""
         self.timer.stop()
+        self._clock = None
         self._use_history(RunHistory())
         self.strip.set_actions_enabled(False)
         self._reset_views()
@@ -266,11 +283,20 @@ class LivePanel(QWidget, Callback):
         self.unit_selected.emit(name)
 
     def _on_unit_action(self, action: str, unit: str) -> None:
+        """Show a pin at once (the run confirms it at its next step, and the log says so
+        then); say when a pin keeps later units from being dropped."""
         if action in ("pin", "unpin") and self.history.has_unit(unit):
             self.history.set_pinned(unit, action == "pin")
             self._mark("strip", "details")
-        verb = {"pin": "pin", "unpin": "unpin", "drop": "drop"}.get(action, action)
-        self.history.note("info", f"asked the run to {verb} {unit}")
-        self._mark("log")
+        blocked = self.history.blocked_by_pin(unit) if action == "pin" else []
+        if blocked:
+            names = ", ".join(blocked[:3]) + (f" and {len(blocked) - 3} more"
+                                              if len(blocked) > 3 else "")
+            text = (f"{unit} is pinned: units drop front to back (drop order prefix), so "
+                    f"{names} cannot be dropped either while it is pinned")
+            self.history.note("info", text)
+            self._mark("log")
         self.unit_action_requested.emit(action, unit)
+        if blocked:
+            self.notice.emit(text)
         self.redraw()

@@ -12,6 +12,7 @@ that cannot be written never stops training: the recorder keeps the reason in it
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import weakref
@@ -23,7 +24,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from learndrop.core.config import RunConfig
 from learndrop.core.errors import LearnDropError
-from learndrop.core.events import Callback
+from learndrop.core.events import Callback, FitStart
 from learndrop.core.store import StoreRecorder
 from learndrop.core.training import FitResult, RunControl
 
@@ -62,13 +63,26 @@ def cancel_running(timeout_ms: int = 60_000) -> int:
     return len(left)
 
 
+class _SameRunRecorder(StoreRecorder):
+    """Records a resumed run into its stored run, also when the store knows it under another
+    name than its folder's (a name taken when it was first stored, say)."""
+
+    def __init__(self, store: str | Path | None, store_name: str) -> None:
+        super().__init__(store)
+        self.store_name = store_name
+
+    def on_fit_start(self, event: FitStart) -> None:
+        super().on_fit_start(dataclasses.replace(event, run_name=self.store_name))
+
+
 class TrainingWorker(QObject):
     """Runs one ``Trainer.fit()`` in whatever thread it was moved to.
 
     ``failed(message)`` carries a one-line reason; ``finished(result)`` always comes last and
     carries the engine's ``FitResult`` (``None`` when the run could not produce one).
     ``store`` is the run store to record into (``None``: the default one); ``record=False``
-    records nothing.
+    records nothing. ``resume_from`` continues a run from its checkpoint (``config`` then
+    names the run's own folder), recorded into the stored run ``store_name``.
     """
 
     failed = Signal(str)
@@ -76,10 +90,15 @@ class TrainingWorker(QObject):
 
     def __init__(self, config: RunConfig, callbacks: Sequence[Callback],
                  control: RunControl, *, store: str | Path | None = None,
-                 record: bool = True) -> None:
+                 record: bool = True, resume_from: Path | None = None,
+                 store_name: str = "") -> None:
         super().__init__()
         self._config = config
-        self.recorder: StoreRecorder | None = StoreRecorder(store) if record else None
+        self._resume_from = resume_from
+        self.recorder: StoreRecorder | None = None
+        if record:
+            self.recorder = (_SameRunRecorder(store, store_name) if resume_from and store_name
+                             else StoreRecorder(store))
         self._callbacks = ([self.recorder] if self.recorder else []) + list(callbacks)
         self._control = control
 
@@ -90,7 +109,8 @@ class TrainingWorker(QObject):
         try:
             from learndrop.core.training import Trainer
 
-            trainer = Trainer(self._config, callbacks=self._callbacks, control=self._control)
+            trainer = Trainer(self._config, callbacks=self._callbacks, control=self._control,
+                              resume_from=self._resume_from)
             result = trainer.fit()
         except LearnDropError as exc:
             self.failed.emit(exc.message)
@@ -114,7 +134,8 @@ class TrainingJob(QObject):
 
     def __init__(self, config: RunConfig, callbacks: Sequence[Callback],
                  control: RunControl, parent: QObject | None = None, *,
-                 store: str | Path | None = None, record: bool = True) -> None:
+                 store: str | Path | None = None, record: bool = True,
+                 resume_from: Path | None = None, store_name: str = "") -> None:
         super().__init__(parent)
         self.control = control
         self.error: str | None = None
@@ -122,8 +143,9 @@ class TrainingJob(QObject):
         self._running = False
         self._thread: QThread | None = QThread()
         self._thread.setObjectName(THREAD_NAME)
-        self._worker: TrainingWorker | None = TrainingWorker(config, callbacks, control,
-                                                             store=store, record=record)
+        self._worker: TrainingWorker | None = TrainingWorker(
+            config, callbacks, control, store=store, record=record, resume_from=resume_from,
+            store_name=store_name)
         self.recorder = self._worker.recorder
         self._worker.moveToThread(self._thread)
 

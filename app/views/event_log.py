@@ -22,8 +22,8 @@ from ..theme import Theme, current_theme
 
 __all__ = ["EventLog"]
 
-_KIND_LABELS = {"drop": "Drop", "checkpoint": "Checkpoint", "warning": "Warning",
-                "error": "Error", "info": "Info"}
+_KIND_LABELS = {"drop": "Drop", "checkpoint": "Checkpoint", "action": "Your action",
+                "warning": "Warning", "error": "Error", "info": "Info"}
 #: the most lines kept on screen (the history keeps them all)
 MAX_ROWS = 5000
 

@@ -182,3 +182,103 @@ def test_a_broken_store_does_not_stop_training(qtbot: Any, make_window: Any,
     said = [m for m in messages if "not recorded" in m]
     assert said and one_line(said[0]) and "store.sqlite" in said[0]
     assert one_line(w.history.last_error)
+
+
+def test_user_actions_are_recorded_and_replayed(qtbot: Any, make_window: Any,
+                                                tiny_config: Config, tmp_path: Path) -> None:
+    """Pin from the network strip, pause and resume: the run records each with its time;
+    opened again from the history, the unit is pinned (not "settling") and the log dates
+    every line when it happened, not when the run was opened."""
+    from learndrop.core.report import load_run
+    from learndrop.core.store import RunStore
+
+    store = tmp_path / "store.sqlite"
+    window = make_window(tiny_config(tmp_path / "runs", **{"train.log_every": 1}), store,
+                         error_dialogs=False)
+    units: list[str] = []
+    actions: list[Any] = []
+    window.signals.fit_started.connect(lambda ev: units.extend(u.name for u in ev.units))
+    window.signals.user_action.connect(actions.append)
+    start_and_wait_progress(qtbot, window)
+    window.live.strip.unit_action_requested.emit("pin", units[0])
+    assert window.live.history.unit_state(0) == "pinned"  # shown at once
+    window.toggle_pause()
+    qtbot.waitUntil(lambda: [a.action for a in actions] == ["pin", "pause"], timeout=10_000)
+    qtbot.wait(1100)
+    window.toggle_pause()
+    assert wait_run(qtbot, window) == "finished"
+    assert [(a.action, a.unit) for a in actions] == [("pin", units[0]), ("pause", ""),
+                                                     ("resume", "")]
+    assert actions[2].time - actions[1].time >= 1.0
+    log = window.live.event_log
+    shown = [log.row_text(r) for r in range(log.row_count())]
+    assert sum("Your action" in row for row in shown) == 3
+
+    run_id = window.history.current_run_id
+    with RunStore(store) as s:
+        data = load_run(s, run_id)
+    assert [a.action for a in data.actions] == ["pin", "pause", "resume"]
+    assert {u.name: u.state for u in data.unit_rows()}[units[0]] == "pinned"
+
+    qtbot.wait(1100)  # opening later than anything happened
+    assert window.history.open_run(run_id)
+    h = window.live.history
+    assert h.unit_state(0) == "pinned" and not h.running
+    assert h.log[0].wall_time == data.record.created
+    stored = [a.time for a in data.actions]
+    assert [e.wall_time for e in h.log if e.kind == "action"] == stored
+    assert all(e.wall_time <= data.record.updated + 0.001 for e in h.log)
+
+
+def test_resume_from_the_history_continues_the_same_run(
+        qtbot: Any, make_window: Any, three_epoch_config: Config, tmp_path: Path) -> None:
+    """A run stopped in its second epoch: Resume in the history continues it from its
+    checkpoint into the same stored run, which then finishes its three epochs."""
+    store = tmp_path / "store.sqlite"
+    w = make_window(three_epoch_config(tmp_path / "runs"), store, error_dialogs=False)
+    w.signals.epoch_ended.connect(lambda ev: w.stop_run() if ev.epoch == 0 else None)
+    assert w.start_run()
+    assert wait_run(qtbot, w) == "stopped"
+    w.history.refresh()
+    (run,) = w.history.runs()
+    assert run.status == "stopped" and run.epochs_done == 1
+    w.history.select_run(run.id)
+    assert w.history.resume_action.isEnabled()
+
+    with qtbot.waitSignal(w.signals.fit_started, timeout=RUN_TIMEOUT_MS) as started:
+        w.history.resume_action.trigger()
+    assert started.args[0].resumed_from_epoch == 1
+    assert not w.setup.editor("train.epochs").widget.isEnabled() or w.state.busy
+    assert wait_run(qtbot, w) == "finished"
+    w.history.refresh()
+    (again,) = w.history.runs()
+    assert again.id == run.id and again.status == "finished" and again.epochs_done == 3
+    assert again.output_dir == run.output_dir
+    w.history.select_run(run.id)
+    assert not w.history.resume_action.isEnabled()  # finished: nothing to continue
+    assert not w.resume_run(run.id) and "finished all its epochs" in w.history.last_error
+    assert one_line(w.history.last_error)
+
+
+def test_use_these_settings_loads_a_run_into_the_form(
+        qtbot: Any, make_window: Any, tiny_config: Config, tmp_path: Path) -> None:
+    """The settings of a past run, with the pin made during it, fill the form for a new run
+    (whose name is its own)."""
+    store = tmp_path / "store.sqlite"
+    w = make_window(tiny_config(tmp_path / "runs", **{"train.epochs": 1, "optim.lr": 0.02,
+                                                     "train.log_every": 1}),
+                    store, error_dialogs=False)
+    units: list[str] = []
+    w.signals.fit_started.connect(lambda ev: units.extend(u.name for u in ev.units))
+    start_and_wait_progress(qtbot, w)
+    w.live.strip.unit_action_requested.emit("pin", units[1])
+    assert wait_run(qtbot, w) == "finished"
+    w.setup.reset_defaults()
+    assert w.setup.config().optim.lr != 0.02
+    w.history.refresh()
+    w.history.select_run(w.history.runs()[0].id)
+    w.history.settings_action.trigger()
+    cfg = w.setup.config()
+    assert cfg.optim.lr == 0.02 and cfg.train.epochs == 1 and cfg.data.limit == 512
+    assert cfg.drop.pinned == [units[1]] and cfg.output.name == ""
+    assert w.setup.valid
