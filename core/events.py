@@ -173,6 +173,15 @@ class SavingsReport:
     projected_time_saved_s: float
     efficiency: float | None
 
+    @property
+    def predicted_time_saved_s(self) -> float | None:
+        """The time saving the FLOP count predicts so far: the share of training FLOPs saved
+        over the run times the full network's measured time for the steps done (``None``
+        before the full network's step time is measured)."""
+        if not self.full_step_time_s or self.cumulative_train_flops_saved is None:
+            return None
+        return self.cumulative_train_flops_saved * self.full_step_time_s * self.step
+
 
 @dataclass(frozen=True)
 class EpochEnd:

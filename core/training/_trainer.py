@@ -410,19 +410,25 @@ class Trainer:
         return time.perf_counter() - self._t0
 
     def _eta(self, epoch: int, batch: int) -> float:
-        """Seconds left after ``batch`` batches of epoch index ``epoch``."""
+        """Seconds left after ``batch`` batches of epoch index ``epoch``: the steps left at
+        the current measured step time, plus this session's time outside the steps per
+        step (the average time per step until the step time is measured)."""
         done = epoch * self.steps_per_epoch + batch
         done_here = done - self.start_epoch * self.steps_per_epoch
         if self.time_budget_s:
             return max(self.time_budget_s - self.elapsed(), 0.0)
         if done_here <= 0:
             return float("nan")
-        rate = self.elapsed() / done_here
         remaining = self.total_steps - done
-        meter = self._ready().ld.meter  # step times only: no pass over the parameters here
-        if meter is not None and meter.step_time and meter.full_step_time:
-            rate = rate * meter.step_time / meter.full_step_time
-        return max(remaining * rate, 0.0)
+        ld = self._ready().ld
+        meter = ld.meter  # step times only: no pass over the parameters here
+        now = meter.step_time if meter is not None else None
+        if now:
+            # the current step time (it falls as units drop), plus the time outside the
+            # steps (validation, checkpoints) spread over the steps done
+            outside = max(self.elapsed() - ld.train_time_s, 0.0) / done_here
+            return max(remaining * (now + outside), 0.0)
+        return max(remaining * self.elapsed() / done_here, 0.0)
 
     def _nan_message(self, step: int, epoch: int) -> str:
         ck = self.output_dir / "checkpoint.pt" if self.output_dir else None

@@ -188,3 +188,39 @@ def test_metrics_and_details(live_panel: LivePanel, stream: Any) -> None:
     live_panel.select_unit(d.unit)
     assert "Dropped" in live_panel.details.field_text("state")
     assert f"step {d.step}" in live_panel.details.field_text("dropped")
+
+
+def test_gauges_explain_savings_and_follow_pause_and_end(live_panel: LivePanel,
+                                                          stream: Any) -> None:
+    """Time saved: measured (never rounded to nothing) next to the FLOP-predicted value;
+    freeze mode's zero forward saving says why; the time left says paused while paused; a
+    run that ended counts its complete epochs."""
+    import dataclasses
+
+    from learndrop.core.events import UserAction
+
+    ends = [i for i, (hook, _) in enumerate(stream) if hook == "on_epoch_end"]
+    cut = ends[3] + 1
+    feed(live_panel, stream[:cut])
+    g = live_panel.gauges
+    last = stream[ends[3]][1]
+    small = dataclasses.replace(last.savings, time_saved_s=0.042, forward_flops_saved=0.0)
+    live_panel.on_epoch_end(dataclasses.replace(last, savings=small))
+    live_panel.redraw()
+    assert g.time.value.text() == "0.042 s"
+    assert "FLOP-predicted" in g.time.detail.text()
+    assert format_duration(small.predicted_time_saved_s, precise=True) in g.time.detail.text()
+    assert g.forward.value.text() == "0.0%" and "freeze" in g.forward.detail.text()
+    assert "cache and skip" in g.forward.detail.text()
+    assert g.eta_label.text().startswith("Time left: ") and "paused" not in g.eta_label.text()
+    live_panel.on_user_action(UserAction("pause", "", last.step, 4.0, 0.0))
+    live_panel.redraw()
+    assert g.eta_label.text() == "Time left: paused"
+    live_panel.on_user_action(UserAction("resume", "", last.step, 4.0, 0.0))
+    report = next(ev for hook, ev in stream[cut:] if hook == "on_progress")
+    live_panel.on_progress(report)  # a report in the fifth epoch
+    live_panel.redraw()
+    assert g.epoch_label.text() == f"Epoch {report.epoch + 1} of 8"
+    live_panel.on_fit_end(FitEnd("stopped", ""))
+    live_panel.redraw()
+    assert g.epoch_label.text() == "4 of 8 epochs complete"  # as the run history counts

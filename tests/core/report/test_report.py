@@ -221,3 +221,22 @@ def test_user_actions_in_show_and_reports(tmp_path: Path,
     out = capsys.readouterr().out
     assert "Your actions" in out and "pinned stem" in out
     assert "block2" in out and "trained" not in out.split("Units", 1)[1].split("Drops")[0]
+
+
+def test_comparison_legend_keeps_alike_names_apart(tmp_path: Path) -> None:
+    """Default names differ at their end (the start time): the plots' legend must not cut
+    both to the same text; a caption names dashed baselines only when one is drawn."""
+    import re
+
+    path = tmp_path / "store.sqlite"
+    names = ["small_cnn-digits-20261201-153012", "small_cnn-digits-20261201-160544"]
+    for name in names:
+        record(path, make_events(name, epochs=EPOCHS, steps_per_epoch=STEPS))
+    with RunStore(path) as store:
+        report = build_report(store, names[0], compare=[names[1]])
+    from learndrop.core.report import plots
+
+    charts = {p.key: p for p in plots(report)}
+    legend = re.findall(r">([^<]*(?:153012|160544)[^<]*)<", charts["cmp_accuracy"].svg)
+    assert len(set(legend)) == 2 and all(len(t) <= 22 for t in legend)
+    assert charts["cmp_accuracy"].caption == ""  # no baseline drawn, no dashed line
