@@ -225,8 +225,8 @@ class RunConfig:
         from .models import list_models
 
         if self.model.name not in list_models():
-            out.append(("model.name", f"unknown model '{self.model.name}': pick one of "
-                        f"{', '.join(list_models())}"))
+            out.append(("model.name", f"unknown model '{self.model.name}': pick a name that "
+                        f"'learndrop models' lists, e.g. small_cnn, resnet20 or mobilenet_v2"))
         if self.data.dataset not in list_datasets():
             out.append(("data.dataset", f"unknown data set '{self.data.dataset}': pick one of "
                         f"{', '.join(list_datasets())}"))

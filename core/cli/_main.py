@@ -45,6 +45,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _help(path: str) -> str:
+    return field_doc(path).replace("%", "%%")  # argparse %-formats help texts
+
+
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML or JSON config file; flags override it")
     g = p.add_argument_group("common settings")
@@ -52,7 +56,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     for alias, path in ALIASES.items():
         choices = field_choices(path)
         g.add_argument(f"--{alias}", dest=f"set:{path}", metavar=(
-            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=field_doc(path))
+            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=_help(path))
     a = p.add_argument_group("every setting (section.name)")
     for path in field_paths():
         if path in back:
@@ -60,7 +64,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
             continue
         choices = field_choices(path)
         a.add_argument(f"--{path}", dest=f"set:{path}", metavar=(
-            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=field_doc(path))
+            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=_help(path))
 
 
 def build_config(args: argparse.Namespace) -> RunConfig:
@@ -252,11 +256,17 @@ def build_config_for_bench(args: argparse.Namespace) -> RunConfig:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from ..models import list_models, model_info
+    from ..models import SMALL_IMAGE_SIZE, list_models, model_info
 
-    for name in list_models():
-        info = model_info(name)
-        print(f"{name:<12} {info.family:<7} {info.description}")
+    infos = [model_info(name) for name in list_models()]
+    width = max(len(i.name) for i in infos)
+    print(f"{'model':<{width}}  {'family':<12} {'pixels':<7} description")
+    for info in infos:
+        mark = "*" if info.fits_small_images else " "
+        print(f"{info.name:<{width}}  {info.family:<12} {info.size_text():<5} {mark} "
+              f"{info.description}")
+    print(f"pixels: the smallest image side a model takes (=N: exactly N); "
+          f"* fits {SMALL_IMAGE_SIZE} px images. Set data.image_size to match.")
     return 0
 
 

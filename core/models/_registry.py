@@ -1,4 +1,9 @@
-"""The model registry: names, one-line descriptions and checked builders."""
+"""The model registry: names, one-line descriptions and checked builders.
+
+The registry's own models (small_cnn, the CIFAR ResNets, and VGG/ResNet adapted to small
+images) come first; every other torchvision classification model is available by its
+torchvision name (see :mod:`._torchvision_catalog`).
+"""
 
 from __future__ import annotations
 
@@ -10,23 +15,47 @@ from typing import Literal
 from torch import nn
 
 from ..errors import ModelError
+from ._torchvision_catalog import build_torchvision, torchvision_family, torchvision_names
 from .cifar_resnet import CifarResNet
 from .small_cnn import SmallCNN
 from .torchvision_models import build_resnet, build_vgg
 
-__all__ = ["ModelInfo", "get_model", "list_models", "model_info"]
+__all__ = ["SMALL_IMAGE_SIZE", "ModelInfo", "get_model", "list_models", "model_info"]
 
-Family = Literal["resnet", "vgg", "cnn"]
+Family = Literal["resnet", "vgg", "cnn", "alexnet", "mobilenet", "efficientnet", "densenet",
+                 "convnext", "regnet", "shufflenet", "mnasnet", "squeezenet", "inception",
+                 "vit", "swin", "maxvit"]
+
+#: the image side of the small data sets (CIFAR, MNIST resized): a model "fits small images"
+#: when it takes images this small
+SMALL_IMAGE_SIZE = 32
 
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the registry knows about a model before building it."""
+    """What the registry knows about a model before building it.
+
+    ``fixed_image_size``: the one image size the model takes (ViT, MaxViT), else None.
+    ``source``: ``"learndrop"`` for the registry's own builders, ``"torchvision"`` for a
+    torchvision model built as torchvision defines it."""
 
     name: str
     family: Family
     description: str
     min_image_size: int
+    fixed_image_size: int | None = None
+    source: Literal["learndrop", "torchvision"] = "learndrop"
+
+    @property
+    def fits_small_images(self) -> bool:
+        """Whether it takes 32 px images (CIFAR-10, resized MNIST)."""
+        return self.fixed_image_size is None and self.min_image_size <= SMALL_IMAGE_SIZE
+
+    def size_text(self) -> str:
+        """``"32+"`` (at least 32 px) or ``"=224"`` (exactly 224 px)."""
+        if self.fixed_image_size is not None:
+            return f"={self.fixed_image_size}"
+        return f"{self.min_image_size}+"
 
 
 Builder = Callable[..., nn.Module]
@@ -71,17 +100,47 @@ _add("resnet152", "resnet", "ResNet-152 (torchvision, bottleneck blocks); 3x3 st
      "max-pool below 100 px; width is ignored.", 8, partial(build_resnet, "resnet152"))
 
 
+def _torchvision_entry(name: str) -> tuple[ModelInfo, Builder]:
+    fam = torchvision_family(name)
+    if fam.fixed_image_size is not None:
+        size = f"exactly {fam.fixed_image_size} px"
+    else:
+        size = f"{fam.min_image_size} px or more"
+    description = f"{fam.title} (torchvision; random init, width ignored); {size}."
+    info = ModelInfo(name, fam.family, description,  # type: ignore[arg-type]
+                     fam.min_image_size, fam.fixed_image_size, "torchvision")
+    return info, partial(build_torchvision, name)
+
+
+def _torchvision_models() -> dict[str, tuple[ModelInfo, Builder]]:
+    """torchvision's classification models not shadowed by the registry's own entries."""
+    if not _TORCHVISION:
+        for name in torchvision_names():
+            if name not in _MODELS:
+                _TORCHVISION[name] = _torchvision_entry(name)
+    return _TORCHVISION
+
+
+_TORCHVISION: dict[str, tuple[ModelInfo, Builder]] = {}
+
+
 def list_models() -> list[str]:
-    """Names of every registered model, sorted."""
-    return sorted(_MODELS)
+    """Names of every model: the registry's own and torchvision's classification models,
+    sorted."""
+    return sorted([*_MODELS, *_torchvision_models()])
 
 
 def _lookup(name: str) -> tuple[ModelInfo, Builder]:
     try:
         return _MODELS[name]
     except (KeyError, TypeError):
-        raise ModelError(f"unknown model {name!r}: pick one of "
-                         f"{', '.join(list_models())}") from None
+        pass
+    try:
+        return _torchvision_models()[name]
+    except (KeyError, TypeError):
+        raise ModelError(f"unknown model {name!r}: pick one of {', '.join(sorted(_MODELS))} "
+                         f"or a torchvision classification model such as mobilenet_v2 "
+                         f"('learndrop models' lists them all)") from None
 
 
 def model_info(name: str) -> ModelInfo:
@@ -95,7 +154,8 @@ def _is_int(value: object) -> bool:
 
 def get_model(name: str, *, num_classes: int, in_channels: int = 3, image_size: int = 32,
               width: float = 1.0) -> nn.Module:
-    """Build model ``name`` for the given data; it has ``learndrop_units()``."""
+    """Build model ``name`` for the given data. The registry's own models have
+    ``learndrop_units()``; torchvision's leave their units to the engine's discovery."""
     info, build = _lookup(name)
     if not _is_int(num_classes) or num_classes < 2:
         raise ModelError(f"{name} needs at least 2 classes, got num_classes={num_classes!r}: "
@@ -103,6 +163,11 @@ def get_model(name: str, *, num_classes: int, in_channels: int = 3, image_size: 
     if not _is_int(in_channels) or in_channels < 1:
         raise ModelError(f"{name} needs at least 1 input channel, got "
                          f"in_channels={in_channels!r}: check the data set's channels")
+    if info.fixed_image_size is not None and image_size != info.fixed_image_size:
+        raise ModelError(f"{name} needs images of exactly {info.fixed_image_size}x"
+                         f"{info.fixed_image_size} pixels, got {image_size!r}: set "
+                         f"data.image_size to {info.fixed_image_size}, or pick a model for "
+                         f"other image sizes")
     if not _is_int(image_size) or image_size < info.min_image_size:
         raise ModelError(f"{name} needs images of at least {info.min_image_size}x"
                          f"{info.min_image_size} pixels, got {image_size!r}: set "
