@@ -17,6 +17,7 @@ import pytest
 from factories import HookRecorder, expected_replay, make_events, record, tiny_config
 from learndrop.core.errors import LearnDropError
 from learndrop.core.events import (
+    Callback,
     DropEvent,
     EpochEnd,
     FitEnd,

@@ -283,7 +283,8 @@ def test_user_actions_are_reported_where_the_run_takes_them(tmp_path: Path) -> N
             seen.append(ev)
 
     act = Act()
-    result = Trainer(tiny_config(tmp_path, warmup_epochs=0), [act], control).fit()
+    cfg = tiny_config(tmp_path, **{"drop.warmup_epochs": 0, "train.log_every": 2})
+    result = Trainer(cfg, [act], control).fit()
     assert result.status == "stopped"
     assert [(a.action, a.unit) for a in seen] == [
         ("pin", act.units[0]), ("pause", ""), ("resume", ""), ("stop", "")]
@@ -302,7 +303,7 @@ def test_eta_uses_the_current_step_time(tmp_path: Path) -> None:
     falls as units drop) plus the time outside the steps, spread over the steps done."""
     import time
 
-    trainer = Trainer(tiny_config(tmp_path, warmup_epochs=0))
+    trainer = Trainer(tiny_config(tmp_path, **{"drop.warmup_epochs": 0}))
     assert trainer.fit().status == "finished"
     ld = trainer.ld
     assert ld is not None and ld.meter is not None and ld.meter.step_time
