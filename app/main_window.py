@@ -91,6 +91,7 @@ class MainWindow(QMainWindow):
         self._default_size()
         if remember:
             self._restore_layout()
+            self.live.set_view_options(settings.load_view_options())
 
     # ---- construction ---------------------------------------------------------------------
     def _build_docks_and_bars(self) -> None:
@@ -500,6 +501,7 @@ class MainWindow(QMainWindow):
             settings.save_last_config(self.setup.config())
             settings.save_window_layout(bytes(self.saveGeometry().data()),
                                         bytes(self.saveState().data()))
+            settings.save_view_options(self.live.view_options())
         self.history.close_store()
         event.accept()
 

@@ -215,6 +215,15 @@ class LivePanel(QWidget, Callback):
             self._mark("strip", "details")
             self.redraw()
 
+    def view_options(self) -> dict[str, dict[str, object]]:
+        """The reader's choices in the views, by view, to restore at the next start."""
+        return {"score_plot": self.score_plot.view_options(),
+                "event_log": self.event_log.view_options()}
+
+    def set_view_options(self, options: dict[str, dict[str, object]]) -> None:
+        self.score_plot.set_view_options(options.get("score_plot", {}))
+        self.event_log.set_view_options(options.get("event_log", {}))
+
     def select_unit(self, name: str) -> None:
         self.strip.set_selected(name)
         self._on_unit_selected(name)

@@ -222,3 +222,67 @@ def test_gauges_explain_savings_and_follow_pause_and_end(live_panel: LivePanel,
     live_panel.on_fit_end(FitEnd("stopped", ""))
     live_panel.redraw()
     assert g.epoch_label.text() == "4 of 8 epochs complete"  # as the run history counts
+
+
+def test_score_plot_names_the_curve_under_the_cursor(live_panel: LivePanel, stream: Any,
+                                                     qtbot: Any) -> None:
+    """Hovering a curve names its unit with the score and epoch there, and draws it bold;
+    away from every curve nothing is named."""
+    from PySide6.QtCore import QPointF
+
+    feed(live_panel, stream)
+    live_panel.show()
+    qtbot.waitExposed(live_panel)
+    sp, h = live_panel.score_plot, live_panel.history
+    k = h.n_checks() - 1
+    unit = 10  # never dropped
+    epoch, score = float(h.check_epochs()[k]), float(h.score_matrix()[k, unit])
+    found = sp.curve_near(epoch, score)
+    assert found is not None and found[0] == unit and found[2] == pytest.approx(score)
+    assert sp.curve_near(epoch, 5.0) is None  # far above every curve
+    # through the mouse: the scene position of that point
+    scene = sp.plot.vb.mapViewToScene(QPointF(epoch, score))
+    sp._on_mouse_moved(scene)
+    assert sp.hovered == unit
+    assert sp.readout_text().startswith(f"{h.units[unit].name}: {score:.3f} at epoch")
+    assert len(sp.hover_curve.getData()[0]) == h.n_checks()
+    sp._on_mouse_moved(sp.plot.vb.mapViewToScene(QPointF(epoch, 5.0)))
+    assert sp.hovered is None and sp.readout_text() == ""
+    assert "logarithmic" in sp.log_box.toolTip() and "moving average" in sp.smooth_box.toolTip()
+
+
+def test_smoothing_strength_and_markers_on_the_smoothed_curves(live_panel: LivePanel,
+                                                               stream: Any) -> None:
+    feed(live_panel, stream)
+    sp, h = live_panel.score_plot, live_panel.history
+    raw_markers = sp.marker_positions()
+    sp.set_smoothing(True)
+    assert sp.span_box.isEnabled() and h.smoothing_alpha == pytest.approx(2 / 7)
+    live_panel.redraw()
+    smoothed = h.smoothed_score_matrix()
+    expected = [(d.epoch, pytest.approx(float(smoothed[d.check - 1, d.index])))
+                for d in h.drops]
+    assert sp.marker_positions() == expected and sp.marker_positions() != raw_markers
+    before = float(smoothed[-1, 10])
+    sp.set_smoothing_span(20)
+    assert h.smoothing_alpha == pytest.approx(2 / 21)
+    assert float(h.smoothed_score_matrix()[-1, 10]) != pytest.approx(before)
+    assert sp.view_options() == {"log_scale": False, "smooth": True, "smooth_checks": 20}
+    sp.set_smoothing(False)
+    live_panel.redraw()
+    assert sp.marker_positions() == raw_markers
+
+
+def test_event_log_hides_checkpoints(live_panel: LivePanel, stream: Any) -> None:
+    feed(live_panel, stream)
+    log = live_panel.event_log
+    rows = log.row_count()
+    log.kind_actions["checkpoint"].setChecked(False)
+    assert log.row_count() == rows - 8
+    assert not any("Checkpoint" in log.row_text(r) for r in range(log.row_count()))
+    assert log.view_options() == {"hidden": "checkpoint"}
+    live_panel.on_checkpoint(stream[-2][1])
+    live_panel.redraw()
+    assert log.row_count() == rows - 8  # new ones stay hidden too
+    log.set_view_options({"hidden": ""})
+    assert log.row_count() == rows + 1
