@@ -10,7 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QGuiApplication,
+    QIcon,
+    QKeySequence,
+    QResizeEvent,
+)
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMenu, QProgressBar, QToolBar
 
 from learndrop.core.config import RunConfig
@@ -109,7 +116,6 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.history_dock)
         self.tabifyDockWidget(self.setup_dock, self.history_dock)
         self.setup_dock.raise_()
-        self.resizeDocks([self.setup_dock], [380], Qt.Orientation.Horizontal)
 
         self.toolbar = QToolBar("Run", self)
         self.toolbar.setObjectName("run-toolbar")
@@ -506,14 +512,34 @@ class MainWindow(QMainWindow):
         event.accept()
 
     def _default_size(self) -> None:
-        """1400x900, or 92% of a smaller screen (headless platforms keep the full size)."""
+        """1400x900, or what a smaller screen has room for (all of it below 1280 pixels
+        wide: the window works down to 1024x640); headless platforms keep the full size."""
         width, height = 1400, 900
         screen = self.screen()
         if screen is not None and QGuiApplication.platformName() not in ("offscreen", "minimal"):
             area = screen.availableGeometry()
-            width = min(width, int(area.width() * 0.92))
-            height = min(height, int(area.height() * 0.92))
+            share = 1.0 if area.width() < 1280 else 0.92
+            width = min(width, int(area.width() * share))
+            height = min(height, int(area.height() * share))
         self.resize(width, height)
+        self.fit_docks()
+
+    def fit_docks(self) -> None:
+        """The setup and history docks take about a quarter of the width, 380 pixels at
+        most, and never less than the form needs."""
+        self.resizeDocks([self.setup_dock], [self._dock_width()], Qt.Orientation.Horizontal)
+
+    def _dock_width(self) -> int:
+        return max(self.setup_dock.minimumSizeHint().width(),
+                   min(380, int(self.width() * 0.28)))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """A window made narrow narrows the docks too, so the live view keeps its plots."""
+        super().resizeEvent(event)
+        if (event.size().width() < event.oldSize().width()
+                and self.setup_dock.width() > self._dock_width()
+                and not self.setup_dock.isFloating()):
+            self.fit_docks()
 
     def _restore_layout(self) -> None:
         geometry, state = settings.load_window_layout()

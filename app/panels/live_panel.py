@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QShowEvent
-from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from learndrop.core.events import (
     Callback,
@@ -74,17 +74,29 @@ class LivePanel(QWidget, Callback):
         self._clock: float | None = None  # a replay's clock, handed to the run's history
 
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.score_plot, "Learning scores")
+        self.tabs.addTab(self.score_plot, "Scores")
         self.tabs.addTab(self.heatmap, "Heatmap")
-        self.tabs.currentChanged.connect(lambda _i: self.redraw())
+        # the curves' colour legend beside the tabs, where there is room, while they show
+        self.tabs.setCornerWidget(self.score_plot.depth_legend, Qt.Corner.TopRightCorner)
+        self.tabs.currentChanged.connect(self._on_tab_changed)
         fh = self.fontMetrics().height()
-        self.gauges.setMinimumWidth(fh * 17)
-        self.gauges.setMaximumWidth(fh * 26)
+        # every part keeps a readable size down to a 1024x640 window: the gauges scroll
+        # rather than squeeze the plots, and no splitter collapses a plot to nothing
+        self.gauges_scroll = QScrollArea()
+        self.gauges_scroll.setWidget(self.gauges)
+        self.gauges_scroll.setWidgetResizable(True)
+        self.gauges_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.gauges_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.gauges_scroll.setMinimumWidth(int(fh * 12.5))
+        self.gauges_scroll.setMaximumWidth(fh * 26)
+        self.gauges_scroll.setMinimumHeight(fh * 8)
+        self.metrics.setMinimumWidth(fh * 10)
 
         main = QSplitter(Qt.Orientation.Horizontal)
         main.addWidget(self.tabs)
         main.addWidget(self.metrics)
-        main.addWidget(self.gauges)
+        main.addWidget(self.gauges_scroll)
+        main.setChildrenCollapsible(False)
         main.setStretchFactor(0, 5)
         main.setStretchFactor(1, 3)
         main.setStretchFactor(2, 0)
@@ -96,6 +108,7 @@ class LivePanel(QWidget, Callback):
         body = QSplitter(Qt.Orientation.Vertical)
         body.addWidget(main)
         body.addWidget(bottom)
+        body.setChildrenCollapsible(False)
         body.setStretchFactor(0, 3)
         body.setStretchFactor(1, 1)
         self.main_splitter, self.bottom_splitter, self.body_splitter = main, bottom, body
@@ -251,8 +264,8 @@ class LivePanel(QWidget, Callback):
         if self._split_done:
             return
         self._split_done = True
-        w, h = max(self.width(), 800), max(self.height(), 500)
-        side = self.gauges.minimumWidth() + self.fontMetrics().height() * 2
+        w, h = max(self.width(), 600), max(self.height(), 400)
+        side = self.gauges_scroll.minimumWidth() + self.fontMetrics().height() * 2
         rest = max(200, w - side)
         self.main_splitter.setSizes([int(rest * 0.6), int(rest * 0.4), side])
         self.body_splitter.setSizes([int(h * 0.68), int(h * 0.32)])
@@ -285,6 +298,10 @@ class LivePanel(QWidget, Callback):
             view.reset()
         self.strip.set_selected(None)
         self._mark(*self.views)
+
+    def _on_tab_changed(self, _index: int) -> None:
+        self.score_plot.depth_legend.setVisible(self.tabs.currentWidget() is self.score_plot)
+        self.redraw()
 
     def _on_unit_selected(self, name: str) -> None:
         self.details.set_unit(name)

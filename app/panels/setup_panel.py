@@ -146,7 +146,7 @@ class SetupPanel(QWidget):
     def _form(parent: QWidget) -> QFormLayout:
         form = QFormLayout(parent)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         return form
 
     def _add_row(self, form: QFormLayout, path: str, with_doc: bool = False) -> None:

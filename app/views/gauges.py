@@ -36,6 +36,7 @@ class _Card(QFrame):
         self.value = QLabel(DASH)
         self.detail = QLabel("")
         self.detail.setWordWrap(True)
+        self.caption.setWordWrap(True)  # narrow gauges wrap their captions, never cut them
         big = QFont(self.font())
         big.setPointSizeF(self.font().pointSizeF() * 1.55)
         big.setBold(True)
@@ -52,7 +53,7 @@ class _Card(QFrame):
         lay.addWidget(self.value)
         lay.addWidget(self.detail)
         self.setToolTip(tooltip)
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
 
     def set(self, value: str, detail: str = "") -> None:
         self.value.setText(value)
@@ -82,15 +83,20 @@ class GaugesPanel(QWidget):
         self.accuracy = _Card("Best val. accuracy", "Best validation accuracy of any epoch")
         grid = QGridLayout()
         grid.setSpacing(self.fontMetrics().height() // 3)
-        for k, card in enumerate((self.forward, self.train, self.params, self.time, self.speed,
-                                  self.accuracy)):
-            grid.addWidget(card, k // 2, k % 2)
+        # time saved spans the width: its value ("1 min 18 s") and its comparison with the
+        # FLOP prediction need the room
+        for card, row, col, span in ((self.forward, 0, 0, 1), (self.train, 0, 1, 1),
+                                     (self.params, 1, 0, 1), (self.speed, 1, 1, 1),
+                                     (self.time, 2, 0, 2), (self.accuracy, 3, 0, 2)):
+            grid.addWidget(card, row, col, 1, span)
 
         self.epoch_label = QLabel("Epoch")
         self.epoch_bar = QProgressBar()
         self.total_label = QLabel("Overall")
         self.total_bar = QProgressBar()
         self.eta_label = QLabel("")
+        for label in (self.epoch_label, self.eta_label):
+            label.setWordWrap(True)
         for bar in (self.epoch_bar, self.total_bar):
             bar.setRange(0, 100)
             bar.setTextVisible(True)

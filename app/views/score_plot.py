@@ -113,9 +113,15 @@ class ScorePlot(QWidget):
         top.addWidget(self.smooth_box)
         top.addWidget(self.span_box)
         top.addStretch(1)
+        # the colour legend: its own widget, so that a narrow window can show it elsewhere
+        # (the live panel puts it beside the tabs)
+        self.depth_legend = QWidget()
+        legend = QHBoxLayout(self.depth_legend)
+        legend.setContentsMargins(0, 0, 0, 0)
         for w in (QLabel("input"), self.depth_bar, QLabel("output")):
             w.setToolTip(self.depth_bar.toolTip())
-            top.addWidget(w)
+            legend.addWidget(w)
+        top.addWidget(self.depth_legend)
 
         self.plot_widget = pg.PlotWidget()
         self.plot = self.plot_widget.getPlotItem()
@@ -146,6 +152,7 @@ class ScorePlot(QWidget):
         self.hovered: int | None = None
         self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
 
+        self.plot_widget.setMinimumHeight(self.fontMetrics().height() * 9)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(top)
