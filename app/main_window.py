@@ -30,7 +30,7 @@ from learndrop.core.training import RunControl
 
 from .actions import RunActions, RunState
 from .dialogs.standard import confirm, show_about, show_error
-from .panels import HistoryPanel, LivePanel, SetupPanel
+from .panels import HistoryPanel, LivePanel, SetupPanel, form_words
 from .services import BridgeSignals, QtBridge, RunLibrary, TrainingJob, settings
 
 __all__ = ["MainWindow", "app_icon"]
@@ -94,6 +94,7 @@ class MainWindow(QMainWindow):
         self._connect_engine_signals()
         self._connect_panels()
         self.setup.validity_changed.connect(self._on_validity)
+        self.setup.notice.connect(lambda text: self.statusBar().showMessage(text, 12000))
         self._on_validity(self.setup.valid, self.setup.reason)
         self._default_size()
         if remember:
@@ -399,6 +400,8 @@ class MainWindow(QMainWindow):
     def _on_job_ended(self) -> None:
         job, self._job = self._job, None
         error = job.error if job is not None else None
+        if error:  # the engine's words for settings and flags, as the form calls them
+            error = form_words(error)
         end = self._fit_end
         status = "failed" if error else (end.status if end else "failed")
         self.last_status = status

@@ -42,10 +42,11 @@ def test_invalid_value_marks_field_and_blocks_start(make_window: Any) -> None:
     window.setup.editor("data.dataset").set("imagefolder")  # needs data.root
     root = window.setup.editor("data.root").widget
     assert root.property("invalid") is True
-    assert "needs data.root" in root.toolTip()
+    # in the form's words: its labels, not the config's dotted names
+    assert "needs \u201cData folder\u201d" in root.toolTip() and "data.root" not in root.toolTip()
     assert not window.run_actions.start.isEnabled()
     reason = window.setup.findChild(type(window.state_label), "start-blocked-reason")
-    assert reason.isVisible() and "data.root" in reason.text()
+    assert reason.isVisible() and "Data folder" in reason.text()
     assert not window.start_run()
 
     window.setup.editor("data.root").set("/some/images")
