@@ -339,8 +339,10 @@ class MainWindow(QMainWindow):
     def ask_cancel_run(self) -> None:
         if self.control is None:
             return
+        # the question closes by itself if the run ends while it is asked
         if confirm(self, "Cancel the run?",
-                   "Cancel this run and discard its files? Stop keeps them instead."):
+                   "Cancel this run and discard its files? Stop keeps them instead.",
+                   until=self.run_finished):
             self.cancel_run()
 
     def cancel_run(self) -> None:
@@ -500,11 +502,14 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage("Waiting for the run to stop…", 5000)
                 return
             if confirm(self, "Stop training and quit?",
-                       "A run is in progress. Stop it (its checkpoint is kept) and quit?"):
+                       "A run is in progress. Stop it (its checkpoint is kept) and quit?",
+                       until=self.run_finished):
                 self._close_pending = True
                 if self.control is not None and self._state is not RunState.CANCELLING:
                     self.control.stop()
                     self._set_state(RunState.STOPPING, "Stopping, then closing…")
+            elif self._job is None:  # the run ended while asked: nothing left to stop
+                QTimer.singleShot(0, self.close)
             return
         if self._remember:
             settings.save_last_config(self.setup.config())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from PySide6.QtCore import SignalInstance
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 import learndrop
@@ -14,13 +15,28 @@ __all__ = ["confirm", "show_error", "ask_open_config", "ask_save_config", "ask_f
 CONFIG_FILTER = "Run configuration (*.toml *.json);;All files (*)"
 
 
-def confirm(parent: QWidget | None, title: str, text: str, yes: str = "Yes") -> bool:
-    """Ask a yes/no question; True when the user said yes."""
-    answer = QMessageBox.question(
-        parent, title, text,
-        QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
-        QMessageBox.StandardButton.No)
-    return answer == QMessageBox.StandardButton.Yes
+def confirm(parent: QWidget | None, title: str, text: str, yes: str = "Yes",
+            until: SignalInstance | None = None) -> bool:
+    """Ask a yes/no question; True when the user said yes. ``until``: a signal that makes
+    the question moot (the run it asks about ended, say): the box then closes by itself and
+    the answer is no."""
+    buttons = QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No
+    if until is None:
+        answer = QMessageBox.question(parent, title, text, buttons,
+                                      QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+    box = QMessageBox(QMessageBox.Icon.Question, title, text, buttons, parent)
+    box.setDefaultButton(QMessageBox.StandardButton.No)
+    button = box.button(QMessageBox.StandardButton.Yes)
+    if button is not None and yes != "Yes":
+        button.setText(yes)
+    until.connect(box.reject)
+    try:
+        said = box.exec()
+    finally:
+        until.disconnect(box.reject)
+        box.deleteLater()
+    return bool(said == QMessageBox.StandardButton.Yes.value)
 
 
 def show_error(parent: QWidget | None, title: str, message: str) -> None:

@@ -285,3 +285,40 @@ def test_use_these_settings_loads_a_run_into_the_form(
     assert cfg.optim.lr == 0.02 and cfg.train.epochs == 1 and cfg.data.limit == 512
     assert cfg.drop.pinned == [units[1]] and cfg.output.name == ""
     assert w.setup.valid
+
+
+def test_questions_about_a_run_close_when_it_ends(qtbot: Any, make_window: Any,
+                                                  tiny_config: Config, tmp_path: Path) -> None:
+    """"Cancel the run?" and "Stop training and quit?" go away by themselves when the run
+    ends while they are asked; closing then goes on, as nothing is left to stop."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    def failsafe() -> None:  # never hang the test run if a question stays open
+        box = QApplication.activeModalWidget()
+        if isinstance(box, QMessageBox):
+            box.reject()
+
+    seen: list[str] = []
+
+    def look() -> None:
+        box = QApplication.activeModalWidget()
+        seen.append(box.text() if isinstance(box, QMessageBox) else "")
+
+    window = make_window(tiny_config(tmp_path, **{"train.epochs": 1}))
+    start_and_wait_progress(qtbot, window)
+    QTimer.singleShot(RUN_TIMEOUT_MS, failsafe)
+    QTimer.singleShot(200, look)
+    window.ask_cancel_run()  # returns once the run has ended by itself
+    assert seen and "discard" in seen[0]
+    assert window.last_status == "finished" and QApplication.activeModalWidget() is None
+    assert "in progress" not in window.run_actions.start.toolTip()
+    assert window.run_actions.start.toolTip().startswith("Train with these settings")
+
+    window.setup.set_config(tiny_config(tmp_path, **{"train.epochs": 1}))
+    start_and_wait_progress(qtbot, window)
+    QTimer.singleShot(200, look)
+    window.close()  # asks; the run ends meanwhile; the window then closes
+    assert "in progress" in seen[-1]
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT_MS)
+    assert window.last_status == "finished"
