@@ -29,7 +29,13 @@ from learndrop.core.summary import RunSummary
 from learndrop.core.training import RunControl
 
 from .actions import RunActions, RunState
-from .dialogs.standard import confirm, show_about, show_error
+from .dialogs.standard import (
+    confirm,
+    show_about,
+    show_error,
+    show_guide,
+    show_shortcuts,
+)
 from .panels import HistoryPanel, LivePanel, SetupPanel, form_words
 from .services import BridgeSignals, QtBridge, RunLibrary, TrainingJob, settings
 
@@ -161,7 +167,23 @@ class MainWindow(QMainWindow):
         for dock in self.live.findChildren(QDockWidget):
             view_menu.addAction(dock.toggleViewAction())
         help_menu = bar.addMenu("&Help")
+        self._menu_action(help_menu, "&Quick guide", lambda: show_guide(self),
+                          QKeySequence.StandardKey.HelpContents)
+        self._menu_action(help_menu, "&Keyboard shortcuts",
+                          lambda: show_shortcuts(self, self.shortcuts()))
+        help_menu.addSeparator()
         self._menu_action(help_menu, "&About Learn&&Drop Studio", lambda: show_about(self))
+
+    def shortcuts(self) -> list[tuple[str, str]]:
+        """Every action of the window with a keyboard shortcut: (what it does, keys)."""
+        out: dict[str, str] = {}
+        actions = [*self.findChildren(QAction), *self.history.actions()]
+        for action in actions:
+            keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            what = action.text().replace("&&", "\0").replace("&", "").replace("\0", "&")
+            if keys and what:
+                out.setdefault(what.rstrip("…"), keys)
+        return sorted(out.items(), key=lambda kv: kv[0].lower())
 
     def _menu_action(self, menu: QMenu, text: str, slot: Callable[[], object],
                      key: QKeySequence.StandardKey | str | None = None) -> QAction:

@@ -322,3 +322,22 @@ def test_questions_about_a_run_close_when_it_ends(qtbot: Any, make_window: Any,
     assert "in progress" in seen[-1]
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT_MS)
     assert window.last_status == "finished"
+
+
+def test_help_menu_has_a_guide_and_the_shortcuts(make_window: Any) -> None:
+    window = make_window()
+    menus = {a.text().replace("&", ""): a.menu() for a in window.menuBar().actions()}
+    texts = [a.text().replace("&", "") for a in menus["Help"].actions() if a.text()]
+    assert texts[:2] == ["Quick guide", "Keyboard shortcuts"]
+    guide = next(a for a in menus["Help"].actions() if "guide" in a.text())
+    guide.trigger()
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    boxes = [w for w in QApplication.topLevelWidgets()
+             if isinstance(w, QMessageBox) and w.isVisible()]
+    assert any("five steps" in b.text() for b in boxes)
+    keys = dict(window.shortcuts())
+    assert keys["Start training"] and keys["Pause"] and keys["Run history"]
+    assert keys["Refresh"] == "F5" and "Quick guide" in keys
+    for box in boxes:
+        box.close()

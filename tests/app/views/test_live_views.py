@@ -286,3 +286,42 @@ def test_event_log_hides_checkpoints(live_panel: LivePanel, stream: Any) -> None
     assert log.row_count() == rows - 8  # new ones stay hidden too
     log.set_view_options({"hidden": ""})
     assert log.row_count() == rows + 1
+
+
+def test_head_and_tiny_units_can_be_hovered_and_clicked(live_panel: LivePanel, stream: Any,
+                                                        qtbot: Any) -> None:
+    """The head's share of the work is tiny; its block still has a finger's width, shows
+    its tooltip and selects it."""
+    feed(live_panel, stream)
+    live_panel.show()
+    strip = live_panel.strip
+    head = len(live_panel.history.units) - 1
+    assert live_panel.history.units[head].flops_share < 0.001
+    rect = strip.block_rect(head)
+    assert rect.width() >= strip.min_block_width() - 0.5
+    assert strip.unit_at(rect.center().toPoint()) == head
+    assert "(head)" in strip.tooltip_text(head)
+    with qtbot.waitSignal(live_panel.unit_selected) as sig:
+        qtbot.mouseClick(strip, Qt.MouseButton.LeftButton, pos=rect.center().toPoint())
+    assert sig.args == [live_panel.history.units[head].name]
+    assert strip.state_of(head) == "kept"  # the head always trains, never "settling"
+
+
+def test_kept_units_and_a_pin_that_blocks_later_drops(live_panel: LivePanel, stream: Any,
+                                                      qtbot: Any) -> None:
+    import dataclasses
+
+    start = stream[0][1]
+    config = {"drop": {"threshold": 0.2, "pinned": [], "keep_last": 1, "order": "prefix"}}
+    feed(live_panel, [("on_fit_start", dataclasses.replace(start, config=config)),
+                      *stream[1:-1]])
+    h, strip = live_panel.history, live_panel.strip
+    last = len(h.units) - 2  # the unit before the head always trains (keep_last = 1)
+    assert h.latest_settled[last] and strip.state_of(last) == "kept"  # not "settling"
+    first_live = h.dropped_prefix_len()
+    notices: list[str] = []
+    live_panel.notice.connect(notices.append)
+    live_panel.strip.unit_action_requested.emit("pin", h.units[first_live].name)
+    assert notices and "drop front to back" in notices[0]
+    assert h.units[first_live + 1].name in notices[0]
+    assert any("cannot be dropped either" in e.text for e in h.log)
