@@ -317,6 +317,8 @@ def test_kept_units_and_a_pin_that_blocks_later_drops(live_panel: LivePanel, str
                       *stream[1:-1]])
     h, strip = live_panel.history, live_panel.strip
     last = len(h.units) - 2  # the unit before the head always trains (keep_last = 1)
+    check = next(ev for hook, ev in reversed(stream) if hook == "on_scores")
+    live_panel.on_scores(dataclasses.replace(check, settled=(True,) * len(check.settled)))
     assert h.latest_settled[last] and strip.state_of(last) == "kept"  # not "settling"
     first_live = h.dropped_prefix_len()
     notices: list[str] = []
