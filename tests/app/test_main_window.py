@@ -341,3 +341,42 @@ def test_help_menu_has_a_guide_and_the_shortcuts(make_window: Any) -> None:
     assert keys["Refresh"] == "F5" and "Quick guide" in keys
     for box in boxes:
         box.close()
+
+
+def test_a_run_stopped_mid_epoch_reads_the_same_everywhere(
+        qtbot: Any, make_window: Any, three_epoch_config: Config, tmp_path: Path) -> None:
+    """Stopped in its second epoch: one complete epoch in the history table, the gauges
+    and the report; its partial epoch is drawn where it stopped, not at epoch 2; the
+    checkpoint is logged at the step it was taken, with what a resume repeats."""
+    from learndrop.core.report import tables
+    from learndrop.core.store import RunStore
+
+    store = tmp_path / "store.sqlite"
+    w = make_window(three_epoch_config(tmp_path / "runs", **{"train.log_every": 1}), store,
+                    error_dialogs=False)
+    steps: list[int] = []
+
+    def on_progress(ev: Any) -> None:
+        steps.append(ev.step)
+        if ev.epoch == 1 and ev.batch == 2:
+            w.stop_run()
+
+    w.signals.progress.connect(on_progress)
+    assert w.start_run()
+    assert wait_run(qtbot, w) == "stopped"
+    h = w.live.history
+    spe = h.fit_start.steps_per_epoch
+    x, _y = w.live.metrics.curve_data("val_loss")
+    assert 1.0 < x[-1] < 2.0 and x[-1] == pytest.approx(h.epochs.view()[-1, 1])
+    assert w.live.gauges.epoch_label.text() == "1 of 3 epochs complete"
+    w.history.refresh()
+    (run,) = w.history.runs()
+    assert run.epochs_done == 1
+    assert w.history.run_table.model.data(w.history.run_table.model.index(0, 5)) == "1/3"
+    from learndrop.core.report import load_run
+
+    with RunStore(store) as s:
+        assert dict(tables.overview_rows(load_run(s, run.id)))["Epochs"] == "1 of 3"
+    checkpoints = [e for e in h.log if e.kind == "checkpoint"]
+    assert checkpoints[-1].epoch == pytest.approx(checkpoints[-1].step / spe)
+    assert "after 1 complete epoch (a resume starts epoch 2)" in checkpoints[-1].text
