@@ -155,8 +155,7 @@ class GaugesPanel(QWidget):
         although units were dropped, why."""
         mode = self.history.fit_start.mode if self.history.fit_start else ""
         if mode == "freeze" and self.history.drops and s.forward_flops_saved < 0.0005:
-            return ("none in freeze mode: dropped units still run forward; the cache and "
-                    "skip modes save it")
+            return "freeze still runs dropped units forward; cache and skip save it"
         return f"so far {format_percent(s.cumulative_forward_flops_saved)}"
 
     def _refresh_progress(self) -> None:

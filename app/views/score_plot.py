@@ -293,6 +293,9 @@ class ScorePlot(QWidget):
         epoch, score = (found[1], found[2]) if found and found[0] == unit else (x, math.nan)
         self.readout.setText(f"{h.units[unit].name}: {score:.3f} at epoch {epoch:.2f}"
                              if math.isfinite(score) else h.units[unit].name)
+        left, right = self.plot.vb.viewRange()[0]
+        # on the cursor's left in the right half of the plot, so it is never cut off
+        self.readout.setAnchor((1, 1) if x > (left + right) / 2 else (0, 1))
         self.readout.setPos(x, y)
         self.readout.setVisible(True)
         xs, ys = h.unit_scores(unit)
@@ -330,6 +333,8 @@ class ScorePlot(QWidget):
         self.threshold_label.fill = pg.mkBrush(self.theme.faded(self.theme.background, 200))
         self.depth_bar.setStyleSheet(f"background: {depth_gradient_css(self.theme)};"
                                      "border-radius: 2px;")
+        self.readout.setColor(self.theme.foreground)
+        self.readout.fill = pg.mkBrush(self.theme.faded(self.theme.background, 220))
         self._restyle_curves()
 
     def refresh(self, force: bool = False) -> None:

@@ -197,8 +197,7 @@ class RunHistory(Callback):
         self.checkpoints.append(event)
         n = event.epoch
         self._note("checkpoint", event.step, None,
-                   f"checkpoint after {n} complete epoch{'s' if n != 1 else ''} (a resume "
-                   f"starts epoch {n + 1}): {event.path}")
+                   f"checkpoint after {n} complete epoch{'s' if n != 1 else ''}: {event.path}")
 
     def on_user_action(self, event: UserAction) -> None:
         """What the user did, logged when they asked. A pin takes a dropped unit back

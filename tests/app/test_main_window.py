@@ -379,4 +379,4 @@ def test_a_run_stopped_mid_epoch_reads_the_same_everywhere(
         assert dict(tables.overview_rows(load_run(s, run.id)))["Epochs"] == "1 of 3"
     checkpoints = [e for e in h.log if e.kind == "checkpoint"]
     assert checkpoints[-1].epoch == pytest.approx(checkpoints[-1].step / spe)
-    assert "after 1 complete epoch (a resume starts epoch 2)" in checkpoints[-1].text
+    assert "checkpoint after 1 complete epoch: " in checkpoints[-1].text

@@ -209,7 +209,7 @@ def test_gauges_explain_savings_and_follow_pause_and_end(live_panel: LivePanel,
     assert "FLOP-predicted" in g.time.detail.text()
     assert format_duration(small.predicted_time_saved_s, precise=True) in g.time.detail.text()
     assert g.forward.value.text() == "0.0%" and "freeze" in g.forward.detail.text()
-    assert "cache and skip" in g.forward.detail.text()
+    assert "cache and skip save it" in g.forward.detail.text()
     assert g.eta_label.text().startswith("Time left: ") and "paused" not in g.eta_label.text()
     live_panel.on_user_action(UserAction("pause", "", last.step, 4.0, 0.0))
     live_panel.redraw()

@@ -349,6 +349,6 @@ def test_complete_epochs_and_checkpoint_position() -> None:
     assert h.epochs_complete() == 0
     entry = h.log[-1]
     assert entry.epoch == pytest.approx(0.9)
-    assert "after 0 complete epochs (a resume starts epoch 1)" in entry.text
+    assert entry.text == "checkpoint after 0 complete epochs: /tmp/r/checkpoint.pt"
     h.on_progress(Progress(23, 2, 3, 10, 1.0, 0.1, 100.0, 2.0, 3.0))
     assert h.epochs_complete() == 2
