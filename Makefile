@@ -21,8 +21,9 @@ run: $(STAMP)
 	$(VENV)/bin/learndrop studio --check
 	$(VENV)/bin/learndrop studio
 
+# the app's defaults (10 epochs): enough for the settled blocks to be dropped on digits
 demo: $(STAMP)
-	$(VENV)/bin/learndrop train --dataset digits --model small_cnn --epochs 6
+	$(VENV)/bin/learndrop train --dataset digits --model small_cnn
 
 test: $(STAMP) lint-imports
 	$(PY) -m ruff check .

@@ -289,3 +289,12 @@ def one_line(err: str) -> str:
     assert "Traceback" not in err
     assert lines[0].startswith("learndrop"), lines[0]
     return lines[0]
+
+
+def store_status(store: Path) -> list[tuple[str, str]]:
+    """Each stored run's name and status, in the order they were recorded (read with plain
+    SQLite, not the store's own code)."""
+    import sqlite3
+
+    with sqlite3.connect(store) as conn:
+        return conn.execute("SELECT name, status FROM runs ORDER BY id").fetchall()

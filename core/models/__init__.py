@@ -8,7 +8,16 @@ names) leave their units to the engine, which finds them from the model's struct
 
 from __future__ import annotations
 
-from ._registry import SMALL_IMAGE_SIZE, ModelInfo, get_model, list_models, model_info
+from ._registry import (
+                        SMALL_IMAGE_SIZE,
+                        ModelInfo,
+                        get_model,
+                        is_model_name,
+                        list_models,
+                        model_info,
+                        model_sources,
+                        unknown_model_message,
+)
 from ._torchvision_catalog import (
     TORCHVISION_FAMILIES,
     TorchvisionFamily,
@@ -32,7 +41,10 @@ __all__ = [
            "adapt_first_conv",
            "build_torchvision",
            "get_model",
+           "is_model_name",
            "list_models",
            "model_info",
+           "model_sources",
            "torchvision_family",
+           "unknown_model_message",
 ]

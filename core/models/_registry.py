@@ -3,6 +3,12 @@
 The registry's own models (small_cnn, the CIFAR ResNets, and VGG/ResNet adapted to small
 images) come first; every other torchvision classification model is available by its
 torchvision name (see :mod:`._torchvision_catalog`).
+
+``SOURCE:NAME`` (for example ``timm:resnet10t``) is built by the builder that entry point
+``SOURCE`` of the ``learndrop.models`` group names, so an integration adds a whole model
+library without core importing it. Such a builder is called as ``build(NAME,
+num_classes=..., in_channels=..., image_size=..., width=...)`` and returns a model with
+``learndrop_units()``.
 """
 
 from __future__ import annotations
@@ -10,21 +16,27 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from importlib import metadata
 from typing import Literal
 
 from torch import nn
 
 from ..errors import ModelError
+from ..plugins import load_plugin
 from ._torchvision_catalog import build_torchvision, torchvision_family, torchvision_names
 from .cifar_resnet import CifarResNet
 from .small_cnn import SmallCNN
 from .torchvision_models import build_resnet, build_vgg
 
-__all__ = ["SMALL_IMAGE_SIZE", "ModelInfo", "get_model", "list_models", "model_info"]
+__all__ = ["SMALL_IMAGE_SIZE", "SOURCES_GROUP", "ModelInfo", "get_model", "is_model_name",
+           "list_models", "model_info", "model_sources", "unknown_model_message"]
 
 Family = Literal["resnet", "vgg", "cnn", "alexnet", "mobilenet", "efficientnet", "densenet",
                  "convnext", "regnet", "shufflenet", "mnasnet", "squeezenet", "inception",
-                 "vit", "swin", "maxvit"]
+                 "vit", "swin", "maxvit", "external"]
+
+#: the entry point group of model sources: ``--model SOURCE:NAME``
+SOURCES_GROUP = "learndrop.models"
 
 #: the image side of the small data sets (CIFAR, MNIST resized): a model "fits small images"
 #: when it takes images this small
@@ -37,14 +49,14 @@ class ModelInfo:
 
     ``fixed_image_size``: the one image size the model takes (ViT, MaxViT), else None.
     ``source``: ``"learndrop"`` for the registry's own builders, ``"torchvision"`` for a
-    torchvision model built as torchvision defines it."""
+    torchvision model built as torchvision defines it, ``"external"`` for ``SOURCE:NAME``."""
 
     name: str
     family: Family
     description: str
     min_image_size: int
     fixed_image_size: int | None = None
-    source: Literal["learndrop", "torchvision"] = "learndrop"
+    source: Literal["learndrop", "torchvision", "external"] = "learndrop"
 
     @property
     def fits_small_images(self) -> bool:
@@ -130,6 +142,40 @@ def list_models() -> list[str]:
     return sorted([*_MODELS, *_torchvision_models()])
 
 
+def model_sources() -> list[str]:
+    """Prefixes of the installed model sources (``timm`` builds ``timm:NAME``), sorted."""
+    return sorted({ep.name for ep in metadata.entry_points(group=SOURCES_GROUP)})
+
+
+def is_model_name(name: object) -> bool:
+    """Whether ``name`` names a model: the registry's, torchvision's, or ``SOURCE:NAME`` for
+    an installed source (whether that source knows NAME is found out when it is built)."""
+    if not isinstance(name, str):
+        return False
+    if name in _MODELS or name in _torchvision_models():
+        return True
+    source, sep, inner = name.partition(":")
+    return bool(sep and inner.strip()) and source in model_sources()
+
+
+def unknown_model_message(name: object) -> str:
+    """One line for a model name that names no model (``learndrop models`` lists the model
+    sources too)."""
+    return (f"unknown model '{name}': pick a name that 'learndrop models' lists, e.g. "
+            f"small_cnn, resnet20 or mobilenet_v2")
+
+
+def _external(name: str) -> tuple[ModelInfo, Builder]:
+    """``SOURCE:NAME`` through the source's entry point."""
+    if not is_model_name(name):
+        raise ModelError(unknown_model_message(name))
+    source, _, inner = name.partition(":")
+    build = load_plugin(SOURCES_GROUP, source, what=f"{source} models",
+                        install=f"pip install {source} (the learndrop[{source}] extra)")
+    info = ModelInfo(name, "external", f"{inner.strip()} from {source}", 1, None, "external")
+    return info, partial(build, inner.strip())
+
+
 def _lookup(name: str) -> tuple[ModelInfo, Builder]:
     try:
         return _MODELS[name]
@@ -154,9 +200,13 @@ def _is_int(value: object) -> bool:
 
 def get_model(name: str, *, num_classes: int, in_channels: int = 3, image_size: int = 32,
               width: float = 1.0) -> nn.Module:
-    """Build model ``name`` for the given data. The registry's own models have
-    ``learndrop_units()``; torchvision's leave their units to the engine's discovery."""
-    info, build = _lookup(name)
+    """Build model ``name`` for the given data. The registry's own models and ``SOURCE:NAME``
+    ones have ``learndrop_units()``; torchvision's leave their units to the engine's
+    discovery."""
+    if isinstance(name, str) and ":" in name:
+        info, build = _external(name)
+    else:
+        info, build = _lookup(name)
     if not _is_int(num_classes) or num_classes < 2:
         raise ModelError(f"{name} needs at least 2 classes, got num_classes={num_classes!r}: "
                          f"use a data set with two or more classes")
@@ -176,5 +226,9 @@ def get_model(name: str, *, num_classes: int, in_channels: int = 3, image_size: 
     if not isinstance(width, (int, float)) or isinstance(width, bool) or not width > 0:
         raise ModelError(f"model width must be a positive number, got {width!r}: set "
                          f"model.width to e.g. 1.0")
-    return build(num_classes=num_classes, in_channels=in_channels, image_size=image_size,
-                 width=float(width))
+    model = build(num_classes=num_classes, in_channels=in_channels, image_size=image_size,
+                  width=float(width))
+    if not isinstance(model, nn.Module):
+        raise ModelError(f"the builder of {name!r} returned {type(model).__name__}, not a "
+                         f"torch.nn.Module")
+    return model

@@ -25,6 +25,7 @@ from learndrop.core.events import (
     ScoreCheck,
     UserAction,
 )
+from learndrop.core.runfolder import claim_run_folder
 from learndrop.core.store import (
     RunMessage,
     RunNotFoundError,
@@ -255,9 +256,8 @@ def test_live_run_stays_running(store_path: Path) -> None:
 
 
 def test_rename_note_delete_and_groups(store_path: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "runs" / "demo-run"
-    folder.mkdir(parents=True)
-    (folder / "last.pt").write_bytes(b"weights")
+    folder = claim_run_folder(tmp_path / "runs", "demo-run")
+    (folder / "checkpoint.pt").write_bytes(b"weights")
     record(store_path, make_events(output_dir=str(folder)))
     record(store_path, make_events("baseline", drop=False))
     with RunStore(store_path) as store:
@@ -288,7 +288,7 @@ def test_resume_continues_the_same_run(store_path: Path) -> None:
     rec.flush()
     start = dataclasses.replace(full[0][1], resumed_from_epoch=2)
     again = [("on_fit_start", start), *full[ends[1] + 2:]]
-    record(store_path, again)
+    record(store_path, again, resume_id=rec.run_id)
     with RunStore(store_path) as store:
         runs = store.list_runs()
         events = store.load_events("demo-run")
