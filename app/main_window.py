@@ -37,7 +37,7 @@ from .dialogs.standard import (
     show_shortcuts,
 )
 from .panels import HistoryPanel, LivePanel, SetupPanel, form_words
-from .services import BridgeSignals, QtBridge, RunLibrary, TrainingJob, settings
+from .services import BridgeSignals, QtBridge, ResumePoint, RunLibrary, TrainingJob, settings
 
 __all__ = ["MainWindow", "app_icon"]
 
@@ -80,6 +80,7 @@ class MainWindow(QMainWindow):
         self._fit_end: FitEnd | None = None
         self._epochs = 0
         self._close_pending = False
+        self._resuming: ResumePoint | None = None
         self._idle_text = STATE_TEXT[RunState.IDLE]
         self.last_status = ""
         self.last_error = ""
@@ -278,7 +279,7 @@ class MainWindow(QMainWindow):
                                          "resume after it ends", 8000)
             return False
         try:
-            point = self.library.resume_point(run_id)
+            point = self.library.claim(self.library.resume_point(run_id))
         except LearnDropError as exc:
             self.statusBar().showMessage(f"Cannot resume: {exc.message}", 12000)
             self.history.show_problem(exc.message)
@@ -286,7 +287,8 @@ class MainWindow(QMainWindow):
         shown = point.config.copy()
         shown.output.name = ""  # the form's settings start a new run, not this one
         self.setup.set_config(shown)
-        self._begin(point.config, resume_from=point.checkpoint, store_name=point.store_name)
+        self._resuming = point
+        self._begin(point.config, resume_from=point.checkpoint, resume_id=point.run_id)
         self.statusBar().showMessage(f"Resuming {point.label} after epoch "
                                      f"{point.epochs_done}", 8000)
         return True
@@ -311,9 +313,9 @@ class MainWindow(QMainWindow):
         return True
 
     def _begin(self, cfg: RunConfig, resume_from: Path | None = None,
-               store_name: str = "") -> None:
+               resume_id: int | None = None) -> None:
         """Start the training job for ``cfg`` (from ``resume_from``'s checkpoint, recorded
-        into the stored run ``store_name``, when resuming)."""
+        into the stored run ``resume_id``, when resuming)."""
         self._fit_start = self._fit_end = None
         self.last_status = self.last_error = self.last_output_dir = ""
         self._epochs = cfg.train.epochs
@@ -322,7 +324,7 @@ class MainWindow(QMainWindow):
         store = self._recording_store()
         self._job = TrainingJob(cfg, [QtBridge(self.signals)], RunControl(), parent=self,
                                 store=store, record=store is not None,
-                                resume_from=resume_from, store_name=store_name)
+                                resume_from=resume_from, resume_id=resume_id)
         self._job.ended.connect(self._on_job_ended)
         self._set_state(RunState.STARTING)
         self.progress_bar.setRange(0, 0)
@@ -436,6 +438,13 @@ class MainWindow(QMainWindow):
         self._idle_text = self._summary_text(status, end, error)
         self._set_state(RunState.IDLE, self._idle_text)
         recorder = job.recorder if job is not None else None
+        resumed, self._resuming = self._resuming, None
+        if (resumed is not None and recorder is not None and recorder.run_id is None
+                and recorder.journal is None):  # the continuation never started
+            try:
+                self.library.release(resumed)
+            except LearnDropError as exc:
+                log.warning("could not give back run %s: %s", resumed.label, exc.message)
         if job is not None:
             job.deleteLater()
         if error and (end is None or end.status != "failed"):  # else the live view logged it

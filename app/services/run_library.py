@@ -11,6 +11,7 @@ run can be resumed from. A method that cannot do its job raises
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from learndrop.core.errors import CheckpointError, LearnDropError
 from learndrop.core.events import Callback
 from learndrop.core.report import RunData, build_report, export, load_run
 from learndrop.core.store import RunRecord, RunStore, StoreError, default_store_path, replay
-from learndrop.core.training import load_checkpoint
+from learndrop.core.training import checkpoint_epoch, load_checkpoint
 
 from .follow import RunFollower
 
@@ -43,15 +44,17 @@ MAX_DISPLAY_NAME = 200
 
 @dataclass(frozen=True)
 class ResumePoint:
-    """Where a stored run continues: its checkpoint after ``epochs_done`` complete epochs and
-    the settings it ran with (its own folder and name), recorded into the same stored run."""
+    """Where a stored run continues: its checkpoint after ``epochs_done`` complete epochs (in
+    the run's own folder) and the settings it ran with, recorded into the same stored run.
+    ``before`` is the run's (status, message) before :meth:`RunLibrary.claim` marked it as
+    continued here, for :meth:`RunLibrary.release` if it does not start after all."""
 
     run_id: int
     label: str
-    store_name: str
     checkpoint: Path
     config: RunConfig
     epochs_done: int
+    before: tuple[str, str] = ("", "")
 
 
 class RunLibrary(QObject):
@@ -242,7 +245,7 @@ class RunLibrary(QObject):
             missing = "checkpoint" if not checkpoint.is_file() else "config.toml"
             raise CheckpointError(f"{rec.label} has no {missing} in {folder}: start it again "
                                   f"with Use these settings")
-        done = int(load_checkpoint(checkpoint, mmap=True).get("epoch", 0) or 0)
+        done = checkpoint_epoch(load_checkpoint(checkpoint, mmap=True), checkpoint)
         if done <= 0:
             raise CheckpointError(f"{rec.label} stopped before its first epoch was complete, "
                                   f"so there is nothing to continue: start it again with Use "
@@ -252,7 +255,17 @@ class RunLibrary(QObject):
         if done >= cfg.train.epochs:
             raise CheckpointError(f"{rec.label} has done all its {done} epochs: load its "
                                   f"settings with Use these settings and raise Epochs")
-        return ResumePoint(rec.id, rec.label, rec.name, checkpoint, cfg, done)
+        return ResumePoint(rec.id, rec.label, checkpoint, cfg, done)
+
+    def claim(self, point: ResumePoint) -> ResumePoint:
+        """Mark the run as continued by this window, in one transaction, so that no other
+        program resumes it at the same time (refused with a one-line reason if one does)."""
+        _record, before = self._open().claim_run(point.run_id)
+        return dataclasses.replace(point, before=before)
+
+    def release(self, point: ResumePoint) -> None:
+        """Give the run back as it was: its continuation never started."""
+        self._open().release_run(point.run_id, *point.before)
 
     # ---- comparing and reports ---------------------------------------------------------------
     def compare_data(self, first: int, reference: int) -> tuple[RunData, RunData]:

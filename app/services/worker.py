@@ -12,7 +12,6 @@ that cannot be written never stops training: the recorder keeps the reason in it
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import threading
 import weakref
@@ -24,7 +23,7 @@ from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from learndrop.core.config import RunConfig
 from learndrop.core.errors import LearnDropError
-from learndrop.core.events import Callback, FitStart
+from learndrop.core.events import Callback
 from learndrop.core.store import StoreRecorder
 from learndrop.core.training import FitResult, RunControl
 
@@ -63,26 +62,14 @@ def cancel_running(timeout_ms: int = 60_000) -> int:
     return len(left)
 
 
-class _SameRunRecorder(StoreRecorder):
-    """Records a resumed run into its stored run, also when the store knows it under another
-    name than its folder's (a name taken when it was first stored, say)."""
-
-    def __init__(self, store: str | Path | None, store_name: str) -> None:
-        super().__init__(store)
-        self.store_name = store_name
-
-    def on_fit_start(self, event: FitStart) -> None:
-        super().on_fit_start(dataclasses.replace(event, run_name=self.store_name))
-
-
 class TrainingWorker(QObject):
     """Runs one ``Trainer.fit()`` in whatever thread it was moved to.
 
     ``failed(message)`` carries a one-line reason; ``finished(result)`` always comes last and
     carries the engine's ``FitResult`` (``None`` when the run could not produce one).
     ``store`` is the run store to record into (``None``: the default one); ``record=False``
-    records nothing. ``resume_from`` continues a run from its checkpoint (``config`` then
-    names the run's own folder), recorded into the stored run ``store_name``.
+    records nothing. ``resume_from`` continues a run from its checkpoint, in the checkpoint's
+    folder, recorded into the stored run ``resume_id`` (claimed by the caller).
     """
 
     failed = Signal(str)
@@ -91,14 +78,12 @@ class TrainingWorker(QObject):
     def __init__(self, config: RunConfig, callbacks: Sequence[Callback],
                  control: RunControl, *, store: str | Path | None = None,
                  record: bool = True, resume_from: Path | None = None,
-                 store_name: str = "") -> None:
+                 resume_id: int | None = None) -> None:
         super().__init__()
         self._config = config
         self._resume_from = resume_from
-        self.recorder: StoreRecorder | None = None
-        if record:
-            self.recorder = (_SameRunRecorder(store, store_name) if resume_from and store_name
-                             else StoreRecorder(store))
+        self.recorder: StoreRecorder | None = (
+            StoreRecorder(store, resume_id=resume_id) if record else None)
         self._callbacks = ([self.recorder] if self.recorder else []) + list(callbacks)
         self._control = control
 
@@ -109,8 +94,10 @@ class TrainingWorker(QObject):
         try:
             from learndrop.core.training import Trainer
 
+            resume = self._resume_from
             trainer = Trainer(self._config, callbacks=self._callbacks, control=self._control,
-                              resume_from=self._resume_from)
+                              resume_from=resume,
+                              run_folder=resume.parent if resume is not None else None)
             result = trainer.fit()
         except LearnDropError as exc:
             self.failed.emit(exc.message)
@@ -135,7 +122,7 @@ class TrainingJob(QObject):
     def __init__(self, config: RunConfig, callbacks: Sequence[Callback],
                  control: RunControl, parent: QObject | None = None, *,
                  store: str | Path | None = None, record: bool = True,
-                 resume_from: Path | None = None, store_name: str = "") -> None:
+                 resume_from: Path | None = None, resume_id: int | None = None) -> None:
         super().__init__(parent)
         self.control = control
         self.error: str | None = None
@@ -145,7 +132,7 @@ class TrainingJob(QObject):
         self._thread.setObjectName(THREAD_NAME)
         self._worker: TrainingWorker | None = TrainingWorker(
             config, callbacks, control, store=store, record=record, resume_from=resume_from,
-            store_name=store_name)
+            resume_id=resume_id)
         self.recorder = self._worker.recorder
         self._worker.moveToThread(self._thread)
 
