@@ -218,7 +218,7 @@ class HookRecorder(Callback):
 
     CODES = {"on_fit_start": "S", "on_epoch_start": "E", "on_progress": "P",
              "on_scores": "C", "on_drop": "D", "on_epoch_end": "e", "on_checkpoint": "K",
-             "on_warning": "W", "on_fit_end": "F"}
+             "on_warning": "W", "on_user_action": "U", "on_fit_end": "F"}
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []

@@ -6,9 +6,9 @@
 
 from __future__ import annotations
 
-from ._registry import build_datasets, dataset_info, list_datasets
+from ._registry import build_datasets, dataset_info, list_datasets, needs_download
 from ._types import DataBundle, DatasetInfo
 from .synthetic import make_synthetic
 
 __all__ = ["DataBundle", "DatasetInfo", "build_datasets", "dataset_info", "list_datasets",
-           "make_synthetic"]
+           "make_synthetic", "needs_download"]

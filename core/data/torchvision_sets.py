@@ -19,7 +19,7 @@ from .folder import IMAGENET_MEAN, IMAGENET_STD, folder_bundle, image_transform
 if TYPE_CHECKING:  # the data catalogue sits below config: type hints only
     from ..config import DataConfig
 
-__all__ = ["STATS", "build_imagenette", "build_tensor_set", "data_root"]
+__all__ = ["STATS", "build_imagenette", "build_tensor_set", "data_root", "found_locally"]
 
 # Per-channel mean and std of each training set, used for normalisation.
 STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
@@ -38,6 +38,23 @@ _IMAGENETTE_FOLDER = "imagenette2-160"
 def data_root(cfg: DataConfig) -> Path:
     """``cfg.root`` or the user's data set folder."""
     return Path(cfg.root).expanduser() if cfg.root else datasets_home()
+
+
+def found_locally(name: str, root: Path) -> bool:
+    """Whether torchvision's data set ``name`` is in ``root`` already (its files, without
+    checking their content), so that it needs no download."""
+    if name in ("mnist", "fashionmnist"):
+        cls = _CLASSES[name]
+        raw = root / cls.__name__ / "raw"
+        return all((raw / Path(url).name.removesuffix(".gz")).is_file()
+                   for url, _md5 in cls.resources)
+    if name in ("cifar10", "cifar100"):
+        cls = _CLASSES[name]
+        return all((root / cls.base_folder / f).is_file() for f, _md5 in cls.train_list)
+    if name == "imagenette":
+        return (root / _IMAGENETTE_FOLDER).is_dir() or (
+            (root / "train").is_dir() and (root / "val").is_dir())
+    return True
 
 
 def _missing(name: str, root: Path) -> DataError:

@@ -8,8 +8,8 @@ from ..format import count, duration, is_number, percent, points, score, when
 from ._model import RunData, RunSavings
 
 __all__ = ["pct", "duration", "count", "score", "overview_rows", "headline_rows",
-           "savings_rows", "unit_table", "comparison_rows", "drop_timeline", "config_rows",
-           "environment_rows", "when"]
+           "savings_rows", "unit_table", "action_table", "comparison_rows", "drop_timeline",
+           "config_rows", "environment_rows", "when"]
 
 
 # ---- number formatting: the shared formatters, under the names the report's callers use ----
@@ -104,6 +104,14 @@ def unit_table(d: RunData) -> tuple[list[str], list[list[str]]]:
                      pct(u.flops_share), u.state, drop_epoch,
                      str(u.drop_step) if u.drop_step is not None else "–",
                      "–" if u.is_head else score(u.final_score)])
+    return head, rows
+
+
+def action_table(d: RunData) -> tuple[list[str], list[list[str]]]:
+    """What the user did to the running run: when they asked, where the run took it."""
+    head = ["Time", "Epoch", "Step", "Action"]
+    rows = [[when(a.time), f"{d.epoch_number(max(a.step, 1))} ({a.epoch:.2f})", str(a.step),
+             a.text] for a in d.actions]
     return head, rows
 
 
