@@ -72,6 +72,9 @@ class DataConfig:
         min=0.01, max=0.9))
     limit: int = field(default=0, metadata=doc(
         "Use at most this many training samples (0: all).", min=0))
+    classes: str = field(default="", metadata=doc(
+        "Use only these classes, e.g. 0-4 or 1,3,5, numbered from 0 in that order (empty: "
+        "all; mnist, fashionmnist, cifar10, cifar100)."))
     synthetic_samples: int = field(default=4000, metadata=doc(
         "Synthetic data: number of samples (train and validation together).", min=20,
         max=10_000_000))
@@ -221,7 +224,7 @@ class RunConfig:
         cache = cache_augment_problem(self.drop, augmented=self.data.augment)
         if cache:
             out.append(cache)
-        from .data import list_datasets
+        from .data import classes_problem, list_datasets
         from .models import list_models
 
         if self.model.name not in list_models():
@@ -230,6 +233,9 @@ class RunConfig:
         if self.data.dataset not in list_datasets():
             out.append(("data.dataset", f"unknown data set '{self.data.dataset}': pick one of "
                         f"{', '.join(list_datasets())}"))
+        classes = classes_problem(self.data.classes, self.data.dataset)
+        if classes:
+            out.append(("data.classes", classes))
         if self.data.dataset == "imagefolder" and not self.data.root:
             out.append(("data.root", "data.dataset=imagefolder needs data.root: the folder with "
                         "one sub-folder of images per class"))
