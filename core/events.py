@@ -147,7 +147,15 @@ class SavingsReport:
     """Savings as fractions of the full network's cost (0.25 = 25% saved).
 
     ``forward_flops_saved`` and ``train_flops_saved`` are the current per-step figures;
-    the ``cumulative_`` ones cover every step so far. Times are measured wall-clock seconds.
+    the ``cumulative_`` ones cover every step so far. Times are measured seconds, robust
+    to machine load (see the engine's savings meter): ``step_time_s`` is the current time
+    per step (a median), ``full_step_time_s`` the full network's under the same
+    conditions, ``measured_time_saved`` the share of it saved per step now.
+    ``time_saved_s`` lies in ``time_saved_low_s`` .. ``time_saved_high_s`` (``None``
+    until measured); ``predicted_time_saved_s`` is what the FLOPs saved predict over the
+    same steps; ``efficiency`` is measured over predicted, ``None`` while the measured
+    saving is within its noise. ``step_time_spread`` is the relative spread of one step's
+    time (robust standard deviation over the median).
     """
 
     step: int
@@ -163,6 +171,10 @@ class SavingsReport:
     time_saved_s: float
     projected_time_saved_s: float
     efficiency: float | None
+    time_saved_low_s: float | None = None
+    time_saved_high_s: float | None = None
+    predicted_time_saved_s: float | None = None
+    step_time_spread: float | None = None
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,8 @@ Version history
    replayed in its original order and followed while it is written; the run's environment,
    heartbeat, note, display name, pid, host and group; the tables ``units``, ``progress``,
    ``savings``, ``events`` and ``groups``; score trends, streaks and check indexes.
+3. Adds to ``savings`` the range of the measured time saved, the FLOP-predicted time saved
+   and the spread of the time per step (earlier rows keep them unknown).
 
 Every store carries :data:`APP_ID` in its ``meta`` table and its version in
 ``PRAGMA user_version``.
@@ -24,7 +26,7 @@ from typing import Any
 __all__ = ["APP_ID", "SCHEMA_VERSION", "create_schema", "migrate", "EVENT_TABLES"]
 
 APP_ID = "learndrop-run-store"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Tables whose rows are events of a run, each with a ``seq`` column.
 EVENT_TABLES = ("progress", "score_checks", "drops", "epochs", "events")
@@ -179,10 +181,16 @@ CREATE INDEX IF NOT EXISTS events_kind ON events(run_id, kind);
 """
 
 
+#: the columns version 3 adds to ``savings``
+_SAVINGS_V3 = ("time_saved_low_s", "time_saved_high_s", "predicted_time_saved_s",
+               "step_time_spread")
+
+
 def create_schema(conn: sqlite3.Connection) -> None:
     """Create the current schema in an empty database (inside the caller's transaction)."""
     for statement in _statements(_SCHEMA_V2):
         conn.execute(statement)
+    _migrate_v2_to_v3(conn)
     conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('app_id', ?)", (APP_ID,))
     conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
                  (str(SCHEMA_VERSION),))
@@ -194,7 +202,7 @@ def migrate(conn: sqlite3.Connection, from_version: int) -> None:
 
     The caller holds a write transaction; a failure rolls every step back.
     """
-    steps = {1: _migrate_v1_to_v2}
+    steps = {1: _migrate_v1_to_v2, 2: _migrate_v2_to_v3}
     version = from_version
     while version < SCHEMA_VERSION:
         steps[version](conn)
@@ -306,6 +314,12 @@ def _migrate_v1_to_v2(conn: sqlite3.Connection) -> None:
     for run in runs:
         conn.execute("UPDATE runs SET end_seq = ? WHERE id = ?",
                      (next_seq.get(run["id"], 1), run["id"]))
+
+
+def _migrate_v2_to_v3(conn: sqlite3.Connection) -> None:
+    """Version 2 -> 3: the new ``savings`` columns, empty in the rows already there."""
+    for column in _SAVINGS_V3:
+        conn.execute(f"ALTER TABLE savings ADD COLUMN {column} REAL")
 
 
 def _index_of(names: dict[int, str], unit: str) -> int:

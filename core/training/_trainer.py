@@ -305,7 +305,7 @@ class Trainer:
         while self.control.paused and not self.control.should_end:
             self.control.wait_while_paused(0.2)
         self._t0 += time.perf_counter() - paused_at  # a pause is not training time
-        self._ready().ld._last_t = None
+        self._ready().ld.pause_timing()
 
     def _step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor
               ) -> tuple[float, torch.Tensor, torch.Tensor, torch.Tensor]:

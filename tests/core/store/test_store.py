@@ -184,7 +184,7 @@ def test_migrates_a_version_1_store(store_path: Path) -> None:
         assert [u.name for u in events[0].units] == ["features.0", "features.1"]
         assert events[3].scores == (0.05, 0.6) and events[4].index == 0
     conn = sqlite3.connect(store_path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     conn.close()
     with RunStore(store_path) as store:  # reopening the migrated store is a no-op
         assert len(store.list_runs()) == 2
