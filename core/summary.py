@@ -6,9 +6,10 @@ run store as JSON (:meth:`RunSummary.to_dict`, the same keys as always). Reading
 :meth:`RunSummary.from_dict`, which accepts what older versions stored: a missing key or a
 value of the wrong type takes the field's default, keys it does not know are ignored.
 
-Shares (``final_accuracy``, ``*_flops_saved``, ``measured_time_saved``, ``score_overhead``)
-are fractions (0.25 = 25%); times are seconds; ``final_accuracy`` and ``final_loss`` are NaN
-when no validation ran; ``None`` marks a figure that was never measured.
+Shares (``final_accuracy``, ``*_flops_saved``, ``measured_time_saved``, ``score_overhead``,
+``data_time_share``, ``step_time_spread``) are fractions (0.25 = 25%); times are seconds;
+``final_accuracy`` and ``final_loss`` are NaN when no validation ran; ``None`` marks a
+figure that was never measured.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class EpochResult:
     val_accuracy: float = math.nan
     val_accuracy_scaled: float | None = None
     epoch_time_s: float = 0.0
+    elapsed_s: float = math.nan  # the run's wall time at the end of this epoch
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -70,6 +72,16 @@ class RunSummary:
     complete epochs, earlier sessions of a resumed run included, as does ``history``.
     ``forward_flops_saved``/``train_flops_saved`` cover the whole run; the ``final_`` ones
     are the per-step figures at its end. ``units`` counts the head too.
+
+    Time saved is measured so that machine load cannot fool it (see the engine's savings
+    meter): ``time_saved_s`` lies in ``time_saved_low_s`` .. ``time_saved_high_s`` and
+    ``predicted_time_saved_s`` is what the FLOPs saved predict for the same steps;
+    ``efficiency`` is given only when the measured saving exceeds its noise.
+    ``step_time_spread`` is how much one step's time varies (robust standard deviation
+    over the median). ``data_time_share`` is the share of the training loop's time spent
+    waiting for batches. ``machine`` names the host, CPU and device, ``load_per_cpu`` is
+    the machine's mean load during the run (1-minute load average per CPU): two runs'
+    times compare only on the same machine under a similar load.
     """
 
     run_name: str = ""
@@ -103,6 +115,13 @@ class RunSummary:
     checkpoint: str = ""
     weights: str = ""
     device: str = ""
+    time_saved_low_s: float | None = None
+    time_saved_high_s: float | None = None
+    predicted_time_saved_s: float | None = None
+    step_time_spread: float | None = None
+    data_time_share: float | None = None
+    machine: str = ""
+    load_per_cpu: float | None = None
     error: str = field(default="", metadata={"omit_empty": True})
 
     def to_dict(self) -> dict[str, Any]:

@@ -23,7 +23,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..config import RunConfig, config_to_toml
+from ..data import fast_batches
 from ..engine import LearnDrop
+from ..environment import machine_load
 from ..errors import CheckpointError, DeviceError, LearnDropError, TrainingError
 from ..events import (
     Callback,
@@ -77,6 +79,24 @@ class _EpochRun:
     budget_out: bool = False  # a time-budgeted run's budget ran out
 
 
+class _TimedBatches:
+    """Iterates ``batches`` and adds the time spent waiting for each batch to ``spent``."""
+
+    def __init__(self, batches: Any, spent: list[float]) -> None:
+        self._it = iter(batches)
+        self._spent = spent
+
+    def __iter__(self) -> _TimedBatches:
+        return self
+
+    def __next__(self) -> Any:
+        t = time.perf_counter()
+        try:
+            return next(self._it)
+        finally:
+            self._spent[0] += time.perf_counter() - t
+
+
 @dataclass
 class _Window:
     """The batches since the last progress report."""
@@ -123,6 +143,8 @@ class Trainer:
         self.last_val: tuple[float, float, float | None] = (math.nan, math.nan, None)
         self._t0 = time.perf_counter()
         self._train_time = 0.0
+        self._data_time = [0.0]  # waiting for training batches, this session
+        self._loads: list[float] = []  # the machine's load per CPU, sampled each epoch
         self._resumed_history: list[EpochResult] = []
         self._resumed_elapsed = 0.0
 
@@ -184,10 +206,18 @@ class Trainer:
             raise CheckpointError(f"{path} is already at the last epoch "
                                   f"({self.start_epoch}); raise --epochs to train further")
 
-    def _loader(self, epoch: int) -> DataLoader:
+    def _loader(self, epoch: int) -> Any:
+        """The epoch's shuffled training batches: gathered in one go for in-memory images
+        without augmentation, else a DataLoader (the same batches either way)."""
         r = self._ready()
         g = torch.Generator()
         g.manual_seed(self.cfg.train.seed * 1000 + epoch)
+        pin = r.plan.device.type == "cuda"
+        if self.cfg.data.num_workers == 0:
+            fast = fast_batches(r.bundle.train, self.cfg.train.batch_size,
+                                drop_last=self.drop_last, generator=g, pin_memory=pin)
+            if fast is not None:
+                return fast
         return DataLoader(r.bundle.train, batch_size=self.cfg.train.batch_size, shuffle=True,
                           drop_last=self.drop_last, generator=g,
                           num_workers=self.cfg.data.num_workers,
@@ -247,6 +277,9 @@ class Trainer:
     def _train(self) -> str:
         """Every remaining epoch; returns finished, stopped or cancelled."""
         self._train_time = 0.0
+        self._data_time = [0.0]
+        self._loads = []
+        self._sample_load()
         status = "finished"
         for epoch in range(self.start_epoch, self.cfg.train.epochs):
             call_hook(self.callbacks, "on_epoch_start", epoch)
@@ -277,7 +310,7 @@ class Trainer:
         run = _EpochRun(now, torch.zeros((), device=dev),
                         torch.zeros((), device=dev, dtype=torch.long))
         window = _Window(torch.zeros((), device=dev), 0, now)
-        for b, (x, y, idx) in enumerate(self._loader(epoch)):
+        for b, (x, y, idx) in enumerate(_TimedBatches(self._loader(epoch), self._data_time)):
             self._wait_while_paused()
             if self.control.should_end:
                 run.ended = True
@@ -358,6 +391,7 @@ class Trainer:
         self.best_accuracy = max(self.best_accuracy, val_acc)
         self.last_val = (val_loss, val_acc, val_scaled)
         epoch_time = time.perf_counter() - run.started
+        self._sample_load()
         groups = r.optimizer.param_groups
         ev = EpochEnd(
             epoch=epoch, step=ld.step_count, train_loss=train_loss,
@@ -369,7 +403,8 @@ class Trainer:
             savings=ld.savings_report())
         self.history.append(EpochResult(
             epoch=epoch, train_loss=train_loss, train_accuracy=train_acc, val_loss=val_loss,
-            val_accuracy=val_acc, val_accuracy_scaled=val_scaled, epoch_time_s=epoch_time))
+            val_accuracy=val_acc, val_accuracy_scaled=val_scaled, epoch_time_s=epoch_time,
+            elapsed_s=self.elapsed() + self._resumed_elapsed))
         call_hook(self.callbacks, "on_epoch_end", ev)
         completed = epoch + 1  # complete epochs once this one is (what a checkpoint counts)
         every = self.cfg.output.checkpoint_every
@@ -388,6 +423,11 @@ class Trainer:
     def _budget_spent(self) -> bool:
         budget = self.time_budget_s
         return bool(budget) and budget is not None and self.elapsed() >= budget
+
+    def _sample_load(self) -> None:
+        load = machine_load()
+        if load is not None:
+            self._loads.append(load)
 
     def elapsed(self) -> float:
         return time.perf_counter() - self._t0
@@ -461,7 +501,9 @@ class Trainer:
             self.cfg, status, run_name=self.run_name, output_dir=self.output_dir, ld=self.ld,
             device=self.plan.description if self.plan else "", last_val=self.last_val,
             best_accuracy=self.best_accuracy, wall_time_s=self.elapsed() + self._resumed_elapsed,
-            train_time_s=self._train_time, history=self._all_history())
+            train_time_s=self._train_time, history=self._all_history(),
+            data_time_s=self._data_time[0],
+            load_per_cpu=sum(self._loads) / len(self._loads) if self._loads else None)
 
     def _finish(self, status: str, message: str) -> FitResult:
         summary = self.summary(status)

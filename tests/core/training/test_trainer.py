@@ -287,3 +287,14 @@ def test_event_epochs_follow_the_convention(tmp_path: Path) -> None:
             display_epoch(e.epoch))
     for k in rec.of("K"):  # complete epochs
         assert k.epoch == epoch_of_step(k.step, spe)
+
+
+def test_a_run_measures_its_data_share_machine_and_epoch_times(tmp_path: Path) -> None:
+    result = Trainer(tiny_config(tmp_path)).fit()
+    s = result.summary
+    assert s.data_time_share is not None and 0 < s.data_time_share < 0.5
+    assert s.machine.endswith(", cpu") and " x " in s.machine
+    assert s.load_per_cpu is None or s.load_per_cpu >= 0
+    elapsed = [h.elapsed_s for h in s.history]
+    assert elapsed == sorted(elapsed) and 0 < elapsed[-1] <= s.wall_time_s
+    assert s.step_time_spread is not None and s.step_time_spread >= 0
