@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from learndrop.core.events import display_epoch
+from learndrop.core.events import SavingsReport, display_epoch
 from learndrop.core.format import DASH
 from learndrop.core.format import count as format_count
 from learndrop.core.format import duration as format_duration
@@ -24,6 +24,23 @@ from learndrop.core.monitor import RunHistory
 from ..theme import Theme, current_theme
 
 __all__ = ["GaugesPanel", "format_count", "format_duration", "format_percent", "format_rate"]
+
+
+def time_saved_detail(s: SavingsReport) -> str:
+    """The line under the time saved: its range, the FLOP-predicted figure, the projection
+    and the efficiency (or why there is none)."""
+    parts = []
+    if s.time_saved_low_s is not None and s.time_saved_high_s is not None:
+        parts.append(f"range {format_duration(s.time_saved_low_s)} to "
+                     f"{format_duration(s.time_saved_high_s)}")
+    if s.predicted_time_saved_s is not None:
+        parts.append(f"FLOPs predict {format_duration(s.predicted_time_saved_s)}")
+    parts.append(f"projected {format_duration(s.projected_time_saved_s)}")
+    if s.efficiency is not None:
+        parts.append(f"efficiency {s.efficiency:.2f}")
+    elif s.time_saved_low_s is not None and s.time_saved_low_s <= 0:
+        parts.append("within noise")
+    return " \u00b7 ".join(parts)
 
 
 class _Card(QFrame):
@@ -119,9 +136,7 @@ class GaugesPanel(QWidget):
                              f"so far {format_percent(s.cumulative_forward_flops_saved)}")
             self.train.set(format_percent(s.train_flops_saved),
                            f"so far {format_percent(s.cumulative_train_flops_saved)}")
-            eff = "" if s.efficiency is None else f" \u00b7 efficiency {s.efficiency:.2f}"
-            self.time.set(format_duration(s.time_saved_s),
-                          f"projected {format_duration(s.projected_time_saved_s)}{eff}")
+            self.time.set(format_duration(s.time_saved_s), time_saved_detail(s))
         else:
             for card in (self.forward, self.train, self.time):
                 card.set(DASH, "")

@@ -90,15 +90,25 @@ def _print_summary(s: RunSummary) -> None:
     for d in s.dropped:
         lines.append(f"  {d.unit:<14} epoch {d.epoch:.2f} (step {d.step}, {d.reason})")
     eff = s.efficiency
+    noise = s.time_saved_low_s is not None and s.time_saved_low_s <= 0
     lines += [
         f"forward FLOPs saved over the run   {fmt.percent(s.forward_flops_saved)}",
         f"training FLOPs saved over the run  {fmt.percent(s.train_flops_saved)}",
         f"trainable params at the end        {s.trainable_params:,} of {s.total_params:,}",
+        f"time per step (median)             {fmt.step_time(s.step_time_s)} "
+        f"(full network {fmt.step_time(s.full_step_time_s)})",
         "measured step time saved           " + (
             fmt.percent(s.measured_time_saved) if s.measured_time_saved is not None
             else "n/a"),
-        "efficiency (measured/predicted)    " + (f"{eff:.2f}" if eff is not None else "n/a"),
+        "time saved, measured               " + (
+            fmt.span(s.time_saved_s, s.time_saved_low_s, s.time_saved_high_s)
+            if s.time_saved_low_s is not None else "n/a"),
+        f"time saved, predicted from FLOPs   {fmt.duration(s.predicted_time_saved_s)}",
+        "efficiency (measured/predicted)    " + (
+            f"{eff:.2f}" if eff is not None else
+            "n/a (the measured saving is within its noise)" if noise else "n/a"),
         f"score checks' share of step time   {fmt.percent(s.score_overhead, 2)}",
+        f"data pipeline's share of loop time {fmt.percent(s.data_time_share, 1)}",
         f"run folder      {s.output_dir}",
     ]
     print("\n".join(lines))

@@ -146,10 +146,32 @@ def test_gauges_show_latest_numbers(live_panel: LivePanel, stream: Any) -> None:
     assert g.train.value.text() == format_percent(last.savings.train_flops_saved)
     assert g.params.value.text() == format_count(last.savings.trainable_params)
     assert g.time.value.text() == format_duration(last.savings.time_saved_s)
+    sav = last.savings
+    assert g.time.detail.text() == (
+        f"range {format_duration(sav.time_saved_low_s)} to "
+        f"{format_duration(sav.time_saved_high_s)} \u00b7 FLOPs predict "
+        f"{format_duration(sav.predicted_time_saved_s)} \u00b7 projected "
+        f"{format_duration(sav.projected_time_saved_s)} \u00b7 efficiency 0.80")
     assert g.speed.value.text() == "1,500" and g.speed.detail.text() == "images / s"
     assert g.accuracy.value.text() == format_percent(max(e.val_accuracy for h, e in stream
                                                          if h == "on_epoch_end"))
     assert g.total_bar.value() == 100 and "finished" in g.eta_label.text()
+
+
+def test_time_saved_within_noise_says_so() -> None:
+    import dataclasses
+
+    from learndrop.app.views.gauges import time_saved_detail
+    from learndrop.core.events import SavingsReport
+
+    noisy = SavingsReport(100, 0.4, 0.45, 0.3, 0.35, 10, 20, 0.01, 0.012, 0.1, 8.0, 12.0,
+                          None, time_saved_low_s=-2.0, time_saved_high_s=18.0,
+                          predicted_time_saved_s=10.0)
+    assert time_saved_detail(noisy) == ("range -2.0 s to 18.0 s \u00b7 FLOPs predict 10.0 s "
+                                        "\u00b7 projected 12.0 s \u00b7 within noise")
+    unknown = dataclasses.replace(noisy, time_saved_low_s=None, time_saved_high_s=None,
+                                  predicted_time_saved_s=None)
+    assert time_saved_detail(unknown) == "projected 12.0 s"
 
 
 def test_formatting() -> None:

@@ -193,6 +193,31 @@ def test_migrates_a_version_1_store(store_path: Path) -> None:
         assert len(store.list_runs()) == 3
 
 
+def test_migrates_a_version_2_store(store_path: Path) -> None:
+    """Version 3 adds the time-saved range to the savings rows; older rows keep it unknown."""
+    from learndrop.core.store import _schema
+
+    record(store_path, make_events("before"))
+    conn = sqlite3.connect(store_path)
+    for column in _schema._SAVINGS_V3:  # back to version 2
+        conn.execute(f"ALTER TABLE savings DROP COLUMN {column}")
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    with RunStore(store_path) as store:
+        ends = [e for e in store.load_events("before") if type(e).__name__ == "EpochEnd"]
+        assert ends and all(e.savings.time_saved_low_s is None for e in ends)
+        assert ends[-1].savings.time_saved_s > 0
+    record(store_path, make_events("after"))
+    with RunStore(store_path) as store:
+        ends = [e for e in store.load_events("after") if type(e).__name__ == "EpochEnd"]
+        assert ends[-1].savings.time_saved_low_s is not None
+        assert ends[-1].savings.step_time_spread == 0.05
+    conn = sqlite3.connect(store_path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    conn.close()
+
+
 def _assert_refused(path: Path) -> None:
     before = path.read_bytes()
     with pytest.raises(StoreError) as info:
