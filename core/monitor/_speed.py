@@ -46,10 +46,10 @@ def compare_speed(run: RunSummary, reference: RunSummary) -> SpeedComparison:
     if run.machine and reference.machine and run.machine != reference.machine:
         caveats.append("different machines")
     la, lb = run.load_per_cpu, reference.load_per_cpu
-    if fmt.is_number(la) and fmt.is_number(lb) and abs(la - lb) > LOAD_DIFFERENCE:
+    if la is not None and lb is not None and abs(la - lb) > LOAD_DIFFERENCE:
         caveats.append(f"machine load {la:.1f} vs {lb:.1f} per CPU")
     sa, sb = run.step_time_spread, reference.step_time_spread
-    if fmt.is_number(sa) and fmt.is_number(sb) and abs(k - 1.0) <= sa + k * sb:
+    if sa is not None and sb is not None and abs(k - 1.0) <= sa + k * sb:
         # the spreads of the two runs' times per step overlap
         caveats.append(f"within step-time noise (\u00b1{fmt.percent(max(sa, sb), 0)})")
     return SpeedComparison(k, tuple(caveats))
