@@ -72,6 +72,9 @@ class DataConfig:
         min=0.01, max=0.9))
     limit: int = field(default=0, metadata=doc(
         "Use at most this many training samples (0: all).", min=0))
+    seed: int = field(default=-1, metadata=doc(
+        "Seed for generating, splitting and sub-sampling the data (-1: train.seed); fix it "
+        "to train several seeds on the same data.", min=-1, max=2**32 - 1))
     classes: str = field(default="", metadata=doc(
         "Use only these classes, e.g. 0-4 or 1,3,5, numbered from 0 in that order (empty: "
         "all; mnist, fashionmnist, cifar10, cifar100)."))

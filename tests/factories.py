@@ -1,10 +1,13 @@
-"""Event factories shared by the tests: a plausible run's event stream, recorded or replayed.
+"""Factories shared by the tests: a plausible run's event stream (recorded or replayed), small
+IDX data set files.
 
 Importable from any test (``pytest`` puts ``tests/`` on the path)."""
 
 from __future__ import annotations
 
+import gzip
 import math
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -213,3 +216,31 @@ def feed(target: Any, events: list[tuple[str, Any]]) -> None:
 def drops_of(stream: list[tuple[str, Any]]) -> list[DropEvent]:
     """The drops of a stream, in order."""
     return [ev for hook, ev in stream if hook == "on_drop"]
+
+
+# ---- MNIST-style IDX files ----------------------------------------------------------------
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An array in the IDX format (unsigned bytes, big-endian header)."""
+    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I",
+                                                                  *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_idx_set(folder: Path, *, n_train: int = 40, n_test: int = 20, gz: bool = False,
+                  dot_names: bool = False, side: int = 28) -> dict[str, np.ndarray]:
+    """Four small IDX files in ``folder``; returns the arrays written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(n_train)
+    arrays = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        arrays[f"{prefix}-images"] = rng.integers(0, 256, (n, side, side)).astype(np.uint8)
+        arrays[f"{prefix}-labels"] = (np.arange(n) % 10).astype(np.uint8)
+    for key, array in arrays.items():
+        ndim = array.ndim
+        name = f"{key}.idx{ndim}-ubyte" if dot_names else f"{key}-idx{ndim}-ubyte"
+        data = idx_bytes(array)
+        if gz:
+            (folder / (name + ".gz")).write_bytes(gzip.compress(data))
+        else:
+            (folder / name).write_bytes(data)
+    return arrays

@@ -245,7 +245,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     cfg = build_config_for_bench(args)
     result = run_bench(cfg, preset=args.preset, output=args.output, quiet=args.quiet,
                        callbacks_factory=lambda: _store_recorder(args),
-                       store_args=args)
+                       store_args=args, seeds=args.seeds,
+                       target_accuracy=args.target_accuracy)
     if args.json:
         print(json.dumps(result, default=str))
     return 0
@@ -323,8 +324,15 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="full baseline vs Learn&Drop vs time-matched baseline")
     _add_config_flags(b)
-    b.add_argument("--preset", help="a ready benchmark: cpu-resnet20, gpu-resnet18, "
-                   "quick-digits")
+    b.add_argument("--preset", help="a ready benchmark: cpu-fmnist-finetune, "
+                   "cpu-fmnist-scratch (Fashion-MNIST: apt-get install dataset-fashion-mnist), "
+                   "cpu-resnet20, cpu-resnet20-finetune, gpu-resnet18, quick-digits")
+    b.add_argument("--seeds", type=_positive_int, default=1, metavar="N",
+                   help="train every run with N seeds (same data); the table gives means and "
+                   "spreads (default 1)")
+    b.add_argument("--target-accuracy", type=_share, default=None, metavar="SHARE",
+                   help="validation accuracy for the time-to-accuracy column, e.g. 0.9 "
+                   "(default: the baseline's final mean minus 0.005)")
     b.add_argument("--output", metavar="FILE", help="where to write the JSON table")
     b.add_argument("--json", action="store_true", help="print the JSON result last")
     b.add_argument("--quiet", action="store_true", help="no progress output")
@@ -339,6 +347,27 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_studio)
     add_store_commands(sub)
     return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not a share between 0 and 1 (0.9 is "
+                                         f"90%)")
+    return value
 
 
 def _version() -> str:

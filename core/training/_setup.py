@@ -70,7 +70,8 @@ def build_data(cfg: RunConfig) -> DataBundle:
     from ..data import build_datasets
 
     try:
-        bundle = build_datasets(cfg.data, seed=cfg.train.seed)
+        seed = cfg.data.seed if cfg.data.seed >= 0 else cfg.train.seed
+        bundle = build_datasets(cfg.data, seed=seed)
     except OSError as exc:  # e.g. a folder this user may not read
         where = f" {exc.filename}" if exc.filename else ""
         raise DataError(f"cannot read the data{where}: {exc.strerror or exc}; check "

@@ -10,38 +10,14 @@ import numpy as np
 import pytest
 import torch
 
+from factories import idx_bytes as _idx_bytes
+from factories import write_idx_set as write_set
 from learndrop.core.config import DataConfig, RunConfig
 from learndrop.core.data import build_datasets, idx
 from learndrop.core.data.idx import find_idx_set, read_idx
 from learndrop.core.errors import ConfigError, DataError
 
 SYSTEM_FMNIST = Path("/usr/share/datasets/fashion-mnist")
-
-
-def _idx_bytes(array: np.ndarray) -> bytes:
-    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I",
-                                                                  *array.shape)
-    return header + array.astype(np.uint8).tobytes()
-
-
-def write_set(folder: Path, *, n_train: int = 40, n_test: int = 20, gz: bool = False,
-              dot_names: bool = False, side: int = 28) -> dict[str, np.ndarray]:
-    """Four small IDX files in ``folder``; returns the arrays written."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(n_train)
-    arrays = {}
-    for prefix, n in (("train", n_train), ("t10k", n_test)):
-        arrays[f"{prefix}-images"] = rng.integers(0, 256, (n, side, side)).astype(np.uint8)
-        arrays[f"{prefix}-labels"] = (np.arange(n) % 10).astype(np.uint8)
-    for key, array in arrays.items():
-        ndim = array.ndim
-        name = f"{key}.idx{ndim}-ubyte" if dot_names else f"{key}-idx{ndim}-ubyte"
-        data = _idx_bytes(array)
-        if gz:
-            (folder / (name + ".gz")).write_bytes(gzip.compress(data))
-        else:
-            (folder / name).write_bytes(data)
-    return arrays
 
 
 @pytest.fixture
