@@ -29,8 +29,9 @@ test: $(STAMP)
 	$(PY) -m mypy
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
+# real data: Debian's dataset-fashion-mnist (the command says how to install it when missing)
 bench: $(STAMP)
-	$(VENV)/bin/learndrop bench --preset cpu-resnet20-finetune
+	$(VENV)/bin/learndrop bench --preset cpu-fmnist-finetune
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
