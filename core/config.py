@@ -96,7 +96,8 @@ class DataConfig:
 @dataclass
 class ModelConfig:
     name: str = field(default="small_cnn", metadata=doc(
-        "Model from the registry (learndrop models lists them)."))
+        "Model from the registry (learndrop models lists them), or SOURCE:NAME from an "
+        "installed model source, e.g. timm:resnet18."))
     width: float = field(default=1.0, metadata=doc(
         "Channel width multiplier for the models that support it.", min=0.125, max=8.0))
     weights: str = field(default="", metadata=doc(
@@ -227,12 +228,24 @@ class RunConfig:
         cache = cache_augment_problem(self.drop, augmented=self.data.augment)
         if cache:
             out.append(cache)
+        if self.output.name and _utf8(self.output.name):
+            why = _name_problem(self.output.name)
+            if why:
+                out.append(("output.name", f"output.name {_shown(self.output.name)} {why}: "
+                            f"use letters, digits, dots, dashes or underscores, at most "
+                            f"{MAX_NAME_CHARS} characters"))
+        if self.output.dir and _utf8(self.output.dir):
+            if any(ord(c) < 32 for c in self.output.dir):
+                out.append(("output.dir", f"output.dir {_shown(self.output.dir)} holds a "
+                            f"control character (a newline, a tab, ...): give a plain path"))
+            elif any(len(part.encode("utf-8")) > 255 for part in Path(self.output.dir).parts):
+                out.append(("output.dir", f"output.dir {_shown(self.output.dir)} has a folder "
+                            f"name longer than 255 bytes, more than file systems allow"))
         from .data import classes_problem, list_datasets
-        from .models import list_models
+        from .models import is_model_name, unknown_model_message
 
-        if self.model.name not in list_models():
-            out.append(("model.name", f"unknown model '{self.model.name}': pick one of "
-                        f"{', '.join(list_models())}"))
+        if not is_model_name(self.model.name):
+            out.append(("model.name", unknown_model_message(self.model.name)))
         if self.data.dataset not in list_datasets():
             out.append(("data.dataset", f"unknown data set '{self.data.dataset}': pick one of "
                         f"{', '.join(list_datasets())}"))
@@ -304,6 +317,37 @@ def _type_name(value: Any) -> str:
             list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
 
 
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # bytes that were not UTF-8 arrive as surrogates
+        return False
+    return True
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, cut short: an error line never echoes a huge value."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+
+
+#: the longest run name: folders and names stay well inside every file system's limit
+MAX_NAME_CHARS = 200
+
+
+def _name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a run folder, or ``None``."""
+    if name in (".", ".."):
+        return "is not a folder name"
+    if any(c in name for c in "/\\"):
+        return "holds a slash"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "holds a control character (a newline, a tab, ...)"
+    if len(name) > MAX_NAME_CHARS or len(name.encode("utf-8", "replace")) > 240:
+        return f"is longer than {MAX_NAME_CHARS} characters"
+    return None
+
+
 def _coerce(value: Any, hint: Any, path: str, source: str) -> Any:
     origin = get_origin(hint)
     where = f"{source}: {path}"
@@ -364,6 +408,9 @@ def _coerce(value: Any, hint: Any, path: str, source: str) -> Any:
         return out
     if hint is str:
         if isinstance(value, str):
+            if "\0" in value or not _utf8(value):
+                raise ConfigError(f"{where} must be plain text: it holds a NUL byte or bytes "
+                                  f"that are not UTF-8 ({_shown(value)})", field=path)
             return value
         raise ConfigError(f"{where} must be text, got {_type_name(value)}", field=path)
     raise TypeError(f"unsupported config type {hint!r} for {path}")
@@ -374,13 +421,16 @@ def load_config(path: str | Path) -> RunConfig:
     """Read a TOML or JSON config file (chosen by suffix; otherwise by content)."""
     p = Path(path)
     try:
+        if p.exists() and not p.is_dir() and not p.is_file():  # a FIFO would block forever
+            raise ConfigError(f"config file {p} is not a regular file (a FIFO, device or "
+                              f"socket): give the path of a .toml or .json file")
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {p} does not exist: check the path") from None
     except IsADirectoryError:
         raise ConfigError(f"config file {p} is a folder: give the path of a .toml or .json "
                           f"file") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
         raise ConfigError(f"cannot read config file {p}: {exc}") from None
     suffix = p.suffix.lower()
     data: Any

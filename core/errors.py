@@ -24,8 +24,15 @@ class LearnDropError(Exception):
 
     exit_code = 2
 
+    #: longer messages are cut in the middle (a 2 MB value echoed back helps no one)
+    MAX_CHARS = 2000
+
     def __init__(self, message: str) -> None:
-        super().__init__(" ".join(str(message).split()))  # always one line
+        text = " ".join(str(message).split())  # always one line
+        if len(text) > self.MAX_CHARS:
+            cut = len(text) - self.MAX_CHARS
+            text = f"{text[:1400]} [... {cut:,} characters left out ...] {text[-500:]}"
+        super().__init__(text)
 
     @property
     def message(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import IO, Any
 from .errors import LearnDropError
 
 __all__ = ["atomic_write", "atomic_write_text", "atomic_write_bytes",
-           "remove_stale_temps"]
+           "remove_stale_temps", "writable_target", "WriteError"]
 
 
 class WriteError(LearnDropError):
@@ -24,9 +25,11 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
     """Call ``write(fileobj)`` on a temporary file, then rename it over ``path``.
 
     A crash or a full disk never leaves a half-written file under the real name, and an
-    existing file is only replaced once the new one is complete.
+    existing file is only replaced once the new one is complete. A link is written through
+    (the file it points to is replaced, the link stays); a path that is a device, a FIFO, a
+    socket or a folder is refused, never replaced by a file.
     """
-    target = Path(path)
+    target = writable_target(path)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -48,6 +51,29 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> Path:
     except BaseException:
         _unlink_quietly(tmp)
         raise
+    return target
+
+
+def writable_target(path: str | Path) -> Path:
+    """The regular file that writing ``path`` replaces: ``path`` itself, or the file a link
+    at ``path`` points to. Raises :class:`WriteError` for anything that is not a regular
+    file (a device such as the null device, a FIFO, a socket, a folder)."""
+    given = Path(path)
+    target = Path(os.path.realpath(given)) if given.is_symlink() else given
+    try:
+        st = target.stat()
+    except FileNotFoundError:
+        return target
+    except OSError as exc:
+        raise WriteError(f"cannot write {given}: {exc.strerror or exc}") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise WriteError(f"cannot write {given}: it is a folder; give a file name")
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket"
+                if stat.S_ISSOCK(st.st_mode) else "a device")
+        raise WriteError(f"cannot write {given}: it is {kind}, not a regular file, and is "
+                         f"never replaced; give a file path (or - for standard output where "
+                         f"a command offers it)")
     return target
 
 

@@ -1,8 +1,11 @@
-"""Front ends plug into core through entry points, so core names none of their modules.
+"""Front ends and integrations plug into core through entry points, so core names none of
+their modules.
 
-Groups: ``learndrop.frontends`` (``studio``: the desktop app's ``main(argv)``) and
-``learndrop.exporters`` (report writers by format, e.g. ``pdf``), declared in
-``pyproject.toml``.
+Groups, declared in ``pyproject.toml``: ``learndrop.frontends`` (``studio``: the desktop
+app's ``main(argv)``), ``learndrop.exporters`` (report writers by format, e.g. ``pdf``),
+``learndrop.callbacks`` (engine callbacks by name, built from one argument, e.g.
+``tensorboard``: ``learndrop train --tensorboard DIR``) and ``learndrop.models`` (model
+sources by prefix, e.g. ``timm`` builds ``--model timm:NAME``).
 """
 
 from __future__ import annotations

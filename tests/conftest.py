@@ -1,4 +1,5 @@
-"""Shared test set-up: offscreen Qt, a throw-away LEARNDROP_HOME, no training thread left."""
+"""Shared test set-up: offscreen Qt, a throw-away LEARNDROP_HOME, no training thread left; and
+the fixtures many tests use (a store path, the command line run in this process)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,13 @@ import signal
 import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:  # importing learndrop here would come before LEARNDROP_HOME is set
+    from factories import RunCli
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 _HOME = tempfile.mkdtemp(prefix="learndrop-tests-")
@@ -49,3 +55,25 @@ def _one_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    """Where a test's run store goes (created by the first writer)."""
+    return tmp_path / "store.sqlite"
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> RunCli:
+    """Run ``learndrop ARGV`` in this process: (exit code, stdout, stderr)."""
+    from learndrop.core.cli import main
+
+    def run(argv: list[str]) -> tuple[int, str, str]:
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse
+            code = int(exc.code or 0)
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

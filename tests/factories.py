@@ -1,19 +1,24 @@
-"""Factories shared by the tests: a plausible run's event stream (recorded or replayed), small
-IDX data set files.
+"""Factories shared by the tests: a plausible run's event stream (recorded or replayed), a
+longer one for the live views, a callback recording hooks, the settings of a tiny real run,
+folders of images, small IDX data set files, and the check of a one-line error.
 
-Importable from any test (``pytest`` puts ``tests/`` on the path)."""
+Importable from any test (``pytest`` puts ``tests/`` on the path); fixtures are in conftest.py."""
 
 from __future__ import annotations
 
 import gzip
 import math
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
+from learndrop.core.config import RunConfig
 from learndrop.core.events import (
+    Callback,
     CheckpointSaved,
     DropEvent,
     EpochEnd,
@@ -216,6 +221,84 @@ def feed(target: Any, events: list[tuple[str, Any]]) -> None:
 def drops_of(stream: list[tuple[str, Any]]) -> list[DropEvent]:
     """The drops of a stream, in order."""
     return [ev for hook, ev in stream if hook == "on_drop"]
+
+
+class HookRecorder(Callback):
+    """A callback that records every hook call as (hook name, payload), in order."""
+
+    CODES = {"on_fit_start": "S", "on_epoch_start": "E", "on_progress": "P",
+             "on_scores": "C", "on_drop": "D", "on_epoch_end": "e", "on_checkpoint": "K",
+             "on_warning": "W", "on_fit_end": "F"}
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    def __getattribute__(self, name: str) -> Any:
+        if name.startswith("on_"):
+            calls = object.__getattribute__(self, "calls")
+            return lambda *a: calls.append((name, a[0] if a else None))
+        return object.__getattribute__(self, name)
+
+    @property
+    def sequence(self) -> str:
+        """One letter a call (``CODES``), e.g. ``SEPCeKF``."""
+        return "".join(self.CODES.get(hook, "?") for hook, _ in self.calls)
+
+    def of(self, code: str) -> list[Any]:
+        """The payloads of the calls with this letter."""
+        return [p for hook, p in self.calls if self.CODES.get(hook) == code]
+
+
+# ---- a tiny real run ------------------------------------------------------------------------
+TINY_RUN: dict[str, Any] = {
+    "data.dataset": "digits", "model.name": "small_cnn", "data.limit": 320,
+    "data.image_size": 16, "train.batch_size": 32, "train.epochs": 4, "drop.threshold": 1.0,
+    "drop.patience": 1, "drop.warmup_epochs": 1, "drop.window": 2, "drop.trend_tolerance": 10.0,
+}
+"""A few seconds on CPU (digits, the small CNN) that drops units from the second epoch on,
+setting by setting (dotted paths, as ``RunConfig.set`` and the ``--section.name`` flags)."""
+
+
+def tiny_config(out: Path, **changes: Any) -> RunConfig:
+    """The tiny run writing below ``out``; ``changes`` by dotted path:
+    ``tiny_config(out, **{"train.epochs": 2})``."""
+    cfg = RunConfig()
+    for path, value in {**TINY_RUN, "output.dir": str(out), **changes}.items():
+        cfg.set(path, value)
+    return cfg
+
+
+def tiny_flags(**changes: Any) -> list[str]:
+    """The tiny run as command-line flags (``--data.limit 320 ...``), ``changes`` as above."""
+    flags: list[str] = []
+    for path, value in {**TINY_RUN, **changes}.items():
+        flags += [f"--{path}", str(value).lower() if isinstance(value, bool) else str(value)]
+    return flags
+
+
+# ---- files ----------------------------------------------------------------------------------
+def write_images(folder: Path, count: int, mode: str = "RGB", size: int = 12) -> None:
+    """``count`` random PNG images (``img0.png``, ...) of ``size`` x ``size + 2`` pixels."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(len(str(folder)) + count)
+    for i in range(count):
+        shape = (size, size + 2, 3) if mode == "RGB" else (size, size + 2)
+        pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+        Image.fromarray(pixels, mode=None).convert(mode).save(folder / f"img{i}.png")
+
+
+# ---- the command line -----------------------------------------------------------------------
+RunCli = Callable[[list[str]], tuple[int, str, str]]
+"""The ``run_cli`` fixture: ``learndrop ARGV`` in this process -> (exit code, stdout, stderr)."""
+
+
+def one_line(err: str) -> str:
+    """The one line a refused command prints (with no traceback); fails on more or fewer."""
+    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    assert lines[0].startswith("learndrop"), lines[0]
+    return lines[0]
 
 
 # ---- MNIST-style IDX files ----------------------------------------------------------------

@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 
 from .. import format as fmt
 from ..config import RunConfig, config_to_toml, field_choices, field_doc, field_paths, load_config
-from ..errors import LearnDropError
+from ..errors import LearnDropError, first_line
 from ..plugins import load_plugin
 from ..summary import RunSummary
 from ._console import Console
@@ -45,6 +45,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _help(path: str) -> str:
+    return field_doc(path).replace("%", "%%")  # argparse %-formats help texts
+
+
 def _add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML or JSON config file; flags override it")
     g = p.add_argument_group("common settings")
@@ -52,7 +56,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
     for alias, path in ALIASES.items():
         choices = field_choices(path)
         g.add_argument(f"--{alias}", dest=f"set:{path}", metavar=(
-            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=field_doc(path))
+            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=_help(path))
     a = p.add_argument_group("every setting (section.name)")
     for path in field_paths():
         if path in back:
@@ -60,7 +64,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
             continue
         choices = field_choices(path)
         a.add_argument(f"--{path}", dest=f"set:{path}", metavar=(
-            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=field_doc(path))
+            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=_help(path))
 
 
 def build_config(args: argparse.Namespace) -> RunConfig:
@@ -141,60 +145,89 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         sys.stdout.write(config_to_toml(cfg))
         return 0
+    extra = [_tensorboard(args.tensorboard)] if args.tensorboard else []
     control = RunControl()
     _install_signal_handlers(control)
-    callbacks = [Console(args.quiet), *_store_recorder(args)]
+    callbacks = [Console(args.quiet), *_store_recorder(args), *extra]
     trainer = Trainer(cfg, callbacks, control, resume_from=args.resume)
     result = trainer.fit()
     if not args.quiet:
         _print_summary(result.summary)
     if args.json:
         print(_json_summary(result.summary))
-    return 0
+    return _recording_outcome(callbacks)
+
+
+def _recording_outcome(callbacks: Sequence[Any]) -> int:
+    """0 when the run is in the store or kept in a journal that the next command adds to
+    it (said on stderr); 1, naming what happened, when its record could not be kept."""
+    from ..store import StoreRecorder
+
+    code = 0
+    for rec in callbacks:
+        if not isinstance(rec, StoreRecorder):
+            continue
+        if rec.lost:
+            print(f"learndrop: error: {rec.lost}", file=sys.stderr)
+            code = 1
+        elif rec.journal is not None:
+            print(f"learndrop: warning: the run store could not record this run "
+                  f"({first_line(Exception(rec.error or ''))[:200]}); its events are kept in "
+                  f"{rec.journal} and the next learndrop command adds them to the store",
+                  file=sys.stderr)
+    return code
+
+
+def _tensorboard(log_dir: str) -> Any:
+    """The TensorBoard callback, an integration that registers itself as an entry point."""
+    factory = load_plugin("learndrop.callbacks", "tensorboard", what="TensorBoard logging",
+                          install="pip install tensorboard (the learndrop[tensorboard] extra)")
+    return factory(log_dir)
 
 
 def _cmd_resume(args: argparse.Namespace) -> int:
-    """Continue a stored run from its folder's checkpoint, into the same folder and run."""
-    import dataclasses
+    """Continue a stored run from its folder's checkpoint, into the same folder and run.
 
+    The run is claimed in the store first (one transaction), and the trainer locks its
+    folder, so two ``resume`` of one run never train together."""
     from ..store import RunStore, StoreRecorder
     from ..training import RunControl, Trainer
 
     with RunStore(args.store) as store:
-        run = store.get_run(args.run)
+        run, before = store.claim_run(args.run)
         store_path = store.path
-    checkpoint, cfg = _resumable(run, args.epochs)
-    store_name = run.name
-
-    class SameRunRecorder(StoreRecorder):
-        """Records into the stored run even when it was renamed after its folder was made."""
-
-        def on_fit_start(self, event: Any) -> None:
-            super().on_fit_start(dataclasses.replace(event, run_name=store_name))
-
-    control = RunControl()
-    _install_signal_handlers(control)
-    callbacks = [Console(args.quiet), SameRunRecorder(store_path)]
-    trainer = Trainer(cfg, callbacks, control, resume_from=checkpoint,
-                      run_name=checkpoint.parent.name, finish_complete=True)
-    result = trainer.fit()
+    recorder = StoreRecorder(store_path, resume_id=run.id)
+    try:
+        checkpoint, cfg = _resumable(run, args.epochs)
+        control = RunControl()
+        _install_signal_handlers(control)
+        callbacks = [Console(args.quiet), recorder]
+        trainer = Trainer(cfg, callbacks, control, resume_from=checkpoint,
+                          run_folder=checkpoint.parent, finish_complete=True)
+        result = trainer.fit()
+    finally:
+        if recorder.run_id is None and recorder.journal is None:  # never started
+            with RunStore(store_path) as store:
+                store.release_run(run.id, *before)
     if not args.quiet:
         _print_summary(result.summary)
     if args.json:
         print(_json_summary(result.summary))
-    return 0
+    return _recording_outcome(callbacks)
 
 
 def _resumable(run: Any, epochs: str | None) -> tuple[Path, RunConfig]:
     """The checkpoint and config to resume stored run ``run`` with (to ``epochs`` in all,
-    when given); a one-line error for a run that cannot be resumed."""
+    when given); a one-line error for a run that cannot be resumed. The run is claimed by
+    this process already (``claim_run`` refuses one that is still running)."""
     from ..errors import CheckpointError
-    from ..training import load_checkpoint
+    from ..training import checkpoint_epoch, load_checkpoint
 
-    if run.status == "running":
-        raise LearnDropError(f"run '{run.name}' is still running (pid {run.pid}): stop it "
-                             f"first, or wait for it to end")
     folder = Path(run.output_dir) if run.output_dir else None
+    if folder is not None and not folder.is_absolute():
+        raise CheckpointError(f"run '{run.name}' recorded its folder as the relative path "
+                              f"{folder}, which cannot be found for sure: resume it with "
+                              f"'learndrop train --resume FOLDER/checkpoint.pt'")
     if folder is None or not folder.is_dir():
         raise CheckpointError(f"run '{run.name}' has no run folder any more "
                               f"({run.output_dir or 'none recorded'}): start it again with "
@@ -213,10 +246,13 @@ def _resumable(run: Any, epochs: str | None) -> tuple[Path, RunConfig]:
     if epochs is not None:
         cfg.set("train.epochs", epochs, source="command line")
     cfg.check()
-    done = int(load_checkpoint(checkpoint, mmap=True).get("epoch", 0))
+    done = checkpoint_epoch(load_checkpoint(checkpoint, mmap=True), checkpoint)
     if done <= 0:
         raise CheckpointError(f"run '{run.name}' stopped before its first epoch was "
                               f"complete, so there is nothing to continue: {again}")
+    if epochs is not None and cfg.train.epochs < done:
+        raise CheckpointError(f"run '{run.name}' has already trained {done} epochs: give "
+                              f"--epochs {done + 1} or more to train it further")
     if run.status == "finished" and done >= cfg.train.epochs:
         raise CheckpointError(f"run '{run.name}' has finished all its {done} epochs: give "
                               f"--epochs with more than {done} to train it further")
@@ -263,11 +299,20 @@ def build_config_for_bench(args: argparse.Namespace) -> RunConfig:
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from ..models import list_models, model_info
+    from ..models import SMALL_IMAGE_SIZE, list_models, model_info, model_sources
 
-    for name in list_models():
-        info = model_info(name)
-        print(f"{name:<12} {info.family:<7} {info.description}")
+    infos = [model_info(name) for name in list_models()]
+    width = max(len(i.name) for i in infos)
+    print(f"{'model':<{width}}  {'family':<12} {'pixels':<7} description")
+    for info in infos:
+        mark = "*" if info.fits_small_images else " "
+        print(f"{info.name:<{width}}  {info.family:<12} {info.size_text():<5} {mark} "
+              f"{info.description}")
+    for source in model_sources():
+        print(f"{source + ':NAME':<{width}}  {source:<12} {'':<5}   any {source} model by its "
+              f"{source} name (needs {source})")
+    print(f"pixels: the smallest image side a model takes (=N: exactly N); "
+          f"* fits {SMALL_IMAGE_SIZE} px images. Set data.image_size to match.")
     return 0
 
 
@@ -309,6 +354,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.add_argument("--store", metavar="PATH", help="run store file (default: LEARNDROP_HOME)")
     t.add_argument("--no-store", action="store_true", help="do not record the run")
+    t.add_argument("--tensorboard", metavar="DIR", help="write scores, drops, savings, loss "
+                   "and accuracy live to TensorBoard in DIR/<run name> (needs tensorboard)")
     t.set_defaults(func=_cmd_train)
 
     r = sub.add_parser("resume", help="continue a stopped or interrupted run where its last "
@@ -380,6 +427,9 @@ def _version() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    for name, mode in (("stdout", "w"), ("stderr", "w")):  # closed, or pythonw's None
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, mode, encoding="utf-8"))  # noqa: SIM115
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["studio"]:  # the app parses its own flags (argparse's REMAINDER cannot)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from .. import format as fmt
 from ..errors import LearnDropError
+from ..files import writable_target
 from ..report import (
     FORMATS,
     Report,
@@ -70,11 +72,12 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--format", choices=FORMATS,
                    help="report format (default: from the output's suffix, else html)")
     p.add_argument("-o", "--output", metavar="PATH",
-                   help="file to write (a folder for tensorboard; default: RUN-report.FORMAT)")
+                   help="file to write, - for standard output (a folder for tensorboard; "
+                        "default: RUN-report.FORMAT)")
     store_flag(p)
     p.set_defaults(func=cmd_report)
 
-    p = subparsers.add_parser("rm", help="delete a run and its folder")
+    p = subparsers.add_parser("rm", help="delete a run and the files it wrote")
     p.add_argument("run", metavar="RUN")
     p.add_argument("--yes", "-y", action="store_true", help="do not ask")
     p.add_argument("--keep-files", action="store_true",
@@ -87,8 +90,14 @@ def _open(args: argparse.Namespace) -> RunStore:
     return RunStore(getattr(args, "store", None))
 
 
+def _printable(cell: object) -> str:
+    """A cell on one line: control characters (a newline in an old run's name) become '?'."""
+    return "".join("?" if ord(c) < 32 or ord(c) == 127 else c for c in str(cell))
+
+
 def _table(head: Sequence[str], rows: Sequence[Sequence[str]],
            right: frozenset[int] = frozenset()) -> str:
+    rows = [[_printable(c) for c in r] for r in rows]
     widths = [max(len(str(r[i])) for r in [head, *rows]) for i in range(len(head))]
 
     def line(cells: Sequence[str]) -> str:
@@ -116,6 +125,9 @@ def cmd_runs(args: argparse.Namespace) -> int:
     with _open(args) as store:
         runs = store.list_runs(status=args.status)
         path = store.path
+        if store.replayed:
+            print(f"learndrop: added {len(store.replayed)} run(s) kept in journals while the "
+                  f"store could not be written: {', '.join(store.replayed)}", file=sys.stderr)
     if args.limit > 0:
         runs = runs[:args.limit]
     if args.json:
@@ -169,9 +181,23 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     out = args.output
-    fmt = args.format or (format_for(out, None) if out and Path(out).suffix else "html")
+    to_stdout = out == "-"
+    fmt = args.format or (format_for(out, None) if out and not to_stdout and Path(out).suffix
+                          else "html")
+    if to_stdout and fmt == "tensorboard":
+        raise LearnDropError("--format tensorboard writes a folder, not standard output: give "
+                             "-o FOLDER")
+    if out and not to_stdout and fmt != "tensorboard":
+        writable_target(out)  # a device, FIFO or socket is refused before any work
     with _open(args) as store:
         report = build_report(store, args.run, compare=args.compare)
+    if to_stdout:
+        with tempfile.TemporaryDirectory(prefix="learndrop-report-") as tmp:
+            written = export(report, fmt, Path(tmp) / f"report{_SUFFIX[fmt]}")
+            sys.stdout.flush()
+            sys.stdout.buffer.write(written.read_bytes())
+            sys.stdout.flush()
+        return 0
     written = export(report, fmt, out or f"{report.run.name}-report{_SUFFIX[fmt]}")
     print(f"wrote {written}")
     return 0
@@ -184,12 +210,13 @@ def cmd_rm(args: argparse.Namespace) -> int:
             if not sys.stdin.isatty():
                 raise LearnDropError(f"deleting run '{run.name}' needs confirmation: add "
                                      f"--yes")
-            what = f" and its folder {run.output_dir}" if run.output_dir and \
+            what = f" and the files it wrote in {run.output_dir}" if run.output_dir and \
                 not args.keep_files else ""
             answer = input(f"delete run '{run.name}'{what}? [y/N] ").strip().lower()
             if answer not in ("y", "yes"):
                 print("nothing deleted")
                 return 1
-        removed = store.delete_run(run.id, remove_files=not args.keep_files)
-    print(f"deleted run '{run.name}'" + (f" and {removed}" if removed else ""))
+        removed, kept = store.delete_run_files(run.id, remove_files=not args.keep_files)
+    print(f"deleted run '{run.name}'" + (f" and {removed}" if removed else "")
+          + (f"; {kept}" if kept else ""))
     return 0

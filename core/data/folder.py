@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import struct
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,7 +14,7 @@ from torch.utils.data import Dataset
 from torchvision import transforms as T
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from ..errors import DataError
+from ..errors import DataError, first_line
 from ._sets import IndexedView
 from ._split import apply_limit, shuffled, stratified_split
 from ._types import DataBundle
@@ -46,18 +48,49 @@ def _class_dirs(folder: Path) -> list[Path]:
 
 
 def _image_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".")
-                  and p.suffix.lower() in IMG_EXTENSIONS)
+    """Image files anywhere below ``folder``, walked with a list rather than recursion (folders
+    nested thousands deep), never following a link to a folder (no loops)."""
+    found: list[Path] = []
+    stack = [folder]
+    while stack:
+        here = stack.pop()
+        try:
+            entries = list(os.scandir(here))
+        except OSError:
+            continue
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(Path(entry.path))
+                elif entry.is_file() and Path(entry.name).suffix.lower() in IMG_EXTENSIONS:
+                    found.append(Path(entry.path))
+            except OSError:
+                continue
+    return sorted(found)
+
+
+#: what PIL raises for a file that is not a readable image (a decompression bomb too)
+_BAD_IMAGE = (OSError, UnidentifiedImageError, SyntaxError, ValueError,
+              Image.DecompressionBombError, EOFError, struct.error, IndexError, TypeError,
+              MemoryError)
 
 
 def _check_image(path: Path) -> str | None:
-    """The image's PIL mode, or None when the file cannot be read as an image."""
+    """The image's PIL mode, or None when the file cannot be read as an image. A JPEG is
+    decoded (at a reduced scale, which is fast) so a truncated one is found here, not in the
+    middle of training."""
     try:
         with Image.open(path) as img:
             mode = str(img.mode)
-            img.verify()
+            if img.format == "JPEG":
+                img.draft(img.mode, (8, 8))
+                img.load()
+            else:
+                img.verify()
         return mode
-    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+    except _BAD_IMAGE:
         return None
 
 
@@ -143,8 +176,9 @@ class FileImages(Dataset):
             with Image.open(path) as img:
                 img.load()
                 x = self.transform(img)
-        except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
-            raise DataError(f"cannot read image {path} ({exc}): remove or replace it") from None
+        except _BAD_IMAGE as exc:
+            raise DataError(f"cannot read image {path} ({first_line(exc)[:120]}): remove or "
+                            f"replace it") from None
         return x, label
 
 

@@ -82,28 +82,32 @@ def read_idx(path: str | Path) -> np.ndarray:
     p = Path(path)
     data = _read_bytes(p)
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _TYPES:
-        raise DataError(f"{p} is not an IDX file (its first bytes are not an IDX header)")
+        raise DataError(f"{p} is damaged or not an IDX file (its first bytes are not an IDX "
+                        f"header): download it again")
     ndim = data[3]
     if not 1 <= ndim <= 4:
-        raise DataError(f"{p} is not an IDX file ({ndim} dimensions in its header)")
+        raise DataError(f"{p} is damaged or not an IDX file ({ndim} dimensions in its "
+                        f"header): download it again")
     head = 4 + 4 * ndim
     if len(data) < head:
-        raise DataError(f"{p} is truncated: its header ends after {len(data)} bytes")
+        raise DataError(f"{p} is damaged (truncated: its header ends after {len(data)} "
+                        f"bytes): download it again")
     shape = tuple(int.from_bytes(data[4 + 4 * k:8 + 4 * k], "big") for k in range(ndim))
     dtype = np.dtype(_TYPES[data[2]])
     values = 1
     for n in shape:
         values *= n
     if values > _MAX_VALUES:
-        raise DataError(f"{p} is not an IDX file (its header claims {values:,} values)")
+        raise DataError(f"{p} is damaged or not an IDX file (its header claims {values:,} "
+                        f"values)")
     expected = values * dtype.itemsize
     found = len(data) - head
     if found < expected:
-        raise DataError(f"{p} is truncated: {found:,} bytes of data where its header "
-                        f"promises {expected:,}; download it again")
+        raise DataError(f"{p} is damaged (truncated: {found:,} bytes of data where its "
+                        f"header promises {expected:,}): download it again")
     if found > expected:
-        raise DataError(f"{p} is not a valid IDX file: {found - expected:,} bytes more than "
-                        f"its header promises")
+        raise DataError(f"{p} is damaged or not an IDX file ({found - expected:,} bytes more "
+                        f"than its header promises)")
     return np.frombuffer(data, dtype=dtype, count=values, offset=head).reshape(shape).copy()
 
 
@@ -158,16 +162,16 @@ def load_idx_set(files: IdxSet, num_classes: int = 10
         ndim = _PARTS[key][2]
         if array.ndim != ndim or array.dtype != np.uint8:
             what = "images (N, rows, columns)" if ndim == 3 else "labels (N)"
-            raise DataError(f"{path} does not hold {what} as unsigned bytes (it holds "
-                            f"{array.dtype} of shape {array.shape})")
+            raise DataError(f"{path} is damaged or misnamed: it does not hold {what} as "
+                            f"unsigned bytes (it holds {array.dtype} of shape {array.shape})")
         out.append(array)
     for images, labels, images_path, labels_path in (
             (out[0], out[1], files.train_images, files.train_labels),
             (out[2], out[3], files.test_images, files.test_labels)):
         if images.shape[0] != labels.shape[0]:
-            raise DataError(f"{images_path} holds {images.shape[0]:,} images but "
-                            f"{labels_path} {labels.shape[0]:,} labels")
+            raise DataError(f"{labels_path} is damaged or not the labels of {images_path}: "
+                            f"{labels.shape[0]:,} labels for {images.shape[0]:,} images")
         if labels.size and int(labels.max()) >= num_classes:
-            raise DataError(f"{labels_path} holds label {int(labels.max())}; expected 0 to "
-                            f"{num_classes - 1}")
+            raise DataError(f"{labels_path} is damaged: it holds label {int(labels.max())}, "
+                            f"expected 0 to {num_classes - 1}")
     return out[0], out[1].astype(np.int64), out[2], out[3].astype(np.int64)

@@ -57,6 +57,13 @@ def _missing(name: str, root: Path, also: tuple[Path, ...] = ()) -> DataError:
                      f"point --data-root at a folder holding it")
 
 
+def _damaged(name: str, root: Path, exc: BaseException) -> DataError:
+    detail = str(exc).strip().splitlines()[0][:100] if str(exc).strip() else type(exc).__name__
+    return DataError(f"the {name} files in {root} are damaged ({detail}): delete them and "
+                     f"download again with --data.download true, or point --data-root at "
+                     f"a good copy")
+
+
 def _open(name: str, root: Path, download: bool, **kwargs: Any) -> Any:
     """Construct a torchvision data set, turning its failures into one-line DataErrors."""
     cls = _CLASSES.get(name, tvd.Imagenette)
@@ -64,11 +71,16 @@ def _open(name: str, root: Path, download: bool, **kwargs: Any) -> Any:
         if download:
             root.mkdir(parents=True, exist_ok=True)
         return cls(str(root), download=download, **kwargs)
-    except RuntimeError:
+    except RuntimeError as exc:
+        if "not found" not in str(exc) and "corrupted" not in str(exc):
+            raise _damaged(name, root, exc) from None  # files there that cannot be read
         if not download:
             raise _missing(name, root) from None
         raise DataError(f"could not download {name} into {root}: check the network, or "
                         f"download it by hand and point --data-root at it") from None
+    except (AssertionError, ValueError, EOFError, IndexError, TypeError, KeyError,
+            MemoryError, OverflowError) as exc:  # what torchvision's readers trip over
+        raise _damaged(name, root, exc) from None
     except OSError as exc:
         raise DataError(f"could not get {name} into {root} ({exc}): check the network and "
                         f"the folder, or download it by hand and point --data-root at it"

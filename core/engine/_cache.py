@@ -3,16 +3,79 @@
 Stored as float16 in one preallocated tensor indexed by sample id, on the model's device while
 it fits the memory budget, otherwise in host memory, and past that in a file on disk (a
 memory-mapped tensor), so the cache never runs the machine out of memory.
+
+The spill file's space is reserved up front: a disk too small for it raises
+:class:`CacheSpillError` at once (the caller falls back to freeze) instead of a SIGBUS when a
+page of the mapping cannot be written later. The file is unlinked as soon as it is mapped, so
+nothing is left behind however the process ends; spill files that older or killed processes
+left in the folder are removed when a cache spills again.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
+import time
+import weakref
+from pathlib import Path
 
 import torch
 
-__all__ = ["ActivationCache"]
+__all__ = ["ActivationCache", "CacheSpillError", "SPILL_PREFIX", "remove_stale_spill_files"]
+
+SPILL_PREFIX = "learndrop-cache-"
+
+
+class CacheSpillError(OSError):
+    """The activation cache cannot get its file on disk (the disk is full, say)."""
+
+
+def remove_stale_spill_files(folder: str | None = None) -> int:
+    """Delete spill files left in ``folder`` (default: the temporary folder) by processes
+    that are gone. Returns how many were removed."""
+    removed = 0
+    for path in Path(folder or tempfile.gettempdir()).glob(f"{SPILL_PREFIX}*.bin"):
+        parts = path.name[len(SPILL_PREFIX):].split("-", 1)
+        if len(parts) == 2 and parts[0].isdigit():
+            if _alive(int(parts[0])):
+                continue  # its process still uses it
+        elif not _older_than(path, 24 * 3600):  # named before the pid was: a day's grace
+            continue
+        try:
+            path.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except OSError:
+        return False
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    if sys.platform == "win32":  # pragma: no cover - files there cannot be unlinked in use
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 class ActivationCache:
@@ -53,15 +116,41 @@ class ActivationCache:
             self.store = torch.empty((num_samples, *shape), dtype=torch.float16)
             self.location = "host"
         else:
-            fd, path = tempfile.mkstemp(prefix="learndrop-cache-", suffix=".bin",
-                                        dir=self.spill_dir)
-            os.close(fd)
-            self._file = path
-            self.store = torch.from_file(path, shared=True, size=num_samples * per // 2,
-                                         dtype=torch.float16).view(num_samples, *shape)
+            self.store = self._spill(num_samples, shape, need)
             self.location = "disk"
         self.filled = torch.zeros(num_samples, dtype=torch.bool)
         self.shape = shape
+
+    def _spill(self, num_samples: int, shape: tuple[int, ...], nbytes: int) -> torch.Tensor:
+        remove_stale_spill_files(self.spill_dir)
+        try:
+            fd, path = tempfile.mkstemp(prefix=f"{SPILL_PREFIX}{os.getpid()}-", suffix=".bin",
+                                        dir=self.spill_dir)
+        except OSError as exc:
+            raise CacheSpillError(exc.errno, f"cannot create the cache file: "
+                                             f"{exc.strerror or exc}") from None
+        try:
+            try:  # reserve every block now: a full disk fails here, not as a SIGBUS later
+                if hasattr(os, "posix_fallocate"):
+                    os.posix_fallocate(fd, 0, max(nbytes, 1))
+                else:  # pragma: no cover - macOS, Windows
+                    os.ftruncate(fd, max(nbytes, 1))
+            finally:
+                os.close(fd)
+            store = torch.from_file(path, shared=True, size=nbytes // 2,
+                                    dtype=torch.float16).view(num_samples, *shape)
+        except (OSError, RuntimeError) as exc:
+            _unlink(path)
+            raise CacheSpillError(getattr(exc, "errno", None) or 28,
+                                  f"cannot reserve {nbytes / 2**20:.0f} MiB for the cache in "
+                                  f"{os.path.dirname(path)}: "
+                                  f"{getattr(exc, 'strerror', None) or exc}") from None
+        try:
+            os.unlink(path)  # the mapping stays; the space returns when it is dropped
+        except OSError:  # pragma: no cover - a file in use cannot be unlinked on Windows
+            self._file = path
+            weakref.finalize(store, _unlink, path)
+        return store
 
     def covers(self, ids: torch.Tensor) -> bool:
         """Whether every sample in ``ids`` (a host tensor) is cached."""

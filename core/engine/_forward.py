@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..events import call_hook
+from ._cache import CacheSpillError
 from ._units import Unit
 
 if TYPE_CHECKING:
@@ -123,8 +124,21 @@ def _dropped_forward(ld: LearnDrop, u: Unit, m: nn.Module, original: Callable[..
         if ctx.verify:
             out = _verify_cache(ld, ctx.sample_ids, out)
         elif ctx.cache_fill:
-            out = ld._cache.put(ctx.sample_ids, out, ld.num_samples or 0)
+            out = _fill_cache(ld, ctx.sample_ids, out)
     return out
+
+
+def _fill_cache(ld: LearnDrop, sample_ids: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Cache the prefix's output; a cache that cannot get its memory or its spill file (a
+    full disk) falls back to freeze, with a warning."""
+    try:
+        return ld._cache.put(sample_ids, out, ld.num_samples or 0)
+    except CacheSpillError as exc:
+        ld._cache_disabled_reason = (f"the activation cache does not fit: "
+                                     f"{exc.strerror or exc}; using freeze instead")
+        ld._cache.clear()
+        call_hook(ld.callbacks, "on_warning", ld._cache_disabled_reason)
+        return out
 
 
 def _verify_cache(ld: LearnDrop, sample_ids: torch.Tensor, out: torch.Tensor) -> torch.Tensor:

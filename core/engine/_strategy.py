@@ -29,7 +29,7 @@ from torch import nn
 
 from ..errors import ConfigError, ModelError
 from ..events import Callback, DropEvent, SavingsReport, ScoreCheck, UnitInfo, call_hook
-from ._cache import ActivationCache
+from ._cache import ActivationCache, remove_stale_spill_files
 from ._forward import DropAwareModule
 from ._policy import DropPolicy
 from ._savings import SavingsMeter, StepCost
@@ -140,7 +140,9 @@ class LearnDrop:
         self.score_time_s = 0.0
         self.train_time_s = 0.0
         self._cache = ActivationCache(self.policy.cache_budget_mb * 2**20, device,
-                                     cache_dir)
+                                      cache_dir)
+        if self.policy.mode == "cache":  # what killed runs of older versions left behind
+            remove_stale_spill_files(cache_dir)
         self._cache_disabled_reason = ""
         for name in self.policy.pinned:
             self.pin(name)

@@ -1,29 +1,49 @@
-"""Units: the groups of modules that are scored and dropped together.
+"""Units: the groups of modules (and parameters) that are scored and dropped together.
 
-For a ResNet a unit is the stem, one residual block, or the head; for a VGG one conv+BN+ReLU
-group; for any other ``nn.Module`` its top-level children that own parameters. A model may
-also say for itself with a ``learndrop_units()`` method, and a user may give an explicit list.
+Units are found from the model's structure (see :mod:`._discovery`): a stem, one unit per
+block (a residual block, an inverted residual, a dense layer, a transformer encoder layer...),
+and the head; a VGG gets one unit per conv+BN+ReLU group. A model may also say for itself
+with a ``learndrop_units()`` method, and a user may give an explicit list. A unit may own
+parameters directly (a ViT's class token and position embedding belong to its stem).
+
 Each unit knows its parameter count and its forward FLOPs per sample, measured once with
 :class:`torch.utils.flop_counter.FlopCounterMode` (2 FLOPs per multiply-accumulate; BatchNorm,
-activations and pooling are not counted).
+activations and pooling are not counted) on a training-mode forward, the way it runs while
+training; measuring changes no weight, buffer, mode flag or random state.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import ModelError, first_line
+from ._discovery import Spec, spec_for, unwrap
 
 __all__ = ["Unit", "discover_units", "measure_units"]
+
+_COMPILED_PREFIX = "_orig_mod."
 
 
 @dataclass(eq=False)
 class Unit:
-    """One droppable group of modules. ``params`` is its parameter count."""
+    """One droppable group of modules and parameters. ``params`` is its parameter count.
+
+    ``module_names``/``modules``: the modules it holds whole; ``param_names``/``own_params``:
+    parameters it holds directly (owned by a module outside every unit, such as a class token).
+    After :func:`measure_units`: ``forward_flops`` per sample, ``first_module``/``last_module``
+    in call order, ``skippable`` (a residual block whose output has its input's shape) and
+    ``feeds_next``: its modules run as one chain (each gets the previous one's output) and its
+    output is exactly the next unit's input, so a dropped prefix ending here may be replaced
+    by its cached output. False where a forward reshapes, concatenates or adds between units
+    (a ViT's class token, DenseNet's concatenations) and for the head.
+    """
 
     index: int
     name: str
@@ -35,105 +55,80 @@ class Unit:
     skippable: bool = False
     first_module: nn.Module | None = field(default=None, repr=False)
     last_module: nn.Module | None = field(default=None, repr=False)
+    param_names: tuple[str, ...] = ()
+    own_params: tuple[nn.Parameter, ...] = field(default=(), repr=False)
+    feeds_next: bool = False
 
     def parameters(self) -> list[nn.Parameter]:
         seen: set[int] = set()
         out: list[nn.Parameter] = []
-        for m in self.modules:
-            for p in m.parameters():
-                if id(p) not in seen:
-                    seen.add(id(p))
-                    out.append(p)
+        for p in (*self.own_params, *(q for m in self.modules for q in m.parameters())):
+            if id(p) not in seen:
+                seen.add(id(p))
+                out.append(p)
         return out
 
     def buffers(self) -> list[torch.Tensor]:
         return [b for m in self.modules for b in m.buffers()]
 
 
-def _resnet_units(model: nn.Module) -> list[tuple[str, list[str]]] | None:
-    names = dict(model.named_children())
-    if not all(k in names for k in ("conv1", "layer1", "fc")):
-        return None
-    stem: list[str] = [n for n in ("conv1", "bn1", "relu", "maxpool") if n in names]
-    units: list[tuple[str, list[str]]] = [("stem", stem)]
-    for stage in sorted(n for n in names if n.startswith("layer")):
-        for block, _ in names[stage].named_children():
-            units.append((f"{stage}.{block}", [f"{stage}.{block}"]))
-    units.append(("head", [n for n in ("avgpool", "fc") if n in names]))
-    return units
-
-
-def _vgg_units(model: nn.Module) -> list[tuple[str, list[str]]] | None:
-    features = getattr(model, "features", None)
-    if not isinstance(features, nn.Sequential) or not hasattr(model, "classifier"):
-        return None
-    units: list[tuple[str, list[str]]] = []
-    current: list[str] = []
-    for name, mod in features.named_children():
-        if isinstance(mod, nn.Conv2d) and current:
-            units.append((f"conv{len(units) + 1}", current))
-            current = []
-        current.append(f"features.{name}")
-    if current:
-        units.append((f"conv{len(units) + 1}", current))
-    head = [n for n in ("avgpool", "classifier") if hasattr(model, n)]
-    units.append(("head", head))
-    return units
-
-
-def _generic_units(model: nn.Module) -> list[tuple[str, list[str]]]:
-    root, prefix = model, ""
-    while True:
-        owners = [(n, m) for n, m in root.named_children() if any(True for _ in m.parameters())]
-        if len(owners) == 1 and any(True for _ in owners[0][1].children()):
-            root = owners[0][1]
-            prefix = f"{prefix}{owners[0][0]}."
-            continue
-        break
-    if len(owners) < 2:
-        raise ModelError("cannot find units in this model automatically (it has fewer than two "
-                         "sub-modules with parameters): pass units=[...] with module names")
-    return [(f"{prefix}{n}", [f"{prefix}{n}"]) for n, _ in owners]
+def _parse(names: list[str] | tuple[str, ...]) -> Spec:
+    spec: Spec = []
+    for entry in names:
+        label, _, body = entry.rpartition("=")
+        parts = [m.strip().removeprefix(_COMPILED_PREFIX) for m in body.split("+") if m.strip()]
+        spec.append((label.strip() or body.strip(), parts))
+    return spec
 
 
 def discover_units(model: nn.Module, names: list[str] | tuple[str, ...] | None = None
                    ) -> list[Unit]:
     """Find the units of ``model``, ordered input to output; the last one is the head.
 
-    ``names``: explicit units, each a module name or several joined with ``+`` (for example
-    ``"conv1+bn1"``); an entry may be named with ``name=``, as in ``"stem=conv1+bn1+relu"``.
+    ``names``: explicit units, each a module (or parameter) name or several joined with ``+``
+    (for example ``"conv1+bn1"``); an entry may be named with ``name=``, as in
+    ``"stem=conv1+bn1+relu"``. Without it the model's own ``learndrop_units()`` is used, else
+    the structural rule. A ``torch.compile`` wrapper is looked through: names carry no
+    ``_orig_mod.``.
     """
-    spec: list[tuple[str, list[str]]] | None
+    model = unwrap(model)
+    spec: Spec
     if names:
-        spec = []
-        for entry in names:
-            label, _, body = entry.rpartition("=")
-            parts = [m.strip() for m in body.split("+") if m.strip()]
-            spec.append((label.strip() or body.strip(), parts))
+        spec = _parse(names)
     elif callable(own := getattr(model, "learndrop_units", None)):
         spec = [(n, list(m)) for n, m in own()]
     else:
-        spec = _resnet_units(model) or _vgg_units(model) or _generic_units(model)
+        spec = spec_for(model)
 
     modules = dict(model.named_modules())
+    parameters = dict(model.named_parameters())
     units: list[Unit] = []
     owner: dict[str, str] = {}
-    for i, (name, mod_names) in enumerate(spec):
-        if not mod_names:
+    for i, (name, member_names) in enumerate(spec):
+        if not member_names:
             raise ModelError(f"unit '{name}' lists no modules")
         mods: list[nn.Module] = []
-        for mn in mod_names:
-            if mn not in modules:
-                raise ModelError(f"unit '{name}': the model has no module named '{mn}' "
-                                 f"(see model.named_modules())")
+        mod_names: list[str] = []
+        params: list[nn.Parameter] = []
+        param_names: list[str] = []
+        for mn in member_names:
+            if mn in modules:
+                mods.append(modules[mn])
+                mod_names.append(mn)
+            elif mn in parameters:
+                params.append(parameters[mn])
+                param_names.append(mn)
+            else:
+                raise ModelError(f"unit '{name}': the model has no module or parameter named "
+                                 f"'{mn}' (see model.named_modules())")
             for other, other_unit in owner.items():
                 if mn == other or mn.startswith(other + ".") or other.startswith(mn + "."):
                     raise ModelError(f"units '{other_unit}' and '{name}' overlap at '{mn}': "
                                      f"each module may belong to one unit only")
             owner[mn] = name
-            mods.append(modules[mn])
         units.append(Unit(index=i, name=name, module_names=tuple(mod_names),
-                          modules=tuple(mods), is_head=(i == len(spec) - 1)))
+                          modules=tuple(mods), is_head=(i == len(spec) - 1),
+                          param_names=tuple(param_names), own_params=tuple(params)))
     if len({u.name for u in units}) != len(units):
         raise ModelError("unit names must be unique")
     if len(units) < 2:
@@ -143,67 +138,166 @@ def discover_units(model: nn.Module, names: list[str] | tuple[str, ...] | None =
     return units
 
 
-def _is_residual_block(module: nn.Module) -> bool:
-    if getattr(module, "learndrop_residual", False):
+# ---- measuring --------------------------------------------------------------------------------
+@contextmanager
+def _untouched(model: nn.Module, device: torch.device) -> Iterator[None]:
+    """Run a block of code that may move buffers, mode flags or random state; put them back."""
+    flags = [(m, m.training) for m in model.modules()]
+    buffers = [(b, b.detach().clone()) for b in model.buffers()]
+    devices = [] if device.type == "cpu" else [device.index or 0]
+    kind = None if device.type == "cpu" else device.type
+    try:
+        with torch.random.fork_rng(devices=devices, device_type=kind):
+            yield
+    finally:
+        with torch.no_grad():
+            for b, saved in buffers:
+                b.copy_(saved)
+        for m, t in flags:
+            m.training = t
+
+
+_ACTIVATIONS = frozenset({
+    "ReluBackward0", "ReluBackward1", "HardtanhBackward0", "HardtanhBackward1", "GeluBackward0",
+    "SiluBackward0", "HardswishBackward0", "LeakyReluBackward0", "LeakyReluBackward1",
+    "EluBackward0", "EluBackward1", "MishBackward0", "SigmoidBackward0", "TanhBackward0",
+})
+_ADDS = frozenset({"AddBackward0", "AddBackward1"})
+
+
+def _reaches(node: Any, target: Any) -> bool:
+    """Whether a chain of additions starting at ``node`` has ``target`` as an operand."""
+    if node is target:
         return True
-    cls = type(module).__name__.lower()
-    return cls.endswith("block") or cls.endswith("bottleneck")
+    if node is None or type(node).__name__ not in _ADDS:
+        return False
+    return any(_reaches(n, target) for n, _ in node.next_functions)
 
 
-@torch.no_grad()
-def measure_units(model: nn.Module, units: list[Unit], example: torch.Tensor) -> int:
-    """Measure each unit's forward FLOPs per sample and call order; returns the model's
-    total forward FLOPs per sample. Runs one forward pass in eval mode (no state changes)."""
+def _is_residual(module: nn.Module, x: torch.Tensor) -> bool:
+    """Whether ``module(x)`` is ``x + f(x)``, possibly through one trailing activation.
+
+    Looks at the autograd graph of one eval-mode call on a copy of ``x``: the output's last
+    operations must be additions (and at most one activation after them) of which one operand is
+    the input itself. A ``learndrop_residual`` attribute on the module decides instead."""
+    flag = getattr(module, "learndrop_residual", None)
+    if flag is not None:
+        return bool(flag)
+    leaf = x[:1].detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        inp = leaf.clone()  # not a leaf: the block may work on it in place
+        target = inp.grad_fn
+        try:
+            out = module.eval()(inp)
+        except Exception:  # noqa: BLE001 - a block that cannot run alone is not skippable
+            return False
+        node = out.grad_fn if torch.is_tensor(out) else None
+        if node is not None and type(node).__name__ in _ACTIVATIONS:
+            node = node.next_functions[0][0]
+        return _reaches(node, target)
+
+
+def _example_batch(example: torch.Tensor) -> torch.Tensor:
+    """Two samples: training-mode BatchNorm needs more than one value per channel."""
     if example.dim() < 2:
         raise ModelError("the example input must have a batch dimension")
-    x = example[:2] if example.shape[0] >= 2 else example
-    n = x.shape[0]
+    x = example[:2] if example.shape[0] >= 2 else torch.cat([example[:1], example[:1]])
+    return x.detach()
+
+
+@dataclass
+class _Calls:
+    """What the hooks saw of one unit during the measured forward."""
+
+    flops: int = 0
+    modules: list[nn.Module] = field(default_factory=list)
+    first_in: Any = None
+    last_out: Any = None
+    shapes: tuple[Any, Any] = (None, None)
+    chained: bool = True
+    single_input: torch.Tensor | None = None
+
+
+def _measure_forward(model: nn.Module, units: list[Unit], x: torch.Tensor,
+                     training: bool) -> tuple[int, dict[int, _Calls]]:
     counter = FlopCounterMode(display=False)
     module_unit: dict[int, Unit] = {id(m): u for u in units for m in u.modules}
+    calls = {u.index: _Calls() for u in units}
     start: dict[int, int] = {}
-    flops: dict[int, int] = {u.index: 0 for u in units}
-    order: dict[int, list[nn.Module]] = {u.index: [] for u in units}
-    shapes: dict[int, tuple[tuple[int, ...] | None, tuple[int, ...] | None]] = {}
+    candidates = {u.index for u in units if len(u.modules) == 1 and not u.own_params}
 
     def pre(mod: nn.Module, args: tuple) -> None:
         start[id(mod)] = counter.get_total_flops()
         u = module_unit[id(mod)]
-        if not order[u.index]:
-            shape = tuple(args[0].shape) if args and torch.is_tensor(args[0]) else None
-            shapes[u.index] = (shape, None)
-        order[u.index].append(mod)
+        c = calls[u.index]
+        first = args[0] if args else None
+        if not c.modules:
+            c.first_in = first
+            c.shapes = (tuple(first.shape) if torch.is_tensor(first) else None, None)
+            if u.index in candidates and torch.is_tensor(first) and len(args) == 1:
+                c.single_input = first.detach().clone()
+        elif first is not c.last_out:
+            c.chained = False
+        c.modules.append(mod)
 
     def post(mod: nn.Module, args: tuple, out: object) -> None:
-        u = module_unit[id(mod)]
-        flops[u.index] += counter.get_total_flops() - start.pop(id(mod))
-        shape = tuple(out.shape) if torch.is_tensor(out) else None
-        shapes[u.index] = (shapes.get(u.index, (None, None))[0], shape)
+        c = calls[module_unit[id(mod)].index]
+        c.flops += counter.get_total_flops() - start.pop(id(mod))
+        c.last_out = out
+        c.shapes = (c.shapes[0], tuple(out.shape) if torch.is_tensor(out) else None)
 
     handles = []
     for u in units:
         for m in u.modules:
             handles.append(m.register_forward_pre_hook(pre))
             handles.append(m.register_forward_hook(post))
-    was_training = {m: m.training for m in model.modules()}
-    model.eval()
     try:
+        model.train(training)
         with counter:
             model(x)
-    except Exception as exc:  # noqa: BLE001 - any failure means the model does not fit the data
-        raise ModelError(f"the model does not accept inputs of shape {tuple(x.shape[1:])}: "
-                         f"{first_line(exc)}") from None
     finally:
         for h in handles:
             h.remove()
-        for m, t in was_training.items():
-            m.training = t
-    total = counter.get_total_flops()
-    for u in units:
-        u.forward_flops = int(flops[u.index] // n)
-        seq = order[u.index]
-        u.first_module = seq[0] if seq else None
-        u.last_module = seq[-1] if seq else None
-        shp_in, shp_out = shapes.get(u.index, (None, None))
-        u.skippable = (not u.is_head and len(u.modules) == 1 and _is_residual_block(u.modules[0])
-                       and shp_in is not None and shp_in == shp_out)
+    return counter.get_total_flops(), calls
+
+
+@torch.no_grad()
+def measure_units(model: nn.Module, units: list[Unit], example: torch.Tensor) -> int:
+    """Measure each unit's forward FLOPs per sample, call order, chaining and whether it may
+    be skipped; returns the model's total forward FLOPs per sample.
+
+    Runs one training-mode forward of two samples (the way the model runs while training;
+    some layers, such as attention, take other paths in eval mode), then one eval-mode call of
+    each candidate block to see whether it is residual. Weights, buffers (BatchNorm running
+    statistics), each module's mode and the random state are as they were afterwards.
+    """
+    model = unwrap(model)
+    x = _example_batch(example)
+    n = x.shape[0]
+    error: Exception | None = None
+    for training in (True, False):  # eval mode only where a training-mode forward fails
+        try:
+            with _untouched(model, x.device):
+                total, calls = _measure_forward(model, units, x, training)
+            error = None
+            break
+        except Exception as exc:  # noqa: BLE001 - any failure means the model does not fit
+            error = error or exc
+    if error is not None:
+        raise ModelError(f"the model does not accept inputs of shape {tuple(x.shape[1:])}: "
+                         f"{first_line(error)}") from None
+    for k, u in enumerate(units):
+        c = calls[u.index]
+        u.forward_flops = int(c.flops // n)
+        u.first_module = c.modules[0] if c.modules else None
+        u.last_module = c.modules[-1] if c.modules else None
+        nxt = calls[units[k + 1].index] if k + 1 < len(units) else None
+        u.feeds_next = bool(nxt is not None and c.modules and c.chained
+                            and torch.is_tensor(c.last_out) and nxt.first_in is c.last_out)
+        shp_in, shp_out = c.shapes
+        u.skippable = False
+        if (not u.is_head and c.single_input is not None and shp_in is not None
+                and shp_in == shp_out):
+            with _untouched(u.modules[0], x.device):  # only the block runs
+                u.skippable = _is_residual(u.modules[0], c.single_input)
     return int(total // n)

@@ -142,7 +142,8 @@ def write_tensorboard(report: Report, path: str | Path) -> Path:
             _tensorboard_run(writer, data)
             writer.close()
             final = target / data.name
-            if final.exists():
+            if final.is_symlink() or final.exists():
+                _check_tensorboard_folder(final)
                 shutil.rmtree(final)
             os.replace(staging / data.name, final)
     except OSError as exc:
@@ -150,6 +151,16 @@ def write_tensorboard(report: Report, path: str | Path) -> Path:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return target
+
+
+def _check_tensorboard_folder(folder: Path) -> None:
+    """Only a folder of TensorBoard event files (an earlier export) is ever replaced."""
+    ok = folder.is_dir() and not folder.is_symlink() and all(
+        p.is_file() and not p.is_symlink() and p.name.startswith("events.out.tfevents.")
+        for p in folder.iterdir())
+    if not ok:
+        raise ReportError(f"{folder} exists and holds more than TensorBoard event files: "
+                          f"export to another folder (nothing was replaced)")
 
 
 def _tensorboard_run(writer: Any, data: RunData) -> None:

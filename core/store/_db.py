@@ -16,8 +16,18 @@ __all__ = ["StoreError", "RunNotFoundError", "Transaction", "inspect_store", "co
            "pid_alive", "as_store_error"]
 
 
+#: how long a write waits for another process's lock on the store before it gives up
+BUSY_TIMEOUT_S = 30.0
+
+
 class StoreError(LearnDropError):
     """The run store cannot be used, or a run in it cannot be found or changed."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store is fine but cannot be written now (busy, read-only, disk full): exit 1."""
+
+    exit_code = 1
 
 
 class RunNotFoundError(StoreError):
@@ -66,13 +76,14 @@ def not_ours(path: Path) -> StoreError:
 def as_store_error(path: Path, exc: sqlite3.DatabaseError) -> StoreError:
     text = str(exc)
     if "locked" in text or "busy" in text:
-        return StoreError(f"the run store {path} is busy (another program holds it locked): "
-                          f"try again")
+        return StoreUnavailableError(f"the run store {path} is busy (another program holds "
+                                     f"it locked): try again")
     if "readonly" in text or "read-only" in text:
-        return StoreError(f"the run store {path} is read-only: point --store/LEARNDROP_HOME "
-                          f"to a folder you can write to")
+        return StoreUnavailableError(f"the run store {path} is read-only: point "
+                                     f"--store/LEARNDROP_HOME to a folder you can write to")
     if "disk is full" in text or "disk I/O" in text:
-        return StoreError(f"cannot write the run store {path}: {text}")
+        return StoreUnavailableError(f"cannot write the run store {path}: {text} (is its "
+                                     f"disk full?)")
     if "unable to open" in text:
         return StoreError(f"cannot open the run store {path}: check that its folder exists "
                           f"and is writable, or point --store/LEARNDROP_HOME elsewhere")
@@ -112,11 +123,21 @@ def inspect_store(path: Path) -> int | None:
             raise StoreError(f"the run store {path} was written by a newer Learn&Drop (schema "
                              f"{version}, this one reads up to {schema.SCHEMA_VERSION}): "
                              f"upgrade Learn&Drop or point --store/LEARNDROP_HOME elsewhere")
+        check = conn.execute("PRAGMA quick_check(1)").fetchone()
+        if check is None or check[0] != "ok":
+            raise damaged(path, str(check[0]) if check else "no answer")
         return version
     except sqlite3.DatabaseError as exc:
         raise as_store_error(path, exc) from None
     finally:
         conn.close()
+
+
+def damaged(path: Path, detail: str) -> StoreError:
+    detail = " ".join(detail.replace("*** in database main ***", "").split())
+    return StoreError(f"the run store {path} is damaged ({detail[:80]}); nothing was written "
+                      f"to it: move it aside to start a new store, or point "
+                      f"--store/LEARNDROP_HOME elsewhere")
 
 
 def connect(path: Path) -> sqlite3.Connection:
@@ -127,7 +148,7 @@ def connect(path: Path) -> sqlite3.Connection:
                          f"{exc.strerror or exc}; point --store/LEARNDROP_HOME elsewhere"
                          ) from None
     try:
-        conn = sqlite3.connect(str(path), timeout=30, isolation_level=None,
+        conn = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None,
                                check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute("PRAGMA journal_mode = WAL")

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..environment import environment_info
+from ..errors import first_line
 from ..events import (
     Callback,
     CheckpointSaved,
@@ -28,7 +29,8 @@ from ..events import (
     call_hook,
 )
 from ._events import EpochStart, Row, RunMessage, rows_for
-from ._runs import RunStore
+from ._journal import JournalWriter
+from ._runs import RunStore, default_store_path
 
 __all__ = ["StoreRecorder", "replay"]
 
@@ -43,15 +45,20 @@ class StoreRecorder(Callback):
     end, so it works from the training thread while other threads read the store.
 
     A store that cannot be written never stops training: the recorder logs the problem
-    once, keeps it in :attr:`error` and stops recording.
+    once, keeps it in :attr:`error` and goes on writing the run's events to a journal in the
+    run's folder (:attr:`journal`), which the next opening of the store replays into it. If
+    the journal cannot be written either, :attr:`lost` says what was lost and why.
     """
 
     def __init__(self, store: RunStore | str | Path | None = None, *,
-                 flush_every_s: float = 2.0, flush_every_n: int = 500) -> None:
+                 flush_every_s: float = 2.0, flush_every_n: int = 500,
+                 resume_id: int | None = None) -> None:
         self.store_path: Path | None = (store.path if isinstance(store, RunStore)
                                         else Path(store) if store is not None else None)
         self.flush_every_s = flush_every_s
         self.flush_every_n = flush_every_n
+        #: the stored run that this run continues (``learndrop resume``); else a new run
+        self.resume_id = resume_id
         self.run_id: int | None = None
         self.run_name: str | None = None
         self.error: str | None = None
@@ -66,6 +73,13 @@ class StoreRecorder(Callback):
         self._last_flush = 0.0
         self._early: list[str] = []
         self._active = False
+        self._start: FitStart | None = None
+        self._begun = False
+        #: the journal the run's events went to when the store could not take them
+        self.journal: Path | None = None
+        #: why events of this run are in neither the store nor a journal, if they are not
+        self.lost: str | None = None
+        self._journal: JournalWriter | None = None
 
     # ---- hooks -----------------------------------------------------------------------------
     def on_fit_start(self, event: FitStart) -> None:
@@ -73,15 +87,26 @@ class StoreRecorder(Callback):
         try:
             self._close()
             self._active = True
-            self.error = None
+            self.error = self.lost = None
+            self.journal = None
             self.run_id = self.run_name = None
-            self._store = RunStore(self.store_path)
-            self.run_id, self.run_name, self._seq = self._store.begin_run(
-                event, environment_info(event.device))
-            self._checks = self._store_checks()
+            self._start, self._begun = event, False
+            self._seq, self._checks = 1, 0
             self._buffer, self._pending = [], 0
             self._last_flush = time.monotonic()
-            if self.run_name != event.run_name:
+            self._store = RunStore(self.store_path)
+            self.store_path = self._store.path
+            self.run_id, self.run_name, self._seq = self._store.begin_run(
+                event, environment_info(event.device), resume_id=self.resume_id)
+            self._begun = True
+            self._checks = self._store_checks()
+        except Exception as exc:  # noqa: BLE001 - recording must never stop training
+            self._fail(exc)
+        try:
+            if not self._recording:
+                return
+            if (self.run_name and self.run_name != event.run_name
+                    and self.resume_id is None):
                 self._add(RunMessage("info", f"recorded as '{self.run_name}': a run named "
                                              f"'{event.run_name}' was already in the store"))
             if event.resumed_from_epoch > 0:
@@ -89,8 +114,6 @@ class StoreRecorder(Callback):
             for message in self._early:
                 self._add(RunMessage("warning", message))
             self._early = []
-        except Exception as exc:  # noqa: BLE001 - recording must never stop training
-            self._fail(exc)
         finally:
             self.time_spent_s += time.perf_counter() - t0
 
@@ -121,16 +144,23 @@ class StoreRecorder(Callback):
     def on_fit_end(self, event: FitEnd) -> None:
         t0 = time.perf_counter()
         try:
-            if self._store is None or self.run_id is None:
+            if not self._recording:
                 return
             if event.status == "failed" and event.message:
                 self._add(RunMessage("error", event.message))
-            self._flush()
-            self._store.end_run(self.run_id, event.status, event.message, event.summary,
-                                self._seq)
+            try:
+                self._flush()
+                if self._journal is None:
+                    assert self._store is not None and self.run_id is not None
+                    self._store.end_run(self.run_id, event.status, event.message,
+                                        event.summary, self._seq)
+            except Exception as exc:  # noqa: BLE001
+                self._fail(exc)
+            if self._journal is not None:
+                self._journal.end(event.status, event.message, event.summary, self._seq)
             self._seq += 1
         except Exception as exc:  # noqa: BLE001
-            self._fail(exc)
+            self._journal_lost(exc)
         finally:
             self._close()
             self._active = False
@@ -148,8 +178,12 @@ class StoreRecorder(Callback):
         finally:
             self.time_spent_s += time.perf_counter() - t0
 
+    @property
+    def _recording(self) -> bool:
+        return self._store is not None or self._journal is not None
+
     def _record(self, event: Any, flush: bool = False) -> None:
-        if self._store is None:
+        if not self._recording:
             return
         t0 = time.perf_counter()
         try:
@@ -163,8 +197,7 @@ class StoreRecorder(Callback):
             self.time_spent_s += time.perf_counter() - t0
 
     def _add(self, event: Any) -> None:
-        assert self.run_id is not None
-        self._buffer.extend(rows_for(self.run_id, self._seq, event, self._checks))
+        self._buffer.extend(rows_for(self.run_id or 0, self._seq, event, self._checks))
         if isinstance(event, ScoreCheck):
             self._checks += 1
         self._seq += 1
@@ -173,10 +206,19 @@ class StoreRecorder(Callback):
 
     def _flush(self) -> None:
         self._last_flush = time.monotonic()
-        if self._store is None or self.run_id is None or not self._buffer:
+        if not self._buffer:
             return
-        rows, self._buffer, self._pending = self._buffer, [], 0
-        self._store.write_rows(self.run_id, rows)
+        if self._journal is not None:
+            try:
+                self._journal.rows(self._buffer)
+            except Exception as exc:  # noqa: BLE001
+                self._journal_lost(exc)
+                return
+        elif self._store is not None and self.run_id is not None:
+            self._store.write_rows(self.run_id, self._buffer)  # kept in the buffer if it fails
+        else:
+            return
+        self._buffer, self._pending = [], 0
         self.flushes += 1
 
     def _store_checks(self) -> int:
@@ -185,14 +227,57 @@ class StoreRecorder(Callback):
         return self._store.count_checks(self.run_id)
 
     def _fail(self, exc: Exception) -> None:
+        """The store cannot take the run: keep its events in a journal from here on."""
+        if self._journal is not None:  # already journaling: the journal failed
+            self._journal_lost(exc)
+            return
         if self.error is None:
             self.error = str(exc) or type(exc).__name__
-            log.warning("the run is not being recorded in the run store any more: %s",
-                        self.error)
-        self._close()
+        store, self._store = self._store, None
+        if store is not None:
+            try:
+                store.close()
+            except Exception:  # noqa: BLE001
+                pass
+        if not self._active or self._start is None:
+            return
+        folder = Path(self._start.output_dir) if self._start.output_dir else None
+        if folder is None or not folder.is_dir():
+            self._journal_lost(exc, "the run has no folder to keep them in")
+            return
+        try:
+            journal = JournalWriter(
+                self.store_path or default_store_path(), folder,
+                run_id=self.run_id if self._begun else None, resume_id=self.resume_id,
+                seq=self._seq if self._begun else 1, checks=self._checks if self._begun else 0)
+            if not self._begun:
+                journal.begin(self._start, environment_info(self._start.device))
+            journal.rows(self._buffer)
+        except Exception as err:  # noqa: BLE001
+            self._journal_lost(err)
+            return
+        self._journal, self.journal = journal, journal.path
+        self._buffer, self._pending = [], 0
+        log.warning("the run store cannot be written (%s): the run's events are kept in %s "
+                    "and will be added to the store by the next learndrop command",
+                    self.error, journal.path)
+
+    def _journal_lost(self, exc: BaseException, why: str = "") -> None:
+        if self.lost is None:
+            self.lost = (f"the run store could not record this run ({self.error or exc}) "
+                         f"and its events could not be kept beside it either "
+                         f"({why or first_line(exc)})")
+            log.error("%s", self.lost)
+        journal, self._journal = self._journal, None
+        if journal is not None:
+            journal.close()
+        self._buffer, self._pending = [], 0
 
     def _close(self) -> None:
         store, self._store = self._store, None
+        journal, self._journal = self._journal, None
+        if journal is not None:
+            journal.close()
         self._buffer, self._pending = [], 0
         if store is not None:
             try:

@@ -12,7 +12,7 @@ written to: it is checked through a read-only connection before any write.
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import socket
 import sqlite3
 import threading
@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any
 
 from ..paths import data_home
+from ..runfolder import remove_run_files
 from ..summary import RunSummary
 from . import _schema as schema
 from ._db import (
@@ -34,7 +35,8 @@ from ._db import (
     pid_alive,
 )
 from ._events import EpochStart, RunMessage, read_events
-from ._writer import STATUSES, RunWriter
+from ._journal import JournalReplay
+from ._writer import STATUSES
 
 __all__ = [
     "RunStore",
@@ -120,7 +122,7 @@ LEFT JOIN savings ls ON ls.run_id = r.id AND ls.seq = le.seq
 """
 
 
-class RunStore(RunWriter):
+class RunStore(JournalReplay):
     """The run store. Use as a context manager, or call :meth:`close`.
 
     Safe to share between threads (calls are serialised); for following a run that this
@@ -130,10 +132,13 @@ class RunStore(RunWriter):
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path).expanduser() if path else default_store_path()
         self._lock = threading.RLock()
-        version = inspect_store(self.path)
+        version = inspect_store(self.path)  # refuses a foreign or damaged file, unwritten
         self._conn = connect(self.path)
+        #: runs added from their journals when the store was opened
+        self.replayed: list[str] = []
         try:
             self._prepare(version)
+            self.replayed = self._replay_quietly()
             self.mark_interrupted()
         except BaseException:
             self._conn.close()
@@ -149,6 +154,12 @@ class RunStore(RunWriter):
                 schema.create_schema(self._conn)
             elif found < schema.SCHEMA_VERSION:
                 schema.migrate(self._conn, found)
+
+    def _replay_quietly(self) -> list[str]:
+        try:
+            return self.replay_journals()
+        except (StoreError, sqlite3.DatabaseError, OSError):
+            return []  # e.g. a read-only store: the journals wait for a writable one
 
     def _tables(self) -> set[str]:
         return {r[0] for r in self._conn.execute(
@@ -195,6 +206,9 @@ class RunStore(RunWriter):
         text = str(ref).strip()
         if not text:
             raise RunNotFoundError("no run name given: see 'learndrop runs' for the names")
+        if not _is_text(text) or len(text) > 1000:
+            raise RunNotFoundError(f"{text[:60]!r} cannot name a run (not plain text, or too "
+                                   f"long): see 'learndrop runs' for the names")
         with self._read():
             for sql in ("SELECT id, name FROM runs WHERE name = ?",
                         "SELECT id, name FROM runs WHERE id = ?",
@@ -203,8 +217,8 @@ class RunStore(RunWriter):
                 if "substr" in sql:
                     rows = self._conn.execute(sql, (len(text), text)).fetchall()
                 elif "id = ?" in sql:
-                    if not text.isdigit():
-                        continue
+                    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+                        continue  # '²' is a digit to Python; 20 digits overflow SQLite
                     rows = self._conn.execute(sql, (int(text),)).fetchall()
                 else:
                     rows = self._conn.execute(sql, (text,)).fetchall()
@@ -246,10 +260,19 @@ class RunStore(RunWriter):
                                (display_name.strip(), run_id))
 
     def delete_run(self, ref: str | int, *, remove_files: bool = True) -> Path | None:
-        """Delete a run's records and, when it is the run's own, its folder.
+        """Delete a run's records and, when the run created its folder, the files the run
+        wrote there (:data:`~learndrop.core.runfolder.RUN_FILES`) and then the folder if
+        nothing else is left in it.
 
-        Returns the folder that was removed, if any. A run that is still running is refused.
+        Returns the folder that was removed, if any (see :meth:`delete_run_files` for what
+        was kept). A run that is still running is refused.
         """
+        return self.delete_run_files(ref, remove_files=remove_files)[0]
+
+    def delete_run_files(self, ref: str | int, *, remove_files: bool = True
+                         ) -> tuple[Path | None, str]:
+        """Like :meth:`delete_run`; returns ``(folder removed or None, why files were
+        kept)``, the reason empty when there was nothing to keep."""
         run = self.get_run(ref)
         if run.status == "running":
             raise StoreError(f"run '{run.name}' is still running (pid {run.pid}): stop it "
@@ -262,16 +285,53 @@ class RunStore(RunWriter):
                 (run.output_dir, run.id)).fetchone()[0]
             self._conn.execute("DELETE FROM runs WHERE id = ?", (run.id,))
         folder = Path(run.output_dir) if run.output_dir else None
-        if not (remove_files and owns and not shared and folder and folder.is_dir()):
-            return None
+        if not remove_files or folder is None:
+            return None, ""
+        if not folder.is_absolute():
+            # recorded by an older version relative to a working folder no one knows now
+            return None, (f"its folder was recorded as the relative path {folder}, so it "
+                          f"was not touched")
+        if not owns or shared or not folder.is_dir():
+            return None, ""
         if folder.resolve() in (Path.home().resolve(), Path(folder.anchor)):
-            return None
-        try:
-            shutil.rmtree(folder)
-        except OSError as exc:
-            raise StoreError(f"run '{run.name}' was deleted from the store but its folder "
-                             f"{folder} could not be removed: {exc.strerror or exc}") from None
-        return folder
+            return None, ""
+        left = remove_run_files(folder)
+        if left:
+            shown = ", ".join(left[:3]) + (" ..." if len(left) > 3 else "")
+            return None, (f"its folder {folder} was kept: it holds files the run did not "
+                          f"write ({shown})")
+        return folder, ""
+
+    def claim_run(self, ref: str | int) -> tuple[RunRecord, tuple[str, str]]:
+        """Mark a stored run as continued by this process, in one transaction, so that two
+        processes never continue the same run. Returns the run as it was before the claim and
+        the ``(status, message)`` it had, for :meth:`release_run` when the continuation does
+        not start after all.
+        """
+        run_id = self._resolve(ref)
+        record = self.get_run(run_id)
+        host = socket.gethostname()
+        with self._write():
+            row = self._conn.execute("SELECT name, status, message, pid, host FROM runs "
+                                     "WHERE id = ?", (run_id,)).fetchone()
+            if row["status"] == "running" and not (
+                    row["host"] == host and row["pid"] is not None
+                    and not pid_alive(int(row["pid"]))):
+                raise StoreError(f"run '{row['name']}' is still running (pid {row['pid']} on "
+                                 f"{row['host'] or 'an unknown host'}): stop it first, or "
+                                 f"wait for it to end")
+            self._conn.execute("UPDATE runs SET status = 'running', pid = ?, host = ?, "
+                               "updated = ? WHERE id = ?",
+                               (os.getpid(), host, time.time(), run_id))
+        return record, (str(row["status"]), str(row["message"]))
+
+    def release_run(self, ref: str | int, status: str, message: str) -> None:
+        """Give back a run claimed by :meth:`claim_run` that was not continued."""
+        run_id = self._resolve(ref)
+        with self._write():
+            self._conn.execute("UPDATE runs SET status = ?, message = ? WHERE id = ? AND "
+                               "status = 'running' AND pid = ?",
+                               (status, message, run_id, os.getpid()))
 
     def mark_interrupted(self) -> list[str]:
         """Runs left ``running`` by a process of this host that is gone become
@@ -342,6 +402,15 @@ class RunStore(RunWriter):
             run = self._conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
             events = list(read_events(self._conn, run, since_cursor))
         return iter(events)
+
+
+def _is_text(text: str) -> bool:
+    """Encodable as UTF-8 (command-line bytes that are not UTF-8 arrive as surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return "\0" not in text
 
 
 def _record(row: sqlite3.Row) -> RunRecord:

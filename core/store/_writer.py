@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from ..events import FitStart
+from ..runfolder import is_run_folder
 from ..summary import RunSummary
 from . import _schema as schema
-from ._db import Transaction
+from ._db import StoreError, Transaction
 from ._events import INSERT_SQL, Row, to_json
 
 __all__ = ["RunWriter", "STATUSES"]
@@ -34,17 +35,26 @@ class RunWriter:
     def _read(self) -> Transaction:
         return Transaction(self._conn, self._lock, self.path, "BEGIN")
 
-    def begin_run(self, event: FitStart, environment: dict[str, Any]) -> tuple[int, str, int]:
-        """Create (or, on resume, reopen) the run of ``event``.
+    def begin_run(self, event: FitStart, environment: dict[str, Any],
+                  resume_id: int | None = None) -> tuple[int, str, int]:
+        """Create the run of ``event``, or reopen the stored run ``resume_id`` that it
+        continues (only a run named by id is ever reopened, never one found by its name).
 
         Returns ``(run id, run name, next sequence number)``. A new run whose name is taken
         gets the first free ``name-2``, ``name-3``, ...
         """
+        with self._write():
+            return self._begin(event, environment, resume_id)
+
+    def _begin(self, event: FitStart, environment: dict[str, Any],
+               resume_id: int | None) -> tuple[int, str, int]:
+        """:meth:`begin_run` inside the caller's write transaction."""
         cfg = event.config or {}
         now = time.time()
         values = dict(
             updated=now, status="running", message="", config=to_json(cfg),
-            environment=to_json(environment), summary="{}", output_dir=event.output_dir,
+            environment=to_json(environment), summary="{}",
+            output_dir=os.path.abspath(event.output_dir) if event.output_dir else "",
             pid=os.getpid(), host=socket.gethostname(),
             model=str(cfg.get("model", {}).get("name", "")),
             dataset=str(cfg.get("data", {}).get("dataset", "")), device=event.device,
@@ -52,31 +62,31 @@ class RunWriter:
             steps_per_epoch=event.steps_per_epoch, total_steps=event.total_steps,
             total_params=event.total_params, forward_flops=event.forward_flops,
             resumed_from_epoch=event.resumed_from_epoch, end_seq=None)
-        with self._write():
-            existing = self._conn.execute("SELECT id, status FROM runs WHERE name = ?",
-                                          (event.run_name,)).fetchone()
-            if existing is not None and event.resumed_from_epoch > 0:
-                run_id, name = int(existing["id"]), event.run_name
-                self._conn.execute(
-                    "UPDATE runs SET " + ", ".join(f"{k} = ?" for k in values)
-                    + " WHERE id = ?", (*values.values(), run_id))
-                self._forget_after(run_id, event.resumed_from_epoch)
-            else:
-                name = self._free_name(event.run_name)
-                owns = Path(event.output_dir).name == event.run_name if event.output_dir \
-                    else False
-                cols = dict(values, name=name, created=now, owns_dir=int(owns))
-                cur = self._conn.execute(
-                    f"INSERT INTO runs({', '.join(cols)}) VALUES "
-                    f"({', '.join('?' * len(cols))})", tuple(cols.values()))
-                run_id = int(cur.lastrowid or 0)
-            self._conn.execute("DELETE FROM units WHERE run_id = ?", (run_id,))
-            self._conn.executemany(
-                "INSERT INTO units(run_id, idx, name, modules, params, flops, flops_share, "
-                "is_head, skippable) VALUES (?,?,?,?,?,?,?,?,?)",
-                [(run_id, u.index, u.name, to_json(list(u.modules)), u.params, u.forward_flops,
-                  u.flops_share, int(u.is_head), int(u.skippable)) for u in event.units])
-            next_seq = self._max_seq(run_id) + 1
+        existing = self._conn.execute("SELECT id, name FROM runs WHERE id = ?",
+                                      (resume_id,)).fetchone() if resume_id else None
+        if resume_id and existing is None:
+            raise StoreError(f"run {resume_id} is no longer in the run store {self.path}")
+        if existing is not None:
+            run_id, name = int(existing["id"]), str(existing["name"])
+            self._conn.execute(
+                "UPDATE runs SET " + ", ".join(f"{k} = ?" for k in values)
+                + " WHERE id = ?", (*values.values(), run_id))
+            self._forget_after(run_id, event.resumed_from_epoch)
+        else:
+            name = self._free_name(event.run_name)
+            owns = bool(event.output_dir) and is_run_folder(Path(event.output_dir))
+            cols = dict(values, name=name, created=now, owns_dir=int(owns))
+            cur = self._conn.execute(
+                f"INSERT INTO runs({', '.join(cols)}) VALUES "
+                f"({', '.join('?' * len(cols))})", tuple(cols.values()))
+            run_id = int(cur.lastrowid or 0)
+        self._conn.execute("DELETE FROM units WHERE run_id = ?", (run_id,))
+        self._conn.executemany(
+            "INSERT INTO units(run_id, idx, name, modules, params, flops, flops_share, "
+            "is_head, skippable) VALUES (?,?,?,?,?,?,?,?,?)",
+            [(run_id, u.index, u.name, to_json(list(u.modules)), u.params, u.forward_flops,
+              u.flops_share, int(u.is_head), int(u.skippable)) for u in event.units])
+        next_seq = self._max_seq(run_id) + 1
         return run_id, name, next_seq
 
     def write_rows(self, run_id: int, rows: list[Row]) -> None:
@@ -85,21 +95,31 @@ class RunWriter:
         for table, values in rows:
             by_table.setdefault(table, []).append(values)
         with self._write():
-            for table, values_list in by_table.items():
-                self._conn.executemany(INSERT_SQL[table], values_list)
-            self._conn.execute("UPDATE runs SET updated = ? WHERE id = ?",
-                               (time.time(), run_id))
+            self._insert_rows(run_id, by_table)
+
+    def _insert_rows(self, run_id: int, by_table: dict[str, list[tuple[Any, ...]]],
+                     replace: str = "") -> None:
+        for table, values_list in by_table.items():
+            sql = INSERT_SQL[table]
+            if replace:  # e.g. "OR IGNORE": rows a journal replays may be stored already
+                sql = sql.replace("INSERT INTO", f"INSERT {replace} INTO", 1)
+            self._conn.executemany(sql, values_list)
+        self._conn.execute("UPDATE runs SET updated = ? WHERE id = ?", (time.time(), run_id))
 
     def end_run(self, run_id: int, status: str, message: str, summary: RunSummary,
                 end_seq: int) -> None:
         """Record how a run ended."""
+        with self._write():
+            self._end(run_id, status, message, to_json(summary.to_dict()), end_seq)
+
+    def _end(self, run_id: int, status: str, message: str, summary_json: str,
+             end_seq: int) -> None:
         if status not in STATUSES:
             status = "failed"
-        with self._write():
-            self._conn.execute(
-                "UPDATE runs SET status = ?, message = ?, summary = ?, updated = ?, "
-                "end_seq = ? WHERE id = ?",
-                (status, message, to_json(summary.to_dict()), time.time(), end_seq, run_id))
+        self._conn.execute(
+            "UPDATE runs SET status = ?, message = ?, summary = ?, updated = ?, "
+            "end_seq = ? WHERE id = ?",
+            (status, message, summary_json, time.time(), end_seq, run_id))
 
     def count_checks(self, run_id: int) -> int:
         """How many score checks a run has stored."""

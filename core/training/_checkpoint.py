@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 import pickle
 import warnings
 import zipfile
@@ -14,7 +15,8 @@ import torch
 from ..errors import CheckpointError, first_line
 from ..files import atomic_write_bytes
 
-__all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "load_initial_weights"]
+__all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "load_initial_weights",
+           "check_resumable", "checkpoint_epoch"]
 
 FORMAT = "learndrop-checkpoint"
 VERSION = 1
@@ -64,9 +66,73 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not a Learn&Drop checkpoint; resume from a file in a "
                               f"run folder (checkpoint.pt)")
-    if int(data.get("version", 0)) > VERSION:
+    version = data.get("version", 0)
+    if not _is_int(version):
+        raise CheckpointError(f"{p} is damaged: its version is {_shown(version)}, not a number")
+    if version > VERSION:
         raise CheckpointError(f"{p} was written by a newer Learn&Drop; upgrade to resume it")
     return data
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def checkpoint_epoch(data: dict[str, Any], path: str | Path) -> int:
+    """The number of complete epochs a checkpoint holds; refuses a damaged field."""
+    epoch = data.get("epoch", 0)
+    if not _is_int(epoch) or epoch < 0:
+        raise CheckpointError(f"{path} is damaged: its epoch is {_shown(epoch)}, not a "
+                              f"count of epochs; resume from an earlier checkpoint or start "
+                              f"the run again")
+    return int(epoch)
+
+
+#: the fields of a resumable checkpoint: (name, required, check, what it must be)
+_FIELDS: tuple[tuple[str, bool, Any, str], ...] = (
+    ("model", True, lambda v: isinstance(v, dict) and all(
+        isinstance(k, str) and torch.is_tensor(t) for k, t in v.items()),
+     "a table of tensors"),
+    ("optimizer", True, lambda v: isinstance(v, dict) and isinstance(v.get("state"), dict)
+     and isinstance(v.get("param_groups"), list), "an optimizer state"),
+    ("scaler", True, lambda v: isinstance(v, dict), "a table"),
+    ("learndrop", True, lambda v: isinstance(v, dict), "a table"),
+    ("config", False, lambda v: isinstance(v, dict), "a table"),
+    ("best_accuracy", False, _is_number, "a number"),
+    ("elapsed_s", False, lambda v: _is_number(v) and v >= 0, "a number of seconds"),
+    ("history", False, lambda v: isinstance(v, list) and all(isinstance(h, dict) for h in v),
+     "a list of epochs"),
+    ("torch_rng", False, lambda v: torch.is_tensor(v) and v.dtype == torch.uint8
+     and v.dim() == 1, "a random generator state"),
+)
+
+
+def check_resumable(data: dict[str, Any], path: str | Path) -> int:
+    """Check every field a resume uses before any is used; returns the epoch count.
+
+    A damaged field is refused with one line naming it, never half-applied."""
+    epoch = checkpoint_epoch(data, path)
+    for name, required, ok, what in _FIELDS:
+        if name not in data:
+            if required:
+                raise CheckpointError(f"{path} is damaged: it has no '{name}' field; resume "
+                                      f"from a run folder's checkpoint.pt")
+            continue
+        if not ok(data[name]):
+            raise CheckpointError(f"{path} is damaged: its '{name}' field is not {what} "
+                                  f"({_shown(data[name])}); resume from an earlier "
+                                  f"checkpoint or start the run again")
+    return epoch
 
 
 def load_initial_weights(model: torch.nn.Module, path: str | Path) -> list[str]:
@@ -77,10 +143,15 @@ def load_initial_weights(model: torch.nn.Module, path: str | Path) -> list[str]:
     fresh initialisation; returns warnings saying which.
     """
     p = Path(path).expanduser()
+    if p.is_dir():
+        raise CheckpointError(f"model.weights {p} is a folder: give the weights file in it "
+                              f"(a run folder's final.pt, say)")
     if not p.is_file():
         raise CheckpointError(f"weights file {p} does not exist: check model.weights")
     try:
-        data = torch.load(p, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on sparse tensors: refused below
+            warnings.simplefilter("ignore")
+            data = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one line
         raise CheckpointError(f"cannot load weights from {p} ({first_line(exc)[:120]}); give a "
                               f"state dict saved with torch.save or a run's final.pt") from None
@@ -88,6 +159,14 @@ def load_initial_weights(model: torch.nn.Module, path: str | Path) -> list[str]:
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise CheckpointError(f"{p} holds no state dict of tensors: give a file saved with "
                               f"torch.save(model.state_dict()) or a run's final.pt")
+    for name, tensor in state.items():
+        kind = ("meta (shapes without values)" if tensor.is_meta
+                else "sparse" if tensor.layout != torch.strided
+                else "complex" if tensor.is_complex() else "")
+        if kind:
+            raise CheckpointError(f"{p} holds a {kind} tensor ({str(name)[:60]}) that cannot "
+                                  f"become model weights: give a state dict of ordinary real "
+                                  f"tensors")
     own = model.state_dict()
     matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     if not matched:

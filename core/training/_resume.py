@@ -14,7 +14,7 @@ from ..config import RunConfig
 from ..engine import LearnDrop
 from ..errors import CheckpointError, LearnDropError, first_line
 from ..summary import EpochResult
-from ._checkpoint import load_checkpoint
+from ._checkpoint import check_resumable, load_checkpoint
 
 __all__ = ["Resumed", "restore_checkpoint"]
 
@@ -42,6 +42,7 @@ def restore_checkpoint(path: Path, cfg: RunConfig, *, model: nn.Module, ld: Lear
     the optimizer and the scaler, and the random state. Refuses a checkpoint of other model
     or data settings."""
     data: dict[str, Any] = load_checkpoint(path, map_location=device)
+    epoch = check_resumable(data, path)  # every field checked before any is used
     saved = data.get("config", {})
     try:  # settings added since the checkpoint was written take their defaults
         saved = RunConfig.from_dict(saved).to_dict()
@@ -56,12 +57,14 @@ def restore_checkpoint(path: Path, cfg: RunConfig, *, model: nn.Module, ld: Lear
         ld.load_state_dict(data["learndrop"])
         optimizer.load_state_dict(data["optimizer"])
         scaler.load_state_dict(data["scaler"])
-    except (RuntimeError, KeyError, ValueError) as exc:
-        raise CheckpointError(f"{path} does not fit this model "
+        if "torch_rng" in data:
+            torch.set_rng_state(data["torch_rng"].cpu())
+        history = [EpochResult.from_dict(h) for h in data.get("history", [])]
+    except (RuntimeError, KeyError, ValueError, TypeError, AttributeError, IndexError,
+            AssertionError, NotImplementedError) as exc:  # a damaged field in a state
+        raise CheckpointError(f"{path} does not fit this model or is damaged "
                               f"({first_line(exc)[:120]})") from None
-    if "torch_rng" in data:
-        torch.set_rng_state(data["torch_rng"].cpu())
-    return Resumed(start_epoch=int(data["epoch"]),
+    return Resumed(start_epoch=epoch,
                    best_accuracy=float(data.get("best_accuracy", 0.0)),
-                   history=[EpochResult.from_dict(h) for h in data.get("history", [])],
+                   history=history,
                    elapsed_s=float(data.get("elapsed_s", 0.0)))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from collections.abc import Iterable, Sized
@@ -21,6 +22,7 @@ from ..errors import CheckpointError, ConfigError, DataError, LearnDropError
 from ..events import Callback
 from ..files import remove_stale_temps
 from ..paths import runs_home
+from ..runfolder import RUN_FILES, FolderLock, claim_run_folder
 from ._checkpoint import load_initial_weights
 from ._device import DevicePlan
 from ._optim import ProgressSchedule, build_optimizer
@@ -108,31 +110,35 @@ def plan_epochs(cfg: RunConfig, bundle: DataBundle) -> EpochPlan:
     return EpochPlan(n, drop_last, per_epoch, per_epoch * cfg.train.epochs)
 
 
-def choose_output_dir(cfg: RunConfig, run_name: str, resuming: bool) -> Path:
-    """The run folder (its name is the run's name); a new run whose name is taken gets
-    ``-2``, ``-3``, ... appended, an empty name becomes model-dataset-time."""
+def choose_output_dir(cfg: RunConfig, run_name: str) -> Path:
+    """Where the run folder is meant to be, as an absolute path (so the store finds it from
+    any working folder); an empty name becomes model-dataset-time. The folder is claimed when
+    the run starts (:func:`make_output_dir`), ``-2``, ``-3``, ... appended when taken."""
     if not run_name:
-        run_name = f"{cfg.model.name}-{cfg.data.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+        model = cfg.model.name.replace(":", "-")  # timm:resnet18 -> timm-resnet18
+        run_name = f"{model}-{cfg.data.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
     base = Path(cfg.output.dir).expanduser() if cfg.output.dir else runs_home()
-    out = base / run_name
-    if not resuming:
-        k = 1
-        while out.exists():
-            k += 1
-            out = base / f"{run_name}-{k}"
-    return out
+    return Path(os.path.abspath(base)) / run_name
 
 
-def make_output_dir(folder: Path, resuming: bool) -> None:
+def make_output_dir(folder: Path, existing: bool) -> tuple[Path, FolderLock]:
+    """Claim a new run folder named like ``folder`` (atomically: ``name-2`` when taken), or,
+    with ``existing``, the run folder ``folder`` a resumed run continues in; either is locked
+    for this run. Returns the folder and its lock."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        if resuming:  # what a killed run may have left half-written
-            remove_stale_temps(folder, ("checkpoint.pt", "config.toml", "summary.json",
-                                        "final.pt", "stopped.pt"))
+        if not existing:
+            folder = claim_run_folder(folder.parent, folder.name)
+        elif not folder.is_dir():
+            raise CheckpointError(f"the run folder {folder} does not exist any more: start "
+                                  f"the run again with 'learndrop train'")
+        lock = FolderLock(folder).acquire()
+        if existing:  # what a killed run may have left half-written
+            remove_stale_temps(folder, RUN_FILES)
     except OSError as exc:
         raise CheckpointError(
             f"cannot create the run folder {folder}: {exc.strerror or type(exc).__name__}; "
             f"set --output-dir to a folder you can write to") from None
+    return folder, lock
 
 
 def build_parts(cfg: RunConfig, plan: DevicePlan, bundle: DataBundle, model: nn.Module,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import shutil
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +38,7 @@ from ..events import (
     display_epoch,
 )
 from ..files import atomic_write_text
+from ..runfolder import FolderLock, remove_run_files
 from ..summary import EpochResult, RunSummary
 from ._checkpoint import save_checkpoint
 from ._control import RunControl
@@ -106,6 +107,16 @@ class _Window:
     started: float
 
 
+def _is_out_of_memory(exc: BaseException) -> bool:
+    """Out of memory, however PyTorch's allocators say it (the CPU's is a RuntimeError)."""
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        "DefaultCPUAllocator" in text or "not enough memory" in text
+        or "out of memory" in text.lower())
+
+
 class Trainer:
     """Trains ``cfg``'s model on ``cfg``'s data with Learn&Drop.
 
@@ -115,12 +126,15 @@ class Trainer:
     ``finish_complete``: when that checkpoint is already at the last epoch (the process ended
     after training but before writing the final files), end the run as finished from it
     instead of refusing.
+    ``run_folder``: continue in this existing run folder (the folder of the recorded run that
+    ``resume_from`` belongs to). Without it a run always gets a new folder of its own, so a
+    folder that a run did not create is never written into.
     """
 
     def __init__(self, cfg: RunConfig, callbacks: list[Callback] | tuple[Callback, ...] = (),
                  control: RunControl | None = None, *, resume_from: str | Path | None = None,
                  time_budget_s: float | None = None, run_name: str | None = None,
-                 finish_complete: bool = False) -> None:
+                 finish_complete: bool = False, run_folder: str | Path | None = None) -> None:
         self.cfg = cfg.copy().check()
         self.callbacks: list[Callback] = list(callbacks)
         self.control = control or RunControl()
@@ -128,7 +142,11 @@ class Trainer:
         self.time_budget_s = time_budget_s
         self.run_name = run_name or self.cfg.output.name or ""
         self.finish_complete = finish_complete
+        self.run_folder = Path(os.path.abspath(run_folder)) if run_folder else None
+        if self.run_folder is not None and not run_name:
+            self.run_name = self.run_folder.name
         self.output_dir: Path | None = None
+        self._folder_lock: FolderLock | None = None
         self.warnings: list[str] = []
         # set by prepare()
         self._parts: RunParts | None = None
@@ -183,7 +201,7 @@ class Trainer:
         epochs = plan_epochs(cfg, bundle)
         self.drop_last = epochs.drop_last
         self.steps_per_epoch, self.total_steps = epochs.steps_per_epoch, epochs.total_steps
-        self.output_dir = choose_output_dir(cfg, self.run_name, self.resume_from is not None)
+        self.output_dir = self.run_folder or choose_output_dir(cfg, self.run_name)
         self.run_name = self.output_dir.name
         self._parts = build_parts(cfg, plan, bundle, model, epochs, self.callbacks)
         self.start_epoch = 0
@@ -227,6 +245,12 @@ class Trainer:
     # ---- the run ----------------------------------------------------------------------------
     def fit(self) -> FitResult:
         """Run training. Always fires ``on_fit_end``; raises LearnDropError on failure."""
+        try:
+            return self._fit()
+        finally:
+            self._release_folder()
+
+    def _fit(self) -> FitResult:
         self._t0 = time.perf_counter()
         self.history = []
         self.best_accuracy = 0.0
@@ -238,10 +262,7 @@ class Trainer:
             started = True
             status = self._train()
         except torch.OutOfMemoryError:
-            bs = self.cfg.train.batch_size
-            where = self.plan.device.type if self.plan else "the device"
-            err = DeviceError(f"out of memory on {where} with batch size {bs}: try "
-                              f"--batch-size {max(bs // 2, 1)}")
+            err = self._out_of_memory()
             self._fail(err, started)
             raise err from None
         except LearnDropError as exc:
@@ -251,17 +272,30 @@ class Trainer:
             self._finish("stopped", "interrupted from the keyboard")
             raise
         except Exception as exc:
+            if _is_out_of_memory(exc):  # the CPU allocator raises a plain RuntimeError
+                err = self._out_of_memory()
+                self._fail(err, started)
+                raise err from None
             self._fail(exc, started)
             raise
         message = {"finished": "training finished", "stopped": "stopped; checkpoint kept",
                    "cancelled": "cancelled; run discarded"}[status]
         return self._finish(status, message)
 
+    def _out_of_memory(self) -> DeviceError:
+        bs = self.cfg.train.batch_size
+        where = self.plan.device.type if self.plan else "the device"
+        return DeviceError(f"out of memory on {where} with batch size {bs}: try "
+                           f"--batch-size {max(bs // 2, 1)} or a smaller --image-size")
+
     def _start(self) -> None:
-        """Make the run folder, save the config, pass on early warnings, fire on_fit_start."""
+        """Claim (or lock) the run folder, save the config, pass on early warnings, fire
+        on_fit_start."""
         r = self._ready()
         assert self.output_dir is not None
-        make_output_dir(self.output_dir, resuming=self.resume_from is not None)
+        self.output_dir, self._folder_lock = make_output_dir(self.output_dir,
+                                                             existing=self.run_folder is not None)
+        self.run_name = self.output_dir.name
         atomic_write_text(self.output_dir / "config.toml", config_to_toml(self.cfg))
         for w in self.warnings:
             call_hook(self.callbacks, "on_warning", w)
@@ -509,7 +543,8 @@ class Trainer:
         summary = self.summary(status)
         model = self.model
         if status == "cancelled" and self.output_dir is not None:
-            shutil.rmtree(self.output_dir, ignore_errors=True)
+            self._release_folder()
+            remove_run_files(self.output_dir)  # what the run wrote, nothing else
             summary = dataclasses.replace(summary, output_dir="")
         elif self.output_dir is not None and model is not None and self.output_dir.exists():
             try:
@@ -524,6 +559,11 @@ class Trainer:
         call_hook(self.callbacks, "on_fit_end", FitEnd(status=status, message=message,
                                                        summary=summary))
         return FitResult(status, message, summary)
+
+    def _release_folder(self) -> None:
+        lock, self._folder_lock = self._folder_lock, None
+        if lock is not None:
+            lock.release()
 
     def _fail(self, exc: BaseException, started: bool) -> None:
         message = str(exc) if isinstance(exc, LearnDropError) else (

@@ -2,6 +2,6 @@
 
 import sys
 
-from learndrop.core.cli import main
+from learndrop._launch import main
 
 sys.exit(main())

@@ -14,6 +14,7 @@ import pytest
 from PySide6.QtWidgets import QMessageBox
 
 from factories import make_live_stream
+from factories import tiny_config as tiny_run
 from learndrop.app.main_window import MainWindow
 from learndrop.app.panels import HistoryPanel, LivePanel
 from learndrop.app.services import RunLibrary
@@ -26,30 +27,17 @@ RUN_TIMEOUT_MS = 60_000
 ConfigFactory = Callable[..., RunConfig]
 
 
-def _config(out: Path, values: dict[str, Any], changes: dict[str, Any]) -> RunConfig:
-    cfg = RunConfig()
-    for path, value in {**values, "output.dir": str(out), **changes}.items():
-        cfg.set(path, value)
-    return cfg
-
-
 def _quick_config(out: Path, **changes: Any) -> RunConfig:
     """A run of a few seconds on CPU that drops units in its first epoch."""
-    return _config(out, {
-        "data.dataset": "digits", "data.limit": 512, "model.name": "small_cnn",
-        "train.epochs": 2, "train.batch_size": 64, "train.device": "cpu",
-        "train.log_every": 2, "drop.threshold": 1.0, "drop.patience": 1,
-        "drop.warmup_epochs": 0, "drop.check_every": 5, "drop.window": 2,
-        "drop.trend_tolerance": 10.0}, changes)
+    return tiny_run(out, **{
+        "data.limit": 512, "data.image_size": 0, "train.epochs": 2, "train.batch_size": 64,
+        "train.device": "cpu", "train.log_every": 2, "drop.warmup_epochs": 0,
+        "drop.check_every": 5, **changes})
 
 
 def _three_epoch_config(out: Path, **changes: Any) -> RunConfig:
     """Three short epochs on CPU; units drop from the second epoch on."""
-    return _config(out, {
-        "data.dataset": "digits", "data.limit": 320, "data.image_size": 16,
-        "model.name": "small_cnn", "train.epochs": 3, "train.batch_size": 32,
-        "train.device": "cpu", "drop.threshold": 1.0, "drop.patience": 1,
-        "drop.warmup_epochs": 1, "drop.window": 2, "drop.trend_tolerance": 10.0}, changes)
+    return tiny_run(out, **{"train.epochs": 3, "train.device": "cpu", **changes})
 
 
 @pytest.fixture

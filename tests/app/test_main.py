@@ -16,6 +16,7 @@ from learndrop.core.config import RunConfig, save_config
 pytestmark = pytest.mark.gui
 
 
+@pytest.mark.slow
 def test_cli_runs_config_and_saves_screenshot(tiny_config: Callable[..., RunConfig],
                                               tmp_path: Path) -> None:
     """The scripted mode, in its own process: it runs (and quits) a whole QApplication."""

@@ -54,6 +54,7 @@ def test_invalid_value_marks_field_and_blocks_start(make_window: Any) -> None:
 
 
 # ---- runs -------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_real_run_drops_then_finishes(qtbot: Any, make_window: Any, tiny_config: Config,
                                       tmp_path: Path) -> None:
     window = make_window(tiny_config(tmp_path))
@@ -65,6 +66,7 @@ def test_real_run_drops_then_finishes(qtbot: Any, make_window: Any, tiny_config:
     assert window.state is RunState.IDLE and window.run_actions.start.isEnabled()
 
 
+@pytest.mark.slow
 def test_pause_holds_progress_then_resume_finishes(qtbot: Any, make_window: Any,
                                                    tiny_config: Config, tmp_path: Path) -> None:
     window = make_window(tiny_config(tmp_path, **{"train.log_every": 1}))

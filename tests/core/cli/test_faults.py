@@ -20,6 +20,7 @@ import pytest
 import torch
 
 import learndrop.core
+from factories import RunCli, one_line, tiny_flags
 from learndrop.core.cli import main
 from learndrop.core.events import DropEvent, EpochEnd
 from learndrop.core.store import RunStore
@@ -27,9 +28,7 @@ from learndrop.core.training import load_checkpoint
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
-TINY = ["--dataset", "digits", "--model", "small_cnn", "--data.limit", "320", "--image-size",
-        "16", "--batch-size", "32", "--epochs", "4", "--threshold", "1.0", "--patience", "1",
-        "--warmup-epochs", "1", "--drop.window", "2", "--drop.trend_tolerance", "10"]
+TINY = tiny_flags()
 
 
 def _start(store: Path, out: Path, *extra: str) -> subprocess.Popen[str]:
@@ -98,6 +97,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory, _one_thread: None) -> di
     return {"drops": drops, "epochs": epochs, "final": folder / "final.pt"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.0, 0.12])
 def test_sigkill_after_a_checkpoint_then_resume_is_exact(
         delay: float, tmp_path: Path, reference: dict[str, Any],
@@ -127,27 +127,26 @@ def test_sigkill_after_a_checkpoint_then_resume_is_exact(
     _no_half_files(tmp_path)
 
 
-def test_sigkill_before_the_first_checkpoint(tmp_path: Path,
-                                            capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.slow
+def test_sigkill_before_the_first_checkpoint(tmp_path: Path, run_cli: RunCli) -> None:
     store, out = tmp_path / "store.sqlite", tmp_path / "out"
-    proc = _start(store, out)
+    # checkpoints only at the end of the run: killed once it is recorded, it has none for sure
+    proc = _start(store, out, "--output.checkpoint_every", "0")
     _wait_for(proc, _recorded(store))
-    had_checkpoint = _has_checkpoint(out)()
     proc.send_signal(signal.SIGKILL)
-    proc.communicate()
+    _, err = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL and "Traceback" not in err
+    assert not _has_checkpoint(out)()
     name, status, _, _ = _stored(store)
     assert status == "interrupted"
-    code = main(["resume", name, "--store", str(store)])
-    err = capsys.readouterr().err.strip()
-    assert "Traceback" not in err
-    if had_checkpoint:  # the machine was fast: then it must simply resume
-        assert code == 0
-        return
-    assert code == 2 and len(err.splitlines()) == 1
-    assert "no checkpoint yet" in err and "start it again" in err
+    code, _, err = run_cli(["resume", name, "--store", str(store)])
+    assert code == 2
+    line = one_line(err)
+    assert "no checkpoint yet" in line and "start it again" in line
     _no_half_files(tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_a_signal_stops_cleanly_and_keeps_the_checkpoint(
         sig: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -189,6 +188,7 @@ atomic_write(sys.argv[2], write)
 """
 
 
+@pytest.mark.slow
 def test_a_kill_while_writing_never_leaves_half_a_file(tmp_path: Path) -> None:
     from learndrop.core.files import atomic_write_bytes, remove_stale_temps
 

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from factories import write_images
 from learndrop.core.config import DataConfig
 from learndrop.core.data import (
     DataBundle,
@@ -47,14 +48,17 @@ def test_list_datasets() -> None:
                                "imagenette", "mnist", "synthetic"]
 
 
-@pytest.mark.parametrize("name", ["cifar10", "cifar100", "digits", "fashionmnist",
-                                  "imagefolder", "imagenette", "mnist", "synthetic"])
-def test_dataset_info(name: str) -> None:
+@pytest.mark.parametrize("name,channels,image_size,num_classes", [
+    ("cifar10", 3, 32, 10), ("cifar100", 3, 32, 100), ("digits", 1, 32, 10),
+    ("fashionmnist", 1, 28, 10), ("imagefolder", 3, 128, None), ("imagenette", 3, 160, 10),
+    ("mnist", 1, 28, 10), ("synthetic", 3, 32, None)])  # None: set by the data found
+def test_dataset_info(name: str, channels: int, image_size: int,
+                      num_classes: int | None) -> None:
     info = dataset_info(name)
     assert isinstance(info, DatasetInfo) and info.name == name
     assert info.downloadable == (name in DOWNLOADABLE)
-    assert info.channels in (1, 3) and info.image_size > 0
-    assert info.num_classes is None or info.num_classes >= 2
+    assert (info.channels, info.image_size, info.num_classes) == (
+        channels, image_size, num_classes)
 
 
 def test_unknown_dataset() -> None:
@@ -142,18 +146,9 @@ def test_synthetic_resize_and_augment() -> None:
 
 
 # ---- image folders ------------------------------------------------------------------------
-def _write_images(folder: Path, count: int, mode: str = "RGB", size: int = 12) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(len(str(folder)) + count)
-    for i in range(count):
-        shape = (size, size + 2, 3) if mode == "RGB" else (size, size + 2)
-        pixels = rng.integers(0, 256, shape, dtype=np.uint8)
-        Image.fromarray(pixels, mode=None).convert(mode).save(folder / f"img{i}.png")
-
-
 def _class_tree(root: Path, mode: str = "RGB") -> Path:
     for name in ("cat", "dog"):
-        _write_images(root / name, 6, mode)
+        write_images(root / name, 6, mode)
     (root / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really an image")
     (root / "dog" / "notes.txt").write_text("not an image, ignored")
     return root
@@ -183,7 +178,7 @@ def test_imagefolder_stop_on_bad_file(tmp_path: Path) -> None:
 def test_imagefolder_grayscale_train_val_layout(tmp_path: Path) -> None:
     for split, count in (("train", 5), ("val", 2)):
         for name in ("a", "b", "c"):
-            _write_images(tmp_path / split / name, count, mode="L")
+            write_images(tmp_path / split / name, count, mode="L")
     b = build_datasets(DataConfig(dataset="imagefolder", root=str(tmp_path), image_size=8,
                                   limit=10), seed=0)
     assert b.in_channels == 1 and b.num_classes == 3 and b.warnings == ()
@@ -193,7 +188,7 @@ def test_imagefolder_grayscale_train_val_layout(tmp_path: Path) -> None:
 
 def test_imagefolder_train_folder_without_val_is_split(tmp_path: Path) -> None:
     for name in ("a", "b"):
-        _write_images(tmp_path / "train" / name, 5)
+        write_images(tmp_path / "train" / name, 5)
     b = build_datasets(DataConfig(dataset="imagefolder", root=str(tmp_path), image_size=8,
                                   val_fraction=0.2), seed=0)
     assert b.class_names == ("a", "b") and len(b.train) == 8 and len(b.val) == 2
@@ -201,15 +196,21 @@ def test_imagefolder_train_folder_without_val_is_split(tmp_path: Path) -> None:
 
 def test_imagefolder_warns_about_empty_class_folders(tmp_path: Path) -> None:
     for name in ("a", "b"):
-        _write_images(tmp_path / name, 4)
+        write_images(tmp_path / name, 4)
     (tmp_path / "c").mkdir()
     b = build_datasets(DataConfig(dataset="imagefolder", root=str(tmp_path), image_size=8))
     assert b.num_classes == 3 and len(b.warnings) == 1 and "no readable images" in b.warnings[0]
 
 
-@pytest.mark.parametrize("layout", ["missing", "file", "empty", "no_classes", "no_images",
-                                    "one_class", "no_root"])
-def test_imagefolder_problems(tmp_path: Path, layout: str) -> None:
+@pytest.mark.parametrize("layout,fragment", [
+    ("missing", "data folder {root} does not exist"),
+    ("file", "data.root {root} is a file, not a folder"),
+    ("empty", "{root} has no class sub-folders"),
+    ("no_classes", "{root} has no class sub-folders"),
+    ("no_images", "{root} holds no readable images"),
+    ("one_class", "{root} has only one class folder ('cat')"),
+    ("no_root", "data.dataset=imagefolder needs data.root")])
+def test_imagefolder_problems(tmp_path: Path, layout: str, fragment: str) -> None:
     root = tmp_path / "data"
     if layout == "file":
         root.write_text("x")
@@ -222,11 +223,12 @@ def test_imagefolder_problems(tmp_path: Path, layout: str) -> None:
         (root / "cat").mkdir(parents=True)
         (root / "cat" / "readme.txt").write_text("x")
     elif layout == "one_class":
-        _write_images(root / "cat", 4)
+        write_images(root / "cat", 4)
     cfg = DataConfig(dataset="imagefolder", root="" if layout == "no_root" else str(root))
     with pytest.raises(DataError) as err:
         build_datasets(cfg)
     assert "\n" not in str(err.value)
+    assert fragment.format(root=root) in str(err.value)
 
 
 # ---- torchvision data sets ----------------------------------------------------------------
@@ -265,7 +267,7 @@ def test_imagenette_from_local_folder(tmp_path: Path, no_network: None) -> None:
     for split in ("train", "val"):
         for wnid in ("n01440764", "n02102040"):
             folder = tmp_path / split / wnid
-            _write_images(folder, 3)
+            write_images(folder, 3)
             for png in folder.glob("*.png"):
                 Image.open(png).convert("RGB").save(png.with_suffix(".JPEG"))
                 png.unlink()

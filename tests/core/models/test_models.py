@@ -85,7 +85,12 @@ def trace(name: str) -> Trace:
 
 
 def test_list_models() -> None:
-    assert list_models() == ALL
+    """The registry's own models, among torchvision's (tests/core/models/
+    test_torchvision_models.py checks those)."""
+    names = list_models()
+    assert names == sorted(names)
+    assert set(ALL) <= set(names)
+    assert all(model_info(n).source == "learndrop" for n in ALL)
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -93,9 +98,10 @@ def test_model_info(name: str) -> None:
     info = model_info(name)
     assert isinstance(info, ModelInfo)
     assert info.name == name
-    assert info.family in ("resnet", "vgg", "cnn")
+    family = "cnn" if name == "small_cnn" else name.rstrip("0123456789")
+    assert info.family == family
     assert info.description and "\n" not in info.description
-    assert 1 <= info.min_image_size <= SIZE
+    assert info.min_image_size == (SIZE if family == "vgg" else 8)  # VGG pools 5 times
 
 
 @pytest.mark.parametrize("name", ALL)
@@ -252,3 +258,13 @@ def test_small_cnn_trains_a_step() -> None:
     loss = nn.functional.cross_entropy(model(x), y)
     loss.backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_unknown_model_name_points_to_the_listing() -> None:
+    from learndrop.core.config import RunConfig
+
+    cfg = RunConfig()
+    cfg.model.name = "resnet9000"
+    (path, message), = [p for p in cfg.problems() if p[0] == "model.name"]
+    assert message == ("unknown model 'resnet9000': pick a name that 'learndrop models' "
+                       "lists, e.g. small_cnn, resnet20 or mobilenet_v2")

@@ -14,16 +14,16 @@ from typing import Any
 
 import pytest
 
-from factories import expected_replay, make_events, record
+from factories import HookRecorder, expected_replay, make_events, record, tiny_config
 from learndrop.core.errors import LearnDropError
 from learndrop.core.events import (
-    Callback,
     DropEvent,
     EpochEnd,
     FitEnd,
     Progress,
     ScoreCheck,
 )
+from learndrop.core.runfolder import claim_run_folder
 from learndrop.core.store import (
     RunMessage,
     RunNotFoundError,
@@ -32,11 +32,6 @@ from learndrop.core.store import (
     StoreRecorder,
     replay,
 )
-
-
-@pytest.fixture()
-def store_path(tmp_path: Path) -> Path:
-    return tmp_path / "store.sqlite"
 
 
 def test_round_trip_reproduces_the_events(store_path: Path) -> None:
@@ -60,17 +55,9 @@ def test_round_trip_reproduces_the_events(store_path: Path) -> None:
 def test_replay_feeds_callbacks_in_order(store_path: Path) -> None:
     stream = make_events()
     record(store_path, stream)
-
-    class Collect:
-        def __init__(self) -> None:
-            self.calls: list[tuple[str, Any]] = []
-
-        def __getattr__(self, hook: str) -> Any:
-            return lambda payload: self.calls.append((hook, payload))
-
+    sink = HookRecorder()
     with RunStore(store_path) as store:
-        sink = Collect()
-        replay(store.load_events("demo"), [sink])  # type: ignore[list-item]
+        replay(store.load_events("demo"), [sink])
     assert sink.calls == stream
 
 
@@ -187,10 +174,11 @@ def test_migrates_a_version_1_store(store_path: Path) -> None:
     assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
     conn.close()
     with RunStore(store_path) as store:  # reopening the migrated store is a no-op
-        assert len(store.list_runs()) == 2
+        assert sorted(r.name for r in store.list_runs()) == ["old-crash", "old-run"]
     record(store_path, make_events())  # and it records new runs
     with RunStore(store_path) as store:
-        assert len(store.list_runs()) == 3
+        assert sorted(r.name for r in store.list_runs()) == ["demo-run", "old-crash", "old-run"]
+        assert store.load_events("demo-run") == expected_replay(make_events())
 
 
 def test_migrates_a_version_2_store(store_path: Path) -> None:
@@ -290,9 +278,8 @@ def test_live_run_stays_running(store_path: Path) -> None:
 
 
 def test_rename_note_delete_and_groups(store_path: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "runs" / "demo-run"
-    folder.mkdir(parents=True)
-    (folder / "last.pt").write_bytes(b"weights")
+    folder = claim_run_folder(tmp_path / "runs", "demo-run")
+    (folder / "checkpoint.pt").write_bytes(b"weights")
     record(store_path, make_events(output_dir=str(folder)))
     record(store_path, make_events("baseline", drop=False))
     with RunStore(store_path) as store:
@@ -323,7 +310,7 @@ def test_resume_continues_the_same_run(store_path: Path) -> None:
     rec.flush()
     start = dataclasses.replace(full[0][1], resumed_from_epoch=2)
     again = [("on_fit_start", start), *full[ends[1] + 2:]]
-    record(store_path, again)
+    record(store_path, again, resume_id=rec.run_id)
     with RunStore(store_path) as store:
         runs = store.list_runs()
         events = store.load_events("demo-run")
@@ -339,7 +326,8 @@ def test_same_name_twice_gets_a_free_name(store_path: Path) -> None:
     rec = record(store_path, make_events())
     assert rec.run_name == "demo-run-2"
     with RunStore(store_path) as store:
-        assert isinstance(store.load_events("demo-run-2")[1], RunMessage)
+        assert store.load_events("demo-run-2")[1] == RunMessage(
+            "info", "recorded as 'demo-run-2': a run named 'demo-run' was already in the store")
 
 
 def test_unknown_and_ambiguous_names(store_path: Path) -> None:
@@ -361,7 +349,10 @@ def test_unwritable_store_does_not_stop_training(tmp_path: Path) -> None:
     rec = StoreRecorder(blocker / "store.sqlite")
     for hook, payload in make_events():
         getattr(rec, hook)(payload)  # never raises
-    assert rec.error is not None and rec.run_id is None
+    assert rec.run_id is None
+    error = rec.error or ""
+    assert error.startswith(f"cannot create the folder of the run store {blocker / 'store.sqlite'}")
+    assert error.endswith("; point --store/LEARNDROP_HOME elsewhere")
 
 
 def test_recording_is_batched(store_path: Path) -> None:
@@ -369,31 +360,19 @@ def test_recording_is_batched(store_path: Path) -> None:
     itself is measured by scripts/load_check.py, not asserted here."""
     stream = make_events(epochs=20, steps_per_epoch=50)
     rec = record(store_path, stream)
-    assert rec.events_recorded >= len(stream) - 2  # all but the start and end
+    assert rec.events_recorded == len(stream) - 2  # all but the start and end
     assert rec.flushes <= 20 + 3, rec.flushes
 
 
 def test_real_trainer_run_is_recorded(store_path: Path, tmp_path: Path) -> None:
-    from learndrop.core.config import RunConfig
     from learndrop.core.training import Trainer
 
-    cfg = RunConfig()
-    for key, value in {"data.dataset": "digits", "model.name": "small_cnn",
-                       "train.epochs": 2, "drop.threshold": 1.0, "drop.patience": 1,
-                       "drop.warmup_epochs": 0, "drop.check_every": 5, "drop.window": 2,
-                       "drop.trend_tolerance": 10.0, "output.dir": str(tmp_path / "out"),
-                       "train.device": "cpu", "data.limit": 256, "train.batch_size": 32}.items():
-        cfg.set(key, value)
-    emitted: list[tuple[str, Any]] = []
-
-    class Collect(Callback):
-        def __getattribute__(self, hook: str) -> Any:
-            if not hook.startswith("on_"):
-                return super().__getattribute__(hook)
-            return lambda payload: emitted.append((hook, payload))
-
+    cfg = tiny_config(tmp_path / "out", **{
+        "train.epochs": 2, "drop.warmup_epochs": 0, "drop.check_every": 5,
+        "train.device": "cpu", "data.limit": 256, "data.image_size": 0})
+    collect = HookRecorder()
     rec = StoreRecorder(store_path)
-    Trainer(cfg, callbacks=[Collect(), rec]).fit()
+    Trainer(cfg, callbacks=[collect, rec]).fit()
     assert rec.error is None, rec.error
     with RunStore(store_path) as store:
         run = store.get_run(rec.run_name or "")
@@ -401,7 +380,7 @@ def test_real_trainer_run_is_recorded(store_path: Path, tmp_path: Path) -> None:
     assert run.status == "finished" and run.epochs_done == 2 and run.drops > 0
     assert run.output_dir and Path(run.output_dir).exists()
     # warnings found before the run started are stored right after its start
-    start = [hook for hook, _ in emitted].index("on_fit_start")
-    early, rest = emitted[:start], emitted[start:]
+    start = [hook for hook, _ in collect.calls].index("on_fit_start")
+    early, rest = collect.calls[:start], collect.calls[start:]
     assert events == expected_replay([rest[0], *early, *rest[1:]])
     assert {DropEvent, ScoreCheck, Progress, EpochEnd} <= {type(e) for e in events}
