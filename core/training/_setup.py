@@ -153,5 +153,6 @@ def build_parts(cfg: RunConfig, plan: DevicePlan, bundle: DataBundle, model: nn.
     example = bundle.train[0][0].unsqueeze(0).to(dev)
     ld = LearnDrop(model, optimizer, policy=cfg.drop, example_input=example,
                    num_samples=epochs.samples, steps_per_epoch=epochs.steps_per_epoch,
-                   total_steps=epochs.total_steps, callbacks=callbacks)
+                   total_steps=epochs.total_steps, sync_every=cfg.train.log_every,
+                   callbacks=callbacks)
     return RunParts(plan, bundle, model, optimizer, schedule, scaler, ld)

@@ -331,7 +331,7 @@ def _timed(fn: Callable[[], None]) -> float:
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs CPU affinity (Linux)")
 def test_time_saved_keeps_its_sign_when_the_machine_slows_down() -> None:
     """Steps of pure-Python work (the full network: 4 units, dropped: 1) timed by the real
-    clock on one CPU; halfway through the dropped steps two busy processes start on the same
+    clock on one CPU; halfway through the dropped steps three busy processes start on the same
     CPU. The measured time saved stays positive throughout and its range holds the truth,
     measured by timing both kinds of steps under each condition."""
     work = 300_000  # about 8 ms: a step spans several of the scheduler's time slices
@@ -350,7 +350,7 @@ def test_time_saved_keeps_its_sign_when_the_machine_slows_down() -> None:
             meter.add_step(quarter, t)
         saved = meter.time_saved()
         assert saved is not None and saved.low > 0
-        for _ in range(2):
+        for _ in range(3):
             busy.append(subprocess.Popen([sys.executable, "-c", "while True: pass"]))
             os.sched_setaffinity(busy[-1].pid, {cpu})
         after: list[float] = []
@@ -369,7 +369,7 @@ def test_time_saved_keeps_its_sign_when_the_machine_slows_down() -> None:
             proc.wait()
         os.sched_setaffinity(0, own)
     slowdown = statistics.median(after) / statistics.median(before)
-    assert slowdown > 1.5, f"the busy processes did not slow the steps ({slowdown:.2f}x)"
+    assert slowdown > 1.25, f"the busy processes did not slow the steps ({slowdown:.2f}x)"
     r_before = statistics.median(before) / statistics.median(full_times)
     r_after = statistics.median(dropped_loaded) / statistics.median(full_loaded)
     truth = (len(before) * statistics.median(before) * (1 / r_before - 1)
