@@ -17,6 +17,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	# one line naming what to install when Qt cannot open a window here
+	$(VENV)/bin/learndrop studio --check
 	$(VENV)/bin/learndrop studio
 
 # the app's defaults (10 epochs): enough for the settled blocks to be dropped on digits

@@ -1,8 +1,12 @@
 """Start Learn&Drop Studio: ``learndrop studio [--config FILE] [--autostart] ...``.
 
-Without a display the app cannot open; it says so in one line, names the headless command and
-exits 2. ``--autostart --exit-when-done --screenshot PNG`` drive it from scripts and tests: the
-window opens, runs the configuration, saves a picture of itself when the run ends and exits 0
+Where no window can open (no display named, a display that cannot be opened, or system
+libraries that Qt's platform plugin needs and this machine lacks) the app says so in one line,
+with the command that fixes it or the headless alternative, and exits 2 before Qt starts (see
+:mod:`.display`); ``--check`` does only this check.
+
+``--autostart --exit-when-done --screenshot PNG`` drive it from scripts and tests: the window
+opens, runs the configuration, saves a picture of itself when the run ends and exits 0
 when the run finished (1 with a one-line reason otherwise).
 """
 
@@ -10,11 +14,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from .display import has_display, window_problem
 
 if TYPE_CHECKING:  # Qt and the engine load only once a window is to open
     from PySide6.QtWidgets import QApplication
@@ -26,17 +31,6 @@ if TYPE_CHECKING:  # Qt and the engine load only once a window is to open
 __all__ = ["main", "has_display", "build_parser"]
 
 PROG = "learndrop studio"
-HEADLESS_PLATFORMS = ("offscreen", "minimal", "vnc", "linuxfb", "eglfs")
-
-
-def has_display() -> bool:
-    """True when Qt can open a window here (always on Windows and macOS)."""
-    if sys.platform in ("win32", "darwin"):
-        return True
-    platform = os.environ.get("QT_QPA_PLATFORM", "").split(":")[0].strip().lower()
-    if platform in HEADLESS_PLATFORMS:
-        return True
-    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="quit when the run ends (exit code 0 only if it finished)")
     parser.add_argument("--screenshot", metavar="PNG",
                         help="save a picture of the window to this file when the run ends")
+    parser.add_argument("--check", action="store_true",
+                        help="only check that a window can open here (display, system "
+                             "libraries) and exit: 0 when it can, 2 with what to do if not")
     return parser
 
 
@@ -67,6 +64,12 @@ def main(argv: list[str] | None = None) -> int:
         _say("no display found (DISPLAY/WAYLAND_DISPLAY unset); train without the app with "
              "'learndrop train --config FILE' or set QT_QPA_PLATFORM=offscreen")
         return 2
+    problem = window_problem()
+    if problem:
+        _say(problem)
+        return 2
+    if args.check:
+        return 0
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     cfg, problem = _read_inputs(args)
     if problem:

@@ -10,7 +10,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QKeySequence
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QGuiApplication,
+    QIcon,
+    QKeySequence,
+    QResizeEvent,
+)
 from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMenu, QProgressBar, QToolBar
 
 from learndrop.core.config import RunConfig
@@ -22,9 +29,15 @@ from learndrop.core.summary import RunSummary
 from learndrop.core.training import RunControl
 
 from .actions import RunActions, RunState
-from .dialogs.standard import confirm, show_about, show_error
-from .panels import HistoryPanel, LivePanel, SetupPanel
-from .services import BridgeSignals, QtBridge, RunLibrary, TrainingJob, settings
+from .dialogs.standard import (
+    confirm,
+    show_about,
+    show_error,
+    show_guide,
+    show_shortcuts,
+)
+from .panels import HistoryPanel, LivePanel, SetupPanel, form_words
+from .services import BridgeSignals, QtBridge, ResumePoint, RunLibrary, TrainingJob, settings
 
 __all__ = ["MainWindow", "app_icon"]
 
@@ -67,6 +80,7 @@ class MainWindow(QMainWindow):
         self._fit_end: FitEnd | None = None
         self._epochs = 0
         self._close_pending = False
+        self._resuming: ResumePoint | None = None
         self._idle_text = STATE_TEXT[RunState.IDLE]
         self.last_status = ""
         self.last_error = ""
@@ -87,10 +101,12 @@ class MainWindow(QMainWindow):
         self._connect_engine_signals()
         self._connect_panels()
         self.setup.validity_changed.connect(self._on_validity)
+        self.setup.notice.connect(lambda text: self.statusBar().showMessage(text, 12000))
         self._on_validity(self.setup.valid, self.setup.reason)
         self._default_size()
         if remember:
             self._restore_layout()
+            self.live.set_view_options(settings.load_view_options())
 
     # ---- construction ---------------------------------------------------------------------
     def _build_docks_and_bars(self) -> None:
@@ -108,7 +124,6 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.history_dock)
         self.tabifyDockWidget(self.setup_dock, self.history_dock)
         self.setup_dock.raise_()
-        self.resizeDocks([self.setup_dock], [380], Qt.Orientation.Horizontal)
 
         self.toolbar = QToolBar("Run", self)
         self.toolbar.setObjectName("run-toolbar")
@@ -153,7 +168,23 @@ class MainWindow(QMainWindow):
         for dock in self.live.findChildren(QDockWidget):
             view_menu.addAction(dock.toggleViewAction())
         help_menu = bar.addMenu("&Help")
+        self._menu_action(help_menu, "&Quick guide", lambda: show_guide(self),
+                          QKeySequence.StandardKey.HelpContents)
+        self._menu_action(help_menu, "&Keyboard shortcuts",
+                          lambda: show_shortcuts(self, self.shortcuts()))
+        help_menu.addSeparator()
         self._menu_action(help_menu, "&About Learn&&Drop Studio", lambda: show_about(self))
+
+    def shortcuts(self) -> list[tuple[str, str]]:
+        """Every action of the window with a keyboard shortcut: (what it does, keys)."""
+        out: dict[str, str] = {}
+        actions = [*self.findChildren(QAction), *self.history.actions()]
+        for action in actions:
+            keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+            what = action.text().replace("&&", "\0").replace("&", "").replace("\0", "&")
+            if keys and what:
+                out.setdefault(what.rstrip("…"), keys)
+        return sorted(out.items(), key=lambda kv: kv[0].lower())
 
     def _menu_action(self, menu: QMenu, text: str, slot: Callable[[], object],
                      key: QKeySequence.StandardKey | str | None = None) -> QAction:
@@ -175,6 +206,7 @@ class MainWindow(QMainWindow):
         signals.epoch_ended.connect(live.on_epoch_end)
         signals.checkpoint_saved.connect(live.on_checkpoint)
         signals.warning.connect(live.on_warning)
+        signals.user_action.connect(live.on_user_action)
         signals.fit_ended.connect(live.on_fit_end)
         signals.fit_started.connect(self._on_fit_start)
         signals.progress.connect(self._on_progress)
@@ -183,7 +215,10 @@ class MainWindow(QMainWindow):
 
     def _connect_panels(self) -> None:
         self.live.unit_action_requested.connect(self._on_unit_action)
+        self.live.notice.connect(lambda text: self.statusBar().showMessage(text, 12000))
         self.history.run_opened.connect(self._on_history_opened)
+        self.history.resume_requested.connect(self.resume_run)
+        self.history.settings_requested.connect(self.use_run_settings)
         self.history.following_ended.connect(self._on_following_ended)
         self.history.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.run_actions.start.triggered.connect(self.start_run)
@@ -232,6 +267,55 @@ class MainWindow(QMainWindow):
         cfg = self.setup.config()
         if self._remember:
             settings.save_last_config(cfg)
+        self._begin(cfg)
+        return True
+
+    @Slot(int)
+    def resume_run(self, run_id: int) -> bool:
+        """Continue stored run ``run_id`` from its checkpoint, in its own folder and into the
+        same stored run; False (with the reason in the status bar) when it cannot."""
+        if self._job is not None:
+            self.statusBar().showMessage("Cannot resume: a run is training in this window; "
+                                         "resume after it ends", 8000)
+            return False
+        try:
+            point = self.library.claim(self.library.resume_point(run_id))
+        except LearnDropError as exc:
+            self.statusBar().showMessage(f"Cannot resume: {exc.message}", 12000)
+            self.history.show_problem(exc.message)
+            return False
+        shown = point.config.copy()
+        shown.output.name = ""  # the form's settings start a new run, not this one
+        self.setup.set_config(shown)
+        self._resuming = point
+        self._begin(point.config, resume_from=point.checkpoint, resume_id=point.run_id)
+        self.statusBar().showMessage(f"Resuming {point.label} after epoch "
+                                     f"{point.epochs_done}", 8000)
+        return True
+
+    @Slot(int)
+    def use_run_settings(self, run_id: int) -> bool:
+        """Load a stored run's settings into the form (the pins it ended with included)."""
+        if self._job is not None:
+            self.statusBar().showMessage("The settings are locked while a run trains: load "
+                                         "them after it ends", 8000)
+            return False
+        try:
+            cfg = self.library.run_config(run_id)
+        except LearnDropError as exc:
+            self.history.show_problem(exc.message)
+            return False
+        self.setup.set_config(cfg)
+        self.setup_dock.show()
+        self.setup_dock.raise_()
+        self.statusBar().showMessage("Settings loaded from the run history: press Start to "
+                                     "train with them", 8000)
+        return True
+
+    def _begin(self, cfg: RunConfig, resume_from: Path | None = None,
+               resume_id: int | None = None) -> None:
+        """Start the training job for ``cfg`` (from ``resume_from``'s checkpoint, recorded
+        into the stored run ``resume_id``, when resuming)."""
         self._fit_start = self._fit_end = None
         self.last_status = self.last_error = self.last_output_dir = ""
         self._epochs = cfg.train.epochs
@@ -239,13 +323,13 @@ class MainWindow(QMainWindow):
         self.live.reset()
         store = self._recording_store()
         self._job = TrainingJob(cfg, [QtBridge(self.signals)], RunControl(), parent=self,
-                                store=store, record=store is not None)
+                                store=store, record=store is not None,
+                                resume_from=resume_from, resume_id=resume_id)
         self._job.ended.connect(self._on_job_ended)
         self._set_state(RunState.STARTING)
         self.progress_bar.setRange(0, 0)
         self.progress_bar.show()
         self._job.start()
-        return True
 
     def _recording_store(self) -> Path | None:
         """The run store to record into, opened here so a problem is told before training
@@ -279,8 +363,10 @@ class MainWindow(QMainWindow):
     def ask_cancel_run(self) -> None:
         if self.control is None:
             return
+        # the question closes by itself if the run ends while it is asked
         if confirm(self, "Cancel the run?",
-                   "Cancel this run and discard its files? Stop keeps them instead."):
+                   "Cancel this run and discard its files? Stop keeps them instead.",
+                   until=self.run_finished):
             self.cancel_run()
 
     def cancel_run(self) -> None:
@@ -340,6 +426,8 @@ class MainWindow(QMainWindow):
     def _on_job_ended(self) -> None:
         job, self._job = self._job, None
         error = job.error if job is not None else None
+        if error:  # the engine's words for settings and flags, as the form calls them
+            error = form_words(error)
         end = self._fit_end
         status = "failed" if error else (end.status if end else "failed")
         self.last_status = status
@@ -350,6 +438,13 @@ class MainWindow(QMainWindow):
         self._idle_text = self._summary_text(status, end, error)
         self._set_state(RunState.IDLE, self._idle_text)
         recorder = job.recorder if job is not None else None
+        resumed, self._resuming = self._resuming, None
+        if (resumed is not None and recorder is not None and recorder.run_id is None
+                and recorder.journal is None):  # the continuation never started
+            try:
+                self.library.release(resumed)
+            except LearnDropError as exc:
+                log.warning("could not give back run %s: %s", resumed.label, exc.message)
         if job is not None:
             job.deleteLater()
         if error and (end is None or end.status != "failed"):  # else the live view logged it
@@ -438,28 +533,52 @@ class MainWindow(QMainWindow):
                 self.statusBar().showMessage("Waiting for the run to stop…", 5000)
                 return
             if confirm(self, "Stop training and quit?",
-                       "A run is in progress. Stop it (its checkpoint is kept) and quit?"):
+                       "A run is in progress. Stop it (its checkpoint is kept) and quit?",
+                       until=self.run_finished):
                 self._close_pending = True
                 if self.control is not None and self._state is not RunState.CANCELLING:
                     self.control.stop()
                     self._set_state(RunState.STOPPING, "Stopping, then closing…")
+            elif self._job is None:  # the run ended while asked: nothing left to stop
+                QTimer.singleShot(0, self.close)
             return
         if self._remember:
             settings.save_last_config(self.setup.config())
             settings.save_window_layout(bytes(self.saveGeometry().data()),
                                         bytes(self.saveState().data()))
+            settings.save_view_options(self.live.view_options())
         self.history.close_store()
         event.accept()
 
     def _default_size(self) -> None:
-        """1400x900, or 92% of a smaller screen (headless platforms keep the full size)."""
+        """1400x900, or what a smaller screen has room for (all of it below 1280 pixels
+        wide: the window works down to 1024x640); headless platforms keep the full size."""
         width, height = 1400, 900
         screen = self.screen()
         if screen is not None and QGuiApplication.platformName() not in ("offscreen", "minimal"):
             area = screen.availableGeometry()
-            width = min(width, int(area.width() * 0.92))
-            height = min(height, int(area.height() * 0.92))
+            share = 1.0 if area.width() < 1280 else 0.92
+            width = min(width, int(area.width() * share))
+            height = min(height, int(area.height() * share))
         self.resize(width, height)
+        self.fit_docks()
+
+    def fit_docks(self) -> None:
+        """The setup and history docks take about a quarter of the width, 380 pixels at
+        most, and never less than the form needs."""
+        self.resizeDocks([self.setup_dock], [self._dock_width()], Qt.Orientation.Horizontal)
+
+    def _dock_width(self) -> int:
+        return max(self.setup_dock.minimumSizeHint().width(),
+                   min(380, int(self.width() * 0.28)))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """A window made narrow narrows the docks too, so the live view keeps its plots."""
+        super().resizeEvent(event)
+        if (event.size().width() < event.oldSize().width()
+                and self.setup_dock.width() > self._dock_width()
+                and not self.setup_dock.isFloating()):
+            self.fit_docks()
 
     def _restore_layout(self) -> None:
         geometry, state = settings.load_window_layout()

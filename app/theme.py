@@ -32,6 +32,7 @@ STATE_LABELS: dict[str, str] = {
     "settling": "Settling",
     "dropped": "Dropped",
     "pinned": "Pinned",
+    "kept": "Always trained",
 }
 
 
@@ -79,6 +80,7 @@ def current_theme(palette: QPalette | None = None) -> Theme:
                 "settling": QColor("#f0a830"),
                 "dropped": QColor("#5d6168"),
                 "pinned": QColor("#b27ef2"),
+                "kept": QColor("#3fae8a"),
             },
         )
     return Theme(
@@ -94,6 +96,7 @@ def current_theme(palette: QPalette | None = None) -> Theme:
             "settling": QColor("#e08a00"),
             "dropped": QColor("#b4b7bd"),
             "pinned": QColor("#8a4fd8"),
+            "kept": QColor("#2e8b6e"),
         },
     )
 

@@ -12,9 +12,14 @@ Order of events in one run::
          on_progress*            every ``train.log_every`` batches
          on_scores               every check (``drop.check_every`` steps or once an epoch)
          on_drop*                right after the check that decided it, or a manual drop
+         on_user_action*         at the batch boundary where the engine takes a user's request
        on_epoch_end
        on_checkpoint?)*
     on_fit_end                   always, also after stop, cancel or an error
+
+A replayed run (:func:`learndrop.core.store.replay`) also fires ``on_clock(wall_time)``
+before each event whose wall-clock time the store knows, so that a replay can tell when each
+event happened; a live run never fires it (its events happen now).
 
 Epochs: one convention
 ----------------------
@@ -30,7 +35,8 @@ things, fixed per field:
   It is the x axis of every chart; for a global step it is :func:`epoch_of_step`.
 * a **count of complete epochs**: ``CheckpointSaved.epoch`` (the epochs a resume from it
   skips) and ``FitStart.resumed_from_epoch`` (0 for a fresh run). Equal to the position at
-  an epoch boundary.
+  an epoch boundary. The epochs a run has done are complete epochs too:
+  :func:`complete_epochs` of its last step (a run stopped in its 14th epoch has done 13).
 
 The epoch a step belongs to, counted from 1 as people read it, is :func:`epoch_number`: the
 steps of the first epoch (1 .. steps_per_epoch) are in epoch 1.
@@ -57,12 +63,15 @@ __all__ = [
     "EpochEnd",
     "CheckpointSaved",
     "FitEnd",
+    "UserAction",
+    "USER_ACTIONS",
     "Callback",
     "call_hook",
     "event_to_dict",
     "display_epoch",
     "epoch_of_step",
     "epoch_number",
+    "complete_epochs",
     "RunSummary",
 ]
 
@@ -211,6 +220,36 @@ class FitEnd:
     summary: RunSummary = field(default_factory=RunSummary)
 
 
+#: what a user can do to a running run (the first three name a unit)
+USER_ACTIONS = ("pin", "unpin", "drop", "pause", "resume", "stop", "cancel")
+
+
+@dataclass(frozen=True)
+class UserAction:
+    """Something a user did to a running run, as the engine took it.
+
+    ``action`` is one of :data:`USER_ACTIONS`; ``unit`` names the unit for pin, unpin and
+    drop (empty otherwise). ``time`` is when the user asked (wall clock, seconds since 1970);
+    ``step`` and ``epoch`` (a position) are where the run was when it took the request, at
+    the next batch boundary. A request the engine then refuses (dropping a pinned unit, say)
+    is followed by a warning.
+    """
+
+    action: str
+    unit: str
+    step: int
+    epoch: float  # position: epochs completed when the run took the request
+    time: float
+
+    @property
+    def text(self) -> str:
+        """The action in words: "pinned conv1", "paused"."""
+        done = {"pin": "pinned", "unpin": "unpinned", "drop": "asked to drop",
+                "pause": "paused", "resume": "resumed", "stop": "asked to stop",
+                "cancel": "asked to cancel"}.get(self.action, self.action)
+        return f"{done} {self.unit}".strip()
+
+
 # ---- epochs (see the module docstring) ------------------------------------------------------
 def display_epoch(epoch_index: int) -> int:
     """The epoch as people count it (from 1) for an epoch index counted from 0
@@ -231,6 +270,12 @@ def epoch_number(step: int, steps_per_epoch: int) -> int:
     return max(1, math.ceil(step / steps_per_epoch)) if steps_per_epoch else step
 
 
+def complete_epochs(step: int, steps_per_epoch: int) -> int:
+    """The epochs complete after global step ``step``: a run stopped in its 14th epoch has
+    done 13 (``step`` itself when the steps per epoch are not known)."""
+    return int(step) // steps_per_epoch if steps_per_epoch else int(step)
+
+
 class Callback:
     """Base class: override the hooks you need.
 
@@ -247,6 +292,8 @@ class Callback:
     def on_epoch_end(self, event: EpochEnd) -> None: ...
     def on_checkpoint(self, event: CheckpointSaved) -> None: ...
     def on_warning(self, message: str) -> None: ...
+    def on_user_action(self, event: UserAction) -> None: ...
+    def on_clock(self, wall_time: float) -> None: ...
     def on_fit_end(self, event: FitEnd) -> None: ...
 
 

@@ -18,6 +18,9 @@ formatter          value               text
 :func:`score`      0.12345             ``0.123``
 :func:`when`       a Unix time         ``2024-05-01 14:03`` (local time)
 =================  ==================  =========================================
+
+:func:`short_names` shortens names for a legend or a column head so that names that differ
+stay different.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ import time
 from typing import Any
 
 __all__ = ["DASH", "is_number", "percent", "points", "count", "duration", "step_time", "span",
-           "speedup", "clock", "rate", "score", "when"]
+           "speedup", "clock", "rate", "score", "when", "short_names"]
 
 #: what every formatter writes for a value that is not known
 DASH = "\u2013"
@@ -71,13 +74,16 @@ def count(n: Any, unit: str = "") -> str:
     return f"{text} {unit}" if unit else text
 
 
-def duration(seconds: Any) -> str:
+def duration(seconds: Any, precise: bool = False) -> str:
     """A span of time: 42.4 -> ``42.4 s``, 125 -> ``2 min 05 s``, 3720 -> ``1 h 02 min``,
-    97200 -> ``1 d 3 h``; negative spans get a minus sign."""
+    97200 -> ``1 d 3 h``; negative spans get a minus sign. ``precise`` keeps two significant
+    digits below 10 s, so a small amount never reads as nothing: 0.042 -> ``0.042 s``."""
     if not is_number(seconds):
         return DASH
     sign = "-" if seconds < 0 else ""
     s = abs(float(seconds))
+    if precise and 0 < s < 9.95:
+        return f"{sign}{s:.2g} s" if s >= 1 else f"{sign}{float(f'{s:.2g}')} s"
     if round(s, 1) < 60:
         return f"{sign}{s:.1f} s"
     whole = round(s)
@@ -147,6 +153,31 @@ def rate(images_per_s: Any) -> str:
 def score(v: Any) -> str:
     """A learning score with three decimals: 0.12345 -> ``0.123``."""
     return f"{v:.3f}" if is_number(v) else DASH
+
+
+def short_names(names: list[str], width: int) -> list[str]:
+    """Each name in at most ``width`` characters, cut with an ellipsis where that keeps
+    different names different: in the middle, else keeping their ends (runs named
+    ``model-data-date-time`` differ at the end), else their starts; numbered as a last
+    resort."""
+    width = max(width, 5)
+
+    def middle(n: str) -> str:
+        return n if len(n) <= width else n[: (width - 1) // 2] + "\u2026" + n[-(width // 2):]
+
+    def end(n: str) -> str:
+        return n if len(n) <= width else "\u2026" + n[-(width - 1):]
+
+    def start(n: str) -> str:
+        return n if len(n) <= width else n[: width - 1] + "\u2026"
+
+    distinct = len(set(names))
+    for cut in (middle, end, start):
+        out = [cut(n) for n in names]
+        if len(set(out)) == distinct:
+            return out
+    return [f"{k + 1}: {middle(n)[: width - 3 - len(str(k + 1))]}\u2026"
+            for k, n in enumerate(names)]
 
 
 def when(t: Any) -> str:

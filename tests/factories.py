@@ -228,7 +228,7 @@ class HookRecorder(Callback):
 
     CODES = {"on_fit_start": "S", "on_epoch_start": "E", "on_progress": "P",
              "on_scores": "C", "on_drop": "D", "on_epoch_end": "e", "on_checkpoint": "K",
-             "on_warning": "W", "on_fit_end": "F"}
+             "on_warning": "W", "on_user_action": "U", "on_fit_end": "F"}
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
@@ -299,6 +299,15 @@ def one_line(err: str) -> str:
     assert "Traceback" not in err
     assert lines[0].startswith("learndrop"), lines[0]
     return lines[0]
+
+
+def store_status(store: Path) -> list[tuple[str, str]]:
+    """Each stored run's name and status, in the order they were recorded (read with plain
+    SQLite, not the store's own code)."""
+    import sqlite3
+
+    with sqlite3.connect(store) as conn:
+        return conn.execute("SELECT name, status FROM runs ORDER BY id").fetchall()
 
 
 # ---- MNIST-style IDX files ----------------------------------------------------------------

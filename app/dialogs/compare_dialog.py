@@ -26,11 +26,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from learndrop.core.format import duration
 from learndrop.core.report import RunData
 from learndrop.core.report import tables as tables
 
 from ..theme import current_theme
-from ..views import ComparePlots, run_colors, short_label
+from ..views import ComparePlots, run_colors
 
 __all__ = ["CompareDialog"]
 
@@ -82,7 +83,7 @@ class CompareDialog(QDialog):
         lay.addWidget(split, 1)
         row = QHBoxLayout()
         row.addWidget(QLabel(f"Solid lines: validation · dashed: training. Accuracy and "
-                             f"speed are given against {short_label(self.labels[1])}."), 1)
+                             f"speed are given against {self.plots.shown[1]}."), 1)
         row.addWidget(buttons)
         lay.addLayout(row)
 
@@ -126,6 +127,11 @@ class CompareDialog(QDialog):
             if r[0] == "Units dropped":
                 r[1:] = [f"{len(d.drops)} of {sum(not u.is_head for u in d.units)}"
                          for d in self.runs]
+        at = next((k for k, r in enumerate(keep) if r[0] == "Time saved, measured"), None)
+        if at is not None:
+            keep.insert(at + 1, ["Time saved, predicted from FLOPs",
+                                 *[duration(d.savings().predicted_time_saved_s, precise=True)
+                                   for d in self.runs]])
         return keep
 
     def _fill_table(self) -> None:

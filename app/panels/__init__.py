@@ -6,6 +6,8 @@
 from .history_panel import HistoryPanel
 from .live_panel import LivePanel
 from .run_table import RunTable, RunTableModel
+from .setup_fields import form_words
 from .setup_panel import SetupPanel
 
-__all__ = ["HistoryPanel", "LivePanel", "RunTable", "RunTableModel", "SetupPanel"]
+__all__ = ["HistoryPanel", "LivePanel", "RunTable", "RunTableModel", "SetupPanel",
+           "form_words"]

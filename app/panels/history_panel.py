@@ -2,9 +2,11 @@
 
 Open replays a stored run into the live views (the same hooks the training bridge calls, in
 the order the run emitted them); a run that is still training elsewhere (``learndrop train``
-in a terminal, say) is followed live instead. While this window trains, Open and Follow are
-refused with a one-line message, so the run in progress is never hidden; Compare, Export,
-Rename, Note and Delete work at any time.
+in a terminal, say) is followed live instead. Resume asks the window to continue a stopped,
+interrupted or failed run from its checkpoint, and Use these settings to load a run's settings
+into the form. While this window trains, Open, Follow and Resume are refused with a one-line
+message, so the run in progress is never hidden; Compare, Export, Rename, Note and Delete
+work at any time.
 
 The panel shows and asks; the :class:`~learndrop.app.services.RunLibrary` it is given reads and
 changes the store. The table refreshes itself every few seconds while it is visible, and only
@@ -35,7 +37,7 @@ from learndrop.core.report import tables as fmt
 
 from ..dialogs import CompareDialog, ExportDialog
 from ..dialogs.standard import confirm
-from ..services import RunLibrary
+from ..services import RESUMABLE, RunLibrary
 from ..theme import current_theme
 from .live_panel import LivePanel
 from .run_table import COLUMNS, RunTable
@@ -66,12 +68,15 @@ class HistoryPanel(QWidget):
     Follow feed; ``busy()`` says whether this window is training now.
     ``run_opened(run id, label, how)`` after Open (``how`` = "open") or Follow ("follow");
     ``following_ended(status, label)`` (status empty when following failed); ``message(text)``
-    carries one-line news and problems.
+    carries one-line news and problems. ``resume_requested(run id)`` and
+    ``settings_requested(run id)`` ask the window to resume a run or to load its settings.
     """
 
     run_opened = Signal(int, str, str)
     following_ended = Signal(str, str)
     message = Signal(str)
+    resume_requested = Signal(int)
+    settings_requested = Signal(int)
 
     def __init__(self, library: RunLibrary, live: LivePanel | None = None,
                  busy: Callable[[], bool] | None = None,
@@ -108,6 +113,12 @@ class HistoryPanel(QWidget):
                                "Show the selected run in the live views (double-click)")
         self.follow_action = act("Follow live", self.follow_run,
                                  "Watch a run that is training in another program, as it goes")
+        self.resume_action = act("Resume", self.resume_run,
+                                 "Continue a stopped, interrupted or failed run from its last "
+                                 "checkpoint, in its own folder")
+        self.settings_action = act("Use these settings", self.use_settings,
+                                   "Load the selected run's settings into the form, to start "
+                                   "a new run with them")
         self.compare_action = act("Compare…", self.compare_with,
                                   "Compare the selected run with another (select two rows to "
                                   "compare them directly)")
@@ -119,13 +130,15 @@ class HistoryPanel(QWidget):
                                  "Delete the run from the store, with its folder")
         self.toolbar = QToolBar("Run history")
         self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        for action in (self.open_action, self.follow_action, self.compare_action,
+        for action in (self.open_action, self.resume_action, self.compare_action,
                        self.export_action):
             self.toolbar.addAction(action)
         more = QToolButton()
         more.setText("More")
         more.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
         more_menu = QMenu(more)
+        more_menu.addActions([self.follow_action, self.settings_action])
+        more_menu.addSeparator()
         more_menu.addActions([self.rename_action, self.note_action])
         more_menu.addSeparator()
         more_menu.addAction(self.delete_action)
@@ -237,6 +250,34 @@ class HistoryPanel(QWidget):
             self._error(exc.message)
             return False
         return True
+
+    def resume_run(self, ref: str | int | None = None) -> bool:
+        """Ask the window to continue the run from its checkpoint (it says why when it
+        cannot)."""
+        rec = self._one(ref)
+        if rec is None:
+            return False
+        if self._busy():
+            self._error("Training is running in this window: resume a run after it ends")
+            return False
+        if rec.status not in RESUMABLE:
+            self._error(f"{rec.label} is {rec.status}: only a stopped, interrupted or failed "
+                        f"run can be resumed")
+            return False
+        self.resume_requested.emit(rec.id)
+        return True
+
+    def use_settings(self, ref: str | int | None = None) -> bool:
+        """Ask the window to load the run's settings into the form."""
+        rec = self._one(ref)
+        if rec is None:
+            return False
+        self.settings_requested.emit(rec.id)
+        return True
+
+    def show_problem(self, text: str) -> None:
+        """Show a one-line problem under the table (the window's, about a run of it)."""
+        self._error(text)
 
     @property
     def following(self) -> bool:
@@ -445,6 +486,8 @@ class HistoryPanel(QWidget):
         one = len(chosen) == 1
         self.open_action.setEnabled(one)
         self.follow_action.setEnabled(one and chosen[0].status == "running")
+        self.resume_action.setEnabled(one and chosen[0].status in RESUMABLE)
+        self.settings_action.setEnabled(one)
         self.compare_action.setEnabled(len(chosen) in (1, 2) and len(self.run_table.records) > 1)
         for action in (self.export_action, self.rename_action, self.note_action):
             action.setEnabled(one)
@@ -455,9 +498,9 @@ class HistoryPanel(QWidget):
         if not self.selected_runs():
             return
         menu = QMenu(self)
-        for action in (self.open_action, self.follow_action, None, self.compare_action,
-                       self.export_action, None, self.rename_action, self.note_action,
-                       None, self.delete_action):
+        for action in (self.open_action, self.follow_action, self.resume_action,
+                       self.settings_action, None, self.compare_action, self.export_action,
+                       None, self.rename_action, self.note_action, None, self.delete_action):
             if action is None:
                 menu.addSeparator()
             elif action.isEnabled():

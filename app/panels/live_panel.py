@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QShowEvent
-from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QScrollArea, QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from learndrop.core.events import (
     Callback,
@@ -24,6 +24,7 @@ from learndrop.core.events import (
     Progress,
     SavingsReport,
     ScoreCheck,
+    UserAction,
 )
 from learndrop.core.monitor import RunHistory
 
@@ -51,6 +52,7 @@ class LivePanel(QWidget, Callback):
 
     unit_action_requested = Signal(str, str)  # action ("pin", "unpin", "drop"), unit name
     unit_selected = Signal(str)
+    notice = Signal(str)  # one line for the status bar
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -69,19 +71,32 @@ class LivePanel(QWidget, Callback):
             "details": self.details}
         self._dirty: set[str] = set()
         self._split_done = False
+        self._clock: float | None = None  # a replay's clock, handed to the run's history
 
         self.tabs = QTabWidget()
-        self.tabs.addTab(self.score_plot, "Learning scores")
+        self.tabs.addTab(self.score_plot, "Scores")
         self.tabs.addTab(self.heatmap, "Heatmap")
-        self.tabs.currentChanged.connect(lambda _i: self.redraw())
+        # the curves' colour legend beside the tabs, where there is room, while they show
+        self.tabs.setCornerWidget(self.score_plot.depth_legend, Qt.Corner.TopRightCorner)
+        self.tabs.currentChanged.connect(self._on_tab_changed)
         fh = self.fontMetrics().height()
-        self.gauges.setMinimumWidth(fh * 17)
-        self.gauges.setMaximumWidth(fh * 26)
+        # every part keeps a readable size down to a 1024x640 window: the gauges scroll
+        # rather than squeeze the plots, and no splitter collapses a plot to nothing
+        self.gauges_scroll = QScrollArea()
+        self.gauges_scroll.setWidget(self.gauges)
+        self.gauges_scroll.setWidgetResizable(True)
+        self.gauges_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.gauges_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.gauges_scroll.setMinimumWidth(int(fh * 12.5))
+        self.gauges_scroll.setMaximumWidth(fh * 26)
+        self.gauges_scroll.setMinimumHeight(fh * 8)
+        self.metrics.setMinimumWidth(fh * 10)
 
         main = QSplitter(Qt.Orientation.Horizontal)
         main.addWidget(self.tabs)
         main.addWidget(self.metrics)
-        main.addWidget(self.gauges)
+        main.addWidget(self.gauges_scroll)
+        main.setChildrenCollapsible(False)
         main.setStretchFactor(0, 5)
         main.setStretchFactor(1, 3)
         main.setStretchFactor(2, 0)
@@ -93,6 +108,7 @@ class LivePanel(QWidget, Callback):
         body = QSplitter(Qt.Orientation.Vertical)
         body.addWidget(main)
         body.addWidget(bottom)
+        body.setChildrenCollapsible(False)
         body.setStretchFactor(0, 3)
         body.setStretchFactor(1, 1)
         self.main_splitter, self.bottom_splitter, self.body_splitter = main, bottom, body
@@ -113,6 +129,8 @@ class LivePanel(QWidget, Callback):
     @Slot(object)
     def on_fit_start(self, event: FitStart) -> None:
         self._use_history(RunHistory())
+        if self._clock is not None:
+            self.history.on_clock(self._clock)
         self.history.on_fit_start(event)
         self._reset_views()
         self.strip.set_actions_enabled(True)
@@ -153,6 +171,17 @@ class LivePanel(QWidget, Callback):
         self.history.on_checkpoint(event)
         self._mark("log")
 
+    @Slot(object)
+    def on_user_action(self, event: UserAction) -> None:
+        self.history.on_user_action(event)
+        self._mark("strip", "details", "gauges", "log")
+
+    @Slot(float)
+    def on_clock(self, wall_time: float) -> None:
+        """A replayed run's events come with the time they happened."""
+        self._clock = wall_time
+        self.history.on_clock(wall_time)
+
     @Slot(str)
     def on_warning(self, message: str) -> None:
         self.history.on_warning(message)
@@ -177,6 +206,7 @@ class LivePanel(QWidget, Callback):
     def reset(self) -> None:
         """Empty every view (no run shown)."""
         self.timer.stop()
+        self._clock = None
         self._use_history(RunHistory())
         self.strip.set_actions_enabled(False)
         self._reset_views()
@@ -197,6 +227,15 @@ class LivePanel(QWidget, Callback):
             self.history.set_pinned(unit, pinned)
             self._mark("strip", "details")
             self.redraw()
+
+    def view_options(self) -> dict[str, dict[str, object]]:
+        """The reader's choices in the views, by view, to restore at the next start."""
+        return {"score_plot": self.score_plot.view_options(),
+                "event_log": self.event_log.view_options()}
+
+    def set_view_options(self, options: dict[str, dict[str, object]]) -> None:
+        self.score_plot.set_view_options(options.get("score_plot", {}))
+        self.event_log.set_view_options(options.get("event_log", {}))
 
     def select_unit(self, name: str) -> None:
         self.strip.set_selected(name)
@@ -225,8 +264,8 @@ class LivePanel(QWidget, Callback):
         if self._split_done:
             return
         self._split_done = True
-        w, h = max(self.width(), 800), max(self.height(), 500)
-        side = self.gauges.minimumWidth() + self.fontMetrics().height() * 2
+        w, h = max(self.width(), 600), max(self.height(), 400)
+        side = self.gauges_scroll.minimumWidth() + self.fontMetrics().height() * 2
         rest = max(200, w - side)
         self.main_splitter.setSizes([int(rest * 0.6), int(rest * 0.4), side])
         self.body_splitter.setSizes([int(h * 0.68), int(h * 0.32)])
@@ -260,17 +299,30 @@ class LivePanel(QWidget, Callback):
         self.strip.set_selected(None)
         self._mark(*self.views)
 
+    def _on_tab_changed(self, _index: int) -> None:
+        self.score_plot.depth_legend.setVisible(self.tabs.currentWidget() is self.score_plot)
+        self.redraw()
+
     def _on_unit_selected(self, name: str) -> None:
         self.details.set_unit(name)
         self.score_plot.set_selected(name)
         self.unit_selected.emit(name)
 
     def _on_unit_action(self, action: str, unit: str) -> None:
+        """Show a pin at once (the run confirms it at its next step, and the log says so
+        then); say when a pin keeps later units from being dropped."""
         if action in ("pin", "unpin") and self.history.has_unit(unit):
             self.history.set_pinned(unit, action == "pin")
             self._mark("strip", "details")
-        verb = {"pin": "pin", "unpin": "unpin", "drop": "drop"}.get(action, action)
-        self.history.note("info", f"asked the run to {verb} {unit}")
-        self._mark("log")
+        blocked = self.history.blocked_by_pin(unit) if action == "pin" else []
+        if blocked:
+            names = ", ".join(blocked[:3]) + (f" and {len(blocked) - 3} more"
+                                              if len(blocked) > 3 else "")
+            text = (f"{unit} is pinned: units drop front to back (drop order prefix), so "
+                    f"{names} cannot be dropped either while it is pinned")
+            self.history.note("info", text)
+            self._mark("log")
         self.unit_action_requested.emit(action, unit)
+        if blocked:
+            self.notice.emit(text)
         self.redraw()

@@ -4,6 +4,7 @@ tooltips, status colours) in a sortable view with a filter line and a run count.
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (
@@ -24,6 +25,8 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QLabel,
     QLineEdit,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
     QTableView,
     QToolButton,
     QVBoxLayout,
@@ -52,6 +55,23 @@ SORT_ROLE = Qt.ItemDataRole.UserRole
 FILTER_ROLE = Qt.ItemDataRole.UserRole + 1
 _NUMERIC = {2, 3, 4, 5}
 _ROOT = QModelIndex()
+
+
+#: the date and time a default run name ends with (``small_cnn-digits-20261201-153012``)
+_STAMPED = re.compile(r"\d{8}-\d{6}(?:-\d+)?(?: \u270e)?$")
+
+
+class NameDelegate(QStyledItemDelegate):
+    """Run names too long for their column lose their start when they end with the date and
+    time they were started (what tells runs of one model and data set apart), else their
+    end."""
+
+    def initStyleOption(self, option: QStyleOptionViewItem,
+                        index: QModelIndex | QPersistentModelIndex) -> None:
+        super().initStyleOption(option, index)
+        text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
+        option.textElideMode = (Qt.TextElideMode.ElideLeft if _STAMPED.search(text)
+                                else Qt.TextElideMode.ElideRight)
 
 
 def _num(value: Any) -> float:
@@ -187,6 +207,8 @@ class RunTable(QWidget):
         self.table.setSortingEnabled(True)
         self.table.sortByColumn(CREATED, Qt.SortOrder.DescendingOrder)
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
+        self.name_delegate = NameDelegate(self.table)
+        self.table.setItemDelegateForColumn(0, self.name_delegate)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -226,7 +248,7 @@ class RunTable(QWidget):
             if not self._sized and records:  # once: later the user's widths are kept
                 self._sized = True
                 self.table.resizeColumnsToContents()
-                most = self.fontMetrics().averageCharWidth() * 28
+                most = self.fontMetrics().averageCharWidth() * 36
                 self.table.setColumnWidth(0, min(self.table.columnWidth(0), most))
         self.update_count()
         self.selection_changed.emit()

@@ -9,11 +9,12 @@ can be marked invalid at the field.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt
+from PySide6.QtCore import QEvent, QObject, Qt, Signal
 from PySide6.QtGui import QPalette, QValidator
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
@@ -29,13 +30,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from learndrop.core.config import field_choices, field_doc, field_info, field_type
+from learndrop.core.config import (
+    field_choices,
+    field_doc,
+    field_info,
+    field_paths,
+    field_type,
+)
 
 from ..dialogs.standard import ask_folder
 from ..services import dataset_names, device_choices, model_names
 
-__all__ = ["FieldEditor", "FloatSpinBox", "FolderEdit", "NoWheelUnlessFocused", "LABELS",
-           "FOLDER_FIELDS", "doc_label", "label_for", "make_editor", "notify"]
+__all__ = ["FieldEditor", "FloatSpinBox", "IntSpinBox", "FolderEdit", "NoWheelUnlessFocused",
+           "LABELS", "FOLDER_FIELDS", "doc_label", "label_for", "form_words", "make_editor",
+           "notify"]
 
 INT_MAX = 2**31 - 1
 
@@ -72,6 +80,51 @@ def label_for(path: str) -> str:
     return LABELS.get(path, name.replace("_", " ").capitalize())
 
 
+def _path_of(word: str) -> str | None:
+    """The setting a command-line word names: ``data.root``, ``data-root``, ``batch-size``,
+    ``epochs`` (a setting's own name, when only one section has it)."""
+    paths = field_paths()
+    if word in paths:
+        return word
+    dotted = word.replace("-", ".", 1)
+    if dotted in paths and "-" in word:
+        return dotted
+    named = [p for p in paths if p.split(".", 1)[1] == word.replace("-", "_")]
+    return named[0] if len(named) == 1 else None
+
+
+def _quoted(path: str) -> str:
+    return f"\u201c{label_for(path).replace('&&', '&')}\u201d"
+
+
+def form_words(message: str) -> str:
+    """A message of the engine's checks in the form's words: settings by their labels
+    ("Data folder", not data.root), flags as what to do in the form ("tick Download", not
+    --data.download true)."""
+
+    def flag(m: re.Match[str]) -> str:
+        path = _path_of(m.group(1))
+        if path is None:
+            return m.group(0)
+        value = m.group(2) or ""
+        if value in ("true", "false"):
+            return f"{'tick' if value == 'true' else 'untick'} {_quoted(path)}"
+        return _quoted(path) + (f" {value}" if value else "")
+
+    def setting(m: re.Match[str]) -> str:
+        path = _path_of(m.group(1))
+        if path is None:
+            return m.group(0)
+        return _quoted(path) + (f" {m.group(2)}" if m.group(2) else "")
+
+    text = message.replace("'learndrop models' lists", "the Model list offers")
+    text = re.sub(r"point --([a-z][a-z_.-]*) at (a folder holding it|it)",
+                  lambda m: (f"choose the {_quoted(p)} that holds it"
+                             if (p := _path_of(m.group(1))) else m.group(0)), text)
+    text = re.sub(r"(?:pass |use )?--([a-z][a-z_.-]*)"
+                  r"(?: (true|false|[\w./~-]*[\d/~._][\w./~-]*))?", flag, text)
+    return re.sub(r"\b([a-z]+(?:[._][a-z]+)+|[a-z_]+(?==))(?:=([\w.-]+))?", setting, text)
+
 @dataclass
 class FieldEditor:
     """A config field's widget: ``get()`` reads the value, ``set(v)`` shows one."""
@@ -103,8 +156,36 @@ class NoWheelUnlessFocused(QObject):
         return False
 
 
+class IntSpinBox(QSpinBox):
+    """A whole-number field that lets any number be typed and, when one outside its range is
+    entered, says so (``rejected(text)``) before showing its value again, instead of
+    refusing the keystrokes or reverting without a word."""
+
+    rejected = Signal(str)
+
+    def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:
+        t = text.strip()
+        if t in ("", "-", "+"):
+            return QValidator.State.Intermediate, text, pos
+        try:
+            value = int(t)
+        except ValueError:
+            return QValidator.State.Invalid, text, pos
+        inside = self.minimum() <= value <= self.maximum()
+        return (QValidator.State.Acceptable if inside else QValidator.State.Intermediate,
+                text, pos)
+
+    def fixup(self, text: str) -> str:
+        if text.strip():
+            self.rejected.emit(text.strip())
+        return text
+
+
 class FloatSpinBox(QDoubleSpinBox):
-    """A number field that shows ``0.05`` or ``1e-05`` instead of fixed decimals."""
+    """A number field that shows ``0.05`` or ``1e-05`` instead of fixed decimals; a value
+    outside its range is reported (``rejected(text)``), as :class:`IntSpinBox` does."""
+
+    rejected = Signal(str)
 
     def __init__(self, lo: float, hi: float) -> None:
         super().__init__()
@@ -135,6 +216,11 @@ class FloatSpinBox(QDoubleSpinBox):
         inside = self.minimum() <= value <= self.maximum()
         return (QValidator.State.Acceptable if inside else QValidator.State.Intermediate,
                 text, pos)
+
+    def fixup(self, text: str) -> str:
+        if text.strip():
+            self.rejected.emit(text.strip())
+        return text
 
 
 class FolderEdit(QWidget):
@@ -217,7 +303,7 @@ def _widget_for(path: str) -> tuple[QWidget, Getter, Setter]:
         box = QCheckBox()
         return box, box.isChecked, lambda v: box.setChecked(bool(v))
     if hint is int:
-        spin = QSpinBox()
+        spin = IntSpinBox()
         spin.setRange(int(meta.get("min", 0)), int(min(meta.get("max", INT_MAX), INT_MAX)))
         spin.setGroupSeparatorShown(False)
         return spin, spin.value, lambda v: spin.setValue(int(v))

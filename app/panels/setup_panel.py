@@ -36,12 +36,15 @@ from learndrop.core.config import RunConfig, field_doc, field_paths, load_config
 from learndrop.core.errors import ConfigError, LearnDropError
 
 from ..dialogs.standard import ask_open_config, ask_save_config, show_error
-from ..services import describe, run_problems
+from ..services import describe, download_note, run_problems
 from .setup_fields import (
     FOLDER_FIELDS,
     FieldEditor,
+    FloatSpinBox,
+    IntSpinBox,
     NoWheelUnlessFocused,
     doc_label,
+    form_words,
     label_for,
     make_editor,
     notify,
@@ -66,6 +69,7 @@ class SetupPanel(QWidget):
 
     changed = Signal()
     validity_changed = Signal(bool, str)  # ok, reason (first problem) when not ok
+    notice = Signal(str)  # one line for the status bar: a value the form did not take
 
     def __init__(self, config: RunConfig | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -90,6 +94,12 @@ class SetupPanel(QWidget):
         self._reason.setObjectName("start-blocked-reason")
         self._reason.setStyleSheet("color: #d9363e;")
         self._reason.hide()
+        self._rejected = QLabel()  # a typed value the form did not take, until the next edit
+        self._rejected.setWordWrap(True)
+        self._rejected.setObjectName("rejected-value")
+        self._rejected.setStyleSheet("color: #d9363e;")
+        self._rejected.hide()
+        outer.addWidget(self._rejected)
         outer.addLayout(self._footer)
         outer.addWidget(self._reason)
 
@@ -146,13 +156,16 @@ class SetupPanel(QWidget):
     def _form(parent: QWidget) -> QFormLayout:
         form = QFormLayout(parent)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
-        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.DontWrapRows)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         return form
 
     def _add_row(self, form: QFormLayout, path: str, with_doc: bool = False) -> None:
         editor = make_editor(path)
         self._editors[path] = editor
         notify(editor, self._on_edit)
+        if isinstance(editor.widget, (IntSpinBox, FloatSpinBox)):
+            editor.widget.rejected.connect(
+                lambda text, p=path: self._on_rejected(p, text))
         for w in [editor.widget, *editor.widget.findChildren(QWidget)]:
             if isinstance(w, (QAbstractSpinBox, QComboBox)):
                 w.installEventFilter(self._wheel_guard)
@@ -267,7 +280,32 @@ class SetupPanel(QWidget):
             widget.setEnabled(not locked)
 
     # ---- reacting -------------------------------------------------------------------------
+    @property
+    def rejected_text(self) -> str:
+        """The last value the form did not take, in words (empty after the next edit)."""
+        return self._rejected.text() if self._rejected.isVisible() else ""
+
+    def _on_rejected(self, path: str, text: str) -> None:
+        widget = self._editors[path].widget
+        assert isinstance(widget, (IntSpinBox, FloatSpinBox))
+        def num(v: float) -> str:
+            return f"{v:.6g}"
+
+        lo, hi = widget.minimum(), widget.maximum()
+        shown = num(widget.value())
+        try:
+            number = float(text)
+            why = (f"below the smallest allowed, {num(lo)}" if number < lo
+                   else f"above the largest allowed, {num(hi)}")
+        except ValueError:
+            why = "not a number"
+        message = (f"\u201c{label_for(path)}\u201d: {text} is {why}; it stays {shown}")
+        self._rejected.setText(message)
+        self._rejected.show()
+        self.notice.emit(message)
+
     def _on_edit(self, *_: Any) -> None:
+        self._rejected.hide()
         if self._loading:
             return
         self._follow_choices()
@@ -290,15 +328,22 @@ class SetupPanel(QWidget):
         for path, hint in self._hints.items():
             hint.setText(describe(path, self._editors[path].get()))
             hint.setVisible(bool(hint.text()))
+        note = download_note(self.config())
+        if note:  # said before Start: the run fetches data first
+            data = self._hints["data.dataset"]
+            data.setText(f"{data.text()} \u00b7 {note}" if data.text() else note)
+            data.setVisible(True)
 
     def _check(self) -> None:
         """Mark the invalid fields, show the first problem and tell whether Start may go."""
         try:
-            self._problems = self.problems()
+            problems = self.problems()
         except ConfigError as exc:  # a value the config refuses outright
-            self._problems = [(exc.field or "", exc.message)]
+            problems = [(exc.field or "", exc.message)]
         except LearnDropError as exc:
-            self._problems = [("", exc.message)]
+            problems = [("", exc.message)]
+        # in the form's words: its labels, what to tick, not command-line flags
+        self._problems = [(path, form_words(message)) for path, message in problems]
         marks: dict[str, str] = {}
         for path, message in self._problems:
             marks.setdefault(path, message)

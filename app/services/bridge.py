@@ -19,6 +19,7 @@ from learndrop.core.events import (
     FitStart,
     Progress,
     ScoreCheck,
+    UserAction,
 )
 
 __all__ = ["BridgeSignals", "QtBridge"]
@@ -35,6 +36,7 @@ class BridgeSignals(QObject):
     epoch_ended = Signal(object)  # EpochEnd
     checkpoint_saved = Signal(object)  # CheckpointSaved
     warning = Signal(str)
+    user_action = Signal(object)  # UserAction
     fit_ended = Signal(object)  # FitEnd
 
 
@@ -67,6 +69,9 @@ class QtBridge(Callback):
 
     def on_warning(self, message: str) -> None:
         self.signals.warning.emit(str(message))
+
+    def on_user_action(self, event: UserAction) -> None:
+        self.signals.user_action.emit(event)
 
     def on_fit_end(self, event: FitEnd) -> None:
         self.signals.fit_ended.emit(event)

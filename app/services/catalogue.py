@@ -10,12 +10,13 @@ import logging
 from collections.abc import Callable
 
 from learndrop.core.config import RunConfig
-from learndrop.core.data import dataset_info, list_datasets
+from learndrop.core.data import dataset_info, list_datasets, needs_download
 from learndrop.core.errors import DeviceError
 from learndrop.core.models import list_models, model_info
 from learndrop.core.training import available_devices, resolve_device
 
-__all__ = ["model_names", "dataset_names", "describe", "device_choices", "run_problems"]
+__all__ = ["model_names", "dataset_names", "describe", "device_choices", "run_problems",
+           "download_note"]
 
 log = logging.getLogger(__name__)
 
@@ -56,10 +57,32 @@ def device_choices() -> list[str]:
     return ["auto", *available_devices()]
 
 
+def _must_download(cfg: RunConfig) -> bool:
+    try:
+        return needs_download(cfg.data)
+    except Exception:  # noqa: BLE001 - an unknown data set is the config's own problem
+        return False
+
+
+def download_note(cfg: RunConfig) -> str:
+    """What the run will download before it trains (empty when nothing)."""
+    if not cfg.data.download or not _must_download(cfg):
+        return ""
+    folder = cfg.data.root or "the user data folder"
+    return f"{cfg.data.dataset} is downloaded into {folder} when the run starts"
+
+
 def run_problems(cfg: RunConfig) -> list[tuple[str, str]]:
-    """Invalid settings as (field path, one-line message): the config's own checks, and a
-    device this machine does not have (in the words of the trainer's device check)."""
+    """Invalid settings as (field path, one-line message): the config's own checks, a data
+    set that needs a download not allowed, and a device this machine does not have (in the
+    words of the trainer's device check)."""
     out = list(cfg.problems())
+    if not cfg.data.download and _must_download(cfg):
+        folder = cfg.data.root or "the user data folder"
+        out.append(("data.dataset", f"{cfg.data.dataset} is not in {folder} yet: tick "
+                                    f"\u201cDownload\u201d (under Advanced settings) to fetch "
+                                    f"it when the run starts, or choose the \u201cData "
+                                    f"folder\u201d that holds it"))
     if cfg.train.device != "auto":
         try:
             # presence only: mixed precision off, so no GPU is initialised for the check

@@ -94,7 +94,7 @@ class RunFollower(QObject):
         if self._store is None or self.run_id is None:
             return 0
         try:
-            events = list(self._store.iter_new_events(self.run_id, self.cursor))
+            events = list(self._store.iter_new_events(self.run_id, self.cursor, clock=True))
         except RunNotFoundError:
             self._fail(f"run {self.run_label} was deleted from the run store: following "
                        f"stopped")

@@ -2,7 +2,8 @@
 
 No browser is involved. QTextDocument cannot draw SVG, so each of the report's SVG plots is
 rendered to an image with QSvgRenderer and handed to the document as a resource. Works without
-a display: when no Qt application exists yet, a private offscreen one is created.
+a display: when no Qt application exists yet, a private offscreen one is created. A table that
+fits on a page is never split across two: it starts a new page, with the heading above it.
 """
 
 from __future__ import annotations
@@ -18,14 +19,19 @@ from PySide6.QtGui import (
     QPageSize,
     QPainter,
     QPdfWriter,
+    QTextBlockFormat,
+    QTextCursor,
     QTextDocument,
+    QTextFormat,
+    QTextTable,
 )
 from PySide6.QtSvg import QSvgRenderer
 
 from learndrop.core.files import atomic_write_bytes
 from learndrop.core.report import Plot, Report, plots, render_html
 
-__all__ = ["write_pdf", "pdf_bytes", "plot_image"]
+__all__ = ["write_pdf", "pdf_bytes", "plot_image", "report_document", "keep_tables_whole",
+           "split_tables"]
 
 #: width of a plot on the page, in the document's pixels (A4 text width is about 680)
 PLOT_WIDTH = 660
@@ -57,8 +63,50 @@ def plot_image(plot: Plot, width: int = PLOT_WIDTH * OVERSAMPLE) -> QImage:
     return image
 
 
-def pdf_bytes(report: Report) -> bytes:
-    """The report as a PDF document (A4)."""
+def _tables(doc: QTextDocument) -> list[QTextTable]:
+    return [f for f in doc.rootFrame().childFrames() if isinstance(f, QTextTable)]
+
+
+def split_tables(doc: QTextDocument) -> list[QTextTable]:
+    """The tables that run over a page break although they would fit on one page."""
+    page = doc.pageSize().height()
+    layout = doc.documentLayout()
+    out = []
+    for table in _tables(doc):
+        rect = layout.frameBoundingRect(table)
+        if rect.height() < page and int(rect.top() // page) != int((rect.bottom() - 1) // page):
+            out.append(table)
+    return out
+
+
+def keep_tables_whole(doc: QTextDocument) -> int:
+    """Start each table that would be split across pages on a new page (with the heading
+    just above it, if any); returns how many were moved. Tables longer than a page are left
+    to split."""
+    moved = 0
+    for _ in range(len(_tables(doc))):  # each move can push later tables about
+        split = split_tables(doc)
+        if not split:
+            break
+        table = split[0]
+        above = doc.findBlock(table.firstPosition() - 1)
+        # its heading goes along, and the line of explanation between them
+        heading = next((b for b in (above, above.previous())
+                        if b.isValid() and b.blockFormat().headingLevel()), None)
+        if heading is not None:
+            fmt_ = QTextBlockFormat(heading.blockFormat())
+            fmt_.setPageBreakPolicy(QTextFormat.PageBreakFlag.PageBreak_AlwaysBefore)
+            QTextCursor(heading).setBlockFormat(fmt_)
+        else:
+            fmt = table.format()
+            fmt.setPageBreakPolicy(QTextFormat.PageBreakFlag.PageBreak_AlwaysBefore)
+            table.setFormat(fmt)
+        moved += 1
+    return moved
+
+
+def report_document(report: Report) -> QTextDocument:
+    """The report laid out on A4 pages (as :func:`pdf_bytes` prints it)."""
     _ensure_app()
     doc = QTextDocument()
     doc.setDefaultFont(QFont("DejaVu Sans", 9))
@@ -74,18 +122,30 @@ def pdf_bytes(report: Report) -> bytes:
         return f'<img src="plot:{plot.key}.png" width="{w}" height="{h}">'
 
     doc.setHtml(render_html(report, image=img))
+    page = _page_layout().paintRectPixels(_RESOLUTION)
+    doc.setPageSize(QSizeF(page.width() * 96 / _RESOLUTION, page.height() * 96 / _RESOLUTION))
+    keep_tables_whole(doc)
+    return doc
+
+
+_RESOLUTION = 144
+
+
+def _page_layout() -> QPageLayout:
+    return QPageLayout(QPageSize(QPageSize.PageSizeId.A4), QPageLayout.Orientation.Portrait,
+                       QMarginsF(15, 15, 15, 15), QPageLayout.Unit.Millimeter)
+
+
+def pdf_bytes(report: Report) -> bytes:
+    """The report as a PDF document (A4)."""
+    doc = report_document(report)
     buffer = QBuffer()
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
     writer = QPdfWriter(buffer)
     writer.setTitle(report.title)
     writer.setCreator("Learn&Drop")
-    writer.setPageLayout(QPageLayout(QPageSize(QPageSize.PageSizeId.A4),
-                                     QPageLayout.Orientation.Portrait,
-                                     QMarginsF(15, 15, 15, 15), QPageLayout.Unit.Millimeter))
-    writer.setResolution(144)
-    page = writer.pageLayout().paintRectPixels(writer.resolution())
-    doc.setPageSize(QSizeF(page.width() * 96 / writer.resolution(),
-                           page.height() * 96 / writer.resolution()))
+    writer.setPageLayout(_page_layout())
+    writer.setResolution(_RESOLUTION)
     doc.print_(writer)
     del writer  # finishes the PDF
     buffer.close()

@@ -4,32 +4,57 @@
 does everything the app does with stored runs: list them (and tell from the store's files
 whether anything changed since the last read, so a timer re-reads only then), replay one into
 a live view, follow one that trains elsewhere, rename, annotate and delete runs, load two runs
-for a comparison and write reports. A method that cannot do its job raises
+for a comparison and write reports, give a run's settings for a new run and tell where a stopped
+run can be resumed from. A method that cannot do its job raises
 :class:`~learndrop.core.errors.LearnDropError` with a one-line message for the user.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from learndrop.core.config import RunConfig, load_config
+from learndrop.core.errors import CheckpointError, LearnDropError
 from learndrop.core.events import Callback
 from learndrop.core.report import RunData, build_report, export, load_run
 from learndrop.core.store import RunRecord, RunStore, StoreError, default_store_path, replay
+from learndrop.core.training import checkpoint_epoch, load_checkpoint
 
 from .follow import RunFollower
 
-__all__ = ["RunLibrary", "FULL_REFRESH_S", "MAX_DISPLAY_NAME"]
+__all__ = ["RunLibrary", "ResumePoint", "RESUMABLE", "FULL_REFRESH_S", "MAX_DISPLAY_NAME"]
+
+#: the statuses of runs that Resume continues (a finished run has done its epochs, a
+#: cancelled one has no files left)
+RESUMABLE = ("stopped", "interrupted", "failed")
 
 #: the runs are read again after this long even when the store's files did not change (a
 #: writer whose process died changes nothing; reading the runs notices it)
 FULL_REFRESH_S = 30.0
 #: the longest display name, in characters
 MAX_DISPLAY_NAME = 200
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """Where a stored run continues: its checkpoint after ``epochs_done`` complete epochs (in
+    the run's own folder) and the settings it ran with, recorded into the same stored run.
+    ``before`` is the run's (status, message) before :meth:`RunLibrary.claim` marked it as
+    continued here, for :meth:`RunLibrary.release` if it does not start after all."""
+
+    run_id: int
+    label: str
+    checkpoint: Path
+    config: RunConfig
+    epochs_done: int
+    before: tuple[str, str] = ("", "")
 
 
 class RunLibrary(QObject):
@@ -115,7 +140,7 @@ class RunLibrary(QObject):
         """Feed the run's stored events to ``target`` in the order the run emitted them;
         returns how many. ``prepare`` runs once the events are read, before the first is
         delivered (to clear the target), so a run that cannot be read leaves it as it was."""
-        events = self._open().load_events(run_id)
+        events = self._open().load_events(run_id, clock=True)
         if prepare is not None:
             prepare()
         return replay(events, [target])
@@ -181,6 +206,66 @@ class RunLibrary(QObject):
     def delete(self, run_id: int) -> Path | None:
         """Delete the run and its own folder; returns the folder removed, if any."""
         return self._open().delete_run(run_id)
+
+    # ---- a run's settings, and resuming it ------------------------------------------------------
+    def run_config(self, run_id: int) -> RunConfig:
+        """The settings run ``run_id`` started with and the pins it ended with, for a new run:
+        its name is cleared, so the new run gets one of its own."""
+        store = self._open()
+        data = load_run(store, run_id)
+        try:
+            cfg = RunConfig.from_dict(data.record.config, source=f"run {data.record.label}")
+        except LearnDropError as exc:
+            raise StoreError(f"the settings of {data.record.label} cannot be used here: "
+                             f"{exc.message}") from None
+        if data.record.drop_enabled:
+            cfg.drop.pinned = [p for p in data.pinned_at_end()
+                               if p in {u.name for u in data.units}]
+        cfg.output.name = ""
+        return cfg
+
+    def resume_point(self, run_id: int) -> ResumePoint:
+        """Where run ``run_id`` can continue from; a one-line reason when it cannot (raised
+        as :class:`~learndrop.core.errors.CheckpointError`)."""
+        rec = self._open().get_run(run_id)
+        if rec.status == "running":
+            raise CheckpointError(f"{rec.label} is still training: follow it instead, or "
+                                  f"wait until it ends")
+        if rec.status == "finished":
+            raise CheckpointError(f"{rec.label} finished all its epochs: to train longer, "
+                                  f"load its settings with Use these settings and raise "
+                                  f"Epochs")
+        folder = Path(rec.output_dir) if rec.output_dir else None
+        if folder is None or not folder.is_dir():
+            raise CheckpointError(f"{rec.label} has no run folder any more "
+                                  f"({rec.output_dir or 'none recorded'}): start it again "
+                                  f"with Use these settings")
+        checkpoint, config_file = folder / "checkpoint.pt", folder / "config.toml"
+        if not checkpoint.is_file() or not config_file.is_file():
+            missing = "checkpoint" if not checkpoint.is_file() else "config.toml"
+            raise CheckpointError(f"{rec.label} has no {missing} in {folder}: start it again "
+                                  f"with Use these settings")
+        done = checkpoint_epoch(load_checkpoint(checkpoint, mmap=True), checkpoint)
+        if done <= 0:
+            raise CheckpointError(f"{rec.label} stopped before its first epoch was complete, "
+                                  f"so there is nothing to continue: start it again with Use "
+                                  f"these settings")
+        cfg = load_config(config_file)
+        cfg.output.dir, cfg.output.name = str(folder.parent), folder.name
+        if done >= cfg.train.epochs:
+            raise CheckpointError(f"{rec.label} has done all its {done} epochs: load its "
+                                  f"settings with Use these settings and raise Epochs")
+        return ResumePoint(rec.id, rec.label, checkpoint, cfg, done)
+
+    def claim(self, point: ResumePoint) -> ResumePoint:
+        """Mark the run as continued by this window, in one transaction, so that no other
+        program resumes it at the same time (refused with a one-line reason if one does)."""
+        _record, before = self._open().claim_run(point.run_id)
+        return dataclasses.replace(point, before=before)
+
+    def release(self, point: ResumePoint) -> None:
+        """Give the run back as it was: its continuation never started."""
+        self._open().release_run(point.run_id, *point.before)
 
     # ---- comparing and reports ---------------------------------------------------------------
     def compare_data(self, first: int, reference: int) -> tuple[RunData, RunData]:

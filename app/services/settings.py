@@ -1,4 +1,5 @@
-"""The app's remembered settings: the last used run configuration.
+"""The app's remembered settings: the last used run configuration, the window's layout and
+the reader's view choices (the score plot's scale and smoothing, the event log's filter).
 
 Stored as TOML under :func:`learndrop.core.paths.config_home`. Reading is lenient: a damaged
 file or a value that no longer fits falls back to the default for that part, with a log line;
@@ -7,6 +8,7 @@ it never stops the app from starting.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -22,12 +24,13 @@ from learndrop.core.errors import LearnDropError
 from learndrop.core.paths import config_home
 
 __all__ = ["settings_path", "load_last_config", "save_last_config", "load_window_layout",
-           "save_window_layout"]
+           "save_window_layout", "load_view_options", "save_view_options"]
 
 log = logging.getLogger(__name__)
 
 FILE_NAME = "studio-last-run.toml"
 LAYOUT_FILE = "studio-window.toml"
+VIEW_FILE = "studio-view.toml"
 
 
 def settings_path() -> Path:
@@ -97,3 +100,38 @@ def save_window_layout(geometry: bytes, state: bytes) -> None:
         atomic_write_text(config_home() / LAYOUT_FILE, text)
     except LearnDropError as exc:
         log.warning("could not save the window layout: %s", exc)
+
+
+def load_view_options() -> dict[str, dict[str, Any]]:
+    """The view choices by view (``{"score_plot": {"log_scale": True, ...}}``); empty when
+    none were saved or the file is damaged."""
+    p = config_home() / VIEW_FILE
+    if not p.exists():
+        return {}
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        log.warning("ignoring damaged view settings %s (%s)", p, exc)
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, dict)}
+
+
+def save_view_options(options: dict[str, dict[str, Any]]) -> None:
+    """Remember the view choices (booleans, numbers and short texts) for the next start."""
+    from learndrop.core.files import atomic_write_text
+
+    lines: list[str] = []
+    for view, values in options.items():
+        lines.append(f"[{view}]")
+        for key, value in values.items():
+            if isinstance(value, bool):
+                lines.append(f"{key} = {'true' if value else 'false'}")
+            elif isinstance(value, (int, float)):
+                lines.append(f"{key} = {value}")
+            elif isinstance(value, str):
+                lines.append(f"{key} = {json.dumps(value)}")
+        lines.append("")
+    try:
+        atomic_write_text(config_home() / VIEW_FILE, "\n".join(lines))
+    except LearnDropError as exc:
+        log.warning("could not save the view settings: %s", exc)

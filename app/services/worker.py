@@ -68,7 +68,8 @@ class TrainingWorker(QObject):
     ``failed(message)`` carries a one-line reason; ``finished(result)`` always comes last and
     carries the engine's ``FitResult`` (``None`` when the run could not produce one).
     ``store`` is the run store to record into (``None``: the default one); ``record=False``
-    records nothing.
+    records nothing. ``resume_from`` continues a run from its checkpoint, in the checkpoint's
+    folder, recorded into the stored run ``resume_id`` (claimed by the caller).
     """
 
     failed = Signal(str)
@@ -76,10 +77,13 @@ class TrainingWorker(QObject):
 
     def __init__(self, config: RunConfig, callbacks: Sequence[Callback],
                  control: RunControl, *, store: str | Path | None = None,
-                 record: bool = True) -> None:
+                 record: bool = True, resume_from: Path | None = None,
+                 resume_id: int | None = None) -> None:
         super().__init__()
         self._config = config
-        self.recorder: StoreRecorder | None = StoreRecorder(store) if record else None
+        self._resume_from = resume_from
+        self.recorder: StoreRecorder | None = (
+            StoreRecorder(store, resume_id=resume_id) if record else None)
         self._callbacks = ([self.recorder] if self.recorder else []) + list(callbacks)
         self._control = control
 
@@ -90,7 +94,10 @@ class TrainingWorker(QObject):
         try:
             from learndrop.core.training import Trainer
 
-            trainer = Trainer(self._config, callbacks=self._callbacks, control=self._control)
+            resume = self._resume_from
+            trainer = Trainer(self._config, callbacks=self._callbacks, control=self._control,
+                              resume_from=resume,
+                              run_folder=resume.parent if resume is not None else None)
             result = trainer.fit()
         except LearnDropError as exc:
             self.failed.emit(exc.message)
@@ -114,7 +121,8 @@ class TrainingJob(QObject):
 
     def __init__(self, config: RunConfig, callbacks: Sequence[Callback],
                  control: RunControl, parent: QObject | None = None, *,
-                 store: str | Path | None = None, record: bool = True) -> None:
+                 store: str | Path | None = None, record: bool = True,
+                 resume_from: Path | None = None, resume_id: int | None = None) -> None:
         super().__init__(parent)
         self.control = control
         self.error: str | None = None
@@ -122,8 +130,9 @@ class TrainingJob(QObject):
         self._running = False
         self._thread: QThread | None = QThread()
         self._thread.setObjectName(THREAD_NAME)
-        self._worker: TrainingWorker | None = TrainingWorker(config, callbacks, control,
-                                                             store=store, record=record)
+        self._worker: TrainingWorker | None = TrainingWorker(
+            config, callbacks, control, store=store, record=record, resume_from=resume_from,
+            resume_id=resume_id)
         self.recorder = self._worker.recorder
         self._worker.moveToThread(self._thread)
 

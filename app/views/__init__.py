@@ -3,7 +3,7 @@
 (:mod:`.compare_plots`). Each view is one file; :mod:`.live_view` says what the live panel
 asks of them."""
 
-from .compare_plots import ComparePlots, run_colors, short_label
+from .compare_plots import ComparePlots, run_colors
 from .event_log import EventLog
 from .gauges import GaugesPanel, format_count, format_duration, format_percent, format_rate
 from .heatmap_view import HeatmapView
@@ -15,4 +15,4 @@ from .unit_details import UnitDetails
 
 __all__ = ["ComparePlots", "EventLog", "GaugesPanel", "HeatmapView", "LiveView", "MetricsPlot",
            "NetworkStrip", "ScorePlot", "UnitDetails", "block_widths", "format_count",
-           "format_duration", "format_percent", "format_rate", "run_colors", "short_label"]
+           "format_duration", "format_percent", "format_rate", "run_colors"]

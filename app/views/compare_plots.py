@@ -15,12 +15,13 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
 from learndrop.core.events import DropEvent
+from learndrop.core.format import short_names
 from learndrop.core.report import RunData
 from learndrop.core.report import tables as tables
 
 from ..theme import Theme, apply_plot_theme
 
-__all__ = ["ComparePlots", "run_colors", "short_label"]
+__all__ = ["ComparePlots", "run_colors"]
 
 _COLORS_LIGHT = ("#1f78c8", "#d9532b")
 _COLORS_DARK = ("#4fb3ff", "#ff7a4d")
@@ -30,11 +31,6 @@ def run_colors(dark: bool) -> tuple[QColor, QColor]:
     """The two runs' colours (first run, reference run)."""
     a, b = _COLORS_DARK if dark else _COLORS_LIGHT
     return QColor(a), QColor(b)
-
-
-def short_label(text: str, n: int = 34) -> str:
-    """``text`` shortened in the middle to at most ``n`` characters."""
-    return text if len(text) <= n else text[: n // 2 - 1] + "…" + text[-(n - n // 2):]
 
 
 def _epoch_x(d: RunData, step: int) -> float:
@@ -55,6 +51,8 @@ class ComparePlots(pg.GraphicsLayoutWidget):
                  theme: Theme, text_size: float) -> None:
         super().__init__()
         self.runs, self.labels, self.colors, self.theme = runs, labels, colors, theme
+        #: the runs' names as the legend and the drop timeline show them: always different
+        self.shown = short_names(labels, 34)
         self.curves: dict[str, list[pg.PlotDataItem]] = {}
         self.drop_markers: list[pg.ScatterPlotItem] = []
         self.legend = pg.LegendItem(labelTextColor=theme.foreground,
@@ -93,7 +91,7 @@ class ComparePlots(pg.GraphicsLayoutWidget):
                                    pen=dashed),
             ]
             self.curves[label] = items
-            self.legend.addItem(items[0], short_label(label))
+            self.legend.addItem(items[0], self.shown[self.labels.index(label)])
         last = max([float(d.start.epochs) for d in self.runs] + [1.0])
         self.loss_plot.setXRange(0, last, padding=0.02)
         self.drop_plot.setXRange(0, last, padding=0.02)
@@ -108,7 +106,7 @@ class ComparePlots(pg.GraphicsLayoutWidget):
             y = 1.0 - i
             end = _epoch_x(d, d.epochs[-1].step) if d.epochs else 0.0
             plot.plot([0.0, max(end, 1e-9)], [y, y], pen=pg.mkPen(self.theme.muted, width=1))
-            name = pg.TextItem(short_label(self.labels[i], 48), color=color, anchor=(0, 1))
+            name = pg.TextItem(self.shown[i], color=color, anchor=(0, 1))
             name.setPos(0.0, y + 0.12)
             plot.addItem(name)
             spots = [{"pos": (float(x.epoch), y), "data": self._drop_tip(d, x)}

@@ -1,15 +1,18 @@
-"""A timestamped list of what happened in the run: drops, checkpoints, warnings, errors."""
+"""A timestamped list of what happened in the run: drops, checkpoints, the user's actions,
+warnings and errors; the Show menu hides kinds (checkpoints, say)."""
 
 from __future__ import annotations
 
 import time
 
-from PySide6.QtGui import QBrush, QKeySequence, QShortcut
+from PySide6.QtGui import QAction, QBrush, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
     QHBoxLayout,
     QLabel,
+    QMenu,
     QPushButton,
+    QToolButton,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -22,8 +25,10 @@ from ..theme import Theme, current_theme
 
 __all__ = ["EventLog"]
 
-_KIND_LABELS = {"drop": "Drop", "checkpoint": "Checkpoint", "warning": "Warning",
-                "error": "Error", "info": "Info"}
+_KIND_LABELS = {"drop": "Drop", "checkpoint": "Checkpoint", "action": "Your action",
+                "warning": "Warning", "error": "Error", "info": "Info"}
+_MENU_LABELS = {"drop": "Drops", "checkpoint": "Checkpoints", "action": "Your actions",
+                "warning": "Warnings", "error": "Errors", "info": "Run messages"}
 #: the most lines kept on screen (the history keeps them all)
 MAX_ROWS = 5000
 
@@ -35,7 +40,8 @@ class EventLog(QWidget):
         super().__init__(parent)
         self.history = history
         self.theme: Theme = current_theme()
-        self._shown = 0
+        self._shown = 0  # log entries looked at (shown or hidden)
+        self.hidden: set[str] = set()
         self.tree = QTreeWidget()
         self.tree.setHeaderLabels(["Time", "Epoch", "Event", "Details"])
         self.tree.setRootIsDecorated(False)
@@ -50,9 +56,23 @@ class EventLog(QWidget):
         self.copy_button.clicked.connect(self.copy_to_clipboard)
         copy = QShortcut(QKeySequence(QKeySequence.StandardKey.Copy), self.tree)
         copy.activated.connect(self.copy_to_clipboard)
+        self.show_button = QToolButton()
+        self.show_button.setText("Show")
+        self.show_button.setToolTip("Choose which kinds of events are listed")
+        self.show_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        menu = QMenu(self.show_button)
+        self.kind_actions: dict[str, QAction] = {}
+        for kind, label in _MENU_LABELS.items():
+            action = menu.addAction(label)
+            action.setCheckable(True)
+            action.setChecked(True)
+            action.toggled.connect(lambda on, k=kind: self.set_kind_shown(k, on))
+            self.kind_actions[kind] = action
+        self.show_button.setMenu(menu)
         head = QHBoxLayout()
         head.addWidget(QLabel("Events"))
         head.addStretch(1)
+        head.addWidget(self.show_button)
         head.addWidget(self.copy_button)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
@@ -62,6 +82,26 @@ class EventLog(QWidget):
     def restyle(self) -> None:
         self.theme = current_theme(self.palette())
         self._rebuild()
+
+    def set_kind_shown(self, kind: str, shown: bool) -> None:
+        """List events of ``kind`` (drop, checkpoint, action, warning, error, info) or not."""
+        if shown == (kind not in self.hidden):
+            return
+        (self.hidden.discard if shown else self.hidden.add)(kind)
+        action = self.kind_actions.get(kind)
+        if action is not None and action.isChecked() != shown:
+            action.setChecked(shown)
+        self.show_button.setText("Show (filtered)" if self.hidden else "Show")
+        self._rebuild()
+
+    def view_options(self) -> dict[str, object]:
+        return {"hidden": ",".join(sorted(self.hidden))}
+
+    def set_view_options(self, options: dict[str, object]) -> None:
+        hidden = options.get("hidden")
+        if isinstance(hidden, str):
+            for kind in _KIND_LABELS:
+                self.set_kind_shown(kind, kind not in hidden.split(","))
 
     def reset(self) -> None:
         self._rebuild()
@@ -75,7 +115,8 @@ class EventLog(QWidget):
             return
         at_bottom = self._at_bottom()
         for entry in entries[self._shown:]:
-            self.tree.addTopLevelItem(self._item(entry))
+            if entry.kind not in self.hidden:
+                self.tree.addTopLevelItem(self._item(entry))
         self._shown = len(entries)
         while self.tree.topLevelItemCount() > MAX_ROWS:
             self.tree.takeTopLevelItem(0)

@@ -28,14 +28,14 @@ __all__ = ["GaugesPanel", "format_count", "format_duration", "format_percent", "
 
 def time_saved_detail(s: SavingsReport) -> str:
     """The line under the time saved: its range, the FLOP-predicted figure, the projection
-    and the efficiency (or why there is none)."""
+    to the end of the run and the efficiency (or why there is none)."""
     parts = []
     if s.time_saved_low_s is not None and s.time_saved_high_s is not None:
-        parts.append(f"range {format_duration(s.time_saved_low_s)} to "
-                     f"{format_duration(s.time_saved_high_s)}")
+        parts.append(f"range {format_duration(s.time_saved_low_s, precise=True)} to "
+                     f"{format_duration(s.time_saved_high_s, precise=True)}")
     if s.predicted_time_saved_s is not None:
-        parts.append(f"FLOPs predict {format_duration(s.predicted_time_saved_s)}")
-    parts.append(f"projected {format_duration(s.projected_time_saved_s)}")
+        parts.append(f"FLOP-predicted {format_duration(s.predicted_time_saved_s, precise=True)}")
+    parts.append(f"by the end {format_duration(s.projected_time_saved_s)}")
     if s.efficiency is not None:
         parts.append(f"efficiency {s.efficiency:.2f}")
     elif s.time_saved_low_s is not None and s.time_saved_low_s <= 0:
@@ -53,6 +53,7 @@ class _Card(QFrame):
         self.value = QLabel(DASH)
         self.detail = QLabel("")
         self.detail.setWordWrap(True)
+        self.caption.setWordWrap(True)  # narrow gauges wrap their captions, never cut them
         big = QFont(self.font())
         big.setPointSizeF(self.font().pointSizeF() * 1.55)
         big.setBold(True)
@@ -69,7 +70,7 @@ class _Card(QFrame):
         lay.addWidget(self.value)
         lay.addWidget(self.detail)
         self.setToolTip(tooltip)
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
 
     def set(self, value: str, detail: str = "") -> None:
         self.value.setText(value)
@@ -84,25 +85,35 @@ class GaugesPanel(QWidget):
         self.history = history
         self.theme: Theme = current_theme()
         self.forward = _Card("Forward FLOPs saved", "Share of the full network's forward "
-                             "FLOPs per training step that is skipped now (and over all steps)")
+                             "FLOPs per training step that is skipped now (and over all "
+                             "steps). Freeze mode still runs dropped units forward, so it "
+                             "saves only their backward pass; cache and skip save the forward "
+                             "too")
         self.train = _Card("Training FLOPs saved", "Forward and backward FLOPs per step saved "
                            "now (and over all steps so far)")
         self.params = _Card("Trainable parameters", "Parameters still being trained")
-        self.time = _Card("Time saved", "Measured wall-clock time saved so far, and the "
-                          "projection to the end of the run")
+        self.time = _Card("Time saved (measured)", "Wall-clock time saved so far, measured: "
+                          "the steps since the first drop at the full network's measured "
+                          "step time, less the time they took. Next to it, what the FLOPs "
+                          "saved predict, and the projection to the end of the run")
         self.speed = _Card("Throughput", "Training images per second")
         self.accuracy = _Card("Best val. accuracy", "Best validation accuracy of any epoch")
         grid = QGridLayout()
         grid.setSpacing(self.fontMetrics().height() // 3)
-        for k, card in enumerate((self.forward, self.train, self.params, self.time, self.speed,
-                                  self.accuracy)):
-            grid.addWidget(card, k // 2, k % 2)
+        # time saved spans the width: its value ("1 min 18 s") and its comparison with the
+        # FLOP prediction need the room
+        for card, row, col, span in ((self.forward, 0, 0, 1), (self.train, 0, 1, 1),
+                                     (self.params, 1, 0, 1), (self.speed, 1, 1, 1),
+                                     (self.time, 2, 0, 2), (self.accuracy, 3, 0, 2)):
+            grid.addWidget(card, row, col, 1, span)
 
         self.epoch_label = QLabel("Epoch")
         self.epoch_bar = QProgressBar()
         self.total_label = QLabel("Overall")
         self.total_bar = QProgressBar()
         self.eta_label = QLabel("")
+        for label in (self.epoch_label, self.eta_label):
+            label.setWordWrap(True)
         for bar in (self.epoch_bar, self.total_bar):
             bar.setRange(0, 100)
             bar.setTextVisible(True)
@@ -132,11 +143,10 @@ class GaugesPanel(QWidget):
         h = self.history
         s = h.latest_savings()
         if s is not None:
-            self.forward.set(format_percent(s.forward_flops_saved),
-                             f"so far {format_percent(s.cumulative_forward_flops_saved)}")
+            self.forward.set(format_percent(s.forward_flops_saved), self._forward_detail(s))
             self.train.set(format_percent(s.train_flops_saved),
                            f"so far {format_percent(s.cumulative_train_flops_saved)}")
-            self.time.set(format_duration(s.time_saved_s), time_saved_detail(s))
+            self.time.set(format_duration(s.time_saved_s, precise=True), time_saved_detail(s))
         else:
             for card in (self.forward, self.train, self.time):
                 card.set(DASH, "")
@@ -153,14 +163,26 @@ class GaugesPanel(QWidget):
         self.accuracy.set(format_percent(best), "")
         self._refresh_progress()
 
+    def _forward_detail(self, s: SavingsReport) -> str:
+        """Under the forward FLOPs: the share over the run, or, when freeze mode saves none
+        although units were dropped, why."""
+        mode = self.history.fit_start.mode if self.history.fit_start else ""
+        if mode == "freeze" and self.history.drops and s.forward_flops_saved < 0.0005:
+            return "freeze still runs dropped units forward; cache and skip save it"
+        return f"so far {format_percent(s.cumulative_forward_flops_saved)}"
+
     def _refresh_progress(self) -> None:
         h = self.history
         fs = h.fit_start
         p = h.last_progress
         epochs = fs.epochs if fs else 0
         epoch = p.epoch if p is not None else h.current_epoch
-        self.epoch_label.setText(f"Epoch {min(display_epoch(epoch), epochs)} of {epochs}"
-                                 if epochs else "Epoch")
+        if not epochs:
+            self.epoch_label.setText("Epoch")
+        elif h.fit_end is not None:  # complete epochs, as the run history counts them
+            self.epoch_label.setText(f"{h.epochs_complete()} of {epochs} epochs complete")
+        else:
+            self.epoch_label.setText(f"Epoch {min(display_epoch(epoch), epochs)} of {epochs}")
         ef, tf = h.epoch_fraction(), h.progress_fraction()
         for bar, frac in ((self.epoch_bar, ef), (self.total_bar, tf)):
             value = int(100 * frac)  # whole percent: QProgressBar repaints at once on change
@@ -171,5 +193,7 @@ class GaugesPanel(QWidget):
             self.eta_label.setText(f"Run {h.fit_end.status}")
         elif fs is None:
             self.eta_label.setText("")
+        elif h.paused:
+            self.eta_label.setText("Time left: paused")
         else:
             self.eta_label.setText(f"Time left: {format_duration(h.eta_s())}")

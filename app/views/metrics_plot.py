@@ -60,6 +60,8 @@ class MetricsPlot(QWidget):
         self.val_scaled = self.acc_plot.plot(symbol="t")  # in the legend once it has data
         self.val_scaled.setVisible(False)
 
+        # two plots that stay readable when the window is small
+        self.view.setMinimumHeight(self.fontMetrics().height() * 13)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(self.view)

@@ -73,13 +73,18 @@ class NetworkStrip(QWidget):
         top = pad
         height = fm.height() * 2.2
         width = self.width() - 2 * pad
-        widths = block_widths([u.flops_share for u in units], width,
-                              max(6.0, fm.averageCharWidth() * 1.2))
+        # wide enough to hover and click the head and tiny units (when there is room)
+        widths = block_widths([u.flops_share for u in units], width, self.min_block_width())
         x = pad
         self._rects = []
         for w in widths:
             self._rects.append(QRectF(x, top, w, height))
             x += w
+
+    def min_block_width(self) -> float:
+        """The narrowest a unit's block gets while the strip has room for all at this width:
+        about a finger's breadth of text."""
+        return max(14.0, self.fontMetrics().height() * 1.4)
 
     def unit_at(self, pos: QPoint) -> int | None:
         """Index of the unit under ``pos`` (widget coordinates), or None."""

@@ -8,6 +8,11 @@ into chunks of bins, one curve item per (colour band, chunk): a new check change
 last chunk's items, so Qt repaints a thin strip at the right end instead of the whole plot.
 Neighbouring units share a colour band (at most :data:`MAX_BANDS`), their curves joined in one
 item with NaN separators.
+
+Eleven or more curves are a tangle, so hovering the plot names the unit whose curve is nearest
+the cursor (a readout with its score and epoch) and draws that curve bold. Smoothing is an
+exponential moving average over a chosen number of checks; with it on, the drop markers sit
+on the smoothed curves.
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ from itertools import pairwise
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QPointF, Qt
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from learndrop.core.monitor import RunHistory, ScoreBins
 
@@ -30,7 +35,7 @@ from ..theme import (
     depth_gradient_css,
 )
 
-__all__ = ["CHUNK_BINS", "MAX_BANDS", "ScorePlot"]
+__all__ = ["CHUNK_BINS", "MAX_BANDS", "DEFAULT_SPAN", "ScorePlot"]
 
 #: the most colour bands (curve items per chunk) used for the units
 MAX_BANDS = 16
@@ -38,6 +43,10 @@ MAX_BANDS = 16
 CHUNK_BINS = 32
 #: log-scale floor: scores below it are drawn at it
 LOG_FLOOR = 1e-3
+#: checks the moving average spans by default (its weight of the newest check: 2 / (span + 1))
+DEFAULT_SPAN = 6
+#: how near the cursor a curve must be to be named, as a share of the plot's height
+HOVER_REACH = 0.08
 
 
 def _banded(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -78,18 +87,41 @@ class ScorePlot(QWidget):
         self._y_bottom = math.nan
 
         self.log_box = QCheckBox("Log scale")
-        self.smooth_box = QCheckBox("Smooth (EMA)")
+        self.log_box.setToolTip("Scores on a logarithmic axis: small scores near the drop "
+                                "threshold spread out, so a unit settling is easier to see")
+        self.smooth_box = QCheckBox("Smooth")
+        self.smooth_box.setToolTip("Draw each score's exponential moving average over the "
+                                   "number of checks on the right (the raw scores fade); drop "
+                                   "markers then sit on the smoothed curves")
+        self.span_box = QSpinBox()
+        self.span_box.setRange(2, 100)
+        self.span_box.setValue(DEFAULT_SPAN)
+        self.span_box.setSuffix(" checks")
+        self.span_box.setToolTip("Smoothing strength: the moving average spans about this "
+                                 "many checks (more: smoother, slower to follow)")
+        self.span_box.setEnabled(False)
         self.log_box.toggled.connect(self._on_log_toggled)
-        self.smooth_box.toggled.connect(lambda _on: self._restyle_curves())
+        self.smooth_box.toggled.connect(self._on_smooth_toggled)
+        self.span_box.valueChanged.connect(self._on_span_changed)
         self.depth_bar = QLabel()
-        self.depth_bar.setMinimumWidth(self.fontMetrics().averageCharWidth() * 14)
+        self.depth_bar.setMinimumWidth(self.fontMetrics().averageCharWidth() * 6)
         self.depth_bar.setFixedHeight(max(6, self.fontMetrics().height() // 2))
+        self.depth_bar.setToolTip("Colour = depth: curves go from blue at the input to orange "
+                                  "at the output")
         top = QHBoxLayout()
         top.addWidget(self.log_box)
         top.addWidget(self.smooth_box)
+        top.addWidget(self.span_box)
         top.addStretch(1)
-        for w in (QLabel("Colour = depth:  input"), self.depth_bar, QLabel("output")):
-            top.addWidget(w)
+        # the colour legend: its own widget, so that a narrow window can show it elsewhere
+        # (the live panel puts it beside the tabs)
+        self.depth_legend = QWidget()
+        legend = QHBoxLayout(self.depth_legend)
+        legend.setContentsMargins(0, 0, 0, 0)
+        for w in (QLabel("input"), self.depth_bar, QLabel("output")):
+            w.setToolTip(self.depth_bar.toolTip())
+            legend.addWidget(w)
+        top.addWidget(self.depth_legend)
 
         self.plot_widget = pg.PlotWidget()
         self.plot = self.plot_widget.getPlotItem()
@@ -109,7 +141,18 @@ class ScorePlot(QWidget):
         self._marker_items: dict[int, pg.ScatterPlotItem] = {}
         self._markers: list[pg.ScatterPlotItem] = []
         self._drops_shown = 0
+        # the hover readout: the nearest curve's unit, score and epoch, and that curve bold
+        self.readout = pg.TextItem("", anchor=(0, 1))
+        self.readout.setZValue(30)
+        self.readout.setVisible(False)
+        self.plot.vb.addItem(self.readout, ignoreBounds=True)
+        self.hover_curve = pg.PlotCurveItem(connect="finite")
+        self.hover_curve.setZValue(12)
+        self.plot.vb.addItem(self.hover_curve, ignoreBounds=True)
+        self.hovered: int | None = None
+        self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
 
+        self.plot_widget.setMinimumHeight(self.fontMetrics().height() * 9)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(top)
@@ -127,6 +170,8 @@ class ScorePlot(QWidget):
         edges = np.linspace(0, len(scored), nb + 1).round().astype(int) if nb else np.zeros(1)
         self._bands = [scored[a:b] for a, b in pairwise(edges.tolist()) if b > a]
         self.raw.groups = self.smooth.groups = self._bands
+        self.history.smoothed_score_matrix(self.alpha)
+        self.set_hovered(None)
         self._selected = None
         self.selection.groups = []
         self._drawn_key = ()
@@ -188,6 +233,97 @@ class ScorePlot(QWidget):
     def set_smoothing(self, on: bool) -> None:
         self.smooth_box.setChecked(on)
 
+    def set_smoothing_span(self, checks: int) -> None:
+        self.span_box.setValue(checks)
+
+    @property
+    def alpha(self) -> float:
+        """The moving average's weight of the newest check."""
+        return 2.0 / (self.span_box.value() + 1)
+
+    def view_options(self) -> dict[str, object]:
+        """The reader's choices (log scale, smoothing and its span), to restore later."""
+        return {"log_scale": self.log_box.isChecked(), "smooth": self.smooth_box.isChecked(),
+                "smooth_checks": self.span_box.value()}
+
+    def set_view_options(self, options: dict[str, object]) -> None:
+        """Restore :meth:`view_options` (unknown or damaged values are left as they are)."""
+        span = options.get("smooth_checks")
+        if isinstance(span, int) and not isinstance(span, bool):
+            self.set_smoothing_span(span)
+        for key, box in (("log_scale", self.log_box), ("smooth", self.smooth_box)):
+            if isinstance(options.get(key), bool):
+                box.setChecked(bool(options[key]))
+
+    # ---- hover readout -----------------------------------------------------------------------
+    def curve_near(self, x: float, y: float) -> tuple[int, float, float] | None:
+        """The unit whose drawn curve passes nearest (``x``, ``y``) in plot coordinates, with
+        its epoch and score at the check nearest ``x``; None when no curve is near."""
+        h = self.history
+        n = h.n_checks()
+        if n == 0:
+            return None
+        epochs = h.check_epochs()
+        k = int(np.clip(np.searchsorted(epochs, x), 0, n - 1))
+        if k > 0 and abs(epochs[k - 1] - x) < abs(epochs[k] - x):
+            k -= 1
+        rows = h.smoothed_score_matrix() if self.smooth_box.isChecked() else h.score_matrix()
+        scores = np.array(rows[k], dtype=np.float64)
+        for i, d in h.drop_of.items():  # a dropped unit's curve ends at its drop
+            if k >= d.check:
+                scores[i] = np.nan
+        shown = np.log10(np.maximum(scores, LOG_FLOOR)) if self.log_box.isChecked() else scores
+        if not np.isfinite(shown).any():
+            return None
+        i = int(np.nanargmin(np.abs(shown - y)))
+        bottom, top = self.plot.vb.viewRange()[1]
+        if abs(shown[i] - y) > HOVER_REACH * max(top - bottom, 1e-9):
+            return None
+        return i, float(epochs[k]), float(scores[i])
+
+    def set_hovered(self, unit: int | None, x: float = 0.0, y: float = 0.0) -> None:
+        """Name unit ``unit`` at (``x``, ``y``) and draw its curve bold (None: nobody)."""
+        self.hovered = unit
+        if unit is None:
+            self.readout.setVisible(False)
+            self.hover_curve.setData([], [])
+            return
+        h = self.history
+        found = self.curve_near(x, y)
+        epoch, score = (found[1], found[2]) if found and found[0] == unit else (x, math.nan)
+        self.readout.setText(f"{h.units[unit].name}: {score:.3f} at epoch {epoch:.2f}"
+                             if math.isfinite(score) else h.units[unit].name)
+        left, right = self.plot.vb.viewRange()[0]
+        # on the cursor's left in the right half of the plot, so it is never cut off
+        self.readout.setAnchor((1, 1) if x > (left + right) / 2 else (0, 1))
+        self.readout.setPos(x, y)
+        self.readout.setVisible(True)
+        xs, ys = h.unit_scores(unit)
+        if self.smooth_box.isChecked():
+            ys = h.smoothed_score_matrix()[: len(xs), unit]
+        ys = np.asarray(ys, dtype=np.float64)
+        if self.log_box.isChecked():
+            ys = np.log10(np.maximum(ys, LOG_FLOOR))
+        colors = depth_colors(len(h.units), self.theme)
+        self.hover_curve.setPen(pg.mkPen(colors[unit], width=3))
+        self.hover_curve.setData(np.asarray(xs, dtype=np.float64), ys, connect="finite")
+
+    def readout_text(self) -> str:
+        return self.readout.textItem.toPlainText() if self.readout.isVisible() else ""
+
+    def _on_mouse_moved(self, pos: QPointF) -> None:
+        if not self.plot.sceneBoundingRect().contains(pos):
+            if self.hovered is not None:
+                self.set_hovered(None)
+            return
+        point = self.plot.vb.mapSceneToView(pos)
+        found = self.curve_near(point.x(), point.y())
+        if found is None:
+            if self.hovered is not None:
+                self.set_hovered(None)
+            return
+        self.set_hovered(found[0], point.x(), point.y())
+
     def restyle(self) -> None:
         self.theme = current_theme(self.palette())
         apply_plot_theme(self.plot_widget, self.theme)
@@ -197,6 +333,8 @@ class ScorePlot(QWidget):
         self.threshold_label.fill = pg.mkBrush(self.theme.faded(self.theme.background, 200))
         self.depth_bar.setStyleSheet(f"background: {depth_gradient_css(self.theme)};"
                                      "border-radius: 2px;")
+        self.readout.setColor(self.theme.foreground)
+        self.readout.fill = pg.mkBrush(self.theme.faded(self.theme.background, 220))
         self._restyle_curves()
 
     def refresh(self, force: bool = False) -> None:
@@ -216,7 +354,7 @@ class ScorePlot(QWidget):
             self._update_layer(self.smooth, h.smooth_bins)
         if self.selection.groups:
             self._update_layer(self.selection, h.smooth_bins if smooth else h.bins)
-        key = (h.threshold, self.log_box.isChecked(), self.theme.dark)
+        key = (h.threshold, self.log_box.isChecked(), self.theme.dark, smooth, self.alpha)
         if key != self._drawn_key:
             self._drawn_key = key
             self._clear_markers()
@@ -326,11 +464,15 @@ class ScorePlot(QWidget):
         pen = pg.mkPen(self.theme.foreground, width=1.2)
         new = h.drops[self._drops_shown:]
         self._drops_shown = len(h.drops)
+        smoothed = h.smoothed_score_matrix() if self.smooth_box.isChecked() else None
         for d in new:
             m = self._marker_items.get(d.index)
             if m is None:
                 continue
             y = 0.0 if d.score is None else d.score
+            if smoothed is not None and 0 < d.check <= smoothed.shape[0]:
+                value = smoothed[d.check - 1, d.index]  # on the smoothed curve, at its end
+                y = float(value) if np.isfinite(value) else y
             if self.log_box.isChecked():
                 y = math.log10(max(y, LOG_FLOOR))
             m.setData([d.epoch], [y], size=size, pen=pen, brush=pg.mkBrush(colors[d.index]),
@@ -348,6 +490,16 @@ class ScorePlot(QWidget):
         self.threshold_line.setVisible(True)
         self.threshold_line.setPos(math.log10(thr) if self.log_box.isChecked() else thr)
         self.threshold_label.setFormat(f"threshold {thr:g}")
+
+    def _on_smooth_toggled(self, on: bool) -> None:
+        self.span_box.setEnabled(on)
+        self.set_hovered(None)
+        self._restyle_curves()
+
+    def _on_span_changed(self, _checks: int) -> None:
+        self.history.smoothed_score_matrix(self.alpha)  # recomputed once for the new span
+        self.set_hovered(None)
+        self.refresh(force=True)
 
     def _on_log_toggled(self, on: bool) -> None:
         self.plot.setLogMode(y=on)

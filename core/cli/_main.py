@@ -11,12 +11,14 @@ import logging
 import os
 import signal
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from .. import format as fmt
 from ..config import RunConfig, config_to_toml, field_choices, field_doc, field_paths, load_config
+from ..engine import LearnDropWarning
 from ..errors import LearnDropError, first_line
 from ..plugins import load_plugin
 from ..summary import RunSummary
@@ -431,6 +433,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if getattr(sys, name) is None:
             setattr(sys, name, open(os.devnull, mode, encoding="utf-8"))  # noqa: SIM115
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    # the console prints the engine's notices (on_warning); Python's copy would repeat them
+    warnings.filterwarnings("ignore", category=LearnDropWarning)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["studio"]:  # the app parses its own flags (argparse's REMAINDER cannot)
         try:

@@ -160,6 +160,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             ["STEP", "EPOCH", "UNIT", "REASON", "SCORE"],
             [[str(d.step), f"{d.epoch:.2f}", d.unit, d.reason, fmt.score(d.score)]
              for d in data.drops], right=frozenset({0, 1, 4}))]
+    if data.actions:
+        head, rows = t.action_table(data)
+        out += ["", "Your actions", _table([h.upper() for h in head], rows,
+                                           right=frozenset({1, 2}))]
     log = [(m.level, m.message) for m in data.messages]
     if log:
         out += ["", "Log", *[f"  {level}: {msg}" for level, msg in log[-20:]]]

@@ -11,12 +11,12 @@ from ._types import DataBundle, DatasetInfo
 from .digits import build_digits
 from .folder import build_imagefolder
 from .synthetic import build_synthetic
-from .torchvision_sets import build_imagenette, build_tensor_set
+from .torchvision_sets import build_imagenette, build_tensor_set, data_root, found_locally
 
 if TYPE_CHECKING:  # the data catalogue sits below config: type hints only
     from ..config import DataConfig
 
-__all__ = ["build_datasets", "dataset_info", "list_datasets"]
+__all__ = ["build_datasets", "dataset_info", "list_datasets", "needs_download"]
 
 Builder = Callable[..., DataBundle]
 
@@ -62,6 +62,13 @@ def _lookup(name: str) -> tuple[DatasetInfo, Builder]:
 def dataset_info(name: str) -> DatasetInfo:
     """The catalogue entry for ``name``; unknown names raise :class:`DataError`."""
     return _lookup(name)[0]
+
+
+def needs_download(cfg: DataConfig) -> bool:
+    """Whether ``cfg``'s data set must be downloaded first: one that can be, and whose files
+    are not in its folder (``cfg.root`` or the user's data set folder) yet."""
+    info = dataset_info(cfg.dataset)
+    return info.downloadable and not found_locally(cfg.dataset, data_root(cfg))
 
 
 def build_datasets(cfg: DataConfig, *, seed: int = 0) -> DataBundle:

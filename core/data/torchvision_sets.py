@@ -26,7 +26,8 @@ from .idx import SYSTEM_FOLDERS, find_idx_set, load_idx_set
 if TYPE_CHECKING:  # the data catalogue sits below config: type hints only
     from ..config import DataConfig
 
-__all__ = ["STATS", "INSTALL_HINTS", "build_imagenette", "build_tensor_set", "data_root"]
+__all__ = ["STATS", "INSTALL_HINTS", "build_imagenette", "build_tensor_set", "data_root",
+           "found_locally"]
 
 # Per-channel mean and std of each training set, used for normalisation.
 STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
@@ -48,6 +49,21 @@ _IMAGENETTE_FOLDER = "imagenette2-160"
 def data_root(cfg: DataConfig) -> Path:
     """``cfg.root`` or the user's data set folder."""
     return Path(cfg.root).expanduser() if cfg.root else datasets_home()
+
+
+def found_locally(name: str, root: Path) -> bool:
+    """Whether torchvision's data set ``name`` is in ``root`` already (its files, without
+    checking their content), so that it needs no download."""
+    if name in ("mnist", "fashionmnist"):  # the user's folder also finds the system's copy
+        home = datasets_home()
+        return find_idx_set(name, None if root == home else root, home) is not None
+    if name in ("cifar10", "cifar100"):
+        cls = _CLASSES[name]
+        return all((root / cls.base_folder / f).is_file() for f, _md5 in cls.train_list)
+    if name == "imagenette":
+        return (root / _IMAGENETTE_FOLDER).is_dir() or (
+            (root / "train").is_dir() and (root / "val").is_dir())
+    return True
 
 
 def _missing(name: str, root: Path, also: tuple[Path, ...] = ()) -> DataError:

@@ -90,14 +90,12 @@ class ActivationCache:
         self.shape: tuple[int, ...] | None = None
         self.location = "none"
         self._file: str | None = None
-        self.verified = False
 
     def clear(self) -> None:
         self.store = None
         self.filled = None
         self.shape = None
         self.location = "none"
-        self.verified = False
         if self._file:
             try:
                 os.unlink(self._file)

@@ -1,56 +1,215 @@
 """The forward pass with dropped units: ``ld.model`` and the redirection of dropped units.
 
-Dropped units' forwards are redirected only while ``ld.model`` runs (an instance attribute
-``forward`` set on each of their modules, removed afterwards), so copying, pickling or
-calling the complete model directly never sees any patching. Per the drop mode a dropped
-unit runs without autograd (freeze), returns its cached output (cache) or is bypassed (skip).
+When the drop state changes (a drop, a restore, a pin; also once the units are measured),
+each module of a dropped unit whose work changes gets a replacement ``forward``: an instance
+attribute set then and removed when the unit trains again, never per call. The replacement
+does the drop mode's work only while ``ld.model`` runs in the same thread (a thread-local
+flag that ``ld.model``'s forward sets and resets); anywhere else (the complete model called
+directly, from this thread or another one while ``ld.model`` runs) it calls the module's
+own forward, so the complete model's outputs never change. What a dropped module does
+inside ``ld.model``:
+
+- in the dropped prefix (``freeze``): runs under ``torch.no_grad()``;
+- ``skip``, a unit whose ``skippable`` is true: returns its input (the unit's work is
+  bypassed); any other dropped unit is handled as in freeze;
+- ``cache``: the cached part of the prefix returns its input, and its last module returns
+  the cached output, when every sample of the batch is cached (see :mod:`._cache_mode`);
+- a dropped unit after the prefix: nothing is redirected (its parameters are frozen, its
+  input gradient still flows).
+
+Because the replacements stay in place between drop events, ``torch.compile(ld.model)`` (or a
+compiled model given to :class:`LearnDrop`) recompiles once per drop event, not per call.
+In cache mode the cached part of the prefix runs outside the compiled graph.
+
+A copy or pickle of the model made while units are dropped gets each replacement as the
+module's plain forward: the copy is the complete model.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from functools import partial
+from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
-from ..events import call_hook
-from ._cache import CacheSpillError
 from ._units import Unit
 
 if TYPE_CHECKING:
+    from ._cache_mode import CacheCall
     from ._strategy import LearnDrop
 
-__all__ = ["DropAwareModule", "drop_aware_forward"]
+__all__ = ["DropAwareModule", "Role", "Redirect", "install_redirects", "remove_redirects"]
 
 _MISSING = object()
 
 
-@dataclass
-class _ForwardContext:
-    sample_ids: torch.Tensor | None
-    cache_hit: bool
-    cache_fill: bool
-    verify: bool
+# per thread: ``owner``, the LearnDrop whose ld.model runs now (None outside), and ``call``,
+# its cache plan for the call; both are set by every ld.model call before anything reads them
+_active = threading.local()
+
+
+class Role(Enum):
+    """What a dropped module does inside ``ld.model``."""
+
+    PREFIX = "prefix"  # in the dropped prefix: no autograd graph
+    SKIP = "skip"  # bypassed: returns its input
+    CACHED = "cached"  # in the cached part of the prefix, before its last module
+    BOUNDARY = "boundary"  # the cached part's last module: its output is what is cached
+
+
+def _class_forward(module: nn.Module) -> Callable[..., Any]:
+    return type(module).forward.__get__(module)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+class Redirect:
+    """The forward of one dropped module, installed while its unit is dropped."""
+
+    def __init__(self, owner: LearnDrop, unit: Unit, module: nn.Module, role: Role) -> None:
+        self.owner = owner
+        self.unit = unit
+        self.module = module
+        self.role = role
+        self.previous = module.__dict__.get("forward", _MISSING)
+        self.original: Callable[..., Any] = (_class_forward(module) if self.previous is _MISSING
+                                             else self.previous)
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if getattr(_active, "owner", None) is not self.owner:
+            return self.original(*args, **kwargs)  # not inside ld.model: the complete model
+        role = self.role
+        if role is Role.SKIP and args and torch.is_tensor(args[0]):
+            return args[0]
+        if role is Role.CACHED or role is Role.BOUNDARY:
+            return _cached_forward(self, args, kwargs)
+        return _frozen(self.original, args, kwargs)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """A copy or pickle gets the module's own forward back: the complete model."""
+        if self.previous is _MISSING:
+            return (_class_forward, (self.module,))
+        return (_same, (self.previous,))
+
+
+def _frozen(fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+    if any(torch.is_tensor(a) and a.requires_grad for a in args):
+        return fn(*args, **kwargs)  # an input that needs its gradient (rare in a prefix)
+    with torch.no_grad():
+        return fn(*args, **kwargs)
+
+
+@torch.compiler.disable
+def _cached_forward(r: Redirect, args: tuple, kwargs: dict) -> Any:
+    call: CacheCall | None = getattr(_active, "call", None)
+    if call is None:  # the cache is not used for this call: as in freeze
+        return _frozen(r.original, args, kwargs)
+    modes = r.owner._cache_mode
+    if call.hit:
+        return modes.read(call) if r.role is Role.BOUNDARY else args[0]
+    out = _frozen(r.original, args, kwargs)
+    if r.role is Role.BOUNDARY and torch.is_tensor(out):
+        out = modes.store(call, out)
+    return out
+
+
+def _uninstall(m: nn.Module, r: Redirect) -> None:
+    if m.__dict__.get("forward") is r:
+        if r.previous is _MISSING:
+            del m.__dict__["forward"]
+        else:
+            m.__dict__["forward"] = r.previous
+
+
+def remove_redirects(redirects: dict[nn.Module, Redirect], keep: set[nn.Module]) -> None:
+    """Take the replacement forward off every module not in ``keep``."""
+    for m in [m for m in redirects if m not in keep]:
+        _uninstall(m, redirects.pop(m))
+
+
+def install_redirects(owner: LearnDrop, redirects: dict[nn.Module, Redirect],
+                      roles: dict[nn.Module, tuple[Unit, Role]]) -> None:
+    """Make the installed replacements match ``roles``; an unchanged one stays as it is (so
+    a compiled model's guards still hold for it)."""
+    remove_redirects(redirects, set(roles))
+    for m, (unit, role) in roles.items():
+        r = redirects.get(m)
+        if r is not None and r.role is role and m.__dict__.get("forward") is r:
+            continue
+        if r is not None:
+            _uninstall(m, redirects.pop(m))
+        r = Redirect(owner, unit, m, role)
+        m.__dict__["forward"] = r
+        redirects[m] = r
+
+
+@torch.compiler.disable
+def _prepare(ld: LearnDrop, training: bool, args: tuple, kwargs: dict,
+             sample_ids: torch.Tensor | None) -> None:
+    """The bookkeeping of one ``ld.model`` call, outside any compiled graph."""
+    if ld.meter is None:
+        first = args[0] if args else next(iter(kwargs.values()))
+        ld._measure(first.detach())
+    ld._sync_runner()
+    call = None
+    if ld.dropped:
+        ld._enforce_eval()
+        call = ld._cache_call(sample_ids, training)
+    _active.call = call
+    if not hasattr(_active, "owner"):  # this thread's first call: a value a guard can read
+        _active.owner = None
+    if not ld.dropped:
+        ld._last_cost = None  # the full cost
+    elif training:
+        ld._last_cost = ld._cost(cache_hit=call is not None and call.hit)
 
 
 class DropAwareModule(nn.Module):
-    """``ld.model``: calls the wrapped model with dropped units handled per the drop mode."""
+    """``ld.model``: runs the model with dropped units handled per the drop mode.
+
+    Holds the plain model as ``inner`` (so ``.to()``, ``.parameters()`` and the like reach
+    it) but its ``state_dict`` has the model's own keys, without an ``inner.`` prefix, and
+    ``load_state_dict`` takes them: the two load into each other. Attributes it lacks are
+    looked up on the model (``ld.model.fc`` is ``model.fc``).
+    """
 
     def __init__(self, owner: LearnDrop, model: nn.Module) -> None:
         super().__init__()
         self.inner = model
         object.__setattr__(self, "_owner", owner)
+        self._register_load_state_dict_pre_hook(_add_inner_prefix)
 
     def forward(self, *args: Any, sample_ids: torch.Tensor | None = None, **kwargs: Any) -> Any:
-        return drop_aware_forward(self._owner, self.inner, args, kwargs, sample_ids)
+        ld = self._owner
+        _prepare(ld, self.training, args, kwargs, sample_ids)
+        previous = _active.owner
+        _active.owner = ld
+        try:
+            return ld._runner(*args, **kwargs)
+        finally:
+            _active.owner = previous
 
     def train(self, mode: bool = True) -> DropAwareModule:
         super().train(mode)
+        runner = self._owner._runner
+        if runner is not self.inner:
+            runner.train(mode)
         self._owner._enforce_eval()
         return self
+
+    def state_dict(self, *args: Any, destination: Any = None, prefix: str = "",
+                   keep_vars: bool = False) -> Any:
+        return self.inner.state_dict(*args, destination=destination, prefix=prefix,
+                                     keep_vars=keep_vars)
+
+    def load_state_dict(self, state_dict: Any, strict: bool = True, assign: bool = False
+                        ) -> Any:
+        return self.inner.load_state_dict(state_dict, strict=strict, assign=assign)
 
     def __getattr__(self, name: str) -> Any:
         try:
@@ -59,99 +218,11 @@ class DropAwareModule(nn.Module):
             return getattr(self._modules["inner"], name)
 
 
-def drop_aware_forward(ld: LearnDrop, inner: nn.Module, args: tuple, kwargs: dict,
-                       sample_ids: torch.Tensor | None) -> Any:
-    """Run ``inner`` with ``ld``'s dropped units redirected for the duration of the call."""
-    if ld.meter is None:
-        first = args[0] if args else next(iter(kwargs.values()))
-        ld._measure(first.detach())
-    if not ld.dropped:
-        ld._last_cost = None
-        return inner(*args, **kwargs)
-    ld._enforce_eval()
-    ctx = _context(ld, sample_ids, inner.training)
-    if inner.training:
-        ld._last_cost = ld._cost(cache_hit=ctx.cache_hit)
-    patched: list[tuple[nn.Module, Any]] = []
-    try:
-        for name in ld.dropped:
-            u = ld.unit(name)
-            for m in u.modules:
-                previous = m.__dict__.get("forward", _MISSING)
-                m.forward = partial(_dropped_forward, ld, u, m, m.forward, ctx)
-                patched.append((m, previous))
-        return inner(*args, **kwargs)
-    finally:
-        for m, previous in reversed(patched):
-            if previous is _MISSING:
-                del m.__dict__["forward"]
-            else:
-                m.forward = previous
-
-
-def _context(ld: LearnDrop, sample_ids: torch.Tensor | None, training: bool) -> _ForwardContext:
-    use_cache = (ld.policy.mode == "cache" and training and sample_ids is not None
-                 and ld.dropped_prefix > 0 and not ld._cache_disabled_reason)
-    if not use_cache or sample_ids is None:
-        return _ForwardContext(None, False, False, False)
-    ids = sample_ids if sample_ids.device.type == "cpu" else sample_ids.cpu()
-    ids = ids.long()
-    hit = ld._cache.covers(ids)
-    verify = hit and not ld._cache.verified
-    return _ForwardContext(ids, hit and not verify, not hit, verify)
-
-
-def _dropped_forward(ld: LearnDrop, u: Unit, m: nn.Module, original: Callable[..., Any],
-                     ctx: _ForwardContext, *args: Any, **kwargs: Any) -> Any:
-    if ld.policy.mode == "skip" and u.skippable:
-        return args[0]
-    prefix = ld.dropped_prefix
-    in_prefix = u.index < prefix
-    boundary = in_prefix and u.index == prefix - 1 and m is u.last_module
-    if in_prefix and ctx.cache_hit:
-        if boundary:
-            assert ctx.sample_ids is not None
-            return ld._cache.get(ctx.sample_ids, args[0].dtype if torch.is_tensor(
-                args[0]) else torch.float32)
-        return args[0]
-    needs_grad = any(torch.is_tensor(a) and a.requires_grad for a in args)
-    if in_prefix and not needs_grad:
-        with torch.no_grad():
-            out = original(*args, **kwargs)
-    else:
-        out = original(*args, **kwargs)
-    if boundary and ctx.sample_ids is not None and torch.is_tensor(out):
-        if ctx.verify:
-            out = _verify_cache(ld, ctx.sample_ids, out)
-        elif ctx.cache_fill:
-            out = _fill_cache(ld, ctx.sample_ids, out)
-    return out
-
-
-def _fill_cache(ld: LearnDrop, sample_ids: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """Cache the prefix's output; a cache that cannot get its memory or its spill file (a
-    full disk) falls back to freeze, with a warning."""
-    try:
-        return ld._cache.put(sample_ids, out, ld.num_samples or 0)
-    except CacheSpillError as exc:
-        ld._cache_disabled_reason = (f"the activation cache does not fit: "
-                                     f"{exc.strerror or exc}; using freeze instead")
-        ld._cache.clear()
-        call_hook(ld.callbacks, "on_warning", ld._cache_disabled_reason)
-        return out
-
-
-def _verify_cache(ld: LearnDrop, sample_ids: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """The first cache hit is computed anyway and compared: a model whose forward does not
-    run its units in sequence falls back to freeze, with a warning."""
-    cached = ld._cache.get(sample_ids, out.dtype)
-    if cached.shape == out.shape and torch.allclose(
-            cached, out.to(torch.float16).to(out.dtype), rtol=1e-3, atol=1e-3):
-        ld._cache.verified = True
-    else:
-        ld._cache_disabled_reason = ("cached activations differ from computed ones (does the "
-                                     "model's forward run its units in sequence?); using "
-                                     "freeze instead")
-        ld._cache.clear()
-        call_hook(ld.callbacks, "on_warning", ld._cache_disabled_reason)
-    return out.to(torch.float16).to(out.dtype)
+def _add_inner_prefix(state: dict[str, Any], prefix: str, local_metadata: dict[str, Any],
+                      strict: bool, missing: list[str], unexpected: list[str],
+                      errors: list[str]) -> None:
+    """``ld.model`` loaded as part of a bigger module (``torch.compile(ld.model)``, say): its
+    keys come without ``inner.``, as its ``state_dict`` wrote them."""
+    inner = prefix + "inner."
+    for key in [k for k in state if k.startswith(prefix) and not k.startswith(inner)]:
+        state[inner + key[len(prefix):]] = state.pop(key)

@@ -7,13 +7,15 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..errors import ModelError
+from ._optim import OptimizerSlots
 
 if TYPE_CHECKING:
     from ._strategy import LearnDrop
 
 __all__ = ["STATE_VERSION", "strategy_state", "load_strategy_state"]
 
-STATE_VERSION = 1
+#: 2: the optimizer slots (each parameter's group and position, by name) are saved
+STATE_VERSION = 2
 
 
 def strategy_state(ld: LearnDrop) -> dict[str, Any]:
@@ -35,16 +37,29 @@ def strategy_state(ld: LearnDrop) -> dict[str, Any]:
         "check_count": ld.check_count,
         "meter": ld.meter.state_dict() if ld.meter else None,
         "steps_per_epoch": ld.steps_per_epoch,
+        "optimizer_slots": ld._slots.state_dict(),
     }
 
 
 def load_strategy_state(ld: LearnDrop, state: dict[str, Any]) -> None:
     """Restore a state written by :func:`strategy_state` into ``ld`` (same model, same
-    units); drops are re-applied, so the optimizer's groups lose the dropped parameters."""
+    units, an optimizer built the same way); drops are re-applied, so the optimizer's groups
+    lose the dropped parameters and match the saved optimizer's again."""
     names = [u.name for u in ld.units]
     if list(state.get("units", [])) != names:
         raise ModelError("the saved Learn&Drop state belongs to a model with other units; "
                          "resume with the same model and unit settings")
+    for name in reversed(list(ld.dropped)):  # back to the complete layout first
+        ld.restore(name)
+    saved = state.get("optimizer_slots")  # none before version 2, empty without an optimizer
+    if saved:
+        slots = OptimizerSlots.from_state(saved)
+        if ld.optimizer is not None and slots.slots != ld._slots.slots:
+            problem = slots.check(ld.optimizer, ld._named) or (
+                "its parameters sit in other groups or in another order")
+            raise ModelError(f"the optimizer does not match the saved run's ({problem}): "
+                             f"build it the same way before resuming")
+        ld._slots = slots
     for name in state["pinned"]:
         ld._state[ld.unit(name).index].pinned = True
     for name, step, epoch, reason in state["dropped"]:

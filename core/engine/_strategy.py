@@ -12,8 +12,23 @@ Plug-and-play in any training loop::
 
 ``ld.model`` is the network as it trains (dropped units skipped per ``mode``); ``model`` itself
 stays the complete network with its original ``state_dict`` keys, used for evaluation and
-saving. Dropped units' forwards are redirected only while ``ld.model`` runs, so copying,
-pickling or calling ``model`` directly never sees any patching.
+saving. A dropped unit's modules get a replacement forward when it drops (removed when it
+trains again) that acts only inside ``ld.model``, in the thread that runs it: ``model(x)``
+anywhere else, a copy or a pickle of ``model`` compute the complete network (see
+:mod:`._forward`). ``ld.model.state_dict()`` has ``model``'s keys; the two load into each
+other.
+
+Wrapped models: ``LearnDrop(torch.compile(model))`` finds the units of ``model`` (names without
+``_orig_mod.``) and ``ld.model`` runs the compiled module, which recompiles once per drop
+event; ``torch.compile(ld.model)`` does the same. ``LearnDrop(DistributedDataParallel(model))``
+finds the units of ``model``, and after each change of drop state ``ld.model`` rebuilds the
+DDP wrapper around it (same device ids, output device, process group, bucket size,
+``find_unused_parameters``, ``gradient_as_bucket_view`` and ``static_graph``; other settings,
+communication hooks among them, are not carried over: pass ``wrap=`` to build it yourself),
+so the reducer only waits for parameters that still train. Every rank must see the same
+drops at the same step: policy drops do (every rank has the same parameters), drops, pins
+and restores by hand must be made on every rank. ``DistributedDataParallel(ld.model)``
+cannot be rebuilt by the engine and fails at the first step after a drop.
 """
 
 from __future__ import annotations
@@ -30,13 +45,17 @@ from torch import nn
 from ..errors import ConfigError, ModelError
 from ..events import Callback, DropEvent, SavingsReport, ScoreCheck, UnitInfo, call_hook
 from ._cache import ActivationCache, remove_stale_spill_files
-from ._forward import DropAwareModule
+from ._cache_mode import CacheCall, CacheMode
+from ._forward import DropAwareModule, Redirect, Role, install_redirects
+from ._notices import notify
+from ._optim import OptimizerSlots
 from ._policy import DropPolicy
 from ._savings import SavingsMeter, StepCost
 from ._scores import ParameterSnapshots, UnitScore
 from ._state import load_strategy_state, strategy_state
 from ._timing import make_step_clock
 from ._units import Unit, discover_units, measure_units
+from ._wrapping import Wrap, rewrapper, unwrap
 
 __all__ = ["LearnDrop"]
 
@@ -48,6 +67,7 @@ class _UnitState:
     drop_step: int | None = None
     drop_epoch: float | None = None
     reason: str = ""
+    trainable: tuple[bool, ...] = ()  # each parameter's requires_grad before the drop
 
 
 class LearnDrop:
@@ -63,6 +83,15 @@ class LearnDrop:
     each sample's index). ``sync_every``: how many steps apart the training loop reads a
     value back from the device; on a device timed by the host's clock (neither the CPU nor
     CUDA, see :mod:`._timing`) step times are averaged over that many steps.
+    ``wrap`` builds the module ``ld.model`` runs from the plain model
+    (``lambda m: DistributedDataParallel(m, device_ids=[rank])``, say); it is called again
+    after every change of drop state.
+
+    Dropping a unit freezes its parameters and takes them out of the optimizer; restoring
+    it (or pinning a dropped one) puts each back into its own group at its original position
+    (recorded by name when LearnDrop is made, and saved in :meth:`state_dict`), with the
+    ``requires_grad`` it had before the drop. A parameter the user froze stays frozen and
+    one that was never in the optimizer is never added.
     """
 
     def __init__(
@@ -93,34 +122,39 @@ class LearnDrop:
         total_steps: int | None = None,
         sync_every: int | None = None,
         callbacks: Iterable[Callback] = (),
+        wrap: Wrap | None = None,
     ) -> None:
         given = locals()  # the policy's settings among the arguments: those not left at None
         self.policy = (policy or DropPolicy()).with_values(
             **{name: given[name] for name in DropPolicy.names() if given[name] is not None})
-        self.base_model = model
+        self.base_model = unwrap(model)
+        self._rewrap = rewrapper(model, wrap)
+        self._runner: nn.Module = wrap(self.base_model) if wrap is not None else model
+        self._drop_version = 0
+        self._runner_version = 0
         self.optimizer = optimizer
         self.num_samples = num_samples
         self.steps_per_epoch = steps_per_epoch
         self.total_steps = total_steps
         self.callbacks: list[Callback] = list(callbacks)
 
-        self.units: list[Unit] = discover_units(model, list(self.policy.units) or None)
+        self.units: list[Unit] = discover_units(self.base_model,
+                                                list(self.policy.units) or None)
         self._by_name = {u.name: u for u in self.units}
         self._state = {u.index: _UnitState() for u in self.units}
         self._scores = {u.index: UnitScore(window=self.policy.window,
                                                 ema=self.policy.ema)
                         for u in self.units}
-        self._group_of: dict[int, int] = {}
-        if optimizer is not None:
-            for gi, group in enumerate(optimizer.param_groups):
-                for p in group["params"]:
-                    self._group_of[id(p)] = gi
+        self._named = dict(self.base_model.named_parameters())
+        self._name_of = {id(p): n for n, p in self._named.items()}
+        self._slots = OptimizerSlots.record(optimizer, self._named.items())
+        self._redirects: dict[nn.Module, Redirect] = {}
         self._snaps = ParameterSnapshots()
         for u in self._scored_units():
             self._snaps.take(u.index, u.parameters())
         self.dropped: list[str] = []
         self.scores: dict[str, float] = {}
-        self.model = DropAwareModule(self, model)
+        self.model = DropAwareModule(self, self.base_model)
         self.step_count = 0
         self.epoch = 0
         self._epoch_start_step = 0
@@ -130,6 +164,7 @@ class LearnDrop:
         self._clock = make_step_clock(device)
         self._timing_block = 1 if self._clock.per_step else max(int(sync_every or 20), 1)
         self._prefix_len = 0
+        self._cached = range(0)  # the dropped units the cache replaces (cache mode)
         self.total_forward_flops = 0
         self.other_flops = 0
         self.meter: SavingsMeter | None = None
@@ -143,7 +178,8 @@ class LearnDrop:
                                       cache_dir)
         if self.policy.mode == "cache":  # what killed runs of older versions left behind
             remove_stale_spill_files(cache_dir)
-        self._cache_disabled_reason = ""
+        self._cache_mode = CacheMode(self._cache, num_samples,
+                                     lambda message: notify(self.callbacks, message))
         for name in self.policy.pinned:
             self.pin(name)
         if example_input is not None:
@@ -177,6 +213,11 @@ class LearnDrop:
     def dropped_prefix(self) -> int:
         """How many leading units are dropped."""
         return self._prefix_len
+
+    @property
+    def cache_disabled_reason(self) -> str:
+        """Why cache mode fell back to freeze for the rest of the run ('' while it has not)."""
+        return self._cache_mode.disabled_reason
 
     def pin(self, name: str) -> None:
         """Never drop this unit (a dropped one is restored first)."""
@@ -213,25 +254,28 @@ class LearnDrop:
                             index=u.index, reason=reason, score=score, mode=self.policy.mode))
 
     def restore(self, name: str) -> None:
-        """Undo a drop: the unit trains again (its optimizer state starts fresh)."""
+        """Undo a drop: the unit trains again (its optimizer state starts fresh). Each
+        parameter gets back its ``requires_grad`` and its place in the optimizer."""
         u = self.unit(name)
         st = self._state[u.index]
         if not st.dropped:
             return
-        st.dropped, st.drop_step, st.drop_epoch, st.reason = False, None, None, ""
         params = u.parameters()
-        for p in params:
-            p.requires_grad_(True)
+        trainable = st.trainable or (True,) * len(params)
+        st.dropped, st.drop_step, st.drop_epoch, st.reason = False, None, None, ""
+        st.trainable = ()
+        for p, t in zip(params, trainable):
+            p.requires_grad_(t)
         if self.optimizer is not None:
-            for p in params:
-                gi = self._group_of.get(id(p), 0)
-                self.optimizer.param_groups[gi]["params"].append(p)
+            self._slots.insert(self.optimizer, self._named,
+                               [self._name_of[id(p)] for p in params if id(p) in self._name_of])
         for m in u.modules:
             m.train(self.model.training)
         self.dropped.remove(u.name)
         self._snaps.take(u.index, params)
         self._scores[u.index].streak = 0
-        self._update_prefix()
+        self._drop_version += 1
+        self._drop_state_changed()
 
     def step(self) -> None:
         """Call after each optimizer step."""
@@ -318,6 +362,7 @@ class LearnDrop:
         out = {k: getattr(r, k) for k in r.__dataclass_fields__}
         out["score_overhead"] = self.score_overhead
         out["cache_location"] = self._cache.location
+        out["cache_disabled_reason"] = self.cache_disabled_reason
         return out
 
     @property
@@ -415,32 +460,104 @@ class LearnDrop:
         st.dropped, st.reason = True, reason
         st.drop_step, st.drop_epoch = self.step_count, self._epoch_float()
         params = u.parameters()
-        ids = {id(p) for p in params}
+        st.trainable = tuple(p.requires_grad for p in params)
         for p in params:
             p.requires_grad_(False)
             p.grad = None
         if self.optimizer is not None:
-            for group in self.optimizer.param_groups:
-                group["params"] = [p for p in group["params"] if id(p) not in ids]
-            for p in params:
-                self.optimizer.state.pop(p, None)
+            self._slots.remove(self.optimizer, params)
         for m in u.modules:
             m.eval()
         self._snaps.discard(u.index)
         self.dropped.append(u.name)
-        self._update_prefix()
+        self._drop_version += 1
+        self._drop_state_changed()
 
-    def _update_prefix(self) -> None:
+    def _drop_state_changed(self) -> None:
+        """After a drop or restore (and once the units are measured): the prefix, the part
+        of it the cache replaces, each dropped module's replacement forward, the cost."""
         n = 0
         for u in self.units:
             if not self._state[u.index].dropped:
                 break
             n += 1
-        if n != self._prefix_len:
-            self._prefix_len = n
-            self._cache.clear()
+        cached = self._cacheable(n)
+        if (n, cached) != (self._prefix_len, self._cached):
+            self._prefix_len, self._cached = n, cached
+            self._cache_mode.reset()
+        install_redirects(self, self._redirects, self._roles())
         if self.meter is not None:
             self.meter.set_cost(self._cost(cache_hit=False))
+
+    def _cacheable(self, prefix: int) -> range:
+        """The units of a dropped prefix of ``prefix`` units whose work the cache replaces.
+
+        On a cache hit the cached units' modules return their input, and the last one
+        returns the cached output, so the cached units must run in sequence: each passes
+        its output straight to the next (``feeds_next``), and the last one's output is its
+        last module's (it feeds the next unit too, or is a single module). Units before
+        them run frozen (their output passes through unchanged), and so do units after them
+        (on the cached output). Of the runs that qualify, the one with the most FLOPs.
+        """
+        if self.policy.mode != "cache" or self.meter is None or prefix == 0:
+            return range(0)
+        units = self.units
+        best, best_flops = range(0), -1
+        for end in range(prefix):
+            u = units[end]
+            if u.last_module is None or not (u.feeds_next or len(u.modules) == 1):
+                continue
+            start = end
+            while start > 0 and units[start - 1].feeds_next:
+                start -= 1
+            flops = sum(units[i].forward_flops for i in range(start, end + 1))
+            if flops >= best_flops:
+                best, best_flops = range(start, end + 1), flops
+        if len(best) < prefix:  # said once: later drops do not change the reason
+            frozen = [repr(u.name) for u in units[:prefix] if u.index not in best]
+            breaks = [repr(u.name) for u in units[:prefix] if not u.feeds_next]
+            cached = (f"units '{units[best.start].name}' to '{units[best.stop - 1].name}' "
+                      f"are cached" if best else "nothing is cached")
+            self._cache_mode.warn_once(
+                "cached", f"cache mode: {cached} and {', '.join(frozen)} run frozen (as in "
+                f"freeze), since the forward does not run {', '.join(breaks)} as one chain of "
+                f"modules whose output is the next unit's input (it reshapes, concatenates or "
+                f"adds in between)")
+        return best
+
+    def _roles(self) -> dict[nn.Module, tuple[Unit, Role]]:
+        """What each dropped module does inside ``ld.model`` (modules that are not listed
+        run as they are)."""
+        roles: dict[nn.Module, tuple[Unit, Role]] = {}
+        for u in self.units:
+            if not self._state[u.index].dropped:
+                continue
+            for m in u.modules:
+                if self.policy.mode == "skip" and u.skippable:
+                    roles[m] = (u, Role.SKIP)
+                elif u.index in self._cached:
+                    last = u.index == self._cached.stop - 1 and m is u.last_module
+                    roles[m] = (u, Role.BOUNDARY if last else Role.CACHED)
+                elif u.index < self._prefix_len:
+                    roles[m] = (u, Role.PREFIX)
+        return roles
+
+    def _cache_call(self, sample_ids: torch.Tensor | None, training: bool
+                    ) -> CacheCall | None:
+        """What this training forward does with the cache (None: it is not used)."""
+        if self.policy.mode != "cache" or not training or not self._cached:
+            return None
+        return self._cache_mode.begin(sample_ids, step=self.step_count,
+                                      epoch_start=self._epoch_start_step,
+                                      steps_per_epoch=self.steps_per_epoch)
+
+    def _sync_runner(self) -> None:
+        """Rebuild the wrapper ``ld.model`` runs (DDP) after a change of drop state."""
+        if self._rewrap is None or self._runner_version == self._drop_version:
+            return
+        self._runner = self._rewrap(self.base_model)
+        self._runner.train(self.model.training)
+        self._runner_version = self._drop_version
 
     def _enforce_eval(self) -> None:
         for name in self.dropped:
@@ -455,7 +572,7 @@ class LearnDrop:
         self.meter = SavingsMeter(total, block=self._timing_block)
         if self._pending_meter:
             self.meter.load_state_dict(self._pending_meter)
-        self.meter.set_cost(self._cost(cache_hit=False))
+        self._drop_state_changed()  # skippable units and cache boundaries are known now
 
     def _cost(self, cache_hit: bool) -> StepCost:
         fwd = float(self.other_flops)
@@ -469,7 +586,7 @@ class LearnDrop:
             elif self.policy.mode == "skip" and u.skippable:
                 continue
             elif u.index < self._prefix_len:
-                if not (self.policy.mode == "cache" and cache_hit):
+                if not (self.policy.mode == "cache" and cache_hit and u.index in self._cached):
                     fwd += f
                     train += f
             else:

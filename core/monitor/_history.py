@@ -27,13 +27,16 @@ from ..events import (
     SavingsReport,
     ScoreCheck,
     UnitInfo,
+    UserAction,
+    complete_epochs,
     epoch_of_step,
 )
 from ._buffers import GrowingArray, ScoreBins, ema_run, ema_step
 
 __all__ = ["UNIT_STATES", "DropRecord", "LogEntry", "RunHistory"]
 
-UNIT_STATES = ("learning", "settling", "dropped", "pinned")
+#: "kept": a unit the policy never drops (the head, and the last ``drop.keep_last`` units)
+UNIT_STATES = ("learning", "settling", "dropped", "pinned", "kept")
 
 
 @dataclass(frozen=True)
@@ -49,7 +52,9 @@ class DropRecord:
 
 @dataclass(frozen=True)
 class LogEntry:
-    """A line for an event log. ``kind``: drop, checkpoint, warning, error, info."""
+    """A line for an event log. ``kind``: drop, checkpoint, action (what the user did),
+    warning, error, info. ``wall_time`` is when it happened: now for a live run, the stored
+    time for a replayed one (see :meth:`RunHistory.on_clock`)."""
 
     wall_time: float
     kind: str
@@ -69,7 +74,7 @@ class RunHistory(Callback):
 
     # ---- lifecycle ---------------------------------------------------------------------------
     def reset(self, units: tuple[UnitInfo, ...] = ()) -> None:
-        """Forget everything (and size the buffers for ``units``)."""
+        """Forget everything (and size the buffers for ``units``); the replay clock too."""
         self.fit_start: FitStart | None = None
         self.fit_end: FitEnd | None = None
         self.units: tuple[UnitInfo, ...] = tuple(units)
@@ -90,7 +95,12 @@ class RunHistory(Callback):
         self.drop_of: dict[int, DropRecord] = {}
         self.pinned: set[str] = set()
         self.checkpoints: list[CheckpointSaved] = []
+        self.actions: list[UserAction] = []
+        self.paused = False
+        self.keep_last = 0
+        self.drop_order = ""
         self.log: list[LogEntry] = []
+        self._clock: float | None = None
         self.last_progress: Progress | None = None
         self.last_epoch: EpochEnd | None = None
         self.current_epoch = 0
@@ -104,11 +114,16 @@ class RunHistory(Callback):
 
     # ---- Callback hooks ----------------------------------------------------------------------
     def on_fit_start(self, event: FitStart) -> None:
+        clock = self._clock  # a replay's clock comes just before
         self.reset(event.units)
+        self._clock = clock
         self.fit_start = event
         drop_cfg = event.config.get("drop", {}) if isinstance(event.config, dict) else {}
         self.threshold = float(drop_cfg.get("threshold", math.nan))
         self.pinned = {p for p in drop_cfg.get("pinned", []) if p in self._index}
+        keep = drop_cfg.get("keep_last", 0)
+        self.keep_last = keep if isinstance(keep, int) and event.drop_enabled else 0
+        self.drop_order = str(drop_cfg.get("order", ""))
         self.current_epoch = event.resumed_from_epoch
         start = float(event.resumed_from_epoch)
         span = float(event.epochs) - start if event.epochs > start else 1.0
@@ -177,8 +192,31 @@ class RunHistory(Callback):
                              report.trainable_params))
 
     def on_checkpoint(self, event: CheckpointSaved) -> None:
+        """Logged at the position of its step: a checkpoint written when a run stopped in its
+        first epoch holds 0 complete epochs, at 0.91 epochs, say."""
         self.checkpoints.append(event)
-        self._note("checkpoint", event.step, float(event.epoch), f"checkpoint {event.path}")
+        n = event.epoch
+        self._note("checkpoint", event.step, None,
+                   f"checkpoint after {n} complete epoch{'s' if n != 1 else ''}: {event.path}")
+
+    def on_user_action(self, event: UserAction) -> None:
+        """What the user did, logged when they asked. A pin takes a dropped unit back
+        (the engine restores it); pause and resume set :attr:`paused`."""
+        self.actions.append(event)
+        if event.action in ("pin", "unpin") and event.unit in self._index:
+            i = self._index[event.unit]
+            if event.action == "pin" and self.dropped[i]:
+                self.dropped[i] = False
+                self.drop_of.pop(i, None)
+            self.set_pinned(event.unit, event.action == "pin")
+        elif event.action in ("pause", "resume"):
+            self.paused = event.action == "pause"
+        self.log.append(LogEntry(event.time, "action", event.step, event.epoch,
+                                 f"you {event.text}"))
+
+    def on_clock(self, wall_time: float) -> None:
+        """A replay says when the next events happened; the log uses it from here on."""
+        self._clock = float(wall_time)
 
     def on_warning(self, message: str) -> None:
         self._note("warning", self._step(), None, message)
@@ -193,6 +231,7 @@ class RunHistory(Callback):
 
     def on_fit_end(self, event: FitEnd) -> None:
         self.fit_end = event
+        self.paused = False
         kind = "error" if event.status == "failed" else "info"
         text = f"run {event.status}" + (f": {event.message}" if event.message else "")
         self._note(kind, self._step(), None, text)
@@ -211,14 +250,34 @@ class RunHistory(Callback):
         return self._index[name]
 
     def unit_state(self, i: int) -> str:
-        """learning, settling (settled but not dropped yet), dropped or pinned."""
+        """learning, settling (settled but not dropped yet), dropped, pinned or kept (the
+        head and the last ``drop.keep_last`` units, which the policy never drops)."""
         if self.dropped[i]:
             return "dropped"
         if self.units[i].name in self.pinned:
             return "pinned"
+        if self.is_kept(i):
+            return "kept"
         if self.latest_settled[i]:
             return "settling"
         return "learning"
+
+    def is_kept(self, i: int) -> bool:
+        """Whether the policy never drops unit ``i``: the head, and with dropping on the
+        ``drop.keep_last`` units before it."""
+        if self.units[i].is_head:
+            return True
+        # as the engine protects them: the last unit (the head) and keep_last before it
+        return self.keep_last > 0 and i >= len(self.units) - 1 - self.keep_last
+
+    def blocked_by_pin(self, name: str) -> list[str]:
+        """The units that pinning ``name`` keeps from being dropped too: in prefix order the
+        policy drops front to back, so none after a pinned unit (empty in any order)."""
+        if self.drop_order != "prefix" or name not in self._index:
+            return []
+        i = self._index[name]
+        return [u.name for u in self.units[i + 1:]
+                if not self.dropped[u.index] and not self.is_kept(u.index)]
 
     def unit_states(self) -> list[str]:
         return [self.unit_state(i) for i in range(len(self.units))]
@@ -282,6 +341,12 @@ class RunHistory(Callback):
             return None
         col = self.epochs.column(5)
         return None if np.all(np.isnan(col)) else float(np.nanmax(col))
+
+    def epochs_complete(self) -> int:
+        """Complete epochs so far (a run stopped in its 14th epoch has done 13)."""
+        if self.fit_start is None:
+            return 0
+        return complete_epochs(self._step() or 0, self.fit_start.steps_per_epoch)
 
     def progress_fraction(self) -> float:
         if self.fit_end is not None and self.fit_end.status == "finished":
@@ -351,7 +416,8 @@ class RunHistory(Callback):
     def _note(self, kind: str, step: int | None, epoch: float | None, text: str) -> None:
         if epoch is None and step is not None:
             epoch = self.epoch_of(step)
-        self.log.append(LogEntry(time.time(), kind, step, epoch, text))
+        when = self._clock if self._clock is not None else time.time()
+        self.log.append(LogEntry(when, kind, step, epoch, text))
 
 
 def _floats(values: tuple[float | None, ...], n: int) -> np.ndarray:

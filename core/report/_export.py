@@ -103,6 +103,7 @@ def report_dict(report: Report) -> dict[str, Any]:
                       for x in d.drops],
             "progress": [event_to_dict(p) for p in d.progress],
             "checkpoints": [event_to_dict(c) for c in d.checkpoints],
+            "actions": [event_to_dict(a) for a in d.actions],
             "log": [event_to_dict(m) for m in d.messages],
             "fit_end": event_to_dict(d.end) if d.end else None,
         }

@@ -55,19 +55,23 @@ def _run_plots(d: RunData, prefix: str = "") -> list[Plot]:
     scores = [Series(u.name, [c.epoch for c in checks],
                      [c.scores[u.index] if u.index < len(c.scores) else None for c in checks])
               for u in scored]
+    drawn = ["1 = the unit learns as fast as it ever did; near 0 = settled."]
+    if d.drops:
+        drawn.append("Dashed red: drops.")
+    if isinstance(threshold, (int, float)):
+        drawn.append("Dashed grey: the drop threshold.")
     out = [Plot(prefix + "scores", "Learning scores",
                 line_chart(scores, title=f"Learning score per unit — {d.name}",
                            x_label="epoch", y_label="learning score", y_range=(0.0, 1.05),
-                           markers=markers),
-                "1 = the unit learns as fast as it ever did; near 0 = settled. Dashed red: "
-                "drops; dashed grey: the drop threshold."),
+                           markers=markers), " ".join(drawn)),
            Plot(prefix + "heatmap", "Score heatmap",
                 heatmap([[c.scores[u.index] if u.index < len(c.scores) else None
                           for c in checks] for u in scored], [u.name for u in scored],
                         [c.epoch for c in checks],
                         title=f"Learning score by unit and check — {d.name}",
                         x_label="epoch"),
-                "Each row is a unit, each column a score check; grey once dropped.")]
+                "Each row is a unit, each column a score check"
+                + ("; grey once dropped." if d.drops else "."))]
     ep = [_x(d, e.step) for e in d.epochs]
     loss = [Series("batch loss", [_x(d, p.step) for p in d.progress],
                    [p.loss for p in d.progress], color="#b0c4de"),
@@ -105,8 +109,9 @@ def _run_plots(d: RunData, prefix: str = "") -> list[Plot]:
             sav, title=f"Savings over time — {d.name}", x_label="epoch",
             y_label="saved", percent=True),
              "Shares of the full network's cost saved: training FLOPs over the run so far "
-             "(total) and per step now, forward FLOPs per step now (counted), and time per "
-             "step now (measured)."),
+             "(total) and per step now, forward FLOPs per step now (counted)"
+             + (", and time per step now (measured)." if any(
+                 e.savings.measured_time_saved is not None for e in d.epochs) else ".")),
     ]
     return out
 
@@ -117,22 +122,24 @@ def _comparison_plots(runs: list[RunData]) -> list[Plot]:
         return [Series(d.name, *fn(d), color=PALETTE[i % len(PALETTE)], points=True,
                        dashed=not d.record.drop_enabled) for i, d in enumerate(runs)]
 
+    dashed = ("Dashed: baselines (full network)."
+              if any(not d.record.drop_enabled for d in runs) else "")
     return [
         Plot("cmp_accuracy", "Accuracy by epoch", line_chart(
             series(lambda d: ([_x(d, e.step) for e in d.epochs],
                               [e.val_accuracy for e in d.epochs])),
             title="Validation accuracy by epoch", x_label="epoch", y_label="accuracy",
-            percent=True), "Dashed: baselines (full network)."),
+            percent=True), dashed),
         Plot("cmp_time", "Accuracy by wall time", line_chart(
             series(lambda d: ([e.elapsed_s for e in d.epochs],
                               [e.val_accuracy for e in d.epochs])),
             title="Validation accuracy by wall-clock time", x_label="seconds",
-            y_label="accuracy", percent=True), ""),
+            y_label="accuracy", percent=True), dashed),
         Plot("cmp_savings", "Training FLOPs saved", line_chart(
             series(lambda d: ([_x(d, e.step) for e in d.epochs],
                               [e.savings.cumulative_train_flops_saved for e in d.epochs])),
             title="Training FLOPs saved (cumulative)", x_label="epoch", y_label="saved",
-            percent=True), ""),
+            percent=True), dashed),
     ]
 
 
@@ -195,6 +202,12 @@ def render_html(report: Report, image: Callable[[Plot], str] | None = None) -> s
             ["Step", "Epoch", "Unit", "Reason", "Score"],
             [[str(x.step), f"{x.epoch:.2f}", x.unit, x.reason, t.score(x.score)]
              for x in d.drops], numeric=frozenset({0, 1, 4}))]
+    if d.actions:
+        parts += ["<h2>Your actions</h2>",
+                  '<p class="small">What was done to the run while it trained: when it was '
+                  "asked, and the epoch (counted from 1; in brackets the epochs completed) and "
+                  "step at which the run took it.</p>",
+                  _grid(*t.action_table(d), numeric=frozenset({1, 2}))]
     parts.append(f'<h2 style="{page}">Plots</h2>')
     parts += [_plot_html(charts[k], image) for k in
               ("scores", "heatmap", "loss", "accuracy", "savings")]

@@ -25,6 +25,7 @@ from ..events import (
     Progress,
     ScoreCheck,
     UnitInfo,
+    UserAction,
     epoch_number,
     epoch_of_step,
 )
@@ -53,13 +54,14 @@ class UnitRow:
     drop_epoch: float | None
     drop_reason: str
     final_score: float | None
+    pinned: bool = False  # pinned at the end of the run (by the config or by hand)
 
     @property
     def state(self) -> str:
         if self.is_head:
             return "head"
         if self.drop_step is None:
-            return "trained"
+            return "pinned" if self.pinned else "trained"
         return f"dropped ({self.drop_reason})"
 
 
@@ -117,6 +119,7 @@ class RunData:
     progress: list[Progress] = field(default_factory=list)
     checkpoints: list[CheckpointSaved] = field(default_factory=list)
     messages: list[RunMessage] = field(default_factory=list)
+    actions: list[UserAction] = field(default_factory=list)
     end: FitEnd | None = None
 
     @property
@@ -127,9 +130,26 @@ class RunData:
     def units(self) -> tuple[UnitInfo, ...]:
         return self.start.units
 
+    def pinned_at_end(self) -> list[str]:
+        """The units pinned when the run ended: the config's pins, then the user's pins and
+        unpins in order."""
+        pins = self.start.config.get("drop", {}).get("pinned", [])
+        pinned = [str(p) for p in pins] if isinstance(pins, list) else []
+        for a in self.actions:
+            if a.action == "pin" and a.unit not in pinned:
+                pinned.append(a.unit)
+            elif a.action == "unpin" and a.unit in pinned:
+                pinned.remove(a.unit)
+        return pinned
+
     def unit_rows(self) -> list[UnitRow]:
-        drops = {d.index: d for d in self.drops}
-        drops_by_name = {d.unit: d for d in self.drops}
+        # a pin takes a dropped unit back: the drops before it no longer hold
+        restored = {(a.unit, a.step) for a in self.actions if a.action == "pin"}
+        kept = [d for d in self.drops
+                if not any(unit == d.unit and step >= d.step for unit, step in restored)]
+        drops = {d.index: d for d in kept}
+        drops_by_name = {d.unit: d for d in kept}
+        pinned = set(self.pinned_at_end())
         rows = []
         for u in self.units:
             d = drops.get(u.index) or drops_by_name.get(u.name)
@@ -142,7 +162,8 @@ class RunData:
                 index=u.index, name=u.name, params=u.params, forward_flops=u.forward_flops,
                 flops_share=u.flops_share, is_head=u.is_head,
                 drop_step=d.step if d else None, drop_epoch=d.epoch if d else None,
-                drop_reason=d.reason if d else "", final_score=final))
+                drop_reason=d.reason if d else "", final_score=final,
+                pinned=u.name in pinned))
         return rows
 
     def savings(self) -> RunSavings:
@@ -194,7 +215,8 @@ def load_run(store: RunStore, ref: str | int) -> RunData:
     data = RunData(record=record, start=events[0])
     buckets: dict[type, list[Any]] = {
         EpochEnd: data.epochs, ScoreCheck: data.checks, DropEvent: data.drops,
-        Progress: data.progress, CheckpointSaved: data.checkpoints, RunMessage: data.messages}
+        Progress: data.progress, CheckpointSaved: data.checkpoints, RunMessage: data.messages,
+        UserAction: data.actions}
     for event in events[1:]:
         if isinstance(event, FitEnd):
             data.end = event

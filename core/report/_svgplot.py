@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
 
+from ..format import short_names
+
 __all__ = ["Series", "Marker", "line_chart", "heatmap", "PALETTE", "nice_ticks"]
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
@@ -191,6 +193,7 @@ def line_chart(series: Sequence[Series], *, title: str, x_label: str, y_label: s
                            f'stroke-dasharray="6,3"/>')
             f.parts.append(_text(width - f.right - 4, y - 4, m.label, size=9, anchor="end",
                                  color=m.color))
+    legend = short_names([s.name for s in shown], 22)  # different runs keep different names
     for i, s in enumerate(shown):
         color = s.color or PALETTE[i % len(PALETTE)]
         dash = ' stroke-dasharray="6,4"' if s.dashed else ""
@@ -216,7 +219,7 @@ def line_chart(series: Sequence[Series], *, title: str, x_label: str, y_label: s
             lx = width - f.right + 10
             f.parts.append(f'<line x1="{lx}" y1="{ly}" x2="{lx + 18}" y2="{ly}" '
                            f'stroke="{color}" stroke-width="2.5"{dash}/>')
-            f.parts.append(_text(lx + 23, ly + 4, s.name[:22], size=10, anchor="start"))
+            f.parts.append(_text(lx + 23, ly + 4, legend[i], size=10, anchor="start"))
     return "\n".join(f.parts + ["</svg>"])
 
 

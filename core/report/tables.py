@@ -10,8 +10,8 @@ from ..monitor import compare_speed
 from ._model import RunData
 
 __all__ = ["pct", "duration", "count", "score", "overview_rows", "headline_rows",
-           "savings_rows", "unit_table", "comparison_rows", "drop_timeline", "config_rows",
-           "environment_rows", "when"]
+           "savings_rows", "unit_table", "action_table", "comparison_rows", "drop_timeline",
+           "config_rows", "environment_rows", "when"]
 
 
 # ---- number formatting: the shared formatters, under the names the report's callers use ----
@@ -55,7 +55,7 @@ def headline_rows(d: RunData) -> list[tuple[str, str]]:
                      pct(acc.final_val_accuracy_scaled, 2)))
     rows += [("Training FLOPs saved", pct(sav.train_flops_saved)),
              ("Time saved, measured", _time_saved(sav)),
-             ("Time saved, predicted from FLOPs", duration(sav.predicted_time_saved_s)),
+             ("Time saved, predicted from FLOPs", _precise(sav.predicted_time_saved_s)),
              ("Units dropped", f"{len(d.drops)} of {sum(not u.is_head for u in d.units)}")]
     return rows
 
@@ -75,7 +75,7 @@ def savings_rows(d: RunData) -> list[tuple[str, str]]:
         ("Spread of one step's time", pct(s.step_time_spread)),
         ("Time per step saved at the end (measured)", pct(s.measured_time_saved)),
         ("Time saved, measured (range)", _time_saved(s)),
-        ("Time saved, predicted from FLOPs", duration(s.predicted_time_saved_s)),
+        ("Time saved, predicted from FLOPs", _precise(s.predicted_time_saved_s)),
         ("Time saved by the end of the planned run (projected)",
          duration(s.projected_time_saved_s)),
         ("Efficiency (measured / FLOP-predicted time saving)",
@@ -84,8 +84,12 @@ def savings_rows(d: RunData) -> list[tuple[str, str]]:
 
 
 def _time_saved(s: Any) -> str:
-    """The measured time saved with its range."""
-    return span(s.time_saved_s, s.time_saved_low_s, s.time_saved_high_s)
+    """The measured time saved with its range (never "0.0 s" beside a large FLOP saving)."""
+    return span(s.time_saved_s, s.time_saved_low_s, s.time_saved_high_s, _precise)
+
+
+def _precise(seconds: Any) -> str:
+    return duration(seconds, precise=True)
 
 
 def _no_efficiency(s: Any) -> str:
@@ -111,6 +115,14 @@ def unit_table(d: RunData) -> tuple[list[str], list[list[str]]]:
                      pct(u.flops_share), u.state, drop_epoch,
                      str(u.drop_step) if u.drop_step is not None else "–",
                      "–" if u.is_head else score(u.final_score)])
+    return head, rows
+
+
+def action_table(d: RunData) -> tuple[list[str], list[list[str]]]:
+    """What the user did to the running run: when they asked, where the run took it."""
+    head = ["Time", "Epoch", "Step", "Action"]
+    rows = [[when(a.time), f"{d.epoch_number(max(a.step, 1))} ({a.epoch:.2f})", str(a.step),
+             a.text] for a in d.actions]
     return head, rows
 
 

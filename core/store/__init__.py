@@ -2,10 +2,10 @@
 callback that records a run into it."""
 
 from ._db import RunNotFoundError, StoreError, inspect_store
-from ._events import EpochStart, RunMessage
+from ._events import EpochStart, RunMessage, WallClock
 from ._recorder import StoreRecorder, replay
 from ._runs import STATUSES, GroupRecord, RunRecord, RunStore, default_store_path
 
 __all__ = ["RunStore", "RunRecord", "GroupRecord", "StoreError", "RunNotFoundError",
-           "EpochStart", "RunMessage", "STATUSES", "default_store_path", "inspect_store",
-           "StoreRecorder", "replay"]
+           "EpochStart", "RunMessage", "WallClock", "STATUSES", "default_store_path",
+           "inspect_store", "StoreRecorder", "replay"]

@@ -2,7 +2,10 @@
 
 Every event of a run gets a sequence number (``seq``) that grows by one per event in the
 order the engine emitted them; a check's per-unit rows share their check's number. Reading
-rows back sorted by ``seq`` replays the run in its original order.
+rows back sorted by ``seq`` replays the run in its original order. The rows of the
+``events`` table (epoch starts, checkpoints, log lines, user actions) and of ``drops`` keep the
+wall-clock time they were recorded at; read with ``clock=True``, each such event comes after a
+:class:`WallClock` that says when it happened.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from ..events import (
     SavingsReport,
     ScoreCheck,
     UnitInfo,
+    UserAction,
 )
 from ..summary import RunSummary
 
-__all__ = ["EpochStart", "RunMessage", "Row", "rows_for", "read_events", "to_json"]
+__all__ = ["EpochStart", "RunMessage", "WallClock", "Row", "rows_for", "read_events",
+           "to_json"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +49,14 @@ class RunMessage:
 
     level: str
     message: str
+
+
+@dataclass(frozen=True)
+class WallClock:
+    """When the next event happened (wall clock, seconds since 1970): replayed as
+    ``on_clock(time)``."""
+
+    time: float
 
 
 #: (table, values) with ``run_id`` as the first value
@@ -67,8 +80,8 @@ INSERT_SQL = {
     "score_checks": "INSERT INTO score_checks(run_id, check_idx, unit_idx, seq, step, epoch,"
                     " lr, change, score, trend, settled, streak, cost_s)"
                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-    "drops": "INSERT INTO drops(run_id, seq, step, epoch, unit_idx, unit, reason, score, mode)"
-             " VALUES (?,?,?,?,?,?,?,?,?)",
+    "drops": "INSERT INTO drops(run_id, seq, step, epoch, unit_idx, unit, reason, score, mode,"
+             " time) VALUES (?,?,?,?,?,?,?,?,?,?)",
     "epochs": "INSERT INTO epochs(run_id, seq, " + ", ".join(_EPOCH_FIELDS)
               + ", dropped) VALUES (" + ", ".join("?" * (len(_EPOCH_FIELDS) + 3)) + ")",
     "savings": "INSERT INTO savings(run_id, seq, " + ", ".join(_SAVINGS_FIELDS)
@@ -96,7 +109,7 @@ def rows_for(run_id: int, seq: int, event: Any, check_idx: int = 0) -> list[Row]
             for i in range(n)]
     if isinstance(event, DropEvent):
         return [("drops", (run_id, seq, event.step, event.epoch, event.index, event.unit,
-                           event.reason, event.score, event.mode))]
+                           event.reason, event.score, event.mode, time.time()))]
     if isinstance(event, EpochEnd):
         return [("savings", (run_id, seq, *(getattr(event.savings, f)
                                             for f in _SAVINGS_FIELDS))),
@@ -111,6 +124,10 @@ def rows_for(run_id: int, seq: int, event: Any, check_idx: int = 0) -> list[Row]
                             to_json({"epoch": event.epoch})))]
     if isinstance(event, RunMessage):
         return [("events", (run_id, seq, time.time(), event.level, event.message, "{}"))]
+    if isinstance(event, UserAction):
+        return [("events", (run_id, seq, event.time, "action", event.text,
+                            to_json({"action": event.action, "unit": event.unit,
+                                     "step": event.step, "epoch": event.epoch})))]
     raise TypeError(f"not a stored event: {type(event).__name__}")
 
 
@@ -148,19 +165,23 @@ def fit_end_of(run: sqlite3.Row) -> FitEnd | None:
                   summary=RunSummary.from_dict(stored))
 
 
-def read_events(conn: sqlite3.Connection, run: sqlite3.Row,
-                since: int = -1) -> Iterator[tuple[int, Any]]:
+def read_events(conn: sqlite3.Connection, run: sqlite3.Row, since: int = -1,
+                clock: bool = False) -> Iterator[tuple[int, Any]]:
     """Yield ``(seq, event)`` for the run's events with ``seq > since``, in order.
 
-    ``FitStart`` has sequence number 0 and ``FitEnd`` the run's last number.
+    ``FitStart`` has sequence number 0 and ``FitEnd`` the run's last number. With ``clock``,
+    an event whose wall-clock time is stored comes after a :class:`WallClock` with its
+    number.
     """
     run_id = run["id"]
     if since < 0:
+        if clock:
+            yield 0, WallClock(run["created"])
         yield 0, fit_start_of(conn, run)
     streams = [_progress(conn, run_id, since), _checks(conn, run_id, since),
                _drops(conn, run_id, since), _epochs(conn, run_id, since),
                _log(conn, run_id, since)]
-    heads: list[tuple[int, Any] | None] = [next(s, None) for s in streams]
+    heads: list[tuple[int, Any, float | None] | None] = [next(s, None) for s in streams]
     while True:
         live = [(h[0], i) for i, h in enumerate(heads) if h is not None]
         if not live:
@@ -168,35 +189,44 @@ def read_events(conn: sqlite3.Connection, run: sqlite3.Row,
         _, i = min(live)
         head = heads[i]
         assert head is not None
-        yield head
+        seq, event, when = head
+        if clock and when is not None:
+            yield seq, WallClock(when)
+        yield seq, event
         heads[i] = next(streams[i], None)
     end = fit_end_of(run)
     end_seq = run["end_seq"]
     if end is not None and end_seq is not None and end_seq > since:
+        if clock:
+            yield end_seq, WallClock(run["updated"])
         yield end_seq, end
+
+
+#: a stored event with its sequence number and its wall-clock time (None: not stored)
+_Timed = tuple[int, Any, "float | None"]
 
 
 def _query(conn: sqlite3.Connection, sql: str, *args: Any) -> Iterator[sqlite3.Row]:
     yield from conn.execute(sql, args)
 
 
-def _progress(conn: sqlite3.Connection, run_id: int, since: int) -> Iterator[tuple[int, Any]]:
+def _progress(conn: sqlite3.Connection, run_id: int, since: int) -> Iterator[_Timed]:
     for r in _query(conn, "SELECT * FROM progress WHERE run_id = ? AND seq > ? ORDER BY seq",
                     run_id, since):
-        yield r["seq"], Progress(**{f: r[f] for f in _PROGRESS_FIELDS})
+        yield r["seq"], Progress(**{f: r[f] for f in _PROGRESS_FIELDS}), None
 
 
-def _checks(conn: sqlite3.Connection, run_id: int, since: int) -> Iterator[tuple[int, Any]]:
+def _checks(conn: sqlite3.Connection, run_id: int, since: int) -> Iterator[_Timed]:
     rows = _query(conn, "SELECT * FROM score_checks WHERE run_id = ? AND seq > ? "
                         "ORDER BY seq, unit_idx", run_id, since)
     group: list[sqlite3.Row] = []
     for r in rows:
         if group and r["seq"] != group[0]["seq"]:
-            yield group[0]["seq"], _check(group)
+            yield group[0]["seq"], _check(group), None
             group = []
         group.append(r)
     if group:
-        yield group[0]["seq"], _check(group)
+        yield group[0]["seq"], _check(group), None
 
 
 def _check(rows: list[sqlite3.Row]) -> ScoreCheck:
@@ -208,32 +238,39 @@ def _check(rows: list[sqlite3.Row]) -> ScoreCheck:
         streaks=tuple(r["streak"] for r in rows), cost_s=first["cost_s"])
 
 
-def _drops(conn: sqlite3.Connection, run_id: int, since: int) -> Iterator[tuple[int, Any]]:
+def _drops(conn: sqlite3.Connection, run_id: int, since: int) -> Iterator[_Timed]:
     for r in _query(conn, "SELECT * FROM drops WHERE run_id = ? AND seq > ? ORDER BY seq",
                     run_id, since):
         yield r["seq"], DropEvent(step=r["step"], epoch=r["epoch"], unit=r["unit"],
                                   index=r["unit_idx"], reason=r["reason"], score=r["score"],
-                                  mode=r["mode"])
+                                  mode=r["mode"]), r["time"]
 
 
-def _epochs(conn: sqlite3.Connection, run_id: int, since: int) -> Iterator[tuple[int, Any]]:
+def _epochs(conn: sqlite3.Connection, run_id: int, since: int) -> Iterator[_Timed]:
     sql = ("SELECT e.*, " + ", ".join(f"s.{f} AS s_{f}" for f in _SAVINGS_FIELDS)
            + " FROM epochs e LEFT JOIN savings s ON s.run_id = e.run_id AND s.seq = e.seq"
              " WHERE e.run_id = ? AND e.seq > ? ORDER BY e.seq")
     for r in _query(conn, sql, run_id, since):
         savings = SavingsReport(**{f: r[f"s_{f}"] for f in _SAVINGS_FIELDS})
         yield r["seq"], EpochEnd(**{f: r[f] for f in _EPOCH_FIELDS},
-                                 dropped=tuple(json.loads(r["dropped"])), savings=savings)
+                                 dropped=tuple(json.loads(r["dropped"])),
+                                 savings=savings), None
 
 
-def _log(conn: sqlite3.Connection, run_id: int, since: int) -> Iterator[tuple[int, Any]]:
+def _log(conn: sqlite3.Connection, run_id: int, since: int) -> Iterator[_Timed]:
     for r in _query(conn, "SELECT * FROM events WHERE run_id = ? AND seq > ? ORDER BY seq",
                     run_id, since):
         kind, data = r["kind"], json.loads(r["data"] or "{}")
         if kind == "checkpoint":
             yield r["seq"], CheckpointSaved(epoch=data["epoch"], step=data["step"],
-                                            path=data["path"])
+                                            path=data["path"]), r["time"]
         elif kind == "epoch_start":
-            yield r["seq"], EpochStart(epoch=data["epoch"])
+            yield r["seq"], EpochStart(epoch=data["epoch"]), r["time"]
+        elif kind == "action":
+            yield r["seq"], UserAction(action=str(data.get("action", "")),
+                                       unit=str(data.get("unit", "")),
+                                       step=int(data.get("step", 0)),
+                                       epoch=float(data.get("epoch", 0.0)),
+                                       time=r["time"]), r["time"]
         else:
-            yield r["seq"], RunMessage(level=kind, message=r["message"])
+            yield r["seq"], RunMessage(level=kind, message=r["message"]), r["time"]

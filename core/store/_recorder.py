@@ -26,9 +26,10 @@ from ..events import (
     FitStart,
     Progress,
     ScoreCheck,
+    UserAction,
     call_hook,
 )
-from ._events import EpochStart, Row, RunMessage, rows_for
+from ._events import EpochStart, Row, RunMessage, WallClock, rows_for
 from ._journal import JournalWriter
 from ._runs import RunStore, default_store_path
 
@@ -133,6 +134,9 @@ class StoreRecorder(Callback):
         self._record(event, flush=True)
 
     def on_checkpoint(self, event: CheckpointSaved) -> None:
+        self._record(event)
+
+    def on_user_action(self, event: UserAction) -> None:
         self._record(event)
 
     def on_warning(self, message: str) -> None:
@@ -289,14 +293,15 @@ class StoreRecorder(Callback):
 _HOOKS: dict[type, str] = {
     FitStart: "on_fit_start", EpochStart: "on_epoch_start", Progress: "on_progress",
     ScoreCheck: "on_scores", DropEvent: "on_drop", EpochEnd: "on_epoch_end",
-    CheckpointSaved: "on_checkpoint", FitEnd: "on_fit_end",
+    CheckpointSaved: "on_checkpoint", UserAction: "on_user_action", FitEnd: "on_fit_end",
 }
 
 
 def replay(events: Iterable[Any], callbacks: Iterable[Callback]) -> int:
     """Feed stored events (from ``RunStore.load_events`` or ``iter_new_events``) to
     callbacks as if the run were happening now. Warnings go to ``on_warning``; other log
-    lines are skipped. Returns the number of events delivered."""
+    lines are skipped; a :class:`~._events.WallClock` (events read with ``clock=True``) goes to
+    ``on_clock``. Returns the number of events delivered (clocks not counted)."""
     targets = list(callbacks)
     count = 0
     for event in events:
@@ -307,6 +312,9 @@ def replay(events: Iterable[Any], callbacks: Iterable[Callback]) -> int:
             if event.level != "warning":
                 continue
             hook, args = "on_warning", (event.message,)
+        elif isinstance(event, WallClock):
+            call_hook(targets, "on_clock", event.time)
+            continue
         elif isinstance(event, EpochStart):
             hook, args = "on_epoch_start", (event.epoch,)
         else:

@@ -23,6 +23,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from ..events import complete_epochs
 from ..paths import data_home
 from ..runfolder import remove_run_files
 from ..summary import RunSummary
@@ -81,7 +82,7 @@ class RunRecord:
     mode: str
     drop_enabled: bool
     epochs_planned: int
-    epochs_done: int
+    epochs_done: int  # complete epochs (see events.complete_epochs)
     final_val_accuracy: float | None
     final_val_accuracy_scaled: float | None
     train_flops_saved: float | None
@@ -108,7 +109,8 @@ class GroupRecord:
 
 _RUN_SELECT = """
 SELECT r.*,
-       (SELECT COUNT(*) FROM epochs WHERE run_id = r.id) AS epochs_done,
+       (SELECT COUNT(*) FROM epochs WHERE run_id = r.id) AS epoch_rows,
+       (SELECT MAX(step) FROM epochs WHERE run_id = r.id) AS last_epoch_step,
        (SELECT COUNT(*) FROM drops WHERE run_id = r.id) AS drop_count,
        le.val_accuracy AS last_val_accuracy,
        le.val_accuracy_scaled AS last_val_accuracy_scaled,
@@ -384,23 +386,25 @@ class RunStore(JournalReplay):
                 for r in rows]
 
     # ---- events ------------------------------------------------------------------------------
-    def load_events(self, ref: str | int) -> list[Any]:
+    def load_events(self, ref: str | int, clock: bool = False) -> list[Any]:
         """Every event of a run in its original order: ``FitStart`` first, then
         ``EpochStart``, ``Progress``, ``ScoreCheck``, ``DropEvent``, ``EpochEnd``,
-        ``CheckpointSaved`` and ``RunMessage``, and ``FitEnd`` once the run has ended."""
-        return [event for _, event in self.iter_new_events(ref, -1)]
+        ``CheckpointSaved``, ``UserAction`` and ``RunMessage``, and ``FitEnd`` once the run
+        has ended. With ``clock``, a ``WallClock`` before each event whose time is stored."""
+        return [event for _, event in self.iter_new_events(ref, -1, clock)]
 
-    def iter_new_events(self, ref: str | int, since_cursor: int = -1
+    def iter_new_events(self, ref: str | int, since_cursor: int = -1, clock: bool = False
                         ) -> Iterator[tuple[int, Any]]:
         """``(cursor, event)`` for the events after ``since_cursor`` (-1: from the start).
 
         Pass the last cursor seen to get only what was written since; the events come
-        from one consistent snapshot of the store.
+        from one consistent snapshot of the store. With ``clock``, a ``WallClock`` before
+        each event whose time is stored.
         """
         run_id = self._resolve(ref)
         with self._read():
             run = self._conn.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
-            events = list(read_events(self._conn, run, since_cursor))
+            events = list(read_events(self._conn, run, since_cursor, clock))
         return iter(events)
 
 
@@ -428,12 +432,20 @@ def _record(row: sqlite3.Row) -> RunRecord:
         output_dir=row["output_dir"], pid=row["pid"], host=row["host"],
         group_id=row["group_id"], model=row["model"], dataset=row["dataset"],
         device=row["device"], mode=row["mode"], drop_enabled=bool(row["drop_enabled"]),
-        epochs_planned=row["epochs_planned"], epochs_done=row["epochs_done"],
+        epochs_planned=row["epochs_planned"], epochs_done=_epochs_done(row),
         final_val_accuracy=row["last_val_accuracy"],
         final_val_accuracy_scaled=row["last_val_accuracy_scaled"],
         train_flops_saved=row["last_train_flops_saved"],
         time_saved_s=row["last_time_saved_s"], drops=row["drop_count"],
         wall_time_s=float(wall))
+
+
+def _epochs_done(row: sqlite3.Row) -> int:
+    """Complete epochs: a run stopped in its 14th epoch has done 13 (its last, partial epoch
+    has an epoch row too). Runs stored without their steps per epoch count their rows."""
+    if not row["steps_per_epoch"] or row["last_epoch_step"] is None:
+        return int(row["epoch_rows"])
+    return complete_epochs(row["last_epoch_step"], row["steps_per_epoch"])
 
 
 def _loads(text: str | None) -> dict[str, Any]:

@@ -10,7 +10,13 @@ Version history
    replayed in its original order and followed while it is written; the run's environment,
    heartbeat, note, display name, pid, host and group; the tables ``units``, ``progress``,
    ``savings``, ``events`` and ``groups``; score trends, streaks and check indexes.
-3. Adds to ``savings`` the range of the measured time saved, the FLOP-predicted time saved
+3. Adds the wall-clock ``time`` of each drop (empty for drops recorded before), so a run
+   shown again tells when its drops happened. The ``events`` table's kinds are
+   ``epoch_start``, ``checkpoint``, ``warning``, ``error``, ``info`` and, from this version,
+   ``action`` (what the user did to the running run: pin, unpin, drop, pause, resume, stop,
+   cancel; its ``data`` holds the action, the unit, the step and the epoch). A version 2
+   reader takes an ``action`` row for a log line it does not show.
+4. Adds to ``savings`` the range of the measured time saved, the FLOP-predicted time saved
    and the spread of the time per step (earlier rows keep them unknown).
 
 Every store carries :data:`APP_ID` in its ``meta`` table and its version in
@@ -26,12 +32,12 @@ from typing import Any
 __all__ = ["APP_ID", "SCHEMA_VERSION", "create_schema", "migrate", "EVENT_TABLES"]
 
 APP_ID = "learndrop-run-store"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 #: Tables whose rows are events of a run, each with a ``seq`` column.
 EVENT_TABLES = ("progress", "score_checks", "drops", "epochs", "events")
 
-_SCHEMA_V2 = """
+_SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -129,6 +135,7 @@ CREATE TABLE IF NOT EXISTS drops (
     reason   TEXT NOT NULL,
     score    REAL,
     mode     TEXT NOT NULL DEFAULT '',
+    time     REAL,
     PRIMARY KEY (run_id, seq)
 );
 CREATE TABLE IF NOT EXISTS epochs (
@@ -181,16 +188,16 @@ CREATE INDEX IF NOT EXISTS events_kind ON events(run_id, kind);
 """
 
 
-#: the columns version 3 adds to ``savings``
-_SAVINGS_V3 = ("time_saved_low_s", "time_saved_high_s", "predicted_time_saved_s",
+#: the columns version 4 adds to ``savings``
+_SAVINGS_V4 = ("time_saved_low_s", "time_saved_high_s", "predicted_time_saved_s",
                "step_time_spread")
 
 
 def create_schema(conn: sqlite3.Connection) -> None:
     """Create the current schema in an empty database (inside the caller's transaction)."""
-    for statement in _statements(_SCHEMA_V2):
+    for statement in _statements(_SCHEMA):
         conn.execute(statement)
-    _migrate_v2_to_v3(conn)
+    _migrate_v3_to_v4(conn)
     conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('app_id', ?)", (APP_ID,))
     conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
                  (str(SCHEMA_VERSION),))
@@ -202,7 +209,7 @@ def migrate(conn: sqlite3.Connection, from_version: int) -> None:
 
     The caller holds a write transaction; a failure rolls every step back.
     """
-    steps = {1: _migrate_v1_to_v2, 2: _migrate_v2_to_v3}
+    steps = {1: _migrate_v1_to_v2, 2: _migrate_v2_to_v3, 3: _migrate_v3_to_v4}
     version = from_version
     while version < SCHEMA_VERSION:
         steps[version](conn)
@@ -236,7 +243,7 @@ def _migrate_v1_to_v2(conn: sqlite3.Connection) -> None:
     drops = _rows(conn, "SELECT rowid AS rid, * FROM drops ORDER BY run_id, step, rid")
     for table in ("score_checks", "drops", "epochs", "runs"):
         conn.execute(f"DROP TABLE {table}")
-    for statement in _statements(_SCHEMA_V2):
+    for statement in _statements(_SCHEMA):
         conn.execute(statement)
 
     for run in runs:
@@ -317,9 +324,20 @@ def _migrate_v1_to_v2(conn: sqlite3.Connection) -> None:
 
 
 def _migrate_v2_to_v3(conn: sqlite3.Connection) -> None:
-    """Version 2 -> 3: the new ``savings`` columns, empty in the rows already there."""
-    for column in _SAVINGS_V3:
-        conn.execute(f"ALTER TABLE savings ADD COLUMN {column} REAL")
+    """Version 2 -> 3: drops get their wall-clock time (unknown for the ones stored before).
+    A store that came from version 1 through :func:`_migrate_v1_to_v2` has the column
+    already."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(drops)")}
+    if "time" not in columns:
+        conn.execute("ALTER TABLE drops ADD COLUMN time REAL")
+
+
+def _migrate_v3_to_v4(conn: sqlite3.Connection) -> None:
+    """Version 3 -> 4: the new ``savings`` columns, empty in the rows already there."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(savings)")}
+    for column in _SAVINGS_V4:
+        if column not in columns:
+            conn.execute(f"ALTER TABLE savings ADD COLUMN {column} REAL")
 
 
 def _index_of(names: dict[int, str], unit: str) -> int:

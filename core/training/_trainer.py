@@ -34,8 +34,10 @@ from ..events import (
     FitEnd,
     FitStart,
     Progress,
+    UserAction,
     call_hook,
     display_epoch,
+    epoch_of_step,
 )
 from ..files import atomic_write_text
 from ..runfolder import FolderLock, remove_run_files
@@ -346,6 +348,7 @@ class Trainer:
         window = _Window(torch.zeros((), device=dev), 0, now)
         for b, (x, y, idx) in enumerate(_TimedBatches(self._loader(epoch), self._data_time)):
             self._wait_while_paused()
+            self._report_requests()
             if self.control.should_end:
                 run.ended = True
                 break
@@ -368,6 +371,7 @@ class Trainer:
     def _wait_while_paused(self) -> None:
         if not self.control.paused:
             return
+        self._report_requests()  # the pause, at the step where the run holds
         paused_at = time.perf_counter()
         while self.control.paused and not self.control.should_end:
             self.control.wait_while_paused(0.2)
@@ -394,6 +398,19 @@ class Trainer:
         r.scaler.update()
         ld.step()
         return lr, loss, out, y
+
+    def _report_requests(self) -> None:
+        """Fire on_user_action for each request of the run control since the last time, at
+        the step the run is at now."""
+        requests = self.control.take_requests()
+        if not requests:
+            return
+        step = self.ld.step_count if self.ld is not None else 0
+        position = epoch_of_step(step, self.steps_per_epoch)
+        for action, unit, when in requests:
+            call_hook(self.callbacks, "on_user_action",
+                      UserAction(action=action, unit=unit, step=step, epoch=position,
+                                 time=when))
 
     def _report_progress(self, epoch: int, batch: int, window: _Window, lr: float) -> None:
         """Fire on_progress with the window's mean loss: the only read-back in the loop."""
@@ -467,19 +484,25 @@ class Trainer:
         return time.perf_counter() - self._t0
 
     def _eta(self, epoch: int, batch: int) -> float:
-        """Seconds left after ``batch`` batches of epoch index ``epoch``."""
+        """Seconds left after ``batch`` batches of epoch index ``epoch``: the steps left at
+        the current measured step time, plus this session's time outside the steps per
+        step (the average time per step until the step time is measured)."""
         done = epoch * self.steps_per_epoch + batch
         done_here = done - self.start_epoch * self.steps_per_epoch
         if self.time_budget_s:
             return max(self.time_budget_s - self.elapsed(), 0.0)
         if done_here <= 0:
             return float("nan")
-        rate = self.elapsed() / done_here
         remaining = self.total_steps - done
-        meter = self._ready().ld.meter  # step times only: no pass over the parameters here
-        if meter is not None and meter.step_time and meter.full_step_time:
-            rate = rate * meter.step_time / meter.full_step_time
-        return max(remaining * rate, 0.0)
+        ld = self._ready().ld
+        meter = ld.meter  # step times only: no pass over the parameters here
+        now = meter.step_time if meter is not None else None
+        if now:
+            # the current step time (it falls as units drop), plus the time outside the
+            # steps (validation, checkpoints) spread over the steps done
+            outside = max(self.elapsed() - ld.train_time_s, 0.0) / done_here
+            return max(remaining * (now + outside), 0.0)
+        return max(remaining * self.elapsed() / done_here, 0.0)
 
     def _nan_message(self, step: int, epoch: int) -> str:
         ck = self.output_dir / "checkpoint.pt" if self.output_dir else None
@@ -540,6 +563,7 @@ class Trainer:
             load_per_cpu=sum(self._loads) / len(self._loads) if self._loads else None)
 
     def _finish(self, status: str, message: str) -> FitResult:
+        self._report_requests()  # asked after the last batch (during validation, say)
         summary = self.summary(status)
         model = self.model
         if status == "cancelled" and self.output_dir is not None:
@@ -553,6 +577,7 @@ class Trainer:
                                     {"model": model.state_dict(), "epoch": -1})
                 atomic_write_text(self.output_dir / "summary.json",
                                   json.dumps(summary.to_dict(), indent=2, default=str))
+                self._save_pins()
             except LearnDropError as exc:  # e.g. the disk filled up: the run ends as failed
                 self._fail(exc, True)
                 raise
@@ -560,12 +585,26 @@ class Trainer:
                                                        summary=summary))
         return FitResult(status, message, summary)
 
+    def _save_pins(self) -> None:
+        """Units pinned or unpinned by hand during the run: the run folder's config.toml
+        keeps the pins the run ended with, so that a resume or a new run from it repeats
+        them."""
+        ld = self.ld
+        if ld is None or self.output_dir is None:
+            return
+        pinned = [u.name for u in ld.units if ld.is_pinned(u.name)]
+        if set(pinned) != set(self.cfg.drop.pinned):
+            cfg = self.cfg.copy()
+            cfg.drop.pinned = pinned
+            atomic_write_text(self.output_dir / "config.toml", config_to_toml(cfg))
+
     def _release_folder(self) -> None:
         lock, self._folder_lock = self._folder_lock, None
         if lock is not None:
             lock.release()
 
     def _fail(self, exc: BaseException, started: bool) -> None:
+        self._report_requests()
         message = str(exc) if isinstance(exc, LearnDropError) else (
             f"internal error: {type(exc).__name__}: {exc}".splitlines()[0])
         summary = self.summary("failed") if self._prepared else RunSummary(status="failed")

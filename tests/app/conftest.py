@@ -86,7 +86,12 @@ def answer_yes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         asked.append(text)
         return QMessageBox.StandardButton.Yes
 
+    def exec_(box: QMessageBox) -> int:
+        asked.append(box.text())
+        return int(QMessageBox.StandardButton.Yes.value)
+
     monkeypatch.setattr(QMessageBox, "question", staticmethod(question))
+    monkeypatch.setattr(QMessageBox, "exec", exec_)
     return asked
 
 

@@ -102,3 +102,19 @@ def test_the_report_tables_use_the_same_formatters() -> None:
 
     assert tables.pct(0.412) == "41.2%" and tables.duration(125) == "2 min 05 s"
     assert tables.count(4_000_000, "FLOPs") == "4.0 MFLOPs" and tables.score(0.5) == "0.500"
+
+
+def test_short_names_keep_different_names_different() -> None:
+    a, b = "small_cnn-digits-20261201-153012", "small_cnn-digits-20261201-160544"
+    assert fmt.short_names([a, b], 22) == ["small_cnn-\u20261201-153012",
+                                           "small_cnn-\u20261201-160544"]
+    assert fmt.short_names(["x" * 30 + "-a", "x" * 30 + "-b"], 10) == [
+        "xxxx\u2026xxx-a", "xxxx\u2026xxx-b"]
+    assert fmt.short_names(["short", "names"], 22) == ["short", "names"]
+    assert fmt.short_names(["same", "same"], 22) == ["same", "same"]
+
+
+def test_precise_duration_never_reads_as_nothing() -> None:
+    assert fmt.duration(0.042, precise=True) == "0.042 s"
+    assert fmt.duration(3.456, precise=True) == "3.5 s"
+    assert fmt.duration(0.042) == "0.0 s" and fmt.duration(125, precise=True) == "2 min 05 s"

@@ -48,3 +48,25 @@ def test_export_asks_for_a_report_of_both_runs(qtbot: Any, library: RunLibrary,
     with qtbot.waitSignal(view.export_requested) as sig:
         export.click()
     assert sig.args == [recorded.ld, recorded.base]
+
+
+def test_runs_named_alike_keep_different_labels(qtbot: Any, store_copy: Any) -> None:
+    """Two runs whose names differ only at their end (the time they started) stay apart in
+    the plots' legend and the caption; the table gives the FLOP-predicted time saving next
+    to the measured one."""
+    from learndrop.core.store import RunStore
+
+    lib = RunLibrary(store_copy)
+    with RunStore(store_copy) as store:
+        ids = [r.id for r in store.list_runs()]
+        for run_id, stamp in zip(ids, ("153012", "160544")):
+            store.set_display_name(run_id, f"small_cnn-digits-20261201-{stamp}-long-suffix-"
+                                           f"{stamp}")
+    view = CompareDialog(*lib.compare_data(*ids))
+    qtbot.addWidget(view)
+    shown = view.plots.shown
+    assert len(set(shown)) == 2 and all(len(s) <= 34 for s in shown)
+    legend = [item[1].text for item in view.plots.legend.items]
+    assert len(set(legend)) == 2
+    assert view.value("Time saved, predicted from FLOPs", 0) != ""
+    lib.close()

@@ -221,3 +221,24 @@ def test_follow_a_run_written_by_another_thread(qtbot: Any, live_panel: LivePane
     assert len(h.drops) == counts["DropEvent"] > 0
     assert len(polls) >= 2, "the events should arrive over several polls"
     view.close_store()
+
+
+def test_run_names_lose_their_start_not_their_date(qtbot: Any) -> None:
+    """A default name ends with when the run started: too long for its column, it is cut at
+    the start, so runs of one model and data set stay apart; other names lose their end."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QStandardItemModel
+    from PySide6.QtWidgets import QStyleOptionViewItem
+
+    from learndrop.app.panels.run_table import NameDelegate
+
+    model = QStandardItemModel(2, 1)
+    model.setData(model.index(0, 0), "small_cnn-digits-20261201-153012")
+    model.setData(model.index(1, 0), "my long experiment on the new augmentation")
+    delegate = NameDelegate()
+    modes = []
+    for row in (0, 1):
+        option = QStyleOptionViewItem()
+        delegate.initStyleOption(option, model.index(row, 0))
+        modes.append(option.textElideMode)
+    assert modes == [Qt.TextElideMode.ElideLeft, Qt.TextElideMode.ElideRight]

@@ -62,3 +62,64 @@ def test_absent_device_is_marked_at_its_field(qtbot: Any) -> None:
     assert not panel.valid and absent in panel.reason and "\n" not in panel.reason
     device.set(present[-1])
     assert device.widget.property("invalid") is False and panel.valid
+
+
+def test_messages_speak_the_forms_language() -> None:
+    from learndrop.app.panels import form_words
+
+    assert form_words("cifar10 not found in /data: pass --data.download true or point "
+                      "--data-root at a folder holding it") == (
+        "cifar10 not found in /data: tick \u201cDownload\u201d or choose the \u201cData "
+        "folder\u201d that holds it")
+    assert form_words("drop.mode=cache reuses each sample's activations: turn data.augment "
+                      "off or use mode=freeze") == (
+        "\u201cDrop mode\u201d cache reuses each sample's activations: turn \u201cAugment\u201d "
+        "off or use \u201cDrop mode\u201d freeze")
+    assert form_words("out of memory on cuda with batch size 64: try --batch-size 32") == (
+        "out of memory on cuda with batch size 64: try \u201cBatch size\u201d 32")
+    assert form_words("optim.lr must be at least 1e-08, got -1.0") == (
+        "\u201cLearning rate\u201d must be at least 1e-08, got -1.0")
+    assert form_words("pick small_cnn or mobilenet_v2") == "pick small_cnn or mobilenet_v2"
+
+
+def test_a_value_out_of_range_is_reported_not_reverted_silently(qtbot: Any) -> None:
+    panel = SetupPanel(RunConfig())
+    qtbot.addWidget(panel)
+    panel.show()
+    notices: list[str] = []
+    panel.notice.connect(notices.append)
+    spin = panel.editor("train.epochs").widget
+    before = spin.value()
+    spin.lineEdit().setText("0")  # the least is 1
+    spin.interpretText()  # what leaving the field or pressing Enter does
+    assert spin.value() == before and spin.text() == str(before)
+    text = panel.rejected_text
+    assert text.startswith("\u201cEpochs\u201d: 0 is below the smallest allowed, 1")
+    assert text.endswith(f"it stays {before}") and notices == [text]
+    lr = panel.editor("optim.lr").widget
+    lr.lineEdit().setText("50")
+    lr.interpretText()
+    assert panel.rejected_text.startswith("\u201cLearning rate\u201d: 50 is above the largest")
+    panel.editor("train.epochs").widget.setValue(3)  # the next edit clears the note
+    assert panel.rejected_text == ""
+
+
+def test_a_data_set_that_needs_a_download_says_so_before_start(qtbot: Any,
+                                                               tmp_path: Path) -> None:
+    panel = SetupPanel(RunConfig())
+    qtbot.addWidget(panel)
+    panel.editor("data.root").set(str(tmp_path))
+    panel.editor("data.dataset").set("cifar10")
+    assert not panel.valid
+    assert "cifar10 is not in" in panel.reason and "\u201cDownload\u201d" in panel.reason
+    assert panel.editor("data.dataset").widget.property("invalid") is True
+    panel.editor("data.download").set(True)
+    assert panel.valid
+    hint = panel._hints["data.dataset"]
+    assert "downloaded into" in hint.text() and str(tmp_path) in hint.text()
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    for name in ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4",
+                 "data_batch_5"):
+        (tmp_path / "cifar-10-batches-py" / name).write_bytes(b"")
+    panel.editor("data.download").set(False)
+    assert panel.valid and "downloaded" not in hint.text()  # already there

@@ -145,8 +145,8 @@ def test_gauges_show_latest_numbers(live_panel: LivePanel, stream: Any) -> None:
     assert g.train.value.text() == "54.5%"
     assert g.params.value.text() == "1.0 M"
     assert g.time.value.text() == "1 min 18 s"
-    assert g.time.detail.text() == ("range 1 min 05 s to 1 min 31 s \u00b7 FLOPs predict "
-                                    "1 min 38 s \u00b7 projected 49.0 s \u00b7 efficiency 0.80")
+    assert g.time.detail.text() == ("range 1 min 05 s to 1 min 31 s \u00b7 FLOP-predicted "
+                                    "1 min 38 s \u00b7 by the end 49.0 s \u00b7 efficiency 0.80")
     assert g.speed.value.text() == "1,500" and g.speed.detail.text() == "images / s"
     assert g.accuracy.value.text() == "83.0%"  # the best validation accuracy, 0.48 + 0.05 x 7
     assert g.total_bar.value() == 100 and "finished" in g.eta_label.text()
@@ -161,11 +161,11 @@ def test_time_saved_within_noise_says_so() -> None:
     noisy = SavingsReport(100, 0.4, 0.45, 0.3, 0.35, 10, 20, 0.01, 0.012, 0.1, 8.0, 12.0,
                           None, time_saved_low_s=-2.0, time_saved_high_s=18.0,
                           predicted_time_saved_s=10.0)
-    assert time_saved_detail(noisy) == ("range -2.0 s to 18.0 s \u00b7 FLOPs predict 10.0 s "
-                                        "\u00b7 projected 12.0 s \u00b7 within noise")
+    assert time_saved_detail(noisy) == ("range -2 s to 18.0 s \u00b7 FLOP-predicted 10.0 s "
+                                        "\u00b7 by the end 12.0 s \u00b7 within noise")
     unknown = dataclasses.replace(noisy, time_saved_low_s=None, time_saved_high_s=None,
                                   predicted_time_saved_s=None)
-    assert time_saved_detail(unknown) == "projected 12.0 s"
+    assert time_saved_detail(unknown) == "by the end 12.0 s"
 
 
 def test_formatting() -> None:
@@ -204,3 +204,144 @@ def test_metrics_and_details(live_panel: LivePanel, stream: Any) -> None:
     live_panel.select_unit(d.unit)
     assert "Dropped" in live_panel.details.field_text("state")
     assert f"step {d.step}" in live_panel.details.field_text("dropped")
+
+
+def test_gauges_explain_savings_and_follow_pause_and_end(live_panel: LivePanel,
+                                                          stream: Any) -> None:
+    """Time saved: measured (never rounded to nothing) next to the FLOP-predicted value;
+    freeze mode's zero forward saving says why; the time left says paused while paused; a
+    run that ended counts its complete epochs."""
+    import dataclasses
+
+    from learndrop.core.events import UserAction
+
+    ends = [i for i, (hook, _) in enumerate(stream) if hook == "on_epoch_end"]
+    cut = ends[3] + 1
+    feed(live_panel, stream[:cut])
+    g = live_panel.gauges
+    last = stream[ends[3]][1]
+    small = dataclasses.replace(last.savings, time_saved_s=0.042, forward_flops_saved=0.0)
+    live_panel.on_epoch_end(dataclasses.replace(last, savings=small))
+    live_panel.redraw()
+    assert g.time.value.text() == "0.042 s"
+    assert "FLOP-predicted" in g.time.detail.text()
+    assert format_duration(small.predicted_time_saved_s, precise=True) in g.time.detail.text()
+    assert g.forward.value.text() == "0.0%" and "freeze" in g.forward.detail.text()
+    assert "cache and skip save it" in g.forward.detail.text()
+    assert g.eta_label.text().startswith("Time left: ") and "paused" not in g.eta_label.text()
+    live_panel.on_user_action(UserAction("pause", "", last.step, 4.0, 0.0))
+    live_panel.redraw()
+    assert g.eta_label.text() == "Time left: paused"
+    live_panel.on_user_action(UserAction("resume", "", last.step, 4.0, 0.0))
+    report = next(ev for hook, ev in stream[cut:] if hook == "on_progress")
+    live_panel.on_progress(report)  # a report in the fifth epoch
+    live_panel.redraw()
+    assert g.epoch_label.text() == f"Epoch {report.epoch + 1} of 8"
+    live_panel.on_fit_end(FitEnd("stopped", ""))
+    live_panel.redraw()
+    assert g.epoch_label.text() == "4 of 8 epochs complete"  # as the run history counts
+
+
+def test_score_plot_names_the_curve_under_the_cursor(live_panel: LivePanel, stream: Any,
+                                                     qtbot: Any) -> None:
+    """Hovering a curve names its unit with the score and epoch there, and draws it bold;
+    away from every curve nothing is named."""
+    from PySide6.QtCore import QPointF
+
+    feed(live_panel, stream)
+    live_panel.show()
+    qtbot.waitExposed(live_panel)
+    sp, h = live_panel.score_plot, live_panel.history
+    k = h.n_checks() - 1
+    unit = 10  # never dropped
+    epoch, score = float(h.check_epochs()[k]), float(h.score_matrix()[k, unit])
+    found = sp.curve_near(epoch, score)
+    assert found is not None and found[0] == unit and found[2] == pytest.approx(score)
+    assert sp.curve_near(epoch, 5.0) is None  # far above every curve
+    # through the mouse: the scene position of that point
+    scene = sp.plot.vb.mapViewToScene(QPointF(epoch, score))
+    sp._on_mouse_moved(scene)
+    assert sp.hovered == unit
+    assert sp.readout_text().startswith(f"{h.units[unit].name}: {score:.3f} at epoch")
+    assert len(sp.hover_curve.getData()[0]) == h.n_checks()
+    sp._on_mouse_moved(sp.plot.vb.mapViewToScene(QPointF(epoch, 5.0)))
+    assert sp.hovered is None and sp.readout_text() == ""
+    assert "logarithmic" in sp.log_box.toolTip() and "moving average" in sp.smooth_box.toolTip()
+
+
+def test_smoothing_strength_and_markers_on_the_smoothed_curves(live_panel: LivePanel,
+                                                               stream: Any) -> None:
+    feed(live_panel, stream)
+    sp, h = live_panel.score_plot, live_panel.history
+    raw_markers = sp.marker_positions()
+    sp.set_smoothing(True)
+    assert sp.span_box.isEnabled() and h.smoothing_alpha == pytest.approx(2 / 7)
+    live_panel.redraw()
+    smoothed = h.smoothed_score_matrix()
+    expected = [(d.epoch, pytest.approx(float(smoothed[d.check - 1, d.index])))
+                for d in h.drops]
+    assert sp.marker_positions() == expected and sp.marker_positions() != raw_markers
+    before = float(smoothed[-1, 10])
+    sp.set_smoothing_span(20)
+    assert h.smoothing_alpha == pytest.approx(2 / 21)
+    assert float(h.smoothed_score_matrix()[-1, 10]) != pytest.approx(before)
+    assert sp.view_options() == {"log_scale": False, "smooth": True, "smooth_checks": 20}
+    sp.set_smoothing(False)
+    live_panel.redraw()
+    assert sp.marker_positions() == raw_markers
+
+
+def test_event_log_hides_checkpoints(live_panel: LivePanel, stream: Any) -> None:
+    feed(live_panel, stream)
+    log = live_panel.event_log
+    rows = log.row_count()
+    log.kind_actions["checkpoint"].setChecked(False)
+    assert log.row_count() == rows - 8
+    assert not any("Checkpoint" in log.row_text(r) for r in range(log.row_count()))
+    assert log.view_options() == {"hidden": "checkpoint"}
+    live_panel.on_checkpoint(stream[-2][1])
+    live_panel.redraw()
+    assert log.row_count() == rows - 8  # new ones stay hidden too
+    log.set_view_options({"hidden": ""})
+    assert log.row_count() == rows + 1
+
+
+def test_head_and_tiny_units_can_be_hovered_and_clicked(live_panel: LivePanel, stream: Any,
+                                                        qtbot: Any) -> None:
+    """The head's share of the work is tiny; its block still has a finger's width, shows
+    its tooltip and selects it."""
+    feed(live_panel, stream)
+    live_panel.show()
+    strip = live_panel.strip
+    head = len(live_panel.history.units) - 1
+    assert live_panel.history.units[head].flops_share < 0.001
+    rect = strip.block_rect(head)
+    assert rect.width() >= strip.min_block_width() - 0.5
+    assert strip.unit_at(rect.center().toPoint()) == head
+    assert "(head)" in strip.tooltip_text(head)
+    with qtbot.waitSignal(live_panel.unit_selected) as sig:
+        qtbot.mouseClick(strip, Qt.MouseButton.LeftButton, pos=rect.center().toPoint())
+    assert sig.args == [live_panel.history.units[head].name]
+    assert strip.state_of(head) == "kept"  # the head always trains, never "settling"
+
+
+def test_kept_units_and_a_pin_that_blocks_later_drops(live_panel: LivePanel, stream: Any,
+                                                      qtbot: Any) -> None:
+    import dataclasses
+
+    start = stream[0][1]
+    config = {"drop": {"threshold": 0.2, "pinned": [], "keep_last": 1, "order": "prefix"}}
+    feed(live_panel, [("on_fit_start", dataclasses.replace(start, config=config)),
+                      *stream[1:-1]])
+    h, strip = live_panel.history, live_panel.strip
+    last = len(h.units) - 2  # the unit before the head always trains (keep_last = 1)
+    check = next(ev for hook, ev in reversed(stream) if hook == "on_scores")
+    live_panel.on_scores(dataclasses.replace(check, settled=(True,) * len(check.settled)))
+    assert h.latest_settled[last] and strip.state_of(last) == "kept"  # not "settling"
+    first_live = h.dropped_prefix_len()
+    notices: list[str] = []
+    live_panel.notice.connect(notices.append)
+    live_panel.strip.unit_action_requested.emit("pin", h.units[first_live].name)
+    assert notices and "drop front to back" in notices[0]
+    assert h.units[first_live + 1].name in notices[0]
+    assert any("cannot be dropped either" in e.text for e in h.log)

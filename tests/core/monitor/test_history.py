@@ -19,6 +19,7 @@ from learndrop.core.events import (
     SavingsReport,
     ScoreCheck,
     UnitInfo,
+    UserAction,
     call_hook,
 )
 from learndrop.core.monitor import GrowingArray, RunHistory, ema_smoothed
@@ -89,7 +90,8 @@ def test_scores_matrix_nan_for_unscored_and_views() -> None:
 def test_unit_states_settling_dropped_pinned() -> None:
     h = RunHistory()
     h.on_fit_start(fit_start(pinned=("u2",)))
-    assert h.unit_states() == ["learning", "learning", "pinned", "learning"]
+    # the head always trains: "kept", never "settling"
+    assert h.unit_states() == ["learning", "learning", "pinned", "kept"]
     h.on_scores(check(10, [0.1, 0.5, 0.1, None], [True, False, True, False]))
     assert h.unit_state(0) == "settling" and h.unit_state(1) == "learning"
     assert h.unit_state(2) == "pinned"
@@ -286,3 +288,67 @@ def test_history_bins_span_the_planned_run() -> None:
     h.smoothed_score_matrix(0.9)
     np.testing.assert_allclose(np.nanmax(h.smooth_bins.hi[:, :3], axis=0),
                                np.nanmax(h.smoothed_score_matrix()[:, :3], axis=0))
+
+
+def test_user_actions_pin_pause_and_are_logged_when_asked() -> None:
+    h = RunHistory()
+    h.on_fit_start(fit_start())
+    h.on_drop(drop(10, 0))
+    asked = time.time() - 3600.0
+    h.on_user_action(UserAction("pin", "u0", 12, 1.2, asked))  # takes a dropped unit back
+    assert h.unit_state(0) == "pinned" and 0 not in h.drop_of
+    h.on_user_action(UserAction("pause", "", 12, 1.2, asked + 5))
+    assert h.paused
+    h.on_user_action(UserAction("resume", "", 12, 1.2, asked + 9))
+    assert not h.paused
+    h.on_user_action(UserAction("unpin", "u0", 14, 1.4, asked + 10))
+    assert h.unit_state(0) == "learning"
+    lines = [e for e in h.log if e.kind == "action"]
+    assert [e.text for e in lines] == ["you pinned u0", "you paused", "you resumed",
+                                       "you unpinned u0"]
+    assert [e.wall_time for e in lines] == [asked, asked + 5, asked + 9, asked + 10]
+    assert lines[0].epoch == 1.2 and len(h.actions) == 4
+
+
+def test_replay_clock_dates_the_log_and_survives_fit_start() -> None:
+    h = RunHistory()
+    then = 1_700_000_000.0
+    h.on_clock(then)
+    h.on_fit_start(fit_start())
+    h.on_clock(then + 60)
+    h.on_drop(drop(10, 0))
+    h.on_clock(then + 90)
+    h.on_warning("slow disk")
+    assert [e.wall_time for e in h.log] == [then, then + 60, then + 90]
+    live = RunHistory()
+    live.on_fit_start(fit_start())
+    assert abs(live.log[0].wall_time - time.time()) < 60  # a live run's events happen now
+
+
+def test_kept_units_and_pins_that_block_prefix_drops() -> None:
+    h = RunHistory()
+    start = fit_start(6)
+    h.on_fit_start(FitStart(start.run_name, {"drop": {"keep_last": 2, "order": "prefix"}},
+                            start.units, 4, 10, 40, "cpu", "freeze", True, 210, 600, "/tmp"))
+    h.on_scores(check(10, [0.1] * 5 + [None], [True] * 5 + [False]))
+    assert h.unit_states() == ["settling", "settling", "settling", "kept", "kept", "kept"]
+    assert h.blocked_by_pin("u0") == ["u1", "u2"]  # u3, u4 always train anyway
+    h.on_drop(drop(10, 1))
+    assert h.blocked_by_pin("u0") == ["u2"]
+    h.drop_order = "any"
+    assert h.blocked_by_pin("u0") == []
+
+
+def test_complete_epochs_and_checkpoint_position() -> None:
+    """A run stopped at 0.9 epochs: no epoch is complete, and its checkpoint (0 complete
+    epochs) is logged at its step's position, not at epoch 0."""
+    h = RunHistory()
+    h.on_fit_start(fit_start())
+    h.on_progress(Progress(9, 0, 9, 10, 1.0, 0.1, 100.0, 1.0, 3.0))
+    h.on_checkpoint(CheckpointSaved(0, 9, "/tmp/r/checkpoint.pt"))
+    assert h.epochs_complete() == 0
+    entry = h.log[-1]
+    assert entry.epoch == pytest.approx(0.9)
+    assert entry.text == "checkpoint after 0 complete epochs: /tmp/r/checkpoint.pt"
+    h.on_progress(Progress(23, 2, 3, 10, 1.0, 0.1, 100.0, 2.0, 3.0))
+    assert h.epochs_complete() == 2

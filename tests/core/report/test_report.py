@@ -267,6 +267,56 @@ def test_runs_show_compare_rm(store_path: Path, capsys: pytest.CaptureFixture[st
         cli(store_path, "show", "ld-run")
 
 
+def test_user_actions_in_show_and_reports(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A unit pinned by hand is "pinned" (not "trained") in show and the reports, which
+    list what was done and when; a unit pinned after its drop is trained again."""
+    from learndrop.core.events import UserAction
+
+    path = tmp_path / "store.sqlite"
+    stream = make_events("pinned-run", epochs=EPOCHS, steps_per_epoch=STEPS)
+    first_check = next(i for i, (hook, _) in enumerate(stream) if hook == "on_scores")
+    when = 1_700_000_000.0
+    stream.insert(first_check + 1, ("on_user_action",
+                                    UserAction("pin", "block2", 2, 0.2, when)))
+    stream.insert(len(stream) - 1, ("on_user_action", UserAction("pin", "stem", 30, 3.0,
+                                                                 when + 60)))
+    record(path, stream)
+    with RunStore(path) as store:
+        report = build_report(store, "pinned-run")
+    states = {u.name: u.state for u in report.run.unit_rows()}
+    assert states == {"stem": "pinned", "block1": "dropped (policy)", "block2": "pinned",
+                      "head": "head"}
+    assert report.run.pinned_at_end() == ["block2", "stem"]
+    html = export(report, "html", tmp_path / "r.html").read_text()
+    assert "Your actions" in html and "pinned block2" in html
+    data = json.loads(export(report, "json", tmp_path / "r.json").read_text())
+    assert [a["action"] for a in data["run"]["actions"]] == ["pin", "pin"]
+    assert cli(path, "show", "pinned-run") == 0
+    out = capsys.readouterr().out
+    assert "Your actions" in out and "pinned stem" in out
+    assert "block2" in out and "trained" not in out.split("Units", 1)[1].split("Drops")[0]
+
+
+def test_comparison_legend_keeps_alike_names_apart(tmp_path: Path) -> None:
+    """Default names differ at their end (the start time): the plots' legend must not cut
+    both to the same text; a caption names dashed baselines only when one is drawn."""
+    import re
+
+    path = tmp_path / "store.sqlite"
+    names = ["small_cnn-digits-20261201-153012", "small_cnn-digits-20261201-160544"]
+    for name in names:
+        record(path, make_events(name, epochs=EPOCHS, steps_per_epoch=STEPS))
+    with RunStore(path) as store:
+        report = build_report(store, names[0], compare=[names[1]])
+    from learndrop.core.report import plots
+
+    charts = {p.key: p for p in plots(report)}
+    legend = re.findall(r">([^<]*(?:153012|160544)[^<]*)<", charts["cmp_accuracy"].svg)
+    assert len(set(legend)) == 2 and all(len(t) <= 22 for t in legend)
+    assert charts["cmp_accuracy"].caption == ""  # no baseline drawn, no dashed line
+
+
 def _with_summary(stream: list, **fields: object) -> list:
     import dataclasses
 

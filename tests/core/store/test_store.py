@@ -17,11 +17,13 @@ import pytest
 from factories import HookRecorder, expected_replay, make_events, record, tiny_config
 from learndrop.core.errors import LearnDropError
 from learndrop.core.events import (
+    Callback,
     DropEvent,
     EpochEnd,
     FitEnd,
     Progress,
     ScoreCheck,
+    UserAction,
 )
 from learndrop.core.runfolder import claim_run_folder
 from learndrop.core.store import (
@@ -30,6 +32,7 @@ from learndrop.core.store import (
     RunStore,
     StoreError,
     StoreRecorder,
+    WallClock,
     replay,
 )
 
@@ -171,7 +174,7 @@ def test_migrates_a_version_1_store(store_path: Path) -> None:
         assert [u.name for u in events[0].units] == ["features.0", "features.1"]
         assert events[3].scores == (0.05, 0.6) and events[4].index == 0
     conn = sqlite3.connect(store_path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4  # the current version
     conn.close()
     with RunStore(store_path) as store:  # reopening the migrated store is a no-op
         assert sorted(r.name for r in store.list_runs()) == ["old-crash", "old-run"]
@@ -181,15 +184,15 @@ def test_migrates_a_version_1_store(store_path: Path) -> None:
         assert store.load_events("demo-run") == expected_replay(make_events())
 
 
-def test_migrates_a_version_2_store(store_path: Path) -> None:
-    """Version 3 adds the time-saved range to the savings rows; older rows keep it unknown."""
+def test_migrates_a_version_3_store(store_path: Path) -> None:
+    """Version 4 adds the time-saved range to the savings rows; older rows keep it unknown."""
     from learndrop.core.store import _schema
 
     record(store_path, make_events("before"))
     conn = sqlite3.connect(store_path)
-    for column in _schema._SAVINGS_V3:  # back to version 2
+    for column in _schema._SAVINGS_V4:  # back to version 3
         conn.execute(f"ALTER TABLE savings DROP COLUMN {column}")
-    conn.execute("PRAGMA user_version = 2")
+    conn.execute("PRAGMA user_version = 3")
     conn.commit()
     conn.close()
     with RunStore(store_path) as store:
@@ -202,7 +205,7 @@ def test_migrates_a_version_2_store(store_path: Path) -> None:
         assert ends[-1].savings.time_saved_low_s is not None
         assert ends[-1].savings.step_time_spread == 0.05
     conn = sqlite3.connect(store_path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
     conn.close()
 
 
@@ -384,3 +387,98 @@ def test_real_trainer_run_is_recorded(store_path: Path, tmp_path: Path) -> None:
     early, rest = collect.calls[:start], collect.calls[start:]
     assert events == expected_replay([rest[0], *early, *rest[1:]])
     assert {DropEvent, ScoreCheck, Progress, EpochEnd} <= {type(e) for e in events}
+
+
+def _with_actions(stream: list[tuple[str, Any]], when: float) -> list[tuple[str, Any]]:
+    """The stream with a pin after its first check and a pause and resume after its first
+    epoch end, asked at ``when`` and later."""
+    first_check = next(i for i, (hook, _) in enumerate(stream) if hook == "on_scores")
+    first_end = next(i for i, (hook, _) in enumerate(stream) if hook == "on_epoch_end")
+    out = list(stream)
+    out.insert(first_end + 1, ("on_user_action", UserAction("resume", "", 4, 1.0, when + 30)))
+    out.insert(first_end + 1, ("on_user_action", UserAction("pause", "", 4, 1.0, when + 20)))
+    out.insert(first_check + 1, ("on_user_action", UserAction("pin", "block2", 2, 0.5, when)))
+    return out
+
+
+def test_user_actions_are_stored_and_replayed_with_their_time(store_path: Path) -> None:
+    when = time.time() - 7200
+    stream = _with_actions(make_events(), when)
+    record(store_path, stream)
+    with RunStore(store_path) as store:
+        events = store.load_events("demo-run")
+        assert events == expected_replay(stream)
+        sink = HookRecorder()
+        replay(store.load_events("demo-run"), [sink])
+    assert sink.calls == stream
+    actions = [e for e in events if isinstance(e, UserAction)]
+    assert [(a.action, a.unit, a.step, a.time) for a in actions] == [
+        ("pin", "block2", 2, when), ("pause", "", 4, when + 20), ("resume", "", 4, when + 30)]
+
+
+def test_clock_says_when_logged_events_happened(store_path: Path) -> None:
+    before = time.time()
+    record(store_path, _with_actions(make_events(), 1_700_000_000.0))
+    after = time.time()
+    with RunStore(store_path) as store:
+        events = store.load_events("demo-run", clock=True)
+        run = store.get_run("demo-run")
+    assert isinstance(events[0], WallClock) and events[0].time == run.created
+    timed = {type(b).__name__: a.time for a, b in zip(events, events[1:])
+             if isinstance(a, WallClock)}
+    assert set(timed) == {"FitStart", "EpochStart", "DropEvent", "RunMessage",
+                          "CheckpointSaved", "UserAction", "FitEnd"}
+    assert before <= timed["DropEvent"] <= after and timed["FitEnd"] == run.updated
+    clocks = [e for e in events if isinstance(e, WallClock)]
+    pin = events[events.index(next(e for e in events if isinstance(e, UserAction))) - 1]
+    assert pin == WallClock(1_700_000_000.0) and len(clocks) > 5
+    assert not any(isinstance(e, (Progress, ScoreCheck, EpochEnd)) and
+                   isinstance(events[i - 1], WallClock) for i, e in enumerate(events))
+
+    class Times(Callback):
+        def __init__(self) -> None:
+            self.clock: float | None = None
+            self.drops: list[float | None] = []
+
+        def on_clock(self, wall_time: float) -> None:
+            self.clock = wall_time
+
+        def on_drop(self, event: DropEvent) -> None:
+            self.drops.append(self.clock)
+
+    sink = Times()
+    assert replay(events, [sink]) == len([e for e in events if not isinstance(e, WallClock)])
+    assert len(sink.drops) == 2 and all(before <= t <= after for t in sink.drops if t)
+
+
+def test_migrates_a_version_2_store(store_path: Path) -> None:
+    """Version 2 kept no drop times: the column is added, the old drops have no time."""
+    record(store_path, make_events())
+    conn = sqlite3.connect(store_path)
+    conn.execute("ALTER TABLE drops DROP COLUMN time")
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+    with RunStore(store_path) as store:
+        events = store.load_events("demo-run", clock=True)
+        drops = [i for i, e in enumerate(events) if isinstance(e, DropEvent)]
+        assert len(drops) == 2 and not any(isinstance(events[i - 1], WallClock) for i in drops)
+    conn = sqlite3.connect(store_path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4  # the current version
+    conn.close()
+    record(store_path, make_events("second-run"))  # and new drops get their time
+    with RunStore(store_path) as store:
+        events = store.load_events("second-run", clock=True)
+    assert all(isinstance(events[i - 1], WallClock)
+               for i, e in enumerate(events) if isinstance(e, DropEvent))
+
+
+def test_epochs_done_counts_complete_epochs(store_path: Path) -> None:
+    """A run stopped in its third epoch has done 2, though its partial epoch has an end."""
+    stream = make_events(status="stopped")
+    last = next(i for i in range(len(stream) - 1, -1, -1) if stream[i][0] == "on_epoch_end")
+    end = stream[last][1]
+    stream[last] = ("on_epoch_end", dataclasses.replace(end, step=end.step - 1))
+    record(store_path, stream)
+    with RunStore(store_path) as store:
+        assert store.get_run("demo-run").epochs_done == 2

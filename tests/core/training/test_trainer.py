@@ -251,6 +251,70 @@ def test_event_epochs_follow_the_convention(tmp_path: Path) -> None:
         assert k.epoch == epoch_of_step(k.step, spe)
 
 
+def test_user_actions_are_reported_where_the_run_takes_them(tmp_path: Path) -> None:
+    """Pin, pause, resume and stop from another thread: each comes back as a UserAction with
+    the time it was asked and the step the run took it at; the pin lands in config.toml."""
+    import threading
+    import time
+
+    from learndrop.core.config import load_config
+
+    control = RunControl()
+    seen: list[Any] = []
+    asked: dict[str, float] = {}
+
+    class Act(Callback):
+        def __init__(self) -> None:
+            self.units: list[str] = []
+
+        def on_fit_start(self, ev: Any) -> None:
+            self.units = [u.name for u in ev.units]
+
+        def on_progress(self, ev: Any) -> None:
+            if ev.step == 4:
+                asked["pin"] = time.time()
+                control.request_pin(self.units[0])
+                control.pause()
+                threading.Timer(0.3, control.resume).start()
+            elif ev.step == 14:  # 10 steps per epoch: in the second epoch
+                control.stop()
+
+        def on_user_action(self, ev: Any) -> None:
+            seen.append(ev)
+
+    act = Act()
+    cfg = tiny_config(tmp_path, **{"drop.warmup_epochs": 0, "train.log_every": 2})
+    result = Trainer(cfg, [act], control).fit()
+    assert result.status == "stopped"
+    assert [(a.action, a.unit) for a in seen] == [
+        ("pin", act.units[0]), ("pause", ""), ("resume", ""), ("stop", "")]
+    pin, pause, resume, stop = seen
+    assert pin.step == pause.step == resume.step == 4 and stop.step == 14
+    assert pin.epoch == pytest.approx(0.4) and stop.epoch == pytest.approx(1.4)
+    assert pin.time == pytest.approx(asked["pin"], abs=0.05)
+    assert resume.time - pause.time >= 0.25
+    assert act.units[0] not in [d.unit for d in result.summary.dropped]
+    saved = load_config(Path(result.summary.output_dir) / "config.toml")
+    assert saved.drop.pinned == [act.units[0]]
+
+
+def test_eta_uses_the_current_step_time(tmp_path: Path) -> None:
+    """Once the step time is measured, the steps left cost the current step time (which
+    falls as units drop) plus the time outside the steps, spread over the steps done."""
+    import time
+
+    trainer = Trainer(tiny_config(tmp_path, **{"drop.warmup_epochs": 0}))
+    assert trainer.fit().status == "finished"
+    ld = trainer.ld
+    assert ld is not None and ld.meter is not None and ld.meter.step_time
+    now = ld.meter.step_time
+    trainer._t0 = time.perf_counter() - (ld.train_time_s + 2.0)  # 2 s outside the steps
+    done = 2 * trainer.steps_per_epoch  # after the second epoch
+    eta = trainer._eta(2, 0)
+    outside = 2.0 / done
+    assert eta == pytest.approx((trainer.total_steps - done) * (now + outside), rel=0.01)
+
+
 def test_a_run_measures_its_data_share_machine_and_epoch_times(tmp_path: Path) -> None:
     result = Trainer(tiny_config(tmp_path)).fit()
     s = result.summary

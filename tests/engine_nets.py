@@ -1,0 +1,58 @@
+"""Tiny CPU networks and data shared by the engine tests (importable from any test)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+DATA_X = torch.randn(32, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+DATA_Y = torch.randint(0, 4, (32,), generator=torch.Generator().manual_seed(2))
+
+
+class Block(nn.Module):
+    """A residual block: its output is its input plus a branch."""
+
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(ch, ch, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x + self.bn(self.conv(x)))
+
+
+class ConvBnRelu(nn.Module):
+    """A plain conv-BN-ReLU block whose output has its input's shape: not residual, so it
+    must never be skipped."""
+
+    def __init__(self, ch: int) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(ch, ch, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(ch)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.bn(self.conv(x)))
+
+
+class Net(nn.Module):
+    """stem, block1, block2, block3, head; ``middle`` replaces block2."""
+
+    def __init__(self, ch: int = 8, classes: int = 4, middle: nn.Module | None = None) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, ch, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(ch), nn.ReLU())
+        self.block1 = Block(ch)
+        self.block2 = middle if middle is not None else Block(ch)
+        self.block3 = Block(ch)
+        self.head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(ch, classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.block3(self.block2(self.block1(self.stem(x)))))
+
+
+def batch(step: int, size: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The inputs, labels and sample indices of training step ``step`` (epochs of
+    ``32 // size`` steps, always in the same order)."""
+    per_epoch = 32 // size
+    ids = torch.arange((step % per_epoch) * size, (step % per_epoch + 1) * size)
+    return DATA_X[ids], DATA_Y[ids], ids
