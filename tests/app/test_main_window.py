@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import Qt
 
 from learndrop.app.actions import RunState
 from learndrop.app.main_window import MainWindow
@@ -356,11 +357,18 @@ def test_a_run_stopped_mid_epoch_reads_the_same_everywhere(
                     error_dialogs=False)
     steps: list[int] = []
 
+    def stop_there(ev: Any) -> None:
+        # runs in the training thread (a direct connection), so the stop lands at exactly this
+        # batch however late the window gets the queued signal; RunControl is thread-safe
+        if ev.epoch == 1 and ev.batch == 2 and w.control is not None:
+            w.control.stop()
+
     def on_progress(ev: Any) -> None:
         steps.append(ev.step)
         if ev.epoch == 1 and ev.batch == 2:
-            w.stop_run()
+            w.stop_run()  # what the Stop button does, for the window's own state
 
+    w.signals.progress.connect(stop_there, Qt.ConnectionType.DirectConnection)
     w.signals.progress.connect(on_progress)
     assert w.start_run()
     assert wait_run(qtbot, w) == "stopped"
