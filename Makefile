@@ -34,8 +34,9 @@ test-fast: $(STAMP)
 	$(PY) -m ruff check .
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow"
 
+# real data: Debian's dataset-fashion-mnist (the command says how to install it when missing)
 bench: $(STAMP)
-	$(VENV)/bin/learndrop bench --preset cpu-resnet20-finetune
+	$(VENV)/bin/learndrop bench --preset cpu-fmnist-finetune
 
 lint-imports: $(STAMP)
 	# import-linter reads packages from disk: check a plain install of the package

@@ -72,6 +72,12 @@ class DataConfig:
         min=0.01, max=0.9))
     limit: int = field(default=0, metadata=doc(
         "Use at most this many training samples (0: all).", min=0))
+    seed: int = field(default=-1, metadata=doc(
+        "Seed for generating, splitting and sub-sampling the data (-1: train.seed); fix it "
+        "to train several seeds on the same data.", min=-1, max=2**32 - 1))
+    classes: str = field(default="", metadata=doc(
+        "Use only these classes, e.g. 0-4 or 1,3,5, numbered from 0 in that order (empty: "
+        "all; mnist, fashionmnist, cifar10, cifar100)."))
     synthetic_samples: int = field(default=4000, metadata=doc(
         "Synthetic data: number of samples (train and validation together).", min=20,
         max=10_000_000))
@@ -238,7 +244,7 @@ class RunConfig:
             elif any(len(part.encode("utf-8")) > 255 for part in Path(self.output.dir).parts):
                 out.append(("output.dir", f"output.dir {_shown(self.output.dir)} has a folder "
                             f"name longer than 255 bytes, more than file systems allow"))
-        from .data import list_datasets
+        from .data import classes_problem, list_datasets
         from .models import is_model_name, unknown_model_message
 
         if not is_model_name(self.model.name):
@@ -246,6 +252,9 @@ class RunConfig:
         if self.data.dataset not in list_datasets():
             out.append(("data.dataset", f"unknown data set '{self.data.dataset}': pick one of "
                         f"{', '.join(list_datasets())}"))
+        classes = classes_problem(self.data.classes, self.data.dataset)
+        if classes:
+            out.append(("data.classes", classes))
         if self.data.dataset == "imagefolder" and not self.data.root:
             out.append(("data.root", "data.dataset=imagefolder needs data.root: the folder with "
                         "one sub-folder of images per class"))

@@ -10,6 +10,9 @@ formatter          value               text
 :func:`points`     0.0125              ``+1.25 points`` (a difference of shares)
 :func:`count`      1_300_000           ``1.3 M``; with ``unit="FLOPs"``: ``1.3 MFLOPs``
 :func:`duration`   125                 ``2 min 05 s``; 42.4 -> ``42.4 s``
+:func:`step_time`  0.0123              ``12.3 ms``; 0.00045 -> ``450 µs``; 2.5 -> ``2.50 s``
+:func:`span`       42, 38, 46          ``42.0 s (38.0 s to 46.0 s)``: a figure and its range
+:func:`speedup`    1.714               ``1.71x``
 :func:`clock`      125                 ``2:05``; 42.4 -> ``42 s`` (status lines)
 :func:`rate`       1234.4              ``1,234 img/s``
 :func:`score`      0.12345             ``0.123``
@@ -26,8 +29,8 @@ import math
 import time
 from typing import Any
 
-__all__ = ["DASH", "is_number", "percent", "points", "count", "duration", "clock", "rate",
-           "score", "when", "short_names"]
+__all__ = ["DASH", "is_number", "percent", "points", "count", "duration", "step_time", "span",
+           "speedup", "clock", "rate", "score", "when", "short_names"]
 
 #: what every formatter writes for a value that is not known
 DASH = "\u2013"
@@ -89,6 +92,39 @@ def duration(seconds: Any, precise: bool = False) -> str:
     if whole < 86400:
         return f"{sign}{whole // 3600} h {whole % 3600 // 60:02d} min"
     return f"{sign}{whole // 86400} d {whole % 86400 // 3600} h"
+
+
+def step_time(seconds: Any) -> str:
+    """A short time such as one training step's: 0.0123 -> ``12.3 ms``, 0.123 -> ``123 ms``,
+    0.00045 -> ``450 µs``, 2.5 -> ``2.50 s``; longer spans as :func:`duration`."""
+    if not is_number(seconds):
+        return DASH
+    s = abs(float(seconds))
+    sign = "-" if seconds < 0 else ""
+    if s >= 10:
+        return duration(seconds)
+    if round(s, 2) >= 1:
+        return f"{sign}{s:.2f} s"
+    ms = s * 1000
+    if round(ms, 1) >= 100:
+        return f"{sign}{ms:.0f} ms"
+    if round(ms, 1) >= 1:
+        return f"{sign}{ms:.1f} ms"
+    return f"{sign}{ms * 1000:.0f} \u00b5s"
+
+
+def span(value: Any, low: Any, high: Any, unit: Any = None) -> str:
+    """A figure with its range, each written by ``unit`` (default :func:`duration`):
+    ``42.0 s (38.0 s to 46.0 s)``; the figure alone when the range is not known."""
+    write = unit or duration
+    if not is_number(low) or not is_number(high):
+        return str(write(value))
+    return f"{write(value)} ({write(low)} to {write(high)})"
+
+
+def speedup(factor: Any) -> str:
+    """How many times faster: 1.714 -> ``1.71x``."""
+    return f"{factor:.2f}x" if is_number(factor) else DASH
 
 
 def clock(seconds: Any) -> str:

@@ -6,9 +6,10 @@ run store as JSON (:meth:`RunSummary.to_dict`, the same keys as always). Reading
 :meth:`RunSummary.from_dict`, which accepts what older versions stored: a missing key or a
 value of the wrong type takes the field's default, keys it does not know are ignored.
 
-Shares (``final_accuracy``, ``*_flops_saved``, ``measured_time_saved``, ``score_overhead``)
-are fractions (0.25 = 25%); times are seconds; ``final_accuracy`` and ``final_loss`` are NaN
-when no validation ran; ``None`` marks a figure that was never measured.
+Shares (``final_accuracy``, ``*_flops_saved``, ``measured_time_saved``, ``score_overhead``,
+``data_time_share``, ``step_time_spread``) are fractions (0.25 = 25%); times are seconds;
+``final_accuracy`` and ``final_loss`` are NaN when no validation ran; ``None`` marks a
+figure that was never measured.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class EpochResult:
     val_accuracy: float = math.nan
     val_accuracy_scaled: float | None = None
     epoch_time_s: float = 0.0
+    elapsed_s: float = math.nan  # the run's wall time at the end of this epoch
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -73,6 +75,16 @@ class RunSummary:
     run has ``world_size`` processes; it all-reduced ``full_allreduce_bytes_per_step`` bytes
     of gradients per step before any drop and ``allreduce_bytes_per_step`` at its end, and
     saved ``allreduce_bytes_saved`` of that volume over the run (0 for one process).
+
+    Time saved is measured so that machine load cannot fool it (see the engine's savings
+    meter): ``time_saved_s`` lies in ``time_saved_low_s`` .. ``time_saved_high_s`` and
+    ``predicted_time_saved_s`` is what the FLOPs saved predict for the same steps;
+    ``efficiency`` is given only when the measured saving exceeds its noise.
+    ``step_time_spread`` is how much one step's time varies (robust standard deviation
+    over the median). ``data_time_share`` is the share of the training loop's time spent
+    waiting for batches. ``machine`` names the host, CPU and device, ``load_per_cpu`` is
+    the machine's mean load during the run (1-minute load average per CPU): two runs'
+    times compare only on the same machine under a similar load.
     """
 
     run_name: str = ""
@@ -106,6 +118,13 @@ class RunSummary:
     checkpoint: str = ""
     weights: str = ""
     device: str = ""
+    time_saved_low_s: float | None = None
+    time_saved_high_s: float | None = None
+    predicted_time_saved_s: float | None = None
+    step_time_spread: float | None = None
+    data_time_share: float | None = None
+    machine: str = ""
+    load_per_cpu: float | None = None
     world_size: int = 1
     allreduce_bytes_per_step: int = 0
     full_allreduce_bytes_per_step: int = 0

@@ -1,12 +1,14 @@
 """Factories shared by the tests: a plausible run's event stream (recorded or replayed), a
 longer one for the live views, a callback recording hooks, the settings of a tiny real run,
-folders of images, and the check of a one-line error.
+folders of images, small IDX data set files, and the check of a one-line error.
 
 Importable from any test (``pytest`` puts ``tests/`` on the path); fixtures are in conftest.py."""
 
 from __future__ import annotations
 
+import gzip
 import math
+import struct
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -91,7 +93,11 @@ def make_events(name: str = "demo-run", *, epochs: int = 3, steps_per_epoch: int
             step_time_s=0.2 if dropped else None, full_step_time_s=0.25,
             measured_time_saved=0.2 if dropped else None, time_saved_s=0.05 * len(dropped),
             projected_time_saved_s=0.06 * len(dropped),
-            efficiency=0.83 if dropped else None)
+            efficiency=0.83 if dropped else None,
+            time_saved_low_s=0.04 * len(dropped) if dropped else None,
+            time_saved_high_s=0.06 * len(dropped) if dropped else None,
+            predicted_time_saved_s=0.06 * len(dropped) if dropped else None,
+            step_time_spread=0.05)
         acc = min(0.99, 0.5 + 0.4 * (epoch + 1) / epochs + accuracy_gain)
         out.append(("on_epoch_end", EpochEnd(
             epoch=epoch, step=step, train_loss=1.0 / (epoch + 1), train_accuracy=acc + 0.02,
@@ -190,7 +196,11 @@ def make_live_stream(n_units: int = 12, epochs: int = 8, checks_per_epoch: int =
         sav = SavingsReport(step, share, share * 2 / 3, share * 0.6, share * 0.4,
                             total_params - sum(u.params for u, d in zip(units, dropped) if d),
                             total_params, 0.1 * (1 - share), 0.1, share * 0.8,
-                            12.0 * (ep + 1) * share, 60.0 * share, 0.8 if share else None)
+                            12.0 * (ep + 1) * share, 60.0 * share, 0.8 if share else None,
+                            time_saved_low_s=10.0 * (ep + 1) * share if share else None,
+                            time_saved_high_s=14.0 * (ep + 1) * share if share else None,
+                            predicted_time_saved_s=15.0 * (ep + 1) * share if share else None,
+                            step_time_spread=0.04)
         train_acc, val_acc = min(0.99, 0.5 + 0.05 * ep), min(0.97, 0.48 + 0.05 * ep)
         out.append(("on_epoch_end", EpochEnd(ep + 1, step, 2.0 / (ep + 2), train_acc,
                                               2.1 / (ep + 2), val_acc, None, 10.0,
@@ -298,3 +308,31 @@ def store_status(store: Path) -> list[tuple[str, str]]:
 
     with sqlite3.connect(store) as conn:
         return conn.execute("SELECT name, status FROM runs ORDER BY id").fetchall()
+
+
+# ---- MNIST-style IDX files ----------------------------------------------------------------
+def idx_bytes(array: np.ndarray) -> bytes:
+    """An array in the IDX format (unsigned bytes, big-endian header)."""
+    header = struct.pack(">I", 0x0800 | array.ndim) + struct.pack(f">{array.ndim}I",
+                                                                  *array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def write_idx_set(folder: Path, *, n_train: int = 40, n_test: int = 20, gz: bool = False,
+                  dot_names: bool = False, side: int = 28) -> dict[str, np.ndarray]:
+    """Four small IDX files in ``folder``; returns the arrays written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(n_train)
+    arrays = {}
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        arrays[f"{prefix}-images"] = rng.integers(0, 256, (n, side, side)).astype(np.uint8)
+        arrays[f"{prefix}-labels"] = (np.arange(n) % 10).astype(np.uint8)
+    for key, array in arrays.items():
+        ndim = array.ndim
+        name = f"{key}.idx{ndim}-ubyte" if dot_names else f"{key}-idx{ndim}-ubyte"
+        data = idx_bytes(array)
+        if gz:
+            (folder / (name + ".gz")).write_bytes(gzip.compress(data))
+        else:
+            (folder / name).write_bytes(data)
+    return arrays

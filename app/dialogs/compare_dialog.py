@@ -127,8 +127,6 @@ class CompareDialog(QDialog):
             if r[0] == "Units dropped":
                 r[1:] = [f"{len(d.drops)} of {sum(not u.is_head for u in d.units)}"
                          for d in self.runs]
-            if r[0] == "Time saved, measured":  # never "0.0 s" beside a large FLOP saving
-                r[1:] = [duration(d.savings().time_saved_s, precise=True) for d in self.runs]
         at = next((k for k, r in enumerate(keep) if r[0] == "Time saved, measured"), None)
         if at is not None:
             keep.insert(at + 1, ["Time saved, predicted from FLOPs",

@@ -26,6 +26,23 @@ from ..theme import Theme, current_theme
 __all__ = ["GaugesPanel", "format_count", "format_duration", "format_percent", "format_rate"]
 
 
+def time_saved_detail(s: SavingsReport) -> str:
+    """The line under the time saved: its range, the FLOP-predicted figure, the projection
+    to the end of the run and the efficiency (or why there is none)."""
+    parts = []
+    if s.time_saved_low_s is not None and s.time_saved_high_s is not None:
+        parts.append(f"range {format_duration(s.time_saved_low_s, precise=True)} to "
+                     f"{format_duration(s.time_saved_high_s, precise=True)}")
+    if s.predicted_time_saved_s is not None:
+        parts.append(f"FLOP-predicted {format_duration(s.predicted_time_saved_s, precise=True)}")
+    parts.append(f"by the end {format_duration(s.projected_time_saved_s)}")
+    if s.efficiency is not None:
+        parts.append(f"efficiency {s.efficiency:.2f}")
+    elif s.time_saved_low_s is not None and s.time_saved_low_s <= 0:
+        parts.append("within noise")
+    return " \u00b7 ".join(parts)
+
+
 class _Card(QFrame):
     """A caption, a large value and a small line under it."""
 
@@ -129,11 +146,7 @@ class GaugesPanel(QWidget):
             self.forward.set(format_percent(s.forward_flops_saved), self._forward_detail(s))
             self.train.set(format_percent(s.train_flops_saved),
                            f"so far {format_percent(s.cumulative_train_flops_saved)}")
-            eff = "" if s.efficiency is None else f" \u00b7 efficiency {s.efficiency:.2f}"
-            predicted = format_duration(s.predicted_time_saved_s, precise=True)
-            self.time.set(format_duration(s.time_saved_s, precise=True),
-                          f"FLOP-predicted {predicted} \u00b7 by the end "
-                          f"{format_duration(s.projected_time_saved_s)}{eff}")
+            self.time.set(format_duration(s.time_saved_s, precise=True), time_saved_detail(s))
         else:
             for card in (self.forward, self.train, self.time):
                 card.set(DASH, "")

@@ -1,12 +1,17 @@
-"""``learndrop bench``: one configuration trained three ways, side by side.
+"""``learndrop bench``: one configuration trained three ways, side by side, for each seed.
 
 1. the full network for the same epochs (baseline),
 2. Learn&Drop,
 3. the full network given Learn&Drop's wall-clock time, its learning-rate schedule fitted to
    that budget (layer-dropping gains can vanish against such a baseline, so it is reported).
 
-Efficiency is the training-loop time Learn&Drop saved over the baseline divided by the
-training FLOPs it saved: 1.0 means every FLOP not spent became time not spent.
+With ``--seeds N`` every run is repeated with N training seeds on the same data (the data
+seed stays fixed); the table gives means and standard deviations, the JSON file keeps each
+seed's rows. Time to accuracy is the wall time a run needs to first reach a target
+validation accuracy (default: the baseline's final mean minus half a point). Efficiency is
+the training-loop time Learn&Drop saved over the baseline divided by the training FLOPs it
+saved (1.0: every FLOP not spent became time not spent), given only when the time saved
+exceeds its noise.
 """
 
 from __future__ import annotations
@@ -23,16 +28,37 @@ from typing import Any
 
 import torch
 
-from .. import format as fmt
 from ..config import RunConfig
 from ..errors import ConfigError
 from ..files import atomic_write_text
-from ..summary import EpochResult, RunSummary
+from ..monitor import compare_speed
+from ..summary import RunSummary
+from ._bench_stats import TARGET_MARGIN, aggregate, format_table
 from ._console import Console
 
 __all__ = ["PRESETS", "preset_config", "run_bench", "format_table"]
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # Real data (Debian's dataset-fashion-mnist), fine-tuning as practitioners do it:
+    # ResNet-20 first trained (untimed) on the five classes 0-4, then fine-tuned with a new
+    # head on the other five (12,000 of their 30,000 training images, all 5,000 test images).
+    "cpu-fmnist-finetune": {
+        "data": {"dataset": "fashionmnist", "classes": "5-9", "limit": 12000},
+        "model": {"name": "resnet20"},
+        "optim": {"optimizer": "sgd", "lr": 0.02, "schedule": "cosine"},
+        "train": {"epochs": 10, "batch_size": 64, "device": "auto"},
+        "drop": {"mode": "cache"},
+        "pretrain": {"epochs": 5, "lr": 0.1, "data": {"classes": "0-4"}, "new_head": True},
+    },
+    # Real data from scratch: ResNet-20 on 12,000 Fashion-MNIST training images, all ten
+    # classes, validated on the 10,000 test images.
+    "cpu-fmnist-scratch": {
+        "data": {"dataset": "fashionmnist", "limit": 12000},
+        "model": {"name": "resnet20"},
+        "optim": {"optimizer": "sgd", "lr": 0.1, "schedule": "cosine"},
+        "train": {"epochs": 10, "batch_size": 64, "device": "auto"},
+        "drop": {"mode": "cache"},
+    },
     # CIFAR-style ResNet-20 from scratch on generated 16x16 data (188 steps an epoch):
     # a few minutes on 2 CPU cores.
     "cpu-resnet20": {
@@ -42,8 +68,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "train": {"epochs": 12, "batch_size": 64, "device": "auto"},
         "drop": {"mode": "cache"},
     },
-    # Fine-tuning, what the method is aimed at: ResNet-20 first trained (untimed) on another
-    # generated task (other classes, seed + 1), then fine-tuned on this one.
+    # Fine-tuning on generated data: ResNet-20 first trained (untimed) on another generated
+    # task (other classes, data seed + 1), then fine-tuned on this one.
     "cpu-resnet20-finetune": {
         "data": {"dataset": "synthetic", "synthetic_samples": 15000, "synthetic_size": 16},
         "model": {"name": "resnet20"},
@@ -77,23 +103,41 @@ def preset_config(name: str) -> RunConfig:
 
 
 def pretrain_weights(name: str | None, cfg: RunConfig, quiet: bool) -> str | None:
-    """For fine-tuning presets: train the starting weights on another task (untimed)."""
+    """For fine-tuning presets: train the starting weights on another task (untimed).
+
+    The preset's ``pretrain`` section gives the epochs, the learning rate and the data
+    settings of that task (default: generated data of another data seed); with
+    ``new_head`` the head's weights are left out, so fine-tuning starts with a fresh head.
+    """
     spec = PRESETS.get(name or "", {}).get("pretrain")
     if not spec or cfg.model.weights:
         return None
-    from ..training import Trainer
+    from ..training import Trainer, save_checkpoint
 
     pre = cfg.copy()
     pre.drop.enabled = False
     pre.train.seed = cfg.train.seed + 1
     pre.train.epochs = int(spec["epochs"])
     pre.optim.lr = float(spec["lr"])
+    if spec.get("data"):
+        for key, value in spec["data"].items():
+            pre.set(f"data.{key}", value, source=f"preset {name}")
+    else:  # another generated task
+        pre.data.seed = (cfg.data.seed if cfg.data.seed >= 0 else cfg.train.seed) + 1
     pre.output.name = f"bench-pretrain-{name}-seed{pre.train.seed}"
     if not quiet:
         print(f"== pretraining the starting weights on another task ({pre.train.epochs} "
               f"epochs, untimed)", file=sys.stderr, flush=True)
-    result = Trainer(pre).fit()
-    return result.summary.weights
+    trainer = Trainer(pre.check())
+    result = trainer.fit()
+    if not spec.get("new_head") or trainer.ld is None or trainer.model is None:
+        return result.summary.weights
+    head = trainer.ld.units[-1].module_names
+    state = {k: v for k, v in trainer.model.state_dict().items()
+             if not any(k == m or k.startswith(m + ".") for m in head)}
+    path = Path(result.summary.output_dir) / "backbone.pt"
+    save_checkpoint(path, {"model": state, "epoch": -1})
+    return str(path)
 
 
 class _PeakMemory:
@@ -136,17 +180,24 @@ class _PeakMemory:
                 self._thread.join()
 
 
-def _row(label: str, summary: RunSummary, peak: int, kind: str) -> dict[str, Any]:
-    """One run's line of the table (``history`` is dropped before the table is written)."""
-    return {"run": label, "run_name": summary.run_name,
+def _row(label: str, seed: int, summary: RunSummary, peak: int, kind: str) -> dict[str, Any]:
+    """One run's line (``history`` and ``summary`` are dropped before it is written)."""
+    return {"run": label, "seed": seed, "run_name": summary.run_name,
             "wall_time_s": summary.wall_time_s, "train_time_s": summary.train_time_s,
             "final_accuracy": summary.final_accuracy, "best_accuracy": summary.best_accuracy,
             "forward_flops_saved": summary.forward_flops_saved,
             "train_flops_saved": summary.train_flops_saved,
             "epochs": summary.epochs, "dropped": len(summary.dropped),
             "score_overhead": summary.score_overhead,
+            "data_time_share": summary.data_time_share,
+            "load_per_cpu": summary.load_per_cpu,
+            "step_time_spread": summary.step_time_spread,
+            "time_saved_s": summary.time_saved_s,
+            "time_saved_low_s": summary.time_saved_low_s,
+            "time_saved_high_s": summary.time_saved_high_s,
+            "meter_saving_above_noise": summary.efficiency is not None,
             "peak_memory_mb": peak / 2**20, "peak_memory_kind": kind,
-            "history": summary.history}
+            "history": summary.history, "summary": summary}
 
 
 class _Runner:
@@ -166,9 +217,10 @@ class _Runner:
     def run(self, label: str, cfg: RunConfig, budget: float | None) -> dict[str, Any]:
         from ..training import Trainer
 
-        self.say(f"== {label}")
+        seed = cfg.train.seed
+        self.say(f"== {label} (seed {seed})")
         cbs = [Console(self.quiet), *self.extra()]
-        cfg.output.name = f"bench-{self.stamp}-{label}"
+        cfg.output.name = f"bench-{self.stamp}-{label}-seed{seed}"
         device = cfg.train.device if cfg.train.device != "auto" else (
             "cuda" if torch.cuda.is_available() else "cpu")
         with _PeakMemory(device) as mem:
@@ -177,30 +229,48 @@ class _Runner:
             raise ConfigError(f"the {label} run ended as {result.status}: {result.message}")
         self.names.append(next((c.run_name for c in cbs if getattr(c, "run_name", None)),
                                result.summary.run_name))
-        row = _row(label, result.summary, mem.peak, "cuda allocated" if mem.cuda else "rss")
+        row = _row(label, seed, result.summary, mem.peak,
+                   "cuda allocated" if mem.cuda else "rss")
         self.rows.append(row)
         return row
 
 
 def run_bench(cfg: RunConfig, *, preset: str | None = None, output: str | None = None,
               quiet: bool = False, callbacks_factory: Callable[[], list[Any]] | None = None,
-              store_args: Any = None) -> dict[str, Any]:
-    """Train the three runs and return (and write) the comparison table as a dict."""
+              store_args: Any = None, seeds: int = 1,
+              target_accuracy: float | None = None) -> dict[str, Any]:
+    """Train the three runs for each of ``seeds`` training seeds (``cfg.train.seed``,
+    +1, ...; the data seed stays fixed) and return (and write) the comparison as a dict."""
+    if seeds < 1:
+        raise ConfigError("--seeds must be at least 1")
     runner = _Runner(quiet, callbacks_factory)
+    cfg = cfg.copy()
+    if cfg.data.seed < 0:  # the same data for every seed
+        cfg.data.seed = cfg.train.seed
     weights = pretrain_weights(preset, cfg, quiet)
     if weights:
-        cfg = cfg.copy()
         cfg.model.weights = weights
-    base_cfg = cfg.copy()
-    base_cfg.drop.enabled = False
-    ld_cfg = cfg.copy()
-    ld_cfg.drop.enabled = True
-    base = runner.run("baseline", base_cfg, None)
-    ld = runner.run("learndrop", ld_cfg, None)
-    timed = runner.run("time-matched", base_cfg.copy(), ld["wall_time_s"])
-    result = _compare(runner.rows, base, ld, timed)
+    seed_list = [cfg.train.seed + k for k in range(seeds)]
+    for seed in seed_list:
+        base_cfg = cfg.copy()
+        base_cfg.drop.enabled = False
+        base_cfg.train.seed = seed
+        ld_cfg = cfg.copy()
+        ld_cfg.drop.enabled = True
+        ld_cfg.train.seed = seed
+        runner.run("baseline", base_cfg, None)
+        ld = runner.run("learndrop", ld_cfg, None)
+        runner.run("time-matched", base_cfg.copy(), ld["wall_time_s"])
+    base_acc = [r["final_accuracy"] for r in runner.rows if r["run"] == "baseline"]
+    target = target_accuracy if target_accuracy is not None else (
+        sum(base_acc) / len(base_acc) - TARGET_MARGIN)
+    figures = aggregate(runner.rows, target)
     result = {"preset": preset, "created": runner.stamp, "config": cfg.to_dict(),
-              "machine": _machine(cfg), **result, "runs": runner.names}
+              "machine": _machine(cfg), "seeds": seed_list, "target_accuracy": target,
+              **figures, "caveats": _caveats(runner.rows),
+              "runs_by_seed": [{k: v for k, v in r.items() if k not in ("history", "summary")}
+                               for r in runner.rows],
+              "runs": runner.names}
     if store_args is not None and not getattr(store_args, "no_store", False):
         from ..store import RunStore
 
@@ -214,29 +284,17 @@ def run_bench(cfg: RunConfig, *, preset: str | None = None, output: str | None =
     return result
 
 
-def _compare(rows: list[dict[str, Any]], base: dict[str, Any], ld: dict[str, Any],
-             timed: dict[str, Any]) -> dict[str, Any]:
-    """Each row against the baseline, and the figures of Learn&Drop against the others."""
-    for row in rows:
-        row["speedup"] = base["wall_time_s"] / row["wall_time_s"]
-        row["time_ratio"] = row["wall_time_s"] / base["wall_time_s"]
-        row["accuracy_delta"] = row["final_accuracy"] - base["final_accuracy"]
-    measured = 1.0 - ld["train_time_s"] / base["train_time_s"] if base["train_time_s"] else 0.0
-    predicted = ld["train_flops_saved"]
-    hist: tuple[EpochResult, ...] = base["history"]
-    half = max(base["epochs"] // 2, 1)
-    improving = len(hist) >= 2 and hist[-1].val_accuracy > hist[half - 1].val_accuracy
-    return {
-        "rows": [{k: v for k, v in r.items() if k != "history"} for r in rows],
-        "speedup": ld["speedup"], "time_ratio": ld["time_ratio"],
-        "accuracy_delta": ld["accuracy_delta"],
-        "time_matched_accuracy_delta": ld["final_accuracy"] - timed["final_accuracy"],
-        "measured_train_time_saved": measured, "predicted_train_time_saved": predicted,
-        "efficiency": measured / predicted if predicted > 0.01 else None,
-        "score_overhead": ld["score_overhead"],
-        "baseline_improves_in_second_half": improving,
-        "baseline_val_accuracy_by_epoch": [h.val_accuracy for h in hist],
-    }
+def _caveats(rows: list[dict[str, Any]]) -> list[str]:
+    """Why a seed's speed-up over its baseline is not a result (other load, noise)."""
+    out = []
+    base = {r["seed"]: r["summary"] for r in rows if r["run"] == "baseline"}
+    for r in rows:
+        if r["run"] != "learndrop":
+            continue
+        c = compare_speed(r["summary"], base[r["seed"]])
+        if c.caveats:
+            out.append(f"seed {r['seed']}: speed-up {c.text}")
+    return out
 
 
 def _machine(cfg: RunConfig) -> dict[str, Any]:
@@ -244,24 +302,3 @@ def _machine(cfg: RunConfig) -> dict[str, Any]:
             "torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
             "device": ("cuda: " + torch.cuda.get_device_name(0))
             if torch.cuda.is_available() and cfg.train.device in ("auto", "cuda") else "cpu"}
-
-
-def format_table(result: dict[str, Any]) -> str:
-    head = (f"{'run':<13} {'wall s':>8} {'speedup':>8} {'acc':>7} {'d acc':>7} "
-            f"{'fwd FLOPs-':>10} {'train FLOPs-':>12} {'peak MB':>8}")
-    lines = [head, "-" * len(head)]
-    for r in result["rows"]:
-        lines.append(f"{r['run']:<13} {r['wall_time_s']:>8.1f} {r['speedup']:>7.2f}x "
-                     f"{fmt.percent(r['final_accuracy'], 2):>7} "
-                     f"{r['accuracy_delta'] * 100:>+6.2f} "
-                     f"{fmt.percent(r['forward_flops_saved']):>10} "
-                     f"{fmt.percent(r['train_flops_saved']):>12} "
-                     f"{r['peak_memory_mb']:>8.0f}")
-    eff = result["efficiency"]
-    lines.append(f"efficiency (train time saved / train FLOPs saved): "
-                 f"{'n/a' if eff is None else f'{eff:.2f}'}; score checks "
-                 f"{fmt.percent(result['score_overhead'], 2)} of step time; baseline still "
-                 f"improving in "
-                 f"its second half: "
-                 f"{'yes' if result['baseline_improves_in_second_half'] else 'no'}")
-    return "\n".join(lines)

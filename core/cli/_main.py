@@ -97,15 +97,25 @@ def _print_summary(s: RunSummary) -> None:
     for d in s.dropped:
         lines.append(f"  {d.unit:<14} epoch {d.epoch:.2f} (step {d.step}, {d.reason})")
     eff = s.efficiency
+    noise = s.time_saved_low_s is not None and s.time_saved_low_s <= 0
     lines += [
         f"forward FLOPs saved over the run   {fmt.percent(s.forward_flops_saved)}",
         f"training FLOPs saved over the run  {fmt.percent(s.train_flops_saved)}",
         f"trainable params at the end        {s.trainable_params:,} of {s.total_params:,}",
+        f"time per step (median)             {fmt.step_time(s.step_time_s)} "
+        f"(full network {fmt.step_time(s.full_step_time_s)})",
         "measured step time saved           " + (
             fmt.percent(s.measured_time_saved) if s.measured_time_saved is not None
             else "n/a"),
-        "efficiency (measured/predicted)    " + (f"{eff:.2f}" if eff is not None else "n/a"),
+        "time saved, measured               " + (
+            fmt.span(s.time_saved_s, s.time_saved_low_s, s.time_saved_high_s)
+            if s.time_saved_low_s is not None else "n/a"),
+        f"time saved, predicted from FLOPs   {fmt.duration(s.predicted_time_saved_s)}",
+        "efficiency (measured/predicted)    " + (
+            f"{eff:.2f}" if eff is not None else
+            "n/a (the measured saving is within its noise)" if noise else "n/a"),
         f"score checks' share of step time   {fmt.percent(s.score_overhead, 2)}",
+        f"data pipeline's share of loop time {fmt.percent(s.data_time_share, 1)}",
         *_allreduce_lines(s),
         f"run folder      {s.output_dir}",
     ]
@@ -322,7 +332,8 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                              "runs use 'python scripts/bench_ddp.py --nproc N'")
     result = run_bench(cfg, preset=args.preset, output=args.output, quiet=args.quiet,
                        callbacks_factory=lambda: _store_recorder(args),
-                       store_args=args)
+                       store_args=args, seeds=args.seeds,
+                       target_accuracy=args.target_accuracy)
     if args.json:
         print(json.dumps(result, default=str))
     return 0
@@ -411,8 +422,15 @@ def _parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("bench", help="full baseline vs Learn&Drop vs time-matched baseline")
     _add_config_flags(b)
-    b.add_argument("--preset", help="a ready benchmark: cpu-resnet20, gpu-resnet18, "
-                   "quick-digits")
+    b.add_argument("--preset", help="a ready benchmark: cpu-fmnist-finetune, "
+                   "cpu-fmnist-scratch (Fashion-MNIST: apt-get install dataset-fashion-mnist), "
+                   "cpu-resnet20, cpu-resnet20-finetune, gpu-resnet18, quick-digits")
+    b.add_argument("--seeds", type=_positive_int, default=1, metavar="N",
+                   help="train every run with N seeds (same data); the table gives means and "
+                   "spreads (default 1)")
+    b.add_argument("--target-accuracy", type=_share, default=None, metavar="SHARE",
+                   help="validation accuracy for the time-to-accuracy column, e.g. 0.9 "
+                   "(default: the baseline's final mean minus 0.005)")
     b.add_argument("--output", metavar="FILE", help="where to write the JSON table")
     b.add_argument("--json", action="store_true", help="print the JSON result last")
     b.add_argument("--quiet", action="store_true", help="no progress output")
@@ -427,6 +445,27 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_studio)
     add_store_commands(sub)
     return p
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not a share between 0 and 1 (0.9 is "
+                                         f"90%)")
+    return value
 
 
 def _version() -> str:

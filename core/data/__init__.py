@@ -6,9 +6,11 @@
 
 from __future__ import annotations
 
+from ._batches import TensorBatches, fast_batches
+from ._classes import classes_problem
 from ._registry import build_datasets, dataset_info, list_datasets, needs_download
 from ._types import DataBundle, DatasetInfo
 from .synthetic import make_synthetic
 
-__all__ = ["DataBundle", "DatasetInfo", "build_datasets", "dataset_info", "list_datasets",
-           "make_synthetic", "needs_download"]
+__all__ = ["DataBundle", "DatasetInfo", "TensorBatches", "build_datasets", "classes_problem",
+           "dataset_info", "fast_batches", "list_datasets", "make_synthetic", "needs_download"]

@@ -29,7 +29,8 @@ _DATASETS: dict[str, tuple[DatasetInfo, Builder]] = {
     "mnist": (DatasetInfo("mnist", "MNIST handwritten digits (60,000 + 10,000, 28x28 gray)",
                           True, 28, 1, 10), partial(build_tensor_set, "mnist")),
     "fashionmnist": (DatasetInfo("fashionmnist", "Fashion-MNIST clothing (60,000 + 10,000, "
-                                 "28x28 gray)", True, 28, 1, 10),
+                                 "28x28 gray; offline: apt-get install "
+                                 "dataset-fashion-mnist)", True, 28, 1, 10),
                      partial(build_tensor_set, "fashionmnist")),
     "cifar10": (DatasetInfo("cifar10", "CIFAR-10 (50,000 + 10,000, 32x32 colour, 10 classes)",
                             True, 32, 3, 10), partial(build_tensor_set, "cifar10")),

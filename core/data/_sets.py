@@ -72,16 +72,25 @@ class TensorImages(Dataset):
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
-    def __getitem__(self, index: int) -> tuple[Any, ...]:
-        x = self.images[index]
+    def _prepare(self, x: torch.Tensor) -> torch.Tensor:
+        """Scale uint8 to [0, 1] and normalise: one image (C, H, W) or a batch."""
         if x.dtype == torch.uint8:
             x = x.float().div_(255.0)
         if self.mean is not None and self.std is not None:
             x = (x - self.mean) / self.std
+        return x
+
+    def __getitem__(self, index: int) -> tuple[Any, ...]:
+        x = self._prepare(self.images[index])
         if self.augment is not None:
             x = self.augment(x)
         y = int(self.labels[index])
         return (x, y, int(index)) if self.with_index else (x, y)
+
+    def batch(self, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Images and labels of ``indices`` at once, as ``__getitem__`` gives each (without
+        augmentation)."""
+        return self._prepare(self.images[indices]), self.labels[indices]
 
 
 class IndexedView(Dataset):

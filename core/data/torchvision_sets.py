@@ -1,4 +1,9 @@
-"""torchvision's downloadable data sets: MNIST, Fashion-MNIST, CIFAR-10/100, Imagenette."""
+"""torchvision's downloadable data sets: MNIST, Fashion-MNIST, CIFAR-10/100, Imagenette.
+
+MNIST and Fashion-MNIST are read from their IDX files by :mod:`.idx` (any folder of them,
+gzipped or not, in torchvision's layout or flat, and the system's copy: Debian's
+``dataset-fashion-mnist`` package); torchvision only downloads them when asked to.
+"""
 
 from __future__ import annotations
 
@@ -11,15 +16,18 @@ from torchvision import datasets as tvd
 
 from ..errors import DataError
 from ..paths import datasets_home
+from ._classes import parse_classes, select_classes
 from ._sets import CropFlip, IndexedView, TensorImages, resize_batch
 from ._split import apply_limit, shuffled
 from ._types import DataBundle
 from .folder import IMAGENET_MEAN, IMAGENET_STD, folder_bundle, image_transform
+from .idx import SYSTEM_FOLDERS, find_idx_set, load_idx_set
 
 if TYPE_CHECKING:  # the data catalogue sits below config: type hints only
     from ..config import DataConfig
 
-__all__ = ["STATS", "build_imagenette", "build_tensor_set", "data_root", "found_locally"]
+__all__ = ["STATS", "INSTALL_HINTS", "build_imagenette", "build_tensor_set", "data_root",
+           "found_locally"]
 
 # Per-channel mean and std of each training set, used for normalisation.
 STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
@@ -31,6 +39,9 @@ STATS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
 _CLASSES: dict[str, Any] = {"mnist": tvd.MNIST, "fashionmnist": tvd.FashionMNIST,
                             "cifar10": tvd.CIFAR10, "cifar100": tvd.CIFAR100}
 _FLIPS = {"mnist": False, "fashionmnist": True, "cifar10": True, "cifar100": True}
+#: how to get a data set without the network, where a system package holds it
+INSTALL_HINTS: dict[str, str] = {
+    "fashionmnist": "install it with 'sudo apt-get install dataset-fashion-mnist'"}
 _IMAGENETTE_SIZE = "160px"
 _IMAGENETTE_FOLDER = "imagenette2-160"
 
@@ -43,11 +54,9 @@ def data_root(cfg: DataConfig) -> Path:
 def found_locally(name: str, root: Path) -> bool:
     """Whether torchvision's data set ``name`` is in ``root`` already (its files, without
     checking their content), so that it needs no download."""
-    if name in ("mnist", "fashionmnist"):
-        cls = _CLASSES[name]
-        raw = root / cls.__name__ / "raw"
-        return all((raw / Path(url).name.removesuffix(".gz")).is_file()
-                   for url, _md5 in cls.resources)
+    if name in ("mnist", "fashionmnist"):  # the user's folder also finds the system's copy
+        home = datasets_home()
+        return find_idx_set(name, None if root == home else root, home) is not None
     if name in ("cifar10", "cifar100"):
         cls = _CLASSES[name]
         return all((root / cls.base_folder / f).is_file() for f, _md5 in cls.train_list)
@@ -57,9 +66,11 @@ def found_locally(name: str, root: Path) -> bool:
     return True
 
 
-def _missing(name: str, root: Path) -> DataError:
-    return DataError(f"{name} not found in {root}: pass --data.download true or point "
-                     f"--data-root at a folder holding it")
+def _missing(name: str, root: Path, also: tuple[Path, ...] = ()) -> DataError:
+    where = " or ".join(str(p) for p in (root, *also))
+    hint = f"{INSTALL_HINTS[name]}, " if name in INSTALL_HINTS else ""
+    return DataError(f"{name} not found in {where}: {hint}pass --data.download true or "
+                     f"point --data-root at a folder holding it")
 
 
 def _damaged(name: str, root: Path, exc: BaseException) -> DataError:
@@ -101,13 +112,49 @@ def _as_tensors(ds: Any) -> tuple[torch.Tensor, torch.Tensor]:
     return images.contiguous(), labels
 
 
-def build_tensor_set(name: str, cfg: DataConfig, *, seed: int, image_size: int) -> DataBundle:
-    """MNIST, Fashion-MNIST, CIFAR-10 or CIFAR-100, held in memory as uint8."""
+def _idx_tensors(name: str, cfg: DataConfig
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MNIST or Fashion-MNIST from IDX files (downloaded first when asked to):
+    uint8 images (N, 1, H, W) and labels, then the same for the test set."""
+    root = Path(cfg.root).expanduser() if cfg.root else None
+    home = datasets_home()
+    files = find_idx_set(name, root, home)
+    if files is None and cfg.download:
+        _open(name, root or home, True, train=True)  # torchvision fetches into ROOT/X/raw
+        files = find_idx_set(name, root, home)
+    if files is None:
+        also = SYSTEM_FOLDERS.get(name, ()) if root is None else ()
+        raise _missing(name, root or home, also)
+    train_x, train_y, val_x, val_y = load_idx_set(files)
+    return (torch.from_numpy(train_x).unsqueeze(1), torch.from_numpy(train_y),
+            torch.from_numpy(val_x).unsqueeze(1), torch.from_numpy(val_y))
+
+
+def _torchvision_tensors(name: str, cfg: DataConfig
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor,
+                                    tuple[str, ...]]:
     root = data_root(cfg)
     train_ds = _open(name, root, cfg.download, train=True)
-    val_ds = _open(name, root, cfg.download, train=False)
     train_x, train_y = _as_tensors(train_ds)
-    val_x, val_y = _as_tensors(val_ds)
+    val_x, val_y = _as_tensors(_open(name, root, cfg.download, train=False))
+    return train_x, train_y, val_x, val_y, tuple(str(c) for c in train_ds.classes)
+
+
+def build_tensor_set(name: str, cfg: DataConfig, *, seed: int, image_size: int) -> DataBundle:
+    """MNIST, Fashion-MNIST, CIFAR-10 or CIFAR-100, held in memory as uint8; with
+    ``cfg.classes`` only those classes, numbered from 0 in the order given."""
+    if name in ("mnist", "fashionmnist"):
+        train_x, train_y, val_x, val_y = _idx_tensors(name, cfg)
+        names = tuple(str(c) for c in _CLASSES[name].classes)
+    else:
+        train_x, train_y, val_x, val_y, names = _torchvision_tensors(name, cfg)
+    num_classes = len(names)
+    if cfg.classes:
+        keep = parse_classes(cfg.classes, num_classes)
+        train_x, train_y = select_classes(train_x, train_y, keep)
+        val_x, val_y = select_classes(val_x, val_y, keep)
+        names = tuple(names[c] for c in keep)
+        num_classes = len(keep)
     order = apply_limit(shuffled(train_x.shape[0], seed), cfg.limit)
     train_x, train_y = resize_batch(train_x[order], image_size), train_y[order]
     val_x = resize_batch(val_x, image_size)
@@ -115,10 +162,9 @@ def build_tensor_set(name: str, cfg: DataConfig, *, seed: int, image_size: int) 
     augment = CropFlip(image_size // 8, flip=_FLIPS[name]) if cfg.augment else None
     train = TensorImages(train_x, train_y, with_index=True, mean=mean, std=std, augment=augment)
     val = TensorImages(val_x, val_y, with_index=False, mean=mean, std=std)
-    return DataBundle(name=name, train=train, val=val, num_classes=len(train_ds.classes),
+    return DataBundle(name=name, train=train, val=val, num_classes=num_classes,
                       in_channels=int(train_x.shape[1]), image_size=image_size,
-                      class_names=tuple(str(c) for c in train_ds.classes),
-                      deterministic_train=not cfg.augment)
+                      class_names=names, deterministic_train=not cfg.augment)
 
 
 def _wnid_names() -> dict[str, str]:

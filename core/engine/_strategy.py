@@ -59,6 +59,7 @@ from ._policy import DropPolicy
 from ._savings import SavingsMeter, StepCost
 from ._scores import ParameterSnapshots, UnitScore
 from ._state import load_strategy_state, strategy_state
+from ._timing import make_step_clock
 from ._units import Unit, discover_units, measure_units
 from ._wrapping import Wrap, rewrapper, unwrap
 
@@ -85,7 +86,10 @@ class LearnDrop:
     ``example_input`` (one batch, or one sample with a batch dimension) measures FLOPs now;
     without it they are measured on the first call of ``ld.model``. ``num_samples`` sizes
     the activation cache (``mode="cache"``, where ``ld.model(x, sample_ids=idx)`` must get
-    each sample's index). ``wrap`` builds the module ``ld.model`` runs from the plain model
+    each sample's index). ``sync_every``: how many steps apart the training loop reads a
+    value back from the device; on a device timed by the host's clock (neither the CPU nor
+    CUDA, see :mod:`._timing`) step times are averaged over that many steps.
+    ``wrap`` builds the module ``ld.model`` runs from the plain model
     (``lambda m: DistributedDataParallel(m, device_ids=[rank])``, say); it is called again
     after every change of drop state.
 
@@ -127,6 +131,7 @@ class LearnDrop:
         cache_dir: str | None = None,
         steps_per_epoch: int | None = None,
         total_steps: int | None = None,
+        sync_every: int | None = None,
         callbacks: Iterable[Callback] = (),
         wrap: Wrap | None = None,
         ddp: bool | dict[str, Any] | None = None,
@@ -175,7 +180,9 @@ class LearnDrop:
         self._epoch_start_step = 0
         self._lr_sum = 0.0
         self._lr_n = 0
-        self._last_t: float | None = None
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        self._clock = make_step_clock(device)
+        self._timing_block = 1 if self._clock.per_step else max(int(sync_every or 20), 1)
         self._prefix_len = 0
         self._cached = range(0)  # the dropped units the cache replaces (cache mode)
         self.total_forward_flops = 0
@@ -187,7 +194,6 @@ class LearnDrop:
         self.check_count = 0
         self.score_time_s = 0.0
         self.train_time_s = 0.0
-        device = next((p.device for p in self.base_model.parameters()), torch.device("cpu"))
         self._cache = ActivationCache(self.policy.cache_budget_mb * 2**20, device,
                                       cache_dir)
         if self.policy.mode == "cache":  # what killed runs of older versions left behind
@@ -298,17 +304,16 @@ class LearnDrop:
 
     def step(self) -> None:
         """Call after each optimizer step."""
-        now = time.perf_counter()
-        dt = None if self._last_t is None else now - self._last_t
         self.step_count += 1
         if self.optimizer is not None:
             self._lr_sum += float(self.optimizer.param_groups[0]["lr"])
             self._lr_n += 1
         if self.meter is not None:
             cost = self._last_cost or self.meter.current  # no drop: the full cost
-            self.meter.add_step(cost, dt)
-            if dt is not None:
-                self.train_time_s += dt
+            self.meter.count_step(cost)
+            self._record_times(self._clock.end(cost))
+        else:
+            self._clock.pause()
         for action, name in self._take_requests():
             try:
                 getattr(self, action)(name)
@@ -316,7 +321,20 @@ class LearnDrop:
                 call_hook(self.callbacks, "on_warning", f"{action} {name}: {exc}")
         if self.policy.check_every and self.step_count % self.policy.check_every == 0:
             self.check()
-        self._last_t = time.perf_counter()
+        self._clock.begin()
+
+    def pause_timing(self) -> None:
+        """The time until the next step is not step time (a pause, validation)."""
+        if self.meter is not None:
+            self._record_times(self._clock.flush())
+            self.meter.break_timing()
+        self._clock.pause()
+
+    def _record_times(self, times: list[tuple[Any, float]]) -> None:
+        assert self.meter is not None
+        for cost, seconds in times:
+            self.meter.add_time(cost, seconds)
+            self.train_time_s += seconds
 
     def end_epoch(self) -> None:
         """Call after each epoch (before validation)."""
@@ -326,7 +344,7 @@ class LearnDrop:
         self._epoch_start_step = self.step_count
         if not self.policy.check_every:
             self.check()
-        self._last_t = None  # validation and epoch-end work are not step time
+        self.pause_timing()  # validation and epoch-end work are not step time
 
     def check(self) -> ScoreCheck:
         """Score every training unit now, then apply the drop rule."""
@@ -395,6 +413,7 @@ class LearnDrop:
             return SavingsReport(self.step_count, 0.0, 0.0, 0.0, 0.0, trainable, total,
                                  None, None, None, 0.0, 0.0, None, **comm)
         remaining = max((self.total_steps or 0) - self.step_count, 0)
+        saved = m.time_saved()
         return SavingsReport(
             step=self.step_count, forward_flops_saved=m.forward_saved(),
             train_flops_saved=m.train_saved(),
@@ -402,8 +421,13 @@ class LearnDrop:
             cumulative_train_flops_saved=m.cumulative_train_saved(),
             trainable_params=trainable, total_params=total, step_time_s=m.step_time,
             full_step_time_s=m.full_step_time, measured_time_saved=m.measured_time_saved(),
-            time_saved_s=m.time_saved_s(), projected_time_saved_s=m.projected_time_saved_s(
-                remaining), efficiency=m.efficiency(), **comm)
+            time_saved_s=saved.seconds if saved else 0.0,
+            projected_time_saved_s=m.projected_time_saved_s(remaining),
+            efficiency=m.efficiency(),
+            time_saved_low_s=saved.low if saved else None,
+            time_saved_high_s=saved.high if saved else None,
+            predicted_time_saved_s=saved.predicted if saved else None,
+            step_time_spread=m.step_time_spread, **comm)
 
     def unit_state(self, name: str) -> str:
         """learning, settling, dropped or pinned."""
@@ -614,7 +638,7 @@ class LearnDrop:
         total = measure_units(self.base_model, self.units, example)
         self.total_forward_flops = total
         self.other_flops = max(total - sum(u.forward_flops for u in self.units), 0)
-        self.meter = SavingsMeter(total)
+        self.meter = SavingsMeter(total, block=self._timing_block)
         if self._pending_meter:
             self.meter.load_state_dict(self._pending_meter)
         self._drop_state_changed()  # skippable units and cache boundaries are known now

@@ -3,6 +3,7 @@
 
 from ._buffers import GrowingArray, ScoreBins, ema_smoothed
 from ._history import UNIT_STATES, DropRecord, LogEntry, RunHistory
+from ._speed import LOAD_DIFFERENCE, SpeedComparison, compare_speed
 
 __all__ = ["RunHistory", "LogEntry", "DropRecord", "ScoreBins", "GrowingArray", "UNIT_STATES",
-           "ema_smoothed"]
+           "ema_smoothed", "LOAD_DIFFERENCE", "SpeedComparison", "compare_speed"]

@@ -71,8 +71,10 @@ class RunSavings:
 
     Shares are fractions of the full network's cost; ``forward_flops_saved`` and
     ``train_flops_saved`` cover the whole run, the ``final_`` ones the last step.
-    ``predicted_time_saved_s`` is what the FLOP count predicts: the cumulative share of
-    training FLOPs saved times the full network's measured time for the steps run.
+    ``time_saved_s`` lies in ``time_saved_low_s`` .. ``time_saved_high_s``;
+    ``predicted_time_saved_s`` is what the FLOP count predicts for the same steps (runs
+    recorded before the range was measured: the cumulative share of training FLOPs saved
+    times the full network's measured time for the steps run).
     A data-parallel run also has the gradient bytes all-reduced per step before any drop
     and at its end, and the share of that volume saved over the run (all 0 otherwise).
     """
@@ -91,6 +93,9 @@ class RunSavings:
     projected_time_saved_s: float | None = None
     efficiency: float | None = None
     predicted_time_saved_s: float | None = None
+    time_saved_low_s: float | None = None
+    time_saved_high_s: float | None = None
+    step_time_spread: float | None = None
     full_allreduce_bytes_per_step: int = 0
     allreduce_bytes_per_step: int = 0
     allreduce_bytes_saved: float = 0.0
@@ -171,8 +176,9 @@ class RunData:
         last = self.epochs[-1].savings if self.epochs else None
         if last is None:
             return RunSavings(total_params=self.start.total_params)
-        predicted = None
-        if last.full_step_time_s and last.cumulative_train_flops_saved is not None:
+        predicted = last.predicted_time_saved_s
+        if predicted is None and last.full_step_time_s \
+                and last.cumulative_train_flops_saved is not None:
             predicted = last.cumulative_train_flops_saved * last.full_step_time_s * last.step
         return RunSavings(
             steps=last.step, forward_flops_saved=last.cumulative_forward_flops_saved,
@@ -184,7 +190,8 @@ class RunData:
             step_time_s=last.step_time_s, full_step_time_s=last.full_step_time_s,
             measured_time_saved=last.measured_time_saved, time_saved_s=last.time_saved_s,
             projected_time_saved_s=last.projected_time_saved_s, efficiency=last.efficiency,
-            predicted_time_saved_s=predicted,
+            predicted_time_saved_s=predicted, time_saved_low_s=last.time_saved_low_s,
+            time_saved_high_s=last.time_saved_high_s, step_time_spread=last.step_time_spread,
             full_allreduce_bytes_per_step=last.full_allreduce_bytes_per_step or 0,
             allreduce_bytes_per_step=last.allreduce_bytes_per_step or 0,
             allreduce_bytes_saved=last.cumulative_allreduce_bytes_saved or 0.0)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from ..format import count, duration, is_number, percent, points, score, when
+from ..format import count, duration, is_number, percent, points, score, span, step_time, when
+from ..monitor import compare_speed
 from ._model import RunData, RunSavings
 
 __all__ = ["pct", "duration", "count", "score", "overview_rows", "headline_rows",
@@ -32,6 +34,9 @@ def overview_rows(d: RunData) -> list[tuple[str, str]]:
             ("Epochs", f"{r.epochs_done} of {r.epochs_planned}"),
             ("Steps", f"{d.epochs[-1].step if d.epochs else 0} of {d.start.total_steps}"),
             ("Wall time", duration(r.wall_time_s)),
+            ("Machine", r.summary.machine or "–"),
+            ("Machine load (per CPU, mean)", _load(r.summary.load_per_cpu)),
+            ("Data pipeline's share of loop time", pct(r.summary.data_time_share)),
             ("Units", f"{sum(not u.is_head for u in d.units)} scored + head"),
             ("Parameters", count(d.start.total_params)),
             ("Forward FLOPs per sample", count(d.start.forward_flops, "FLOPs")),
@@ -49,8 +54,8 @@ def headline_rows(d: RunData) -> list[tuple[str, str]]:
         rows.append(("Validation accuracy (scaled-down model)",
                      pct(acc.final_val_accuracy_scaled, 2)))
     rows += [("Training FLOPs saved", pct(sav.train_flops_saved)),
-             ("Time saved, measured", duration(sav.time_saved_s)),
-             ("Time saved, predicted from FLOPs", duration(sav.predicted_time_saved_s)),
+             ("Time saved, measured", _time_saved(sav)),
+             ("Time saved, predicted from FLOPs", _precise(sav.predicted_time_saved_s)),
              ("Units dropped", f"{len(d.drops)} of {sum(not u.is_head for u in d.units)}")]
     return rows
 
@@ -65,15 +70,16 @@ def savings_rows(d: RunData) -> list[tuple[str, str]]:
         ("Forward FLOPs saved per step at the end", pct(s.final_forward_flops_saved)),
         ("Trainable parameters at the end",
          f"{count(s.trainable_params)} of {count(s.total_params)}"),
-        ("Full network's time per step (measured)", duration(s.full_step_time_s)),
-        ("Time per step at the end (measured)", duration(s.step_time_s)),
+        ("Full network's time per step (same conditions)", step_time(s.full_step_time_s)),
+        ("Time per step at the end (median)", step_time(s.step_time_s)),
+        ("Spread of one step's time", pct(s.step_time_spread)),
         ("Time per step saved at the end (measured)", pct(s.measured_time_saved)),
-        ("Time saved, measured", duration(s.time_saved_s)),
-        ("Time saved, predicted from FLOPs", duration(s.predicted_time_saved_s)),
+        ("Time saved, measured (range)", _time_saved(s)),
+        ("Time saved, predicted from FLOPs", _precise(s.predicted_time_saved_s)),
         ("Time saved by the end of the planned run (projected)",
          duration(s.projected_time_saved_s)),
         ("Efficiency (measured / FLOP-predicted time saving)",
-         f"{eff:.2f}" if is_number(eff) else "–"),
+         f"{eff:.2f}" if is_number(eff) else _no_efficiency(s)),
         *_allreduce_rows(s),
     ]
 
@@ -89,6 +95,25 @@ def _allreduce_rows(s: RunSavings) -> list[tuple[str, str]]:
          count(s.allreduce_bytes_per_step, "B")),
         ("All-reduce volume saved over the run", pct(s.allreduce_bytes_saved)),
     ]
+
+
+def _time_saved(s: Any) -> str:
+    """The measured time saved with its range (never "0.0 s" beside a large FLOP saving)."""
+    return span(s.time_saved_s, s.time_saved_low_s, s.time_saved_high_s, _precise)
+
+
+def _precise(seconds: Any) -> str:
+    return duration(seconds, precise=True)
+
+
+def _no_efficiency(s: Any) -> str:
+    if is_number(s.time_saved_low_s) and s.time_saved_low_s <= 0:
+        return "– (the measured saving is within its noise)"
+    return "–"
+
+
+def _load(value: Any) -> str:
+    return f"{value:.2f}" if is_number(value) else "–"
 
 
 def unit_table(d: RunData) -> tuple[list[str], list[list[str]]]:
@@ -162,7 +187,7 @@ def comparison_rows(runs: list[RunData], reference: RunData | None = None
             lambda d: pct(d.accuracy().final_val_accuracy_scaled, 2)),
         row("Training FLOPs saved", lambda d: pct(d.savings().train_flops_saved)),
         row("Forward FLOPs saved", lambda d: pct(d.savings().forward_flops_saved)),
-        row("Time saved, measured", lambda d: duration(d.savings().time_saved_s)),
+        row("Time saved, measured", lambda d: _time_saved(d.savings())),
         row("Units dropped", lambda d: str(len(d.drops))),
     ]
     if len(runs) > 1:
@@ -171,9 +196,19 @@ def comparison_rows(runs: list[RunData], reference: RunData | None = None
         rows.append(row(f"Accuracy vs {ref.name}", lambda d: points(
             _diff(d.accuracy().final_val_accuracy, ref_acc)) if d is not ref else "–"))
         rows.append(row(f"Speed-up vs {ref.name}", lambda d: (
-            f"{ref_wall / d.record.wall_time_s:.2f}x" if d is not ref and ref_wall
-            and d.record.wall_time_s else "–")))
+            compare_speed(_timed_summary(d), _timed_summary(ref)).text
+            if d is not ref and ref_wall and d.record.wall_time_s else "–")))
     return head, rows
+
+
+def _timed_summary(d: RunData) -> Any:
+    """The run's summary with the stored wall time (runs recorded before summaries had
+    it) and the last step-time spread."""
+    spread = d.savings().step_time_spread
+    s = d.record.summary
+    return dataclasses.replace(
+        s, wall_time_s=d.record.wall_time_s,
+        step_time_spread=s.step_time_spread if s.step_time_spread is not None else spread)
 
 
 def _diff(a: Any, b: Any) -> float | None:

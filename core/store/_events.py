@@ -66,7 +66,8 @@ _SAVINGS_FIELDS = (
     "step", "forward_flops_saved", "train_flops_saved", "cumulative_forward_flops_saved",
     "cumulative_train_flops_saved", "trainable_params", "total_params", "step_time_s",
     "full_step_time_s", "measured_time_saved", "time_saved_s", "projected_time_saved_s",
-    "efficiency", "allreduce_bytes_per_step", "full_allreduce_bytes_per_step",
+    "efficiency", "time_saved_low_s", "time_saved_high_s", "predicted_time_saved_s",
+    "step_time_spread", "allreduce_bytes_per_step", "full_allreduce_bytes_per_step",
     "cumulative_allreduce_bytes_saved")
 _EPOCH_FIELDS = (
     "epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy",

@@ -16,7 +16,9 @@ Version history
    ``action`` (what the user did to the running run: pin, unpin, drop, pause, resume, stop,
    cancel; its ``data`` holds the action, the unit, the step and the epoch). A version 2
    reader takes an ``action`` row for a log line it does not show.
-4. ``savings`` gets the gradient bytes a data-parallel run all-reduces per step, now and
+4. Adds to ``savings`` the range of the measured time saved, the FLOP-predicted time saved
+   and the spread of the time per step (earlier rows keep them unknown).
+5. ``savings`` gets the gradient bytes a data-parallel run all-reduces per step, now and
    before any drop, and the share of that volume saved so far (0 for one process).
 
 Every store carries :data:`APP_ID` in its ``meta`` table and its version in
@@ -32,7 +34,7 @@ from typing import Any
 __all__ = ["APP_ID", "SCHEMA_VERSION", "create_schema", "migrate", "EVENT_TABLES"]
 
 APP_ID = "learndrop-run-store"
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 #: Tables whose rows are events of a run, each with a ``seq`` column.
 EVENT_TABLES = ("progress", "score_checks", "drops", "epochs", "events")
@@ -188,11 +190,17 @@ CREATE INDEX IF NOT EXISTS events_kind ON events(run_id, kind);
 """
 
 
+#: the columns version 4 adds to ``savings``
+_SAVINGS_V4 = ("time_saved_low_s", "time_saved_high_s", "predicted_time_saved_s",
+               "step_time_spread")
+
+
 def create_schema(conn: sqlite3.Connection) -> None:
     """Create the current schema in an empty database (inside the caller's transaction)."""
     for statement in _statements(_SCHEMA):
         conn.execute(statement)
     _migrate_v3_to_v4(conn)
+    _migrate_v4_to_v5(conn)
     conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('app_id', ?)", (APP_ID,))
     conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
                  (str(SCHEMA_VERSION),))
@@ -204,7 +212,8 @@ def migrate(conn: sqlite3.Connection, from_version: int) -> None:
 
     The caller holds a write transaction; a failure rolls every step back.
     """
-    steps = {1: _migrate_v1_to_v2, 2: _migrate_v2_to_v3, 3: _migrate_v3_to_v4}
+    steps = {1: _migrate_v1_to_v2, 2: _migrate_v2_to_v3, 3: _migrate_v3_to_v4,
+             4: _migrate_v4_to_v5}
     version = from_version
     while version < SCHEMA_VERSION:
         steps[version](conn)
@@ -328,7 +337,15 @@ def _migrate_v2_to_v3(conn: sqlite3.Connection) -> None:
 
 
 def _migrate_v3_to_v4(conn: sqlite3.Connection) -> None:
-    """Version 3 -> 4: the all-reduce columns of ``savings`` (0 in older rows: one process);
+    """Version 3 -> 4: the new ``savings`` columns, empty in the rows already there."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(savings)")}
+    for column in _SAVINGS_V4:
+        if column not in columns:
+            conn.execute(f"ALTER TABLE savings ADD COLUMN {column} REAL")
+
+
+def _migrate_v4_to_v5(conn: sqlite3.Connection) -> None:
+    """Version 4 -> 5: the all-reduce columns of ``savings`` (0 in older rows: one process);
     a column that is there already stays as it is."""
     columns = {row[1] for row in conn.execute("PRAGMA table_info(savings)")}
     for column, kind in (("allreduce_bytes_per_step", "INTEGER"),

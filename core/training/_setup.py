@@ -72,7 +72,8 @@ def build_data(cfg: RunConfig) -> DataBundle:
     from ..data import build_datasets
 
     try:
-        bundle = build_datasets(cfg.data, seed=cfg.train.seed)
+        seed = cfg.data.seed if cfg.data.seed >= 0 else cfg.train.seed
+        bundle = build_datasets(cfg.data, seed=seed)
     except OSError as exc:  # e.g. a folder this user may not read
         where = f" {exc.filename}" if exc.filename else ""
         raise DataError(f"cannot read the data{where}: {exc.strerror or exc}; check "
@@ -157,5 +158,6 @@ def build_parts(cfg: RunConfig, plan: DevicePlan, bundle: DataBundle, model: nn.
     example = bundle.train[0][0].unsqueeze(0).to(dev)
     ld = LearnDrop(model, optimizer, policy=cfg.drop, example_input=example,
                    num_samples=epochs.samples, steps_per_epoch=epochs.steps_per_epoch,
-                   total_steps=epochs.total_steps, callbacks=callbacks, ddp=ddp)
+                   total_steps=epochs.total_steps, sync_every=cfg.train.log_every,
+                   callbacks=callbacks, ddp=ddp)
     return RunParts(plan, bundle, model, optimizer, schedule, scaler, ld)

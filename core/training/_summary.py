@@ -7,6 +7,7 @@ from pathlib import Path
 
 from ..config import RunConfig
 from ..engine import LearnDrop
+from ..environment import machine_name
 from ..summary import DroppedUnit, EpochResult, RunSummary
 
 __all__ = ["build_summary"]
@@ -16,10 +17,12 @@ def build_summary(cfg: RunConfig, status: str, *, run_name: str, output_dir: Pat
                   ld: LearnDrop | None, device: str,
                   last_val: tuple[float, float, float | None], best_accuracy: float,
                   wall_time_s: float, train_time_s: float,
-                  history: Sequence[EpochResult], world_size: int = 1) -> RunSummary:
+                  history: Sequence[EpochResult], data_time_s: float = 0.0,
+                  load_per_cpu: float | None = None, world_size: int = 1) -> RunSummary:
     """The summary of a run ended with ``status``; ``ld`` is ``None`` when the run failed
     before Learn&Drop was built, ``history`` holds every complete epoch (earlier sessions'
-    too)."""
+    too). ``data_time_s`` is this session's time spent waiting for training batches,
+    ``train_time_s`` its training loops' time."""
     val_loss, val_acc, val_scaled = last_val
     out = output_dir
     s = ld.savings_report() if ld is not None else None
@@ -47,7 +50,14 @@ def build_summary(cfg: RunConfig, status: str, *, run_name: str, output_dir: Pat
         history=tuple(history),
         checkpoint=str(out / "checkpoint.pt") if out else "",
         weights=str(out / "final.pt") if out else "",
-        device=device, world_size=world_size,
+        device=device,
+        time_saved_low_s=s.time_saved_low_s if s else None,
+        time_saved_high_s=s.time_saved_high_s if s else None,
+        predicted_time_saved_s=s.predicted_time_saved_s if s else None,
+        step_time_spread=s.step_time_spread if s else None,
+        data_time_share=data_time_s / train_time_s if train_time_s > 0 else None,
+        machine=machine_name(device),
+        load_per_cpu=load_per_cpu, world_size=world_size,
         allreduce_bytes_per_step=s.allreduce_bytes_per_step if s else 0,
         full_allreduce_bytes_per_step=s.full_allreduce_bytes_per_step if s else 0,
         allreduce_bytes_saved=s.cumulative_allreduce_bytes_saved if s else 0.0)

@@ -23,7 +23,9 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..config import RunConfig, config_to_toml
+from ..data import fast_batches
 from ..engine import LearnDrop
+from ..environment import machine_load
 from ..errors import CheckpointError, DeviceError, LearnDropError, TrainingError
 from ..events import (
     Callback,
@@ -79,6 +81,24 @@ class _EpochRun:
     seen: int = 0
     ended: bool = False  # stopped or cancelled at a batch boundary
     budget_out: bool = False  # a time-budgeted run's budget ran out
+
+
+class _TimedBatches:
+    """Iterates ``batches`` and adds the time spent waiting for each batch to ``spent``."""
+
+    def __init__(self, batches: Any, spent: list[float]) -> None:
+        self._it = iter(batches)
+        self._spent = spent
+
+    def __iter__(self) -> _TimedBatches:
+        return self
+
+    def __next__(self) -> Any:
+        t = time.perf_counter()
+        try:
+            return next(self._it)
+        finally:
+            self._spent[0] += time.perf_counter() - t
 
 
 @dataclass
@@ -144,6 +164,8 @@ class Trainer:
         self.last_val: tuple[float, float, float | None] = (math.nan, math.nan, None)
         self._t0 = time.perf_counter()
         self._train_time = 0.0
+        self._data_time = [0.0]  # waiting for training batches, this session
+        self._loads: list[float] = []  # the machine's load per CPU, sampled each epoch
         self._resumed_history: list[EpochResult] = []
         self._resumed_elapsed = 0.0
         # a data-parallel run (see ._distributed): this process's rank, its sampler, and
@@ -265,7 +287,9 @@ class Trainer:
             raise CheckpointError(f"{path} is already at the last epoch "
                                   f"({self.start_epoch}); raise --epochs to train further")
 
-    def _loader(self, epoch: int) -> DataLoader:
+    def _loader(self, epoch: int) -> Any:
+        """The epoch's shuffled training batches: gathered in one go for in-memory images
+        without augmentation, else a DataLoader (the same batches either way)."""
         r = self._ready()
         if self._sampler is not None:
             self._sampler.set_epoch(epoch)
@@ -275,6 +299,12 @@ class Trainer:
                               pin_memory=r.plan.device.type == "cuda")
         g = torch.Generator()
         g.manual_seed(self.cfg.train.seed * 1000 + epoch)
+        pin = r.plan.device.type == "cuda"
+        if self.cfg.data.num_workers == 0:
+            fast = fast_batches(r.bundle.train, self.cfg.train.batch_size,
+                                drop_last=self.drop_last, generator=g, pin_memory=pin)
+            if fast is not None:
+                return fast
         return DataLoader(r.bundle.train, batch_size=self.cfg.train.batch_size, shuffle=True,
                           drop_last=self.drop_last, generator=g,
                           num_workers=self.cfg.data.num_workers,
@@ -362,6 +392,9 @@ class Trainer:
     def _train(self) -> str:
         """Every remaining epoch; returns finished, stopped or cancelled."""
         self._train_time = 0.0
+        self._data_time = [0.0]
+        self._loads = []
+        self._sample_load()
         status = "finished"
         for epoch in range(self.start_epoch, self.cfg.train.epochs):
             call_hook(self.callbacks, "on_epoch_start", epoch)
@@ -392,7 +425,7 @@ class Trainer:
         run = _EpochRun(now, torch.zeros((), device=dev),
                         torch.zeros((), device=dev, dtype=torch.long))
         window = _Window(torch.zeros((), device=dev), 0, now)
-        for b, (x, y, idx) in enumerate(self._loader(epoch)):
+        for b, (x, y, idx) in enumerate(_TimedBatches(self._loader(epoch), self._data_time)):
             ended, budget_out = self._boundary()
             self._report_requests()
             if ended:
@@ -433,11 +466,13 @@ class Trainer:
                 c.stop()
             if not paused or stop or cancel:
                 break
-            paused_at = paused_at if paused_at is not None else time.perf_counter()
+            if paused_at is None:
+                self._report_requests()  # the pause, at the step where the run holds
+                paused_at = time.perf_counter()
             c.wait_while_paused(0.2)
         if paused_at is not None:
             self._t0 += time.perf_counter() - paused_at  # a pause is not training time
-            self._ready().ld._last_t = None
+            self._ready().ld.pause_timing()
         return stop or cancel, False
 
     @property
@@ -457,7 +492,7 @@ class Trainer:
         while self.control.paused and not self.control.should_end:
             self.control.wait_while_paused(0.2)
         self._t0 += time.perf_counter() - paused_at  # a pause is not training time
-        self._ready().ld._last_t = None
+        self._ready().ld.pause_timing()
 
     def _step(self, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor
               ) -> tuple[float, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -528,6 +563,7 @@ class Trainer:
         self.best_accuracy = max(self.best_accuracy, val_acc)
         self.last_val = (val_loss, val_acc, val_scaled)
         epoch_time = time.perf_counter() - run.started
+        self._sample_load()
         groups = r.optimizer.param_groups
         ev = EpochEnd(
             epoch=epoch, step=ld.step_count, train_loss=train_loss,
@@ -539,7 +575,8 @@ class Trainer:
             savings=ld.savings_report())
         self.history.append(EpochResult(
             epoch=epoch, train_loss=train_loss, train_accuracy=train_acc, val_loss=val_loss,
-            val_accuracy=val_acc, val_accuracy_scaled=val_scaled, epoch_time_s=epoch_time))
+            val_accuracy=val_acc, val_accuracy_scaled=val_scaled, epoch_time_s=epoch_time,
+            elapsed_s=self.elapsed() + self._resumed_elapsed))
         call_hook(self.callbacks, "on_epoch_end", ev)
         completed = epoch + 1  # complete epochs once this one is (what a checkpoint counts)
         every = self.cfg.output.checkpoint_every
@@ -558,6 +595,11 @@ class Trainer:
     def _budget_spent(self) -> bool:  # a data-parallel run has no time budget (see _join)
         budget = self.time_budget_s
         return bool(budget) and budget is not None and self.elapsed() >= budget
+
+    def _sample_load(self) -> None:
+        load = machine_load()
+        if load is not None:
+            self._loads.append(load)
 
     def elapsed(self) -> float:
         return time.perf_counter() - self._t0
@@ -659,6 +701,8 @@ class Trainer:
             device=self._device_text(), last_val=self.last_val,
             best_accuracy=self.best_accuracy, wall_time_s=self.elapsed() + self._resumed_elapsed,
             train_time_s=self._train_time, history=self._all_history(),
+            data_time_s=self._data_time[0],
+            load_per_cpu=sum(self._loads) / len(self._loads) if self._loads else None,
             world_size=self.dist.world_size if self.dist else 1)
 
     def _finish(self, status: str, message: str) -> FitResult:

@@ -70,6 +70,21 @@ def test_score() -> None:
     assert fmt.score(1) == "1.000"
 
 
+@pytest.mark.parametrize("seconds, text", [
+    (0.0123, "12.3 ms"), (0.1234, "123 ms"), (0.00045, "450 \u00b5s"), (0.0, "0 \u00b5s"),
+    (0.9996, "1.00 s"), (2.5, "2.50 s"), (0.09996, "100 ms"), (-0.004, "-4.0 ms"),
+    (42.4, "42.4 s")])
+def test_step_times_in_sensible_units(seconds: float, text: str) -> None:
+    assert fmt.step_time(seconds) == text
+
+
+def test_span_and_speedup() -> None:
+    assert fmt.span(42, 38, 46) == "42.0 s (38.0 s to 46.0 s)"
+    assert fmt.span(42, None, 46) == "42.0 s"
+    assert fmt.span(0.01, 0.009, 0.011, fmt.step_time) == "10.0 ms (9.0 ms to 11.0 ms)"
+    assert fmt.speedup(1.714) == "1.71x"
+
+
 def test_when_is_local_date_and_minute() -> None:
     t = time.mktime((2024, 5, 1, 14, 3, 59, 0, 0, -1))
     assert fmt.when(t) == "2024-05-01 14:03"
@@ -78,7 +93,7 @@ def test_when_is_local_date_and_minute() -> None:
 @pytest.mark.parametrize("value", UNKNOWN)
 def test_unknown_values_are_a_dash(value: object) -> None:
     for f in (fmt.percent, fmt.points, fmt.count, fmt.duration, fmt.clock, fmt.rate,
-              fmt.score, fmt.when):
+              fmt.score, fmt.when, fmt.step_time, fmt.speedup):
         assert f(value) == DASH, f.__name__
 
 

@@ -13,7 +13,9 @@ KEYS = ["run_name", "status", "output_dir", "model", "dataset", "mode", "epochs"
         "train_flops_saved", "final_forward_flops_saved", "final_train_flops_saved",
         "trainable_params", "total_params", "step_time_s", "full_step_time_s",
         "measured_time_saved", "time_saved_s", "efficiency", "score_overhead", "history",
-        "checkpoint", "weights", "device", "world_size", "allreduce_bytes_per_step",
+        "checkpoint", "weights", "device", "time_saved_low_s", "time_saved_high_s",
+        "predicted_time_saved_s", "step_time_spread", "data_time_share", "machine",
+        "load_per_cpu", "world_size", "allreduce_bytes_per_step",
         "full_allreduce_bytes_per_step", "allreduce_bytes_saved"]
 
 
@@ -27,8 +29,11 @@ def full_summary() -> RunSummary:
         trainable_params=900, total_params=1000, step_time_s=0.01, full_step_time_s=0.012,
         measured_time_saved=0.16, time_saved_s=1.5, efficiency=0.8, score_overhead=0.01,
         history=(EpochResult(0, 1.0, 0.5, 1.1, 0.6, None, 5.0),
-                 EpochResult(1, 0.5, 0.8, 0.6, 0.91, 0.9, 4.0)),
-        checkpoint="/runs/r1/checkpoint.pt", weights="/runs/r1/final.pt", device="cpu")
+                 EpochResult(1, 0.5, 0.8, 0.6, 0.91, 0.9, 4.0, 9.5)),
+        checkpoint="/runs/r1/checkpoint.pt", weights="/runs/r1/final.pt", device="cpu",
+        time_saved_low_s=1.2, time_saved_high_s=1.8, predicted_time_saved_s=1.6,
+        step_time_spread=0.05, data_time_share=0.02, machine="host: cpu x 2, cpu",
+        load_per_cpu=1.1)
 
 
 def test_to_dict_has_the_stored_keys_in_order_and_is_json() -> None:
@@ -37,7 +42,8 @@ def test_to_dict_has_the_stored_keys_in_order_and_is_json() -> None:
     assert d["dropped"] == [{"unit": "stem", "step": 8, "epoch": 1.0, "reason": "policy"}]
     assert d["history"][1] == {"epoch": 1, "train_loss": 0.5, "train_accuracy": 0.8,
                                "val_loss": 0.6, "val_accuracy": 0.91,
-                               "val_accuracy_scaled": 0.9, "epoch_time_s": 4.0}
+                               "val_accuracy_scaled": 0.9, "epoch_time_s": 4.0,
+                               "elapsed_s": 9.5}
     json.dumps(d, allow_nan=True)
 
 

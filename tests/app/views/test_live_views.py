@@ -145,9 +145,27 @@ def test_gauges_show_latest_numbers(live_panel: LivePanel, stream: Any) -> None:
     assert g.train.value.text() == "54.5%"
     assert g.params.value.text() == "1.0 M"
     assert g.time.value.text() == "1 min 18 s"
+    assert g.time.detail.text() == ("range 1 min 05 s to 1 min 31 s \u00b7 FLOP-predicted "
+                                    "1 min 38 s \u00b7 by the end 49.0 s \u00b7 efficiency 0.80")
     assert g.speed.value.text() == "1,500" and g.speed.detail.text() == "images / s"
     assert g.accuracy.value.text() == "83.0%"  # the best validation accuracy, 0.48 + 0.05 x 7
     assert g.total_bar.value() == 100 and "finished" in g.eta_label.text()
+
+
+def test_time_saved_within_noise_says_so() -> None:
+    import dataclasses
+
+    from learndrop.app.views.gauges import time_saved_detail
+    from learndrop.core.events import SavingsReport
+
+    noisy = SavingsReport(100, 0.4, 0.45, 0.3, 0.35, 10, 20, 0.01, 0.012, 0.1, 8.0, 12.0,
+                          None, time_saved_low_s=-2.0, time_saved_high_s=18.0,
+                          predicted_time_saved_s=10.0)
+    assert time_saved_detail(noisy) == ("range -2 s to 18.0 s \u00b7 FLOP-predicted 10.0 s "
+                                        "\u00b7 by the end 12.0 s \u00b7 within noise")
+    unknown = dataclasses.replace(noisy, time_saved_low_s=None, time_saved_high_s=None,
+                                  predicted_time_saved_s=None)
+    assert time_saved_detail(unknown) == "by the end 12.0 s"
 
 
 def test_formatting() -> None:

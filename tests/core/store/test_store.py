@@ -174,7 +174,7 @@ def test_migrates_a_version_1_store(store_path: Path) -> None:
         assert [u.name for u in events[0].units] == ["features.0", "features.1"]
         assert events[3].scores == (0.05, 0.6) and events[4].index == 0
     conn = sqlite3.connect(store_path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4  # the current version
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 5  # the current version
     conn.close()
     with RunStore(store_path) as store:  # reopening the migrated store is a no-op
         assert sorted(r.name for r in store.list_runs()) == ["old-crash", "old-run"]
@@ -182,6 +182,31 @@ def test_migrates_a_version_1_store(store_path: Path) -> None:
     with RunStore(store_path) as store:
         assert sorted(r.name for r in store.list_runs()) == ["demo-run", "old-crash", "old-run"]
         assert store.load_events("demo-run") == expected_replay(make_events())
+
+
+def test_migrates_a_version_3_store(store_path: Path) -> None:
+    """Version 4 adds the time-saved range to the savings rows; older rows keep it unknown."""
+    from learndrop.core.store import _schema
+
+    record(store_path, make_events("before"))
+    conn = sqlite3.connect(store_path)
+    for column in _schema._SAVINGS_V4:  # back to version 3
+        conn.execute(f"ALTER TABLE savings DROP COLUMN {column}")
+    conn.execute("PRAGMA user_version = 3")
+    conn.commit()
+    conn.close()
+    with RunStore(store_path) as store:
+        ends = [e for e in store.load_events("before") if type(e).__name__ == "EpochEnd"]
+        assert ends and all(e.savings.time_saved_low_s is None for e in ends)
+        assert ends[-1].savings.time_saved_s > 0
+    record(store_path, make_events("after"))
+    with RunStore(store_path) as store:
+        ends = [e for e in store.load_events("after") if type(e).__name__ == "EpochEnd"]
+        assert ends[-1].savings.time_saved_low_s is not None
+        assert ends[-1].savings.step_time_spread == 0.05
+    conn = sqlite3.connect(store_path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 5  # the current version
+    conn.close()
 
 
 def _assert_refused(path: Path) -> None:
@@ -439,7 +464,7 @@ def test_migrates_a_version_2_store(store_path: Path) -> None:
         drops = [i for i, e in enumerate(events) if isinstance(e, DropEvent)]
         assert len(drops) == 2 and not any(isinstance(events[i - 1], WallClock) for i in drops)
     conn = sqlite3.connect(store_path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4  # the current version
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 5  # the current version
     conn.close()
     record(store_path, make_events("second-run"))  # and new drops get their time
     with RunStore(store_path) as store:
@@ -459,15 +484,15 @@ def test_epochs_done_counts_complete_epochs(store_path: Path) -> None:
         assert store.get_run("demo-run").epochs_done == 2
 
 
-def test_migrates_a_version_3_store(store_path: Path) -> None:
-    """Version 3 kept no all-reduce figures: the columns are added, 0 (one process) in the
+def test_migrates_a_version_4_store(store_path: Path) -> None:
+    """Version 4 kept no all-reduce figures: the columns are added, 0 (one process) in the
     rows stored before, and new runs record theirs."""
     record(store_path, make_events())
     conn = sqlite3.connect(store_path)
     for column in ("allreduce_bytes_per_step", "full_allreduce_bytes_per_step",
                    "cumulative_allreduce_bytes_saved"):
         conn.execute(f"ALTER TABLE savings DROP COLUMN {column}")
-    conn.execute("PRAGMA user_version = 3")
+    conn.execute("PRAGMA user_version = 4")
     conn.commit()
     conn.close()
     with RunStore(store_path) as store:
@@ -475,7 +500,7 @@ def test_migrates_a_version_3_store(store_path: Path) -> None:
     assert ends and all(e.savings.allreduce_bytes_per_step == 0
                         and e.savings.full_allreduce_bytes_per_step == 0 for e in ends)
     conn = sqlite3.connect(store_path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
     conn.close()
     record(store_path, make_events("second-run"))
     with RunStore(store_path) as store:

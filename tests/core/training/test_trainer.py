@@ -313,3 +313,14 @@ def test_eta_uses_the_current_step_time(tmp_path: Path) -> None:
     eta = trainer._eta(2, 0)
     outside = 2.0 / done
     assert eta == pytest.approx((trainer.total_steps - done) * (now + outside), rel=0.01)
+
+
+def test_a_run_measures_its_data_share_machine_and_epoch_times(tmp_path: Path) -> None:
+    result = Trainer(tiny_config(tmp_path)).fit()
+    s = result.summary
+    assert s.data_time_share is not None and 0 < s.data_time_share < 0.5
+    assert s.machine.endswith(", cpu") and " x " in s.machine
+    assert s.load_per_cpu is None or s.load_per_cpu >= 0
+    elapsed = [h.elapsed_s for h in s.history]
+    assert elapsed == sorted(elapsed) and 0 < elapsed[-1] <= s.wall_time_s
+    assert s.step_time_spread is not None and s.step_time_spread >= 0
