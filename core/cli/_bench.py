@@ -271,13 +271,10 @@ def run_bench(cfg: RunConfig, *, preset: str | None = None, output: str | None =
               "runs_by_seed": [{k: v for k, v in r.items() if k not in ("history", "summary")}
                                for r in runner.rows],
               "runs": runner.names}
-    if store_args is not None and not getattr(store_args, "no_store", False):
-        from ..store import RunStore
-
-        with RunStore(getattr(store_args, "store", None)) as store:
-            store.create_group("bench", runner.names)
     out = Path(output) if output else Path("bench-results") / f"bench-{runner.stamp}.json"
-    atomic_write_text(out, json.dumps(result, indent=2, default=str))
+    atomic_write_text(out, json.dumps(result, indent=2, default=str))  # the results first
+    if store_args is not None and not getattr(store_args, "no_store", False):
+        _group_in_store(getattr(store_args, "store", None), runner.names, out)
     result["output"] = str(out)
     if not quiet:
         print(format_table(result))
@@ -302,3 +299,19 @@ def _machine(cfg: RunConfig) -> dict[str, Any]:
             "torch": torch.__version__, "cpu_threads": torch.get_num_threads(),
             "device": ("cuda: " + torch.cuda.get_device_name(0))
             if torch.cuda.is_available() and cfg.train.device in ("auto", "cuda") else "cpu"}
+
+
+def _group_in_store(store_path: str | None, names: list[str], results: Path) -> None:
+    """Link the bench's runs in the store. Runs the store could not take (kept in a journal,
+    or lost: the command's exit code says which) cannot be linked; the results file has them
+    all, so that is a warning, not a failure."""
+    from ..errors import LearnDropError
+    from ..store import RunStore
+
+    try:
+        with RunStore(store_path) as store:
+            store.create_group("bench", names)
+    except LearnDropError as exc:
+        print(f"learndrop: warning: the bench's runs are not linked in the run store ({exc}); "
+              f"its results are in {results}", file=sys.stderr)
+

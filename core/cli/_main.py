@@ -330,13 +330,19 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     if cfg.train.nproc > 1:
         raise LearnDropError("learndrop bench trains one process at a time; for data-parallel "
                              "runs use 'python scripts/bench_ddp.py --nproc N'")
+    recorders: list[Any] = []  # every run's recorder: each must end in the store or a journal
+
+    def callbacks() -> list[Any]:
+        made = _store_recorder(args)
+        recorders.extend(made)
+        return made
+
     result = run_bench(cfg, preset=args.preset, output=args.output, quiet=args.quiet,
-                       callbacks_factory=lambda: _store_recorder(args),
-                       store_args=args, seeds=args.seeds,
+                       callbacks_factory=callbacks, store_args=args, seeds=args.seeds,
                        target_accuracy=args.target_accuracy)
     if args.json:
         print(json.dumps(result, default=str))
-    return 0
+    return _recording_outcome(recorders)
 
 
 def build_config_for_bench(args: argparse.Namespace) -> RunConfig:

@@ -130,8 +130,9 @@ def test_sigkill_after_a_checkpoint_then_resume_is_exact(
 @pytest.mark.slow
 def test_sigkill_before_the_first_checkpoint(tmp_path: Path, run_cli: RunCli) -> None:
     store, out = tmp_path / "store.sqlite", tmp_path / "out"
-    # checkpoints only at the end of the run: killed once it is recorded, it has none for sure
-    proc = _start(store, out, "--output.checkpoint_every", "0")
+    # checkpoints only at the end of a run far longer than the wait: killed once it is
+    # recorded, it has none for sure, however slow or fast the machine
+    proc = _start(store, out, "--output.checkpoint_every", "0", "--epochs", "40")
     _wait_for(proc, _recorded(store))
     proc.send_signal(signal.SIGKILL)
     _, err = proc.communicate()

@@ -225,6 +225,23 @@ def test_cli_train_exits_1_when_neither_store_nor_journal_can_be_written(
     assert "could not be kept" in err and "No space left" in err
 
 
+@pytest.mark.slow
+def test_cli_bench_exits_1_when_neither_store_nor_journal_can_be_written(
+        tmp_path: Path, locked: tuple[Path, sqlite3.Connection],
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """bench records three runs the same way: one it cannot keep anywhere is an exit 1."""
+    store, _ = locked
+
+    def full_disk(self: JournalWriter, rows: list) -> None:  # type: ignore[type-arg]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(JournalWriter, "rows", full_disk)
+    code, _, err = run_cli(["bench", *TINY, "--store", str(store), "--output-dir",
+                            str(tmp_path / "runs"), "--quiet"], capsys)
+    assert code == 1, err
+    assert "could not be kept" in err and "No space left" in err
+
+
 # ---- a real full disk (a 1 MiB tmpfs; skipped where it cannot be mounted) ------------------------
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
