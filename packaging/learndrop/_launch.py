@@ -5,6 +5,7 @@ traceback."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 __all__ = ["main", "ensure_std_streams"]
@@ -27,11 +28,22 @@ def ensure_std_streams() -> None:
             setattr(sys, name, open(os.devnull, mode, encoding="utf-8"))  # noqa: SIM115
 
 
+def _quit_while_loading(signum: int, frame: object) -> None:
+    """Ctrl-C while PyTorch and the engine load: nothing has started, so end at once. Raising
+    KeyboardInterrupt there would leave half-imported modules behind (numpy then fails with a
+    RecursionError rather than the interrupt), so the process exits from the handler."""
+    try:
+        sys.stderr.write("learndrop: interrupted\n")
+        sys.stderr.flush()
+    finally:
+        os._exit(130)
+
+
 def main() -> int:
     ensure_std_streams()
+    previous = signal.signal(signal.SIGINT, _quit_while_loading)
     try:
         from learndrop.core.cli import main as cli_main
-    except KeyboardInterrupt:
-        sys.stderr.write("learndrop: interrupted\n")
-        return 130
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return cli_main()
