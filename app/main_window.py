@@ -6,38 +6,24 @@ from __future__ import annotations
 
 import importlib.resources
 import logging
-from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSize, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import (
-    QAction,
-    QCloseEvent,
-    QGuiApplication,
-    QIcon,
-    QKeySequence,
-    QResizeEvent,
-)
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QMenu, QProgressBar, QToolBar
+from PySide6.QtCore import QByteArray, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QResizeEvent
+from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QToolBar
 
 from learndrop.core.config import RunConfig
 from learndrop.core.errors import LearnDropError
-from learndrop.core.events import EpochEnd, FitEnd, FitStart, Progress, display_epoch
-from learndrop.core.format import clock as _clock
-from learndrop.core.format import is_number, percent
-from learndrop.core.summary import RunSummary
+from learndrop.core.events import EpochEnd, FitEnd, FitStart, Progress
 from learndrop.core.training import RunControl
 
 from .actions import RunActions, RunState
-from .dialogs.standard import (
-    confirm,
-    show_about,
-    show_error,
-    show_guide,
-    show_shortcuts,
-)
+from .dialogs.standard import confirm, show_error
 from .panels import HistoryPanel, LivePanel, SetupPanel, form_words
+from .run_status import epoch_text, progress_text, summary_text
 from .services import BridgeSignals, QtBridge, ResumePoint, RunLibrary, TrainingJob, settings
+from .window_chrome import build_docks_and_bars, build_menus
+from .window_chrome import shortcuts as window_shortcuts
 
 __all__ = ["MainWindow", "app_icon"]
 
@@ -65,6 +51,13 @@ class MainWindow(QMainWindow):
     at ``store_path`` (default: the one under the user data folder or ``LEARNDROP_HOME``)."""
 
     run_finished = Signal(str)
+    # made by :func:`.window_chrome.build_docks_and_bars` and :func:`~.window_chrome.build_menus`
+    setup_dock: QDockWidget
+    history_dock: QDockWidget
+    toolbar: QToolBar
+    state_label: QLabel
+    progress_bar: QProgressBar
+    open_action: QAction
 
     def __init__(self, config: RunConfig | None = None, remember: bool = True,
                  store_path: str | Path | None = None) -> None:
@@ -96,8 +89,8 @@ class MainWindow(QMainWindow):
         self.setup.add_start_button(self.run_actions.start)
         self.history = HistoryPanel(self.library, live=self.live,
                                     busy=lambda: self.is_running)
-        self._build_docks_and_bars()
-        self._build_menus()
+        build_docks_and_bars(self, STATE_TEXT[RunState.IDLE])
+        build_menus(self)
         self._connect_engine_signals()
         self._connect_panels()
         self.setup.validity_changed.connect(self._on_validity)
@@ -109,90 +102,9 @@ class MainWindow(QMainWindow):
             self.live.set_view_options(settings.load_view_options())
 
     # ---- construction ---------------------------------------------------------------------
-    def _build_docks_and_bars(self) -> None:
-        self.setup_dock = QDockWidget("Run setup", self)
-        self.setup_dock.setObjectName("setup-dock")
-        self.setup_dock.setWidget(self.setup)
-        self.setup_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                                    | QDockWidget.DockWidgetFeature.DockWidgetClosable
-                                    | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.setup_dock)
-        self.history_dock = QDockWidget("Run history", self)
-        self.history_dock.setObjectName("history-dock")
-        self.history_dock.setWidget(self.history)
-        self.history_dock.setFeatures(self.setup_dock.features())
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.history_dock)
-        self.tabifyDockWidget(self.setup_dock, self.history_dock)
-        self.setup_dock.raise_()
-
-        self.toolbar = QToolBar("Run", self)
-        self.toolbar.setObjectName("run-toolbar")
-        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        self.toolbar.setIconSize(QSize(20, 20))
-        for action in (self.run_actions.start, self.run_actions.pause, self.run_actions.stop,
-                       self.run_actions.cancel):
-            self.toolbar.addAction(action)
-        self.addToolBar(self.toolbar)
-
-        self.state_label = QLabel(STATE_TEXT[RunState.IDLE])
-        self.state_label.setObjectName("run-state")
-        self.progress_bar = QProgressBar()
-        self.progress_bar.setMaximumWidth(220)
-        self.progress_bar.setTextVisible(True)
-        self.progress_bar.hide()
-        self.statusBar().addWidget(self.state_label, 1)
-        self.statusBar().addPermanentWidget(self.progress_bar)
-
-    def _build_menus(self) -> None:
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        self.open_action = self._menu_action(
-            file_menu, "&Open configuration…", self.setup.open_config_dialog,
-            QKeySequence.StandardKey.Open)
-        self._menu_action(file_menu, "&Save configuration…", self.setup.save_config_dialog,
-                          QKeySequence.StandardKey.Save)
-        file_menu.addSeparator()
-        self._menu_action(file_menu, "Run &history", self.show_history, "Ctrl+H")
-        self._menu_action(file_menu, "&Export report of the shown run…",
-                          self.export_shown_run, "Ctrl+E")
-        file_menu.addSeparator()
-        self._menu_action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
-        run_menu = bar.addMenu("&Run")
-        for action in (self.run_actions.start, self.run_actions.pause, self.run_actions.stop,
-                       self.run_actions.cancel):
-            run_menu.addAction(action)
-        view_menu = bar.addMenu("&View")
-        view_menu.addAction(self.setup_dock.toggleViewAction())
-        view_menu.addAction(self.history_dock.toggleViewAction())
-        view_menu.addAction(self.toolbar.toggleViewAction())
-        for dock in self.live.findChildren(QDockWidget):
-            view_menu.addAction(dock.toggleViewAction())
-        help_menu = bar.addMenu("&Help")
-        self._menu_action(help_menu, "&Quick guide", lambda: show_guide(self),
-                          QKeySequence.StandardKey.HelpContents)
-        self._menu_action(help_menu, "&Keyboard shortcuts",
-                          lambda: show_shortcuts(self, self.shortcuts()))
-        help_menu.addSeparator()
-        self._menu_action(help_menu, "&About Learn&&Drop Studio", lambda: show_about(self))
-
     def shortcuts(self) -> list[tuple[str, str]]:
         """Every action of the window with a keyboard shortcut: (what it does, keys)."""
-        out: dict[str, str] = {}
-        actions = [*self.findChildren(QAction), *self.history.actions()]
-        for action in actions:
-            keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
-            what = action.text().replace("&&", "\0").replace("&", "").replace("\0", "&")
-            if keys and what:
-                out.setdefault(what.rstrip("…"), keys)
-        return sorted(out.items(), key=lambda kv: kv[0].lower())
-
-    def _menu_action(self, menu: QMenu, text: str, slot: Callable[[], object],
-                     key: QKeySequence.StandardKey | str | None = None) -> QAction:
-        action = menu.addAction(text)
-        action.triggered.connect(slot)
-        if key is not None:
-            action.setShortcut(QKeySequence(key))
-        return action
+        return window_shortcuts(self)
 
     def _connect_engine_signals(self) -> None:
         """The engine's hooks, as the bridge's signals, reach the live view first, then the
@@ -404,19 +316,13 @@ class MainWindow(QMainWindow):
     def _on_progress(self, ev: Progress) -> None:
         self.progress_bar.setValue(ev.step)
         if self._state is RunState.RUNNING:
-            self.state_label.setText(
-                f"Running · epoch {display_epoch(ev.epoch)}/{self._epochs} · batch {ev.batch}/"
-                f"{ev.batches} · loss {ev.loss:.4f} · {ev.images_per_s:,.0f} img/s · "
-                f"ETA {_clock(ev.eta_s)}")
+            self.state_label.setText(progress_text(ev, self._epochs))
 
     @Slot(object)
     def _on_epoch_end(self, ev: EpochEnd) -> None:
         self.progress_bar.setValue(ev.step)
         if self._state is RunState.RUNNING:
-            self.state_label.setText(
-                f"Running · epoch {display_epoch(ev.epoch)}/{self._epochs} done · validation "
-                f"accuracy {ev.val_accuracy:.1%} · {len(ev.dropped)} dropped · "
-                f"ETA {_clock(ev.eta_s)}")
+            self.state_label.setText(epoch_text(ev, self._epochs))
 
     @Slot(object)
     def _on_fit_end(self, ev: FitEnd) -> None:
@@ -435,7 +341,7 @@ class MainWindow(QMainWindow):
         if end and end.summary.output_dir:
             self.last_output_dir = end.summary.output_dir
         self.progress_bar.hide()
-        self._idle_text = self._summary_text(status, end, error)
+        self._idle_text = summary_text(status, end, error)
         self._set_state(RunState.IDLE, self._idle_text)
         recorder = job.recorder if job is not None else None
         resumed, self._resuming = self._resuming, None
@@ -461,27 +367,6 @@ class MainWindow(QMainWindow):
         elif error and self.show_error_dialogs:  # after this slot: the dialog blocks
             QTimer.singleShot(0, lambda: show_error(self, "Training failed", error))
 
-    @staticmethod
-    def _summary_text(status: str, end: FitEnd | None, error: str | None) -> str:
-        if error:
-            return f"Failed: {error}"
-        summary = end.summary if end else RunSummary()
-        words = {"finished": "Finished", "stopped": "Stopped (checkpoint kept)",
-                 "cancelled": "Cancelled (files discarded)"}
-        parts = [words.get(status, status.capitalize())]
-        if is_number(summary.final_accuracy):
-            parts.append(f"accuracy {percent(summary.final_accuracy)}")
-        dropped = summary.dropped
-        if summary.units and status != "cancelled":  # units: a run that built its network
-            parts.append(f"{len(dropped)} unit{'s' if len(dropped) != 1 else ''} dropped")
-        for saved, what in ((summary.forward_flops_saved, "forward"),
-                            (summary.train_flops_saved, "training")):
-            if saved >= 0.005 and status != "cancelled":
-                parts.append(f"{percent(saved, 0)} {what} FLOPs saved")
-        if summary.wall_time_s:
-            parts.append(f"in {_clock(summary.wall_time_s)}")
-        return " · ".join(parts)
-
     # ---- run history ----------------------------------------------------------------------
     @Slot()
     def show_history(self) -> None:
@@ -506,7 +391,7 @@ class MainWindow(QMainWindow):
         if how == "follow":
             self._idle_text = f"Following {label} live (it trains in another program)"
         elif end is not None:
-            self._idle_text = f"{label} (from the run history): " + self._summary_text(
+            self._idle_text = f"{label} (from the run history): " + summary_text(
                 end.status, end, None)
         else:
             self._idle_text = f"{label} (from the run history)"
@@ -516,7 +401,7 @@ class MainWindow(QMainWindow):
     @Slot(str, str)
     def _on_following_ended(self, status: str, label: str) -> None:
         end = self.live.history.fit_end if status else None
-        self._idle_text = (f"{label}: " + self._summary_text(end.status, end, None)
+        self._idle_text = (f"{label}: " + summary_text(end.status, end, None)
                            if end is not None else f"{label}: no longer followed")
         if self._state is RunState.IDLE:
             self.state_label.setText(self._idle_text)

@@ -22,15 +22,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QPoint, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction, QCursor, QGuiApplication, QShowEvent
-from PySide6.QtWidgets import (
-    QInputDialog,
-    QLabel,
-    QMenu,
-    QToolBar,
-    QToolButton,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QInputDialog, QLabel, QToolBar, QVBoxLayout, QWidget
 
 from learndrop.core.errors import LearnDropError
 from learndrop.core.report import tables as fmt
@@ -39,6 +31,7 @@ from ..dialogs import CompareDialog, ExportDialog
 from ..dialogs.standard import confirm
 from ..services import RESUMABLE, RunLibrary
 from ..theme import current_theme
+from .history_actions import build_actions, show_context_menu, update_actions
 from .live_panel import LivePanel
 from .run_table import COLUMNS, RunTable
 
@@ -77,6 +70,18 @@ class HistoryPanel(QWidget):
     message = Signal(str)
     resume_requested = Signal(int)
     settings_requested = Signal(int)
+    # made by :func:`.history_actions.build_actions`
+    refresh_action: QAction
+    open_action: QAction
+    follow_action: QAction
+    resume_action: QAction
+    settings_action: QAction
+    compare_action: QAction
+    export_action: QAction
+    rename_action: QAction
+    note_action: QAction
+    delete_action: QAction
+    toolbar: QToolBar
 
     def __init__(self, library: RunLibrary, live: LivePanel | None = None,
                  busy: Callable[[], bool] | None = None,
@@ -92,7 +97,7 @@ class HistoryPanel(QWidget):
         self.run_table.activated.connect(lambda: self.open_run())
         self.run_table.menu_requested.connect(self._context_menu)
         self.run_table.selection_changed.connect(self._update_actions)
-        self._build_actions()
+        build_actions(self)
         self._build_layout()
         self.timer = QTimer(self)
         self.timer.setInterval(REFRESH_INTERVAL_MS)
@@ -105,54 +110,6 @@ class HistoryPanel(QWidget):
         self._update_actions()
 
     # ---- building ----------------------------------------------------------------------------
-    def _build_actions(self) -> None:
-        act = self._add_action
-        self.refresh_action = act("Refresh", self.refresh, "Read the run store again (F5)")
-        self.refresh_action.setShortcut("F5")
-        self.open_action = act("Open", self.open_run,
-                               "Show the selected run in the live views (double-click)")
-        self.follow_action = act("Follow live", self.follow_run,
-                                 "Watch a run that is training in another program, as it goes")
-        self.resume_action = act("Resume", self.resume_run,
-                                 "Continue a stopped, interrupted or failed run from its last "
-                                 "checkpoint, in its own folder")
-        self.settings_action = act("Use these settings", self.use_settings,
-                                   "Load the selected run's settings into the form, to start "
-                                   "a new run with them")
-        self.compare_action = act("Compare…", self.compare_with,
-                                  "Compare the selected run with another (select two rows to "
-                                  "compare them directly)")
-        self.export_action = act("Export…", self.export_report,
-                                 "Write the selected run's report as HTML, PDF, CSV or JSON")
-        self.rename_action = act("Rename…", self.rename_run, "Give the run a display name")
-        self.note_action = act("Note…", self.edit_note, "Write a note about the run")
-        self.delete_action = act("Delete…", self.delete_run,
-                                 "Delete the run from the store, with its folder")
-        self.toolbar = QToolBar("Run history")
-        self.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        for action in (self.open_action, self.resume_action, self.compare_action,
-                       self.export_action):
-            self.toolbar.addAction(action)
-        more = QToolButton()
-        more.setText("More")
-        more.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        more_menu = QMenu(more)
-        more_menu.addActions([self.follow_action, self.settings_action])
-        more_menu.addSeparator()
-        more_menu.addActions([self.rename_action, self.note_action])
-        more_menu.addSeparator()
-        more_menu.addAction(self.delete_action)
-        more.setMenu(more_menu)
-        self.toolbar.addWidget(more)
-
-    def _add_action(self, text: str, slot: Callable[[], object], tip: str) -> QAction:
-        action = QAction(text, self)
-        action.setToolTip(tip)
-        action.setStatusTip(tip)
-        action.triggered.connect(lambda _checked=False: slot())
-        self.addAction(action)  # shortcuts work while the panel has focus
-        return action
-
     def _build_layout(self) -> None:
         self.run_table.add_tool(self.refresh_action)
         self.notice = QLabel("")
@@ -482,30 +439,11 @@ class HistoryPanel(QWidget):
         self.notice.hide()
 
     def _update_actions(self) -> None:
-        chosen = self.selected_runs()
-        one = len(chosen) == 1
-        self.open_action.setEnabled(one)
-        self.follow_action.setEnabled(one and chosen[0].status == "running")
-        self.resume_action.setEnabled(one and chosen[0].status in RESUMABLE)
-        self.settings_action.setEnabled(one)
-        self.compare_action.setEnabled(len(chosen) in (1, 2) and len(self.run_table.records) > 1)
-        for action in (self.export_action, self.rename_action, self.note_action):
-            action.setEnabled(one)
-        self.delete_action.setEnabled(bool(chosen))
+        update_actions(self)
 
     @Slot(QPoint)
     def _context_menu(self, pos: QPoint) -> None:
-        if not self.selected_runs():
-            return
-        menu = QMenu(self)
-        for action in (self.open_action, self.follow_action, self.resume_action,
-                       self.settings_action, None, self.compare_action, self.export_action,
-                       None, self.rename_action, self.note_action, None, self.delete_action):
-            if action is None:
-                menu.addSeparator()
-            elif action.isEnabled():
-                menu.addAction(action)
-        menu.popup(pos)
+        show_context_menu(self, pos)
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)

@@ -13,6 +13,9 @@ Eleven or more curves are a tangle, so hovering the plot names the unit whose cu
 the cursor (a readout with its score and epoch) and draws that curve bold. Smoothing is an
 exponential moving average over a chosen number of checks; with it on, the drop markers sit
 on the smoothed curves.
+
+The curve layers live in :mod:`._score_curves`, the search for the hovered curve in
+:mod:`._score_hover`.
 """
 
 from __future__ import annotations
@@ -34,41 +37,15 @@ from ..theme import (
     depth_colors,
     depth_gradient_css,
 )
+from ._score_curves import CHUNK_BINS, LOG_FLOOR, CurveLayer
+from ._score_hover import nearest_curve
 
 __all__ = ["CHUNK_BINS", "MAX_BANDS", "DEFAULT_SPAN", "ScorePlot"]
 
 #: the most colour bands (curve items per chunk) used for the units
 MAX_BANDS = 16
-#: bins per curve item along x
-CHUNK_BINS = 32
-#: log-scale floor: scores below it are drawn at it
-LOG_FLOOR = 1e-3
 #: checks the moving average spans by default (its weight of the newest check: 2 / (span + 1))
 DEFAULT_SPAN = 6
-#: how near the cursor a curve must be to be named, as a share of the plot's height
-HOVER_REACH = 0.08
-
-
-def _banded(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Columns of ``y`` (points x units) as one polyline, units separated by NaN."""
-    k, n = y.shape[1], y.shape[0]
-    yy = np.full((k, n + 1), np.nan)
-    yy[:, :-1] = y.T
-    xx = np.full((k, n + 1), np.nan)
-    xx[:, :-1] = x
-    return xx.ravel(), yy.ravel()
-
-
-class _Layer:
-    """Curve items of one kind (raw, smoothed or the selected unit) by (group, chunk)."""
-
-    def __init__(self, z: float) -> None:
-        self.z = z
-        self.items: dict[tuple[int, int], pg.PlotCurveItem] = {}
-        self.seen = -1
-        self.merges = -1
-        self.groups: list[np.ndarray] = []
-        self.pens: list[object] = []
 
 
 class ScorePlot(QWidget):
@@ -82,7 +59,7 @@ class ScorePlot(QWidget):
         self._selected: int | None = None
         self._drawn_key: tuple[object, ...] = ()
         self._range_key: tuple[float, float] = (math.nan, math.nan)
-        self.raw, self.smooth, self.selection = _Layer(1), _Layer(2), _Layer(10)
+        self.raw, self.smooth, self.selection = CurveLayer(1), CurveLayer(2), CurveLayer(10)
         self._smooth_state = False
         self._y_bottom = math.nan
 
@@ -164,7 +141,7 @@ class ScorePlot(QWidget):
     def reset(self) -> None:
         """Drop all curve items and set up colour bands for the history's units."""
         for layer in (self.raw, self.smooth, self.selection):
-            self._clear_layer(layer)
+            layer.clear(self.plot.vb)
         scored = np.array([u.index for u in self.history.units if not u.is_head], dtype=int)
         nb = min(len(scored), MAX_BANDS)
         edges = np.linspace(0, len(scored), nb + 1).round().astype(int) if nb else np.zeros(1)
@@ -223,7 +200,7 @@ class ScorePlot(QWidget):
 
     def set_selected(self, name: str | None) -> None:
         self._selected = None if name is None else self.history.unit_index(name)
-        self._clear_layer(self.selection)
+        self.selection.clear(self.plot.vb)
         self.selection.groups = [] if self._selected is None else [np.array([self._selected])]
         self._restyle_curves()
 
@@ -259,27 +236,9 @@ class ScorePlot(QWidget):
     def curve_near(self, x: float, y: float) -> tuple[int, float, float] | None:
         """The unit whose drawn curve passes nearest (``x``, ``y``) in plot coordinates, with
         its epoch and score at the check nearest ``x``; None when no curve is near."""
-        h = self.history
-        n = h.n_checks()
-        if n == 0:
-            return None
-        epochs = h.check_epochs()
-        k = int(np.clip(np.searchsorted(epochs, x), 0, n - 1))
-        if k > 0 and abs(epochs[k - 1] - x) < abs(epochs[k] - x):
-            k -= 1
-        rows = h.smoothed_score_matrix() if self.smooth_box.isChecked() else h.score_matrix()
-        scores = np.array(rows[k], dtype=np.float64)
-        for i, d in h.drop_of.items():  # a dropped unit's curve ends at its drop
-            if k >= d.check:
-                scores[i] = np.nan
-        shown = np.log10(np.maximum(scores, LOG_FLOOR)) if self.log_box.isChecked() else scores
-        if not np.isfinite(shown).any():
-            return None
-        i = int(np.nanargmin(np.abs(shown - y)))
         bottom, top = self.plot.vb.viewRange()[1]
-        if abs(shown[i] - y) > HOVER_REACH * max(top - bottom, 1e-9):
-            return None
-        return i, float(epochs[k]), float(scores[i])
+        return nearest_curve(self.history, x, y, self.smooth_box.isChecked(),
+                             self.log_box.isChecked(), top - bottom)
 
     def set_hovered(self, unit: int | None, x: float = 0.0, y: float = 0.0) -> None:
         """Name unit ``unit`` at (``x``, ``y``) and draw its curve bold (None: nobody)."""
@@ -362,19 +321,13 @@ class ScorePlot(QWidget):
         self._add_markers()
 
     # ---- curve layers ------------------------------------------------------------------------
-    def _clear_layer(self, layer: _Layer) -> None:
-        for item in layer.items.values():
-            self.plot.vb.removeItem(item)
-        layer.items.clear()
-        layer.seen, layer.merges = -1, -1
-
     def _restyle_curves(self) -> None:
         """Pens for every layer (smoothing fades the raw curves), then a full redraw."""
         colors = depth_colors(len(self.history.units), self.theme)
         smooth = self.smooth_box.isChecked()
         if smooth != self._smooth_state:  # the selected curve switches its source
             self._smooth_state = smooth
-            self._clear_layer(self.selection)
+            self.selection.clear(self.plot.vb)
         # one-pixel pens: Qt strokes wider polylines segment by segment, many times slower
         band_colors = [colors[int(b[len(b) // 2])] for b in self._bands] if colors else []
         self.raw.pens = [pg.mkPen(self.theme.faded(c, 60) if smooth else c, width=1)
@@ -390,54 +343,9 @@ class ScorePlot(QWidget):
             item.setVisible(smooth)
         self.refresh()
 
-    def _update_layer(self, layer: _Layer, bins: ScoreBins) -> None:
-        if not layer.groups:
-            return
-        if layer.merges != bins.merges:
-            changed = np.arange(bins.last_bin + 1)
-            for item in layer.items.values():
-                item.setData([], [])
-        else:
-            changed = bins.changed_since(layer.seen)
-        layer.seen, layer.merges = bins.generation, bins.merges
-        if changed.size == 0:
-            return
-        chunks = set((changed // CHUNK_BINS).tolist())
-        last_chunk = bins.last_bin // CHUNK_BINS
-        chunks |= {c + 1 for c in chunks if c + 1 <= last_chunk}  # they start where c ends
-        x, filled = bins.x(), bins.filled()
-        log = self.log_box.isChecked()
-        for c in sorted(chunks):
-            b0, b1 = c * CHUNK_BINS, min(bins.n_bins, (c + 1) * CHUNK_BINS)
-            idx = np.flatnonzero(filled[b0:b1]) + b0
-            before = np.flatnonzero(filled[:b0])
-            for g, units in enumerate(layer.groups):
-                xs, ys = self._chunk_points(bins, x, idx, before, units, log)
-                item = layer.items.get((g, c))
-                if item is None:
-                    item = pg.PlotCurveItem(pen=layer.pens[g] if g < len(layer.pens) else None,
-                                            connect="finite")
-                    item.setZValue(layer.z)
-                    item.setVisible(layer is not self.smooth or self.smooth_box.isChecked())
-                    self.plot.vb.addItem(item, ignoreBounds=True)
-                    layer.items[(g, c)] = item
-                item.setData(xs, ys, connect="finite")
-
-    @staticmethod
-    def _chunk_points(bins: ScoreBins, x: np.ndarray, idx: np.ndarray, before: np.ndarray,
-                      units: np.ndarray, log: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Min then max of each filled bin in the chunk, led by the previous bin's max."""
-        y = np.empty((2 * idx.size, units.size))
-        y[0::2] = bins.lo[idx][:, units]
-        y[1::2] = bins.hi[idx][:, units]
-        xs = np.repeat(x[idx], 2)
-        if before.size:
-            p = before[-1]
-            xs = np.concatenate([[x[p]], xs])
-            y = np.vstack([bins.hi[p, units][None, :], y])
-        if log:
-            y = np.log10(np.maximum(y, LOG_FLOOR))
-        return _banded(xs, y)
+    def _update_layer(self, layer: CurveLayer, bins: ScoreBins) -> None:
+        layer.update(bins, self.plot.vb, self.log_box.isChecked(),
+                     visible=layer is not self.smooth or self.smooth_box.isChecked())
 
     def _sync_x_range(self, bins: ScoreBins) -> None:
         key = (bins.start, bins.end)

@@ -9,36 +9,30 @@ import argparse
 import json
 import logging
 import os
-import signal
 import sys
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any, NoReturn
 
-from .. import format as fmt
-from ..config import RunConfig, config_to_toml, field_choices, field_doc, field_paths, load_config
+from ..config import RunConfig, config_to_toml, load_config
 from ..engine import LearnDropWarning
-from ..errors import LearnDropError, first_line
+from ..errors import LearnDropError
 from ..plugins import load_plugin
-from ..summary import RunSummary
 from ._console import Console
+from ._flags import add_config_flags, apply_flags, build_config
+from ._resume_command import cmd_resume
+from ._running import (
+    install_signal_handlers,
+    launches,
+    recording_outcome,
+    reports,
+    store_recorder,
+    tensorboard,
+)
 from ._store_commands import add_commands as add_store_commands
+from ._summary_text import json_summary, print_summary
 
 __all__ = ["main", "build_config"]
-
-#: short flags for the settings people change most
-ALIASES: dict[str, str] = {
-    "model": "model.name", "dataset": "data.dataset", "data-root": "data.root",
-    "download": "data.download", "augment": "data.augment", "image-size": "data.image_size",
-    "epochs": "train.epochs", "batch-size": "train.batch_size", "device": "train.device",
-    "seed": "train.seed", "amp": "train.amp", "nproc": "train.nproc",
-    "lr": "optim.lr", "optimizer": "optim.optimizer",
-    "schedule": "optim.schedule", "mode": "drop.mode", "threshold": "drop.threshold",
-    "patience": "drop.patience", "warmup-epochs": "drop.warmup_epochs",
-    "check-every": "drop.check_every", "order": "drop.order", "keep-last": "drop.keep_last",
-    "output-dir": "output.dir", "run-name": "output.name",
-}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,123 +42,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _help(path: str) -> str:
-    return field_doc(path).replace("%", "%%")  # argparse %-formats help texts
-
-
-def _add_config_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="FILE", help="TOML or JSON config file; flags override it")
-    g = p.add_argument_group("common settings")
-    back = {v: k for k, v in ALIASES.items()}
-    for alias, path in ALIASES.items():
-        choices = field_choices(path)
-        g.add_argument(f"--{alias}", dest=f"set:{path}", metavar=(
-            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=_help(path))
-    a = p.add_argument_group("every setting (section.name)")
-    for path in field_paths():
-        if path in back:
-            a.add_argument(f"--{path}", dest=f"set:{path}", help=argparse.SUPPRESS)
-            continue
-        choices = field_choices(path)
-        a.add_argument(f"--{path}", dest=f"set:{path}", metavar=(
-            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=_help(path))
-
-
-def build_config(args: argparse.Namespace) -> RunConfig:
-    """The config file (if any) with every flag given on the command line applied."""
-    cfg = load_config(args.config) if getattr(args, "config", None) else RunConfig()
-    return _apply_flags(cfg, args)
-
-
-def _apply_flags(cfg: RunConfig, args: argparse.Namespace) -> RunConfig:
-    """Every ``--section.name`` flag given on the command line, applied to ``cfg``."""
-    for key, value in vars(args).items():
-        if key.startswith("set:") and value is not None:
-            cfg.set(key[4:], value, source="command line")
-    return cfg.check()
-
-
-def _print_summary(s: RunSummary) -> None:
-    lines = [
-        f"status          {s.status}",
-        f"final accuracy  {fmt.percent(s.final_accuracy, 2)} "
-        f"(best {fmt.percent(s.best_accuracy, 2)})",
-        f"wall time       {fmt.duration(s.wall_time_s)}",
-        f"units dropped   {len(s.dropped)} of {s.units - 1}",
-    ]
-    if s.final_accuracy_scaled is not None:
-        lines.insert(2, f"scaled-down acc {fmt.percent(s.final_accuracy_scaled, 2)}")
-    for d in s.dropped:
-        lines.append(f"  {d.unit:<14} epoch {d.epoch:.2f} (step {d.step}, {d.reason})")
-    eff = s.efficiency
-    noise = s.time_saved_low_s is not None and s.time_saved_low_s <= 0
-    lines += [
-        f"forward FLOPs saved over the run   {fmt.percent(s.forward_flops_saved)}",
-        f"training FLOPs saved over the run  {fmt.percent(s.train_flops_saved)}",
-        f"trainable params at the end        {s.trainable_params:,} of {s.total_params:,}",
-        f"time per step (median)             {fmt.step_time(s.step_time_s)} "
-        f"(full network {fmt.step_time(s.full_step_time_s)})",
-        "measured step time saved           " + (
-            fmt.percent(s.measured_time_saved) if s.measured_time_saved is not None
-            else "n/a"),
-        "time saved, measured               " + (
-            fmt.span(s.time_saved_s, s.time_saved_low_s, s.time_saved_high_s)
-            if s.time_saved_low_s is not None else "n/a"),
-        f"time saved, predicted from FLOPs   {fmt.duration(s.predicted_time_saved_s)}",
-        "efficiency (measured/predicted)    " + (
-            f"{eff:.2f}" if eff is not None else
-            "n/a (the measured saving is within its noise)" if noise else "n/a"),
-        f"score checks' share of step time   {fmt.percent(s.score_overhead, 2)}",
-        f"data pipeline's share of loop time {fmt.percent(s.data_time_share, 1)}",
-        *_allreduce_lines(s),
-        f"run folder      {s.output_dir}",
-    ]
-    print("\n".join(lines))
-
-
-def _allreduce_lines(s: RunSummary) -> list[str]:
-    """A data-parallel run's gradient all-reduce volume (nothing for one process)."""
-    if s.world_size <= 1:
-        return []
-    before = fmt.count(s.full_allreduce_bytes_per_step, "B")
-    after = fmt.count(s.allreduce_bytes_per_step, "B")
-    return [f"processes                          {s.world_size}",
-            f"all-reduced per step               {before} before drops, {after} at the end",
-            f"all-reduce volume saved over run   {fmt.percent(s.allreduce_bytes_saved)}"]
-
-
-def _json_summary(s: RunSummary) -> str:
-    keep = {k: v for k, v in s.to_dict().items() if k != "history"}
-    return json.dumps(keep, default=str, allow_nan=True)
-
-
 # ---- commands ---------------------------------------------------------------------------------
-def _store_recorder(args: argparse.Namespace) -> list[Any]:
-    """The run store's recorder unless ``--no-store``. The store is opened once here, so a
-    damaged or foreign store file is reported before any training starts."""
-    if getattr(args, "no_store", False) or not _reports():
-        return []
-    from ..store import RunStore, StoreRecorder
-
-    with RunStore(getattr(args, "store", None)) as store:
-        path = store.path
-    return [StoreRecorder(path)]
-
-
-def _reports() -> bool:
-    """Whether this process reports and records: any but ranks 1.. of a data-parallel run."""
-    from ..training import distributed_environment
-
-    return not distributed_environment() or os.environ.get("RANK", "0") == "0"
-
-
-def _launches(args: argparse.Namespace, cfg: RunConfig) -> bool:
-    """Whether this command starts ``train.nproc`` processes instead of training itself."""
-    from ..training import distributed_environment
-
-    return cfg.train.nproc > 1 and not distributed_environment()
-
-
 def _cmd_train(args: argparse.Namespace) -> int:
     from ..training import RunControl, Trainer
 
@@ -174,153 +52,24 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         sys.stdout.write(config_to_toml(cfg))
         return 0
-    if _launches(args, cfg):
+    if launches(args, cfg):
         from ._launch import launch
 
         return launch(args.argv, cfg.train.nproc)
-    extra = [_tensorboard(args.tensorboard)] if args.tensorboard and _reports() else []
+    extra = [tensorboard(args.tensorboard)] if args.tensorboard and reports() else []
     control = RunControl()
-    _install_signal_handlers(control)
-    callbacks = ([Console(args.quiet), *_store_recorder(args), *extra] if _reports()
+    install_signal_handlers(control)
+    callbacks = ([Console(args.quiet), *store_recorder(args), *extra] if reports()
                  else [])
     trainer = Trainer(cfg, callbacks, control, resume_from=args.resume)
     result = trainer.fit()
-    if not _reports():
+    if not reports():
         return 0
     if not args.quiet:
-        _print_summary(result.summary)
+        print_summary(result.summary)
     if args.json:
-        print(_json_summary(result.summary))
-    return _recording_outcome(callbacks)
-
-
-def _recording_outcome(callbacks: Sequence[Any]) -> int:
-    """0 when the run is in the store or kept in a journal that the next command adds to
-    it (said on stderr); 1, naming what happened, when its record could not be kept."""
-    from ..store import StoreRecorder
-
-    code = 0
-    for rec in callbacks:
-        if not isinstance(rec, StoreRecorder):
-            continue
-        if rec.lost:
-            print(f"learndrop: error: {rec.lost}", file=sys.stderr)
-            code = 1
-        elif rec.journal is not None:
-            print(f"learndrop: warning: the run store could not record this run "
-                  f"({first_line(Exception(rec.error or ''))[:200]}); its events are kept in "
-                  f"{rec.journal} and the next learndrop command adds them to the store",
-                  file=sys.stderr)
-    return code
-
-
-def _tensorboard(log_dir: str) -> Any:
-    """The TensorBoard callback, an integration that registers itself as an entry point."""
-    factory = load_plugin("learndrop.callbacks", "tensorboard", what="TensorBoard logging",
-                          install="pip install tensorboard (the learndrop[tensorboard] extra)")
-    return factory(log_dir)
-
-
-def _cmd_resume(args: argparse.Namespace) -> int:
-    """Continue a stored run from its folder's checkpoint, into the same folder and run.
-
-    The run is claimed in the store first (one transaction), and the trainer locks its
-    folder, so two ``resume`` of one run never train together."""
-    from ..store import RunStore, StoreRecorder
-    from ..training import RunControl, Trainer, distributed_environment
-
-    if not distributed_environment() or not _reports():  # the launcher, or ranks 1..
-        with RunStore(args.store) as store:
-            run = store.get_run(args.run)
-        checkpoint, cfg = _resumable(run, args.epochs)
-        if _launches(args, cfg):  # every rank of the run it was; rank 0 claims it
-            from ._launch import launch
-
-            return launch(args.argv, cfg.train.nproc)
-        if not _reports():  # a rank that neither records nor reports
-            Trainer(cfg, [], RunControl(), resume_from=checkpoint,
-                    run_folder=checkpoint.parent, finish_complete=True).fit()
-            return 0
-    with RunStore(args.store) as store:
-        run, before = store.claim_run(args.run)
-        store_path = store.path
-    recorder = StoreRecorder(store_path, resume_id=run.id)
-    try:
-        checkpoint, cfg = _resumable(run, args.epochs)
-        control = RunControl()
-        _install_signal_handlers(control)
-        callbacks = [Console(args.quiet), recorder]
-        trainer = Trainer(cfg, callbacks, control, resume_from=checkpoint,
-                          run_folder=checkpoint.parent, finish_complete=True)
-        result = trainer.fit()
-    finally:
-        if recorder.run_id is None and recorder.journal is None:  # never started
-            with RunStore(store_path) as store:
-                store.release_run(run.id, *before)
-    if not args.quiet:
-        _print_summary(result.summary)
-    if args.json:
-        print(_json_summary(result.summary))
-    return _recording_outcome(callbacks)
-
-
-def _resumable(run: Any, epochs: str | None) -> tuple[Path, RunConfig]:
-    """The checkpoint and config to resume stored run ``run`` with (to ``epochs`` in all,
-    when given); a one-line error for a run that cannot be resumed. The run is claimed by
-    this process already (``claim_run`` refuses one that is still running)."""
-    from ..errors import CheckpointError
-    from ..training import checkpoint_epoch, load_checkpoint
-
-    folder = Path(run.output_dir) if run.output_dir else None
-    if folder is not None and not folder.is_absolute():
-        raise CheckpointError(f"run '{run.name}' recorded its folder as the relative path "
-                              f"{folder}, which cannot be found for sure: resume it with "
-                              f"'learndrop train --resume FOLDER/checkpoint.pt'")
-    if folder is None or not folder.is_dir():
-        raise CheckpointError(f"run '{run.name}' has no run folder any more "
-                              f"({run.output_dir or 'none recorded'}): start it again with "
-                              f"'learndrop train'")
-    checkpoint, config_file = folder / "checkpoint.pt", folder / "config.toml"
-    again = f"start it again with 'learndrop train --config {config_file}'"
-    if not checkpoint.is_file():
-        raise CheckpointError(f"run '{run.name}' has no checkpoint yet (it ended before its "
-                              f"first epoch was complete): {again}")
-    if not config_file.is_file():
-        raise CheckpointError(f"run '{run.name}' has no config.toml in {folder}: resume it "
-                              f"with 'learndrop train --resume {checkpoint} --config FILE'")
-    cfg = load_config(config_file)
-    cfg.output.dir = str(folder.parent)
-    cfg.output.name = folder.name
-    if epochs is not None:
-        cfg.set("train.epochs", epochs, source="command line")
-    cfg.check()
-    done = checkpoint_epoch(load_checkpoint(checkpoint, mmap=True), checkpoint)
-    if done <= 0:
-        raise CheckpointError(f"run '{run.name}' stopped before its first epoch was "
-                              f"complete, so there is nothing to continue: {again}")
-    if epochs is not None and cfg.train.epochs < done:
-        raise CheckpointError(f"run '{run.name}' has already trained {done} epochs: give "
-                              f"--epochs {done + 1} or more to train it further")
-    if run.status == "finished" and done >= cfg.train.epochs:
-        raise CheckpointError(f"run '{run.name}' has finished all its {done} epochs: give "
-                              f"--epochs with more than {done} to train it further")
-    return checkpoint, cfg
-
-
-def _install_signal_handlers(control: Any) -> None:
-    """SIGINT/SIGTERM stop cleanly: finish the batch, checkpoint, keep the run."""
-
-    def handler(signum: int, frame: Any) -> None:
-        if control.stop_requested:  # a second Ctrl-C ends at once
-            raise KeyboardInterrupt
-        sys.stderr.write("\nstopping after this batch (again to quit at once)\n")
-        control.stop()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        try:
-            signal.signal(sig, handler)
-        except ValueError:  # not the main thread
-            pass
+        print(json_summary(result.summary))
+    return recording_outcome(callbacks)
 
 
 def _cmd_bench(args: argparse.Namespace) -> int:
@@ -333,7 +82,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     recorders: list[Any] = []  # every run's recorder: each must end in the store or a journal
 
     def callbacks() -> list[Any]:
-        made = _store_recorder(args)
+        made = store_recorder(args)
         recorders.extend(made)
         return made
 
@@ -342,7 +91,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
                        target_accuracy=args.target_accuracy)
     if args.json:
         print(json.dumps(result, default=str))
-    return _recording_outcome(recorders)
+    return recording_outcome(recorders)
 
 
 def build_config_for_bench(args: argparse.Namespace) -> RunConfig:
@@ -352,7 +101,7 @@ def build_config_for_bench(args: argparse.Namespace) -> RunConfig:
         raise LearnDropError("give either --preset or --config, not both")
     cfg = preset_config(args.preset) if args.preset else (
         load_config(args.config) if args.config else RunConfig())
-    return _apply_flags(cfg, args)
+    return apply_flags(cfg, args)
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -402,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     t = sub.add_parser("train", help="train one model (Learn&Drop, or --baseline)")
-    _add_config_flags(t)
+    add_config_flags(t)
     t.add_argument("--baseline", action="store_true", help="train the full network, no drops")
     t.add_argument("--print-config", action="store_true",
                    help="print the complete config for these flags as TOML and exit")
@@ -424,10 +173,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true", help="print a one-line JSON summary last")
     r.add_argument("--quiet", action="store_true", help="no progress output")
     r.add_argument("--store", metavar="PATH", help="run store file (default: LEARNDROP_HOME)")
-    r.set_defaults(func=_cmd_resume)
+    r.set_defaults(func=cmd_resume)
 
     b = sub.add_parser("bench", help="full baseline vs Learn&Drop vs time-matched baseline")
-    _add_config_flags(b)
+    add_config_flags(b)
     b.add_argument("--preset", help="a ready benchmark: cpu-fmnist-finetune, "
                    "cpu-fmnist-scratch (Fashion-MNIST: apt-get install dataset-fashion-mnist), "
                    "cpu-resnet20, cpu-resnet20-finetune, gpu-resnet18, quick-digits")

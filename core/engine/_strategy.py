@@ -38,7 +38,6 @@ all-reduced per step before and after each drop (see :mod:`._ddp`).
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -51,8 +50,11 @@ from ..errors import ConfigError, ModelError
 from ..events import Callback, DropEvent, SavingsReport, ScoreCheck, UnitInfo, call_hook
 from ._cache import ActivationCache, remove_stale_spill_files
 from ._cache_mode import CacheCall, CacheMode
+from ._checking import score_check
 from ._ddp import DataParallel, ddp_options
-from ._forward import DropAwareModule, Redirect, Role, install_redirects
+from ._dropping import apply_drop, restore_unit
+from ._forward import DropAwareModule, Redirect
+from ._measuring import build_savings_report, measure, record_times, savings_dict, step_cost
 from ._notices import notify
 from ._optim import OptimizerSlots
 from ._policy import DropPolicy
@@ -60,7 +62,7 @@ from ._savings import SavingsMeter, StepCost
 from ._scores import ParameterSnapshots, UnitScore
 from ._state import load_strategy_state, strategy_state
 from ._timing import make_step_clock
-from ._units import Unit, discover_units, measure_units
+from ._units import Unit, discover_units
 from ._wrapping import Wrap, rewrapper, unwrap
 
 __all__ = ["LearnDrop"]
@@ -282,25 +284,8 @@ class LearnDrop:
         """Undo a drop: the unit trains again (its optimizer state starts fresh). Each
         parameter gets back its ``requires_grad`` and its place in the optimizer."""
         u = self.unit(name)
-        st = self._state[u.index]
-        if not st.dropped:
-            return
-        params = u.parameters()
-        trainable = st.trainable or (True,) * len(params)
-        st.dropped, st.drop_step, st.drop_epoch, st.reason = False, None, None, ""
-        st.trainable = ()
-        for p, t in zip(params, trainable):
-            p.requires_grad_(t)
-        if self.optimizer is not None:
-            self._slots.insert(self.optimizer, self._named,
-                               [self._name_of[id(p)] for p in params if id(p) in self._name_of])
-        for m in u.modules:
-            m.train(self.model.training)
-        self.dropped.remove(u.name)
-        self._snaps.take(u.index, params)
-        self._scores[u.index].streak = 0
-        self._drop_version += 1
-        self._drop_state_changed()
+        if self._state[u.index].dropped:
+            restore_unit(self, u)
 
     def step(self) -> None:
         """Call after each optimizer step."""
@@ -331,10 +316,7 @@ class LearnDrop:
         self._clock.pause()
 
     def _record_times(self, times: list[tuple[Any, float]]) -> None:
-        assert self.meter is not None
-        for cost, seconds in times:
-            self.meter.add_time(cost, seconds)
-            self.train_time_s += seconds
+        record_times(self, times)
 
     def end_epoch(self) -> None:
         """Call after each epoch (before validation)."""
@@ -348,52 +330,11 @@ class LearnDrop:
 
     def check(self) -> ScoreCheck:
         """Score every training unit now, then apply the drop rule."""
-        t0 = time.perf_counter()
-        self.check_count += 1
-        units = self._scored_units()
-        items = [(u.index, u.parameters()) for u in units if u.index in self._snaps]
-        changes = self._snaps.relative_changes(items)
-        lr = self._lr_sum / self._lr_n if self._lr_n else (
-            float(self.optimizer.param_groups[0]["lr"]) if self.optimizer else 1.0)
-        self._lr_sum, self._lr_n = 0.0, 0
-        for (idx, _), change in zip(items, changes):
-            if self.policy.lr_normalize and self.optimizer is not None and lr > 0:
-                change = change / lr
-            s = self._scores[idx]
-            s.update(change, self.policy.threshold, self.policy.trend_tolerance)
-            self.scores[self.units[idx].name] = float(s.score or 0.0)
-        cost = time.perf_counter() - t0
-        self.score_time_s += cost
-        n = len(self.units)
-        scored = {idx for idx, _ in items}
-        event = ScoreCheck(
-            step=self.step_count, epoch=self._epoch_float(), lr=lr,
-            changes=tuple(self._scores[i].change if i in scored else None for i in range(n)),
-            scores=tuple(self._scores[i].score if i in scored else None for i in range(n)),
-            trends=tuple(self._scores[i].trend if i in scored else None for i in range(n)),
-            settled=tuple(i in scored and self._scores[i].streak > 0 for i in range(n)),
-            streaks=tuple(self._scores[i].streak for i in range(n)),
-            cost_s=cost)
-        call_hook(self.callbacks, "on_scores", event)
-        if self.policy.enabled and self.epoch >= self.policy.warmup_epochs:
-            names = [u.name for u in self._policy_drops()]
-            if self._ddp is not None:  # rank 0 decides for every rank
-                names = self._ddp.agree_names(names)
-            for name in names:
-                self.drop(name, reason="policy")
-        return event
+        return score_check(self)
 
     def savings(self) -> dict[str, Any]:
         """Savings so far; FLOP figures are fractions of the full network's (0.3 = 30%)."""
-        r = self.savings_report()
-        out = {k: getattr(r, k) for k in r.__dataclass_fields__}
-        out["score_overhead"] = self.score_overhead
-        out["cache_location"] = self._cache.location
-        out["cache_disabled_reason"] = self.cache_disabled_reason
-        ddp = self._ddp
-        out["world_size"] = ddp.world_size if ddp is not None else 1
-        out["allreduce_timeline"] = [list(t) for t in ddp.timeline] if ddp is not None else []
-        return out
+        return savings_dict(self)
 
     @property
     def score_overhead(self) -> float:
@@ -401,33 +342,7 @@ class LearnDrop:
         return self.score_time_s / self.train_time_s if self.train_time_s > 0 else 0.0
 
     def savings_report(self) -> SavingsReport:
-        m = self.meter
-        trainable = sum(p.numel() for p in self.base_model.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in self.base_model.parameters())
-        ddp = self._ddp
-        comm: dict[str, Any] = dict(
-            allreduce_bytes_per_step=ddp.current_bytes if ddp else 0,
-            full_allreduce_bytes_per_step=ddp.full_bytes if ddp else 0,
-            cumulative_allreduce_bytes_saved=ddp.cumulative_saved() if ddp else 0.0)
-        if m is None:
-            return SavingsReport(self.step_count, 0.0, 0.0, 0.0, 0.0, trainable, total,
-                                 None, None, None, 0.0, 0.0, None, **comm)
-        remaining = max((self.total_steps or 0) - self.step_count, 0)
-        saved = m.time_saved()
-        return SavingsReport(
-            step=self.step_count, forward_flops_saved=m.forward_saved(),
-            train_flops_saved=m.train_saved(),
-            cumulative_forward_flops_saved=m.cumulative_forward_saved(),
-            cumulative_train_flops_saved=m.cumulative_train_saved(),
-            trainable_params=trainable, total_params=total, step_time_s=m.step_time,
-            full_step_time_s=m.full_step_time, measured_time_saved=m.measured_time_saved(),
-            time_saved_s=saved.seconds if saved else 0.0,
-            projected_time_saved_s=m.projected_time_saved_s(remaining),
-            efficiency=m.efficiency(),
-            time_saved_low_s=saved.low if saved else None,
-            time_saved_high_s=saved.high if saved else None,
-            predicted_time_saved_s=saved.predicted if saved else None,
-            step_time_spread=m.step_time_spread, **comm)
+        return build_savings_report(self)
 
     def unit_state(self, name: str) -> str:
         """learning, settling, dropped or pinned."""
@@ -499,115 +414,8 @@ class LearnDrop:
         return [u for u in self.units if not u.is_head and not self._state[u.index].dropped
                 and u.params > 0]
 
-    def _protected(self) -> set[int]:
-        head = len(self.units) - 1
-        return set(range(max(head - self.policy.keep_last, 0), head + 1))
-
-    def _qualifies(self, u: Unit) -> bool:
-        return u.params == 0 or self._scores[u.index].streak >= self.policy.patience
-
-    def _policy_drops(self) -> list[Unit]:
-        protected = self._protected()
-        out: list[Unit] = []
-        for u in self.units:
-            st = self._state[u.index]
-            if st.dropped:
-                continue
-            ok = u.index not in protected and not st.pinned and self._qualifies(u)
-            if ok:
-                out.append(u)
-            elif self.policy.order == "prefix":
-                break
-        return out
-
     def _apply_drop(self, u: Unit, reason: str) -> None:
-        st = self._state[u.index]
-        st.dropped, st.reason = True, reason
-        st.drop_step, st.drop_epoch = self.step_count, self._epoch_float()
-        params = u.parameters()
-        st.trainable = tuple(p.requires_grad for p in params)
-        for p in params:
-            p.requires_grad_(False)
-            p.grad = None
-        if self.optimizer is not None:
-            self._slots.remove(self.optimizer, params)
-        for m in u.modules:
-            m.eval()
-        self._snaps.discard(u.index)
-        self.dropped.append(u.name)
-        self._drop_version += 1
-        self._drop_state_changed()
-
-    def _drop_state_changed(self) -> None:
-        """After a drop or restore (and once the units are measured): the prefix, the part
-        of it the cache replaces, each dropped module's replacement forward, the cost."""
-        n = 0
-        for u in self.units:
-            if not self._state[u.index].dropped:
-                break
-            n += 1
-        cached = self._cacheable(n)
-        if (n, cached) != (self._prefix_len, self._cached):
-            self._prefix_len, self._cached = n, cached
-            self._cache_mode.reset()
-        install_redirects(self, self._redirects, self._roles())
-        if self._ddp is not None:
-            self._ddp.changed(self.step_count)
-        if self.meter is not None:
-            self.meter.set_cost(self._cost(cache_hit=False))
-
-    def _cacheable(self, prefix: int) -> range:
-        """The units of a dropped prefix of ``prefix`` units whose work the cache replaces.
-
-        On a cache hit the cached units' modules return their input, and the last one
-        returns the cached output, so the cached units must run in sequence: each passes
-        its output straight to the next (``feeds_next``), and the last one's output is its
-        last module's (it feeds the next unit too, or is a single module). Units before
-        them run frozen (their output passes through unchanged), and so do units after them
-        (on the cached output). Of the runs that qualify, the one with the most FLOPs.
-        """
-        if self.policy.mode != "cache" or self.meter is None or prefix == 0:
-            return range(0)
-        units = self.units
-        best, best_flops = range(0), -1
-        for end in range(prefix):
-            u = units[end]
-            if u.last_module is None or not (u.feeds_next or len(u.modules) == 1):
-                continue
-            start = end
-            while start > 0 and units[start - 1].feeds_next:
-                start -= 1
-            flops = sum(units[i].forward_flops for i in range(start, end + 1))
-            if flops >= best_flops:
-                best, best_flops = range(start, end + 1), flops
-        if len(best) < prefix:  # said once: later drops do not change the reason
-            frozen = [repr(u.name) for u in units[:prefix] if u.index not in best]
-            breaks = [repr(u.name) for u in units[:prefix] if not u.feeds_next]
-            cached = (f"units '{units[best.start].name}' to '{units[best.stop - 1].name}' "
-                      f"are cached" if best else "nothing is cached")
-            self._cache_mode.warn_once(
-                "cached", f"cache mode: {cached} and {', '.join(frozen)} run frozen (as in "
-                f"freeze), since the forward does not run {', '.join(breaks)} as one chain of "
-                f"modules whose output is the next unit's input (it reshapes, concatenates or "
-                f"adds in between)")
-        return best
-
-    def _roles(self) -> dict[nn.Module, tuple[Unit, Role]]:
-        """What each dropped module does inside ``ld.model`` (modules that are not listed
-        run as they are)."""
-        roles: dict[nn.Module, tuple[Unit, Role]] = {}
-        for u in self.units:
-            if not self._state[u.index].dropped:
-                continue
-            for m in u.modules:
-                if self.policy.mode == "skip" and u.skippable:
-                    roles[m] = (u, Role.SKIP)
-                elif u.index in self._cached:
-                    last = u.index == self._cached.stop - 1 and m is u.last_module
-                    roles[m] = (u, Role.BOUNDARY if last else Role.CACHED)
-                elif u.index < self._prefix_len:
-                    roles[m] = (u, Role.PREFIX)
-        return roles
+        apply_drop(self, u, reason)
 
     def _cache_call(self, sample_ids: torch.Tensor | None, training: bool
                     ) -> CacheCall | None:
@@ -635,30 +443,7 @@ class LearnDrop:
                     m.eval()
 
     def _measure(self, example: torch.Tensor) -> None:
-        total = measure_units(self.base_model, self.units, example)
-        self.total_forward_flops = total
-        self.other_flops = max(total - sum(u.forward_flops for u in self.units), 0)
-        self.meter = SavingsMeter(total, block=self._timing_block)
-        if self._pending_meter:
-            self.meter.load_state_dict(self._pending_meter)
-        self._drop_state_changed()  # skippable units and cache boundaries are known now
+        measure(self, example)
 
     def _cost(self, cache_hit: bool) -> StepCost:
-        fwd = float(self.other_flops)
-        train = 3.0 * self.other_flops
-        for u in self.units:
-            f = float(u.forward_flops)
-            st = self._state[u.index]
-            if not st.dropped:
-                fwd += f
-                train += 3 * f
-            elif self.policy.mode == "skip" and u.skippable:
-                continue
-            elif u.index < self._prefix_len:
-                if not (self.policy.mode == "cache" and cache_hit and u.index in self._cached):
-                    fwd += f
-                    train += f
-            else:
-                fwd += f
-                train += 2 * f
-        return StepCost(fwd, train)
+        return step_cost(self, cache_hit)

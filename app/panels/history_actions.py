@@ -1,0 +1,101 @@
+"""The run history's actions: made once with their tips, laid out in its tool bar (the common
+ones, the rest under More) and its context menu, and enabled for the runs selected."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QPoint, Qt
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QMenu, QToolBar, QToolButton
+
+from ..services import RESUMABLE
+
+if TYPE_CHECKING:  # the panel calls these for itself
+    from .history_panel import HistoryPanel
+
+__all__ = ["build_actions", "show_context_menu", "update_actions"]
+
+
+def build_actions(panel: HistoryPanel) -> None:
+    """The panel's actions (``panel.open_action`` and so on) and its ``panel.toolbar``."""
+    def act(text: str, slot: Callable[[], object], tip: str) -> QAction:
+        return _add_action(panel, text, slot, tip)
+
+    panel.refresh_action = act("Refresh", panel.refresh, "Read the run store again (F5)")
+    panel.refresh_action.setShortcut("F5")
+    panel.open_action = act("Open", panel.open_run,
+                            "Show the selected run in the live views (double-click)")
+    panel.follow_action = act("Follow live", panel.follow_run,
+                              "Watch a run that is training in another program, as it goes")
+    panel.resume_action = act("Resume", panel.resume_run,
+                              "Continue a stopped, interrupted or failed run from its last "
+                              "checkpoint, in its own folder")
+    panel.settings_action = act("Use these settings", panel.use_settings,
+                                "Load the selected run's settings into the form, to start "
+                                "a new run with them")
+    panel.compare_action = act("Compare…", panel.compare_with,
+                               "Compare the selected run with another (select two rows to "
+                               "compare them directly)")
+    panel.export_action = act("Export…", panel.export_report,
+                              "Write the selected run's report as HTML, PDF, CSV or JSON")
+    panel.rename_action = act("Rename…", panel.rename_run, "Give the run a display name")
+    panel.note_action = act("Note…", panel.edit_note, "Write a note about the run")
+    panel.delete_action = act("Delete…", panel.delete_run,
+                              "Delete the run from the store, with its folder")
+    panel.toolbar = QToolBar("Run history")
+    panel.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+    for action in (panel.open_action, panel.resume_action, panel.compare_action,
+                   panel.export_action):
+        panel.toolbar.addAction(action)
+    more = QToolButton()
+    more.setText("More")
+    more.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+    more_menu = QMenu(more)
+    more_menu.addActions([panel.follow_action, panel.settings_action])
+    more_menu.addSeparator()
+    more_menu.addActions([panel.rename_action, panel.note_action])
+    more_menu.addSeparator()
+    more_menu.addAction(panel.delete_action)
+    more.setMenu(more_menu)
+    panel.toolbar.addWidget(more)
+
+
+def _add_action(panel: HistoryPanel, text: str, slot: Callable[[], object],
+                tip: str) -> QAction:
+    action = QAction(text, panel)
+    action.setToolTip(tip)
+    action.setStatusTip(tip)
+    action.triggered.connect(lambda _checked=False: slot())
+    panel.addAction(action)  # shortcuts work while the panel has focus
+    return action
+
+
+def update_actions(panel: HistoryPanel) -> None:
+    """Enable the actions that apply to the runs selected in the panel's table."""
+    chosen = panel.selected_runs()
+    one = len(chosen) == 1
+    panel.open_action.setEnabled(one)
+    panel.follow_action.setEnabled(one and chosen[0].status == "running")
+    panel.resume_action.setEnabled(one and chosen[0].status in RESUMABLE)
+    panel.settings_action.setEnabled(one)
+    panel.compare_action.setEnabled(len(chosen) in (1, 2) and len(panel.run_table.records) > 1)
+    for action in (panel.export_action, panel.rename_action, panel.note_action):
+        action.setEnabled(one)
+    panel.delete_action.setEnabled(bool(chosen))
+
+
+def show_context_menu(panel: HistoryPanel, pos: QPoint) -> None:
+    """The enabled actions for the selected runs, in a menu at ``pos`` (none: no menu)."""
+    if not panel.selected_runs():
+        return
+    menu = QMenu(panel)
+    for action in (panel.open_action, panel.follow_action, panel.resume_action,
+                   panel.settings_action, None, panel.compare_action, panel.export_action,
+                   None, panel.rename_action, panel.note_action, None, panel.delete_action):
+        if action is None:
+            menu.addSeparator()
+        elif action.isEnabled():
+            menu.addAction(action)
+    menu.popup(pos)

@@ -1,0 +1,110 @@
+"""The main window's chrome: its docks, tool bar and status bar, its menus, and the list of its
+keyboard shortcuts (the Help menu shows it)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QLabel, QMenu, QProgressBar, QToolBar
+
+from .dialogs.standard import show_about, show_guide, show_shortcuts
+
+if TYPE_CHECKING:  # the window calls these while it builds itself
+    from .main_window import MainWindow
+
+__all__ = ["build_docks_and_bars", "build_menus", "shortcuts"]
+
+
+def build_docks_and_bars(window: MainWindow, idle_text: str) -> None:
+    """The setup and history docks (tabbed on the left), the run tool bar, and the status
+    bar's state line (showing ``idle_text``) and progress bar."""
+    window.setup_dock = QDockWidget("Run setup", window)
+    window.setup_dock.setObjectName("setup-dock")
+    window.setup_dock.setWidget(window.setup)
+    window.setup_dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                                  | QDockWidget.DockWidgetFeature.DockWidgetClosable
+                                  | QDockWidget.DockWidgetFeature.DockWidgetFloatable)
+    window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, window.setup_dock)
+    window.history_dock = QDockWidget("Run history", window)
+    window.history_dock.setObjectName("history-dock")
+    window.history_dock.setWidget(window.history)
+    window.history_dock.setFeatures(window.setup_dock.features())
+    window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, window.history_dock)
+    window.tabifyDockWidget(window.setup_dock, window.history_dock)
+    window.setup_dock.raise_()
+
+    window.toolbar = QToolBar("Run", window)
+    window.toolbar.setObjectName("run-toolbar")
+    window.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+    window.toolbar.setIconSize(QSize(20, 20))
+    actions = window.run_actions
+    for action in (actions.start, actions.pause, actions.stop, actions.cancel):
+        window.toolbar.addAction(action)
+    window.addToolBar(window.toolbar)
+
+    window.state_label = QLabel(idle_text)
+    window.state_label.setObjectName("run-state")
+    window.progress_bar = QProgressBar()
+    window.progress_bar.setMaximumWidth(220)
+    window.progress_bar.setTextVisible(True)
+    window.progress_bar.hide()
+    window.statusBar().addWidget(window.state_label, 1)
+    window.statusBar().addPermanentWidget(window.progress_bar)
+
+
+def build_menus(window: MainWindow) -> None:
+    """File, Run, View and Help; the File menu's Open action is ``window.open_action``."""
+    bar = window.menuBar()
+    file_menu = bar.addMenu("&File")
+    window.open_action = _menu_action(
+        file_menu, "&Open configuration…", window.setup.open_config_dialog,
+        QKeySequence.StandardKey.Open)
+    _menu_action(file_menu, "&Save configuration…", window.setup.save_config_dialog,
+                 QKeySequence.StandardKey.Save)
+    file_menu.addSeparator()
+    _menu_action(file_menu, "Run &history", window.show_history, "Ctrl+H")
+    _menu_action(file_menu, "&Export report of the shown run…", window.export_shown_run,
+                 "Ctrl+E")
+    file_menu.addSeparator()
+    _menu_action(file_menu, "&Quit", window.close, QKeySequence.StandardKey.Quit)
+    run_menu = bar.addMenu("&Run")
+    actions = window.run_actions
+    for action in (actions.start, actions.pause, actions.stop, actions.cancel):
+        run_menu.addAction(action)
+    view_menu = bar.addMenu("&View")
+    view_menu.addAction(window.setup_dock.toggleViewAction())
+    view_menu.addAction(window.history_dock.toggleViewAction())
+    view_menu.addAction(window.toolbar.toggleViewAction())
+    for dock in window.live.findChildren(QDockWidget):
+        view_menu.addAction(dock.toggleViewAction())
+    help_menu = bar.addMenu("&Help")
+    _menu_action(help_menu, "&Quick guide", lambda: show_guide(window),
+                 QKeySequence.StandardKey.HelpContents)
+    _menu_action(help_menu, "&Keyboard shortcuts",
+                 lambda: show_shortcuts(window, window.shortcuts()))
+    help_menu.addSeparator()
+    _menu_action(help_menu, "&About Learn&&Drop Studio", lambda: show_about(window))
+
+
+def shortcuts(window: MainWindow) -> list[tuple[str, str]]:
+    """Every action of the window with a keyboard shortcut: (what it does, keys)."""
+    out: dict[str, str] = {}
+    actions = [*window.findChildren(QAction), *window.history.actions()]
+    for action in actions:
+        keys = action.shortcut().toString(QKeySequence.SequenceFormat.NativeText)
+        what = action.text().replace("&&", "\0").replace("&", "").replace("\0", "&")
+        if keys and what:
+            out.setdefault(what.rstrip("…"), keys)
+    return sorted(out.items(), key=lambda kv: kv[0].lower())
+
+
+def _menu_action(menu: QMenu, text: str, slot: Callable[[], object],
+                 key: QKeySequence.StandardKey | str | None = None) -> QAction:
+    action = menu.addAction(text)
+    action.triggered.connect(slot)
+    if key is not None:
+        action.setShortcut(QKeySequence(key))
+    return action

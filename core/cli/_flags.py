@@ -1,0 +1,62 @@
+"""The settings flags of the commands that train: ``--section.name`` for every setting.
+
+The settings people change most also have a short flag (``--lr``); flags override the
+config file given with ``--config``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..config import RunConfig, field_choices, field_doc, field_paths, load_config
+
+__all__ = ["ALIASES", "add_config_flags", "build_config", "apply_flags"]
+
+#: short flags for the settings people change most
+ALIASES: dict[str, str] = {
+    "model": "model.name", "dataset": "data.dataset", "data-root": "data.root",
+    "download": "data.download", "augment": "data.augment", "image-size": "data.image_size",
+    "epochs": "train.epochs", "batch-size": "train.batch_size", "device": "train.device",
+    "seed": "train.seed", "amp": "train.amp", "nproc": "train.nproc",
+    "lr": "optim.lr", "optimizer": "optim.optimizer",
+    "schedule": "optim.schedule", "mode": "drop.mode", "threshold": "drop.threshold",
+    "patience": "drop.patience", "warmup-epochs": "drop.warmup_epochs",
+    "check-every": "drop.check_every", "order": "drop.order", "keep-last": "drop.keep_last",
+    "output-dir": "output.dir", "run-name": "output.name",
+}
+
+
+def _help(path: str) -> str:
+    return field_doc(path).replace("%", "%%")  # argparse %-formats help texts
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="TOML or JSON config file; flags override it")
+    g = p.add_argument_group("common settings")
+    back = {v: k for k, v in ALIASES.items()}
+    for alias, path in ALIASES.items():
+        choices = field_choices(path)
+        g.add_argument(f"--{alias}", dest=f"set:{path}", metavar=(
+            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=_help(path))
+    a = p.add_argument_group("every setting (section.name)")
+    for path in field_paths():
+        if path in back:
+            a.add_argument(f"--{path}", dest=f"set:{path}", help=argparse.SUPPRESS)
+            continue
+        choices = field_choices(path)
+        a.add_argument(f"--{path}", dest=f"set:{path}", metavar=(
+            "{" + ",".join(choices) + "}" if choices else "VALUE"), help=_help(path))
+
+
+def build_config(args: argparse.Namespace) -> RunConfig:
+    """The config file (if any) with every flag given on the command line applied."""
+    cfg = load_config(args.config) if getattr(args, "config", None) else RunConfig()
+    return apply_flags(cfg, args)
+
+
+def apply_flags(cfg: RunConfig, args: argparse.Namespace) -> RunConfig:
+    """Every ``--section.name`` flag given on the command line, applied to ``cfg``."""
+    for key, value in vars(args).items():
+        if key.startswith("set:") and value is not None:
+            cfg.set(key[4:], value, source="command line")
+    return cfg.check()
