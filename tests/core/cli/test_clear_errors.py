@@ -20,28 +20,13 @@ from typing import Any
 import pytest
 import torch
 
+from factories import RunCli, one_line
 from learndrop.core.cli import _main as cli_main
 from learndrop.core.cli import main
 from learndrop.core.training import load_checkpoint, save_checkpoint
 
 TINY = ["--dataset", "digits", "--model", "small_cnn", "--data.limit", "320", "--image-size",
         "16", "--batch-size", "32", "--epochs", "1", "--quiet"]
-
-
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def one_line(err: str) -> str:
-    lines = [ln for ln in err.strip().splitlines() if ln.strip()]
-    assert len(lines) == 1, err
-    assert "Traceback" not in err and "internal error" not in err, err
-    return lines[0]
 
 
 # ---- help, signals, streams -------------------------------------------------------------------
@@ -53,13 +38,13 @@ def _commands() -> list[str]:
 
 @pytest.mark.parametrize("command", _commands())
 def test_every_command_has_working_help(command: str,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run_cli([command, "--help"], capsys)
+                                        run_cli: RunCli) -> None:
+    code, out, err = run_cli([command, "--help"])
     assert code == 0 and "usage: learndrop" in out and err == ""
 
 
-def test_help_lists_a_percent_sign(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(["train", "--help"], capsys)
+def test_help_lists_a_percent_sign(run_cli: RunCli) -> None:
+    code, out, _ = run_cli(["train", "--help"])
     assert code == 0 and "50% and 75%" in " ".join(out.split())
 
 
@@ -87,10 +72,10 @@ def test_a_closed_stderr_is_no_crash(tmp_path: Path) -> None:
 
 
 def test_a_fifo_as_config_file_is_refused(tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+                                          run_cli: RunCli) -> None:
     fifo = tmp_path / "run.toml"
     os.mkfifo(fifo)
-    code, _, err = run_cli(["train", "--config", str(fifo), "--no-store"], capsys)
+    code, _, err = run_cli(["train", "--config", str(fifo), "--no-store"])
     assert code == 2 and "not a regular file" in one_line(err)
 
 
@@ -104,39 +89,39 @@ def test_a_fifo_as_config_file_is_refused(tmp_path: Path,
     ("--run-name", "tab\there", "control character"),
 ])
 def test_names_that_cannot_name_a_folder(flag: str, value: str, fragment: str, tmp_path: Path,
-                                         capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(["train", *TINY, "--no-store", flag, value], capsys)
+                                         run_cli: RunCli) -> None:
+    code, _, err = run_cli(["train", *TINY, "--no-store", flag, value])
     assert code == 2 and fragment in one_line(err)
 
 
 def test_a_nul_byte_in_a_config_file_name(tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+                                          run_cli: RunCli) -> None:
     cfg = tmp_path / "run.json"
     cfg.write_text('{"output": {"name": "a\\u0000b"}}')
-    code, _, err = run_cli(["train", "--config", str(cfg), "--no-store"], capsys)
+    code, _, err = run_cli(["train", "--config", str(cfg), "--no-store"])
     assert code == 2 and "NUL" in one_line(err)
 
 
 def test_a_newline_in_an_old_run_name_keeps_the_table_whole(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, run_cli: RunCli) -> None:
     store = tmp_path / "store.sqlite"
     assert run_cli(["train", *TINY, "--store", str(store), "--output-dir", str(tmp_path),
-                    "--run-name", "r"], capsys)[0] == 0
+                    "--run-name", "r"])[0] == 0
     with sqlite3.connect(store) as conn:  # as an older version could record it
         conn.execute("UPDATE runs SET name = 'two\nlines'")
-    code, out, _ = run_cli(["runs", "--store", str(store)], capsys)
+    code, out, _ = run_cli(["runs", "--store", str(store)])
     assert code == 0 and len(out.strip().splitlines()) == 3 and "two?lines" in out
 
 
 @pytest.mark.parametrize("ref", ["²", "12345678901234567890", "\udcff", "x" * 5000])
 def test_show_with_odd_ids(ref: str, tmp_path: Path,
-                           capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(["show", ref, "--store", str(tmp_path / "s.sqlite")], capsys)
+                           run_cli: RunCli) -> None:
+    code, _, err = run_cli(["show", ref, "--store", str(tmp_path / "s.sqlite")])
     assert code == 2 and len(one_line(err)) < 400
 
 
-def test_a_huge_bad_value_is_not_echoed_whole(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _, err = run_cli(["train", "--model", "m" * 2_000_000, "--no-store"], capsys)
+def test_a_huge_bad_value_is_not_echoed_whole(run_cli: RunCli) -> None:
+    code, _, err = run_cli(["train", "--model", "m" * 2_000_000, "--no-store"])
     assert code == 2 and len(one_line(err)) <= 2100
 
 
@@ -183,18 +168,18 @@ def _truncated_jpeg(path: Path) -> None:
 
 @pytest.mark.parametrize("make", [_bomb, _truncated_jpeg])
 def test_bad_images_are_skipped_and_named(make: Any, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+                                          run_cli: RunCli) -> None:
     root = tmp_path / "data"
     _classes(root)
     bad = root / "cats" / ("bad.png" if make is _bomb else "bad.jpg")
     make(bad)
-    code, _, err = run_cli(_folder_train(root, tmp_path, "--data.bad_files", "skip"), capsys)
+    code, _, err = run_cli(_folder_train(root, tmp_path, "--data.bad_files", "skip"))
     assert code == 0, err
-    code, _, err = run_cli(_folder_train(root, tmp_path, "--data.bad_files", "stop"), capsys)
+    code, _, err = run_cli(_folder_train(root, tmp_path, "--data.bad_files", "stop"))
     assert code == 2 and str(bad) in one_line(err)
 
 
-def test_folders_nested_very_deep(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_folders_nested_very_deep(tmp_path: Path, run_cli: RunCli) -> None:
     root = tmp_path / "data"
     _classes(root)
     deep = root / "cats"
@@ -203,7 +188,7 @@ def test_folders_nested_very_deep(tmp_path: Path, capsys: pytest.CaptureFixture[
         deep.mkdir()
     _png(deep / "deep.png")
     try:
-        code, _, err = run_cli(_folder_train(root, tmp_path), capsys)
+        code, _, err = run_cli(_folder_train(root, tmp_path))
         assert code == 0, err
     finally:  # a recursive delete (pytest's own clean-up) cannot go this deep
         (deep / "deep.png").unlink()
@@ -213,9 +198,9 @@ def test_folders_nested_very_deep(tmp_path: Path, capsys: pytest.CaptureFixture[
 
 
 def test_damaged_mnist_files_are_called_damaged(tmp_path: Path,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+                                                run_cli: RunCli) -> None:
     code, _, err = run_cli(["train", "--dataset", "mnist", "--data-root", str(tmp_path),
-                            "--no-store"], capsys)
+                            "--no-store"])
     assert code == 2 and "not found" in one_line(err)
     raw = tmp_path / "MNIST" / "raw"
     raw.mkdir(parents=True)
@@ -223,7 +208,7 @@ def test_damaged_mnist_files_are_called_damaged(tmp_path: Path,
                  "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         (raw / name).write_bytes(os.urandom(4096))
     code, _, err = run_cli(["train", "--dataset", "mnist", "--data-root", str(tmp_path),
-                            "--no-store"], capsys)
+                            "--no-store"])
     assert code == 2 and "damaged" in one_line(err)
 
 
@@ -237,7 +222,7 @@ def _state() -> dict[str, torch.Tensor]:
 
 @pytest.mark.parametrize("kind", ["meta", "sparse", "complex", "folder"])
 def test_weights_that_cannot_be_weights(kind: str, tmp_path: Path,
-                                        capsys: pytest.CaptureFixture[str]) -> None:
+                                        run_cli: RunCli) -> None:
     path = tmp_path / "w.pt"
     state = _state()
     name = next(k for k, v in state.items() if v.is_floating_point() and v.dim() == 1)
@@ -252,7 +237,7 @@ def test_weights_that_cannot_be_weights(kind: str, tmp_path: Path,
     else:
         torch.save(state, path)
     code, _, err = run_cli(["train", *TINY, "--no-store", "--model.weights", str(path),
-                            "--output-dir", str(tmp_path / "out")], capsys)
+                            "--output-dir", str(tmp_path / "out")])
     line = one_line(err)
     assert code == 2 and (kind in line or (kind == "folder" and "is a folder" in line)), line
 
@@ -273,7 +258,7 @@ def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 ])
 def test_damaged_checkpoint_fields_are_refused(field: str, value: Any, checkpoint: Path,
                                                tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+                                               run_cli: RunCli) -> None:
     data = load_checkpoint(checkpoint)
     data[field] = value
     bad = tmp_path / "checkpoint.pt"
@@ -283,24 +268,24 @@ def test_damaged_checkpoint_fields_are_refused(field: str, value: Any, checkpoin
         raw["version"] = value
         torch.save(raw, bad)
     code, _, err = run_cli(["train", *TINY, "--epochs", "3", "--no-store", "--resume",
-                            str(bad), "--output-dir", str(tmp_path / "out")], capsys)
+                            str(bad), "--output-dir", str(tmp_path / "out")])
     line = one_line(err)
     assert code == 2 and str(bad) in line and "damaged" in line, line
 
 
 def test_resume_refuses_fewer_epochs_than_done(tmp_path: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+                                               run_cli: RunCli) -> None:
     store = tmp_path / "store.sqlite"
     assert run_cli(["train", *TINY, "--epochs", "3", "--store", str(store), "--output-dir",
-                    str(tmp_path), "--run-name", "r"], capsys)[0] == 0
-    code, _, err = run_cli(["resume", "r", "--epochs", "2", "--store", str(store)], capsys)
+                    str(tmp_path), "--run-name", "r"])[0] == 0
+    code, _, err = run_cli(["resume", "r", "--epochs", "2", "--store", str(store)])
     assert code == 2 and "already trained 3 epochs" in one_line(err)
-    code, out, _ = run_cli(["runs", "--json", "--store", str(store)], capsys)
+    code, out, _ = run_cli(["runs", "--json", "--store", str(store)])
     assert '"status": "finished"' in out and '"epochs": 3' in out
 
 
 def test_cpu_out_of_memory_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+                                    run_cli: RunCli) -> None:
     from learndrop.core.training import Trainer
 
     def oom(self: Any) -> str:
@@ -308,6 +293,5 @@ def test_cpu_out_of_memory_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: P
                            "enough memory: you tried to allocate 98765432100 bytes.")
 
     monkeypatch.setattr(Trainer, "_train", oom)
-    code, _, err = run_cli(["train", *TINY, "--no-store", "--output-dir", str(tmp_path)],
-                           capsys)
+    code, _, err = run_cli(["train", *TINY, "--no-store", "--output-dir", str(tmp_path)])
     assert code == 2 and "out of memory" in one_line(err) and "--batch-size 16" in err

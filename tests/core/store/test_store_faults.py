@@ -17,23 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from factories import expected_replay, make_events, record
-from learndrop.core.cli import main
+from factories import RunCli, expected_replay, make_events, record
 from learndrop.core.runfolder import JOURNAL_PREFIX, claim_run_folder
 from learndrop.core.store import RunMessage, RunStore, StoreError, StoreRecorder, _db
 from learndrop.core.store._journal import JournalWriter, journal_dir
 
 TINY = ["--dataset", "digits", "--model", "small_cnn", "--data.limit", "320", "--image-size",
         "16", "--batch-size", "32", "--epochs", "2", "--quiet"]
-
-
-def run_cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        code = main(argv)
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def digest(path: Path) -> str:
@@ -65,15 +55,15 @@ def _damaged_store(tmp_path: Path) -> Path:
 
 
 def test_a_damaged_store_is_refused_before_any_write(tmp_path: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+                                                     run_cli: RunCli) -> None:
     store = _damaged_store(tmp_path)
     before = digest(store)
     for argv in (["runs"], ["show", "demo-run"], ["rm", "demo-run", "--yes"]):
-        code, _, err = run_cli([*argv, "--store", str(store)], capsys)
+        code, _, err = run_cli([*argv, "--store", str(store)])
         assert code != 0 and "damaged" in err and len(err.strip().splitlines()) == 1, argv
         assert digest(store) == before, argv
     code, _, err = run_cli(["train", *TINY, "--store", str(store), "--output-dir",
-                            str(tmp_path / "runs")], capsys)
+                            str(tmp_path / "runs")])
     assert code != 0 and "damaged" in err
     assert not (tmp_path / "runs").exists()  # refused before any training
     assert digest(store) == before
@@ -196,14 +186,14 @@ def test_events_that_cannot_be_kept_at_all_are_reported(
 
 def test_cli_train_with_a_locked_store_exits_0_and_the_next_command_adds_the_run(
         tmp_path: Path, locked: tuple[Path, sqlite3.Connection],
-        capsys: pytest.CaptureFixture[str]) -> None:
+        run_cli: RunCli) -> None:
     store, other = locked
     code, _, err = run_cli(["train", *TINY, "--store", str(store), "--output-dir",
-                            str(tmp_path / "runs"), "--run-name", "r"], capsys)
+                            str(tmp_path / "runs"), "--run-name", "r"])
     assert code == 0, err
     assert "warning" in err and JOURNAL_PREFIX in err and "busy" in err
     other.execute("ROLLBACK")
-    code, out, _ = run_cli(["runs", "--json", "--store", str(store)], capsys)
+    code, out, _ = run_cli(["runs", "--json", "--store", str(store)])
     runs = json.loads(out)
     assert code == 0 and [(r["name"], r["status"], r["epochs"]) for r in runs] == [
         ("r", "finished", 2)]
@@ -212,7 +202,7 @@ def test_cli_train_with_a_locked_store_exits_0_and_the_next_command_adds_the_run
 
 def test_cli_train_exits_1_when_neither_store_nor_journal_can_be_written(
         tmp_path: Path, locked: tuple[Path, sqlite3.Connection],
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        monkeypatch: pytest.MonkeyPatch, run_cli: RunCli) -> None:
     store, _ = locked
 
     def full_disk(self: JournalWriter, rows: list) -> None:  # type: ignore[type-arg]
@@ -220,7 +210,7 @@ def test_cli_train_exits_1_when_neither_store_nor_journal_can_be_written(
 
     monkeypatch.setattr(JournalWriter, "rows", full_disk)
     code, _, err = run_cli(["train", *TINY, "--store", str(store), "--output-dir",
-                            str(tmp_path / "runs"), "--run-name", "r"], capsys)
+                            str(tmp_path / "runs"), "--run-name", "r"])
     assert code == 1
     assert "could not be kept" in err and "No space left" in err
 
@@ -228,7 +218,7 @@ def test_cli_train_exits_1_when_neither_store_nor_journal_can_be_written(
 @pytest.mark.slow
 def test_cli_bench_exits_1_when_neither_store_nor_journal_can_be_written(
         tmp_path: Path, locked: tuple[Path, sqlite3.Connection],
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+        monkeypatch: pytest.MonkeyPatch, run_cli: RunCli) -> None:
     """bench records three runs the same way: one it cannot keep anywhere is an exit 1."""
     store, _ = locked
 
@@ -237,7 +227,7 @@ def test_cli_bench_exits_1_when_neither_store_nor_journal_can_be_written(
 
     monkeypatch.setattr(JournalWriter, "rows", full_disk)
     code, _, err = run_cli(["bench", *TINY, "--store", str(store), "--output-dir",
-                            str(tmp_path / "runs"), "--quiet"], capsys)
+                            str(tmp_path / "runs"), "--quiet"])
     assert code == 1, err
     assert "could not be kept" in err and "No space left" in err
 
@@ -272,12 +262,12 @@ def _fill(disk: Path) -> Path:
 
 
 def test_full_disk_under_the_store_is_refused_before_training(
-        tmp_path: Path, small_disk: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        tmp_path: Path, small_disk: Path, run_cli: RunCli) -> None:
     store = small_disk / "store.sqlite"
     RunStore(store).close()
     _fill(small_disk)
     code, _, err = run_cli(["train", *TINY, "--store", str(store), "--output-dir",
-                            str(tmp_path / "runs"), "--run-name", "r"], capsys)
+                            str(tmp_path / "runs"), "--run-name", "r"])
     assert code == 1 and "disk" in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "runs").exists()
 
@@ -315,13 +305,13 @@ def test_disk_filling_under_the_store_mid_run_keeps_the_rest_in_a_journal(
 
 
 def test_full_disk_under_store_and_run_exits_1(tmp_path: Path, small_disk: Path,
-                                               capsys: pytest.CaptureFixture[str]) -> None:
+                                               run_cli: RunCli) -> None:
     store = small_disk / "store.sqlite"
     RunStore(store).close()
     (small_disk / "runs").mkdir()
     _fill(small_disk)
     code, _, err = run_cli(["train", *TINY, "--store", str(store), "--output-dir",
-                            str(small_disk / "runs"), "--run-name", "r"], capsys)
+                            str(small_disk / "runs"), "--run-name", "r"])
     assert code == 1, err
     assert "Traceback" not in err and ("disk is full" in err or "No space" in err
                                        or "cannot" in err)
