@@ -6,10 +6,11 @@ Importable from any test (``pytest`` puts ``tests/`` on the path); fixtures are 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import math
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -336,3 +337,25 @@ def write_idx_set(folder: Path, *, n_train: int = 40, n_test: int = 20, gz: bool
         else:
             (folder / name).write_bytes(data)
     return arrays
+
+
+@contextlib.contextmanager
+def small_tmpfs(folder: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` (e.g. ``"1m"``) mounted on ``folder`` and always unmounted after;
+    the test is skipped where it cannot be mounted (not root, no mount command)."""
+    import subprocess
+
+    import pytest
+
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+                               str(folder)], capture_output=True, timeout=20)
+    except (OSError, subprocess.SubprocessError):
+        pytest.skip("cannot mount a small tmpfs here")
+    if done.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here")
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", str(folder)], capture_output=True, timeout=20)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from factories import small_tmpfs
 from learndrop.core.engine._cache import (
     SPILL_PREFIX,
     ActivationCache,
@@ -58,20 +58,9 @@ def test_stale_spill_files_are_removed(tmp_path: Path) -> None:
 
 @pytest.fixture
 def small_tmpdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mnt)],
-                              capture_output=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
-        pytest.skip("cannot mount a small tmpfs here")
-    if done.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here")
-    monkeypatch.setattr(tempfile, "tempdir", str(mnt))
-    try:
+    with small_tmpfs(tmp_path / "small", "256k") as mnt:
+        monkeypatch.setattr(tempfile, "tempdir", str(mnt))
         yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], capture_output=True, timeout=20)
 
 
 def test_cache_mode_on_a_small_tmpdir_falls_back_to_freeze(small_tmpdir: Path) -> None:

@@ -11,13 +11,12 @@ import json
 import os
 import socket
 import sqlite3
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from factories import RunCli, expected_replay, make_events, record
+from factories import RunCli, expected_replay, make_events, record, small_tmpfs
 from learndrop.core.runfolder import JOURNAL_PREFIX, claim_run_folder
 from learndrop.core.store import RunMessage, RunStore, StoreError, StoreRecorder, _db
 from learndrop.core.store._journal import JournalWriter, journal_dir
@@ -235,19 +234,8 @@ def test_cli_bench_exits_1_when_neither_store_nor_journal_can_be_written(
 # ---- a real full disk (a 1 MiB tmpfs; skipped where it cannot be mounted) ------------------------
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    mnt = tmp_path / "small"
-    mnt.mkdir()
-    try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mnt)],
-                              capture_output=True, timeout=20)
-    except (OSError, subprocess.SubprocessError):
-        pytest.skip("cannot mount a small tmpfs here")
-    if done.returncode != 0:
-        pytest.skip("cannot mount a small tmpfs here")
-    try:
+    with small_tmpfs(tmp_path / "small", "1m") as mnt:
         yield mnt
-    finally:
-        subprocess.run(["umount", str(mnt)], capture_output=True, timeout=20)
 
 
 def _fill(disk: Path) -> Path:
