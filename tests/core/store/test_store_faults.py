@@ -199,8 +199,12 @@ def test_cli_train_with_a_locked_store_exits_0_and_the_next_command_adds_the_run
     assert journals(tmp_path / "runs" / "r") == []
 
 
-def test_cli_train_exits_1_when_neither_store_nor_journal_can_be_written(
-        tmp_path: Path, locked: tuple[Path, sqlite3.Connection],
+@pytest.mark.parametrize("command", [
+    ["train", "--run-name", "r"],
+    pytest.param(["bench", "--quiet"], marks=pytest.mark.slow),  # three runs, recorded alike
+])
+def test_cli_exits_1_when_neither_store_nor_journal_can_be_written(
+        command: list[str], tmp_path: Path, locked: tuple[Path, sqlite3.Connection],
         monkeypatch: pytest.MonkeyPatch, run_cli: RunCli) -> None:
     store, _ = locked
 
@@ -208,25 +212,8 @@ def test_cli_train_exits_1_when_neither_store_nor_journal_can_be_written(
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(JournalWriter, "rows", full_disk)
-    code, _, err = run_cli(["train", *TINY, "--store", str(store), "--output-dir",
-                            str(tmp_path / "runs"), "--run-name", "r"])
-    assert code == 1
-    assert "could not be kept" in err and "No space left" in err
-
-
-@pytest.mark.slow
-def test_cli_bench_exits_1_when_neither_store_nor_journal_can_be_written(
-        tmp_path: Path, locked: tuple[Path, sqlite3.Connection],
-        monkeypatch: pytest.MonkeyPatch, run_cli: RunCli) -> None:
-    """bench records three runs the same way: one it cannot keep anywhere is an exit 1."""
-    store, _ = locked
-
-    def full_disk(self: JournalWriter, rows: list) -> None:  # type: ignore[type-arg]
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(JournalWriter, "rows", full_disk)
-    code, _, err = run_cli(["bench", *TINY, "--store", str(store), "--output-dir",
-                            str(tmp_path / "runs"), "--quiet"])
+    code, _, err = run_cli([command[0], *TINY, "--store", str(store), "--output-dir",
+                            str(tmp_path / "runs"), *command[1:]])
     assert code == 1, err
     assert "could not be kept" in err and "No space left" in err
 
