@@ -303,22 +303,32 @@ def test_questions_about_a_run_close_when_it_ends(qtbot: Any, make_window: Any,
     seen: list[str] = []
 
     def look() -> None:
-        box = QApplication.activeModalWidget()
-        seen.append(box.text() if isinstance(box, QMessageBox) else "")
+        """Record the question's text as soon as it shows (polled, so a fast run that ends
+        within a moment of the question is still seen)."""
+        timer = QTimer(window)
 
-    window = make_window(tiny_config(tmp_path, **{"train.epochs": 1}))
+        def poll() -> None:
+            box = QApplication.activeModalWidget()
+            if isinstance(box, QMessageBox):
+                seen.append(box.text())
+                timer.stop()
+
+        timer.timeout.connect(poll)
+        timer.start(5)
+
+    window = make_window(tiny_config(tmp_path, **{"train.epochs": 3}))
     start_and_wait_progress(qtbot, window)
     QTimer.singleShot(RUN_TIMEOUT_MS, failsafe)
-    QTimer.singleShot(200, look)
+    look()
     window.ask_cancel_run()  # returns once the run has ended by itself
     assert seen and "discard" in seen[0]
     assert window.last_status == "finished" and QApplication.activeModalWidget() is None
     assert "in progress" not in window.run_actions.start.toolTip()
     assert window.run_actions.start.toolTip().startswith("Train with these settings")
 
-    window.setup.set_config(tiny_config(tmp_path, **{"train.epochs": 1}))
+    window.setup.set_config(tiny_config(tmp_path, **{"train.epochs": 3}))
     start_and_wait_progress(qtbot, window)
-    QTimer.singleShot(200, look)
+    look()
     window.close()  # asks; the run ends meanwhile; the window then closes
     assert "in progress" in seen[-1]
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=RUN_TIMEOUT_MS)
