@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import QEvent, QObject, Qt, Signal
+from PySide6.QtCore import QEvent, QObject, Qt, Signal, SignalInstance
 from PySide6.QtGui import QPalette, QValidator
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
@@ -156,6 +156,22 @@ class NoWheelUnlessFocused(QObject):
         return False
 
 
+def _range_state(box: QSpinBox | QDoubleSpinBox, value: float, text: str,
+                 pos: int) -> tuple[QValidator.State, str, int]:
+    """A number typed into ``box``: acceptable inside its range, otherwise intermediate (kept
+    while typing; ``fixup`` then reports it)."""
+    inside = box.minimum() <= value <= box.maximum()
+    return (QValidator.State.Acceptable if inside else QValidator.State.Intermediate,
+            text, pos)
+
+
+def _report_rejected(rejected: SignalInstance, text: str) -> str:
+    """A value the box cannot take: say so (``rejected(text)``) and let Qt show its value."""
+    if text.strip():
+        rejected.emit(text.strip())
+    return text
+
+
 class IntSpinBox(QSpinBox):
     """A whole-number field that lets any number be typed and, when one outside its range is
     entered, says so (``rejected(text)``) before showing its value again, instead of
@@ -171,14 +187,10 @@ class IntSpinBox(QSpinBox):
             value = int(t)
         except ValueError:
             return QValidator.State.Invalid, text, pos
-        inside = self.minimum() <= value <= self.maximum()
-        return (QValidator.State.Acceptable if inside else QValidator.State.Intermediate,
-                text, pos)
+        return _range_state(self, value, text, pos)
 
     def fixup(self, text: str) -> str:
-        if text.strip():
-            self.rejected.emit(text.strip())
-        return text
+        return _report_rejected(self.rejected, text)
 
 
 class FloatSpinBox(QDoubleSpinBox):
@@ -213,14 +225,10 @@ class FloatSpinBox(QDoubleSpinBox):
             ok = t != "" and all(c in "0123456789.eE+-" for c in t)
             state = QValidator.State.Intermediate if ok or t == "" else QValidator.State.Invalid
             return state, text, pos
-        inside = self.minimum() <= value <= self.maximum()
-        return (QValidator.State.Acceptable if inside else QValidator.State.Intermediate,
-                text, pos)
+        return _range_state(self, value, text, pos)
 
     def fixup(self, text: str) -> str:
-        if text.strip():
-            self.rejected.emit(text.strip())
-        return text
+        return _report_rejected(self.rejected, text)
 
 
 class FolderEdit(QWidget):
