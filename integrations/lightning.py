@@ -2,7 +2,7 @@
 
 ::
 
-    trainer = Trainer(callbacks=[LearnDropCallback(threshold=0.5, patience=2)])
+    trainer = Trainer(callbacks=[LearnDropCallback(threshold=0.7, patience=2)])
     trainer.fit(module, train_loader, val_loader)
     print(trainer.callbacks[0].learndrop.dropped)
 

@@ -88,8 +88,17 @@ def _headline(rows: list[dict[str, Any]], by_role: dict[str, list[dict[str, Any]
     measured = 1.0 - ld["train_time_s"] / base["train_time_s"] if base["train_time_s"] else 0.0
     predicted = ld["train_flops_saved"] or 0.0
     noise = _saving_noise(by_role["baseline"], by_role["learndrop"])
-    above_noise = measured - noise > 0 if noise is not None else all(
-        r["meter_saving_above_noise"] for r in by_role["learndrop"])
+    if noise is not None:
+        efficiency = measured / predicted if predicted > 0.01 and measured > noise else None
+        efficiency_source = "between runs"
+    else:  # one seed: two runs' loop times differ by the machine's drift as much as by the
+        # drops, so the efficiency is the Learn&Drop run's own (its step times before and
+        # after its drops, each a median), when that run's saving is above its noise
+        own = [float(r["meter_efficiency"]) for r in by_role["learndrop"]
+               if fmt.is_number(r.get("meter_efficiency"))]
+        efficiency = (statistics.fmean(own) if len(own) == len(by_role["learndrop"])
+                      else None)
+        efficiency_source = "within the run"
     hists = [r["history"] for r in by_role["baseline"]]
     n_epochs = min(len(h) for h in hists)
     curve = [statistics.fmean(h[e].val_accuracy for h in hists) for e in range(n_epochs)]
@@ -102,7 +111,7 @@ def _headline(rows: list[dict[str, Any]], by_role: dict[str, list[dict[str, Any]
                                         if timed else None),
         "measured_train_time_saved": measured, "measured_train_time_saved_noise": noise,
         "predicted_train_time_saved": predicted,
-        "efficiency": measured / predicted if predicted > 0.01 and above_noise else None,
+        "efficiency": efficiency, "efficiency_source": efficiency_source,
         "score_overhead": ld["score_overhead"],
         "data_time_share": max((r["data_time_share"] or 0.0) for r in rows),
         "baseline_improves_in_second_half": len(curve) >= 2 and curve[-1] > curve[half - 1],
@@ -156,7 +165,9 @@ def format_table(result: dict[str, Any]) -> str:
     lines.append(
         f"training time saved {measured}, training FLOPs saved "
         f"{fmt.percent(result['predicted_train_time_saved'])}: efficiency "
-        f"{'n/a (within noise)' if eff is None else f'{eff:.2f}'}; speed-up over seeds "
+        f"{'n/a (within noise)' if eff is None else f'{eff:.2f}'}"
+        f"{f' ({src})' if eff is not None and (src := result.get('efficiency_source')) else ''}"
+        f"; speed-up over seeds "
         f"{fmt.speedup(result['speedup_min'])} to {fmt.speedup(result['speedup_max'])}")
     lines.append(
         f"score checks {fmt.percent(result['score_overhead'], 2)} of step time; data "

@@ -34,7 +34,7 @@ class DropPolicy:
     mode: DropMode = field(default="freeze", metadata=doc(
         "freeze: exact, dropped prefix runs without gradients; cache: exact, dropped prefix "
         "output computed once per sample; skip: residual blocks bypassed (approximate)."))
-    threshold: float = field(default=0.5, metadata=doc(
+    threshold: float = field(default=0.7, metadata=doc(
         "A unit is settled when its learning score is at or below this (1 settles every unit).",
         min=0.0, max=1.0))
     patience: int = field(default=2, metadata=doc(
