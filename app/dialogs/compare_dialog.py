@@ -108,7 +108,8 @@ class CompareDialog(QDialog):
         """The comparison table's rows: a label, then the text for each run."""
         ref = self.runs[1]
         _head, rows = tables.comparison_rows(self.runs, reference=ref)
-        wanted = ("Status", "Epochs", "Wall time", "Validation accuracy", "Accuracy vs",
+        wanted = ("Drop rule", "Status", "Epochs", "Wall time", "Validation accuracy",
+                  "Accuracy vs",
                   "Speed-up vs", "Training FLOPs saved", "Forward FLOPs saved",
                   "Time saved, measured", "Units dropped")
         keep: list[list[str]] = []

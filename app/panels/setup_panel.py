@@ -56,8 +56,9 @@ MAIN_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Model and data", ("model.name", "data.dataset", "data.root")),
     ("Training", ("train.epochs", "train.batch_size", "optim.optimizer", "optim.lr",
                   "optim.schedule", "train.device", "train.amp")),
-    ("Learn&&Drop policy", ("drop.threshold", "drop.patience", "drop.warmup_epochs",
-                            "drop.check_every", "drop.order", "drop.mode", "drop.keep_last")),
+    ("Learn&&Drop policy", ("drop.score", "drop.threshold", "drop.patience",
+                            "drop.warmup_epochs", "drop.check_every", "drop.order",
+                            "drop.mode", "drop.keep_last")),
 )
 BASELINE_FIELD = "drop.enabled"
 SECTION_TITLES = {"data": "Data", "model": "Model", "optim": "Optimizer",

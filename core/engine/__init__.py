@@ -7,12 +7,13 @@ Its settings are declared once, in :class:`DropPolicy`.
 """
 
 from ._notices import LearnDropWarning
-from ._policy import MODES, ORDERS, DropMode, DropOrder, DropPolicy
+from ._policy import MODES, ORDERS, SCORES, DropMode, DropOrder, DropPolicy, DropScore
 from ._savings import SavingsMeter, StepCost
-from ._scores import ParameterSnapshots, UnitScore, slope
+from ._scores import GradientNorms, ParameterSnapshots, UnitScore, slope
 from ._strategy import LearnDrop
 from ._units import Unit, discover_units, measure_units
 
-__all__ = ["LearnDrop", "LearnDropWarning", "DropPolicy", "DropMode", "DropOrder", "MODES",
-           "ORDERS", "Unit", "discover_units", "measure_units", "SavingsMeter", "StepCost",
-           "ParameterSnapshots", "UnitScore", "slope"]
+__all__ = ["LearnDrop", "LearnDropWarning", "DropPolicy", "DropMode", "DropOrder", "DropScore",
+           "MODES", "ORDERS", "SCORES", "Unit", "discover_units", "measure_units",
+           "SavingsMeter", "StepCost", "GradientNorms", "ParameterSnapshots", "UnitScore",
+           "slope"]

@@ -1,6 +1,7 @@
 """Activation cache for ``mode="cache"``: the dropped prefix's output for each sample.
 
-Stored as float16 in one preallocated tensor indexed by sample id, on the model's device while
+Stored as float16 (or, ``exact``, in the activation's own dtype) in one preallocated tensor
+indexed by sample id, on the model's device while
 it fits the memory budget, otherwise in host memory, and past that in a file on disk (a
 memory-mapped tensor), so the cache never runs the machine out of memory.
 
@@ -81,10 +82,15 @@ def _unlink(path: str) -> None:
 class ActivationCache:
     """Per-sample cached activations of one prefix boundary."""
 
-    def __init__(self, budget_bytes: int, device: torch.device, spill_dir: str | None = None):
+    def __init__(self, budget_bytes: int, device: torch.device, spill_dir: str | None = None,
+                 *, exact: bool = False):
         self.budget = int(budget_bytes)
         self.device = device
         self.spill_dir = spill_dir
+        # exact: kept in the activation's own dtype, in host memory only (no file): what the
+        # evaluation cache needs so that a cached evaluation is the evaluation
+        self.exact = exact
+        self.dtype = torch.float16
         self.store: torch.Tensor | None = None
         self.filled: torch.Tensor | None = None  # bool, on the host: no device sync to query
         self.shape: tuple[int, ...] | None = None
@@ -104,14 +110,16 @@ class ActivationCache:
             self._file = None
 
     def _allocate(self, num_samples: int, shape: tuple[int, ...]) -> None:
-        per = int(torch.Size(shape).numel()) * 2
+        per = int(torch.Size(shape).numel()) * self.dtype.itemsize
         need = per * num_samples
-        if self.device.type != "cpu" and need <= self.budget:
-            self.store = torch.empty((num_samples, *shape), dtype=torch.float16,
+        if self.exact and need > self.budget:
+            raise CacheSpillError(12, f"{need / 2**20:.0f} MiB would exceed the cache budget")
+        if self.device.type != "cpu" and need <= self.budget and not self.exact:
+            self.store = torch.empty((num_samples, *shape), dtype=self.dtype,
                                      device=self.device)
             self.location = str(self.device.type)
         elif need <= self.budget:
-            self.store = torch.empty((num_samples, *shape), dtype=torch.float16)
+            self.store = torch.empty((num_samples, *shape), dtype=self.dtype)
             self.location = "host"
         else:
             self.store = self._spill(num_samples, shape, need)
@@ -171,8 +179,12 @@ class ActivationCache:
         epoch sees exactly the same prefix output."""
         shape = tuple(value.shape[1:])
         need = max(num_samples, int(ids.max()) + 1)
+        if self.exact and self.store is None:
+            self.dtype = value.dtype
         if self.store is None or self.shape != shape or self.store.shape[0] < need:
             old_store, old_filled = self.store, self.filled
+            if old_store is not None and self.shape == shape and need > num_samples:
+                need = max(need, 2 * old_store.shape[0])  # unknown size: grow geometrically
             self._allocate(max(need, 1), shape)
             if old_store is not None and old_filled is not None and self.shape == shape:
                 n = old_store.shape[0]
@@ -180,7 +192,7 @@ class ActivationCache:
                 self.store[:n].copy_(old_store.to(self.store.device))
                 self.filled[:n] = old_filled
         assert self.store is not None and self.filled is not None
-        half = value.detach().to(torch.float16)
+        half = value.detach().to(self.dtype)
         if self.store.device == half.device:
             self.store[ids.to(self.store.device, non_blocking=True)] = half
         else:
@@ -190,4 +202,4 @@ class ActivationCache:
 
     @property
     def nbytes(self) -> int:
-        return 0 if self.store is None else self.store.numel() * 2
+        return 0 if self.store is None else self.store.numel() * self.store.element_size()

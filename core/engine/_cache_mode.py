@@ -23,9 +23,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ._cache import ActivationCache
+from ._cache import ActivationCache, CacheSpillError
 
-__all__ = ["CacheCall", "CacheMode"]
+__all__ = ["CacheCall", "CacheMode", "EvalCache"]
 
 #: float16 rounding is at most 2**-11 of a value; the comparison allows twice that
 RTOL = 1e-3
@@ -128,4 +128,57 @@ class CacheMode:
                      "training data changes between epochs, e.g. random augmentation, or the "
                      "model's forward does not run its units in sequence); cache mode "
                      "switched to freeze for the rest of the run")
+        return out
+
+
+class EvalCache:
+    """The dropped prefix's output on the evaluation data, in the activation's own dtype.
+
+    A dropped prefix is frozen and, in evaluation, runs in eval mode, so its output for an
+    evaluation sample is the same at every evaluation until the prefix changes: the first
+    evaluation after a change computes and keeps it, later ones read it, and each evaluation
+    recomputes and compares its first batch (sample 0), so evaluation data that changes
+    between passes (random transforms) turns the cache off instead of giving wrong figures.
+    Kept exactly and in host memory within the budget; a set that does not fit is simply
+    evaluated in full, as without the cache.
+    """
+
+    def __init__(self, cache: ActivationCache, num_samples: int | None) -> None:
+        self.cache = cache
+        self.num_samples = num_samples or 0
+        self.disabled_reason = ""
+        self.batches_read = 0  # evaluation batches answered from the cache
+
+    def reset(self) -> None:
+        self.cache.clear()
+
+    def disable(self, reason: str) -> None:
+        self.disabled_reason = self.disabled_reason or reason
+        self.cache.clear()
+
+    def begin(self, sample_ids: torch.Tensor | None) -> CacheCall | None:
+        if self.disabled_reason or sample_ids is None:
+            return None
+        ids = sample_ids.detach().reshape(-1)
+        ids = (ids if ids.device.type == "cpu" else ids.cpu()).long()
+        hit = self.cache.covers(ids)
+        verify = hit and int(ids.min()) == 0
+        return CacheCall(ids, hit=hit and not verify, fill=not hit, verify=verify,
+                         next_verify=0)
+
+    def read(self, call: CacheCall) -> torch.Tensor:
+        self.batches_read += 1
+        return self.cache.get(call.ids, self.cache.dtype)
+
+    def store(self, call: CacheCall, out: torch.Tensor) -> torch.Tensor:
+        if call.verify:
+            cached = self.cache.get(call.ids, out.dtype)
+            if cached.shape == out.shape and torch.allclose(cached, out, rtol=RTOL, atol=ATOL):
+                return out
+            self.disable("the evaluation data changed between evaluations")
+            return out
+        try:
+            self.cache.put(call.ids, out, self.num_samples)
+        except (CacheSpillError, RuntimeError) as exc:  # over the budget, out of memory
+            self.disable(f"the evaluation cache does not fit: {exc}")
         return out

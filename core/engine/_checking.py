@@ -24,15 +24,20 @@ def score_check(ld: LearnDrop) -> ScoreCheck:
     t0 = time.perf_counter()
     ld.check_count += 1
     units = ld._scored_units()
-    items = [(u.index, u.parameters()) for u in units if u.index in ld._snaps]
-    changes = ld._snaps.relative_changes(items)
     lr = ld._lr_sum / ld._lr_n if ld._lr_n else (
         float(ld.optimizer.param_groups[0]["lr"]) if ld.optimizer else 1.0)
     ld._lr_sum, ld._lr_n = 0.0, 0
     policy = ld.policy
-    for (idx, _), change in zip(items, changes):
-        if policy.lr_normalize and ld.optimizer is not None and lr > 0:
-            change = change / lr
+    if ld._grads is not None:  # score="gradient": the change of each unit's gradient norm
+        keys = [u.index for u in units]
+        found = ld._grads.changes(keys)
+        items = [(k, c) for k, c in zip(keys, found) if c is not None]
+    else:
+        params = [(u.index, u.parameters()) for u in units if u.index in ld._snaps]
+        moved = ld._snaps.relative_changes(params)
+        norm = lr if policy.lr_normalize and ld.optimizer is not None and lr > 0 else 1.0
+        items = [(k, c / norm) for (k, _), c in zip(params, moved)]
+    for idx, change in items:
         s = ld._scores[idx]
         s.update(change, policy.threshold, policy.trend_tolerance)
         ld.scores[ld.units[idx].name] = float(s.score or 0.0)

@@ -57,7 +57,8 @@ def restore_unit(ld: LearnDrop, u: Unit) -> None:
     for m in u.modules:
         m.train(ld.model.training)
     ld.dropped.remove(u.name)
-    ld._snaps.take(u.index, params)
+    if ld._grads is None:
+        ld._snaps.take(u.index, params)
     ld._scores[u.index].streak = 0
     ld._drop_version += 1
     drop_state_changed(ld)
@@ -66,6 +67,8 @@ def restore_unit(ld: LearnDrop, u: Unit) -> None:
 def drop_state_changed(ld: LearnDrop) -> None:
     """After a drop or restore (and once the units are measured): the prefix, the part
     of it the cache replaces, each dropped module's replacement forward, the cost."""
+    if ld._grads is not None:  # the gradient signal follows the units still training
+        ld._grads.track([(x.index, x.parameters()) for x in ld._scored_units()])
     n = 0
     for u in ld.units:
         if not ld._state[u.index].dropped:
@@ -75,6 +78,7 @@ def drop_state_changed(ld: LearnDrop) -> None:
     if (n, cached) != (ld._prefix_len, ld._cached):
         ld._prefix_len, ld._cached = n, cached
         ld._cache_mode.reset()
+        ld._eval_cache.reset()
     install_redirects(ld, ld._redirects, _roles(ld))
     if ld._ddp is not None:
         ld._ddp.changed(ld.step_count)

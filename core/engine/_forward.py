@@ -46,8 +46,9 @@ __all__ = ["DropAwareModule", "Role", "Redirect", "install_redirects", "remove_r
 _MISSING = object()
 
 
-# per thread: ``owner``, the LearnDrop whose ld.model runs now (None outside), and ``call``,
-# its cache plan for the call; both are set by every ld.model call before anything reads them
+# per thread: ``owner``, the LearnDrop whose ld.model runs now (None outside), ``call``, its
+# cache plan for the call, and ``cache``, the cache that plan is for (training or evaluation);
+# all are set by every ld.model call before anything reads them
 _active = threading.local()
 
 
@@ -109,7 +110,7 @@ def _cached_forward(r: Redirect, args: tuple, kwargs: dict) -> Any:
     call: CacheCall | None = getattr(_active, "call", None)
     if call is None:  # the cache is not used for this call: as in freeze
         return _frozen(r.original, args, kwargs)
-    modes = r.owner._cache_mode
+    modes = _active.cache  # the training cache, or the evaluation one
     if call.hit:
         return modes.read(call) if r.role is Role.BOUNDARY else args[0]
     out = _frozen(r.original, args, kwargs)
@@ -156,11 +157,11 @@ def _prepare(ld: LearnDrop, training: bool, args: tuple, kwargs: dict,
         first = args[0] if args else next(iter(kwargs.values()))
         ld._measure(first.detach())
     ld._sync_runner()
-    call = None
+    call = cache = None
     if ld.dropped:
         ld._enforce_eval()
-        call = ld._cache_call(sample_ids, training)
-    _active.call = call
+        cache, call = ld._cache_call(sample_ids, training)
+    _active.call, _active.cache = call, cache
     if not hasattr(_active, "owner"):  # this thread's first call: a value a guard can read
         _active.owner = None
     if not ld.dropped:

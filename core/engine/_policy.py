@@ -17,12 +17,14 @@ from typing import Any, Literal
 from ..errors import ConfigError
 from ..fields import choices_of, doc, value_problem
 
-__all__ = ["DropPolicy", "DropMode", "DropOrder", "MODES", "ORDERS"]
+__all__ = ["DropPolicy", "DropMode", "DropOrder", "DropScore", "MODES", "ORDERS", "SCORES"]
 
 DropMode = Literal["freeze", "cache", "skip"]
 DropOrder = Literal["prefix", "any"]
+DropScore = Literal["change", "gradient"]
 MODES: tuple[str, ...] = choices_of(DropMode)
 ORDERS: tuple[str, ...] = choices_of(DropOrder)
+SCORES: tuple[str, ...] = choices_of(DropScore)
 
 
 @dataclass
@@ -34,6 +36,10 @@ class DropPolicy:
     mode: DropMode = field(default="freeze", metadata=doc(
         "freeze: exact, dropped prefix runs without gradients; cache: exact, dropped prefix "
         "output computed once per sample; skip: residual blocks bypassed (approximate)."))
+    score: DropScore = field(default="change", metadata=doc(
+        "The learning signal: change: how far a unit's parameters moved since the last "
+        "check (per unit of learning rate); gradient: how much its gradient norm changed "
+        "(AutoFreeze's signal)."))
     threshold: float = field(default=0.7, metadata=doc(
         "A unit is settled when its learning score is at or below this (1 settles every unit).",
         min=0.0, max=1.0))
@@ -48,8 +54,8 @@ class DropPolicy:
     keep_last: int = field(default=1, metadata=doc(
         "Units just before the head that always train.", min=0, max=10000))
     lr_normalize: bool = field(default=True, metadata=doc(
-        "Divide parameter change by the learning rate, so a schedule alone looks like no "
-        "convergence."))
+        "Divide parameter change by the learning rate, so a decaying schedule alone does "
+        "not look like convergence (score=change only)."))
     ema: float = field(default=0.0, metadata=doc(
         "Smooth learning scores with this EMA factor (0: off).", min=0.0, max=0.99))
     window: int = field(default=3, metadata=doc(

@@ -14,6 +14,14 @@ At each check, for every unit still training:
 
 The parameter snapshots stay on the model's device; all norms are reduced there and fetched
 in a single transfer per check, so a check costs one host sync, not one per unit.
+
+With ``score="gradient"`` the change fed to the same score, trend and patience rules is the
+relative change of the unit's gradient norm instead: :class:`GradientNorms` adds each step's
+gradient norm per unit on the device (a few fused operations, no host sync), and at a check
+``c = |G - G_prev| / G_prev`` where ``G`` is the mean gradient norm since the previous check
+(the signal AutoFreeze freezes by: a layer whose gradient norm has stopped changing has
+stopped learning). It needs one interval before its first change, so a unit's first score
+comes one check later than with ``score="change"``; it is not divided by the learning rate.
 """
 
 from __future__ import annotations
@@ -24,7 +32,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-__all__ = ["UnitScore", "ParameterSnapshots", "slope"]
+__all__ = ["UnitScore", "ParameterSnapshots", "GradientNorms", "slope"]
 
 EPS = 1e-12
 
@@ -134,3 +142,86 @@ class ParameterSnapshots:
 
     def load_state_dict(self, state: dict[int, torch.Tensor], device: torch.device) -> None:
         self._snaps = {int(k): v.to(device) for k, v in state.items()}
+
+
+class GradientNorms:
+    """Each scored unit's gradient norm, summed over the steps since the last check.
+
+    :meth:`add` runs after every optimizer step (the gradients of that step are still in
+    ``p.grad``); it reads only the units still training, stays on the device (a handful of
+    operations whatever the number of units) and leaves out a unit's step whose gradient is
+    not finite (a mixed-precision step the scaler skipped). :meth:`changes` ends an interval:
+    each unit's mean norm against the previous interval's.
+    """
+
+    def __init__(self) -> None:
+        self._keys: list[int] = []
+        self._params: list[torch.nn.Parameter] = []
+        self._owner: torch.Tensor | None = None  # each parameter's row in _acc
+        self._acc = torch.zeros(0, 2)  # per unit: [sum of step norms, finite steps]
+        self._prev: dict[int, float] = {}
+
+    def track(self, items: list[tuple[int, list[torch.nn.Parameter]]]) -> None:
+        """The units to follow from now on (after every change of drop state); a unit
+        followed before keeps its running interval."""
+        items = [(key, trained) for key, params in items
+                 if (trained := [p for p in params if p.requires_grad])]  # not the user's frozen
+        device = items[0][1][0].device if items else torch.device("cpu")
+        old = {key: self._acc[row] for row, key in enumerate(self._keys)}
+        self._keys = [key for key, _ in items]
+        self._params = [p for _, params in items for p in params]
+        self._owner = torch.tensor([row for row, (_, params) in enumerate(items)
+                                    for _ in params], dtype=torch.long, device=device)
+        self._acc = torch.zeros(len(items), 2, device=device)
+        for row, key in enumerate(self._keys):
+            if key in old:
+                self._acc[row] = old[key].to(device)
+        self._prev = {k: v for k, v in self._prev.items() if k in self._keys}
+
+    @torch.no_grad()
+    def add(self) -> None:
+        """Fold in this step's gradients."""
+        if not self._params or self._owner is None:
+            return
+        grads = [p.grad if p.grad is not None else torch.zeros((), device=p.device)
+                 for p in self._params]
+        norms = torch.stack(torch._foreach_norm(grads)).float()
+        squares = torch.zeros(len(self._keys), device=norms.device)
+        squares.index_add_(0, self._owner, norms.square())
+        unit = squares.sqrt()
+        finite = torch.isfinite(unit)
+        self._acc += torch.stack([torch.where(finite, unit, 0.0), finite.float()], dim=1)
+
+    @torch.no_grad()
+    def changes(self, keys: list[int]) -> list[float | None]:
+        """For each key: ``|G - G_prev| / G_prev`` (None for a unit's first interval, or one
+        without a finite step), then a new interval starts. One transfer for every unit."""
+        rows = {key: row for row, key in enumerate(self._keys)}
+        sums = self._acc.tolist()
+        self._acc.zero_()
+        out: list[float | None] = []
+        for key in keys:
+            total, steps = sums[rows[key]] if key in rows else (0.0, 0.0)
+            if steps <= 0:
+                out.append(None)
+                continue
+            mean = total / steps
+            prev = self._prev.get(key)
+            self._prev[key] = mean
+            out.append(None if prev is None else abs(mean - prev) / (prev + EPS))
+        return out
+
+    def state_dict(self) -> dict[str, object]:
+        return {"keys": list(self._keys), "acc": self._acc.detach().cpu(),
+                "prev": dict(self._prev)}
+
+    def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore a saved interval (after :meth:`track` with the same units)."""
+        keys, acc, prev = state.get("keys", []), state.get("acc"), state.get("prev", {})
+        assert isinstance(keys, list) and isinstance(prev, dict)
+        rows = {key: row for row, key in enumerate(self._keys)}
+        if isinstance(acc, torch.Tensor):
+            for saved_row, key in enumerate(keys):
+                if int(key) in rows:
+                    self._acc[rows[int(key)]] = acc[saved_row].to(self._acc.device)
+        self._prev = {int(k): float(v) for k, v in prev.items()}

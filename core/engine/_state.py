@@ -29,6 +29,7 @@ def strategy_state(ld: LearnDrop) -> dict[str, Any]:
         "pinned": [u.name for u in ld.units if ld.is_pinned(u.name)],
         "scores": {u.index: ld._scores[u.index].state_dict() for u in ld.units},
         "snapshots": ld._snaps.state_dict(),
+        "gradients": ld._grads.state_dict() if ld._grads is not None else None,
         "step_count": ld.step_count,
         "epoch": ld.epoch,
         "epoch_start_step": ld._epoch_start_step,
@@ -75,6 +76,8 @@ def load_strategy_state(ld: LearnDrop, state: dict[str, Any]) -> None:
             ld.scores[ld.units[int(idx)].name] = float(restored)
     device = next((p.device for p in ld.base_model.parameters()), torch.device("cpu"))
     ld._snaps.load_state_dict(state["snapshots"], device)
+    if ld._grads is not None and state.get("gradients"):
+        ld._grads.load_state_dict(state["gradients"])
     ld.step_count = int(state["step_count"])
     ld.epoch = int(state["epoch"])
     ld._epoch_start_step = int(state["epoch_start_step"])

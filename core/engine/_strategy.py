@@ -38,6 +38,7 @@ all-reduced per step before and after each drop (see :mod:`._ddp`).
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ from torch import nn
 from ..errors import ConfigError, ModelError
 from ..events import Callback, DropEvent, SavingsReport, ScoreCheck, UnitInfo, call_hook
 from ._cache import ActivationCache, remove_stale_spill_files
-from ._cache_mode import CacheCall, CacheMode
+from ._cache_mode import CacheCall, CacheMode, EvalCache
 from ._checking import score_check
 from ._ddp import DataParallel, ddp_options
 from ._dropping import apply_drop, restore_unit
@@ -59,7 +60,7 @@ from ._notices import notify
 from ._optim import OptimizerSlots
 from ._policy import DropPolicy
 from ._savings import SavingsMeter, StepCost
-from ._scores import ParameterSnapshots, UnitScore
+from ._scores import GradientNorms, ParameterSnapshots, UnitScore
 from ._state import load_strategy_state, strategy_state
 from ._timing import make_step_clock
 from ._units import Unit, discover_units
@@ -88,7 +89,10 @@ class LearnDrop:
     ``example_input`` (one batch, or one sample with a batch dimension) measures FLOPs now;
     without it they are measured on the first call of ``ld.model``. ``num_samples`` sizes
     the activation cache (``mode="cache"``, where ``ld.model(x, sample_ids=idx)`` must get
-    each sample's index). ``sync_every``: how many steps apart the training loop reads a
+    each sample's index); in evaluation (``ld.model.eval()`` under ``torch.no_grad()``)
+    ``ld.model(x, sample_ids=pos)``, ``pos`` each sample's position in the evaluation set,
+    reuses the dropped prefix's output on that set too (kept exactly; ``eval_samples`` is
+    the set's size). ``sync_every``: how many steps apart the training loop reads a
     value back from the device; on a device timed by the host's clock (neither the CPU nor
     CUDA, see :mod:`._timing`) step times are averaged over that many steps.
     ``wrap`` builds the module ``ld.model`` runs from the plain model
@@ -113,6 +117,7 @@ class LearnDrop:
         optimizer: torch.optim.Optimizer | None = None,
         *,
         policy: DropPolicy | None = None,
+        score: str | None = None,
         threshold: float | None = None,
         patience: int | None = None,
         warmup_epochs: int | None = None,
@@ -130,6 +135,7 @@ class LearnDrop:
         cache_budget_mb: int | None = None,
         example_input: torch.Tensor | None = None,
         num_samples: int | None = None,
+        eval_samples: int | None = None,
         cache_dir: str | None = None,
         steps_per_epoch: int | None = None,
         total_steps: int | None = None,
@@ -172,8 +178,13 @@ class LearnDrop:
         self._slots = OptimizerSlots.record(optimizer, self._named.items())
         self._redirects: dict[nn.Module, Redirect] = {}
         self._snaps = ParameterSnapshots()
-        for u in self._scored_units():
-            self._snaps.take(u.index, u.parameters())
+        self._grads: GradientNorms | None = None
+        if self.policy.score == "gradient":
+            self._grads = GradientNorms()
+            self._grads.track([(u.index, u.parameters()) for u in self._scored_units()])
+        else:
+            for u in self._scored_units():
+                self._snaps.take(u.index, u.parameters())
         self.dropped: list[str] = []
         self.scores: dict[str, float] = {}
         self.model = DropAwareModule(self, self.base_model)
@@ -202,6 +213,8 @@ class LearnDrop:
             remove_stale_spill_files(cache_dir)
         self._cache_mode = CacheMode(self._cache, num_samples,
                                      lambda message: notify(self.callbacks, message))
+        self._eval_cache = EvalCache(ActivationCache(self.policy.cache_budget_mb * 2**20,
+                                                     device, exact=True), eval_samples)
         for name in self.policy.pinned:
             self.pin(name)
         if example_input is not None:
@@ -299,6 +312,10 @@ class LearnDrop:
             self._record_times(self._clock.end(cost))
         else:
             self._clock.pause()
+        if self._grads is not None:  # scoring work, counted as such
+            t0 = time.perf_counter()
+            self._grads.add()
+            self.score_time_s += time.perf_counter() - t0
         for action, name in self._take_requests():
             try:
                 getattr(self, action)(name)
@@ -418,13 +435,19 @@ class LearnDrop:
         apply_drop(self, u, reason)
 
     def _cache_call(self, sample_ids: torch.Tensor | None, training: bool
-                    ) -> CacheCall | None:
-        """What this training forward does with the cache (None: it is not used)."""
-        if self.policy.mode != "cache" or not training or not self._cached:
-            return None
-        return self._cache_mode.begin(sample_ids, step=self.step_count,
-                                      epoch_start=self._epoch_start_step,
-                                      steps_per_epoch=self.steps_per_epoch)
+                    ) -> tuple[CacheMode | EvalCache | None, CacheCall | None]:
+        """The cache this forward uses and what it does with it (None: no cache). A
+        training forward uses the training cache; an evaluation with ``sample_ids`` (each
+        sample's position in the evaluation set) uses the evaluation cache."""
+        if self.policy.mode != "cache" or not self._cached:
+            return None, None
+        if training:
+            return self._cache_mode, self._cache_mode.begin(
+                sample_ids, step=self.step_count, epoch_start=self._epoch_start_step,
+                steps_per_epoch=self.steps_per_epoch)
+        if self._cache_mode.disabled_reason or torch.is_grad_enabled():
+            return None, None
+        return self._eval_cache, self._eval_cache.begin(sample_ids)
 
     def _sync_runner(self) -> None:
         """Rebuild the wrapper ``ld.model`` runs (DDP) after a change of drop state."""

@@ -24,6 +24,18 @@ def mode_text(d: RunData) -> str:
         "baseline (full network, no dropping)"
 
 
+def policy_text(d: RunData) -> str:
+    """The drop rule a run used: its learning signal, threshold, patience and check cadence
+    (runs recorded before the signal was a setting used parameter change)."""
+    if not d.record.drop_enabled:
+        return "–"
+    drop = d.start.config.get("drop", {})
+    every = drop.get("check_every") or 0
+    cadence = f"every {every} steps" if every else "once an epoch"
+    return (f"{drop.get('score', 'change')}, threshold {drop.get('threshold', '?')}, patience "
+            f"{drop.get('patience', '?')}, checks {cadence}")
+
+
 def overview_rows(d: RunData) -> list[tuple[str, str]]:
     r = d.record
     rows = [("Run", r.name + (f" ({r.display_name})" if r.display_name else "")),
@@ -178,6 +190,7 @@ def comparison_rows(runs: list[RunData], reference: RunData | None = None
 
     rows = [
         row("Training", mode_text),
+        row("Drop rule", policy_text),
         row("Status", lambda d: d.record.status),
         row("Epochs", lambda d: f"{d.record.epochs_done} of {d.record.epochs_planned}"),
         row("Wall time", lambda d: duration(d.record.wall_time_s)),

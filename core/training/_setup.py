@@ -157,7 +157,8 @@ def build_parts(cfg: RunConfig, plan: DevicePlan, bundle: DataBundle, model: nn.
     scaler = torch.amp.GradScaler(dev.type, enabled=use_scaler)
     example = bundle.train[0][0].unsqueeze(0).to(dev)
     ld = LearnDrop(model, optimizer, policy=cfg.drop, example_input=example,
-                   num_samples=epochs.samples, steps_per_epoch=epochs.steps_per_epoch,
+                   num_samples=epochs.samples, eval_samples=len(bundle.val),  # type: ignore
+                   steps_per_epoch=epochs.steps_per_epoch,
                    total_steps=epochs.total_steps, sync_every=cfg.train.log_every,
                    callbacks=callbacks, ddp=ddp)
     return RunParts(plan, bundle, model, optimizer, schedule, scaler, ld)

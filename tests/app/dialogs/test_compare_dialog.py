@@ -33,6 +33,9 @@ def test_compare_shows_both_runs_and_their_savings(qtbot: Any, library: RunLibra
     assert view.value("Accuracy vs reference", 1) == "reference"
     assert view.value("Wall time", 1).endswith("s")
     assert view.value("Efficiency", 1) == "–"
+    threshold = ld.start.config["drop"]["threshold"]
+    assert view.value("Drop rule", 0).startswith(f"change, threshold {threshold}, patience ")
+    assert view.value("Drop rule", 1) == "–"  # the baseline drops nothing
     markers = view.plots.drop_markers
     assert len(markers[0].points()) == len(ld.drops) > 0
     assert len(markers[1].points()) == 0

@@ -214,3 +214,96 @@ def test_a_prefix_output_beyond_float16_is_not_cached() -> None:
     _, frozen = _run("freeze", _same, 2, make=_huge)
     assert losses == frozen
     assert all(torch.isfinite(torch.tensor(losses)))
+
+
+# ---- the evaluation cache ----------------------------------------------------------------------
+class _Counted(nn.Module):
+    """Counts how often the wrapped module really runs."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.inner(x)
+
+
+def _evaluate(ld: LearnDrop, x: torch.Tensor, batch: int = 8) -> torch.Tensor:
+    """An evaluation pass through ``ld.model`` with each sample's position as its id."""
+    ld.model.eval()
+    with torch.no_grad():
+        out = torch.cat([ld.model(x[i:i + batch], sample_ids=torch.arange(i, i + batch))
+                         for i in range(0, x.shape[0], batch)])
+    ld.model.train()
+    return out
+
+
+def _eval_setup(budget_mb: int = 64) -> tuple[Net, LearnDrop, _Counted]:
+    torch.manual_seed(0)
+    net = Net()
+    counted = _Counted(net.block1)
+    net.block1 = counted  # type: ignore[assignment]
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    ld = LearnDrop(net, opt, mode="cache", warmup_epochs=0, keep_last=0, threshold=0.0,
+                   example_input=DATA_X[:2], num_samples=32, eval_samples=32,
+                   cache_budget_mb=budget_mb)
+    for s in range(4):  # some training, so the batch norms' running statistics are not 0/1
+        ids = torch.arange(s * 8, s * 8 + 8)
+        loss = nn.functional.cross_entropy(ld.model(DATA_X[ids], sample_ids=ids), DATA_Y[ids])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        ld.step()
+    ld.drop("stem")
+    ld.drop("block1")
+    return net, ld, counted
+
+
+def _complete(net: Net, x: torch.Tensor) -> torch.Tensor:
+    net.eval()
+    with torch.no_grad():
+        out = net(x)
+    net.train()
+    return out
+
+
+def test_evaluation_reuses_the_prefix_output_and_equals_the_complete_model() -> None:
+    net, ld, counted = _eval_setup()
+    val = torch.randn(32, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+    expected = _complete(net, val)
+    before = counted.calls
+    first = _evaluate(ld, val)  # computes and keeps the prefix output
+    assert counted.calls - before == 4
+    again = _evaluate(ld, val)  # reads it: only the first batch (sample 0) is recomputed
+    assert counted.calls - before == 5
+    assert torch.equal(first, expected) and torch.equal(again, expected)
+    ld.drop("block2")  # the prefix changed: computed again once
+    expected = _complete(net, val)
+    before = counted.calls
+    assert torch.equal(_evaluate(ld, val), expected)
+    assert torch.equal(_evaluate(ld, val), expected)
+    assert counted.calls - before == 5
+
+
+def test_evaluation_data_that_changes_turns_the_evaluation_cache_off() -> None:
+    net, ld, counted = _eval_setup()
+    val = torch.randn(32, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+    _evaluate(ld, val)
+    other = val.flip(-1)  # random transforms on the evaluation set
+    assert torch.equal(_evaluate(ld, other), _complete(net, other))
+    assert "changed between evaluations" in ld._eval_cache.disabled_reason
+    expected = _complete(net, val)
+    before = counted.calls
+    assert torch.equal(_evaluate(ld, val), expected)
+    assert counted.calls - before == 4  # evaluated in full from then on
+
+
+def test_an_evaluation_set_over_the_budget_is_evaluated_in_full() -> None:
+    net, ld, counted = _eval_setup(budget_mb=1)
+    val = torch.randn(2048, 3, 8, 8, generator=torch.Generator().manual_seed(5))
+    out = _evaluate(ld, val, batch=256)  # 2048 x 8 x 8 x 8 floats: 4 MiB, over 1 MiB
+    assert torch.equal(out, _complete(net, val))
+    assert "does not fit" in ld._eval_cache.disabled_reason
+    assert ld._eval_cache.cache.nbytes == 0

@@ -324,3 +324,17 @@ def test_a_run_measures_its_data_share_machine_and_epoch_times(tmp_path: Path) -
     elapsed = [h.elapsed_s for h in s.history]
     assert elapsed == sorted(elapsed) and 0 < elapsed[-1] <= s.wall_time_s
     assert s.step_time_spread is not None and s.step_time_spread >= 0
+
+
+def test_validation_in_cache_mode_reads_the_prefix_output_and_is_exact(tmp_path: Path) -> None:
+    from learndrop.core.training._evaluate import evaluate_network
+
+    trainer = Trainer(tiny_config(tmp_path, **{"drop.mode": "cache"}))
+    result = trainer.fit()
+    ld = trainer.ld
+    assert result.status == "finished" and ld is not None and ld.dropped_prefix > 0
+    assert ld._eval_cache.batches_read > 0  # later validations read the prefix's output
+    r = trainer._ready()
+    full = evaluate_network(r.model, r.bundle.val, r.plan, batch_size=256, num_workers=0)
+    assert trainer.evaluate()[:2] == full  # the complete model's figures, to the bit
+    assert result.summary.final_accuracy == full[1]
