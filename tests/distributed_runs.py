@@ -26,7 +26,8 @@ def start_ranks(target: Callable[..., None], world: int, *args: Any
 
     store = dist.TCPStore("127.0.0.1", 0, None, True, wait_for_workers=False)
     ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=target, args=(rank, world, store.port, *args), daemon=True)
+    procs = [ctx.Process(target=_rank_main, args=(target, rank, world, store.port, *args),
+                         daemon=True)
              for rank in range(world)]
     try:
         for p in procs:
@@ -38,6 +39,25 @@ def start_ranks(target: Callable[..., None], world: int, *args: Any
                 p.kill()
             p.join(10)
         del store
+
+
+def _rank_main(target: Callable[..., None], *args: Any) -> None:
+    """Run one rank, then end the process at once: its results are saved and its process
+    group destroyed, and the interpreter's teardown can still abort (SIGABRT, "terminate
+    called without an active exception") while gloo's threads let go of their last tensors,
+    which would read as a failed rank."""
+    import sys
+    import traceback
+
+    code = 0
+    try:
+        target(*args)
+    except BaseException:  # noqa: BLE001 - reported, then the rank's exit code says it
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def run_ranks(target: Callable[..., None], world: int, *args: Any, timeout: float = 120.0
