@@ -195,7 +195,6 @@ def _row(label: str, seed: int, summary: RunSummary, peak: int, kind: str) -> di
             "time_saved_s": summary.time_saved_s,
             "time_saved_low_s": summary.time_saved_low_s,
             "time_saved_high_s": summary.time_saved_high_s,
-            "meter_saving_above_noise": summary.efficiency is not None,
             "meter_efficiency": summary.efficiency,
             "peak_memory_mb": peak / 2**20, "peak_memory_kind": kind,
             "history": summary.history, "summary": summary}

@@ -33,6 +33,18 @@ ATOL = 1e-3
 _HALF_MAX = torch.finfo(torch.float16).max
 
 
+def _host_ids(sample_ids: torch.Tensor) -> torch.Tensor:
+    """A batch's sample ids as a flat long tensor on the host (the cache's index)."""
+    ids = sample_ids.detach().reshape(-1)
+    return (ids if ids.device.type == "cpu" else ids.cpu()).long()
+
+
+def _matches(cached: torch.Tensor, out: torch.Tensor) -> bool:
+    """Whether a recomputed prefix output agrees with the cached one (float16's tolerance)."""
+    return cached.shape == out.shape and torch.allclose(cached.float(), out.float(),
+                                                        rtol=RTOL, atol=ATOL)
+
+
 @dataclass(frozen=True)
 class CacheCall:
     """What one training forward does with the cache."""
@@ -87,8 +99,7 @@ class CacheMode:
                            "(ld.model(x, sample_ids=idx)); without them the dropped prefix "
                            "runs frozen, as in freeze mode")
             return None
-        ids = sample_ids.detach().reshape(-1)
-        ids = (ids if ids.device.type == "cpu" else ids.cpu()).long()
+        ids = _host_ids(sample_ids)
         hit = self.cache.covers(ids)
         verify = hit and step >= self.next_verify
         span = steps_per_epoch or max(math.ceil((self.num_samples or 0) / max(ids.numel(), 1)),
@@ -120,8 +131,7 @@ class CacheMode:
     def _verify(self, call: CacheCall, out: torch.Tensor) -> torch.Tensor:
         cached = self.cache.get(call.ids, self._dtype)
         self.verifications += 1
-        if cached.shape == out.shape and torch.allclose(cached.float(), out.float(),
-                                                        rtol=RTOL, atol=ATOL):
+        if _matches(cached, out):
             self.next_verify = call.next_verify
             return cached
         self.disable("the dropped prefix's cached output differs from a recomputed one (the "
@@ -159,8 +169,7 @@ class EvalCache:
     def begin(self, sample_ids: torch.Tensor | None) -> CacheCall | None:
         if self.disabled_reason or sample_ids is None:
             return None
-        ids = sample_ids.detach().reshape(-1)
-        ids = (ids if ids.device.type == "cpu" else ids.cpu()).long()
+        ids = _host_ids(sample_ids)
         hit = self.cache.covers(ids)
         verify = hit and int(ids.min()) == 0
         return CacheCall(ids, hit=hit and not verify, fill=not hit, verify=verify,
@@ -172,8 +181,7 @@ class EvalCache:
 
     def store(self, call: CacheCall, out: torch.Tensor) -> torch.Tensor:
         if call.verify:
-            cached = self.cache.get(call.ids, out.dtype)
-            if cached.shape == out.shape and torch.allclose(cached, out, rtol=RTOL, atol=ATOL):
+            if _matches(self.cache.get(call.ids, out.dtype), out):
                 return out
             self.disable("the evaluation data changed between evaluations")
             return out

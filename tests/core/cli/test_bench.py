@@ -41,14 +41,12 @@ def test_mean_sd() -> None:
 
 
 def _row(role: str, seed: int, wall: float, acc: float, accs: list[float],
-         flops: float = 0.0, above: bool = True,
-         own: float | None = None) -> dict[str, Any]:
+         flops: float = 0.0, own: float | None = None) -> dict[str, Any]:
     return {"run": role, "seed": seed, "run_name": f"{role}-{seed}", "wall_time_s": wall,
             "train_time_s": wall - 2.0, "final_accuracy": acc, "best_accuracy": acc,
             "forward_flops_saved": flops, "train_flops_saved": flops, "epochs": len(accs),
             "dropped": 0, "score_overhead": 0.001, "data_time_share": 0.02,
-            "load_per_cpu": 1.0, "meter_saving_above_noise": above,
-            "meter_efficiency": own,
+            "load_per_cpu": 1.0, "meter_efficiency": own,
             "peak_memory_mb": 100.0, "peak_memory_kind": "rss",
             "history": history(accs, epoch_time=wall / len(accs))}
 
@@ -91,7 +89,7 @@ def test_efficiency_needs_a_saving_above_noise() -> None:
     assert figures["efficiency"] is None  # the seeds disagree: no efficiency
     assert figures["efficiency_source"] == "between runs"
     one = aggregate([_row("baseline", 0, 100.0, 0.9, [0.9]),
-                     _row("learndrop", 0, 60.0, 0.9, [0.9], flops=0.5, above=False)], 0.89)
+                     _row("learndrop", 0, 60.0, 0.9, [0.9], flops=0.5, own=None)], 0.89)
     assert one["efficiency"] is None  # one seed: the run's own meter decides
     # one seed whose baseline ran on a slower machine: the loop times between the runs
     # would say 3.2; the Learn&Drop run's own before/after step times say 0.9
