@@ -54,7 +54,7 @@ from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from learndrop.core import Callback as EngineCallback
-from learndrop.core import ConfigError, LearnDrop, ScoreCheck
+from learndrop.core import ConfigError, DropPolicy, LearnDrop, ScoreCheck
 
 __all__ = ["LearnDropCallback"]
 
@@ -78,7 +78,8 @@ class LearnDropCallback(Callback):
 
     def __init__(self, *, module: str | None = None, log_scores: bool = True,
                  **options: Any) -> None:
-        accepted = [n for n in inspect.signature(LearnDrop).parameters if n not in _MANAGED]
+        accepted = [n for n in inspect.signature(LearnDrop).parameters
+                    if n not in _MANAGED and n != "settings"] + list(DropPolicy.names())
         unknown = sorted(set(options) - set(accepted))
         if unknown:
             raise ConfigError(f"LearnDropCallback got unknown option(s) {', '.join(unknown)}: "

@@ -31,6 +31,7 @@ from ._running import (
 )
 from ._store_commands import add_commands as add_store_commands
 from ._summary_text import json_summary, print_summary
+from ._whatif_command import add_command as add_whatif_command
 
 __all__ = ["main", "build_config"]
 
@@ -199,6 +200,7 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("studio_args", nargs=argparse.REMAINDER)
     s.set_defaults(func=_cmd_studio)
     add_store_commands(sub)
+    add_whatif_command(sub)
     return p
 
 

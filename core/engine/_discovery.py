@@ -43,7 +43,8 @@ __all__ = ["Spec", "spec_for", "unwrap"]
 Spec = list[tuple[str, list[str]]]
 
 _PLAIN = (nn.Sequential, nn.ModuleList, nn.ModuleDict)
-_CONV = nn.modules.conv._ConvNd
+# every convolution (1d, 2d, 3d, transposed): PyTorch names their base class privately only
+_CONV = nn.modules.conv._ConvNd  # noqa: SLF001
 _HEAD_START = (nn.Linear, nn.Flatten, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
                nn.AdaptiveAvgPool3d, nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d,
                nn.AdaptiveMaxPool3d)

@@ -39,9 +39,9 @@ from ._units import Unit
 
 if TYPE_CHECKING:
     from ._cache_mode import CacheCall
-    from ._strategy import LearnDrop
 
-__all__ = ["DropAwareModule", "Role", "Redirect", "install_redirects", "remove_redirects"]
+__all__ = ["DropAwareModule", "Role", "Redirect", "CallPlan", "install_redirects",
+           "remove_redirects"]
 
 _MISSING = object()
 
@@ -72,7 +72,7 @@ def _same(value: Any) -> Any:
 class Redirect:
     """The forward of one dropped module, installed while its unit is dropped."""
 
-    def __init__(self, owner: LearnDrop, unit: Unit, module: nn.Module, role: Role) -> None:
+    def __init__(self, owner: object, unit: Unit, module: nn.Module, role: Role) -> None:
         self.owner = owner
         self.unit = unit
         self.module = module
@@ -133,7 +133,7 @@ def remove_redirects(redirects: dict[nn.Module, Redirect], keep: set[nn.Module])
         _uninstall(m, redirects.pop(m))
 
 
-def install_redirects(owner: LearnDrop, redirects: dict[nn.Module, Redirect],
+def install_redirects(owner: object, redirects: dict[nn.Module, Redirect],
                       roles: dict[nn.Module, tuple[Unit, Role]]) -> None:
     """Make the installed replacements match ``roles``; an unchanged one stays as it is (so
     a compiled model's guards still hold for it)."""
@@ -149,25 +149,20 @@ def install_redirects(owner: LearnDrop, redirects: dict[nn.Module, Redirect],
         redirects[m] = r
 
 
+#: what one ``ld.model`` call runs: (the module to call, its cache plan, that plan's cache)
+CallPlan = tuple[nn.Module, "CacheCall | None", Any]
+
+
 @torch.compiler.disable
-def _prepare(ld: LearnDrop, training: bool, args: tuple, kwargs: dict,
-             sample_ids: torch.Tensor | None) -> None:
+def _prepare(plan: Callable[..., CallPlan], training: bool, args: tuple, kwargs: dict,
+             sample_ids: torch.Tensor | None) -> nn.Module:
     """The bookkeeping of one ``ld.model`` call, outside any compiled graph."""
-    if ld.meter is None:
-        first = args[0] if args else next(iter(kwargs.values()))
-        ld._measure(first.detach())
-    ld._sync_runner()
-    call = cache = None
-    if ld.dropped:
-        ld._enforce_eval()
-        cache, call = ld._cache_call(sample_ids, training)
+    first = args[0] if args else next(iter(kwargs.values()), None)
+    runner, call, cache = plan(training, first, sample_ids)
     _active.call, _active.cache = call, cache
     if not hasattr(_active, "owner"):  # this thread's first call: a value a guard can read
         _active.owner = None
-    if not ld.dropped:
-        ld._last_cost = None  # the full cost
-    elif training:
-        ld._last_cost = ld._cost(cache_hit=call is not None and call.hit)
+    return runner
 
 
 class DropAwareModule(nn.Module):
@@ -179,28 +174,28 @@ class DropAwareModule(nn.Module):
     looked up on the model (``ld.model.fc`` is ``model.fc``).
     """
 
-    def __init__(self, owner: LearnDrop, model: nn.Module) -> None:
+    def __init__(self, owner: object, model: nn.Module, plan: Callable[..., CallPlan],
+                 on_train: Callable[[bool], None]) -> None:
         super().__init__()
         self.inner = model
+        # plain attributes, not submodules: the owner, what a call runs, what train() does
         object.__setattr__(self, "_owner", owner)
+        object.__setattr__(self, "_plan", plan)
+        object.__setattr__(self, "_on_train", on_train)
         self._register_load_state_dict_pre_hook(_add_inner_prefix)
 
     def forward(self, *args: Any, sample_ids: torch.Tensor | None = None, **kwargs: Any) -> Any:
-        ld = self._owner
-        _prepare(ld, self.training, args, kwargs, sample_ids)
+        runner = _prepare(self._plan, self.training, args, kwargs, sample_ids)
         previous = _active.owner
-        _active.owner = ld
+        _active.owner = self._owner
         try:
-            return ld._training_module()(*args, **kwargs)
+            return runner(*args, **kwargs)
         finally:
             _active.owner = previous
 
     def train(self, mode: bool = True) -> DropAwareModule:
         super().train(mode)
-        runner = self._owner._runner
-        if runner is not self.inner:
-            runner.train(mode)
-        self._owner._enforce_eval()
+        self._on_train(mode)
         return self
 
     def state_dict(self, *args: Any, destination: Any = None, prefix: str = "",

@@ -48,7 +48,7 @@ from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["StepCost", "SavingsMeter", "TimeSaved", "median_stats"]
+__all__ = ["step_cost", "StepCost", "SavingsMeter", "TimeSaved", "median_stats"]
 
 #: standard errors on each side of a figure's range (about 99% for normal noise; step times
 #: have heavier tails)
@@ -61,6 +61,31 @@ _MEDIAN_SE = 1.2533  # a median's standard error in sigmas times 1/sqrt(n)
 class StepCost:
     forward: float
     train: float
+
+
+def step_cost(flops: Sequence[float], dropped: Sequence[bool], *, other_flops: float = 0.0,
+              prefix: int = 0, cached: range = range(0), cache_hit: bool = False,
+              skipped: Sequence[bool] = (), mode: str = "freeze") -> StepCost:
+    """The FLOPs of one step (the table above): ``flops`` each unit's forward FLOPs,
+    ``dropped`` each unit's state, ``prefix`` how many leading units are dropped,
+    ``cached`` those of them the cache replaces, ``skipped`` the dropped units ``skip``
+    bypasses (the skippable ones)."""
+    fwd = float(other_flops)
+    train = 3.0 * other_flops
+    for i, (f, gone) in enumerate(zip(flops, dropped)):
+        if not gone:
+            fwd += f
+            train += 3 * f
+        elif mode == "skip" and i < len(skipped) and skipped[i]:
+            continue
+        elif i < prefix:
+            if not (mode == "cache" and cache_hit and i in cached):
+                fwd += f
+                train += f
+        else:
+            fwd += f
+            train += 2 * f
+    return StepCost(fwd, train)
 
 
 @dataclass(frozen=True)
@@ -100,9 +125,9 @@ class _State:
 
     def add_estimate(self, log_ratio: float, var: float) -> None:
         self.estimates.append((log_ratio, var))
-        self._combine()
+        self.combine()
 
-    def _combine(self) -> None:
+    def combine(self) -> None:
         """Inverse-variance mean of the state's ratio estimates (one per time it began)."""
         weights = [1.0 / max(v, 1e-12) for _, v in self.estimates]
         total = sum(weights)
@@ -285,7 +310,7 @@ class SavingsMeter:
             st.estimates.append((log_r, var))
         else:
             st.estimates[seg.estimate_index] = (log_r, var)
-        st._combine()
+        st.combine()
 
     def _end_segment(self) -> None:
         """The segment ends: its last samples become the reference for the next state."""

@@ -4,6 +4,8 @@
 from ._buffers import GrowingArray, ScoreBins, ema_smoothed
 from ._history import UNIT_STATES, DropRecord, LogEntry, RunHistory
 from ._speed import LOAD_DIFFERENCE, SpeedComparison, compare_speed
+from ._whatif import WHATIF_SETTINGS, RecordedRun, WhatIf, WhatIfUnit, recorded_run, what_if
 
 __all__ = ["RunHistory", "LogEntry", "DropRecord", "ScoreBins", "GrowingArray", "UNIT_STATES",
-           "ema_smoothed", "LOAD_DIFFERENCE", "SpeedComparison", "compare_speed"]
+           "ema_smoothed", "LOAD_DIFFERENCE", "SpeedComparison", "compare_speed",
+           "WHATIF_SETTINGS", "RecordedRun", "WhatIf", "WhatIfUnit", "recorded_run", "what_if"]

@@ -171,7 +171,7 @@ def test_a_prefix_with_a_reshape_between_units_is_cached_only_where_units_chain(
         ld, losses = _run("cache", _same, 4, make=PatchNet, callbacks=(seen,),
                           drop=("stem", "layer0", "layer1"))
     # the stem runs frozen; the two layers (more FLOPs than the stem) are cached
-    assert ld._cached == range(1, 3)
+    assert ld.drops.cached == range(1, 3)
     assert len(seen.messages) == 1 and "'stem'" in seen.messages[0]
     assert not ld.cache_disabled_reason and ld._cache_mode.verifications >= 2
     _, frozen = _run("freeze", _same, 4, make=PatchNet, drop=("stem", "layer0", "layer1"))

@@ -194,12 +194,55 @@ def test_loading_a_state_into_a_learndrop_with_drops_starts_from_the_full_layout
     assert _layout(opt, model) == [[n for n in g if not n.startswith("block2.")] for g in before]
 
 
+def _flat_state(state: dict[str, Any], version: int) -> dict[str, Any]:
+    """The same state as versions 1 and 2 wrote it: one flat dict (version 1 without the
+    optimizer slots), the first optimizer group's learning rate sum only."""
+    scoring, progress = state["scoring"], state["progress"]
+    flat = {"version": version, "units": state["units"], "mode": state["mode"],
+            "dropped": state["drops"]["dropped"], "pinned": state["drops"]["pinned"],
+            "scores": scoring["scores"], "snapshots": scoring["snapshots"],
+            "gradients": scoring["gradients"], "check_count": scoring["check_count"],
+            "lr_sum": scoring["lr_sums"][0] if scoring["lr_sums"] else 0.0,
+            "lr_n": scoring["lr_steps"], "meter": state["accounting"],
+            "ddp": state["ddp"], **progress}
+    if version >= 2:
+        flat["optimizer_slots"] = state["drops"]["optimizer_slots"]
+    return flat
+
+
+def test_a_state_in_parts_has_one_section_per_part() -> None:
+    _, _, ld = _make("sgd")
+    ld.drop("block1")
+    state = ld.state_dict()
+    assert state["version"] == 3
+    assert {"drops", "scoring", "accounting", "progress", "ddp"} <= set(state)
+    assert state["drops"]["dropped"][0][0] == "block1"
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_a_flat_state_of_an_older_version_still_loads(version: int) -> None:
+    model, opt, ld = _make("sgd")
+    x = torch.randn(4, 3, 8, 8)
+    for _ in range(3):
+        opt.zero_grad()
+        ld.model(x).sum().backward()
+        opt.step()
+        ld.step()
+    ld.end_epoch()
+    ld.drop("block1")
+    state = _flat_state(ld.state_dict(), version)
+    model2, opt2, ld2 = _make("sgd")
+    ld2.load_state_dict(state)
+    opt2.load_state_dict(opt.state_dict())
+    assert ld2.dropped == ["block1"] and _layout(opt2, model2) == _layout(opt, model)
+    assert ld2.step_count == 3 and ld2.check_count == ld.check_count
+    assert ld2.score_states == ld.score_states
+
+
 def test_a_state_saved_before_the_slots_were_recorded_still_loads() -> None:
     model, opt, ld = _make("sgd")
     ld.drop("block1")
-    state = ld.state_dict()
-    del state["optimizer_slots"]
-    state["version"] = 1
+    state = _flat_state(ld.state_dict(), 1)
     model2, opt2, ld2 = _make("sgd")
     ld2.load_state_dict(state)
     opt2.load_state_dict(opt.state_dict())

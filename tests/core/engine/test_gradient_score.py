@@ -81,8 +81,8 @@ def test_gradient_score_is_computed_from_the_gradients_of_each_interval() -> Non
     assert ld.check_count == 3
     for i, u in enumerate(units):
         expected = abs(means[2][i] - means[1][i]) / means[1][i]
-        assert ld._scores[u.index].change == pytest.approx(expected, rel=1e-4)
-        assert ld._scores[u.index].updates == 2  # the first interval has no change yet
+        assert ld.scorer.states[u.index].change == pytest.approx(expected, rel=1e-4)
+        assert ld.scorer.states[u.index].updates == 2  # the first interval has no change yet
     assert ld.score_overhead > 0  # the per-step norms count as scoring time
 
 
@@ -93,7 +93,8 @@ def test_gradient_score_drops_by_the_same_rules_and_follows_the_units_left() -> 
     assert ld.dropped == []  # checks 1-3: an anchor interval, the score's anchor, no trend
     _step(model, opt, ld, 11)
     assert ld.dropped == ["stem", "block1", "block2"]  # threshold 1: settled with a trend
-    assert ld._grads is not None and ld._grads._keys == [ld.unit("block3").index]
+    grads = ld.scorer.gradients
+    assert grads is not None and grads._keys == [ld.unit("block3").index]
     frozen = {n: p.detach().clone() for n, p in model.named_parameters()
               if n.split(".")[0] in ld.dropped}
     for s in range(12, 15):

@@ -270,19 +270,8 @@ def test_scores_are_normalised_and_lr_invariant() -> None:
         o.step()
         d.step()
         if lr == 0.05:
-            first = d._scores[1].change
+            first = d.scorer.states[1].change
         else:
-            assert d._scores[1].change == pytest.approx(first, rel=1e-3)
+            assert d.scorer.states[1].change == pytest.approx(first, rel=1e-3)
 
 
-def test_first_check_anchors_the_score_but_not_the_trend() -> None:
-    from learndrop.core.engine import UnitScore
-
-    s = UnitScore(window=3)
-    assert not s.update(2.0, threshold=0.5, tolerance=0.1)  # the anchor: score 1
-    assert s.score == 1.0 and s.trend is None
-    assert not s.update(0.6, threshold=0.5, tolerance=0.1)  # one trend point: no slope yet
-    assert s.update(0.6, threshold=0.5, tolerance=0.1)  # 0.3, 0.3: flat and low
-    assert s.trend == 0.0 and s.streak == 1
-    assert not s.update(2.0, threshold=0.5, tolerance=0.1)  # learning again
-    assert s.streak == 0 and s.score == 1.0

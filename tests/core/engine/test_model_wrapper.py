@@ -114,7 +114,7 @@ def test_a_copy_or_pickle_of_the_model_while_units_are_dropped_is_the_complete_n
         plain.eval()
         with torch.no_grad():
             assert torch.equal(other(DATA_X[:4]), plain(DATA_X[:4]))
-        assert not any(isinstance(m.__dict__.get("forward"), type(ld._redirects[
+        assert not any(isinstance(m.__dict__.get("forward"), type(ld.drops.redirects[
             model.block1])) for m in other.modules())
 
 
@@ -255,10 +255,10 @@ def test_ddp_wrapped_model_trains_on_after_drops(how: str) -> None:
         assert [u.name for u in ld.units][:2] == ["stem", "block1"]
         assert list(ld.model.state_dict()) == list(net.state_dict())
         losses = _train(ld.model, opt, ld, range(8), drops={2: "stem", 4: "block1"})
-        first = ld._runner
+        first = ld.runner.module
         ld.restore("block1")
         losses += _train(ld.model, opt, ld, range(8, 10))
-        assert isinstance(ld._runner, DDP) and ld._runner is not first
+        assert isinstance(ld.runner.module, DDP) and ld.runner.module is not first
     finally:
         dist.destroy_process_group()
     _, opt2, ld2 = _setup("freeze")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import torch
+from torch import nn
 
 from learndrop.core import ConfigError, DropConfig, DropPolicy, LearnDrop, RunConfig, get_model
 from learndrop.core.config import cache_augment_problem, field_doc, field_info
@@ -49,9 +50,17 @@ def test_the_config_section_is_the_engine_declaration() -> None:
 
 def test_every_setting_is_a_learndrop_keyword() -> None:
     params = inspect.signature(LearnDrop.__init__).parameters
+    assert params["settings"].kind is inspect.Parameter.VAR_KEYWORD
+    assert not set(DropPolicy.names()) & set(params)  # declared once, in the policy
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3),
+                          nn.Flatten(), nn.Linear(4, 2))
+    defaults = DropPolicy()
     for name in DropPolicy.names():
-        assert params[name].kind is inspect.Parameter.KEYWORD_ONLY, name
-        assert params[name].default is None, name  # None: the policy's own value
+        ld = LearnDrop(model, **{name: getattr(defaults, name)})
+        assert ld.policy == defaults, name
+    assert LearnDrop(model, threshold=None).policy.threshold == defaults.threshold  # kept
+    with pytest.raises(ConfigError, match="unknown drop setting .threshhold"):
+        LearnDrop(model, threshhold=0.5)
 
 
 def test_every_bounded_setting_has_bounds() -> None:

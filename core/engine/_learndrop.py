@@ -1,4 +1,14 @@
-"""The Learn&Drop strategy: score units, drop settled ones, really skip their work.
+"""LearnDrop: score units, drop settled ones, really skip their work.
+
+The front of the engine. It builds its parts and forwards the public API to them:
+
+- :class:`~._scoring.Scorer`: snapshots or gradient norms, each unit's score state, the
+  learning rates since the last check;
+- :class:`~._drop_state.DropState`: each unit's drop state, the dropped prefix and the part
+  the cache replaces, the optimizer slots, the forward redirects;
+- :class:`~._accounting.Accounting`: FLOPs, the step clock, the savings meter;
+- the drop rule itself is :mod:`._rule`, pure functions it calls at every check;
+- the caches (:mod:`._cache_mode`) and the data-parallel side (:mod:`._ddp`).
 
 Plug-and-play in any training loop::
 
@@ -18,30 +28,14 @@ anywhere else, a copy or a pickle of ``model`` compute the complete network (see
 :mod:`._forward`). ``ld.model.state_dict()`` has ``model``'s keys; the two load into each
 other.
 
-Wrapped models: ``LearnDrop(torch.compile(model))`` finds the units of ``model`` (names without
-``_orig_mod.``) and ``ld.model`` runs the compiled module, which recompiles once per drop
-event; ``torch.compile(ld.model)`` does the same. ``LearnDrop(DistributedDataParallel(model))``
-finds the units of ``model``, and after each change of drop state ``ld.model`` rebuilds the
-DDP wrapper around it (same device ids, output device, process group, bucket size,
-``find_unused_parameters``, ``gradient_as_bucket_view`` and ``static_graph``; other settings,
-communication hooks among them, are not carried over: pass ``wrap=`` to build it yourself),
-so the reducer only waits for parameters that still train. Every rank must see the same
-drops at the same step: policy drops do (every rank has the same parameters), drops, pins
-and restores by hand must be made on every rank. ``DistributedDataParallel(ld.model)``
-cannot be rebuilt by the engine and fails at the first step after a drop.
-
-``LearnDrop(model, optimizer, ddp=True)`` (the plain model) does all of that itself and more:
-rank 0 decides every drop and its ``ld.request`` calls apply on every rank at the same step,
-an evaluation runs without the wrapper, and ``savings()`` counts the gradient bytes
-all-reduced per step before and after each drop (see :mod:`._ddp`).
+Wrapped models (compiled, DistributedDataParallel, ``wrap=``, ``ddp=True``): see
+:mod:`._runner`.
 """
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -49,34 +43,23 @@ from torch import nn
 
 from ..errors import ConfigError, ModelError
 from ..events import Callback, DropEvent, SavingsReport, ScoreCheck, UnitInfo, call_hook
+from ._accounting import Accounting
 from ._cache import ActivationCache, remove_stale_spill_files
 from ._cache_mode import CacheCall, CacheMode, EvalCache
-from ._checking import score_check
 from ._ddp import DataParallel, ddp_options
-from ._dropping import apply_drop, restore_unit
-from ._forward import DropAwareModule, Redirect
-from ._measuring import build_savings_report, measure, record_times, savings_dict, step_cost
+from ._drop_state import DropState
+from ._forward import CallPlan, DropAwareModule, install_redirects
 from ._notices import notify
-from ._optim import OptimizerSlots
 from ._policy import DropPolicy
-from ._savings import SavingsMeter, StepCost
-from ._scores import GradientNorms, ParameterSnapshots, UnitScore
-from ._state import load_strategy_state, strategy_state
-from ._timing import make_step_clock
+from ._rule import ScoreState, drops_now, is_kept, may_drop
+from ._runner import Runner
+from ._savings import SavingsMeter
+from ._scoring import Scorer
+from ._state import load_state, save_state
 from ._units import Unit, discover_units
-from ._wrapping import Wrap, rewrapper, unwrap
+from ._wrapping import Wrap, unwrap
 
 __all__ = ["LearnDrop"]
-
-
-@dataclass
-class _UnitState:
-    dropped: bool = False
-    pinned: bool = False
-    drop_step: int | None = None
-    drop_epoch: float | None = None
-    reason: str = ""
-    trainable: tuple[bool, ...] = ()  # each parameter's requires_grad before the drop
 
 
 class LearnDrop:
@@ -85,7 +68,7 @@ class LearnDrop:
     The drop settings come from ``policy`` (a :class:`DropPolicy`, by default its
     defaults); any of them given as a keyword argument (``threshold=0.2``) replaces the
     policy's value. Either way they are checked against the policy's one declaration, and
-    an invalid one raises a :class:`ConfigError` naming ``drop.<setting>``.
+    an invalid or unknown one raises a :class:`ConfigError` naming ``drop.<setting>``.
     ``example_input`` (one batch, or one sample with a batch dimension) measures FLOPs now;
     without it they are measured on the first call of ``ld.model``. ``num_samples`` sizes
     the activation cache (``mode="cache"``, where ``ld.model(x, sample_ids=idx)`` must get
@@ -117,22 +100,6 @@ class LearnDrop:
         optimizer: torch.optim.Optimizer | None = None,
         *,
         policy: DropPolicy | None = None,
-        score: str | None = None,
-        threshold: float | None = None,
-        patience: int | None = None,
-        warmup_epochs: int | None = None,
-        check_every: int | None = None,
-        order: str | None = None,
-        keep_last: int | None = None,
-        mode: str | None = None,
-        lr_normalize: bool | None = None,
-        ema: float | None = None,
-        window: int | None = None,
-        trend_tolerance: float | None = None,
-        units: Iterable[str] | None = None,
-        pinned: Iterable[str] | None = None,
-        enabled: bool | None = None,
-        cache_budget_mb: int | None = None,
         example_input: torch.Tensor | None = None,
         num_samples: int | None = None,
         eval_samples: int | None = None,
@@ -143,10 +110,10 @@ class LearnDrop:
         callbacks: Iterable[Callback] = (),
         wrap: Wrap | None = None,
         ddp: bool | dict[str, Any] | None = None,
+        **settings: Any,
     ) -> None:
-        given = locals()  # the policy's settings among the arguments: those not left at None
         self.policy = (policy or DropPolicy()).with_values(
-            **{name: given[name] for name in DropPolicy.names() if given[name] is not None})
+            **{name: value for name, value in settings.items() if value is not None})
         self.base_model = unwrap(model)
         options = ddp_options(ddp)
         if options is not None and (wrap is not None or self.base_model is not model):
@@ -155,11 +122,9 @@ class LearnDrop:
         self._ddp = DataParallel(self.base_model, options) if options is not None else None
         if self._ddp is not None:
             wrap = self._ddp.wrap
-            self._ddp.on_release = self._release_runner
-        self._rewrap = rewrapper(model, wrap)
-        self._runner: nn.Module = wrap(self.base_model) if wrap is not None else model
-        self._drop_version = 0
-        self._runner_version = 0
+        self.runner = Runner(self.base_model, model, wrap, data_parallel=self._ddp is not None)
+        if self._ddp is not None:
+            self._ddp.on_release = self.runner.release
         self.optimizer = optimizer
         self.num_samples = num_samples
         self.steps_per_epoch = steps_per_epoch
@@ -169,44 +134,16 @@ class LearnDrop:
         self.units: list[Unit] = discover_units(self.base_model,
                                                 list(self.policy.units) or None)
         self._by_name = {u.name: u for u in self.units}
-        self._state = {u.index: _UnitState() for u in self.units}
-        self._scores = {u.index: UnitScore(window=self.policy.window,
-                                                ema=self.policy.ema)
-                        for u in self.units}
-        self._named = dict(self.base_model.named_parameters())
-        self._name_of = {id(p): n for n, p in self._named.items()}
-        self._slots = OptimizerSlots.record(optimizer, self._named.items())
-        self._redirects: dict[nn.Module, Redirect] = {}
-        self._snaps = ParameterSnapshots()
-        self._grads: GradientNorms | None = None
-        if self.policy.score == "gradient":
-            self._grads = GradientNorms()
-            self._grads.track([(u.index, u.parameters()) for u in self._scored_units()])
-        else:
-            for u in self._scored_units():
-                self._snaps.take(u.index, u.parameters())
-        self.dropped: list[str] = []
-        self.scores: dict[str, float] = {}
-        self.model = DropAwareModule(self, self.base_model)
+        self.drops = DropState(self.base_model, self.units, optimizer)
+        self.scorer = Scorer(self.units, self.policy)
+        self.scorer.follow(self.drops.training())
+        device = next((p.device for p in model.parameters()), torch.device("cpu"))
+        self.accounting = Accounting(device, sync_every)
+        self.model = DropAwareModule(self, self.base_model, self._plan_call, self._on_train)
         self.step_count = 0
         self.epoch = 0
         self._epoch_start_step = 0
-        self._lr_sum = 0.0
-        self._lr_n = 0
-        device = next((p.device for p in model.parameters()), torch.device("cpu"))
-        self._clock = make_step_clock(device)
-        self._timing_block = 1 if self._clock.per_step else max(int(sync_every or 20), 1)
-        self._prefix_len = 0
-        self._cached = range(0)  # the dropped units the cache replaces (cache mode)
-        self.total_forward_flops = 0
-        self.other_flops = 0
-        self.meter: SavingsMeter | None = None
-        self._pending_meter: dict[str, Any] | None = None  # a resumed meter, before FLOPs
-        self._last_cost: StepCost | None = None
         self._pending: deque[tuple[str, str]] = deque()
-        self.check_count = 0
-        self.score_time_s = 0.0
-        self.train_time_s = 0.0
         self._cache = ActivationCache(self.policy.cache_budget_mb * 2**20, device,
                                       cache_dir)
         if self.policy.mode == "cache":  # what killed runs of older versions left behind
@@ -222,6 +159,7 @@ class LearnDrop:
 
     # ---- public API ---------------------------------------------------------------------------
     def unit(self, name: str) -> Unit:
+        """The unit called ``name`` (a :class:`ModelError` listing the units if none is)."""
         try:
             return self._by_name[name]
         except KeyError:
@@ -229,6 +167,8 @@ class LearnDrop:
                              f"{', '.join(u.name for u in self.units)})") from None
 
     def unit_infos(self) -> tuple[UnitInfo, ...]:
+        """Every unit as the events describe it: name, modules, parameters, FLOPs and their
+        share of the forward pass, head, skippable."""
         total = max(self.total_forward_flops, 1)
         return tuple(UnitInfo(index=u.index, name=u.name, modules=u.module_names,
                               params=u.params, forward_flops=u.forward_flops,
@@ -236,13 +176,55 @@ class LearnDrop:
                               skippable=u.skippable) for u in self.units)
 
     def add_callback(self, callback: Callback) -> None:
+        """Hear the engine's events (drops, score checks, warnings) from now on."""
         self.callbacks.append(callback)
 
     def is_dropped(self, name: str) -> bool:
-        return self._state[self.unit(name).index].dropped
+        """Whether unit ``name`` is dropped now."""
+        return self.drops.is_dropped(self.unit(name))
 
     def is_pinned(self, name: str) -> bool:
-        return self._state[self.unit(name).index].pinned
+        """Whether unit ``name`` is pinned (the policy never drops it)."""
+        return self.drops.is_pinned(self.unit(name))
+
+    def is_kept(self, name: str) -> bool:
+        """Whether the policy never drops unit ``name``: the head, and the
+        ``drop.keep_last`` units before it."""
+        u = self.unit(name)
+        return is_kept(u.index, len(self.units), self.policy.keep_last, u.is_head)
+
+    @property
+    def dropped(self) -> list[str]:
+        """The dropped units, in the order they dropped."""
+        return self.drops.order
+
+    @property
+    def scores(self) -> dict[str, float]:
+        """Each scored unit's latest learning score."""
+        return self.scorer.latest
+
+    @property
+    def score_states(self) -> tuple[ScoreState, ...]:
+        """Each unit's score state (score, trend, streak), aligned with :attr:`units`."""
+        return tuple(self.scorer.states)
+
+    @property
+    def check_count(self) -> int:
+        return self.scorer.check_count
+
+    @property
+    def meter(self) -> SavingsMeter | None:
+        """The savings meter (None until the units' FLOPs are measured)."""
+        return self.accounting.meter
+
+    @property
+    def total_forward_flops(self) -> int:
+        return self.accounting.total_forward_flops
+
+    @property
+    def train_time_s(self) -> float:
+        """Measured step time so far."""
+        return self.accounting.train_time_s
 
     @property
     def distributed(self) -> DataParallel | None:
@@ -252,7 +234,7 @@ class LearnDrop:
     @property
     def dropped_prefix(self) -> int:
         """How many leading units are dropped."""
-        return self._prefix_len
+        return self.drops.prefix_len
 
     @property
     def cache_disabled_reason(self) -> str:
@@ -262,12 +244,13 @@ class LearnDrop:
     def pin(self, name: str) -> None:
         """Never drop this unit (a dropped one is restored first)."""
         u = self.unit(name)
-        if self._state[u.index].dropped:
+        if self.drops.is_dropped(u):
             self.restore(name)
-        self._state[u.index].pinned = True
+        self.drops.pin(u)
 
     def unpin(self, name: str) -> None:
-        self._state[self.unit(name).index].pinned = False
+        """Let the policy drop this unit again."""
+        self.drops.pin(self.unit(name), False)
 
     def request(self, action: str, name: str) -> None:
         """Queue ``drop``/``pin``/``unpin`` from any thread; applied at the next ``step()``."""
@@ -282,13 +265,12 @@ class LearnDrop:
             raise ConfigError(f"'{name}' is the head, which always trains")
         if not self.policy.enabled:
             raise ConfigError("dropping is off for this run (full baseline)")
-        st = self._state[u.index]
-        if st.dropped:
+        if self.drops.is_dropped(u):
             return
-        if st.pinned:
+        if self.drops.is_pinned(u):
             raise ConfigError(f"'{name}' is pinned: unpin it before dropping it")
         self._apply_drop(u, reason)
-        score = self._scores[u.index].score
+        score = self.scorer.states[u.index].score
         call_hook(self.callbacks, "on_drop",
                   DropEvent(step=self.step_count, epoch=self._epoch_float(), unit=u.name,
                             index=u.index, reason=reason, score=score, mode=self.policy.mode))
@@ -297,25 +279,16 @@ class LearnDrop:
         """Undo a drop: the unit trains again (its optimizer state starts fresh). Each
         parameter gets back its ``requires_grad`` and its place in the optimizer."""
         u = self.unit(name)
-        if self._state[u.index].dropped:
-            restore_unit(self, u)
+        if self.drops.is_dropped(u):
+            self.drops.restore(u, self.optimizer, self.model.training)
+            self.scorer.start(u)
+            self._drop_state_changed()
 
     def step(self) -> None:
         """Call after each optimizer step."""
         self.step_count += 1
-        if self.optimizer is not None:
-            self._lr_sum += float(self.optimizer.param_groups[0]["lr"])
-            self._lr_n += 1
-        if self.meter is not None:
-            cost = self._last_cost or self.meter.current  # no drop: the full cost
-            self.meter.count_step(cost)
-            self._record_times(self._clock.end(cost))
-        else:
-            self._clock.pause()
-        if self._grads is not None:  # scoring work, counted as such
-            t0 = time.perf_counter()
-            self._grads.add()
-            self.score_time_s += time.perf_counter() - t0
+        self.scorer.add_step(self.optimizer)
+        self.accounting.end_step()
         for action, name in self._take_requests():
             try:
                 getattr(self, action)(name)
@@ -323,17 +296,11 @@ class LearnDrop:
                 call_hook(self.callbacks, "on_warning", f"{action} {name}: {exc}")
         if self.policy.check_every and self.step_count % self.policy.check_every == 0:
             self.check()
-        self._clock.begin()
+        self.accounting.begin_step()
 
     def pause_timing(self) -> None:
         """The time until the next step is not step time (a pause, validation)."""
-        if self.meter is not None:
-            self._record_times(self._clock.flush())
-            self.meter.break_timing()
-        self._clock.pause()
-
-    def _record_times(self, times: list[tuple[Any, float]]) -> None:
-        record_times(self, times)
+        self.accounting.pause()
 
     def end_epoch(self) -> None:
         """Call after each epoch (before validation)."""
@@ -346,50 +313,101 @@ class LearnDrop:
         self.pause_timing()  # validation and epoch-end work are not step time
 
     def check(self) -> ScoreCheck:
-        """Score every training unit now, then apply the drop rule."""
-        return score_check(self)
+        """Score every training unit now, then apply the drop rule (:mod:`._rule`)."""
+        event = self.scorer.check(self.drops.training(), self.optimizer,
+                                  step=self.step_count, epoch=self._epoch_float())
+        call_hook(self.callbacks, "on_scores", event)
+        if may_drop(self.policy, self.epoch):
+            statuses = self.drops.statuses([s.streak for s in self.scorer.states])
+            names = [self.units[i].name
+                     for i in drops_now(self.policy, self.drops.rule_units(), statuses)]
+            if self._ddp is not None:  # rank 0 decides for every rank
+                names = self._ddp.agree_names(names)
+            for name in names:
+                self.drop(name, reason="policy")
+        return event
 
     def savings(self) -> dict[str, Any]:
         """Savings so far; FLOP figures are fractions of the full network's (0.3 = 30%)."""
-        return savings_dict(self)
+        r = self.savings_report()
+        out = {k: getattr(r, k) for k in r.__dataclass_fields__}
+        out["score_overhead"] = self.score_overhead
+        out["cache_location"] = self._cache.location
+        out["cache_disabled_reason"] = self.cache_disabled_reason
+        ddp = self._ddp
+        out["world_size"] = ddp.world_size if ddp is not None else 1
+        out["allreduce_timeline"] = [list(t) for t in ddp.timeline] if ddp is not None else []
+        return out
 
     @property
     def score_overhead(self) -> float:
         """Time spent on score checks as a share of the measured step time."""
-        return self.score_time_s / self.train_time_s if self.train_time_s > 0 else 0.0
+        train = self.accounting.train_time_s
+        return self.scorer.time_s / train if train > 0 else 0.0
 
     def savings_report(self) -> SavingsReport:
-        return build_savings_report(self)
+        """The savings so far as one typed record (what ``on_epoch_end`` reports)."""
+        ddp = self._ddp
+        return self.accounting.report(
+            self.step_count, self.base_model, self.total_steps,
+            allreduce_bytes_per_step=ddp.current_bytes if ddp else 0,
+            full_allreduce_bytes_per_step=ddp.full_bytes if ddp else 0,
+            cumulative_allreduce_bytes_saved=ddp.cumulative_saved() if ddp else 0.0)
 
     def unit_state(self, name: str) -> str:
         """learning, settling, dropped or pinned."""
         u = self.unit(name)
-        st = self._state[u.index]
-        if st.dropped:
+        if self.drops.is_dropped(u):
             return "dropped"
-        if st.pinned:
+        if self.drops.is_pinned(u):
             return "pinned"
-        return "settling" if self._scores[u.index].streak > 0 else "learning"
+        return "settling" if self.scorer.states[u.index].settled else "learning"
 
     def drop_log(self) -> list[dict[str, Any]]:
         """Drops in order: unit, step, epoch, reason."""
-        out = []
-        for name in self.dropped:
-            st = self._state[self._by_name[name].index]
-            out.append({"unit": name, "step": st.drop_step, "epoch": st.drop_epoch,
-                        "reason": st.reason})
-        return out
+        return self.drops.log()
 
     # ---- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to repeat the same drop state on resume (plain types and tensors,
-        loadable with ``torch.load(weights_only=True)``)."""
-        return strategy_state(self)
+        """Everything needed to repeat the same drop state on resume, one section per part
+        (plain types and tensors, loadable with ``torch.load(weights_only=True)``)."""
+        return save_state(self.units, self.policy.mode, self.drops, self.scorer,
+                          self.accounting, self._progress_state(),
+                          self._ddp.state_dict() if self._ddp is not None else None)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore a saved drop state. Call before ``optimizer.load_state_dict`` so the
         optimizer's parameter groups already match the saved ones."""
-        load_strategy_state(self, state)
+        sections = load_state(state, [u.name for u in self.units])
+        for name in reversed(list(self.dropped)):  # back to the complete layout first
+            self.restore(name)
+        problem = self.drops.check_slots(sections["drops"].get("optimizer_slots"),
+                                         self.optimizer)
+        if problem:
+            raise ModelError(f"the optimizer does not match the saved run's ({problem}): "
+                             f"build it the same way before resuming")
+        for name in sections["drops"]["pinned"]:
+            self.drops.pin(self.unit(name))
+        for name, step, epoch, reason in sections["drops"]["dropped"]:
+            u = self.unit(name)
+            self._apply_drop(u, reason)
+            st = self.drops.of[u.index]
+            st.drop_step, st.drop_epoch = step, epoch
+        device = next((p.device for p in self.base_model.parameters()), torch.device("cpu"))
+        self.scorer.load_state_dict(sections["scoring"], device)
+        progress = sections["progress"]
+        self.step_count = int(progress["step_count"])
+        self.epoch = int(progress["epoch"])
+        self._epoch_start_step = int(progress["epoch_start_step"])
+        self.steps_per_epoch = progress.get("steps_per_epoch") or self.steps_per_epoch
+        if self._ddp is not None and sections.get("ddp"):
+            self._ddp.load_state_dict(sections["ddp"])
+        self.accounting.load_state_dict(sections["accounting"])
+
+    def _progress_state(self) -> dict[str, Any]:
+        return {"step_count": self.step_count, "epoch": self.epoch,
+                "epoch_start_step": self._epoch_start_step,
+                "steps_per_epoch": self.steps_per_epoch}
 
     # ---- internals ----------------------------------------------------------------------------
     def _take_requests(self) -> list[tuple[str, str]]:
@@ -406,40 +424,43 @@ class LearnDrop:
                       f"{self._ddp.rank} ignored: only rank 0's requests apply to every rank")
         return agreed
 
-    def _training_module(self) -> nn.Module:
-        """What ``ld.model`` runs now: the runner, except that a data-parallel model that
-        does not train runs without its DDP wrapper (an evaluation needs no gradient sync,
-        and each rank evaluates its own share alone)."""
-        if self._ddp is not None and not self._ddp_trains():
-            return self.base_model
-        return self._runner
+    def _apply_drop(self, u: Unit, reason: str) -> None:
+        self.drops.drop(u, reason, self.step_count, self._epoch_float(), self.optimizer)
+        self.scorer.stop(u)
+        self._drop_state_changed()
 
-    def _ddp_trains(self) -> bool:
-        return self.base_model.training and torch.is_grad_enabled()
+    def _drop_state_changed(self) -> None:
+        """After a drop or restore (and once the units are measured): the scored units, the
+        prefix and the part of it the cache replaces, each dropped module's replacement
+        forward, the cost of a step."""
+        self.scorer.follow(self.drops.training())
+        cached = range(0)
+        if self.policy.mode == "cache" and self.accounting.measured:
+            cached = self.drops.cacheable(
+                lambda message: self._cache_mode.warn_once("cached", message))
+        if self.drops.layout(cached):
+            self._cache_mode.reset()
+            self._eval_cache.reset()
+        install_redirects(self, self.drops.redirects, self.drops.roles(self.policy.mode))
+        if self._ddp is not None:
+            self._ddp.changed(self.step_count)
+        if self.accounting.measured:
+            self.accounting.set_state_cost(self._cost(cache_hit=False))
 
-    def _release_runner(self) -> None:
-        """Let go of the DDP wrapper; the next training call of ``ld.model`` builds it."""
-        self._runner = self.base_model
-        self._runner_version = -1
+    def _cost(self, cache_hit: bool) -> Any:
+        return self.accounting.cost(self.units, self.drops, self.policy.mode, cache_hit)
 
     def _epoch_float(self) -> float:
         if self.steps_per_epoch:
             return self.epoch + (self.step_count - self._epoch_start_step) / self.steps_per_epoch
         return float(self.epoch)
 
-    def _scored_units(self) -> list[Unit]:
-        return [u for u in self.units if not u.is_head and not self._state[u.index].dropped
-                and u.params > 0]
-
-    def _apply_drop(self, u: Unit, reason: str) -> None:
-        apply_drop(self, u, reason)
-
     def _cache_call(self, sample_ids: torch.Tensor | None, training: bool
                     ) -> tuple[CacheMode | EvalCache | None, CacheCall | None]:
         """The cache this forward uses and what it does with it (None: no cache). A
         training forward uses the training cache; an evaluation with ``sample_ids`` (each
         sample's position in the evaluation set) uses the evaluation cache."""
-        if self.policy.mode != "cache" or not self._cached:
+        if self.policy.mode != "cache" or not self.drops.cached:
             return None, None
         if training:
             return self._cache_mode, self._cache_mode.begin(
@@ -449,24 +470,30 @@ class LearnDrop:
             return None, None
         return self._eval_cache, self._eval_cache.begin(sample_ids)
 
-    def _sync_runner(self) -> None:
-        """Rebuild the wrapper ``ld.model`` runs (DDP) after a change of drop state."""
-        if self._rewrap is None or self._runner_version == self._drop_version:
-            return
-        if self._ddp is not None and not self._ddp_trains():
-            return  # built by the next training call, on every rank at the same step
-        self._runner = self._rewrap(self.base_model)
-        self._runner.train(self.model.training)
-        self._runner_version = self._drop_version
+    def _plan_call(self, training: bool, first: Any, sample_ids: torch.Tensor | None
+                   ) -> CallPlan:
+        """What one ``ld.model`` call runs (see :mod:`._forward`): FLOPs measured on the
+        first call, the wrapper rebuilt after a change of drop state, the cache's plan, and
+        the cost the call's step is counted at."""
+        if not self.accounting.measured and first is not None:
+            self._measure(first.detach() if torch.is_tensor(first) else first)
+        self.runner.sync(self.drops.version, self.model.training)
+        call = cache = None
+        if self.dropped:
+            self.drops.enforce_eval()
+            cache, call = self._cache_call(sample_ids, training)
+        if not self.dropped:
+            self.accounting.step_cost = None  # the full cost
+        elif training:
+            self.accounting.step_cost = self._cost(cache_hit=call is not None and call.hit)
+        return self.runner.current(), call, cache
 
-    def _enforce_eval(self) -> None:
-        for name in self.dropped:
-            for m in self._by_name[name].modules:
-                if m.training:
-                    m.eval()
+    def _on_train(self, mode: bool) -> None:
+        """``ld.model.train(mode)``: the wrapper follows; dropped modules stay in eval."""
+        self.runner.train(mode)
+        self.drops.enforce_eval()
 
-    def _measure(self, example: torch.Tensor) -> None:
-        measure(self, example)
-
-    def _cost(self, cache_hit: bool) -> StepCost:
-        return step_cost(self, cache_hit)
+    def _measure(self, example: Any) -> None:
+        """Measure each unit's FLOPs on ``example`` and start the savings meter."""
+        self.accounting.measure(self.base_model, self.units, example)
+        self._drop_state_changed()  # skippable units and cache boundaries are known now
