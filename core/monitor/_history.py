@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
+from ..engine import DropPolicy, RuleUnit, UnitStatus, blocked_by, is_kept
 from ..events import (
     Callback,
     CheckpointSaved,
@@ -32,6 +33,7 @@ from ..events import (
     epoch_of_step,
 )
 from ._buffers import GrowingArray, ScoreBins, ema_run, ema_step
+from ._whatif import policy_of
 
 __all__ = ["UNIT_STATES", "DropRecord", "LogEntry", "RunHistory"]
 
@@ -97,8 +99,7 @@ class RunHistory(Callback):
         self.checkpoints: list[CheckpointSaved] = []
         self.actions: list[UserAction] = []
         self.paused = False
-        self.keep_last = 0
-        self.drop_order = ""
+        self.policy = DropPolicy(keep_last=0)  # the run's drop rule, from its config
         self.log: list[LogEntry] = []
         self._clock: float | None = None
         self.last_progress: Progress | None = None
@@ -121,9 +122,8 @@ class RunHistory(Callback):
         drop_cfg = event.config.get("drop", {}) if isinstance(event.config, dict) else {}
         self.threshold = float(drop_cfg.get("threshold", math.nan))
         self.pinned = {p for p in drop_cfg.get("pinned", []) if p in self._index}
-        keep = drop_cfg.get("keep_last", 0)
-        self.keep_last = keep if isinstance(keep, int) and event.drop_enabled else 0
-        self.drop_order = str(drop_cfg.get("order", ""))
+        policy = policy_of(event.config)  # with dropping off, nothing needs keeping
+        self.policy = policy if event.drop_enabled else replace(policy, keep_last=0)
         self.current_epoch = event.resumed_from_epoch
         start = float(event.resumed_from_epoch)
         span = float(event.epochs) - start if event.epochs > start else 1.0
@@ -262,22 +262,30 @@ class RunHistory(Callback):
             return "settling"
         return "learning"
 
+    @property
+    def keep_last(self) -> int:
+        """The units before the head that always train (0 with dropping off)."""
+        return self.policy.keep_last
+
     def is_kept(self, i: int) -> bool:
         """Whether the policy never drops unit ``i``: the head, and with dropping on the
-        ``drop.keep_last`` units before it."""
-        if self.units[i].is_head:
-            return True
-        # as the engine protects them: the last unit (the head) and keep_last before it
-        return self.keep_last > 0 and i >= len(self.units) - 1 - self.keep_last
+        ``drop.keep_last`` units before it (the engine's rule, :func:`is_kept`)."""
+        return is_kept(i, len(self.units), self.keep_last, self.units[i].is_head)
 
     def blocked_by_pin(self, name: str) -> list[str]:
-        """The units that pinning ``name`` keeps from being dropped too: in prefix order the
-        policy drops front to back, so none after a pinned unit (empty in any order)."""
-        if self.drop_order != "prefix" or name not in self._index:
+        """The units that pinning ``name`` keeps from being dropped too, by the engine's
+        rule (:func:`blocked_by`): in prefix order, every unit behind it that could drop
+        (empty in any order)."""
+        if name not in self._index:
             return []
         i = self._index[name]
+        policy = self.policy
+        units = [RuleUnit(u.name, u.is_head, u.params > 0) for u in self.units]
+        ready = [UnitStatus(bool(self.dropped[j]), j == i, policy.patience)
+                 for j in range(len(units))]
         return [u.name for u in self.units[i + 1:]
-                if not self.dropped[u.index] and not self.is_kept(u.index)]
+                if not self.dropped[u.index] and not self.is_kept(u.index)
+                and blocked_by(policy, units, ready, u.index) == i]
 
     def unit_states(self) -> list[str]:
         return [self.unit_state(i) for i in range(len(self.units))]

@@ -39,7 +39,8 @@ from ..engine import (
 from ..errors import ConfigError
 from ..events import DropEvent, FitStart, ScoreCheck, UnitInfo, UserAction
 
-__all__ = ["WHATIF_SETTINGS", "WhatIf", "WhatIfUnit", "RecordedRun", "recorded_run", "what_if"]
+__all__ = ["WHATIF_SETTINGS", "WhatIf", "WhatIfUnit", "RecordedRun", "recorded_run", "what_if",
+           "policy_of"]
 
 #: the settings a what-if may change: those the rule reads from a score history
 WHATIF_SETTINGS = ("threshold", "patience", "trend_tolerance", "window", "warmup_epochs",
@@ -117,10 +118,16 @@ class WhatIf:
         }
 
 
-def _policy_of(config: Any) -> DropPolicy:
+def policy_of(config: Any) -> DropPolicy:
+    """The drop policy of a run's config (as ``FitStart.config`` holds it); settings it does
+    not name keep their defaults."""
     drop = config.get("drop", {}) if isinstance(config, dict) else {}
     known = {f.name for f in dataclasses.fields(DropPolicy)}
-    return DropPolicy().with_values(**{k: v for k, v in drop.items() if k in known})
+    try:
+        return DropPolicy().with_values(**{k: v for k, v in drop.items() if k in known})
+    except ConfigError:  # a run recorded by a version with other bounds: its settings as is
+        return dataclasses.replace(DropPolicy(), **{k: v for k, v in drop.items()
+                                                    if k in known})
 
 
 def recorded_run(events: Iterable[Any]) -> RecordedRun:
@@ -152,7 +159,7 @@ def recorded_run(events: Iterable[Any]) -> RecordedRun:
                                           _index(start.units, e.unit, -1)))
     if start is None:
         raise ConfigError("the run recorded no start (no units to replay)")
-    policy = _policy_of(start.config)
+    policy = policy_of(start.config)
     spe = max(int(start.steps_per_epoch), 1)
 
     def epochs_done(step: int) -> int:

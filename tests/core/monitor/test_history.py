@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -31,7 +32,8 @@ def units(n: int = 4) -> tuple[UnitInfo, ...]:
 
 
 def fit_start(n: int = 4, pinned: tuple[str, ...] = ()) -> FitStart:
-    return FitStart("r", {"drop": {"threshold": 0.2, "pinned": list(pinned)}}, units(n), 4, 10,
+    return FitStart("r", {"drop": {"threshold": 0.2, "keep_last": 0, "pinned": list(pinned)}},
+                    units(n), 4, 10,
                     40, "cpu", "freeze", True, sum(10 * (i + 1) for i in range(n)), 400, "/tmp")
 
 
@@ -335,7 +337,7 @@ def test_kept_units_and_pins_that_block_prefix_drops() -> None:
     assert h.blocked_by_pin("u0") == ["u1", "u2"]  # u3, u4 always train anyway
     h.on_drop(drop(10, 1))
     assert h.blocked_by_pin("u0") == ["u2"]
-    h.drop_order = "any"
+    h.policy = dataclasses.replace(h.policy, order="any")
     assert h.blocked_by_pin("u0") == []
 
 
