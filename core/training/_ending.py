@@ -34,7 +34,7 @@ def _payload(trainer: Trainer, epoch: int) -> dict[str, Any]:
             "best_accuracy": trainer.best_accuracy,
             # earlier sessions' epochs and time too, so a second resume loses neither
             "history": [h.to_dict() for h in trainer._all_history()],
-            "elapsed_s": trainer.elapsed() + trainer._resumed_elapsed,
+            "elapsed_s": trainer.clock.total_elapsed(),
             "torch_rng": torch.get_rng_state()}
 
 

@@ -40,24 +40,6 @@ class EpochRun:
     budget_out: bool = False  # a time-budgeted run's budget ran out
 
 
-class _TimedBatches:
-    """Iterates ``batches`` and adds the time spent waiting for each batch to ``spent``."""
-
-    def __init__(self, batches: Any, spent: list[float]) -> None:
-        self._it = iter(batches)
-        self._spent = spent
-
-    def __iter__(self) -> _TimedBatches:
-        return self
-
-    def __next__(self) -> Any:
-        t = time.perf_counter()
-        try:
-            return next(self._it)
-        finally:
-            self._spent[0] += time.perf_counter() - t
-
-
 @dataclass
 class _Window:
     """The batches since the last progress report."""
@@ -102,7 +84,7 @@ def train_epoch(trainer: Trainer, epoch: int) -> EpochRun:
     run = EpochRun(now, torch.zeros((), device=dev),
                    torch.zeros((), device=dev, dtype=torch.long))
     window = _Window(torch.zeros((), device=dev), 0, now)
-    batches = _TimedBatches(loader(trainer, epoch), trainer._data_time)
+    batches = trainer.clock.timed(loader(trainer, epoch))
     for b, (x, y, idx) in enumerate(batches):
         ended, budget_out = _boundary(trainer)
         trainer._report_requests()
@@ -131,22 +113,11 @@ def _boundary(trainer: Trainer) -> tuple[bool, bool]:
     time budget ran out; waits while paused. The ranks of a data-parallel run agree."""
     if trainer.dist is not None:
         return agreed_boundary(trainer)
-    _wait_while_paused(trainer)
-    if trainer.control.should_end:
+    control = trainer.control
+    trainer.hold_while_paused(lambda: control.paused and not control.should_end)
+    if control.should_end:
         return True, False
     return False, trainer._budget_spent()
-
-
-def _wait_while_paused(trainer: Trainer) -> None:
-    control = trainer.control
-    if not control.paused:
-        return
-    trainer._report_requests()  # the pause, at the step where the run holds
-    paused_at = time.perf_counter()
-    while control.paused and not control.should_end:
-        control.wait_while_paused(0.2)
-    trainer._t0 += time.perf_counter() - paused_at  # a pause is not training time
-    trainer._ready().ld.pause_timing()
 
 
 def _step(trainer: Trainer, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor
@@ -221,7 +192,7 @@ def end_epoch(trainer: Trainer, epoch: int, run: EpochRun) -> None:
     trainer.history.append(EpochResult(
         epoch=epoch, train_loss=train_loss, train_accuracy=train_acc, val_loss=val_loss,
         val_accuracy=val_acc, val_accuracy_scaled=val_scaled, epoch_time_s=epoch_time,
-        elapsed_s=trainer.elapsed() + trainer._resumed_elapsed))
+        elapsed_s=trainer.clock.total_elapsed()))
     call_hook(trainer.callbacks, "on_epoch_end", ev)
     completed = epoch + 1  # complete epochs once this one is (what a checkpoint counts)
     every = trainer.cfg.output.checkpoint_every

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,9 +17,10 @@ import torch
 from ..errors import CheckpointError, LearnDropError, TrainingError
 from ._checkpoint import load_checkpoint
 from ._device import DevicePlan
-from ._distributed import join_process_group
+from ._distributed import Distributed, join_process_group
 
 if TYPE_CHECKING:
+    from ._control import RunControl
     from ._trainer import Trainer
 
 __all__ = ["join", "shard", "read_checkpoint", "agreed_boundary", "evaluated_everywhere"]
@@ -79,29 +79,34 @@ def read_checkpoint(trainer: Trainer, path: Path) -> dict[str, Any] | None:
     return data
 
 
-def agreed_boundary(trainer: Trainer) -> tuple[bool, bool]:
-    """At a batch boundary of a data-parallel run: whether the run ends here (stop or
-    cancel), as every rank agrees; waits while paused. Such a run has no time budget."""
-    assert trainer.dist is not None
-    c = trainer.control
-    paused_at: float | None = None
-    while True:
-        stop, cancel, paused = trainer.dist.agree(
+class _Agreed:
+    """The run control as every rank agrees on it, asked again at each call."""
+
+    def __init__(self, dist: Distributed, control: RunControl) -> None:
+        self._dist = dist
+        self._control = control
+        self.ends = False  # stop or cancel, on any rank
+
+    def paused(self) -> bool:
+        """Whether the run holds (paused on any rank, and no rank ends it)."""
+        c = self._control
+        stop, cancel, paused = self._dist.agree(
             [c.stop_requested, c.cancel_requested, c.paused])
         if cancel:
             c.cancel()
         elif stop:
             c.stop()
-        if not paused or stop or cancel:
-            break
-        if paused_at is None:
-            trainer._report_requests()  # the pause, at the step where the run holds
-            paused_at = time.perf_counter()
-        c.wait_while_paused(0.2)
-    if paused_at is not None:
-        trainer._t0 += time.perf_counter() - paused_at  # a pause is not training time
-        trainer._ready().ld.pause_timing()
-    return stop or cancel, False
+        self.ends = stop or cancel
+        return paused and not self.ends
+
+
+def agreed_boundary(trainer: Trainer) -> tuple[bool, bool]:
+    """At a batch boundary of a data-parallel run: whether the run ends here (stop or
+    cancel), as every rank agrees; waits while paused. Such a run has no time budget."""
+    assert trainer.dist is not None
+    agreed = _Agreed(trainer.dist, trainer.control)
+    trainer.hold_while_paused(agreed.paused)
+    return agreed.ends, False
 
 
 def evaluated_everywhere(trainer: Trainer, n: int, loss: float, acc: float,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from ..events import Callback, FitStart, UserAction, call_hook, display_epoch, e
 from ..files import atomic_write_text
 from ..runfolder import FolderLock
 from ..summary import EpochResult, RunSummary
+from ._clock import RunClock
 from ._control import RunControl
 from ._device import DevicePlan, resolve_device
 from ._distributed import Distributed, is_lost_rank, lost_rank
@@ -110,12 +112,9 @@ class Trainer:
         self.history: list[EpochResult] = []
         self.best_accuracy = 0.0
         self.last_val: tuple[float, float, float | None] = (math.nan, math.nan, None)
-        self._t0 = time.perf_counter()
-        self._train_time = 0.0
-        self._data_time = [0.0]  # waiting for training batches, this session
+        self.clock = RunClock()
         self._loads: list[float] = []  # the machine's load per CPU, sampled each epoch
         self._resumed_history: list[EpochResult] = []
-        self._resumed_elapsed = 0.0
         # a data-parallel run (see ._distributed): this process's rank, its sampler, and
         # the position of each of its samples in its fixed shard (cache mode)
         self.dist: Distributed | None = None
@@ -178,7 +177,7 @@ class Trainer:
         self.start_epoch = resumed.start_epoch
         self.best_accuracy = resumed.best_accuracy
         self._resumed_history = resumed.history
-        self._resumed_elapsed = resumed.elapsed_s
+        self.clock.resume(resumed.elapsed_s)
         if self.start_epoch >= self.cfg.train.epochs and self.finish_complete:
             self.last_val = resumed.last_val
         elif self.start_epoch >= self.cfg.train.epochs:
@@ -194,7 +193,7 @@ class Trainer:
             self._release_folder()
 
     def _fit(self) -> FitResult:
-        self._t0 = time.perf_counter()
+        self.clock.restart()
         self.history = []
         self.best_accuracy = 0.0
         self.last_val = (math.nan, math.nan, None)
@@ -265,8 +264,6 @@ class Trainer:
 
     def _train(self) -> str:
         """Every remaining epoch; returns finished, stopped or cancelled."""
-        self._train_time = 0.0
-        self._data_time = [0.0]
         self._loads = []
         self._sample_load()
         status = "finished"
@@ -275,7 +272,7 @@ class Trainer:
             run = train_epoch(self, epoch)
             if run.ended and self.control.cancel_requested:
                 return "cancelled"
-            self._train_time += time.perf_counter() - run.started
+            self.clock.add_training(time.perf_counter() - run.started)
             if run.seen == 0:
                 status = "stopped" if run.ended else status
                 break
@@ -312,6 +309,20 @@ class Trainer:
                       UserAction(action=action, unit=unit, step=step, epoch=position,
                                  time=when))
 
+    def hold_while_paused(self, paused: Callable[[], bool]) -> None:
+        """At a batch boundary: hold the run while ``paused()`` says so (asked first, then
+        after each wait). Reports the pause at the step where the run holds, and keeps the
+        paused time out of the run's elapsed time and the engine's step times."""
+        if not paused():
+            return
+        self._report_requests()  # the pause, at the step where the run holds
+        with self.clock.paused():  # a pause is not training time
+            while True:
+                self.control.wait_while_paused(0.2)
+                if not paused():
+                    break
+        self._ready().ld.pause_timing()
+
     # ---- helpers ------------------------------------------------------------------------------
     def _set_lr(self, step: int) -> float:
         if self.time_budget_s:
@@ -330,7 +341,8 @@ class Trainer:
             self._loads.append(load)
 
     def elapsed(self) -> float:
-        return time.perf_counter() - self._t0
+        """Seconds of this session, pauses excluded."""
+        return self.clock.elapsed()
 
     def _eta(self, epoch: int, batch: int) -> float:
         """Seconds left after ``batch`` batches of epoch index ``epoch``: the steps left at
@@ -381,9 +393,9 @@ class Trainer:
         return build_summary(
             self.cfg, status, run_name=self.run_name, output_dir=self.output_dir, ld=self.ld,
             device=self._device_text(), last_val=self.last_val,
-            best_accuracy=self.best_accuracy, wall_time_s=self.elapsed() + self._resumed_elapsed,
-            train_time_s=self._train_time, history=self._all_history(),
-            data_time_s=self._data_time[0],
+            best_accuracy=self.best_accuracy, wall_time_s=self.clock.total_elapsed(),
+            train_time_s=self.clock.train_time_s, history=self._all_history(),
+            data_time_s=self.clock.data_time_s,
             load_per_cpu=sum(self._loads) / len(self._loads) if self._loads else None,
             world_size=self.dist.world_size if self.dist else 1)
 

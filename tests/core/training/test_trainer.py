@@ -301,14 +301,16 @@ def test_user_actions_are_reported_where_the_run_takes_them(tmp_path: Path) -> N
 def test_eta_uses_the_current_step_time(tmp_path: Path) -> None:
     """Once the step time is measured, the steps left cost the current step time (which
     falls as units drop) plus the time outside the steps, spread over the steps done."""
-    import time
+    from learndrop.core.training._clock import RunClock
 
     trainer = Trainer(tiny_config(tmp_path, **{"drop.warmup_epochs": 0}))
     assert trainer.fit().status == "finished"
     ld = trainer.ld
     assert ld is not None and ld.meter is not None and ld.meter.step_time
     now = ld.meter.step_time
-    trainer._t0 = time.perf_counter() - (ld.train_time_s + 2.0)  # 2 s outside the steps
+    clock_time = [0.0]
+    trainer.clock = RunClock(now=lambda: clock_time[0])
+    clock_time[0] = ld.train_time_s + 2.0  # 2 s outside the steps
     done = 2 * trainer.steps_per_epoch  # after the second epoch
     eta = trainer._eta(2, 0)
     outside = 2.0 / done
