@@ -54,12 +54,11 @@ def loader(trainer: Trainer, epoch: int) -> Any:
     without augmentation, else a DataLoader (the same batches either way)."""
     r = trainer._ready()
     cfg = trainer.cfg
-    if trainer._sampler is not None:
-        trainer._sampler.set_epoch(epoch)
-        return DataLoader(r.bundle.train, batch_size=cfg.train.batch_size,
-                          sampler=trainer._sampler, drop_last=trainer.drop_last,
-                          num_workers=cfg.data.num_workers,
-                          pin_memory=r.plan.device.type == "cuda")
+    if trainer.shard is not None:
+        return trainer.shard.loader(r.bundle.train, epoch, batch_size=cfg.train.batch_size,
+                                    drop_last=trainer.drop_last,
+                                    num_workers=cfg.data.num_workers,
+                                    pin_memory=r.plan.device.type == "cuda")
     g = torch.Generator()
     g.manual_seed(cfg.train.seed * 1000 + epoch)
     pin = r.plan.device.type == "cuda"
@@ -131,8 +130,8 @@ def _step(trainer: Trainer, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor
     if plan.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
     lr = trainer._set_lr(ld.step_count)
-    if trainer._local_ids is not None:  # a rank's fixed shard: its cache numbers them so
-        idx = trainer._local_ids[idx]
+    if trainer.shard is not None:  # a rank's fixed shard: its cache numbers them so
+        idx = trainer.shard.sample_ids(idx)
     with torch.autocast(plan.device.type, dtype=plan.amp_dtype, enabled=plan.amp):
         out = ld.model(x, sample_ids=idx)
         loss = nn.functional.cross_entropy(out, y)

@@ -15,7 +15,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -35,7 +34,7 @@ from ._distributed import Distributed, is_lost_rank, lost_rank
 from ._ending import checkpoint_partial, fail, finish
 from ._epoch import end_epoch, train_epoch
 from ._evaluate import evaluate_run
-from ._parallel import evaluated_everywhere, join, read_checkpoint, shard
+from ._parallel import Shard, evaluated_everywhere, join, read_checkpoint, shard
 from ._resume import restore_checkpoint
 from ._setup import (
     RunParts,
@@ -115,11 +114,10 @@ class Trainer:
         self.clock = RunClock()
         self._loads: list[float] = []  # the machine's load per CPU, sampled each epoch
         self._resumed_history: list[EpochResult] = []
-        # a data-parallel run (see ._distributed): this process's rank, its sampler, and
-        # the position of each of its samples in its fixed shard (cache mode)
+        # a data-parallel run (see ._distributed): this process's rank and its share of
+        # the training data
         self.dist: Distributed | None = None
-        self._sampler: Any = None
-        self._local_ids: torch.Tensor | None = None
+        self.shard: Shard | None = None
 
     @property
     def ld(self) -> LearnDrop | None:
@@ -159,7 +157,8 @@ class Trainer:
         self.steps_per_epoch, self.total_steps = epochs.steps_per_epoch, epochs.total_steps
         self.output_dir = self.run_folder or choose_output_dir(cfg, self.run_name)
         if self.dist is not None:
-            shard(self, bundle)
+            self.shard = shard(self.dist, bundle, seed=cfg.train.seed,
+                               fixed=cfg.drop.mode == "cache")
         self.run_name = self.output_dir.name
         self._parts = build_parts(cfg, plan, bundle, model, epochs, self.callbacks,
                                   ddp=self.dist is not None)
