@@ -23,7 +23,7 @@ from ..config import RunConfig, config_to_toml
 from ..engine import LearnDrop
 from ..environment import machine_load
 from ..errors import CheckpointError, DeviceError, LearnDropError
-from ..events import Callback, FitStart, UserAction, call_hook, display_epoch, epoch_of_step
+from ..events import Callback, FitStart, UserAction, call_hook, epoch_of_step
 from ..files import atomic_write_text
 from ..runfolder import FolderLock
 from ..summary import EpochResult, RunSummary
@@ -131,10 +131,17 @@ class Trainer:
     def plan(self) -> DevicePlan | None:
         return self._parts.plan if self._parts else None
 
-    def _ready(self) -> RunParts:
+    @property
+    def parts(self) -> RunParts:
+        """The run's parts (data, model, optimizer, Learn&Drop...), once prepared."""
         if self._parts is None:
             raise RuntimeError("the trainer is not prepared: call prepare() or fit()")
         return self._parts
+
+    @property
+    def prepared(self) -> bool:
+        """Whether :meth:`prepare` has built the run."""
+        return self._prepared
 
     # ---- set-up -------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -168,7 +175,7 @@ class Trainer:
         self._prepared = True
 
     def _resume(self, path: Path) -> None:
-        r = self._ready()
+        r = self.parts
         resumed = restore_checkpoint(path, self.cfg, model=r.model, ld=r.ld,
                                      optimizer=r.optimizer, scaler=r.scaler,
                                      device=r.plan.device,
@@ -189,7 +196,7 @@ class Trainer:
         try:
             return self._fit()
         finally:
-            self._release_folder()
+            self.release_folder()
 
     def _fit(self) -> FitResult:
         self.clock.restart()
@@ -241,9 +248,9 @@ class Trainer:
     def _start(self) -> None:
         """Claim (or lock) the run folder, save the config, pass on early warnings, fire
         on_fit_start."""
-        r = self._ready()
+        r = self.parts
         assert self.output_dir is not None
-        if self._writes:
+        if self.writes:
             self.output_dir, self._folder_lock = make_output_dir(
                 self.output_dir, existing=self.run_folder is not None)
             atomic_write_text(self.output_dir / "config.toml", config_to_toml(self.cfg))
@@ -264,7 +271,7 @@ class Trainer:
     def _train(self) -> str:
         """Every remaining epoch; returns finished, stopped or cancelled."""
         self._loads = []
-        self._sample_load()
+        self.sample_load()
         status = "finished"
         for epoch in range(self.start_epoch, self.cfg.train.epochs):
             call_hook(self.callbacks, "on_epoch_start", epoch)
@@ -279,7 +286,7 @@ class Trainer:
             if run.ended:
                 status = "stopped"
                 break
-            if run.budget_out or self._budget_spent():
+            if run.budget_out or self.budget_spent():
                 break
         if status == "stopped":
             # a stop mid-epoch keeps the last complete epoch's checkpoint and the weights now
@@ -287,7 +294,7 @@ class Trainer:
         return status
 
     @property
-    def _writes(self) -> bool:
+    def writes(self) -> bool:
         """Whether this process writes the run's files (rank 0 of a data-parallel run)."""
         return self.dist is None or self.dist.is_main
 
@@ -295,7 +302,7 @@ class Trainer:
         text = self.plan.description if self.plan else ""
         return f"{text}, {self.dist.description}" if self.dist is not None else text
 
-    def _report_requests(self) -> None:
+    def report_requests(self) -> None:
         """Fire on_user_action for each request of the run control since the last time, at
         the step the run is at now."""
         requests = self.control.take_requests()
@@ -314,27 +321,31 @@ class Trainer:
         paused time out of the run's elapsed time and the engine's step times."""
         if not paused():
             return
-        self._report_requests()  # the pause, at the step where the run holds
+        self.report_requests()  # the pause, at the step where the run holds
         with self.clock.paused():  # a pause is not training time
             while True:
                 self.control.wait_while_paused(0.2)
                 if not paused():
                     break
-        self._ready().ld.pause_timing()
+        self.parts.ld.pause_timing()
 
     # ---- helpers ------------------------------------------------------------------------------
-    def _set_lr(self, step: int) -> float:
+    def set_lr(self, step: int) -> float:
+        """Set the learning rate for optimizer step ``step``; returns it."""
         if self.time_budget_s:
             progress = self.elapsed() / self.time_budget_s
         else:
             progress = step / max(self.total_steps, 1)
-        return self._ready().schedule.set_progress(progress)
+        return self.parts.schedule.set_progress(progress)
 
-    def _budget_spent(self) -> bool:  # a data-parallel run has no time budget (see _parallel.join)
+    def budget_spent(self) -> bool:
+        """Whether a time-budgeted run's budget is spent (a data-parallel run has none: see
+        _parallel.join)."""
         budget = self.time_budget_s
         return bool(budget) and budget is not None and self.elapsed() >= budget
 
-    def _sample_load(self) -> None:
+    def sample_load(self) -> None:
+        """Sample the machine's load per CPU (the summary reports the mean)."""
         load = machine_load()
         if load is not None:
             self._loads.append(load)
@@ -343,7 +354,7 @@ class Trainer:
         """Seconds of this session, pauses excluded."""
         return self.clock.elapsed()
 
-    def _eta(self, epoch: int, batch: int) -> float:
+    def eta(self, epoch: int, batch: int) -> float:
         """Seconds left after ``batch`` batches of epoch index ``epoch``: the steps left at
         the current measured step time, plus this session's time outside the steps per
         step (the average time per step until the step time is measured)."""
@@ -354,7 +365,7 @@ class Trainer:
         if done_here <= 0:
             return float("nan")
         remaining = self.total_steps - done
-        ld = self._ready().ld
+        ld = self.parts.ld
         meter = ld.meter  # step times only: no pass over the parameters here
         now = meter.step_time if meter is not None else None
         if now:
@@ -364,17 +375,10 @@ class Trainer:
             return max(remaining * (now + outside), 0.0)
         return max(remaining * self.elapsed() / done_here, 0.0)
 
-    def _nan_message(self, step: int, epoch: int) -> str:
-        ck = self.output_dir / "checkpoint.pt" if self.output_dir else None
-        kept = (f"the last good checkpoint is {ck}" if ck is not None and ck.exists()
-                else "no checkpoint was written yet")
-        return (f"the loss became NaN or infinite at step {step} (epoch "
-                f"{display_epoch(epoch)}): lower --lr or turn mixed precision off; {kept}")
-
     def evaluate(self) -> tuple[float, float, float | None]:
         """Validation loss and accuracy of the full model; in skip mode also the accuracy of
         the scaled-down network (dropped blocks bypassed)."""
-        r = self._ready()
+        r = self.parts
         data = r.bundle.val if self.dist is None else self.dist.val_shard(r.bundle.val)
         loss, acc, scaled = evaluate_run(r.model, r.ld, data, r.plan,
                                          batch_size=max(self.cfg.train.batch_size, 256),
@@ -384,7 +388,8 @@ class Trainer:
         return evaluated_everywhere(self, len(data), loss, acc, scaled)  # type: ignore
 
     # ---- the end ----------------------------------------------------------------------------
-    def _all_history(self) -> list[EpochResult]:
+    def all_history(self) -> list[EpochResult]:
+        """The epochs of earlier sessions (a resumed run's) and of this one."""
         return [*self._resumed_history, *self.history]
 
     def summary(self, status: str) -> RunSummary:
@@ -393,7 +398,7 @@ class Trainer:
             self.cfg, status, run_name=self.run_name, output_dir=self.output_dir, ld=self.ld,
             device=self._device_text(), last_val=self.last_val,
             best_accuracy=self.best_accuracy, wall_time_s=self.clock.total_elapsed(),
-            train_time_s=self.clock.train_time_s, history=self._all_history(),
+            train_time_s=self.clock.train_time_s, history=self.all_history(),
             data_time_s=self.clock.data_time_s,
             load_per_cpu=sum(self._loads) / len(self._loads) if self._loads else None,
             world_size=self.dist.world_size if self.dist else 1)
@@ -404,7 +409,8 @@ class Trainer:
     def _fail(self, exc: BaseException, started: bool) -> None:
         fail(self, exc, started)
 
-    def _release_folder(self) -> None:
+    def release_folder(self) -> None:
+        """Unlock the run folder (once the run is over)."""
         lock, self._folder_lock = self._folder_lock, None
         if lock is not None:
             lock.release()

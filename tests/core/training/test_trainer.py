@@ -312,7 +312,7 @@ def test_eta_uses_the_current_step_time(tmp_path: Path) -> None:
     trainer.clock = RunClock(now=lambda: clock_time[0])
     clock_time[0] = ld.train_time_s + 2.0  # 2 s outside the steps
     done = 2 * trainer.steps_per_epoch  # after the second epoch
-    eta = trainer._eta(2, 0)
+    eta = trainer.eta(2, 0)
     outside = 2.0 / done
     assert eta == pytest.approx((trainer.total_steps - done) * (now + outside), rel=0.01)
 
@@ -336,7 +336,7 @@ def test_validation_in_cache_mode_reads_the_prefix_output_and_is_exact(tmp_path:
     ld = trainer.ld
     assert result.status == "finished" and ld is not None and ld.dropped_prefix > 0
     assert ld._eval_cache.batches_read > 0  # later validations read the prefix's output
-    r = trainer._ready()
+    r = trainer.parts
     full = evaluate_network(r.model, r.bundle.val, r.plan, batch_size=256, num_workers=0)
     assert trainer.evaluate()[:2] == full  # the complete model's figures, to the bit
     assert result.summary.final_accuracy == full[1]
