@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -149,7 +150,7 @@ def _report_progress(trainer: Trainer, epoch: int, batch: int, window: _Window,
     ld = trainer.parts.ld
     mean = float(window.loss) / window.n
     if not math.isfinite(mean):
-        raise TrainingError(_nan_message(trainer, ld.step_count, epoch))
+        raise TrainingError(_nan_message(trainer.output_dir, ld.step_count, epoch))
     now = time.perf_counter()
     ips = window.n * trainer.cfg.train.batch_size / max(now - window.started, 1e-9)
     call_hook(trainer.callbacks, "on_progress", Progress(
@@ -160,8 +161,8 @@ def _report_progress(trainer: Trainer, epoch: int, batch: int, window: _Window,
     window.n, window.started = 0, now
 
 
-def _nan_message(trainer: Trainer, step: int, epoch: int) -> str:
-    ck = trainer.output_dir / "checkpoint.pt" if trainer.output_dir else None
+def _nan_message(output_dir: Path | None, step: int, epoch: int) -> str:
+    ck = output_dir / "checkpoint.pt" if output_dir else None
     kept = (f"the last good checkpoint is {ck}" if ck is not None and ck.exists()
             else "no checkpoint was written yet")
     return (f"the loss became NaN or infinite at step {step} (epoch "
@@ -181,7 +182,7 @@ def end_epoch(trainer: Trainer, epoch: int, run: EpochRun) -> None:
     train_loss = loss_sum / seen
     train_acc = correct / seen
     if not math.isfinite(train_loss):
-        raise TrainingError(_nan_message(trainer, ld.step_count, epoch))
+        raise TrainingError(_nan_message(trainer.output_dir, ld.step_count, epoch))
     val_loss, val_acc, val_scaled = trainer.evaluate()
     trainer.best_accuracy = max(trainer.best_accuracy, val_acc)
     trainer.last_val = (val_loss, val_acc, val_scaled)
