@@ -27,26 +27,26 @@ __all__ = ["checkpoint", "checkpoint_partial", "finish", "fail"]
 
 
 def _payload(trainer: Trainer, epoch: int) -> dict[str, Any]:
-    r = trainer._ready()
+    r = trainer.parts
     return {"epoch": epoch, "run_name": trainer.run_name, "config": trainer.cfg.to_dict(),
             "model": r.model.state_dict(), "optimizer": r.optimizer.state_dict(),
             "scaler": r.scaler.state_dict(), "learndrop": r.ld.state_dict(),
             "best_accuracy": trainer.best_accuracy,
             # earlier sessions' epochs and time too, so a second resume loses neither
-            "history": [h.to_dict() for h in trainer._all_history()],
-            "elapsed_s": trainer.elapsed() + trainer._resumed_elapsed,
+            "history": [h.to_dict() for h in trainer.all_history()],
+            "elapsed_s": trainer.clock.total_elapsed(),
             "torch_rng": torch.get_rng_state()}
 
 
 def checkpoint(trainer: Trainer, epoch: int) -> None:
     """Save the resumable checkpoint after ``epoch`` complete epochs."""
     assert trainer.output_dir is not None
-    if not trainer._writes:
+    if not trainer.writes:
         return
     path = trainer.output_dir / "checkpoint.pt"
     save_checkpoint(path, _payload(trainer, epoch))
     call_hook(trainer.callbacks, "on_checkpoint",
-              CheckpointSaved(epoch=epoch, step=trainer._ready().ld.step_count,
+              CheckpointSaved(epoch=epoch, step=trainer.parts.ld.step_count,
                               path=str(path)))
 
 
@@ -54,10 +54,10 @@ def checkpoint_partial(trainer: Trainer) -> None:
     """On stop: save the current weights too (the resumable checkpoint stays at the last
     complete epoch, so a resume repeats exactly the same epochs)."""
     assert trainer.output_dir is not None
-    if not trainer._writes:
+    if not trainer.writes:
         return
     save_checkpoint(trainer.output_dir / "stopped.pt",
-                    {"model": trainer._ready().model.state_dict(), "epoch": -1})
+                    {"model": trainer.parts.model.state_dict(), "epoch": -1})
     if not (trainer.output_dir / "checkpoint.pt").exists():
         checkpoint(trainer, trainer.start_epoch)
 
@@ -65,14 +65,14 @@ def checkpoint_partial(trainer: Trainer) -> None:
 def finish(trainer: Trainer, status: str, message: str) -> RunSummary:
     """End the run with ``status``: write (or, cancelled, remove) its files and fire
     on_fit_end; returns the run's summary."""
-    trainer._report_requests()  # asked after the last batch (during validation, say)
+    trainer.report_requests()  # asked after the last batch (during validation, say)
     summary = trainer.summary(status)
     model = trainer.model
     output_dir = trainer.output_dir
-    if not trainer._writes:
+    if not trainer.writes:
         pass
     elif status == "cancelled" and output_dir is not None:
-        trainer._release_folder()
+        trainer.release_folder()
         remove_run_files(output_dir)  # what the run wrote, nothing else
         summary = dataclasses.replace(summary, output_dir="")
     elif output_dir is not None and model is not None and output_dir.exists():
@@ -107,10 +107,10 @@ def _save_pins(trainer: Trainer) -> None:
 
 def fail(trainer: Trainer, exc: BaseException, started: bool) -> None:
     """Fire on_fit_end for a run that failed with ``exc``."""
-    trainer._report_requests()
+    trainer.report_requests()
     message = str(exc) if isinstance(exc, LearnDropError) else (
         f"internal error: {type(exc).__name__}: {exc}".splitlines()[0])
-    summary = trainer.summary("failed") if trainer._prepared else RunSummary(status="failed")
+    summary = trainer.summary("failed") if trainer.prepared else RunSummary(status="failed")
     call_hook(trainer.callbacks, "on_fit_end", FitEnd(
         status="failed", message=message,
         summary=dataclasses.replace(summary, error=message)))

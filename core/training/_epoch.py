@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -17,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from ..data import fast_batches
 from ..errors import TrainingError
-from ..events import EpochEnd, Progress, call_hook
+from ..events import EpochEnd, Progress, call_hook, display_epoch
 from ..summary import EpochResult
 from ._ending import checkpoint
 from ._parallel import agreed_boundary
@@ -40,24 +41,6 @@ class EpochRun:
     budget_out: bool = False  # a time-budgeted run's budget ran out
 
 
-class _TimedBatches:
-    """Iterates ``batches`` and adds the time spent waiting for each batch to ``spent``."""
-
-    def __init__(self, batches: Any, spent: list[float]) -> None:
-        self._it = iter(batches)
-        self._spent = spent
-
-    def __iter__(self) -> _TimedBatches:
-        return self
-
-    def __next__(self) -> Any:
-        t = time.perf_counter()
-        try:
-            return next(self._it)
-        finally:
-            self._spent[0] += time.perf_counter() - t
-
-
 @dataclass
 class _Window:
     """The batches since the last progress report."""
@@ -70,14 +53,13 @@ class _Window:
 def loader(trainer: Trainer, epoch: int) -> Any:
     """The epoch's shuffled training batches: gathered in one go for in-memory images
     without augmentation, else a DataLoader (the same batches either way)."""
-    r = trainer._ready()
+    r = trainer.parts
     cfg = trainer.cfg
-    if trainer._sampler is not None:
-        trainer._sampler.set_epoch(epoch)
-        return DataLoader(r.bundle.train, batch_size=cfg.train.batch_size,
-                          sampler=trainer._sampler, drop_last=trainer.drop_last,
-                          num_workers=cfg.data.num_workers,
-                          pin_memory=r.plan.device.type == "cuda")
+    if trainer.shard is not None:
+        return trainer.shard.loader(r.bundle.train, epoch, batch_size=cfg.train.batch_size,
+                                    drop_last=trainer.drop_last,
+                                    num_workers=cfg.data.num_workers,
+                                    pin_memory=r.plan.device.type == "cuda")
     g = torch.Generator()
     g.manual_seed(cfg.train.seed * 1000 + epoch)
     pin = r.plan.device.type == "cuda"
@@ -95,17 +77,17 @@ def loader(trainer: Trainer, epoch: int) -> Any:
 
 def train_epoch(trainer: Trainer, epoch: int) -> EpochRun:
     """One pass over the training data, checking the run control between batches."""
-    r = trainer._ready()
+    r = trainer.parts
     dev = r.plan.device
     r.ld.model.train()
     now = time.perf_counter()
     run = EpochRun(now, torch.zeros((), device=dev),
                    torch.zeros((), device=dev, dtype=torch.long))
     window = _Window(torch.zeros((), device=dev), 0, now)
-    batches = _TimedBatches(loader(trainer, epoch), trainer._data_time)
+    batches = trainer.clock.timed(loader(trainer, epoch))
     for b, (x, y, idx) in enumerate(batches):
         ended, budget_out = _boundary(trainer)
-        trainer._report_requests()
+        trainer.report_requests()
         if ended:
             run.ended = True
             break
@@ -131,37 +113,26 @@ def _boundary(trainer: Trainer) -> tuple[bool, bool]:
     time budget ran out; waits while paused. The ranks of a data-parallel run agree."""
     if trainer.dist is not None:
         return agreed_boundary(trainer)
-    _wait_while_paused(trainer)
-    if trainer.control.should_end:
-        return True, False
-    return False, trainer._budget_spent()
-
-
-def _wait_while_paused(trainer: Trainer) -> None:
     control = trainer.control
-    if not control.paused:
-        return
-    trainer._report_requests()  # the pause, at the step where the run holds
-    paused_at = time.perf_counter()
-    while control.paused and not control.should_end:
-        control.wait_while_paused(0.2)
-    trainer._t0 += time.perf_counter() - paused_at  # a pause is not training time
-    trainer._ready().ld.pause_timing()
+    trainer.hold_while_paused(lambda: control.paused and not control.should_end)
+    if control.should_end:
+        return True, False
+    return False, trainer.budget_spent()
 
 
 def _step(trainer: Trainer, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor
           ) -> tuple[float, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One optimizer step; returns the learning rate, the loss, the output and ``y`` (all
     on the device)."""
-    r = trainer._ready()
+    r = trainer.parts
     plan, ld = r.plan, r.ld
     x = x.to(plan.device, non_blocking=True)
     y = y.to(plan.device, non_blocking=True)
     if plan.channels_last:
         x = x.contiguous(memory_format=torch.channels_last)
-    lr = trainer._set_lr(ld.step_count)
-    if trainer._local_ids is not None:  # a rank's fixed shard: its cache numbers them so
-        idx = trainer._local_ids[idx]
+    lr = trainer.set_lr(ld.step_count)
+    if trainer.shard is not None:  # a rank's fixed shard: its cache numbers them so
+        idx = trainer.shard.sample_ids(idx)
     with torch.autocast(plan.device.type, dtype=plan.amp_dtype, enabled=plan.amp):
         out = ld.model(x, sample_ids=idx)
         loss = nn.functional.cross_entropy(out, y)
@@ -176,23 +147,31 @@ def _step(trainer: Trainer, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor
 def _report_progress(trainer: Trainer, epoch: int, batch: int, window: _Window,
                      lr: float) -> None:
     """Fire on_progress with the window's mean loss: the only read-back in the loop."""
-    ld = trainer._ready().ld
+    ld = trainer.parts.ld
     mean = float(window.loss) / window.n
     if not math.isfinite(mean):
-        raise TrainingError(trainer._nan_message(ld.step_count, epoch))
+        raise TrainingError(_nan_message(trainer.output_dir, ld.step_count, epoch))
     now = time.perf_counter()
     ips = window.n * trainer.cfg.train.batch_size / max(now - window.started, 1e-9)
     call_hook(trainer.callbacks, "on_progress", Progress(
         step=ld.step_count, epoch=epoch, batch=batch, batches=trainer.steps_per_epoch,
         loss=mean, lr=lr, images_per_s=ips, elapsed_s=trainer.elapsed(),
-        eta_s=trainer._eta(epoch, batch)))
+        eta_s=trainer.eta(epoch, batch)))
     window.loss.zero_()
     window.n, window.started = 0, now
 
 
+def _nan_message(output_dir: Path | None, step: int, epoch: int) -> str:
+    ck = output_dir / "checkpoint.pt" if output_dir else None
+    kept = (f"the last good checkpoint is {ck}" if ck is not None and ck.exists()
+            else "no checkpoint was written yet")
+    return (f"the loss became NaN or infinite at step {step} (epoch "
+            f"{display_epoch(epoch)}): lower --lr or turn mixed precision off; {kept}")
+
+
 def end_epoch(trainer: Trainer, epoch: int, run: EpochRun) -> None:
     """Validate, fire on_epoch_end and write the checkpoint that is due."""
-    r = trainer._ready()
+    r = trainer.parts
     ld = r.ld
     complete = not run.ended and not run.budget_out
     if complete:
@@ -203,25 +182,25 @@ def end_epoch(trainer: Trainer, epoch: int, run: EpochRun) -> None:
     train_loss = loss_sum / seen
     train_acc = correct / seen
     if not math.isfinite(train_loss):
-        raise TrainingError(trainer._nan_message(ld.step_count, epoch))
+        raise TrainingError(_nan_message(trainer.output_dir, ld.step_count, epoch))
     val_loss, val_acc, val_scaled = trainer.evaluate()
     trainer.best_accuracy = max(trainer.best_accuracy, val_acc)
     trainer.last_val = (val_loss, val_acc, val_scaled)
     epoch_time = time.perf_counter() - run.started
-    trainer._sample_load()
+    trainer.sample_load()
     groups = r.optimizer.param_groups
     ev = EpochEnd(
         epoch=epoch, step=ld.step_count, train_loss=train_loss,
         train_accuracy=train_acc, val_loss=val_loss, val_accuracy=val_acc,
         val_accuracy_scaled=val_scaled, epoch_time_s=epoch_time,
-        elapsed_s=trainer.elapsed(), eta_s=trainer._eta(epoch + 1, 0),
+        elapsed_s=trainer.elapsed(), eta_s=trainer.eta(epoch + 1, 0),
         images_per_s=run.seen / max(epoch_time, 1e-9),
         lr=groups[0]["lr"] if groups else 0.0, dropped=tuple(ld.dropped),
         savings=ld.savings_report())
     trainer.history.append(EpochResult(
         epoch=epoch, train_loss=train_loss, train_accuracy=train_acc, val_loss=val_loss,
         val_accuracy=val_acc, val_accuracy_scaled=val_scaled, epoch_time_s=epoch_time,
-        elapsed_s=trainer.elapsed() + trainer._resumed_elapsed))
+        elapsed_s=trainer.clock.total_elapsed()))
     call_hook(trainer.callbacks, "on_epoch_end", ev)
     completed = epoch + 1  # complete epochs once this one is (what a checkpoint counts)
     every = trainer.cfg.output.checkpoint_every

@@ -1,29 +1,31 @@
 """The trainer's data-parallel side: joining the run, this rank's shard, agreeing ranks.
 
-Each function takes the :class:`~._trainer.Trainer` first. A process that is not one of a
-data-parallel run (``trainer.dist`` is None) never calls them, except :func:`join`, which
-finds out.
+A process that is not one of a data-parallel run (``trainer.dist`` is None) never calls
+these, except :func:`join`, which finds out.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch.utils.data import DataLoader
 
 from ..errors import CheckpointError, LearnDropError, TrainingError
 from ._checkpoint import load_checkpoint
 from ._device import DevicePlan
-from ._distributed import join_process_group
+from ._distributed import Distributed, join_process_group
 
 if TYPE_CHECKING:
+    from ._control import RunControl
     from ._trainer import Trainer
 
-__all__ = ["join", "shard", "read_checkpoint", "agreed_boundary", "evaluated_everywhere"]
+__all__ = ["Shard", "join", "shard", "read_checkpoint", "agreed_boundary",
+           "evaluated_everywhere"]
 
 
 def join(trainer: Trainer, plan: DevicePlan) -> DevicePlan:
@@ -48,17 +50,38 @@ def join(trainer: Trainer, plan: DevicePlan) -> DevicePlan:
     return plan
 
 
-def shard(trainer: Trainer, bundle: Any) -> None:
-    """This rank's sampler; in cache mode a fixed shard, its samples numbered from 0."""
-    assert trainer.dist is not None
-    fixed = trainer.cfg.drop.mode == "cache"
-    trainer._sampler = trainer.dist.train_sampler(bundle.train, seed=trainer.cfg.train.seed,
-                                                  fixed_shard=fixed)
-    if fixed:
-        indices = torch.tensor(trainer._sampler.indices, dtype=torch.long)
-        local = torch.full((len(bundle.train),), -1, dtype=torch.long)
-        local[indices] = torch.arange(len(indices))
-        trainer._local_ids = local
+@dataclass(frozen=True)
+class Shard:
+    """This rank's share of the training data: its sampler and, for a fixed shard (cache
+    mode), the position of each sample of the data set in the shard (-1: another rank's)."""
+
+    sampler: Any  # DistributedSampler or FixedShardSampler: both have set_epoch
+    local_ids: torch.Tensor | None = None
+
+    def loader(self, data: Any, epoch: int, *, batch_size: int, drop_last: bool,
+               num_workers: int, pin_memory: bool) -> DataLoader:
+        """The epoch's batches of this rank's samples."""
+        self.sampler.set_epoch(epoch)
+        return DataLoader(data, batch_size=batch_size, sampler=self.sampler,
+                          drop_last=drop_last, num_workers=num_workers,
+                          pin_memory=pin_memory)
+
+    def sample_ids(self, idx: torch.Tensor) -> torch.Tensor:
+        """The ids a rank's cache knows ``idx`` (data set positions) by: the positions in a
+        fixed shard, else ``idx`` itself."""
+        return idx if self.local_ids is None else self.local_ids[idx]
+
+
+def shard(dist: Distributed, bundle: Any, *, seed: int, fixed: bool) -> Shard:
+    """This rank's share of ``bundle``'s training data; with ``fixed`` (cache mode) a fixed
+    shard, its samples numbered from 0."""
+    sampler: Any = dist.train_sampler(bundle.train, seed=seed, fixed_shard=fixed)
+    if not fixed:
+        return Shard(sampler)
+    indices = torch.tensor(sampler.indices, dtype=torch.long)
+    local = torch.full((len(bundle.train),), -1, dtype=torch.long)
+    local[indices] = torch.arange(len(indices))
+    return Shard(sampler, local)
 
 
 def read_checkpoint(trainer: Trainer, path: Path) -> dict[str, Any] | None:
@@ -79,29 +102,34 @@ def read_checkpoint(trainer: Trainer, path: Path) -> dict[str, Any] | None:
     return data
 
 
-def agreed_boundary(trainer: Trainer) -> tuple[bool, bool]:
-    """At a batch boundary of a data-parallel run: whether the run ends here (stop or
-    cancel), as every rank agrees; waits while paused. Such a run has no time budget."""
-    assert trainer.dist is not None
-    c = trainer.control
-    paused_at: float | None = None
-    while True:
-        stop, cancel, paused = trainer.dist.agree(
+class _Agreed:
+    """The run control as every rank agrees on it, asked again at each call."""
+
+    def __init__(self, dist: Distributed, control: RunControl) -> None:
+        self._dist = dist
+        self._control = control
+        self.ends = False  # stop or cancel, on any rank
+
+    def paused(self) -> bool:
+        """Whether the run holds (paused on any rank, and no rank ends it)."""
+        c = self._control
+        stop, cancel, paused = self._dist.agree(
             [c.stop_requested, c.cancel_requested, c.paused])
         if cancel:
             c.cancel()
         elif stop:
             c.stop()
-        if not paused or stop or cancel:
-            break
-        if paused_at is None:
-            trainer._report_requests()  # the pause, at the step where the run holds
-            paused_at = time.perf_counter()
-        c.wait_while_paused(0.2)
-    if paused_at is not None:
-        trainer._t0 += time.perf_counter() - paused_at  # a pause is not training time
-        trainer._ready().ld.pause_timing()
-    return stop or cancel, False
+        self.ends = stop or cancel
+        return paused and not self.ends
+
+
+def agreed_boundary(trainer: Trainer) -> tuple[bool, bool]:
+    """At a batch boundary of a data-parallel run: whether the run ends here (stop or
+    cancel), as every rank agrees; waits while paused. Such a run has no time budget."""
+    assert trainer.dist is not None
+    agreed = _Agreed(trainer.dist, trainer.control)
+    trainer.hold_while_paused(agreed.paused)
+    return agreed.ends, False
 
 
 def evaluated_everywhere(trainer: Trainer, n: int, loss: float, acc: float,

@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -23,17 +23,18 @@ from ..config import RunConfig, config_to_toml
 from ..engine import LearnDrop
 from ..environment import machine_load
 from ..errors import CheckpointError, DeviceError, LearnDropError
-from ..events import Callback, FitStart, UserAction, call_hook, display_epoch, epoch_of_step
+from ..events import Callback, FitStart, UserAction, call_hook, epoch_of_step
 from ..files import atomic_write_text
 from ..runfolder import FolderLock
 from ..summary import EpochResult, RunSummary
+from ._clock import RunClock
 from ._control import RunControl
 from ._device import DevicePlan, resolve_device
 from ._distributed import Distributed, is_lost_rank, lost_rank
 from ._ending import checkpoint_partial, fail, finish
 from ._epoch import end_epoch, train_epoch
 from ._evaluate import evaluate_run
-from ._parallel import evaluated_everywhere, join, read_checkpoint, shard
+from ._parallel import Shard, evaluated_everywhere, join, read_checkpoint, shard
 from ._resume import restore_checkpoint
 from ._setup import (
     RunParts,
@@ -110,17 +111,13 @@ class Trainer:
         self.history: list[EpochResult] = []
         self.best_accuracy = 0.0
         self.last_val: tuple[float, float, float | None] = (math.nan, math.nan, None)
-        self._t0 = time.perf_counter()
-        self._train_time = 0.0
-        self._data_time = [0.0]  # waiting for training batches, this session
+        self.clock = RunClock()
         self._loads: list[float] = []  # the machine's load per CPU, sampled each epoch
         self._resumed_history: list[EpochResult] = []
-        self._resumed_elapsed = 0.0
-        # a data-parallel run (see ._distributed): this process's rank, its sampler, and
-        # the position of each of its samples in its fixed shard (cache mode)
+        # a data-parallel run (see ._distributed): this process's rank and its share of
+        # the training data
         self.dist: Distributed | None = None
-        self._sampler: Any = None
-        self._local_ids: torch.Tensor | None = None
+        self.shard: Shard | None = None
 
     @property
     def ld(self) -> LearnDrop | None:
@@ -134,10 +131,17 @@ class Trainer:
     def plan(self) -> DevicePlan | None:
         return self._parts.plan if self._parts else None
 
-    def _ready(self) -> RunParts:
+    @property
+    def parts(self) -> RunParts:
+        """The run's parts (data, model, optimizer, Learn&Drop...), once prepared."""
         if self._parts is None:
             raise RuntimeError("the trainer is not prepared: call prepare() or fit()")
         return self._parts
+
+    @property
+    def prepared(self) -> bool:
+        """Whether :meth:`prepare` has built the run."""
+        return self._prepared
 
     # ---- set-up -------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -160,7 +164,8 @@ class Trainer:
         self.steps_per_epoch, self.total_steps = epochs.steps_per_epoch, epochs.total_steps
         self.output_dir = self.run_folder or choose_output_dir(cfg, self.run_name)
         if self.dist is not None:
-            shard(self, bundle)
+            self.shard = shard(self.dist, bundle, seed=cfg.train.seed,
+                               fixed=cfg.drop.mode == "cache")
         self.run_name = self.output_dir.name
         self._parts = build_parts(cfg, plan, bundle, model, epochs, self.callbacks,
                                   ddp=self.dist is not None)
@@ -170,7 +175,7 @@ class Trainer:
         self._prepared = True
 
     def _resume(self, path: Path) -> None:
-        r = self._ready()
+        r = self.parts
         resumed = restore_checkpoint(path, self.cfg, model=r.model, ld=r.ld,
                                      optimizer=r.optimizer, scaler=r.scaler,
                                      device=r.plan.device,
@@ -178,7 +183,7 @@ class Trainer:
         self.start_epoch = resumed.start_epoch
         self.best_accuracy = resumed.best_accuracy
         self._resumed_history = resumed.history
-        self._resumed_elapsed = resumed.elapsed_s
+        self.clock.resume(resumed.elapsed_s)
         if self.start_epoch >= self.cfg.train.epochs and self.finish_complete:
             self.last_val = resumed.last_val
         elif self.start_epoch >= self.cfg.train.epochs:
@@ -191,10 +196,10 @@ class Trainer:
         try:
             return self._fit()
         finally:
-            self._release_folder()
+            self.release_folder()
 
     def _fit(self) -> FitResult:
-        self._t0 = time.perf_counter()
+        self.clock.restart()
         self.history = []
         self.best_accuracy = 0.0
         self.last_val = (math.nan, math.nan, None)
@@ -243,9 +248,9 @@ class Trainer:
     def _start(self) -> None:
         """Claim (or lock) the run folder, save the config, pass on early warnings, fire
         on_fit_start."""
-        r = self._ready()
+        r = self.parts
         assert self.output_dir is not None
-        if self._writes:
+        if self.writes:
             self.output_dir, self._folder_lock = make_output_dir(
                 self.output_dir, existing=self.run_folder is not None)
             atomic_write_text(self.output_dir / "config.toml", config_to_toml(self.cfg))
@@ -265,17 +270,15 @@ class Trainer:
 
     def _train(self) -> str:
         """Every remaining epoch; returns finished, stopped or cancelled."""
-        self._train_time = 0.0
-        self._data_time = [0.0]
         self._loads = []
-        self._sample_load()
+        self.sample_load()
         status = "finished"
         for epoch in range(self.start_epoch, self.cfg.train.epochs):
             call_hook(self.callbacks, "on_epoch_start", epoch)
             run = train_epoch(self, epoch)
             if run.ended and self.control.cancel_requested:
                 return "cancelled"
-            self._train_time += time.perf_counter() - run.started
+            self.clock.add_training(time.perf_counter() - run.started)
             if run.seen == 0:
                 status = "stopped" if run.ended else status
                 break
@@ -283,7 +286,7 @@ class Trainer:
             if run.ended:
                 status = "stopped"
                 break
-            if run.budget_out or self._budget_spent():
+            if run.budget_out or self.budget_spent():
                 break
         if status == "stopped":
             # a stop mid-epoch keeps the last complete epoch's checkpoint and the weights now
@@ -291,7 +294,7 @@ class Trainer:
         return status
 
     @property
-    def _writes(self) -> bool:
+    def writes(self) -> bool:
         """Whether this process writes the run's files (rank 0 of a data-parallel run)."""
         return self.dist is None or self.dist.is_main
 
@@ -299,7 +302,7 @@ class Trainer:
         text = self.plan.description if self.plan else ""
         return f"{text}, {self.dist.description}" if self.dist is not None else text
 
-    def _report_requests(self) -> None:
+    def report_requests(self) -> None:
         """Fire on_user_action for each request of the run control since the last time, at
         the step the run is at now."""
         requests = self.control.take_requests()
@@ -312,27 +315,46 @@ class Trainer:
                       UserAction(action=action, unit=unit, step=step, epoch=position,
                                  time=when))
 
+    def hold_while_paused(self, paused: Callable[[], bool]) -> None:
+        """At a batch boundary: hold the run while ``paused()`` says so (asked first, then
+        after each wait). Reports the pause at the step where the run holds, and keeps the
+        paused time out of the run's elapsed time and the engine's step times."""
+        if not paused():
+            return
+        self.report_requests()  # the pause, at the step where the run holds
+        with self.clock.paused():  # a pause is not training time
+            while True:
+                self.control.wait_while_paused(0.2)
+                if not paused():
+                    break
+        self.parts.ld.pause_timing()
+
     # ---- helpers ------------------------------------------------------------------------------
-    def _set_lr(self, step: int) -> float:
+    def set_lr(self, step: int) -> float:
+        """Set the learning rate for optimizer step ``step``; returns it."""
         if self.time_budget_s:
             progress = self.elapsed() / self.time_budget_s
         else:
             progress = step / max(self.total_steps, 1)
-        return self._ready().schedule.set_progress(progress)
+        return self.parts.schedule.set_progress(progress)
 
-    def _budget_spent(self) -> bool:  # a data-parallel run has no time budget (see _parallel.join)
+    def budget_spent(self) -> bool:
+        """Whether a time-budgeted run's budget is spent (a data-parallel run has none: see
+        _parallel.join)."""
         budget = self.time_budget_s
         return bool(budget) and budget is not None and self.elapsed() >= budget
 
-    def _sample_load(self) -> None:
+    def sample_load(self) -> None:
+        """Sample the machine's load per CPU (the summary reports the mean)."""
         load = machine_load()
         if load is not None:
             self._loads.append(load)
 
     def elapsed(self) -> float:
-        return time.perf_counter() - self._t0
+        """Seconds of this session, pauses excluded."""
+        return self.clock.elapsed()
 
-    def _eta(self, epoch: int, batch: int) -> float:
+    def eta(self, epoch: int, batch: int) -> float:
         """Seconds left after ``batch`` batches of epoch index ``epoch``: the steps left at
         the current measured step time, plus this session's time outside the steps per
         step (the average time per step until the step time is measured)."""
@@ -343,7 +365,7 @@ class Trainer:
         if done_here <= 0:
             return float("nan")
         remaining = self.total_steps - done
-        ld = self._ready().ld
+        ld = self.parts.ld
         meter = ld.meter  # step times only: no pass over the parameters here
         now = meter.step_time if meter is not None else None
         if now:
@@ -353,17 +375,10 @@ class Trainer:
             return max(remaining * (now + outside), 0.0)
         return max(remaining * self.elapsed() / done_here, 0.0)
 
-    def _nan_message(self, step: int, epoch: int) -> str:
-        ck = self.output_dir / "checkpoint.pt" if self.output_dir else None
-        kept = (f"the last good checkpoint is {ck}" if ck is not None and ck.exists()
-                else "no checkpoint was written yet")
-        return (f"the loss became NaN or infinite at step {step} (epoch "
-                f"{display_epoch(epoch)}): lower --lr or turn mixed precision off; {kept}")
-
     def evaluate(self) -> tuple[float, float, float | None]:
         """Validation loss and accuracy of the full model; in skip mode also the accuracy of
         the scaled-down network (dropped blocks bypassed)."""
-        r = self._ready()
+        r = self.parts
         data = r.bundle.val if self.dist is None else self.dist.val_shard(r.bundle.val)
         loss, acc, scaled = evaluate_run(r.model, r.ld, data, r.plan,
                                          batch_size=max(self.cfg.train.batch_size, 256),
@@ -373,7 +388,8 @@ class Trainer:
         return evaluated_everywhere(self, len(data), loss, acc, scaled)  # type: ignore
 
     # ---- the end ----------------------------------------------------------------------------
-    def _all_history(self) -> list[EpochResult]:
+    def all_history(self) -> list[EpochResult]:
+        """The epochs of earlier sessions (a resumed run's) and of this one."""
         return [*self._resumed_history, *self.history]
 
     def summary(self, status: str) -> RunSummary:
@@ -381,9 +397,9 @@ class Trainer:
         return build_summary(
             self.cfg, status, run_name=self.run_name, output_dir=self.output_dir, ld=self.ld,
             device=self._device_text(), last_val=self.last_val,
-            best_accuracy=self.best_accuracy, wall_time_s=self.elapsed() + self._resumed_elapsed,
-            train_time_s=self._train_time, history=self._all_history(),
-            data_time_s=self._data_time[0],
+            best_accuracy=self.best_accuracy, wall_time_s=self.clock.total_elapsed(),
+            train_time_s=self.clock.train_time_s, history=self.all_history(),
+            data_time_s=self.clock.data_time_s,
             load_per_cpu=sum(self._loads) / len(self._loads) if self._loads else None,
             world_size=self.dist.world_size if self.dist else 1)
 
@@ -393,7 +409,8 @@ class Trainer:
     def _fail(self, exc: BaseException, started: bool) -> None:
         fail(self, exc, started)
 
-    def _release_folder(self) -> None:
+    def release_folder(self) -> None:
+        """Unlock the run folder (once the run is over)."""
         lock, self._folder_lock = self._folder_lock, None
         if lock is not None:
             lock.release()

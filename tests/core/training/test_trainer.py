@@ -301,16 +301,18 @@ def test_user_actions_are_reported_where_the_run_takes_them(tmp_path: Path) -> N
 def test_eta_uses_the_current_step_time(tmp_path: Path) -> None:
     """Once the step time is measured, the steps left cost the current step time (which
     falls as units drop) plus the time outside the steps, spread over the steps done."""
-    import time
+    from learndrop.core.training._clock import RunClock
 
     trainer = Trainer(tiny_config(tmp_path, **{"drop.warmup_epochs": 0}))
     assert trainer.fit().status == "finished"
     ld = trainer.ld
     assert ld is not None and ld.meter is not None and ld.meter.step_time
     now = ld.meter.step_time
-    trainer._t0 = time.perf_counter() - (ld.train_time_s + 2.0)  # 2 s outside the steps
+    clock_time = [0.0]
+    trainer.clock = RunClock(now=lambda: clock_time[0])
+    clock_time[0] = ld.train_time_s + 2.0  # 2 s outside the steps
     done = 2 * trainer.steps_per_epoch  # after the second epoch
-    eta = trainer._eta(2, 0)
+    eta = trainer.eta(2, 0)
     outside = 2.0 / done
     assert eta == pytest.approx((trainer.total_steps - done) * (now + outside), rel=0.01)
 
@@ -334,7 +336,7 @@ def test_validation_in_cache_mode_reads_the_prefix_output_and_is_exact(tmp_path:
     ld = trainer.ld
     assert result.status == "finished" and ld is not None and ld.dropped_prefix > 0
     assert ld._eval_cache.batches_read > 0  # later validations read the prefix's output
-    r = trainer._ready()
+    r = trainer.parts
     full = evaluate_network(r.model, r.bundle.val, r.plan, batch_size=256, num_workers=0)
     assert trainer.evaluate()[:2] == full  # the complete model's figures, to the bit
     assert result.summary.final_accuracy == full[1]
