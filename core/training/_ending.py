@@ -1,14 +1,15 @@
 """The trainer's checkpoints and the end of its run: finished, stopped, cancelled or failed.
 
-Each function takes the :class:`~._trainer.Trainer` first. Only the process that writes the
-run's files (rank 0 of a data-parallel run) writes checkpoints and final files.
+Each function takes the trainer first (as :class:`~._run.TrainerRun`, its public side). Only
+the process that writes the run's files (rank 0 of a data-parallel run) writes checkpoints and
+final files.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -19,14 +20,12 @@ from ..files import atomic_write_text
 from ..runfolder import remove_run_files
 from ..summary import RunSummary
 from ._checkpoint import save_checkpoint
-
-if TYPE_CHECKING:
-    from ._trainer import Trainer
+from ._run import TrainerRun
 
 __all__ = ["checkpoint", "checkpoint_partial", "finish", "fail"]
 
 
-def _payload(trainer: Trainer, epoch: int) -> dict[str, Any]:
+def _payload(trainer: TrainerRun, epoch: int) -> dict[str, Any]:
     r = trainer.parts
     return {"epoch": epoch, "run_name": trainer.run_name, "config": trainer.cfg.to_dict(),
             "model": r.model.state_dict(), "optimizer": r.optimizer.state_dict(),
@@ -38,7 +37,7 @@ def _payload(trainer: Trainer, epoch: int) -> dict[str, Any]:
             "torch_rng": torch.get_rng_state()}
 
 
-def checkpoint(trainer: Trainer, epoch: int) -> None:
+def checkpoint(trainer: TrainerRun, epoch: int) -> None:
     """Save the resumable checkpoint after ``epoch`` complete epochs."""
     assert trainer.output_dir is not None
     if not trainer.writes:
@@ -50,7 +49,7 @@ def checkpoint(trainer: Trainer, epoch: int) -> None:
                               path=str(path)))
 
 
-def checkpoint_partial(trainer: Trainer) -> None:
+def checkpoint_partial(trainer: TrainerRun) -> None:
     """On stop: save the current weights too (the resumable checkpoint stays at the last
     complete epoch, so a resume repeats exactly the same epochs)."""
     assert trainer.output_dir is not None
@@ -62,7 +61,7 @@ def checkpoint_partial(trainer: Trainer) -> None:
         checkpoint(trainer, trainer.start_epoch)
 
 
-def finish(trainer: Trainer, status: str, message: str) -> RunSummary:
+def finish(trainer: TrainerRun, status: str, message: str) -> RunSummary:
     """End the run with ``status``: write (or, cancelled, remove) its files and fire
     on_fit_end; returns the run's summary."""
     trainer.report_requests()  # asked after the last batch (during validation, say)
@@ -91,7 +90,7 @@ def finish(trainer: Trainer, status: str, message: str) -> RunSummary:
     return summary
 
 
-def _save_pins(trainer: Trainer) -> None:
+def _save_pins(trainer: TrainerRun) -> None:
     """Units pinned or unpinned by hand during the run: the run folder's config.toml
     keeps the pins the run ended with, so that a resume or a new run from it repeats
     them."""
@@ -105,7 +104,7 @@ def _save_pins(trainer: Trainer) -> None:
         atomic_write_text(trainer.output_dir / "config.toml", config_to_toml(cfg))
 
 
-def fail(trainer: Trainer, exc: BaseException, started: bool) -> None:
+def fail(trainer: TrainerRun, exc: BaseException, started: bool) -> None:
     """Fire on_fit_end for a run that failed with ``exc``."""
     trainer.report_requests()
     message = str(exc) if isinstance(exc, LearnDropError) else (

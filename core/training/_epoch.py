@@ -1,7 +1,8 @@
 """One training epoch of the trainer: its batches, each step, progress and the epoch's end.
 
-Each function takes the :class:`~._trainer.Trainer` first. The loop reads values from the
-device only every ``train.log_every`` batches and at the epoch's end.
+Each function takes the trainer first (as :class:`~._run.TrainerRun`, its public side). The
+loop reads values from the device only every ``train.log_every`` batches and at the epoch's
+end.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
@@ -22,9 +23,7 @@ from ..events import EpochEnd, Progress, call_hook, display_epoch
 from ..summary import EpochResult
 from ._ending import checkpoint
 from ._parallel import agreed_boundary
-
-if TYPE_CHECKING:
-    from ._trainer import Trainer
+from ._run import TrainerRun
 
 __all__ = ["EpochRun", "train_epoch", "end_epoch"]
 
@@ -50,7 +49,7 @@ class _Window:
     started: float
 
 
-def loader(trainer: Trainer, epoch: int) -> Any:
+def loader(trainer: TrainerRun, epoch: int) -> Any:
     """The epoch's shuffled training batches: gathered in one go for in-memory images
     without augmentation, else a DataLoader (the same batches either way)."""
     r = trainer.parts
@@ -75,7 +74,7 @@ def loader(trainer: Trainer, epoch: int) -> Any:
                       persistent_workers=False)
 
 
-def train_epoch(trainer: Trainer, epoch: int) -> EpochRun:
+def train_epoch(trainer: TrainerRun, epoch: int) -> EpochRun:
     """One pass over the training data, checking the run control between batches."""
     r = trainer.parts
     dev = r.plan.device
@@ -108,7 +107,7 @@ def train_epoch(trainer: Trainer, epoch: int) -> EpochRun:
     return run
 
 
-def _boundary(trainer: Trainer) -> tuple[bool, bool]:
+def _boundary(trainer: TrainerRun) -> tuple[bool, bool]:
     """At a batch boundary: whether the run ends here (stop or cancel) and whether a
     time budget ran out; waits while paused. The ranks of a data-parallel run agree."""
     if trainer.dist is not None:
@@ -120,7 +119,7 @@ def _boundary(trainer: Trainer) -> tuple[bool, bool]:
     return False, trainer.budget_spent()
 
 
-def _step(trainer: Trainer, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor
+def _step(trainer: TrainerRun, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor
           ) -> tuple[float, torch.Tensor, torch.Tensor, torch.Tensor]:
     """One optimizer step; returns the learning rate, the loss, the output and ``y`` (all
     on the device)."""
@@ -144,7 +143,7 @@ def _step(trainer: Trainer, x: torch.Tensor, y: torch.Tensor, idx: torch.Tensor
     return lr, loss, out, y
 
 
-def _report_progress(trainer: Trainer, epoch: int, batch: int, window: _Window,
+def _report_progress(trainer: TrainerRun, epoch: int, batch: int, window: _Window,
                      lr: float) -> None:
     """Fire on_progress with the window's mean loss: the only read-back in the loop."""
     ld = trainer.parts.ld
@@ -169,7 +168,7 @@ def _nan_message(output_dir: Path | None, step: int, epoch: int) -> str:
             f"{display_epoch(epoch)}): lower --lr or turn mixed precision off; {kept}")
 
 
-def end_epoch(trainer: Trainer, epoch: int, run: EpochRun) -> None:
+def end_epoch(trainer: TrainerRun, epoch: int, run: EpochRun) -> None:
     """Validate, fire on_epoch_end and write the checkpoint that is due."""
     r = trainer.parts
     ld = r.ld

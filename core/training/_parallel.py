@@ -8,27 +8,24 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from torch.utils.data import DataLoader
 
 from ..errors import CheckpointError, LearnDropError, TrainingError
 from ._checkpoint import load_checkpoint
 from ._device import DevicePlan
 from ._distributed import Distributed, join_process_group
+from ._run import TrainerRun
 
 if TYPE_CHECKING:
     from ._control import RunControl
-    from ._trainer import Trainer
 
-__all__ = ["Shard", "join", "shard", "read_checkpoint", "agreed_boundary",
-           "evaluated_everywhere"]
+__all__ = ["join", "read_checkpoint", "agreed_boundary", "evaluated_everywhere"]
 
 
-def join(trainer: Trainer, plan: DevicePlan) -> DevicePlan:
+def join(trainer: TrainerRun, plan: DevicePlan) -> DevicePlan:
     """Join the data-parallel run this process belongs to, if any: its device (one GPU
     per process), the world size in the config, no callbacks but on rank 0."""
     trainer.dist = join_process_group(plan.device.type)
@@ -50,41 +47,7 @@ def join(trainer: Trainer, plan: DevicePlan) -> DevicePlan:
     return plan
 
 
-@dataclass(frozen=True)
-class Shard:
-    """This rank's share of the training data: its sampler and, for a fixed shard (cache
-    mode), the position of each sample of the data set in the shard (-1: another rank's)."""
-
-    sampler: Any  # DistributedSampler or FixedShardSampler: both have set_epoch
-    local_ids: torch.Tensor | None = None
-
-    def loader(self, data: Any, epoch: int, *, batch_size: int, drop_last: bool,
-               num_workers: int, pin_memory: bool) -> DataLoader:
-        """The epoch's batches of this rank's samples."""
-        self.sampler.set_epoch(epoch)
-        return DataLoader(data, batch_size=batch_size, sampler=self.sampler,
-                          drop_last=drop_last, num_workers=num_workers,
-                          pin_memory=pin_memory)
-
-    def sample_ids(self, idx: torch.Tensor) -> torch.Tensor:
-        """The ids a rank's cache knows ``idx`` (data set positions) by: the positions in a
-        fixed shard, else ``idx`` itself."""
-        return idx if self.local_ids is None else self.local_ids[idx]
-
-
-def shard(dist: Distributed, bundle: Any, *, seed: int, fixed: bool) -> Shard:
-    """This rank's share of ``bundle``'s training data; with ``fixed`` (cache mode) a fixed
-    shard, its samples numbered from 0."""
-    sampler: Any = dist.train_sampler(bundle.train, seed=seed, fixed_shard=fixed)
-    if not fixed:
-        return Shard(sampler)
-    indices = torch.tensor(sampler.indices, dtype=torch.long)
-    local = torch.full((len(bundle.train),), -1, dtype=torch.long)
-    local[indices] = torch.arange(len(indices))
-    return Shard(sampler, local)
-
-
-def read_checkpoint(trainer: Trainer, path: Path) -> dict[str, Any] | None:
+def read_checkpoint(trainer: TrainerRun, path: Path) -> dict[str, Any] | None:
     """The checkpoint, read by rank 0 and passed on to every rank (None: one process
     reads it itself)."""
     if trainer.dist is None:
@@ -123,7 +86,7 @@ class _Agreed:
         return paused and not self.ends
 
 
-def agreed_boundary(trainer: Trainer) -> tuple[bool, bool]:
+def agreed_boundary(trainer: TrainerRun) -> tuple[bool, bool]:
     """At a batch boundary of a data-parallel run: whether the run ends here (stop or
     cancel), as every rank agrees; waits while paused. Such a run has no time budget."""
     assert trainer.dist is not None
@@ -132,7 +95,7 @@ def agreed_boundary(trainer: Trainer) -> tuple[bool, bool]:
     return agreed.ends, False
 
 
-def evaluated_everywhere(trainer: Trainer, n: int, loss: float, acc: float,
+def evaluated_everywhere(trainer: TrainerRun, n: int, loss: float, acc: float,
                          scaled: float | None) -> tuple[float, float, float | None]:
     """Every rank's validation shard's figures, weighted by its size."""
     assert trainer.dist is not None

@@ -34,7 +34,7 @@ from ._distributed import Distributed, is_lost_rank, lost_rank
 from ._ending import checkpoint_partial, fail, finish
 from ._epoch import end_epoch, train_epoch
 from ._evaluate import evaluate_run
-from ._parallel import Shard, evaluated_everywhere, join, read_checkpoint, shard
+from ._parallel import evaluated_everywhere, join, read_checkpoint
 from ._resume import restore_checkpoint
 from ._setup import (
     RunParts,
@@ -47,6 +47,7 @@ from ._setup import (
     plan_epochs,
     seed_everything,
 )
+from ._shard import Shard, shard
 from ._summary import build_summary
 
 __all__ = ["Trainer", "FitResult"]
