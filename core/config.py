@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import sys
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -27,7 +25,15 @@ import tomli_w
 
 from .engine import DropPolicy
 from .errors import ConfigError
-from .fields import choices_of, doc, value_problem
+from .fields import (
+    ValueRefused,
+    choices_of,
+    doc,
+    is_utf8,
+    short_repr,
+    typed_value,
+    value_problem,
+)
 
 __all__ = [
     "DataConfig",
@@ -231,18 +237,18 @@ class RunConfig:
         cache = cache_augment_problem(self.drop, augmented=self.data.augment)
         if cache:
             out.append(cache)
-        if self.output.name and _utf8(self.output.name):
+        if self.output.name and is_utf8(self.output.name):
             why = _name_problem(self.output.name)
             if why:
-                out.append(("output.name", f"output.name {_shown(self.output.name)} {why}: "
+                out.append(("output.name", f"output.name {short_repr(self.output.name)} {why}: "
                             f"use letters, digits, dots, dashes or underscores, at most "
                             f"{MAX_NAME_CHARS} characters"))
-        if self.output.dir and _utf8(self.output.dir):
+        if self.output.dir and is_utf8(self.output.dir):
             if any(ord(c) < 32 for c in self.output.dir):
-                out.append(("output.dir", f"output.dir {_shown(self.output.dir)} holds a "
+                out.append(("output.dir", f"output.dir {short_repr(self.output.dir)} holds a "
                             f"control character (a newline, a tab, ...): give a plain path"))
             elif any(len(part.encode("utf-8")) > 255 for part in Path(self.output.dir).parts):
-                out.append(("output.dir", f"output.dir {_shown(self.output.dir)} has a folder "
+                out.append(("output.dir", f"output.dir {short_repr(self.output.dir)} has a folder "
                             f"name longer than 255 bytes, more than file systems allow"))
         from .data import classes_problem, list_datasets
         from .models import is_model_name, unknown_model_message
@@ -320,20 +326,6 @@ def _type_name(value: Any) -> str:
             list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
 
 
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # bytes that were not UTF-8 arrive as surrogates
-        return False
-    return True
-
-
-def _shown(value: Any, limit: int = 60) -> str:
-    """``repr(value)``, cut short: an error line never echoes a huge value."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit - 3]}..."
-
-
 #: the longest run name: folders and names stay well inside every file system's limit
 MAX_NAME_CHARS = 200
 
@@ -352,71 +344,14 @@ def _name_problem(name: str) -> str | None:
 
 
 def _coerce(value: Any, hint: Any, path: str, source: str) -> Any:
-    origin = get_origin(hint)
-    where = f"{source}: {path}"
-    if origin is Literal:
-        choices = get_args(hint)
-        if not isinstance(value, str) or value.lower() not in choices:
-            raise ConfigError(f"{where} must be one of {', '.join(choices)}, got {value!r}",
-                              field=path)
-        return value.lower()
-    if origin in (list, typing.List):  # noqa: UP006
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where} must be a list of names, got {_type_name(value)}",
-                              field=path)
-        return list(value)
-    if origin in (Union, types.UnionType):
-        raise TypeError(f"unsupported config type for {path}")  # not used by any field
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no",
-                                                        "off", "0"):
-            return value.lower() in ("true", "yes", "on", "1")
-        raise ConfigError(f"{where} must be true or false, got {value!r}", field=path)
-    if hint is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where} must be an integer, got {value!r}", field=path)
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                pass
-        raise ConfigError(f"{where} must be an integer, got {value!r}", field=path)
-    if hint is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where} must be a number, got {value!r}", field=path)
-        if isinstance(value, (int, float)):
-            try:
-                out = float(value)
-            except OverflowError:
-                raise ConfigError(f"{where} must be a finite number, got one too large "
-                                  f"for a float", field=path) from None
-        elif isinstance(value, str):
-            try:
-                out = float(value.strip())
-            except ValueError:
-                raise ConfigError(f"{where} must be a number, got {value!r}",
-                                  field=path) from None
-        else:
-            raise ConfigError(f"{where} must be a number, got {_type_name(value)}", field=path)
-        if not math.isfinite(out):
-            raise ConfigError(f"{where} must be a finite number, got {value!r}", field=path)
-        return out
-    if hint is str:
-        if isinstance(value, str):
-            if "\0" in value or not _utf8(value):
-                raise ConfigError(f"{where} must be plain text: it holds a NUL byte or bytes "
-                                  f"that are not UTF-8 ({_shown(value)})", field=path)
-            return value
-        raise ConfigError(f"{where} must be text, got {_type_name(value)}", field=path)
-    raise TypeError(f"unsupported config type {hint!r} for {path}")
+    """``value`` as read from ``source``, converted to the setting's type (the one table of
+    type checks, :data:`~learndrop.core.fields.TYPE_CHECKS`)."""
+    try:
+        return typed_value(hint, value, parse=True)
+    except ValueRefused as exc:
+        raise ConfigError(f"{source}: {path} {exc}", field=path) from None
+    except TypeError:
+        raise TypeError(f"unsupported config type {hint!r} for {path}") from None
 
 
 # ---- files ---------------------------------------------------------------------------------
