@@ -80,6 +80,9 @@ def test_messages_speak_the_forms_language() -> None:
     assert form_words("optim.lr must be at least 1e-08, got -1.0") == (
         "\u201cLearning rate\u201d must be at least 1e-08, got -1.0")
     assert form_words("pick small_cnn or mobilenet_v2") == "pick small_cnn or mobilenet_v2"
+    # the flags the command line takes name the same settings here
+    assert form_words("try --warmup-epochs 0 or --run-name a") == (
+        "try \u201cWarm-up (epochs)\u201d 0 or \u201cRun name\u201d a")
 
 
 def test_a_value_out_of_range_is_reported_not_reverted_silently(qtbot: Any) -> None:
