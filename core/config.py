@@ -249,7 +249,11 @@ class RunConfig:
 
     # ---- validation ------------------------------------------------------------------------
     def problems(self) -> list[tuple[str, str]]:
-        """Every invalid value as (field path, one-line message); empty when all is well."""
+        """Every invalid value as (field path, one-line message); empty when all is well.
+
+        Only what the config sees by itself: whether a model or data set name names one of
+        this installation is the run's check
+        (:func:`learndrop.core.training.config_problems`)."""
         out: list[tuple[str, str]] = []
         for section, kind in _SECTION_TYPES.items():
             if kind is DropPolicy:  # checks itself: the engine uses the same check
@@ -277,17 +281,6 @@ class RunConfig:
             elif any(len(part.encode("utf-8")) > 255 for part in Path(self.output.dir).parts):
                 out.append(("output.dir", f"output.dir {short_repr(self.output.dir)} has a folder "
                             f"name longer than 255 bytes, more than file systems allow"))
-        from .data import classes_problem, list_datasets
-        from .models import is_model_name, unknown_model_message
-
-        if not is_model_name(self.model.name):
-            out.append(("model.name", unknown_model_message(self.model.name)))
-        if self.data.dataset not in list_datasets():
-            out.append(("data.dataset", f"unknown data set '{self.data.dataset}': pick one of "
-                        f"{', '.join(list_datasets())}"))
-        classes = classes_problem(self.data.classes, self.data.dataset)
-        if classes:
-            out.append(("data.classes", classes))
         if self.data.dataset == "imagefolder" and not self.data.root:
             out.append(("data.root", "data.dataset=imagefolder needs data.root: the folder with "
                         "one sub-folder of images per class"))

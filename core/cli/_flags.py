@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from ..config import FLAGS, RunConfig, field_choices, field_doc, field_paths, load_config
+from ..training import check_config
 
 __all__ = ["add_config_flags", "build_config", "apply_flags"]
 
@@ -43,8 +44,9 @@ def build_config(args: argparse.Namespace) -> RunConfig:
 
 
 def apply_flags(cfg: RunConfig, args: argparse.Namespace) -> RunConfig:
-    """Every ``--section.name`` flag given on the command line, applied to ``cfg``."""
+    """Every ``--section.name`` flag given on the command line, applied to ``cfg``, checked
+    as a run (the model and data set names against the catalogues too)."""
     for key, value in vars(args).items():
         if key.startswith("set:") and value is not None:
             cfg.set(key[4:], value, source="command line")
-    return cfg.check()
+    return check_config(cfg)
