@@ -4,16 +4,41 @@ Scores how much each unit (a block of layers) still learns, drops the settled on
 their work. It imports only ``torch`` and ``learndrop.core``'s bottom layer (events, errors,
 fields): no config, no torchvision, no store, so it can be vendored into another project.
 Its settings are declared once, in :class:`DropPolicy`.
+
+The parts that need PyTorch are imported on first use, so the policy alone (what a run config
+is made of) does not bring PyTorch in.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from ._notices import LearnDropWarning
 from ._policy import MODES, ORDERS, SCORES, DropMode, DropOrder, DropPolicy, DropScore
 from ._savings import SavingsMeter, StepCost
-from ._scores import GradientNorms, ParameterSnapshots, UnitScore, slope
-from ._strategy import LearnDrop
-from ._units import Unit, discover_units, measure_units
+
+if TYPE_CHECKING:
+    from ._scores import GradientNorms, ParameterSnapshots, UnitScore, slope
+    from ._strategy import LearnDrop
+    from ._units import Unit, discover_units, measure_units
 
 __all__ = ["LearnDrop", "LearnDropWarning", "DropPolicy", "DropMode", "DropOrder", "DropScore",
            "MODES", "ORDERS", "SCORES", "Unit", "discover_units", "measure_units",
            "SavingsMeter", "StepCost", "GradientNorms", "ParameterSnapshots", "UnitScore",
            "slope"]
+
+
+def __getattr__(name: str) -> Any:
+    """The PyTorch parts, imported when first asked for."""
+    if name.startswith("_"):  # a submodule being imported, or a dunder: not one of ours
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import _scores, _strategy, _units
+
+    for module in (_strategy, _units, _scores):
+        if name in module.__all__:
+            value = getattr(module, name)
+            globals()[name] = value
+            return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
