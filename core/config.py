@@ -251,8 +251,8 @@ class RunConfig:
     def problems(self) -> list[tuple[str, str]]:
         """Every invalid value as (field path, one-line message); empty when all is well.
 
-        Only what the config sees by itself: whether a model or data set name names one of
-        this installation is the run's check
+        Only what the config sees by itself: whether the model and data set are ones this
+        installation has, and what that data set needs, is the run's check
         (:func:`learndrop.core.training.config_problems`)."""
         out: list[tuple[str, str]] = []
         for section, kind in _SECTION_TYPES.items():
@@ -281,9 +281,6 @@ class RunConfig:
             elif any(len(part.encode("utf-8")) > 255 for part in Path(self.output.dir).parts):
                 out.append(("output.dir", f"output.dir {short_repr(self.output.dir)} has a folder "
                             f"name longer than 255 bytes, more than file systems allow"))
-        if self.data.dataset == "imagefolder" and not self.data.root:
-            out.append(("data.root", "data.dataset=imagefolder needs data.root: the folder with "
-                        "one sub-folder of images per class"))
         return out
 
     def check(self) -> RunConfig:

@@ -3,10 +3,9 @@
 The panel is an engine :class:`~learndrop.core.events.Callback`: its methods are the engine's
 hooks and take the engine's event objects, so the main window hands it the bridge's hooks
 with :func:`~learndrop.core.events.call_hook` and the run library replays stored runs into it
-the same way. Each slot records
-the event in a :class:`~learndrop.core.monitor.RunHistory` and marks the views that show it as
-dirty; a timer redraws dirty views about 20 times a second, so a burst of events costs one
-redraw.
+the same way. Each hook records the event in a :class:`~learndrop.core.monitor.RunHistory`
+and marks the views that show it as dirty; a timer redraws dirty views about 20 times a
+second, so a burst of events costs one redraw.
 """
 
 from __future__ import annotations

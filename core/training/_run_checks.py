@@ -3,8 +3,9 @@
 :class:`~learndrop.core.config.RunConfig` checks only what it can see by itself (types,
 bounds, settings that go together), so the config stays a plain value object that imports no
 PyTorch. Whether its names name something this installation has (a model, a data set, the
-classes of that data set) is asked here, by the trainer before it builds a run, by the command
-line before it starts one and by the app's form as the settings are edited.
+classes of that data set), and what that data set needs, is asked here: by the trainer before
+it builds a run, by the command line before it starts one and by the app's form as the
+settings are edited.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ __all__ = ["catalogue_problems", "config_problems", "check_config"]
 
 
 def catalogue_problems(cfg: RunConfig) -> list[tuple[str, str]]:
-    """The settings that name no model, data set or class of this installation, as (field
-    path, one-line message)."""
+    """The settings that name no model, data set or class of this installation, or that the
+    data set needs and lacks, as (field path, one-line message)."""
     out: list[tuple[str, str]] = []
     if not is_model_name(cfg.model.name):
         out.append(("model.name", unknown_model_message(cfg.model.name)))
@@ -29,6 +30,9 @@ def catalogue_problems(cfg: RunConfig) -> list[tuple[str, str]]:
     classes = classes_problem(cfg.data.classes, cfg.data.dataset)
     if classes:
         out.append(("data.classes", classes))
+    if cfg.data.dataset == "imagefolder" and not cfg.data.root:
+        out.append(("data.root", "data.dataset=imagefolder needs data.root: the folder with "
+                    "one sub-folder of images per class"))
     return out
 
 
