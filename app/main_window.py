@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QT
 
 from learndrop.core.config import RunConfig
 from learndrop.core.errors import LearnDropError
-from learndrop.core.events import EpochEnd, FitEnd, FitStart, Progress
+from learndrop.core.events import Callback, EpochEnd, FitEnd, FitStart, Progress, call_hook
 from learndrop.core.training import RunControl
 
 from .actions import RunActions, RunState
@@ -45,10 +45,13 @@ def app_icon() -> QIcon:
         return QIcon()
 
 
-class MainWindow(QMainWindow):
+class MainWindow(QMainWindow, Callback):
     """Learn&Drop Studio's main window. ``run_finished(status)`` fires once a run's thread has
     ended (status: finished, stopped, cancelled or failed). Runs are recorded in the run store
-    at ``store_path`` (default: the one under the user data folder or ``LEARNDROP_HOME``)."""
+    at ``store_path`` (default: the one under the user data folder or ``LEARNDROP_HOME``).
+
+    The window is an engine callback too: after the live view, the hooks of the run it trains
+    update its status line and progress bar."""
 
     run_finished = Signal(str)
     # made by :func:`.window_chrome.build_docks_and_bars` and :func:`~.window_chrome.build_menus`
@@ -107,23 +110,15 @@ class MainWindow(QMainWindow):
         return window_shortcuts(self)
 
     def _connect_engine_signals(self) -> None:
-        """The engine's hooks, as the bridge's signals, reach the live view first, then the
-        window's status line."""
-        signals, live = self.signals, self.live
-        signals.fit_started.connect(live.on_fit_start)
-        signals.epoch_started.connect(live.on_epoch_start)
-        signals.progress.connect(live.on_progress)
-        signals.scores.connect(live.on_scores)
-        signals.dropped.connect(live.on_drop)
-        signals.epoch_ended.connect(live.on_epoch_end)
-        signals.checkpoint_saved.connect(live.on_checkpoint)
-        signals.warning.connect(live.on_warning)
-        signals.user_action.connect(live.on_user_action)
-        signals.fit_ended.connect(live.on_fit_end)
-        signals.fit_started.connect(self._on_fit_start)
-        signals.progress.connect(self._on_progress)
-        signals.epoch_ended.connect(self._on_epoch_end)
-        signals.fit_ended.connect(self._on_fit_end)
+        """The engine's hooks, as the bridge's one signal, reach the live view first, then
+        the window's status line."""
+        self.signals.hook.connect(self._on_engine_hook)
+
+    @Slot(str, object)
+    def _on_engine_hook(self, hook: str, payload: object) -> None:
+        """One engine hook from the bridge (queued into the GUI thread), handed to the live
+        view and the window the way a replay hands stored events: an unknown hook fails."""
+        call_hook((self.live, self), hook, payload)
 
     def _connect_panels(self) -> None:
         self.live.unit_action_requested.connect(self._on_unit_action)
@@ -298,9 +293,8 @@ class MainWindow(QMainWindow):
         requests[action](unit)
         self.statusBar().showMessage(f"{action} {unit}: applied at the next step", 5000)
 
-    # ---- engine events --------------------------------------------------------------------
-    @Slot(object)
-    def _on_fit_start(self, ev: FitStart) -> None:
+    # ---- engine events (the status line's part; the live view gets them first) -----------
+    def on_fit_start(self, ev: FitStart) -> None:
         self._fit_start = ev
         self._epochs = ev.epochs
         self.last_output_dir = ev.output_dir
@@ -312,20 +306,17 @@ class MainWindow(QMainWindow):
         if self._state is RunState.STARTING:
             self._set_state(RunState.RUNNING, f"Running on {ev.device}")
 
-    @Slot(object)
-    def _on_progress(self, ev: Progress) -> None:
+    def on_progress(self, ev: Progress) -> None:
         self.progress_bar.setValue(ev.step)
         if self._state is RunState.RUNNING:
             self.state_label.setText(progress_text(ev, self._epochs))
 
-    @Slot(object)
-    def _on_epoch_end(self, ev: EpochEnd) -> None:
+    def on_epoch_end(self, ev: EpochEnd) -> None:
         self.progress_bar.setValue(ev.step)
         if self._state is RunState.RUNNING:
             self.state_label.setText(epoch_text(ev, self._epochs))
 
-    @Slot(object)
-    def _on_fit_end(self, ev: FitEnd) -> None:
+    def on_fit_end(self, ev: FitEnd) -> None:
         self._fit_end = ev
 
     @Slot()

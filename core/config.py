@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import sys
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, Literal
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -27,7 +25,16 @@ import tomli_w
 
 from .engine import DropPolicy
 from .errors import ConfigError
-from .fields import choices_of, doc, value_problem
+from .fields import (
+    ValueRefused,
+    choices_of,
+    doc,
+    is_utf8,
+    label_of,
+    short_repr,
+    typed_value,
+    value_problem,
+)
 
 __all__ = [
     "DataConfig",
@@ -42,6 +49,11 @@ __all__ = [
     "config_to_toml",
     "field_paths",
     "field_doc",
+    "field_label",
+    "field_folder",
+    "FLAGS",
+    "setting_of",
+    "form_groups",
     "cache_augment_problem",
 ]
 
@@ -58,20 +70,24 @@ BadFiles = Literal["skip", "stop"]
 class DataConfig:
     dataset: str = field(default="digits", metadata=doc(
         "Data set: digits (offline default), synthetic, mnist, fashionmnist, cifar10, cifar100, "
-        "imagenette or imagefolder."))
+        "imagenette or imagefolder.",
+        label="Data set", flag="dataset", group="Model and data", place=2))
     root: str = field(default="", metadata=doc(
-        "Local folder holding the data set (empty: the user data folder)."))
+        "Local folder holding the data set (empty: the user data folder).",
+        label="Data folder", flag="data-root", group="Model and data", place=3,
+        folder="default: the user data folder"))
     download: bool = field(default=False, metadata=doc(
-        "Download torchvision data sets that are not in the folder yet."))
+        "Download torchvision data sets that are not in the folder yet.", flag="download"))
     image_size: int = field(default=0, metadata=doc(
-        "Resize images to this side in pixels (0: the data set's own size).", min=0, max=1024))
+        "Resize images to this side in pixels (0: the data set's own size).", min=0, max=1024,
+        label="Image size (px)", flag="image-size"))
     augment: bool = field(default=False, metadata=doc(
-        "Random crop and flip on training images (not allowed with mode=cache)."))
+        "Random crop and flip on training images (not allowed with mode=cache).", flag="augment"))
     val_fraction: float = field(default=0.2, metadata=doc(
         "Share of samples held out for validation where the data set has no split.",
-        min=0.01, max=0.9))
+        min=0.01, max=0.9, label="Validation share"))
     limit: int = field(default=0, metadata=doc(
-        "Use at most this many training samples (0: all).", min=0))
+        "Use at most this many training samples (0: all).", min=0, label="Sample limit"))
     seed: int = field(default=-1, metadata=doc(
         "Seed for generating, splitting and sub-sampling the data (-1: train.seed); fix it "
         "to train several seeds on the same data.", min=-1, max=2**32 - 1))
@@ -88,18 +104,21 @@ class DataConfig:
     synthetic_noise: float = field(default=1.0, metadata=doc(
         "Synthetic data: noise level (higher is harder).", min=0.0, max=100.0))
     bad_files: BadFiles = field(default="skip", metadata=doc(
-        "Unreadable images in a folder: skip them with a warning, or stop."))
+        "Unreadable images in a folder: skip them with a warning, or stop.",
+        label="Unreadable images"))
     num_workers: int = field(default=0, metadata=doc(
-        "Data loader worker processes.", min=0, max=64))
+        "Data loader worker processes.", min=0, max=64, label="Loader workers"))
 
 
 @dataclass
 class ModelConfig:
     name: str = field(default="small_cnn", metadata=doc(
         "Model from the registry (learndrop models lists them), or SOURCE:NAME from an "
-        "installed model source, e.g. timm:resnet18."))
+        "installed model source, e.g. timm:resnet18.",
+        label="Model", flag="model", group="Model and data", place=1))
     width: float = field(default=1.0, metadata=doc(
-        "Channel width multiplier for the models that support it.", min=0.125, max=8.0))
+        "Channel width multiplier for the models that support it.", min=0.125, max=8.0,
+        label="Width multiplier"))
     weights: str = field(default="", metadata=doc(
         "Start from these weights (a run's final.pt or a state dict file) to fine-tune; layers "
         "whose shapes differ, such as a new head, start fresh (empty: random init)."))
@@ -107,20 +126,26 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    optimizer: OptimizerName = field(default="sgd", metadata=doc("Optimizer."))
-    lr: float = field(default=0.05, metadata=doc("Peak learning rate.", min=1e-8, max=10.0))
+    optimizer: OptimizerName = field(default="sgd", metadata=doc(
+        "Optimizer.", flag="optimizer", group="Training", place=6))
+    lr: float = field(default=0.05, metadata=doc(
+        "Peak learning rate.", min=1e-8, max=10.0,
+        label="Learning rate", flag="lr", group="Training", place=7))
     momentum: float = field(default=0.9, metadata=doc(
         "SGD momentum (Adam: beta1).", min=0.0, max=0.999))
     weight_decay: float = field(default=5e-4, metadata=doc(
         "Weight decay (decoupled for AdamW).", min=0.0, max=1.0))
     schedule: ScheduleName = field(default="cosine", metadata=doc(
-        "Learning-rate schedule over the whole run, stepped every batch."))
+        "Learning-rate schedule over the whole run, stepped every batch.",
+        label="LR schedule", flag="schedule", group="Training", place=8))
     step_every: int = field(default=0, metadata=doc(
-        "Step schedule: epochs between decays (0: at 50% and 75% of the run).", min=0))
+        "Step schedule: epochs between decays (0: at 50% and 75% of the run).", min=0,
+        label="Step every (epochs)"))
     gamma: float = field(default=0.1, metadata=doc(
-        "Step schedule: decay factor.", min=1e-6, max=1.0))
+        "Step schedule: decay factor.", min=1e-6, max=1.0, label="Step decay"))
     warmup_epochs: float = field(default=0.0, metadata=doc(
-        "Linear learning-rate warm-up at the start (epochs).", min=0.0, max=1000.0))
+        "Linear learning-rate warm-up at the start (epochs).", min=0.0, max=1000.0,
+        label="LR warm-up (epochs)"))
 
 
 #: the ``[drop]`` section is the engine's own declaration of the drop policy
@@ -129,31 +154,39 @@ DropConfig = DropPolicy
 
 @dataclass
 class TrainConfig:
-    epochs: int = field(default=10, metadata=doc("Training epochs.", min=1, max=100000))
-    batch_size: int = field(default=64, metadata=doc("Batch size.", min=1, max=1_000_000))
+    epochs: int = field(default=10, metadata=doc(
+        "Training epochs.", min=1, max=100000, flag="epochs", group="Training", place=4))
+    batch_size: int = field(default=64, metadata=doc(
+        "Batch size.", min=1, max=1_000_000, flag="batch-size", group="Training", place=5))
     device: DeviceName = field(default="auto", metadata=doc(
-        "auto picks cuda, then mps, then cpu."))
+        "auto picks cuda, then mps, then cpu.", flag="device", group="Training", place=9))
     amp: Toggle = field(default="auto", metadata=doc(
-        "Mixed precision (auto: on with CUDA)."))
+        "Mixed precision (auto: on with CUDA).",
+        label="Mixed precision", flag="amp", group="Training", place=10))
     channels_last: Toggle = field(default="auto", metadata=doc(
-        "channels_last memory format (auto: on with CUDA)."))
-    seed: int = field(default=0, metadata=doc("Random seed.", min=0, max=2**32 - 1))
+        "channels_last memory format (auto: on with CUDA).", label="channels_last"))
+    seed: int = field(default=0, metadata=doc(
+        "Random seed.", min=0, max=2**32 - 1, flag="seed"))
     log_every: int = field(default=20, metadata=doc(
-        "Batches between progress reports (loss is read from the device only then).", min=1))
+        "Batches between progress reports (loss is read from the device only then).", min=1,
+        label="Report every (batches)"))
     deterministic: bool = field(default=False, metadata=doc(
         "Ask PyTorch for deterministic kernels (slower)."))
     nproc: int = field(default=1, metadata=doc(
         "Processes training data-parallel on this machine (one GPU each with CUDA); "
-        "batch size is per process.", min=1, max=1024))
+        "batch size is per process.", min=1, max=1024, flag="nproc"))
 
 
 @dataclass
 class OutputConfig:
     dir: str = field(default="", metadata=doc(
-        "Folder for run outputs (empty: the run store's folder)."))
-    name: str = field(default="", metadata=doc("Run name (empty: generated)."))
+        "Folder for run outputs (empty: the run store's folder).",
+        label="Output folder", flag="output-dir", folder="default: the run store"))
+    name: str = field(default="", metadata=doc(
+        "Run name (empty: generated).", label="Run name", flag="run-name"))
     checkpoint_every: int = field(default=1, metadata=doc(
-        "Epochs between checkpoints (0: only at the end).", min=0))
+        "Epochs between checkpoints (0: only at the end).", min=0,
+        label="Checkpoint every (epochs)"))
 
 
 @dataclass
@@ -216,7 +249,11 @@ class RunConfig:
 
     # ---- validation ------------------------------------------------------------------------
     def problems(self) -> list[tuple[str, str]]:
-        """Every invalid value as (field path, one-line message); empty when all is well."""
+        """Every invalid value as (field path, one-line message); empty when all is well.
+
+        Only what the config sees by itself: whether the model and data set are ones this
+        installation has, and what that data set needs, is the run's check
+        (:func:`learndrop.core.training.config_problems`)."""
         out: list[tuple[str, str]] = []
         for section, kind in _SECTION_TYPES.items():
             if kind is DropPolicy:  # checks itself: the engine uses the same check
@@ -231,33 +268,19 @@ class RunConfig:
         cache = cache_augment_problem(self.drop, augmented=self.data.augment)
         if cache:
             out.append(cache)
-        if self.output.name and _utf8(self.output.name):
+        if self.output.name and is_utf8(self.output.name):
             why = _name_problem(self.output.name)
             if why:
-                out.append(("output.name", f"output.name {_shown(self.output.name)} {why}: "
+                out.append(("output.name", f"output.name {short_repr(self.output.name)} {why}: "
                             f"use letters, digits, dots, dashes or underscores, at most "
                             f"{MAX_NAME_CHARS} characters"))
-        if self.output.dir and _utf8(self.output.dir):
+        if self.output.dir and is_utf8(self.output.dir):
             if any(ord(c) < 32 for c in self.output.dir):
-                out.append(("output.dir", f"output.dir {_shown(self.output.dir)} holds a "
+                out.append(("output.dir", f"output.dir {short_repr(self.output.dir)} holds a "
                             f"control character (a newline, a tab, ...): give a plain path"))
             elif any(len(part.encode("utf-8")) > 255 for part in Path(self.output.dir).parts):
-                out.append(("output.dir", f"output.dir {_shown(self.output.dir)} has a folder "
+                out.append(("output.dir", f"output.dir {short_repr(self.output.dir)} has a folder "
                             f"name longer than 255 bytes, more than file systems allow"))
-        from .data import classes_problem, list_datasets
-        from .models import is_model_name, unknown_model_message
-
-        if not is_model_name(self.model.name):
-            out.append(("model.name", unknown_model_message(self.model.name)))
-        if self.data.dataset not in list_datasets():
-            out.append(("data.dataset", f"unknown data set '{self.data.dataset}': pick one of "
-                        f"{', '.join(list_datasets())}"))
-        classes = classes_problem(self.data.classes, self.data.dataset)
-        if classes:
-            out.append(("data.classes", classes))
-        if self.data.dataset == "imagefolder" and not self.data.root:
-            out.append(("data.root", "data.dataset=imagefolder needs data.root: the folder with "
-                        "one sub-folder of images per class"))
         return out
 
     def check(self) -> RunConfig:
@@ -297,6 +320,59 @@ def field_choices(path: str) -> tuple[str, ...]:
     return choices_of(field_type(path))
 
 
+# ---- presentation, as each field declares it ------------------------------------------------
+def field_label(path: str) -> str:
+    """The form's label of a setting ("Data folder" for ``data.root``)."""
+    return label_of(_FIELDS[path])
+
+
+def field_folder(path: str) -> str:
+    """For a folder setting, what leaving it empty means; empty for every other setting."""
+    return str(_FIELDS[path].metadata.get("folder", ""))
+
+
+def _flags() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for path, f in _FIELDS.items():
+        flag = f.metadata.get("flag")
+        if not flag:
+            continue
+        if flag in out or flag in _FIELDS:
+            raise TypeError(f"settings {out.get(flag, flag)} and {path} both declare the "
+                            f"flag --{flag}")
+        out[flag] = path
+    return out
+
+
+#: the short command-line flags (``batch-size``, without the dashes) and the setting each sets,
+#: as the fields declare them: the one mapping from flags to settings
+FLAGS: dict[str, str] = _flags()
+
+
+def setting_of(word: str) -> str | None:
+    """The setting a command-line word names, through :data:`FLAGS`: its path
+    (``data.root``), its short flag (``data-root``, also written ``data_root``), or a
+    setting's own name when only one section has it (``log_every``); else ``None``."""
+    if word in _FIELDS:
+        return word
+    flag = word.replace("_", "-")
+    if flag in FLAGS:
+        return FLAGS[flag]
+    named = [p for p in _FIELDS if p.split(".", 1)[1] == word.replace("-", "_")]
+    return named[0] if len(named) == 1 else None
+
+
+def form_groups() -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The form's main groups as (title, setting paths), each in its declared place; groups
+    come in the order of their first setting. Settings without a group are not in it."""
+    placed = sorted((int(f.metadata.get("place", 0)), path) for path, f in _FIELDS.items()
+                    if f.metadata.get("group"))
+    groups: dict[str, list[str]] = {}
+    for _place, path in placed:
+        groups.setdefault(str(_FIELDS[path].metadata["group"]), []).append(path)
+    return tuple((title, tuple(paths)) for title, paths in groups.items())
+
+
 def cache_augment_problem(drop: DropPolicy, augmented: bool) -> tuple[str, str] | None:
     """The one refusal of ``drop.mode=cache`` with training data that changes every epoch
     (random augmentation), as (field path, message); ``None`` when the two go together."""
@@ -320,20 +396,6 @@ def _type_name(value: Any) -> str:
             list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
 
 
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:  # bytes that were not UTF-8 arrive as surrogates
-        return False
-    return True
-
-
-def _shown(value: Any, limit: int = 60) -> str:
-    """``repr(value)``, cut short: an error line never echoes a huge value."""
-    text = repr(value)
-    return text if len(text) <= limit else f"{text[:limit - 3]}..."
-
-
 #: the longest run name: folders and names stay well inside every file system's limit
 MAX_NAME_CHARS = 200
 
@@ -352,71 +414,14 @@ def _name_problem(name: str) -> str | None:
 
 
 def _coerce(value: Any, hint: Any, path: str, source: str) -> Any:
-    origin = get_origin(hint)
-    where = f"{source}: {path}"
-    if origin is Literal:
-        choices = get_args(hint)
-        if not isinstance(value, str) or value.lower() not in choices:
-            raise ConfigError(f"{where} must be one of {', '.join(choices)}, got {value!r}",
-                              field=path)
-        return value.lower()
-    if origin in (list, typing.List):  # noqa: UP006
-        if isinstance(value, str):
-            value = [v.strip() for v in value.split(",") if v.strip()]
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where} must be a list of names, got {_type_name(value)}",
-                              field=path)
-        return list(value)
-    if origin in (Union, types.UnionType):
-        raise TypeError(f"unsupported config type for {path}")  # not used by any field
-    if hint is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in ("true", "yes", "on", "1", "false", "no",
-                                                        "off", "0"):
-            return value.lower() in ("true", "yes", "on", "1")
-        raise ConfigError(f"{where} must be true or false, got {value!r}", field=path)
-    if hint is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where} must be an integer, got {value!r}", field=path)
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str):
-            try:
-                return int(value.strip())
-            except ValueError:
-                pass
-        raise ConfigError(f"{where} must be an integer, got {value!r}", field=path)
-    if hint is float:
-        if isinstance(value, bool):
-            raise ConfigError(f"{where} must be a number, got {value!r}", field=path)
-        if isinstance(value, (int, float)):
-            try:
-                out = float(value)
-            except OverflowError:
-                raise ConfigError(f"{where} must be a finite number, got one too large "
-                                  f"for a float", field=path) from None
-        elif isinstance(value, str):
-            try:
-                out = float(value.strip())
-            except ValueError:
-                raise ConfigError(f"{where} must be a number, got {value!r}",
-                                  field=path) from None
-        else:
-            raise ConfigError(f"{where} must be a number, got {_type_name(value)}", field=path)
-        if not math.isfinite(out):
-            raise ConfigError(f"{where} must be a finite number, got {value!r}", field=path)
-        return out
-    if hint is str:
-        if isinstance(value, str):
-            if "\0" in value or not _utf8(value):
-                raise ConfigError(f"{where} must be plain text: it holds a NUL byte or bytes "
-                                  f"that are not UTF-8 ({_shown(value)})", field=path)
-            return value
-        raise ConfigError(f"{where} must be text, got {_type_name(value)}", field=path)
-    raise TypeError(f"unsupported config type {hint!r} for {path}")
+    """``value`` as read from ``source``, converted to the setting's type (the one table of
+    type checks, :data:`~learndrop.core.fields.TYPE_CHECKS`)."""
+    try:
+        return typed_value(hint, value, parse=True)
+    except ValueRefused as exc:
+        raise ConfigError(f"{source}: {path} {exc}", field=path) from None
+    except TypeError:
+        raise TypeError(f"unsupported config type {hint!r} for {path}") from None
 
 
 # ---- files ---------------------------------------------------------------------------------

@@ -66,6 +66,7 @@ __all__ = [
     "UserAction",
     "USER_ACTIONS",
     "Callback",
+    "HOOKS",
     "call_hook",
     "event_to_dict",
     "display_epoch",
@@ -302,8 +303,9 @@ class Callback:
     def on_fit_end(self, event: FitEnd) -> None: ...
 
 
-#: every hook :func:`call_hook` may fire
-HOOKS = frozenset(name for name in vars(Callback) if name.startswith("on_"))
+#: every hook :func:`call_hook` may fire, in the order :class:`Callback` declares them: the one
+#: list of the protocol, from which every adapter (the app's Qt bridge) is derived
+HOOKS: tuple[str, ...] = tuple(name for name in vars(Callback) if name.startswith("on_"))
 
 # (callback, hook) pairs whose failure was already reported: a hook that fails on every
 # batch is logged and reported once, not thousands of times

@@ -1,11 +1,11 @@
 """The live view of a training run: all the run's views in one panel.
 
-The panel is an engine :class:`~learndrop.core.events.Callback`: its slots have the engine
-hooks' names and take the engine's event objects, so the main window connects the bridge's
-signals straight to them and the run library replays stored runs into it. Each slot records
-the event in a :class:`~learndrop.core.monitor.RunHistory` and marks the views that show it as
-dirty; a timer redraws dirty views about 20 times a second, so a burst of events costs one
-redraw.
+The panel is an engine :class:`~learndrop.core.events.Callback`: its methods are the engine's
+hooks and take the engine's event objects, so the main window hands it the bridge's hooks
+with :func:`~learndrop.core.events.call_hook` and the run library replays stored runs into it
+the same way. Each hook records the event in a :class:`~learndrop.core.monitor.RunHistory`
+and marks the views that show it as dirty; a timer redraws dirty views about 20 times a
+second, so a burst of events costs one redraw.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from learndrop.core.events import (
     FitEnd,
     FitStart,
     Progress,
-    SavingsReport,
     ScoreCheck,
     UserAction,
 )
@@ -126,7 +125,6 @@ class LivePanel(QWidget, Callback):
         self.strip.unit_action_requested.connect(self._on_unit_action)
 
     # ---- engine events -----------------------------------------------------------------------
-    @Slot(object)
     def on_fit_start(self, event: FitStart) -> None:
         self._use_history(RunHistory())
         if self._clock is not None:
@@ -136,53 +134,39 @@ class LivePanel(QWidget, Callback):
         self.strip.set_actions_enabled(True)
         self.timer.start()
 
-    @Slot(int)
     def on_epoch_start(self, epoch: int) -> None:
         self.history.on_epoch_start(epoch)
         self._mark("gauges")
 
-    @Slot(object)
     def on_progress(self, event: Progress) -> None:
         self.history.on_progress(event)
         self._mark("metrics", "gauges")
 
-    @Slot(object)
     def on_scores(self, event: ScoreCheck) -> None:
         self.history.on_scores(event)
         self._mark(*_SCORES)
 
-    @Slot(object)
     def on_drop(self, event: DropEvent) -> None:
         self.history.on_drop(event)
         self._mark(*_SCORES, "gauges", "log")
 
-    @Slot(object)
     def on_epoch_end(self, event: EpochEnd) -> None:
         self.history.on_epoch_end(event)
         self._mark("metrics", "gauges")
 
-    @Slot(object)
-    def on_savings(self, report: SavingsReport) -> None:
-        self.history.on_savings(report)
-        self._mark("gauges")
-
-    @Slot(object)
     def on_checkpoint(self, event: CheckpointSaved) -> None:
         self.history.on_checkpoint(event)
         self._mark("log")
 
-    @Slot(object)
     def on_user_action(self, event: UserAction) -> None:
         self.history.on_user_action(event)
         self._mark("strip", "details", "gauges", "log")
 
-    @Slot(float)
     def on_clock(self, wall_time: float) -> None:
         """A replayed run's events come with the time they happened."""
         self._clock = wall_time
         self.history.on_clock(wall_time)
 
-    @Slot(str)
     def on_warning(self, message: str) -> None:
         self.history.on_warning(message)
         self._mark("log")
@@ -193,7 +177,6 @@ class LivePanel(QWidget, Callback):
         self._mark("log")
         self.redraw()
 
-    @Slot(object)
     def on_fit_end(self, event: FitEnd) -> None:
         self.history.on_fit_end(event)
         self.strip.set_actions_enabled(False)

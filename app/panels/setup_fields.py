@@ -33,42 +33,22 @@ from PySide6.QtWidgets import (
 from learndrop.core.config import (
     field_choices,
     field_doc,
+    field_folder,
     field_info,
-    field_paths,
+    field_label,
     field_type,
+    setting_of,
 )
 
 from ..dialogs.standard import ask_folder
 from ..services import dataset_names, device_choices, model_names
 
 __all__ = ["FieldEditor", "FloatSpinBox", "IntSpinBox", "FolderEdit", "NoWheelUnlessFocused",
-           "LABELS", "FOLDER_FIELDS", "doc_label", "label_for", "form_words", "make_editor",
+           "doc_label", "label_for", "form_words", "make_editor",
            "notify"]
 
 INT_MAX = 2**31 - 1
 
-LABELS = {
-    "model.name": "Model", "data.dataset": "Data set", "data.root": "Data folder",
-    "train.epochs": "Epochs", "train.batch_size": "Batch size", "optim.optimizer": "Optimizer",
-    "optim.lr": "Learning rate", "optim.schedule": "LR schedule", "train.device": "Device",
-    "train.amp": "Mixed precision", "drop.score": "Learning signal",
-    "drop.threshold": "Settled below",
-    "drop.patience": "Patience (checks)", "drop.warmup_epochs": "Warm-up (epochs)",
-    "drop.check_every": "Check every (steps)", "drop.order": "Drop order",
-    "drop.mode": "Drop mode", "drop.keep_last": "Always train last",
-    "output.dir": "Output folder", "output.name": "Run name",
-    "output.checkpoint_every": "Checkpoint every (epochs)", "train.channels_last": "channels_last",
-    "train.log_every": "Report every (batches)", "data.image_size": "Image size (px)",
-    "data.val_fraction": "Validation share", "data.limit": "Sample limit",
-    "data.num_workers": "Loader workers", "data.bad_files": "Unreadable images",
-    "model.width": "Width multiplier", "optim.step_every": "Step every (epochs)",
-    "optim.gamma": "Step decay", "optim.warmup_epochs": "LR warm-up (epochs)",
-    "drop.lr_normalize": "Normalize by LR", "drop.ema": "Score smoothing (EMA)",
-    "drop.window": "Trend window (checks)", "drop.units": "Units",
-    "drop.pinned": "Pinned units", "drop.cache_budget_mb": "Cache budget (MiB)",
-}
-FOLDER_FIELDS = {"data.root": "default: the user data folder",
-                 "output.dir": "default: the run store"}
 INVALID_STYLE = "border: 2px solid #d9363e; border-radius: 3px;"
 
 Getter = Callable[[], Any]
@@ -76,22 +56,9 @@ Setter = Callable[[Any], None]
 
 
 def label_for(path: str) -> str:
-    """The form's label of a field (``train.batch_size`` -> "Batch size")."""
-    name = path.split(".", 1)[1]
-    return LABELS.get(path, name.replace("_", " ").capitalize())
-
-
-def _path_of(word: str) -> str | None:
-    """The setting a command-line word names: ``data.root``, ``data-root``, ``batch-size``,
-    ``epochs`` (a setting's own name, when only one section has it)."""
-    paths = field_paths()
-    if word in paths:
-        return word
-    dotted = word.replace("-", ".", 1)
-    if dotted in paths and "-" in word:
-        return dotted
-    named = [p for p in paths if p.split(".", 1)[1] == word.replace("-", "_")]
-    return named[0] if len(named) == 1 else None
+    """The form's label of a field (``train.batch_size`` -> "Batch size"), as the field
+    declares it."""
+    return field_label(path)
 
 
 def _quoted(path: str) -> str:
@@ -104,7 +71,7 @@ def form_words(message: str) -> str:
     --data.download true)."""
 
     def flag(m: re.Match[str]) -> str:
-        path = _path_of(m.group(1))
+        path = setting_of(m.group(1))
         if path is None:
             return m.group(0)
         value = m.group(2) or ""
@@ -113,7 +80,7 @@ def form_words(message: str) -> str:
         return _quoted(path) + (f" {value}" if value else "")
 
     def setting(m: re.Match[str]) -> str:
-        path = _path_of(m.group(1))
+        path = setting_of(m.group(1))
         if path is None:
             return m.group(0)
         return _quoted(path) + (f" {m.group(2)}" if m.group(2) else "")
@@ -121,10 +88,11 @@ def form_words(message: str) -> str:
     text = message.replace("'learndrop models' lists", "the Model list offers")
     text = re.sub(r"point --([a-z][a-z_.-]*) at (a folder holding it|it)",
                   lambda m: (f"choose the {_quoted(p)} that holds it"
-                             if (p := _path_of(m.group(1))) else m.group(0)), text)
+                             if (p := setting_of(m.group(1))) else m.group(0)), text)
     text = re.sub(r"(?:pass |use )?--([a-z][a-z_.-]*)"
                   r"(?: (true|false|[\w./~-]*[\d/~._][\w./~-]*))?", flag, text)
     return re.sub(r"\b([a-z]+(?:[._][a-z]+)+|[a-z_]+(?==))(?:=([\w.-]+))?", setting, text)
+
 
 @dataclass
 class FieldEditor:
@@ -303,8 +271,8 @@ def _widget_for(path: str) -> tuple[QWidget, Getter, Setter]:
         return _combo(dataset_names(), True)
     if path == "train.device":
         return _combo(device_choices(), True)
-    if path in FOLDER_FIELDS:
-        folder = FolderEdit(label_for(path).lower(), FOLDER_FIELDS[path])
+    if field_folder(path):
+        folder = FolderEdit(label_for(path).lower(), field_folder(path))
         return folder, folder.text, folder.set_text
     if choices:
         return _combo(choices, False)

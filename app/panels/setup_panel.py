@@ -32,13 +32,20 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from learndrop.core.config import RunConfig, field_doc, field_paths, load_config, save_config
+from learndrop.core.config import (
+    RunConfig,
+    field_doc,
+    field_folder,
+    field_paths,
+    form_groups,
+    load_config,
+    save_config,
+)
 from learndrop.core.errors import ConfigError, LearnDropError
 
 from ..dialogs.standard import ask_open_config, ask_save_config, show_error
 from ..services import describe, download_note, run_problems
 from .setup_fields import (
-    FOLDER_FIELDS,
     FieldEditor,
     FloatSpinBox,
     IntSpinBox,
@@ -52,14 +59,8 @@ from .setup_fields import (
 
 __all__ = ["SetupPanel", "MAIN_GROUPS"]
 
-MAIN_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Model and data", ("model.name", "data.dataset", "data.root")),
-    ("Training", ("train.epochs", "train.batch_size", "optim.optimizer", "optim.lr",
-                  "optim.schedule", "train.device", "train.amp")),
-    ("Learn&&Drop policy", ("drop.score", "drop.threshold", "drop.patience",
-                            "drop.warmup_epochs", "drop.check_every", "drop.order",
-                            "drop.mode", "drop.keep_last")),
-)
+#: the form's main groups (title, setting paths), as the settings declare them
+MAIN_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = form_groups()
 BASELINE_FIELD = "drop.enabled"
 SECTION_TITLES = {"data": "Data", "model": "Model", "optim": "Optimizer",
                   "drop": "Learn&&Drop", "train": "Training", "output": "Output"}
@@ -141,7 +142,7 @@ class SetupPanel(QWidget):
         return scroll
 
     def _main_group(self, title: str, paths: tuple[str, ...]) -> QGroupBox:
-        box = QGroupBox(title)
+        box = QGroupBox(title.replace("&", "&&"))  # "&" alone would make a shortcut
         form = self._form(box)
         if paths[0].startswith("drop."):
             self._add_baseline_switch(form)
@@ -325,7 +326,7 @@ class SetupPanel(QWidget):
             root.setPlaceholderText(
                 "required: one sub-folder of images per class"
                 if self._editors["data.dataset"].get() == "imagefolder"
-                else FOLDER_FIELDS["data.root"])
+                else field_folder("data.root"))
         for path, hint in self._hints.items():
             hint.setText(describe(path, self._editors[path].get()))
             hint.setVisible(bool(hint.text()))
@@ -359,7 +360,7 @@ class SetupPanel(QWidget):
 
     @staticmethod
     def _policy_paths() -> tuple[str, ...]:
-        return MAIN_GROUPS[2][1]
+        return tuple(p for _, paths in MAIN_GROUPS for p in paths if p.startswith("drop."))
 
     def reset_defaults(self) -> None:
         self.set_config(RunConfig())

@@ -1,77 +1,50 @@
 """The one adapter between the engine's callbacks and Qt.
 
-:class:`QtBridge` is an engine :class:`~learndrop.core.events.Callback`; each hook only emits
-a signal of :class:`BridgeSignals`. The hooks run in the training thread, the receivers (widgets)
-live in the GUI thread, so Qt queues every emission and the widgets are never touched from the
-training thread. Payloads are the engine's frozen event dataclasses.
+:class:`QtBridge` is an engine :class:`~learndrop.core.events.Callback` whose every hook (each
+name in :data:`~learndrop.core.events.HOOKS`, so none is listed here again) only emits
+:attr:`BridgeSignals.hook` with the hook's name and its one argument. The hooks run in the
+training thread, the receivers (widgets) live in the GUI thread, so Qt queues every emission
+and the widgets are never touched from the training thread. A receiver hands the pair to its
+callbacks with :func:`~learndrop.core.events.call_hook`, as a replay does, so an unknown hook
+name fails loudly there. Payloads are the engine's frozen event dataclasses (an epoch index,
+a warning's text, a wall-clock time for the hooks that take a plain value).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from PySide6.QtCore import QObject, Signal
 
-from learndrop.core.events import (
-    Callback,
-    CheckpointSaved,
-    DropEvent,
-    EpochEnd,
-    FitEnd,
-    FitStart,
-    Progress,
-    ScoreCheck,
-    UserAction,
-)
+from learndrop.core.events import HOOKS, Callback
 
 __all__ = ["BridgeSignals", "QtBridge"]
 
 
 class BridgeSignals(QObject):
-    """Signals mirroring the engine's hooks. Create it in the GUI thread."""
+    """The engine's hooks as one signal. Create it in the GUI thread."""
 
-    fit_started = Signal(object)  # FitStart
-    epoch_started = Signal(int)
-    progress = Signal(object)  # Progress
-    scores = Signal(object)  # ScoreCheck
-    dropped = Signal(object)  # DropEvent
-    epoch_ended = Signal(object)  # EpochEnd
-    checkpoint_saved = Signal(object)  # CheckpointSaved
-    warning = Signal(str)
-    user_action = Signal(object)  # UserAction
-    fit_ended = Signal(object)  # FitEnd
+    hook = Signal(str, object)  # hook name (one of HOOKS), its argument
 
 
 class QtBridge(Callback):
-    """Engine callback that turns every hook into a signal emission (and nothing else)."""
+    """Engine callback that turns every hook into an emission of ``signals.hook`` (and
+    nothing else)."""
 
     def __init__(self, signals: BridgeSignals) -> None:
         self.signals = signals
 
-    def on_fit_start(self, event: FitStart) -> None:
-        self.signals.fit_started.emit(event)
 
-    def on_epoch_start(self, epoch: int) -> None:
-        self.signals.epoch_started.emit(int(epoch))
+def _forward(hook: str) -> Callable[[QtBridge, Any], None]:
+    def forward(self: QtBridge, payload: Any) -> None:
+        self.signals.hook.emit(hook, payload)
 
-    def on_progress(self, event: Progress) -> None:
-        self.signals.progress.emit(event)
+    forward.__name__ = forward.__qualname__ = hook
+    forward.__doc__ = f"Emit ``signals.hook({hook!r}, payload)``."
+    return forward
 
-    def on_scores(self, event: ScoreCheck) -> None:
-        self.signals.scores.emit(event)
 
-    def on_drop(self, event: DropEvent) -> None:
-        self.signals.dropped.emit(event)
-
-    def on_epoch_end(self, event: EpochEnd) -> None:
-        self.signals.epoch_ended.emit(event)
-
-    def on_checkpoint(self, event: CheckpointSaved) -> None:
-        self.signals.checkpoint_saved.emit(event)
-
-    def on_warning(self, message: str) -> None:
-        self.signals.warning.emit(str(message))
-
-    def on_user_action(self, event: UserAction) -> None:
-        self.signals.user_action.emit(event)
-
-    def on_fit_end(self, event: FitEnd) -> None:
-        self.signals.fit_ended.emit(event)
+for _hook in HOOKS:
+    setattr(QtBridge, _hook, _forward(_hook))
+del _hook

@@ -13,7 +13,7 @@ from learndrop.core.config import RunConfig
 from learndrop.core.data import dataset_info, list_datasets, needs_download
 from learndrop.core.errors import DeviceError
 from learndrop.core.models import list_models, model_info
-from learndrop.core.training import available_devices, resolve_device
+from learndrop.core.training import available_devices, config_problems, resolve_device
 
 __all__ = ["model_names", "dataset_names", "describe", "device_choices", "run_problems",
            "download_note"]
@@ -73,10 +73,10 @@ def download_note(cfg: RunConfig) -> str:
 
 
 def run_problems(cfg: RunConfig) -> list[tuple[str, str]]:
-    """Invalid settings as (field path, one-line message): the config's own checks, a data
-    set that needs a download not allowed, and a device this machine does not have (in the
-    words of the trainer's device check)."""
-    out = list(cfg.problems())
+    """Invalid settings as (field path, one-line message): the checks of a run (the config's
+    own, then the model and data catalogues'), a data set that needs a download not allowed,
+    and a device this machine does not have (in the words of the trainer's device check)."""
+    out = config_problems(cfg)
     if not cfg.data.download and _must_download(cfg):
         folder = cfg.data.root or "the user data folder"
         out.append(("data.dataset", f"{cfg.data.dataset} is not in {folder} yet: tick "

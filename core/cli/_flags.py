@@ -1,30 +1,18 @@
 """The settings flags of the commands that train: ``--section.name`` for every setting.
 
-The settings people change most also have a short flag (``--lr``); flags override the
-config file given with ``--config``.
+The settings people change most also have a short flag (``--lr``), declared with the setting
+(:data:`~learndrop.core.config.FLAGS`); flags override the config file given with
+``--config``.
 """
 
 from __future__ import annotations
 
 import argparse
 
-from ..config import RunConfig, field_choices, field_doc, field_paths, load_config
+from ..config import FLAGS, RunConfig, field_choices, field_doc, field_paths, load_config
+from ..training import check_config
 
-__all__ = ["ALIASES", "add_config_flags", "build_config", "apply_flags"]
-
-#: short flags for the settings people change most
-ALIASES: dict[str, str] = {
-    "model": "model.name", "dataset": "data.dataset", "data-root": "data.root",
-    "download": "data.download", "augment": "data.augment", "image-size": "data.image_size",
-    "epochs": "train.epochs", "batch-size": "train.batch_size", "device": "train.device",
-    "seed": "train.seed", "amp": "train.amp", "nproc": "train.nproc",
-    "lr": "optim.lr", "optimizer": "optim.optimizer",
-    "schedule": "optim.schedule", "mode": "drop.mode", "score": "drop.score",
-    "threshold": "drop.threshold",
-    "patience": "drop.patience", "warmup-epochs": "drop.warmup_epochs",
-    "check-every": "drop.check_every", "order": "drop.order", "keep-last": "drop.keep_last",
-    "output-dir": "output.dir", "run-name": "output.name",
-}
+__all__ = ["add_config_flags", "build_config", "apply_flags"]
 
 
 def _help(path: str) -> str:
@@ -34,8 +22,8 @@ def _help(path: str) -> str:
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="TOML or JSON config file; flags override it")
     g = p.add_argument_group("common settings")
-    back = {v: k for k, v in ALIASES.items()}
-    for alias, path in ALIASES.items():
+    back = {v: k for k, v in FLAGS.items()}
+    for alias, path in FLAGS.items():
         choices = field_choices(path)
         g.add_argument(f"--{alias}", dest=f"set:{path}", metavar=(
             "{" + ",".join(choices) + "}" if choices else "VALUE"), help=_help(path))
@@ -56,8 +44,9 @@ def build_config(args: argparse.Namespace) -> RunConfig:
 
 
 def apply_flags(cfg: RunConfig, args: argparse.Namespace) -> RunConfig:
-    """Every ``--section.name`` flag given on the command line, applied to ``cfg``."""
+    """Every ``--section.name`` flag given on the command line, applied to ``cfg``, checked
+    as a run (the model and data set names against the catalogues too)."""
     for key, value in vars(args).items():
         if key.startswith("set:") and value is not None:
             cfg.set(key[4:], value, source="command line")
-    return cfg.check()
+    return check_config(cfg)

@@ -62,7 +62,7 @@ def _resumable(run: Any, epochs: str | None) -> tuple[Path, RunConfig]:
     when given); a one-line error for a run that cannot be resumed. The run is claimed by
     this process already (``claim_run`` refuses one that is still running)."""
     from ..errors import CheckpointError
-    from ..training import checkpoint_epoch, load_checkpoint
+    from ..training import check_config, checkpoint_epoch, load_checkpoint
 
     folder = Path(run.output_dir) if run.output_dir else None
     if folder is not None and not folder.is_absolute():
@@ -86,7 +86,7 @@ def _resumable(run: Any, epochs: str | None) -> tuple[Path, RunConfig]:
     cfg.output.name = folder.name
     if epochs is not None:
         cfg.set("train.epochs", epochs, source="command line")
-    cfg.check()
+    check_config(cfg)
     done = checkpoint_epoch(load_checkpoint(checkpoint, mmap=True), checkpoint)
     if done <= 0:
         raise CheckpointError(f"run '{run.name}' stopped before its first epoch was "

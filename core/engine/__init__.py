@@ -4,9 +4,13 @@ Scores how much each unit (a block of layers) still learns, drops the settled on
 their work. It imports only ``torch`` and ``learndrop.core``'s bottom layer (events, errors,
 fields): no config, no torchvision, no store, so it can be vendored into another project.
 Its settings are declared once, in :class:`DropPolicy`.
+
+The parts that need PyTorch are imported on first use, so the policy alone (what a run config
+is made of) does not bring PyTorch in.
 """
 
-from ._learndrop import LearnDrop
+from typing import TYPE_CHECKING, Any
+
 from ._notices import LearnDropWarning
 from ._policy import MODES, ORDERS, SCORES, DropMode, DropOrder, DropPolicy, DropScore
 from ._rule import (
@@ -27,12 +31,33 @@ from ._rule import (
     slope,
 )
 from ._savings import SavingsMeter, StepCost, step_cost
-from ._scoring import GradientNorms, ParameterSnapshots, Scorer
-from ._units import Unit, discover_units, measure_units
+
+if TYPE_CHECKING:
+    from ._learndrop import LearnDrop
+    from ._scoring import GradientNorms, ParameterSnapshots, Scorer
+    from ._units import Unit, discover_units, measure_units
 
 __all__ = ["LearnDrop", "LearnDropWarning", "DropPolicy", "DropMode", "DropOrder", "DropScore",
            "MODES", "ORDERS", "SCORES", "Unit", "discover_units", "measure_units",
-           "SavingsMeter", "StepCost", "step_cost", "GradientNorms", "ParameterSnapshots", "Scorer",
-           "ScoreState", "RuleUnit", "UnitStatus", "RecordedCheck", "RecordedAction",
+           "SavingsMeter", "StepCost", "step_cost", "GradientNorms", "ParameterSnapshots",
+           "Scorer", "ScoreState", "RuleUnit", "UnitStatus", "RecordedCheck", "RecordedAction",
            "ReplayDrop", "Replay", "advance", "drops_now", "blocked_by", "is_kept", "may_drop",
            "qualifies", "replay", "slope"]
+
+
+def __getattr__(name: str) -> Any:
+    """The PyTorch parts, imported when first asked for."""
+    if name.startswith("_"):  # a submodule being imported, or a dunder: not one of ours
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from . import _learndrop, _scoring, _units
+
+    for module in (_learndrop, _units, _scoring):
+        if name in module.__all__:
+            value = getattr(module, name)
+            globals()[name] = value
+            return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

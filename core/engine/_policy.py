@@ -35,41 +35,51 @@ class DropPolicy:
         "Drop settled units; off trains the full network (the baseline)."))
     mode: DropMode = field(default="freeze", metadata=doc(
         "freeze: exact, dropped prefix runs without gradients; cache: exact, dropped prefix "
-        "output computed once per sample; skip: residual blocks bypassed (approximate)."))
+        "output computed once per sample; skip: residual blocks bypassed (approximate).",
+        label="Drop mode", flag="mode", group="Learn&Drop policy", place=17))
     score: DropScore = field(default="change", metadata=doc(
         "The learning signal: change: how far a unit's parameters moved since the last "
         "check (per unit of learning rate); gradient: how much its gradient norm changed "
-        "(AutoFreeze's signal)."))
+        "(AutoFreeze's signal).",
+        label="Learning signal", flag="score", group="Learn&Drop policy", place=11))
     threshold: float = field(default=0.7, metadata=doc(
         "A unit is settled when its learning score is at or below this (1 settles every unit).",
-        min=0.0, max=1.0))
+        min=0.0, max=1.0,
+        label="Settled below", flag="threshold", group="Learn&Drop policy", place=12))
     patience: int = field(default=2, metadata=doc(
-        "Consecutive settled checks before a unit is dropped.", min=1, max=1000))
+        "Consecutive settled checks before a unit is dropped.", min=1, max=1000,
+        label="Patience (checks)", flag="patience", group="Learn&Drop policy", place=13))
     warmup_epochs: int = field(default=1, metadata=doc(
-        "Epochs before any unit may drop.", min=0, max=100000))
+        "Epochs before any unit may drop.", min=0, max=100000,
+        label="Warm-up (epochs)", flag="warmup-epochs", group="Learn&Drop policy", place=14))
     check_every: int = field(default=0, metadata=doc(
-        "Optimizer steps between score checks (0: once per epoch).", min=0))
+        "Optimizer steps between score checks (0: once per epoch).", min=0,
+        label="Check every (steps)", flag="check-every", group="Learn&Drop policy", place=15))
     order: DropOrder = field(default="prefix", metadata=doc(
-        "prefix: only the earliest training unit may drop (exact savings); any: any unit."))
+        "prefix: only the earliest training unit may drop (exact savings); any: any unit.",
+        label="Drop order", flag="order", group="Learn&Drop policy", place=16))
     keep_last: int = field(default=1, metadata=doc(
-        "Units just before the head that always train.", min=0, max=10000))
+        "Units just before the head that always train.", min=0, max=10000,
+        label="Always train last", flag="keep-last", group="Learn&Drop policy", place=18))
     lr_normalize: bool = field(default=True, metadata=doc(
         "Divide parameter change by the learning rate, so a decaying schedule alone does "
-        "not look like convergence (score=change only)."))
+        "not look like convergence (score=change only).", label="Normalize by LR"))
     ema: float = field(default=0.0, metadata=doc(
-        "Smooth learning scores with this EMA factor (0: off).", min=0.0, max=0.99))
+        "Smooth learning scores with this EMA factor (0: off).", min=0.0, max=0.99,
+        label="Score smoothing (EMA)"))
     window: int = field(default=3, metadata=doc(
-        "Checks over which the score's trend is fitted.", min=2, max=1000))
+        "Checks over which the score's trend is fitted.", min=2, max=1000,
+        label="Trend window (checks)"))
     trend_tolerance: float = field(default=0.1, metadata=doc(
         "A unit's score trend counts as flat when its slope per check is within this.",
         min=0.0, max=10.0))
     units: list[str] = field(default_factory=list, metadata=doc(
         "Explicit units as module names (empty: found automatically)."))
     pinned: list[str] = field(default_factory=list, metadata=doc(
-        "Units that never drop."))
+        "Units that never drop.", label="Pinned units"))
     cache_budget_mb: int = field(default=2048, metadata=doc(
         "cache mode: memory for cached activations before spilling to disk (MiB).",
-        min=1, max=10_000_000))
+        min=1, max=10_000_000, label="Cache budget (MiB)"))
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

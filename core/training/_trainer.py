@@ -36,6 +36,7 @@ from ._epoch import end_epoch, train_epoch
 from ._evaluate import evaluate_run
 from ._parallel import evaluated_everywhere, join, read_checkpoint
 from ._resume import restore_checkpoint
+from ._run_checks import check_config
 from ._setup import (
     RunParts,
     build_data,
@@ -88,7 +89,7 @@ class Trainer:
                  control: RunControl | None = None, *, resume_from: str | Path | None = None,
                  time_budget_s: float | None = None, run_name: str | None = None,
                  finish_complete: bool = False, run_folder: str | Path | None = None) -> None:
-        self.cfg = cfg.copy().check()
+        self.cfg = check_config(cfg.copy())
         self.callbacks: list[Callback] = list(callbacks)
         self.control = control or RunControl()
         self.resume_from = Path(resume_from) if resume_from else None

@@ -31,8 +31,21 @@ def wait_run(qtbot: Any, window: MainWindow) -> str:
     return window.last_status
 
 
+def is_hook(name: str) -> Callable[[str, object], bool]:
+    """``check_params_cb`` for the bridge's one signal: true for hook ``name``."""
+    return lambda hook, _payload: hook == name
+
+
+def listen(window: MainWindow, name: str, receiver: Callable[[Any], object],
+           *how: Qt.ConnectionType) -> None:
+    """Call ``receiver(payload)`` for each ``name`` hook the window's bridge delivers."""
+    window.signals.hook.connect(
+        lambda hook, payload: receiver(payload) if hook == name else None, *how)
+
+
 def start_and_wait_progress(qtbot: Any, window: MainWindow) -> None:
-    with qtbot.waitSignal(window.signals.progress, timeout=RUN_TIMEOUT_MS):
+    with qtbot.waitSignal(window.signals.hook, check_params_cb=is_hook("on_progress"),
+                          timeout=RUN_TIMEOUT_MS):
         assert window.start_run()
 
 
@@ -60,10 +73,11 @@ def test_invalid_value_marks_field_and_blocks_start(make_window: Any) -> None:
 def test_real_run_drops_then_finishes(qtbot: Any, make_window: Any, tiny_config: Config,
                                       tmp_path: Path) -> None:
     window = make_window(tiny_config(tmp_path))
-    with qtbot.waitSignals([window.signals.dropped, window.signals.fit_ended],
-                           order="simple", timeout=RUN_TIMEOUT_MS):
-        assert window.start_run()
+    hooks: list[str] = []
+    window.signals.hook.connect(lambda hook, _payload: hooks.append(hook))
+    assert window.start_run()
     assert wait_run(qtbot, window) == "finished"
+    assert "on_drop" in hooks and hooks[-1] == "on_fit_end"
     assert window.status_text().startswith("Finished")
     assert window.state is RunState.IDLE and window.run_actions.start.isEnabled()
 
@@ -74,8 +88,8 @@ def test_pause_holds_progress_then_resume_finishes(qtbot: Any, make_window: Any,
     window = make_window(tiny_config(tmp_path, **{"train.log_every": 1}))
     steps: list[int] = []
     units: list[str] = []
-    window.signals.progress.connect(lambda ev: steps.append(ev.step))
-    window.signals.fit_started.connect(lambda ev: units.extend(u.name for u in ev.units))
+    listen(window, "on_progress", lambda ev: steps.append(ev.step))
+    listen(window, "on_fit_start", lambda ev: units.extend(u.name for u in ev.units))
     start_and_wait_progress(qtbot, window)
     window.toggle_pause()
     paused_at = len(steps)
@@ -153,7 +167,8 @@ def test_app_runs_are_recorded_and_listed(qtbot: Any, make_window: Any,
     w = make_window(three_epoch_config(tmp_path / "runs", **{"train.epochs": 2}), store,
                     error_dialogs=False)
     assert w.history_dock.widget() is w.history
-    with qtbot.waitSignal(w.signals.fit_started, timeout=RUN_TIMEOUT_MS):
+    with qtbot.waitSignal(w.signals.hook, check_params_cb=is_hook("on_fit_start"),
+                          timeout=RUN_TIMEOUT_MS):
         assert w.start_run()
         w.control.pause()  # held at its first batch while the test looks
     # the run is in the store as soon as the window hears of it; it cannot be opened now
@@ -201,8 +216,8 @@ def test_user_actions_are_recorded_and_replayed(qtbot: Any, make_window: Any,
                          error_dialogs=False)
     units: list[str] = []
     actions: list[Any] = []
-    window.signals.fit_started.connect(lambda ev: units.extend(u.name for u in ev.units))
-    window.signals.user_action.connect(actions.append)
+    listen(window, "on_fit_start", lambda ev: units.extend(u.name for u in ev.units))
+    listen(window, "on_user_action", actions.append)
     start_and_wait_progress(qtbot, window)
     window.live.strip.unit_action_requested.emit("pin", units[0])
     assert window.live.history.unit_state(0) == "pinned"  # shown at once
@@ -240,7 +255,7 @@ def test_resume_from_the_history_continues_the_same_run(
     checkpoint into the same stored run, which then finishes its three epochs."""
     store = tmp_path / "store.sqlite"
     w = make_window(three_epoch_config(tmp_path / "runs"), store, error_dialogs=False)
-    w.signals.epoch_ended.connect(lambda ev: w.stop_run() if ev.epoch == 0 else None)
+    listen(w, "on_epoch_end", lambda ev: w.stop_run() if ev.epoch == 0 else None)
     assert w.start_run()
     assert wait_run(qtbot, w) == "stopped"
     w.history.refresh()
@@ -249,9 +264,10 @@ def test_resume_from_the_history_continues_the_same_run(
     w.history.select_run(run.id)
     assert w.history.resume_action.isEnabled()
 
-    with qtbot.waitSignal(w.signals.fit_started, timeout=RUN_TIMEOUT_MS) as started:
+    with qtbot.waitSignal(w.signals.hook, check_params_cb=is_hook("on_fit_start"),
+                          timeout=RUN_TIMEOUT_MS) as started:
         w.history.resume_action.trigger()
-    assert started.args[0].resumed_from_epoch == 1
+    assert started.args[1].resumed_from_epoch == 1
     assert not w.setup.editor("train.epochs").widget.isEnabled() or w.state.busy
     assert wait_run(qtbot, w) == "finished"
     w.history.refresh()
@@ -273,7 +289,7 @@ def test_use_these_settings_loads_a_run_into_the_form(
                                                      "train.log_every": 1}),
                     store, error_dialogs=False)
     units: list[str] = []
-    w.signals.fit_started.connect(lambda ev: units.extend(u.name for u in ev.units))
+    listen(w, "on_fit_start", lambda ev: units.extend(u.name for u in ev.units))
     start_and_wait_progress(qtbot, w)
     w.live.strip.unit_action_requested.emit("pin", units[1])
     assert wait_run(qtbot, w) == "finished"
@@ -378,8 +394,8 @@ def test_a_run_stopped_mid_epoch_reads_the_same_everywhere(
         if ev.epoch == 1 and ev.batch == 2:
             w.stop_run()  # what the Stop button does, for the window's own state
 
-    w.signals.progress.connect(stop_there, Qt.ConnectionType.DirectConnection)
-    w.signals.progress.connect(on_progress)
+    listen(w, "on_progress", stop_there, Qt.ConnectionType.DirectConnection)
+    listen(w, "on_progress", on_progress)
     assert w.start_run()
     assert wait_run(qtbot, w) == "stopped"
     h = w.live.history

@@ -14,6 +14,7 @@ timm = pytest.importorskip("timm")
 from learndrop.core import LearnDrop, LearnDropError, discover_units, get_model  # noqa: E402
 from learndrop.core.cli import main  # noqa: E402
 from learndrop.core.config import RunConfig  # noqa: E402
+from learndrop.core.training import config_problems  # noqa: E402
 from learndrop.integrations.timm import create_model, timm_units  # noqa: E402
 
 
@@ -98,7 +99,7 @@ def test_model_catalogue_builds_timm_models() -> None:
     assert vit.patch_embed.img_size == (32, 32)
     cfg = RunConfig()
     cfg.set("model.name", "timm:resnet10t")
-    assert cfg.check().problems() == []
+    assert config_problems(cfg.check()) == []
     with pytest.raises(LearnDropError, match="timm has no model 'resnet10x'"):
         get_model("timm:resnet10x", num_classes=3)
     with pytest.raises(LearnDropError, match="unknown model 'nope:x'"):

@@ -80,6 +80,9 @@ def test_messages_speak_the_forms_language() -> None:
     assert form_words("optim.lr must be at least 1e-08, got -1.0") == (
         "\u201cLearning rate\u201d must be at least 1e-08, got -1.0")
     assert form_words("pick small_cnn or mobilenet_v2") == "pick small_cnn or mobilenet_v2"
+    # the flags the command line takes name the same settings here
+    assert form_words("try --warmup-epochs 0 or --run-name a") == (
+        "try \u201cWarm-up (epochs)\u201d 0 or \u201cRun name\u201d a")
 
 
 def test_a_value_out_of_range_is_reported_not_reverted_silently(qtbot: Any) -> None:
@@ -123,3 +126,16 @@ def test_a_data_set_that_needs_a_download_says_so_before_start(qtbot: Any,
         (tmp_path / "cifar-10-batches-py" / name).write_bytes(b"")
     panel.editor("data.download").set(False)
     assert panel.valid and "downloaded" not in hint.text()  # already there
+
+
+def test_an_unknown_model_name_is_marked_at_its_field(qtbot: Any) -> None:
+    """The catalogues are the run's check, not the config's: the form still asks them."""
+    panel = SetupPanel(RunConfig())
+    qtbot.addWidget(panel)
+    model = panel.editor("model.name")
+    model.set("resnet9000")
+    assert model.widget.property("invalid") is True
+    assert "unknown model 'resnet9000'" in model.widget.toolTip()
+    assert not panel.valid and "resnet9000" in panel.reason
+    model.set("small_cnn")
+    assert model.widget.property("invalid") is False and panel.valid

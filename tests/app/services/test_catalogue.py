@@ -15,7 +15,7 @@ from learndrop.core.config import RunConfig
 from learndrop.core.data import list_datasets
 from learndrop.core.errors import DeviceError
 from learndrop.core.models import list_models
-from learndrop.core.training import available_devices, resolve_device
+from learndrop.core.training import available_devices, config_problems, resolve_device
 
 
 def test_catalogues_and_devices() -> None:
@@ -30,7 +30,7 @@ def test_catalogues_and_devices() -> None:
 
 def test_an_absent_device_is_a_problem_in_the_trainers_words() -> None:
     cfg = RunConfig()
-    assert run_problems(cfg) == cfg.problems() == []
+    assert run_problems(cfg) == config_problems(cfg) == cfg.problems() == []
     cfg.train.device = "cpu"
     assert run_problems(cfg) == []
     absent = next((d for d in ("cuda", "mps") if d not in available_devices()), None)

@@ -16,6 +16,7 @@ from learndrop.core.config import DataConfig, RunConfig
 from learndrop.core.data import build_datasets, idx
 from learndrop.core.data.idx import find_idx_set, read_idx
 from learndrop.core.errors import ConfigError, DataError
+from learndrop.core.training import check_config
 
 SYSTEM_FMNIST = Path("/usr/share/datasets/fashion-mnist")
 
@@ -192,7 +193,7 @@ def test_bad_class_lists_are_config_errors(spec: str, message: str) -> None:
     cfg.data.dataset = "fashionmnist"
     cfg.data.classes = spec
     with pytest.raises(ConfigError, match=message) as err:
-        cfg.check()
+        check_config(cfg)
     assert err.value.field == "data.classes"
 
 
@@ -200,7 +201,7 @@ def test_class_subset_only_for_labelled_in_memory_sets() -> None:
     cfg = RunConfig()
     cfg.data.classes = "0-4"  # digits
     with pytest.raises(ConfigError, match="works with mnist"):
-        cfg.check()
+        check_config(cfg)
 
 
 def test_class_number_beyond_the_data_set(tmp_path: Path, no_system_copy: Path) -> None:

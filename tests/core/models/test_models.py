@@ -262,9 +262,10 @@ def test_small_cnn_trains_a_step() -> None:
 
 def test_unknown_model_name_points_to_the_listing() -> None:
     from learndrop.core.config import RunConfig
+    from learndrop.core.training import config_problems
 
     cfg = RunConfig()
     cfg.model.name = "resnet9000"
-    (path, message), = [p for p in cfg.problems() if p[0] == "model.name"]
+    (path, message), = [p for p in config_problems(cfg) if p[0] == "model.name"]
     assert message == ("unknown model 'resnet9000': pick a name that 'learndrop models' "
                        "lists, e.g. small_cnn, resnet20 or mobilenet_v2")

@@ -19,7 +19,7 @@ from learndrop.core.models import (
     model_info,
     torchvision_family,
 )
-from learndrop.core.training import load_initial_weights
+from learndrop.core.training import config_problems, load_initial_weights
 
 TORCHVISION = tvm.list_models(module=tvm)
 OWN = ["resnet152", "resnet18", "resnet20", "resnet50", "resnet56", "small_cnn", "vgg11",
@@ -170,9 +170,9 @@ def test_weights_from_a_file_fine_tune_a_torchvision_model(tmp_path) -> None:  #
 def test_config_accepts_torchvision_names() -> None:
     cfg = RunConfig()
     cfg.set("model.name", "mobilenet_v3_small")
-    assert "model.name" not in dict(cfg.problems())
+    assert "model.name" not in dict(config_problems(cfg))
     cfg.set("model.name", "mobilenet_v9")
-    assert "model.name" in dict(cfg.problems())
+    assert "model.name" in dict(config_problems(cfg))
 
 
 def test_unknown_names_mention_torchvision() -> None:
