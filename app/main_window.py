@@ -9,8 +9,7 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QGuiApplication, QIcon, QResizeEvent
-from PySide6.QtWidgets import QDockWidget, QLabel, QMainWindow, QProgressBar, QToolBar
+from PySide6.QtGui import QCloseEvent, QGuiApplication, QIcon, QResizeEvent
 
 from learndrop.core.config import RunConfig
 from learndrop.core.errors import LearnDropError
@@ -22,8 +21,7 @@ from .dialogs.standard import confirm, show_error
 from .panels import HistoryPanel, LivePanel, SetupPanel, form_words
 from .run_status import epoch_text, progress_text, summary_text
 from .services import BridgeSignals, QtBridge, ResumePoint, RunLibrary, TrainingJob, settings
-from .window_chrome import build_docks_and_bars, build_menus
-from .window_chrome import shortcuts as window_shortcuts
+from .window_chrome import ChromeWindow
 
 __all__ = ["MainWindow", "app_icon"]
 
@@ -45,7 +43,7 @@ def app_icon() -> QIcon:
         return QIcon()
 
 
-class MainWindow(QMainWindow, Callback):
+class MainWindow(ChromeWindow, Callback):
     """Learn&Drop Studio's main window. ``run_finished(status)`` fires once a run's thread has
     ended (status: finished, stopped, cancelled or failed). Runs are recorded in the run store
     at ``store_path`` (default: the one under the user data folder or ``LEARNDROP_HOME``).
@@ -54,13 +52,6 @@ class MainWindow(QMainWindow, Callback):
     update its status line and progress bar."""
 
     run_finished = Signal(str)
-    # made by :func:`.window_chrome.build_docks_and_bars` and :func:`~.window_chrome.build_menus`
-    setup_dock: QDockWidget
-    history_dock: QDockWidget
-    toolbar: QToolBar
-    state_label: QLabel
-    progress_bar: QProgressBar
-    open_action: QAction
 
     def __init__(self, config: RunConfig | None = None, remember: bool = True,
                  store_path: str | Path | None = None) -> None:
@@ -92,8 +83,7 @@ class MainWindow(QMainWindow, Callback):
         self.setup.add_start_button(self.run_actions.start)
         self.history = HistoryPanel(self.library, live=self.live,
                                     busy=lambda: self.is_running)
-        build_docks_and_bars(self, STATE_TEXT[RunState.IDLE])
-        build_menus(self)
+        self.build_chrome(STATE_TEXT[RunState.IDLE], self.show_history, self.export_shown_run)
         self._connect_engine_signals()
         self._connect_panels()
         self.setup.validity_changed.connect(self._on_validity)
@@ -105,10 +95,6 @@ class MainWindow(QMainWindow, Callback):
             self.live.set_view_options(settings.load_view_options())
 
     # ---- construction ---------------------------------------------------------------------
-    def shortcuts(self) -> list[tuple[str, str]]:
-        """Every action of the window with a keyboard shortcut: (what it does, keys)."""
-        return window_shortcuts(self)
-
     def _connect_engine_signals(self) -> None:
         """The engine's hooks, as the bridge's one signal, reach the live view first, then
         the window's status line."""

@@ -4,21 +4,53 @@ keyboard shortcuts (the Help menu shows it)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QMenu, QProgressBar, QToolBar
+from PySide6.QtWidgets import (
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QProgressBar,
+    QToolBar,
+)
 
+from .actions import RunActions
 from .dialogs.standard import show_about, show_guide, show_shortcuts
+from .panels import HistoryPanel, LivePanel, SetupPanel
 
-if TYPE_CHECKING:  # the window calls these while it builds itself
-    from .main_window import MainWindow
-
-__all__ = ["build_docks_and_bars", "build_menus", "shortcuts"]
+__all__ = ["ChromeWindow"]
 
 
-def build_docks_and_bars(window: MainWindow, idle_text: str) -> None:
+class ChromeWindow(QMainWindow):
+    """A main window with Learn&Drop Studio's chrome; the window that derives from it makes
+    its panels and run actions, then calls :meth:`build_chrome`."""
+
+    setup: SetupPanel
+    history: HistoryPanel
+    live: LivePanel
+    run_actions: RunActions
+    # made by build_chrome
+    setup_dock: QDockWidget
+    history_dock: QDockWidget
+    toolbar: QToolBar
+    state_label: QLabel
+    progress_bar: QProgressBar
+    open_action: QAction
+
+    def build_chrome(self, idle_text: str, show_history: Callable[[], object],
+                     export_shown_run: Callable[[], object]) -> None:
+        """The docks and bars (the state line shows ``idle_text``), then the menus."""
+        build_docks_and_bars(self, idle_text)
+        build_menus(self, show_history, export_shown_run)
+
+    def shortcuts(self) -> list[tuple[str, str]]:
+        """Every action of the window with a keyboard shortcut: (what it does, keys)."""
+        return shortcuts(self)
+
+
+def build_docks_and_bars(window: ChromeWindow, idle_text: str) -> None:
     """The setup and history docks (tabbed on the left), the run tool bar, and the status
     bar's state line (showing ``idle_text``) and progress bar."""
     window.setup_dock = QDockWidget("Run setup", window)
@@ -55,7 +87,8 @@ def build_docks_and_bars(window: MainWindow, idle_text: str) -> None:
     window.statusBar().addPermanentWidget(window.progress_bar)
 
 
-def build_menus(window: MainWindow) -> None:
+def build_menus(window: ChromeWindow, show_history: Callable[[], object],
+                export_shown_run: Callable[[], object]) -> None:
     """File, Run, View and Help; the File menu's Open action is ``window.open_action``."""
     bar = window.menuBar()
     file_menu = bar.addMenu("&File")
@@ -65,9 +98,8 @@ def build_menus(window: MainWindow) -> None:
     _menu_action(file_menu, "&Save configuration…", window.setup.save_config_dialog,
                  QKeySequence.StandardKey.Save)
     file_menu.addSeparator()
-    _menu_action(file_menu, "Run &history", window.show_history, "Ctrl+H")
-    _menu_action(file_menu, "&Export report of the shown run…", window.export_shown_run,
-                 "Ctrl+E")
+    _menu_action(file_menu, "Run &history", show_history, "Ctrl+H")
+    _menu_action(file_menu, "&Export report of the shown run…", export_shown_run, "Ctrl+E")
     file_menu.addSeparator()
     _menu_action(file_menu, "&Quit", window.close, QKeySequence.StandardKey.Quit)
     run_menu = bar.addMenu("&Run")
@@ -89,7 +121,7 @@ def build_menus(window: MainWindow) -> None:
     _menu_action(help_menu, "&About Learn&&Drop Studio", lambda: show_about(window))
 
 
-def shortcuts(window: MainWindow) -> list[tuple[str, str]]:
+def shortcuts(window: ChromeWindow) -> list[tuple[str, str]]:
     """Every action of the window with a keyboard shortcut: (what it does, keys)."""
     out: dict[str, str] = {}
     actions = [*window.findChildren(QAction), *window.history.actions()]

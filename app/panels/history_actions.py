@@ -4,7 +4,7 @@ ones, the rest under More) and its context menu, and enabled for the runs select
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QAction
@@ -12,13 +12,46 @@ from PySide6.QtWidgets import QMenu, QToolBar, QToolButton
 
 from ..services import RESUMABLE
 
-if TYPE_CHECKING:  # the panel calls these for itself
-    from .history_panel import HistoryPanel
+if TYPE_CHECKING:
+    from learndrop.core.store import RunRecord
+
+    from .run_table import RunTable
+
+
+class ActionHost(Protocol):
+    """The history panel as its actions see it: where they live and what they call (the
+    panel calls these functions for itself)."""
+
+    toolbar: QToolBar
+    run_table: RunTable
+    refresh_action: QAction
+    open_action: QAction
+    follow_action: QAction
+    resume_action: QAction
+    settings_action: QAction
+    compare_action: QAction
+    export_action: QAction
+    rename_action: QAction
+    note_action: QAction
+    delete_action: QAction
+
+    def addAction(self, action: QAction) -> None: ...
+    def selected_runs(self) -> list[RunRecord]: ...
+    def refresh(self, quiet: bool = False) -> bool: ...
+    def open_run(self) -> bool: ...
+    def follow_run(self) -> bool: ...
+    def resume_run(self) -> bool: ...
+    def use_settings(self) -> bool: ...
+    def compare_with(self) -> object: ...
+    def export_report(self) -> object: ...
+    def rename_run(self) -> bool: ...
+    def edit_note(self) -> bool: ...
+    def delete_run(self) -> bool: ...
 
 __all__ = ["build_actions", "show_context_menu", "update_actions"]
 
 
-def build_actions(panel: HistoryPanel) -> None:
+def build_actions(panel: ActionHost) -> None:
     """The panel's actions (``panel.open_action`` and so on) and its ``panel.toolbar``."""
     def act(text: str, slot: Callable[[], object], tip: str) -> QAction:
         return _add_action(panel, text, slot, tip)
@@ -62,9 +95,9 @@ def build_actions(panel: HistoryPanel) -> None:
     panel.toolbar.addWidget(more)
 
 
-def _add_action(panel: HistoryPanel, text: str, slot: Callable[[], object],
+def _add_action(panel: ActionHost, text: str, slot: Callable[[], object],
                 tip: str) -> QAction:
-    action = QAction(text, panel)
+    action = QAction(text, panel.run_table)  # owned with the panel (the table is its child)
     action.setToolTip(tip)
     action.setStatusTip(tip)
     action.triggered.connect(lambda _checked=False: slot())
@@ -72,7 +105,7 @@ def _add_action(panel: HistoryPanel, text: str, slot: Callable[[], object],
     return action
 
 
-def update_actions(panel: HistoryPanel) -> None:
+def update_actions(panel: ActionHost) -> None:
     """Enable the actions that apply to the runs selected in the panel's table."""
     chosen = panel.selected_runs()
     one = len(chosen) == 1
@@ -86,11 +119,11 @@ def update_actions(panel: HistoryPanel) -> None:
     panel.delete_action.setEnabled(bool(chosen))
 
 
-def show_context_menu(panel: HistoryPanel, pos: QPoint) -> None:
+def show_context_menu(panel: ActionHost, pos: QPoint) -> None:
     """The enabled actions for the selected runs, in a menu at ``pos`` (none: no menu)."""
     if not panel.selected_runs():
         return
-    menu = QMenu(panel)
+    menu = QMenu(panel.run_table)
     for action in (panel.open_action, panel.follow_action, panel.resume_action,
                    panel.settings_action, None, panel.compare_action, panel.export_action,
                    None, panel.rename_action, panel.note_action, None, panel.delete_action):
