@@ -64,7 +64,9 @@ def record_times(ld: LearnDrop, times: list[tuple[Any, float]]) -> None:
 
 
 def savings_dict(ld: LearnDrop) -> dict[str, Any]:
-    """Savings so far; FLOP figures are fractions of the full network's (0.3 = 30%)."""
+    """Savings so far, keyed by the savings record's fields (``_now``: per step in the
+    current drop state, ``_total``: over the run so far); FLOP figures are fractions of the
+    full network's (0.3 = 30%)."""
     r = build_savings_report(ld)
     out = {k: getattr(r, k) for k in r.__dataclass_fields__}
     out["score_overhead"] = ld.score_overhead
@@ -83,25 +85,26 @@ def build_savings_report(ld: LearnDrop) -> SavingsReport:
     total = sum(p.numel() for p in ld.base_model.parameters())
     ddp = ld._ddp
     comm: dict[str, Any] = dict(
-        allreduce_bytes_per_step=ddp.current_bytes if ddp else 0,
-        full_allreduce_bytes_per_step=ddp.full_bytes if ddp else 0,
-        cumulative_allreduce_bytes_saved=ddp.cumulative_saved() if ddp else 0.0)
+        allreduce_bytes_per_step_now=ddp.current_bytes if ddp else 0,
+        full_allreduce_bytes_per_step_now=ddp.full_bytes if ddp else 0,
+        allreduce_bytes_saved_total=ddp.cumulative_saved() if ddp else 0.0)
     if m is None:
-        return SavingsReport(ld.step_count, 0.0, 0.0, 0.0, 0.0, trainable, total,
-                             None, None, None, 0.0, 0.0, None, **comm)
+        return SavingsReport(step=ld.step_count, trainable_params_now=trainable,
+                             total_params=total, **comm)
     remaining = max((ld.total_steps or 0) - ld.step_count, 0)
     saved = m.time_saved()
     return SavingsReport(
-        step=ld.step_count, forward_flops_saved=m.forward_saved(),
-        train_flops_saved=m.train_saved(),
-        cumulative_forward_flops_saved=m.cumulative_forward_saved(),
-        cumulative_train_flops_saved=m.cumulative_train_saved(),
-        trainable_params=trainable, total_params=total, step_time_s=m.step_time,
-        full_step_time_s=m.full_step_time, measured_time_saved=m.measured_time_saved(),
-        time_saved_s=saved.seconds if saved else 0.0,
-        projected_time_saved_s=m.projected_time_saved_s(remaining),
-        efficiency=m.efficiency(),
-        time_saved_low_s=saved.low if saved else None,
-        time_saved_high_s=saved.high if saved else None,
-        predicted_time_saved_s=saved.predicted if saved else None,
-        step_time_spread=m.step_time_spread, **comm)
+        step=ld.step_count, forward_flops_saved_now=m.forward_saved(),
+        train_flops_saved_now=m.train_saved(),
+        forward_flops_saved_total=m.cumulative_forward_saved(),
+        train_flops_saved_total=m.cumulative_train_saved(),
+        trainable_params_now=trainable, total_params=total, step_time_s_now=m.step_time,
+        full_step_time_s_now=m.full_step_time,
+        measured_time_saved_now=m.measured_time_saved(),
+        time_saved_s_total=saved.seconds if saved else 0.0,
+        projected_time_saved_s_total=m.projected_time_saved_s(remaining),
+        efficiency_total=m.efficiency(),
+        time_saved_low_s_total=saved.low if saved else None,
+        time_saved_high_s_total=saved.high if saved else None,
+        predicted_time_saved_s_total=saved.predicted if saved else None,
+        step_time_spread_now=m.step_time_spread, **comm)

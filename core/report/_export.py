@@ -172,10 +172,11 @@ def _tensorboard_run(writer: Any, data: RunData) -> None:
                            ("accuracy/train", e.train_accuracy),
                            ("accuracy/val", e.val_accuracy),
                            ("accuracy/val_scaled", e.val_accuracy_scaled),
-                           ("savings/train_flops", e.savings.cumulative_train_flops_saved),
-                           ("savings/forward_flops",
-                            e.savings.cumulative_forward_flops_saved),
-                           ("savings/time_saved_s", e.savings.time_saved_s),
+                           ("savings/train_flops_saved_total",
+                            e.savings.train_flops_saved_total),
+                           ("savings/forward_flops_saved_total",
+                            e.savings.forward_flops_saved_total),
+                           ("savings/time_saved_s_total", e.savings.time_saved_s_total),
                            ("lr", e.lr)):
             if value is not None and finite(value):
                 writer.add_scalar(tag, value, e.step)

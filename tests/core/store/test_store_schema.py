@@ -21,6 +21,7 @@ from learndrop.core.store import (
     StoreError,
     WallClock,
 )
+from learndrop.core.store._schema import SAVINGS_V6
 
 V1_SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -59,7 +60,7 @@ def test_migrates_a_version_1_store(store_path: Path) -> None:
         old = runs["old-run"]
         assert (old.model, old.dataset, old.epochs_done, old.drops) == ("vgg11", "cifar10", 2, 1)
         assert old.final_val_accuracy == pytest.approx(0.66) and old.wall_time_s == 99.0
-        assert old.train_flops_saved == pytest.approx(0.12)
+        assert old.train_flops_saved_total == pytest.approx(0.12)
         assert runs["old-crash"].status == "interrupted"
         events = store.load_events("old-run")
         kinds = [type(e).__name__ for e in events]
@@ -68,7 +69,7 @@ def test_migrates_a_version_1_store(store_path: Path) -> None:
         assert [u.name for u in events[0].units] == ["features.0", "features.1"]
         assert events[3].scores == (0.05, 0.6) and events[4].index == 0
     conn = sqlite3.connect(store_path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 5  # the current version
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 6  # the current version
     conn.close()
     with RunStore(store_path) as store:  # reopening the migrated store is a no-op
         assert sorted(r.name for r in store.list_runs()) == ["old-crash", "old-run"]
@@ -84,6 +85,7 @@ def test_migrates_a_version_3_store(store_path: Path) -> None:
 
     record(store_path, make_events("before"))
     conn = sqlite3.connect(store_path)
+    _back_to_version_5(conn)
     for column in _schema._SAVINGS_V4:  # back to version 3
         conn.execute(f"ALTER TABLE savings DROP COLUMN {column}")
     conn.execute("PRAGMA user_version = 3")
@@ -91,15 +93,15 @@ def test_migrates_a_version_3_store(store_path: Path) -> None:
     conn.close()
     with RunStore(store_path) as store:
         ends = [e for e in store.load_events("before") if type(e).__name__ == "EpochEnd"]
-        assert ends and all(e.savings.time_saved_low_s is None for e in ends)
-        assert ends[-1].savings.time_saved_s > 0
+        assert ends and all(e.savings.time_saved_low_s_total is None for e in ends)
+        assert ends[-1].savings.time_saved_s_total > 0
     record(store_path, make_events("after"))
     with RunStore(store_path) as store:
         ends = [e for e in store.load_events("after") if type(e).__name__ == "EpochEnd"]
-        assert ends[-1].savings.time_saved_low_s is not None
-        assert ends[-1].savings.step_time_spread == 0.05
+        assert ends[-1].savings.time_saved_low_s_total is not None
+        assert ends[-1].savings.step_time_spread_now == 0.05
     conn = sqlite3.connect(store_path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 5  # the current version
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 6  # the current version
     conn.close()
 
 
@@ -160,7 +162,7 @@ def test_migrates_a_version_2_store(store_path: Path) -> None:
         drops = [i for i, e in enumerate(events) if isinstance(e, DropEvent)]
         assert len(drops) == 2 and not any(isinstance(events[i - 1], WallClock) for i in drops)
     conn = sqlite3.connect(store_path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 5  # the current version
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 6  # the current version
     conn.close()
     record(store_path, make_events("second-run"))  # and new drops get their time
     with RunStore(store_path) as store:
@@ -174,6 +176,7 @@ def test_migrates_a_version_4_store(store_path: Path) -> None:
     rows stored before, and new runs record theirs."""
     record(store_path, make_events())
     conn = sqlite3.connect(store_path)
+    _back_to_version_5(conn)
     for column in ("allreduce_bytes_per_step", "full_allreduce_bytes_per_step",
                    "cumulative_allreduce_bytes_saved"):
         conn.execute(f"ALTER TABLE savings DROP COLUMN {column}")
@@ -182,11 +185,18 @@ def test_migrates_a_version_4_store(store_path: Path) -> None:
     conn.close()
     with RunStore(store_path) as store:
         ends = [e for e in store.load_events("demo-run") if isinstance(e, EpochEnd)]
-    assert ends and all(e.savings.allreduce_bytes_per_step == 0
-                        and e.savings.full_allreduce_bytes_per_step == 0 for e in ends)
+    assert ends and all(e.savings.allreduce_bytes_per_step_now == 0
+                        and e.savings.full_allreduce_bytes_per_step_now == 0 for e in ends)
     conn = sqlite3.connect(store_path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
     conn.close()
     record(store_path, make_events("second-run"))
     with RunStore(store_path) as store:
         assert store.load_events("second-run") == expected_replay(make_events("second-run"))
+
+
+def _back_to_version_5(conn: sqlite3.Connection) -> None:
+    """Give the ``savings`` columns the names version 5 had."""
+    for old, new in SAVINGS_V6.items():
+        conn.execute(f"ALTER TABLE savings RENAME COLUMN {new} TO {old}")
+
