@@ -8,7 +8,7 @@ import json
 import math
 
 from learndrop.core.savings import SavingsReport
-from learndrop.core.summary import DroppedUnit, EpochResult, RunSummary
+from learndrop.core.summary import OLD_SAVINGS_KEYS, DroppedUnit, EpochResult, RunSummary
 
 KEYS = ["run_name", "status", "output_dir", "model", "dataset", "mode", "epochs",
         "final_accuracy", "final_loss", "final_accuracy_scaled", "best_accuracy",
@@ -25,6 +25,19 @@ SAVINGS = SavingsReport(
     predicted_time_saved_s_total=1.6, step_time_spread_now=0.05,
     allreduce_bytes_per_step_now=600, full_allreduce_bytes_per_step_now=1000,
     allreduce_bytes_saved_total=0.3)
+
+#: the same run's summary as the version before the savings record wrote it
+OLD_FORMAT = {
+    "run_name": "r1", "status": "finished", "epochs": 2, "units": 4,
+    "forward_flops_saved": 0.2, "train_flops_saved": 0.25, "final_forward_flops_saved": 0.3,
+    "final_train_flops_saved": 0.35, "trainable_params": 900, "total_params": 1000,
+    "step_time_s": 0.01, "full_step_time_s": 0.012, "measured_time_saved": 0.16,
+    "time_saved_s": 1.5, "efficiency": 0.8, "score_overhead": 0.01,
+    "time_saved_low_s": 1.2, "time_saved_high_s": 1.8, "predicted_time_saved_s": 1.6,
+    "step_time_spread": 0.05, "data_time_share": 0.02, "world_size": 2,
+    "allreduce_bytes_per_step": 600, "full_allreduce_bytes_per_step": 1000,
+    "allreduce_bytes_saved": 0.3}
+
 
 def full_summary() -> RunSummary:
     return RunSummary(
@@ -100,3 +113,21 @@ def test_anything_that_is_not_a_table_gives_the_defaults() -> None:
     for junk in (None, [], "summary", 3):
         assert RunSummary.from_dict(junk) == RunSummary()
 
+
+def test_an_old_summary_keeps_its_savings_under_their_new_names() -> None:
+    """Before the savings record, a summary's ``train_flops_saved`` covered the whole run and
+    ``final_train_flops_saved`` was the per-step figure at its end: they become the record's
+    ``_total`` and ``_now`` figures."""
+    s = RunSummary.from_dict(json.loads(json.dumps(OLD_FORMAT)))
+    assert s.savings == dataclasses.replace(SAVINGS, step=0, projected_time_saved_s_total=0.0)
+    assert s.savings.train_flops_saved_total == 0.25 and s.savings.train_flops_saved_now == 0.35
+    assert (s.run_name, s.epochs, s.score_overhead, s.world_size) == ("r1", 2, 0.01, 2)
+    assert set(OLD_SAVINGS_KEYS.values()) <= {f.name for f in dataclasses.fields(SavingsReport)}
+    # written again, it has the new form only
+    again = s.to_dict()
+    assert "train_flops_saved" not in again and RunSummary.from_dict(again) == s
+
+
+def test_a_summary_with_a_savings_table_ignores_stray_old_keys() -> None:
+    data = dict(full_summary().to_dict(), train_flops_saved=0.99)
+    assert RunSummary.from_dict(data).savings == SAVINGS

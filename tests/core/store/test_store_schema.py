@@ -4,6 +4,7 @@ foreign or newer refused untouched."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 from pathlib import Path
@@ -16,12 +17,14 @@ from learndrop.core.events import (
     DropEvent,
     EpochEnd,
 )
+from learndrop.core.savings import SavingsReport
 from learndrop.core.store import (
     RunStore,
     StoreError,
     WallClock,
 )
 from learndrop.core.store._schema import SAVINGS_V6
+from learndrop.core.summary import RunSummary
 
 V1_SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -200,3 +203,56 @@ def _back_to_version_5(conn: sqlite3.Connection) -> None:
     for old, new in SAVINGS_V6.items():
         conn.execute(f"ALTER TABLE savings RENAME COLUMN {new} TO {old}")
 
+
+#: a summary as the version before the savings record stored it: its ``train_flops_saved``
+#: covered the whole run, ``final_train_flops_saved`` was the last step's
+OLD_SUMMARY = {"run_name": "demo-run", "status": "finished", "wall_time_s": 12.5,
+               "forward_flops_saved": 0.2, "train_flops_saved": 0.18,
+               "final_forward_flops_saved": 0.4, "final_train_flops_saved": 0.36,
+               "trainable_params": 28_026, "total_params": 28_954, "time_saved_s": 0.1,
+               "efficiency": 0.83, "allreduce_bytes_saved": 0.0}
+
+
+def test_migrates_a_version_5_store(store_path: Path) -> None:
+    """Version 6 names the savings columns after the savings record: the rows keep their
+    values, and a summary stored in the old form is read into the record."""
+    import json
+
+    events = make_events()
+    record(store_path, events)
+    conn = sqlite3.connect(store_path)
+    _back_to_version_5(conn)
+    conn.execute("UPDATE runs SET summary = ?", (json.dumps(OLD_SUMMARY),))
+    conn.execute("PRAGMA user_version = 5")
+    conn.commit()
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(savings)")}
+    conn.close()
+    assert "cumulative_train_flops_saved" in columns and "train_flops_saved_total" not in columns
+    with RunStore(store_path) as store:
+        loaded = store.load_events("demo-run")
+        run = store.get_run("demo-run")
+    expected = [e.savings for _, e in events if isinstance(e, EpochEnd)]
+    assert [e.savings for e in loaded if isinstance(e, EpochEnd)] == expected
+    assert run.train_flops_saved_total == pytest.approx(expected[-1].train_flops_saved_total)
+    assert run.summary.savings == SavingsReport(
+        forward_flops_saved_now=0.4, train_flops_saved_now=0.36,
+        forward_flops_saved_total=0.2, train_flops_saved_total=0.18,
+        trainable_params_now=28_026, total_params=28_954, time_saved_s_total=0.1,
+        efficiency_total=0.83)
+    assert isinstance(loaded[-1].summary, RunSummary) and loaded[-1].summary == run.summary
+    conn = sqlite3.connect(store_path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 6
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(savings)")]
+    conn.close()
+    assert columns[2:] == [f.name for f in dataclasses.fields(SavingsReport)]
+    record(store_path, make_events("second-run"))  # and new runs are recorded
+    with RunStore(store_path) as store:
+        assert store.load_events("second-run") == expected_replay(make_events("second-run"))
+
+
+def test_a_new_store_has_the_savings_record_as_its_columns(store_path: Path) -> None:
+    RunStore(store_path).close()
+    conn = sqlite3.connect(store_path)
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(savings)")]
+    conn.close()
+    assert columns == ["run_id", "seq", *(f.name for f in dataclasses.fields(SavingsReport))]
