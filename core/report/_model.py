@@ -137,14 +137,14 @@ class RunData:
                 pinned=u.name in pinned))
         return rows
 
-    def savings(self) -> SavingsReport:
-        """The run's savings at its end: the last epoch's savings record (the empty record,
-        with the network's parameter count, when no epoch ended). Runs recorded before the
-        FLOP-predicted time saved was measured get it as the share of training FLOPs saved
-        over the run times the full network's measured time for the steps run."""
+    def savings(self) -> SavingsReport | None:
+        """The run's savings at its end: the last epoch's savings record (``None`` when no
+        epoch ended: nothing was measured). Runs recorded before the FLOP-predicted time
+        saved was measured get it as the share of training FLOPs saved over the run times
+        the full network's measured time for the steps run."""
         last = self.epochs[-1].savings if self.epochs else None
         if last is None:
-            return SavingsReport(total_params=self.start.total_params)
+            return None
         predicted = last.predicted_time_saved_s_total
         if predicted is None and last.full_step_time_s_now \
                 and last.train_flops_saved_total is not None:

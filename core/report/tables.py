@@ -5,7 +5,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..format import count, duration, is_number, percent, points, score, span, step_time, when
+from ..format import (
+    DASH,
+    count,
+    duration,
+    is_number,
+    percent,
+    points,
+    score,
+    span,
+    step_time,
+    when,
+)
 from ..monitor import compare_speed
 from ..savings import SavingsReport
 from ._model import RunData
@@ -61,28 +72,40 @@ def overview_rows(d: RunData) -> list[tuple[str, str]]:
 
 def headline_rows(d: RunData) -> list[tuple[str, str]]:
     acc, sav = d.accuracy(), d.savings()
+    predicted = sav.predicted_time_saved_s_total if sav else None
     rows = [("Validation accuracy (full model)", pct(acc.final_val_accuracy, 2)),
             ("Best validation accuracy", pct(acc.best_val_accuracy, 2))]
     if acc.final_val_accuracy_scaled is not None:
         rows.append(("Validation accuracy (scaled-down model)",
                      pct(acc.final_val_accuracy_scaled, 2)))
-    rows += [("Training FLOPs saved", pct(sav.train_flops_saved_total)),
+    rows += [("Training FLOPs saved", pct(sav.train_flops_saved_total if sav else None)),
              ("Time saved, measured", _time_saved(sav)),
-             ("Time saved, predicted from FLOPs", _precise(sav.predicted_time_saved_s_total)),
+             ("Time saved, predicted from FLOPs", _precise(predicted)),
              ("Units dropped", f"{len(d.drops)} of {sum(not u.is_head for u in d.units)}")]
     return rows
 
 
 def savings_rows(d: RunData) -> list[tuple[str, str]]:
+    """The savings at the run's end; a run that ended before any epoch measured none."""
     s = d.savings()
+    if s is not None:
+        return _savings_rows(s)
+    params = f"{DASH} of {count(d.start.total_params)}"
+    return [(label, params if label == _PARAMS else DASH)
+            for label, _ in _savings_rows(SavingsReport())]
+
+
+_PARAMS = "Trainable parameters at the end"
+
+
+def _savings_rows(s: SavingsReport) -> list[tuple[str, str]]:
     eff = s.efficiency_total
     return [
         ("Training FLOPs saved over the run", pct(s.train_flops_saved_total)),
         ("Forward FLOPs saved over the run", pct(s.forward_flops_saved_total)),
         ("Training FLOPs saved per step at the end", pct(s.train_flops_saved_now)),
         ("Forward FLOPs saved per step at the end", pct(s.forward_flops_saved_now)),
-        ("Trainable parameters at the end",
-         f"{count(s.trainable_params_now)} of {count(s.total_params)}"),
+        (_PARAMS, f"{count(s.trainable_params_now)} of {count(s.total_params)}"),
         ("Full network's time per step (same conditions)", step_time(s.full_step_time_s_now)),
         ("Time per step at the end (median)", step_time(s.step_time_s_now)),
         ("Spread of one step's time", pct(s.step_time_spread_now)),
@@ -110,8 +133,10 @@ def _allreduce_rows(s: SavingsReport) -> list[tuple[str, str]]:
     ]
 
 
-def _time_saved(s: SavingsReport) -> str:
+def _time_saved(s: SavingsReport | None) -> str:
     """The measured time saved with its range (never "0.0 s" beside a large FLOP saving)."""
+    if s is None:
+        return DASH
     return span(s.time_saved_s_total, s.time_saved_low_s_total, s.time_saved_high_s_total,
                 _precise)
 
@@ -201,8 +226,10 @@ def comparison_rows(runs: list[RunData], reference: RunData | None = None
         row("Best validation accuracy", lambda d: pct(d.accuracy().best_val_accuracy, 2)),
         row("Scaled-down model accuracy",
             lambda d: pct(d.accuracy().final_val_accuracy_scaled, 2)),
-        row("Training FLOPs saved", lambda d: pct(d.savings().train_flops_saved_total)),
-        row("Forward FLOPs saved", lambda d: pct(d.savings().forward_flops_saved_total)),
+        row("Training FLOPs saved",
+            lambda d: pct(s.train_flops_saved_total if (s := d.savings()) else None)),
+        row("Forward FLOPs saved",
+            lambda d: pct(s.forward_flops_saved_total if (s := d.savings()) else None)),
         row("Time saved, measured", lambda d: _time_saved(d.savings())),
         row("Units dropped", lambda d: str(len(d.drops))),
     ]
@@ -222,8 +249,8 @@ def _timed_summary(d: RunData) -> Any:
     it) and the last step-time spread."""
     s = d.record.summary
     spread = s.savings.step_time_spread_now
-    if spread is None:
-        spread = d.savings().step_time_spread_now
+    if spread is None and (last := d.savings()) is not None:
+        spread = last.step_time_spread_now
     return dataclasses.replace(
         s, wall_time_s=d.record.wall_time_s,
         savings=dataclasses.replace(s.savings, step_time_spread_now=spread))

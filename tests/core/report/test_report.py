@@ -363,3 +363,27 @@ def test_runs_recorded_before_the_prediction_was_stored(tmp_path: Path) -> None:
     with RunStore(store) as s:
         report = build_report(s, "old")
     assert report.run.savings().predicted_time_saved_s_total == pytest.approx(0.21 * 0.25 * 40)
+
+
+def test_a_run_that_ended_before_any_epoch_measured_no_savings(tmp_path: Path) -> None:
+    """No epoch ended, so no savings record: the tables say so with dashes (not 0%), and
+    the JSON gives every figure as null but the network's parameter count."""
+    from learndrop.core.format import DASH
+    from learndrop.core.report import report_dict, tables
+
+    stream = [(hook, ev) for hook, ev in make_events("early", status="stopped")
+              if hook not in ("on_epoch_end", "on_checkpoint")]
+    store = tmp_path / "store.sqlite"
+    record(store, stream)
+    with RunStore(store) as s:
+        report = build_report(s, "early")
+    run = report.run
+    assert run.savings() is None
+    rows = dict(tables.savings_rows(run))
+    assert rows["Trainable parameters at the end"] == f"{DASH} of 29.0 k"
+    assert {v for k, v in rows.items() if k != "Trainable parameters at the end"} == {DASH}
+    headline = dict(tables.headline_rows(run))
+    assert headline["Training FLOPs saved"] == DASH == headline["Time saved, measured"]
+    savings = report_dict(report)["run"]["savings"]
+    assert savings["total_params"] == 28_954
+    assert savings["train_flops_saved_total"] is None and savings["step"] is None
