@@ -38,8 +38,8 @@ def summary_text(status: str, end: FitEnd | None, error: str | None) -> str:
     dropped = summary.dropped
     if summary.units and status != "cancelled":  # units: a run that built its network
         parts.append(f"{len(dropped)} unit{'s' if len(dropped) != 1 else ''} dropped")
-    for saved, what in ((summary.forward_flops_saved, "forward"),
-                        (summary.train_flops_saved, "training")):
+    for saved, what in ((summary.savings.forward_flops_saved_total, "forward"),
+                        (summary.savings.train_flops_saved_total, "training")):
         if saved >= 0.005 and status != "cancelled":
             parts.append(f"{percent(saved, 0)} {what} FLOPs saved")
     if summary.wall_time_s:

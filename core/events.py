@@ -51,6 +51,7 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .savings import SavingsReport
 from .summary import RunSummary
 
 __all__ = [
@@ -150,46 +151,6 @@ class DropEvent:
     reason: str  # "policy" or "manual"
     score: float | None
     mode: str
-
-
-@dataclass(frozen=True)
-class SavingsReport:
-    """Savings as fractions of the full network's cost (0.25 = 25% saved).
-
-    ``forward_flops_saved`` and ``train_flops_saved`` are the current per-step figures;
-    the ``cumulative_`` ones cover every step so far. Times are measured seconds, robust
-    to machine load (see the engine's savings meter): ``step_time_s`` is the current time
-    per step (a median), ``full_step_time_s`` the full network's under the same
-    conditions, ``measured_time_saved`` the share of it saved per step now.
-    ``time_saved_s`` lies in ``time_saved_low_s`` .. ``time_saved_high_s`` (``None``
-    until measured); ``predicted_time_saved_s`` is what the FLOPs saved predict over the
-    same steps; ``efficiency`` is measured over predicted, ``None`` while the measured
-    saving is within its noise. ``step_time_spread`` is the relative spread of one step's
-    time (robust standard deviation over the median). A data-parallel run also counts the
-    gradient bytes all-reduced per step, now and before any drop, and the share of that
-    volume saved over every step so far (0 otherwise).
-    """
-
-    step: int
-    forward_flops_saved: float
-    train_flops_saved: float
-    cumulative_forward_flops_saved: float
-    cumulative_train_flops_saved: float
-    trainable_params: int
-    total_params: int
-    step_time_s: float | None
-    full_step_time_s: float | None
-    measured_time_saved: float | None
-    time_saved_s: float
-    projected_time_saved_s: float
-    efficiency: float | None
-    time_saved_low_s: float | None = None
-    time_saved_high_s: float | None = None
-    predicted_time_saved_s: float | None = None
-    step_time_spread: float | None = None
-    allreduce_bytes_per_step: int = 0
-    full_allreduce_bytes_per_step: int = 0
-    cumulative_allreduce_bytes_saved: float = 0.0
 
 
 @dataclass(frozen=True)

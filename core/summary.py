@@ -2,14 +2,16 @@
 
 The trainer builds a :class:`RunSummary` when a run ends; it travels in ``FitEnd.summary``,
 is printed by the command line, saved as ``summary.json`` in the run folder and stored in the
-run store as JSON (:meth:`RunSummary.to_dict`, the same keys as always). Reading goes through
-:meth:`RunSummary.from_dict`, which accepts what older versions stored: a missing key or a
-value of the wrong type takes the field's default, keys it does not know are ignored.
+run store as JSON (:meth:`RunSummary.to_dict`). Its savings are the engine's own record,
+:class:`~learndrop.core.savings.SavingsReport`, at the run's end, under the key ``savings``.
+Reading goes through :meth:`RunSummary.from_dict`, which accepts what older versions stored:
+a missing key or a value of the wrong type takes the field's default, keys it does not know
+are ignored, and the savings older versions kept as top-level keys (:data:`OLD_SAVINGS_KEYS`)
+are read into the record.
 
-Shares (``final_accuracy``, ``*_flops_saved``, ``measured_time_saved``, ``score_overhead``,
-``data_time_share``, ``step_time_spread``) are fractions (0.25 = 25%); times are seconds;
-``final_accuracy`` and ``final_loss`` are NaN when no validation ran; ``None`` marks a
-figure that was never measured.
+Shares (``final_accuracy``, the savings' ``*_flops_saved_*``, ``score_overhead``,
+``data_time_share``) are fractions (0.25 = 25%); times are seconds; ``final_accuracy`` and
+``final_loss`` are NaN when no validation ran; ``None`` marks a figure that was never measured.
 """
 
 from __future__ import annotations
@@ -20,7 +22,33 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-__all__ = ["RunSummary", "DroppedUnit", "EpochResult"]
+from .savings import SavingsReport
+
+__all__ = ["RunSummary", "DroppedUnit", "EpochResult", "OLD_SAVINGS_KEYS"]
+
+#: the summary keys older versions kept the savings under -> the savings record's fields
+#: (their ``forward_flops_saved``/``train_flops_saved`` covered the whole run; the ``final_``
+#: ones were the per-step figures at its end)
+OLD_SAVINGS_KEYS: dict[str, str] = {
+    "forward_flops_saved": "forward_flops_saved_total",
+    "train_flops_saved": "train_flops_saved_total",
+    "final_forward_flops_saved": "forward_flops_saved_now",
+    "final_train_flops_saved": "train_flops_saved_now",
+    "trainable_params": "trainable_params_now",
+    "total_params": "total_params",
+    "step_time_s": "step_time_s_now",
+    "full_step_time_s": "full_step_time_s_now",
+    "measured_time_saved": "measured_time_saved_now",
+    "time_saved_s": "time_saved_s_total",
+    "efficiency": "efficiency_total",
+    "time_saved_low_s": "time_saved_low_s_total",
+    "time_saved_high_s": "time_saved_high_s_total",
+    "predicted_time_saved_s": "predicted_time_saved_s_total",
+    "step_time_spread": "step_time_spread_now",
+    "allreduce_bytes_per_step": "allreduce_bytes_per_step_now",
+    "full_allreduce_bytes_per_step": "full_allreduce_bytes_per_step_now",
+    "allreduce_bytes_saved": "allreduce_bytes_saved_total",
+}
 
 _T = TypeVar("_T")
 
@@ -70,18 +98,11 @@ class RunSummary:
     ``status``: finished, stopped, cancelled or failed (``error`` says why it failed).
     ``mode`` is the drop mode, or ``baseline`` when dropping was off. ``epochs`` counts the
     complete epochs, earlier sessions of a resumed run included, as does ``history``.
-    ``forward_flops_saved``/``train_flops_saved`` cover the whole run; the ``final_`` ones
-    are the per-step figures at its end. ``units`` counts the head too. A data-parallel
-    run has ``world_size`` processes; it all-reduced ``full_allreduce_bytes_per_step`` bytes
-    of gradients per step before any drop and ``allreduce_bytes_per_step`` at its end, and
-    saved ``allreduce_bytes_saved`` of that volume over the run (0 for one process).
-
-    Time saved is measured so that machine load cannot fool it (see the engine's savings
-    meter): ``time_saved_s`` lies in ``time_saved_low_s`` .. ``time_saved_high_s`` and
-    ``predicted_time_saved_s`` is what the FLOPs saved predict for the same steps;
-    ``efficiency`` is given only when the measured saving exceeds its noise.
-    ``step_time_spread`` is how much one step's time varies (robust standard deviation
-    over the median). ``data_time_share`` is the share of the training loop's time spent
+    ``savings`` is the engine's savings record at the run's end: its ``_now`` figures are
+    the per-step ones in the final drop state, its ``_total`` ones cover the whole run (a
+    failed run that never built the engine has the empty record). ``units`` counts the head
+    too. A data-parallel run has ``world_size`` processes (its all-reduce figures are in
+    ``savings``). ``data_time_share`` is the share of the training loop's time spent
     waiting for batches. ``machine`` names the host, CPU and device, ``load_per_cpu`` is
     the machine's mean load during the run (1-minute load average per CPU): two runs'
     times compare only on the same machine under a similar load.
@@ -102,38 +123,21 @@ class RunSummary:
     train_time_s: float = 0.0
     dropped: tuple[DroppedUnit, ...] = ()
     units: int = 0
-    forward_flops_saved: float = 0.0
-    train_flops_saved: float = 0.0
-    final_forward_flops_saved: float = 0.0
-    final_train_flops_saved: float = 0.0
-    trainable_params: int = 0
-    total_params: int = 0
-    step_time_s: float | None = None
-    full_step_time_s: float | None = None
-    measured_time_saved: float | None = None
-    time_saved_s: float = 0.0
-    efficiency: float | None = None
+    savings: SavingsReport = field(default_factory=SavingsReport)
     score_overhead: float = 0.0
     history: tuple[EpochResult, ...] = ()
     checkpoint: str = ""
     weights: str = ""
     device: str = ""
-    time_saved_low_s: float | None = None
-    time_saved_high_s: float | None = None
-    predicted_time_saved_s: float | None = None
-    step_time_spread: float | None = None
     data_time_share: float | None = None
     machine: str = ""
     load_per_cpu: float | None = None
     world_size: int = 1
-    allreduce_bytes_per_step: int = 0
-    full_allreduce_bytes_per_step: int = 0
-    allreduce_bytes_saved: float = 0.0
     error: str = field(default="", metadata={"omit_empty": True})
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, with the keys the run store and ``summary.json`` have always had
-        (``error`` only when there is one)."""
+        """JSON-ready, one key per field (``error`` only when there is one); ``savings`` is a
+        table of the savings record's fields."""
         out: dict[str, Any] = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
@@ -141,20 +145,28 @@ class RunSummary:
                 continue
             if isinstance(value, tuple):
                 value = [v.to_dict() for v in value]
+            elif isinstance(value, SavingsReport):
+                value = dataclasses.asdict(value)
             out[f.name] = value
         return out
 
     @classmethod
     def from_dict(cls, data: Any) -> RunSummary:
         """Read a stored summary, old or new (see the module's docstring). Summaries from
-        before ``wall_time_s`` was named so kept it as ``elapsed_s``."""
+        before ``wall_time_s`` was named so kept it as ``elapsed_s``; summaries from before
+        the ``savings`` record kept its figures as top-level keys (:data:`OLD_SAVINGS_KEYS`)."""
         if isinstance(data, dict) and "wall_time_s" not in data and "elapsed_s" in data:
             data = dict(data, wall_time_s=data["elapsed_s"])
+        if isinstance(data, dict) and "savings" not in data:
+            old = {new: data[key] for key, new in OLD_SAVINGS_KEYS.items() if key in data}
+            if old:
+                data = dict(data, savings=old)
         return _from_dict(cls, data)
 
 
 # ---- reading tolerantly --------------------------------------------------------------------
-_RECORDS: dict[str, type] = {"DroppedUnit": DroppedUnit, "EpochResult": EpochResult}
+_RECORDS: dict[str, type] = {"DroppedUnit": DroppedUnit, "EpochResult": EpochResult,
+                             "SavingsReport": SavingsReport}
 
 
 def _from_dict(cls: type[_T], data: Any) -> _T:
@@ -173,6 +185,9 @@ def _from_dict(cls: type[_T], data: Any) -> _T:
 def _convert(value: Any, hint: Any) -> tuple[bool, Any]:
     """``(True, value as hint)`` when ``value`` fits ``hint``, else ``(False, None)``."""
     args = typing.get_args(hint)
+    if hint is SavingsReport:
+        return (True, _from_dict(SavingsReport, value)) if isinstance(value, dict) \
+            else (False, None)
     if typing.get_origin(hint) is tuple:  # tuple[Record, ...]
         record = args[0]
         if not isinstance(value, (list, tuple)):

@@ -30,8 +30,8 @@ forward hooks therefore run twice per call during training batches; validation, 
 prediction call the complete network as it is.
 
 Logged through ``pl_module.log``: ``learndrop/units_dropped`` and
-``learndrop/train_flops_saved`` (the fraction of the full network's training FLOPs saved per
-step now) every training batch, and ``learndrop/score/<unit>`` at every score check. The
+``learndrop/train_flops_saved_now`` (the fraction of the full network's training FLOPs saved
+per step now) every training batch, and ``learndrop/score/<unit>`` at every score check. The
 callback's state (drops, scores, snapshots) is part of Lightning checkpoints, so
 ``fit(..., ckpt_path=...)`` repeats the same drops and the optimizer state loads onto the
 same parameter groups.
@@ -235,7 +235,8 @@ class LearnDropCallback(Callback):
         ld = self.learndrop
         assert ld is not None
         values = {"learndrop/units_dropped": float(len(ld.dropped)),
-                  "learndrop/train_flops_saved": float(ld.savings()["train_flops_saved"])}
+                  "learndrop/train_flops_saved_now":
+                      float(ld.savings_report().train_flops_saved_now)}
         check = self._events.take_check()
         if check is not None and self.log_scores:
             for unit, score in zip(ld.units, check.scores):

@@ -7,9 +7,10 @@
   in one chart on the Custom Scalars tab);
 - drops: ``learndrop/units_dropped``, a scalar that steps up at each drop's step (the
   marker), and one line of text per drop under ``learndrop/drops``;
-- savings: ``learndrop/train_flops_saved`` and ``learndrop/forward_flops_saved`` (fractions
-  of the full network's FLOPs saved per step now), ``learndrop/train_flops_saved_total``
-  (over the run so far), ``learndrop/time_saved_s``, ``learndrop/trainable_params``;
+- savings, each under its name in the savings record: ``learndrop/train_flops_saved_now`` and
+  ``learndrop/forward_flops_saved_now`` (fractions of the full network's FLOPs saved per step
+  now), ``learndrop/train_flops_saved_total`` (over the run so far),
+  ``learndrop/time_saved_s_total``, ``learndrop/trainable_params_now``;
 - ``loss/train``, ``loss/val``, ``accuracy/train``, ``accuracy/val``, ``loss/batch``, ``lr``
   (the command line's runs; in your own loop, pass yours to :meth:`log_metrics`);
 - the run's settings as hyperparameters (the HParams tab), its units and warnings as text.
@@ -47,6 +48,10 @@ from learndrop.core import (
 )
 
 __all__ = ["TensorBoardCallback"]
+
+#: the savings record's figures written as scalars, each under ``learndrop/<name>``
+_SAVINGS_SCALARS = ("train_flops_saved_now", "forward_flops_saved_now",
+                    "train_flops_saved_total", "time_saved_s_total", "trainable_params_now")
 
 #: the HParams tab shows these scalars' last values beside each run's settings
 _HPARAM_METRICS = ("accuracy/val", "loss/val", "learndrop/units_dropped",
@@ -176,8 +181,10 @@ class TensorBoardCallback(Callback):
         lines = [f"**{event.status}**: {event.message}"]
         for key, value in (("final accuracy", s.final_accuracy),
                            ("best accuracy", s.best_accuracy),
-                           ("training FLOPs saved over the run", s.train_flops_saved),
-                           ("forward FLOPs saved over the run", s.forward_flops_saved),
+                           ("training FLOPs saved over the run",
+                            s.savings.train_flops_saved_total),
+                           ("forward FLOPs saved over the run",
+                            s.savings.forward_flops_saved_total),
                            ("wall time (s)", s.wall_time_s)):
             if math.isfinite(value):
                 lines.append(f"- {key}: {value:.4g}")
@@ -197,7 +204,7 @@ class TensorBoardCallback(Callback):
     def _write_layout(self, writer: SummaryWriter) -> None:
         writer.add_custom_scalars({"Learn&Drop": {
             "learning score by unit": ["Multiline", [r"learndrop/score/.*"]],
-            "training FLOPs saved": ["Multiline", ["learndrop/train_flops_saved",
+            "training FLOPs saved": ["Multiline", ["learndrop/train_flops_saved_now",
                                                    "learndrop/train_flops_saved_total"]],
             "units dropped": ["Multiline", ["learndrop/units_dropped"]],
         }})
@@ -216,14 +223,11 @@ class TensorBoardCallback(Callback):
         return self._units[index] if index < len(self._units) else f"unit{index}"
 
     def _savings(self, savings: Mapping[str, Any], step: int) -> None:
-        """``savings``: ``ld.savings()`` or a :class:`SavingsReport` as a dict."""
+        """``savings``: ``ld.savings()`` or a :class:`SavingsReport` as a dict; each figure
+        is written under ``learndrop/`` and its name in the record."""
         writer = self._open()
-        for tag, key in (("learndrop/train_flops_saved", "train_flops_saved"),
-                         ("learndrop/forward_flops_saved", "forward_flops_saved"),
-                         ("learndrop/train_flops_saved_total", "cumulative_train_flops_saved"),
-                         ("learndrop/time_saved_s", "time_saved_s"),
-                         ("learndrop/trainable_params", "trainable_params")):
-            _scalar(writer, tag, savings.get(key), step)
+        for key in _SAVINGS_SCALARS:
+            _scalar(writer, f"learndrop/{key}", savings.get(key), step)
 
 
 def _scalar(writer: SummaryWriter, tag: str, value: float | int | None, step: int) -> None:

@@ -58,13 +58,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name, baseline in (("baseline", True), ("learndrop", False)):
             s, wall = _run(args.nproc, flags, baseline, os.path.join(tmp, name))
-            after = s["step_time_s"] if s["dropped"] else s["full_step_time_s"]
+            v = s["savings"]  # the savings record at the run's end
+            after = v["step_time_s_now"] if s["dropped"] else v["full_step_time_s_now"]
             rows.append([name, f"{wall:.1f}", f"{s['train_time_s']:.1f}",
-                         _ms(s["full_step_time_s"]), _ms(after),
-                         _kb(s["full_allreduce_bytes_per_step"]),
-                         _kb(s["allreduce_bytes_per_step"]),
-                         f"{s['allreduce_bytes_saved'] * 100:.1f}%",
-                         f"{s['train_flops_saved'] * 100:.1f}%", str(len(s["dropped"])),
+                         _ms(v["full_step_time_s_now"]), _ms(after),
+                         _kb(v["full_allreduce_bytes_per_step_now"]),
+                         _kb(v["allreduce_bytes_per_step_now"]),
+                         f"{v['allreduce_bytes_saved_total'] * 100:.1f}%",
+                         f"{v['train_flops_saved_total'] * 100:.1f}%", str(len(s["dropped"])),
                          f"{s['final_accuracy'] * 100:.2f}%"])
     head = ["run", "wall s", "train s", "ms/step before drops", "ms/step after drops",
             "all-reduce kB/step before", "all-reduce kB/step after",

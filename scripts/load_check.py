@@ -135,12 +135,12 @@ def check_stream(work: Path, checks: int) -> dict[str, Any]:
         total_params=60_000_000, forward_flops=10**9, output_dir=str(work / "stream")))
     rng = np.random.default_rng(0)
     step = 0
-    savings = SavingsReport(step=0, forward_flops_saved=0.1, train_flops_saved=0.2,
-                            cumulative_forward_flops_saved=0.1,
-                            cumulative_train_flops_saved=0.2, trainable_params=1000,
-                            total_params=2000, step_time_s=0.1, full_step_time_s=0.2,
-                            measured_time_saved=0.5, time_saved_s=1.0,
-                            projected_time_saved_s=2.0, efficiency=1.0)
+    savings = SavingsReport(step=0, forward_flops_saved_now=0.1, train_flops_saved_now=0.2,
+                            forward_flops_saved_total=0.1, train_flops_saved_total=0.2,
+                            trainable_params_now=1000, total_params=2000,
+                            step_time_s_now=0.1, full_step_time_s_now=0.2,
+                            measured_time_saved_now=0.5, time_saved_s_total=1.0,
+                            projected_time_saved_s_total=2.0, efficiency_total=1.0)
     for epoch in range(epochs):
         rec.on_epoch_start(epoch)
         for _ in range(steps_per_epoch):

@@ -166,7 +166,7 @@ def engine_run(rank: int, world: int, port: int, out: str, mode: str, steps: int
         loss.backward()
         opt.step()
         ld.step()
-        bytes_log.append((step + 1, ld.savings()["allreduce_bytes_per_step"]))
+        bytes_log.append((step + 1, ld.savings()["allreduce_bytes_per_step_now"]))
         for name in ld.dropped:
             if name not in frozen:
                 frozen[name] = torch.cat([p.detach().flatten().clone()

@@ -88,17 +88,18 @@ def make_events(name: str = "demo-run", *, epochs: int = 3, steps_per_epoch: int
         fwd = sum(u.flops_share for u in UNITS if u.name in dropped) / 3
         cum = (cum * epoch + fwd) / (epoch + 1)
         savings = SavingsReport(
-            step=step, forward_flops_saved=fwd, train_flops_saved=fwd * 0.9,
-            cumulative_forward_flops_saved=cum, cumulative_train_flops_saved=cum * 0.9,
-            trainable_params=28_954 - 464 * len(dropped), total_params=28_954,
-            step_time_s=0.2 if dropped else None, full_step_time_s=0.25,
-            measured_time_saved=0.2 if dropped else None, time_saved_s=0.05 * len(dropped),
-            projected_time_saved_s=0.06 * len(dropped),
-            efficiency=0.83 if dropped else None,
-            time_saved_low_s=0.04 * len(dropped) if dropped else None,
-            time_saved_high_s=0.06 * len(dropped) if dropped else None,
-            predicted_time_saved_s=0.06 * len(dropped) if dropped else None,
-            step_time_spread=0.05)
+            step=step, forward_flops_saved_now=fwd, train_flops_saved_now=fwd * 0.9,
+            forward_flops_saved_total=cum, train_flops_saved_total=cum * 0.9,
+            trainable_params_now=28_954 - 464 * len(dropped), total_params=28_954,
+            step_time_s_now=0.2 if dropped else None, full_step_time_s_now=0.25,
+            measured_time_saved_now=0.2 if dropped else None,
+            time_saved_s_total=0.05 * len(dropped),
+            projected_time_saved_s_total=0.06 * len(dropped),
+            efficiency_total=0.83 if dropped else None,
+            time_saved_low_s_total=0.04 * len(dropped) if dropped else None,
+            time_saved_high_s_total=0.06 * len(dropped) if dropped else None,
+            predicted_time_saved_s_total=0.06 * len(dropped) if dropped else None,
+            step_time_spread_now=0.05)
         acc = min(0.99, 0.5 + 0.4 * (epoch + 1) / epochs + accuracy_gain)
         out.append(("on_epoch_end", EpochEnd(
             epoch=epoch, step=step, train_loss=1.0 / (epoch + 1), train_accuracy=acc + 0.02,
@@ -198,10 +199,11 @@ def make_live_stream(n_units: int = 12, epochs: int = 8, checks_per_epoch: int =
                             total_params - sum(u.params for u, d in zip(units, dropped) if d),
                             total_params, 0.1 * (1 - share), 0.1, share * 0.8,
                             12.0 * (ep + 1) * share, 60.0 * share, 0.8 if share else None,
-                            time_saved_low_s=10.0 * (ep + 1) * share if share else None,
-                            time_saved_high_s=14.0 * (ep + 1) * share if share else None,
-                            predicted_time_saved_s=15.0 * (ep + 1) * share if share else None,
-                            step_time_spread=0.04)
+                            time_saved_low_s_total=10.0 * (ep + 1) * share if share else None,
+                            time_saved_high_s_total=14.0 * (ep + 1) * share if share else None,
+                            predicted_time_saved_s_total=(15.0 * (ep + 1) * share
+                                                          if share else None),
+                            step_time_spread_now=0.04)
         train_acc, val_acc = min(0.99, 0.5 + 0.05 * ep), min(0.97, 0.48 + 0.05 * ep)
         out.append(("on_epoch_end", EpochEnd(ep + 1, step, 2.0 / (ep + 2), train_acc,
                                               2.1 / (ep + 2), val_acc, None, 10.0,

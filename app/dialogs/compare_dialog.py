@@ -118,7 +118,7 @@ class CompareDialog(QDialog):
                 if r[0] == key or (key.endswith("vs") and r[0].startswith(key)):
                     label = r[0].replace(ref.name, "reference") if key.endswith("vs") else r[0]
                     keep.append([label, *r[1:]])
-        eff = [d.savings().efficiency for d in self.runs]
+        eff = [s.efficiency_total if (s := d.savings()) else None for d in self.runs]
         keep.insert(len(keep) - 1, ["Efficiency (measured / predicted)",
                                     *[f"{e:.2f}" if isinstance(e, (int, float)) and
                                       math.isfinite(e) else "–" for e in eff]])
@@ -131,8 +131,9 @@ class CompareDialog(QDialog):
         at = next((k for k, r in enumerate(keep) if r[0] == "Time saved, measured"), None)
         if at is not None:
             keep.insert(at + 1, ["Time saved, predicted from FLOPs",
-                                 *[duration(d.savings().predicted_time_saved_s, precise=True)
-                                   for d in self.runs]])
+                                 *[duration(s.predicted_time_saved_s_total if s else None,
+                                            precise=True)
+                                   for s in (d.savings() for d in self.runs)]])
         return keep
 
     def _fill_table(self) -> None:

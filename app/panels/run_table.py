@@ -140,7 +140,7 @@ class RunTableModel(QAbstractTableModel):
         if col == 0:
             return r.label + (" ✎" if r.note.strip() else "")
         texts = (r.status, fmt.pct(r.final_val_accuracy),
-                 fmt.pct(r.train_flops_saved) if r.drop_enabled else "baseline",
+                 fmt.pct(r.train_flops_saved_total) if r.drop_enabled else "baseline",
                  fmt.duration(r.wall_time_s), f"{r.epochs_done}/{r.epochs_planned}",
                  r.model or "–", r.dataset or "–", fmt.when(r.created))
         return texts[col - 1]
@@ -148,7 +148,7 @@ class RunTableModel(QAbstractTableModel):
     @staticmethod
     def _key(r: RunRecord, col: int) -> Any:
         keys = (r.label.lower(), r.status, _num(r.final_val_accuracy),
-                _num(r.train_flops_saved) if r.drop_enabled else -2.0, _num(r.wall_time_s),
+                _num(r.train_flops_saved_total) if r.drop_enabled else -2.0, _num(r.wall_time_s),
                 r.epochs_done, r.model, r.dataset, r.created)
         return keys[col]
 

@@ -30,15 +30,17 @@ def time_saved_detail(s: SavingsReport) -> str:
     """The line under the time saved: its range, the FLOP-predicted figure, the projection
     to the end of the run and the efficiency (or why there is none)."""
     parts = []
-    if s.time_saved_low_s is not None and s.time_saved_high_s is not None:
-        parts.append(f"range {format_duration(s.time_saved_low_s, precise=True)} to "
-                     f"{format_duration(s.time_saved_high_s, precise=True)}")
-    if s.predicted_time_saved_s is not None:
-        parts.append(f"FLOP-predicted {format_duration(s.predicted_time_saved_s, precise=True)}")
-    parts.append(f"by the end {format_duration(s.projected_time_saved_s)}")
-    if s.efficiency is not None:
-        parts.append(f"efficiency {s.efficiency:.2f}")
-    elif s.time_saved_low_s is not None and s.time_saved_low_s <= 0:
+    low, high = s.time_saved_low_s_total, s.time_saved_high_s_total
+    if low is not None and high is not None:
+        parts.append(f"range {format_duration(low, precise=True)} to "
+                     f"{format_duration(high, precise=True)}")
+    if s.predicted_time_saved_s_total is not None:
+        parts.append("FLOP-predicted "
+                     + format_duration(s.predicted_time_saved_s_total, precise=True))
+    parts.append(f"by the end {format_duration(s.projected_time_saved_s_total)}")
+    if s.efficiency_total is not None:
+        parts.append(f"efficiency {s.efficiency_total:.2f}")
+    elif low is not None and low <= 0:
         parts.append("within noise")
     return " \u00b7 ".join(parts)
 
@@ -143,19 +145,21 @@ class GaugesPanel(QWidget):
         h = self.history
         s = h.latest_savings()
         if s is not None:
-            self.forward.set(format_percent(s.forward_flops_saved), self._forward_detail(s))
-            self.train.set(format_percent(s.train_flops_saved),
-                           f"so far {format_percent(s.cumulative_train_flops_saved)}")
-            self.time.set(format_duration(s.time_saved_s, precise=True), time_saved_detail(s))
+            self.forward.set(format_percent(s.forward_flops_saved_now),
+                             self._forward_detail(s))
+            self.train.set(format_percent(s.train_flops_saved_now),
+                           f"so far {format_percent(s.train_flops_saved_total)}")
+            self.time.set(format_duration(s.time_saved_s_total, precise=True),
+                          time_saved_detail(s))
         else:
             for card in (self.forward, self.train, self.time):
                 card.set(DASH, "")
         left, total = h.trainable_params(), h.total_params()
         if left is not None and total:
             comm = ""  # a data-parallel run: the gradients all-reduced per step
-            if s is not None and s.full_allreduce_bytes_per_step:
-                comm = (f" \u00b7 all-reduce {format_count(s.allreduce_bytes_per_step, 'B')}"
-                        f"/step, was {format_count(s.full_allreduce_bytes_per_step, 'B')}")
+            if s is not None and s.full_allreduce_bytes_per_step_now:
+                comm = (f" \u00b7 all-reduce {format_count(s.allreduce_bytes_per_step_now, 'B')}"
+                        f"/step, was {format_count(s.full_allreduce_bytes_per_step_now, 'B')}")
             self.params.set(f"{format_count(left)}", f"of {format_count(total)} "
                             f"({format_percent(left / total, 0)}){comm}")
         else:
@@ -171,9 +175,9 @@ class GaugesPanel(QWidget):
         """Under the forward FLOPs: the share over the run, or, when freeze mode saves none
         although units were dropped, why."""
         mode = self.history.fit_start.mode if self.history.fit_start else ""
-        if mode == "freeze" and self.history.drops and s.forward_flops_saved < 0.0005:
+        if mode == "freeze" and self.history.drops and s.forward_flops_saved_now < 0.0005:
             return "freeze still runs dropped units forward; cache and skip save it"
-        return f"so far {format_percent(s.cumulative_forward_flops_saved)}"
+        return f"so far {format_percent(s.forward_flops_saved_total)}"
 
     def _refresh_progress(self) -> None:
         h = self.history

@@ -23,7 +23,7 @@ Z = 2.5
 
 #: per-run figures averaged over seeds (the others are taken from the first seed)
 _MEANS = ("wall_time_s", "train_time_s", "final_accuracy", "best_accuracy",
-          "forward_flops_saved", "train_flops_saved", "dropped", "score_overhead",
+          "forward_flops_saved_total", "train_flops_saved_total", "dropped", "score_overhead",
           "data_time_share", "load_per_cpu", "time_to_target_s")
 
 
@@ -86,7 +86,7 @@ def _headline(rows: list[dict[str, Any]], by_role: dict[str, list[dict[str, Any]
     base, ld = rows[0], rows[1]
     timed = rows[2] if len(rows) > 2 else None
     measured = 1.0 - ld["train_time_s"] / base["train_time_s"] if base["train_time_s"] else 0.0
-    predicted = ld["train_flops_saved"] or 0.0
+    predicted = ld["train_flops_saved_total"] or 0.0
     noise = _saving_noise(by_role["baseline"], by_role["learndrop"])
     if noise is not None:
         efficiency = measured / predicted if predicted > 0.01 and measured > noise else None
@@ -154,7 +154,7 @@ def format_table(result: dict[str, Any]) -> str:
                      else "never" if not reached else f"{reached} of {r.get('seeds', n)}")
         lines.append(f"{r['run']:<13} {wall:>13} {fmt.speedup(r['speedup']):>9} {acc:>16} "
                      f"{r['accuracy_delta'] * 100:>+6.2f} {to_target:>11} "
-                     f"{fmt.percent(r['train_flops_saved']):>12} "
+                     f"{fmt.percent(r['train_flops_saved_total']):>12} "
                      f"{fmt.percent(r.get('data_time_share')):>6} "
                      f"{r['peak_memory_mb']:>8.0f}")
     eff = result["efficiency"]

@@ -59,4 +59,4 @@ class Console(Callback):
         self._out(f"epoch {display_epoch(ev.epoch)}/{self.epochs}: loss {ev.train_loss:.4f} "
                   f"val acc {fmt.percent(ev.val_accuracy, 2)}{scaled}, "
                   f"{fmt.duration(ev.epoch_time_s)}, {len(ev.dropped)} dropped, train FLOPs "
-                  f"saved now {fmt.percent(s.train_flops_saved)}")
+                  f"saved now {fmt.percent(s.train_flops_saved_now)}")

@@ -117,7 +117,7 @@ def _run_json(r: RunRecord) -> dict[str, Any]:
             "model": r.model, "dataset": r.dataset, "mode": r.mode if r.drop_enabled
             else "baseline", "epochs": r.epochs_done, "epochs_planned": r.epochs_planned,
             "final_accuracy": r.final_val_accuracy, "wall_time_s": r.wall_time_s,
-            "train_flops_saved": r.train_flops_saved, "created": r.created,
+            "train_flops_saved_total": r.train_flops_saved_total, "created": r.created,
             "output_dir": r.output_dir, "group_id": r.group_id, "note": r.note}
 
 
@@ -138,7 +138,8 @@ def cmd_runs(args: argparse.Namespace) -> int:
         return 0
     rows = [[r.name, r.status, r.model, r.dataset, f"{r.epochs_done}/{r.epochs_planned}",
              fmt.percent(r.final_val_accuracy), fmt.duration(r.wall_time_s),
-             fmt.percent(r.train_flops_saved) if r.drop_enabled else "baseline"] for r in runs]
+             fmt.percent(r.train_flops_saved_total) if r.drop_enabled else "baseline"]
+            for r in runs]
     print(_table(["NAME", "STATUS", "MODEL", "DATA", "EPOCHS", "ACC", "TIME",
                   "TRAIN FLOPS SAVED"], rows, right=frozenset({4, 5, 6, 7})))
     return 0

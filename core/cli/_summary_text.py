@@ -22,21 +22,23 @@ def print_summary(s: RunSummary) -> None:
         lines.insert(2, f"scaled-down acc {fmt.percent(s.final_accuracy_scaled, 2)}")
     for d in s.dropped:
         lines.append(f"  {d.unit:<14} epoch {d.epoch:.2f} (step {d.step}, {d.reason})")
-    eff = s.efficiency
-    noise = s.time_saved_low_s is not None and s.time_saved_low_s <= 0
+    v = s.savings
+    eff = v.efficiency_total
+    low = v.time_saved_low_s_total
+    noise = low is not None and low <= 0
     lines += [
-        f"forward FLOPs saved over the run   {fmt.percent(s.forward_flops_saved)}",
-        f"training FLOPs saved over the run  {fmt.percent(s.train_flops_saved)}",
-        f"trainable params at the end        {s.trainable_params:,} of {s.total_params:,}",
-        f"time per step (median)             {fmt.step_time(s.step_time_s)} "
-        f"(full network {fmt.step_time(s.full_step_time_s)})",
+        f"forward FLOPs saved over the run   {fmt.percent(v.forward_flops_saved_total)}",
+        f"training FLOPs saved over the run  {fmt.percent(v.train_flops_saved_total)}",
+        f"trainable params at the end        {v.trainable_params_now:,} of {v.total_params:,}",
+        f"time per step (median)             {fmt.step_time(v.step_time_s_now)} "
+        f"(full network {fmt.step_time(v.full_step_time_s_now)})",
         "measured step time saved           " + (
-            fmt.percent(s.measured_time_saved) if s.measured_time_saved is not None
+            fmt.percent(v.measured_time_saved_now) if v.measured_time_saved_now is not None
             else "n/a"),
         "time saved, measured               " + (
-            fmt.span(s.time_saved_s, s.time_saved_low_s, s.time_saved_high_s)
-            if s.time_saved_low_s is not None else "n/a"),
-        f"time saved, predicted from FLOPs   {fmt.duration(s.predicted_time_saved_s)}",
+            fmt.span(v.time_saved_s_total, low, v.time_saved_high_s_total)
+            if low is not None else "n/a"),
+        f"time saved, predicted from FLOPs   {fmt.duration(v.predicted_time_saved_s_total)}",
         "efficiency (measured/predicted)    " + (
             f"{eff:.2f}" if eff is not None else
             "n/a (the measured saving is within its noise)" if noise else "n/a"),
@@ -52,11 +54,12 @@ def _allreduce_lines(s: RunSummary) -> list[str]:
     """A data-parallel run's gradient all-reduce volume (nothing for one process)."""
     if s.world_size <= 1:
         return []
-    before = fmt.count(s.full_allreduce_bytes_per_step, "B")
-    after = fmt.count(s.allreduce_bytes_per_step, "B")
+    v = s.savings
+    before = fmt.count(v.full_allreduce_bytes_per_step_now, "B")
+    after = fmt.count(v.allreduce_bytes_per_step_now, "B")
     return [f"processes                          {s.world_size}",
             f"all-reduced per step               {before} before drops, {after} at the end",
-            f"all-reduce volume saved over run   {fmt.percent(s.allreduce_bytes_saved)}"]
+            f"all-reduce volume saved over run   {fmt.percent(v.allreduce_bytes_saved_total)}"]
 
 
 def json_summary(s: RunSummary) -> str:

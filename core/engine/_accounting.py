@@ -95,24 +95,25 @@ class Accounting:
         trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
         total = sum(p.numel() for p in model.parameters())
         if m is None:
-            return SavingsReport(step, 0.0, 0.0, 0.0, 0.0, trainable, total,
-                                 None, None, None, 0.0, 0.0, None, **comm)
+            return SavingsReport(step=step, trainable_params_now=trainable,
+                                 total_params=total, **comm)
         remaining = max((total_steps or 0) - step, 0)
         saved = m.time_saved()
         return SavingsReport(
-            step=step, forward_flops_saved=m.forward_saved(),
-            train_flops_saved=m.train_saved(),
-            cumulative_forward_flops_saved=m.cumulative_forward_saved(),
-            cumulative_train_flops_saved=m.cumulative_train_saved(),
-            trainable_params=trainable, total_params=total, step_time_s=m.step_time,
-            full_step_time_s=m.full_step_time, measured_time_saved=m.measured_time_saved(),
-            time_saved_s=saved.seconds if saved else 0.0,
-            projected_time_saved_s=m.projected_time_saved_s(remaining),
-            efficiency=m.efficiency(),
-            time_saved_low_s=saved.low if saved else None,
-            time_saved_high_s=saved.high if saved else None,
-            predicted_time_saved_s=saved.predicted if saved else None,
-            step_time_spread=m.step_time_spread, **comm)
+            step=step, forward_flops_saved_now=m.forward_saved(),
+            train_flops_saved_now=m.train_saved(),
+            forward_flops_saved_total=m.cumulative_forward_saved(),
+            train_flops_saved_total=m.cumulative_train_saved(),
+            trainable_params_now=trainable, total_params=total, step_time_s_now=m.step_time,
+            full_step_time_s_now=m.full_step_time,
+            measured_time_saved_now=m.measured_time_saved(),
+            time_saved_s_total=saved.seconds if saved else 0.0,
+            projected_time_saved_s_total=m.projected_time_saved_s(remaining),
+            efficiency_total=m.efficiency(),
+            time_saved_low_s_total=saved.low if saved else None,
+            time_saved_high_s_total=saved.high if saved else None,
+            predicted_time_saved_s_total=saved.predicted if saved else None,
+            step_time_spread_now=m.step_time_spread, **comm)
 
     def state_dict(self) -> dict[str, Any] | None:
         return self.meter.state_dict() if self.meter else None

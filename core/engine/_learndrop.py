@@ -328,7 +328,9 @@ class LearnDrop:
         return event
 
     def savings(self) -> dict[str, Any]:
-        """Savings so far; FLOP figures are fractions of the full network's (0.3 = 30%)."""
+        """Savings so far, keyed by the savings record's fields (``_now``: per step in the
+        current drop state, ``_total``: over the run so far); FLOP figures are fractions of
+        the full network's (0.3 = 30%)."""
         r = self.savings_report()
         out = {k: getattr(r, k) for k in r.__dataclass_fields__}
         out["score_overhead"] = self.score_overhead
@@ -350,9 +352,9 @@ class LearnDrop:
         ddp = self._ddp
         return self.accounting.report(
             self.step_count, self.base_model, self.total_steps,
-            allreduce_bytes_per_step=ddp.current_bytes if ddp else 0,
-            full_allreduce_bytes_per_step=ddp.full_bytes if ddp else 0,
-            cumulative_allreduce_bytes_saved=ddp.cumulative_saved() if ddp else 0.0)
+            allreduce_bytes_per_step_now=ddp.current_bytes if ddp else 0,
+            full_allreduce_bytes_per_step_now=ddp.full_bytes if ddp else 0,
+            allreduce_bytes_saved_total=ddp.cumulative_saved() if ddp else 0.0)
 
     def unit_state(self, name: str) -> str:
         """learning, settling, dropped or pinned."""

@@ -87,6 +87,8 @@ class RunHistory(Callback):
         self.check_meta = GrowingArray(4)  # step, epoch, lr, dropped prefix before the check
         self.progress = GrowingArray(6)  # step, epoch (fractional), loss, lr, images/s, eta
         self.epochs = GrowingArray(9)
+        # step and the savings record's forward/train FLOPs saved now, then total, time saved
+        # (total, projected total), efficiency (NaN: none), trainable params now
         self.savings = GrowingArray(9)
         self.latest_trends = np.full(n, np.nan)
         self.latest_settled = np.zeros(n, dtype=bool)
@@ -184,12 +186,12 @@ class RunHistory(Callback):
     def on_savings(self, report: SavingsReport) -> None:
         """Record a savings report (each epoch's end carries one)."""
         self._latest_savings = report
-        self.savings.append((report.step, report.forward_flops_saved, report.train_flops_saved,
-                             report.cumulative_forward_flops_saved,
-                             report.cumulative_train_flops_saved, report.time_saved_s,
-                             report.projected_time_saved_s,
-                             math.nan if report.efficiency is None else report.efficiency,
-                             report.trainable_params))
+        eff = report.efficiency_total
+        self.savings.append((report.step, report.forward_flops_saved_now,
+                             report.train_flops_saved_now, report.forward_flops_saved_total,
+                             report.train_flops_saved_total, report.time_saved_s_total,
+                             report.projected_time_saved_s_total,
+                             math.nan if eff is None else eff, report.trainable_params_now))
 
     def on_checkpoint(self, event: CheckpointSaved) -> None:
         """Logged at the position of its step: a checkpoint written when a run stopped in its
@@ -402,7 +404,7 @@ class RunHistory(Callback):
     def trainable_params(self) -> int | None:
         s = self.latest_savings()
         if s is not None:
-            return s.trainable_params
+            return s.trainable_params_now
         if self.fit_start is None:
             return None
         return sum(u.params for i, u in enumerate(self.units) if not self.dropped[i])

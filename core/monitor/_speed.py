@@ -48,7 +48,7 @@ def compare_speed(run: RunSummary, reference: RunSummary) -> SpeedComparison:
     la, lb = run.load_per_cpu, reference.load_per_cpu
     if la is not None and lb is not None and abs(la - lb) > LOAD_DIFFERENCE:
         caveats.append(f"machine load {la:.1f} vs {lb:.1f} per CPU")
-    sa, sb = run.step_time_spread, reference.step_time_spread
+    sa, sb = run.savings.step_time_spread_now, reference.savings.step_time_spread_now
     if sa is not None and sb is not None and abs(k - 1.0) <= sa + k * sb:
         # the spreads of the two runs' times per step overlap
         caveats.append(f"within step-time noise (\u00b1{fmt.percent(max(sa, sb), 0)})")

@@ -20,14 +20,13 @@ from ._model import (
     ReportError,
     RunAccuracy,
     RunData,
-    RunSavings,
     UnitRow,
     build_report,
     json_safe,
     load_run,
 )
 
-__all__ = ["Report", "ReportError", "RunData", "RunSavings", "RunAccuracy", "UnitRow",
+__all__ = ["Report", "ReportError", "RunData", "RunAccuracy", "UnitRow",
            "build_report", "load_run",
            "json_safe", "FORMATS", "Exporter", "export", "format_for", "report_dict",
            "write_csv", "write_html", "write_json", "write_tensorboard", "Plot", "plots",

@@ -12,13 +12,14 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 from ..events import event_to_dict
 from ..files import atomic_write_text
 from ..plugins import load_plugin
+from ..savings import SavingsReport
 from ._model import Report, ReportError, RunData, csv_number, finite, json_safe
 
 __all__ = ["FORMATS", "Exporter", "export", "format_for", "report_dict", "write_csv",
@@ -88,6 +89,16 @@ def write_csv(report: Report, path: str | Path) -> Path:
     return atomic_write_text(path, buf.getvalue())
 
 
+def _savings_dict(d: RunData) -> dict[str, Any]:
+    """The run's savings record at its end; every figure ``None`` when no epoch ended but
+    the network's parameter count."""
+    s = d.savings()
+    if s is None:
+        return {**dict.fromkeys(f.name for f in fields(SavingsReport)),
+                "total_params": d.start.total_params}
+    return asdict(s)
+
+
 def report_dict(report: Report) -> dict[str, Any]:
     """Everything in a report as JSON-ready data (NaN and infinities become null)."""
     def run_dict(d: RunData) -> dict[str, Any]:
@@ -96,7 +107,7 @@ def report_dict(report: Report) -> dict[str, Any]:
             "fit_start": event_to_dict(d.start),
             "units": [dict(asdict(r), state=r.state) for r in d.unit_rows()],
             "accuracy": asdict(d.accuracy()),
-            "savings": asdict(d.savings()),
+            "savings": _savings_dict(d),
             "epochs": [event_to_dict(e) for e in d.epochs],
             "score_checks": [event_to_dict(c) for c in d.checks],
             "drops": [dict(event_to_dict(x), epoch_number=d.epoch_number(x.step))
@@ -172,10 +183,11 @@ def _tensorboard_run(writer: Any, data: RunData) -> None:
                            ("accuracy/train", e.train_accuracy),
                            ("accuracy/val", e.val_accuracy),
                            ("accuracy/val_scaled", e.val_accuracy_scaled),
-                           ("savings/train_flops", e.savings.cumulative_train_flops_saved),
-                           ("savings/forward_flops",
-                            e.savings.cumulative_forward_flops_saved),
-                           ("savings/time_saved_s", e.savings.time_saved_s),
+                           ("savings/train_flops_saved_total",
+                            e.savings.train_flops_saved_total),
+                           ("savings/forward_flops_saved_total",
+                            e.savings.forward_flops_saved_total),
+                           ("savings/time_saved_s_total", e.savings.time_saved_s_total),
                            ("lr", e.lr)):
             if value is not None and finite(value):
                 writer.add_scalar(tag, value, e.step)

@@ -88,16 +88,16 @@ def _run_plots(d: RunData, prefix: str = "") -> list[Plot]:
                           [e.val_accuracy_scaled for e in d.epochs], color=PALETTE[2],
                           dashed=True, points=True))
     sav = [Series("train FLOPs, total", ep,
-                  [e.savings.cumulative_train_flops_saved for e in d.epochs], color=PALETTE[2],
+                  [e.savings.train_flops_saved_total for e in d.epochs], color=PALETTE[2],
                   points=True),
            Series("train FLOPs, per step", ep,
-                  [e.savings.train_flops_saved for e in d.epochs], color=PALETTE[0],
+                  [e.savings.train_flops_saved_now for e in d.epochs], color=PALETTE[0],
                   dashed=True),
            Series("fwd FLOPs, per step", ep,
-                  [e.savings.forward_flops_saved for e in d.epochs], color=PALETTE[4],
+                  [e.savings.forward_flops_saved_now for e in d.epochs], color=PALETTE[4],
                   dashed=True),
            Series("step time, measured", ep,
-                  [e.savings.measured_time_saved for e in d.epochs], color=PALETTE[3],
+                  [e.savings.measured_time_saved_now for e in d.epochs], color=PALETTE[3],
                   points=True)]
     out += [
         Plot(prefix + "loss", "Loss", line_chart(
@@ -111,7 +111,7 @@ def _run_plots(d: RunData, prefix: str = "") -> list[Plot]:
              "Shares of the full network's cost saved: training FLOPs over the run so far "
              "(total) and per step now, forward FLOPs per step now (counted)"
              + (", and time per step now (measured)." if any(
-                 e.savings.measured_time_saved is not None for e in d.epochs) else ".")),
+                 e.savings.measured_time_saved_now is not None for e in d.epochs) else ".")),
     ]
     return out
 
@@ -137,7 +137,7 @@ def _comparison_plots(runs: list[RunData]) -> list[Plot]:
             y_label="accuracy", percent=True), dashed),
         Plot("cmp_savings", "Training FLOPs saved", line_chart(
             series(lambda d: ([_x(d, e.step) for e in d.epochs],
-                              [e.savings.cumulative_train_flops_saved for e in d.epochs])),
+                              [e.savings.train_flops_saved_total for e in d.epochs])),
             title="Training FLOPs saved (cumulative)", x_label="epoch", y_label="saved",
             percent=True), dashed),
     ]

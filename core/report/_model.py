@@ -10,6 +10,7 @@ TensorBoard event files.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from ..events import (
     FitEnd,
     FitStart,
     Progress,
+    SavingsReport,
     ScoreCheck,
     UnitInfo,
     UserAction,
@@ -31,7 +33,7 @@ from ..events import (
 )
 from ..store import RunMessage, RunRecord, RunStore
 
-__all__ = ["RunData", "RunSavings", "RunAccuracy", "UnitRow", "Report", "ReportError",
+__all__ = ["RunData", "RunAccuracy", "UnitRow", "Report", "ReportError",
            "load_run", "build_report",
            "json_safe", "finite", "csv_number"]
 
@@ -63,42 +65,6 @@ class UnitRow:
         if self.drop_step is None:
             return "pinned" if self.pinned else "trained"
         return f"dropped ({self.drop_reason})"
-
-
-@dataclass(frozen=True)
-class RunSavings:
-    """A stored run's savings at its end (``None``: not measured, or no epoch ended).
-
-    Shares are fractions of the full network's cost; ``forward_flops_saved`` and
-    ``train_flops_saved`` cover the whole run, the ``final_`` ones the last step.
-    ``time_saved_s`` lies in ``time_saved_low_s`` .. ``time_saved_high_s``;
-    ``predicted_time_saved_s`` is what the FLOP count predicts for the same steps (runs
-    recorded before the range was measured: the cumulative share of training FLOPs saved
-    times the full network's measured time for the steps run).
-    A data-parallel run also has the gradient bytes all-reduced per step before any drop
-    and at its end, and the share of that volume saved over the run (all 0 otherwise).
-    """
-
-    steps: int = 0
-    forward_flops_saved: float | None = None
-    train_flops_saved: float | None = None
-    final_forward_flops_saved: float | None = None
-    final_train_flops_saved: float | None = None
-    trainable_params: int | None = None
-    total_params: int | None = None
-    step_time_s: float | None = None
-    full_step_time_s: float | None = None
-    measured_time_saved: float | None = None
-    time_saved_s: float | None = None
-    projected_time_saved_s: float | None = None
-    efficiency: float | None = None
-    predicted_time_saved_s: float | None = None
-    time_saved_low_s: float | None = None
-    time_saved_high_s: float | None = None
-    step_time_spread: float | None = None
-    full_allreduce_bytes_per_step: int = 0
-    allreduce_bytes_per_step: int = 0
-    allreduce_bytes_saved: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -171,30 +137,25 @@ class RunData:
                 pinned=u.name in pinned))
         return rows
 
-    def savings(self) -> RunSavings:
-        """The run's savings at its end: FLOPs, parameters and time, measured and predicted."""
+    def savings(self) -> SavingsReport | None:
+        """The run's savings at its end: the last epoch's savings record (``None`` when no
+        epoch ended: nothing was measured). Runs recorded before the FLOP-predicted time
+        saved was measured get it as the share of training FLOPs saved over the run times
+        the full network's measured time for the steps run."""
         last = self.epochs[-1].savings if self.epochs else None
         if last is None:
-            return RunSavings(total_params=self.start.total_params)
-        predicted = last.predicted_time_saved_s
-        if predicted is None and last.full_step_time_s \
-                and last.cumulative_train_flops_saved is not None:
-            predicted = last.cumulative_train_flops_saved * last.full_step_time_s * last.step
-        return RunSavings(
-            steps=last.step, forward_flops_saved=last.cumulative_forward_flops_saved,
-            train_flops_saved=last.cumulative_train_flops_saved,
-            final_forward_flops_saved=last.forward_flops_saved,
-            final_train_flops_saved=last.train_flops_saved,
-            trainable_params=last.trainable_params,
+            return None
+        predicted = last.predicted_time_saved_s_total
+        if predicted is None and last.full_step_time_s_now \
+                and last.train_flops_saved_total is not None:
+            predicted = last.train_flops_saved_total * last.full_step_time_s_now * last.step
+        # rows of older stores may hold no value where the record has a number
+        return dataclasses.replace(
+            last, predicted_time_saved_s_total=predicted,
             total_params=last.total_params or self.start.total_params,
-            step_time_s=last.step_time_s, full_step_time_s=last.full_step_time_s,
-            measured_time_saved=last.measured_time_saved, time_saved_s=last.time_saved_s,
-            projected_time_saved_s=last.projected_time_saved_s, efficiency=last.efficiency,
-            predicted_time_saved_s=predicted, time_saved_low_s=last.time_saved_low_s,
-            time_saved_high_s=last.time_saved_high_s, step_time_spread=last.step_time_spread,
-            full_allreduce_bytes_per_step=last.full_allreduce_bytes_per_step or 0,
-            allreduce_bytes_per_step=last.allreduce_bytes_per_step or 0,
-            allreduce_bytes_saved=last.cumulative_allreduce_bytes_saved or 0.0)
+            full_allreduce_bytes_per_step_now=last.full_allreduce_bytes_per_step_now or 0,
+            allreduce_bytes_per_step_now=last.allreduce_bytes_per_step_now or 0,
+            allreduce_bytes_saved_total=last.allreduce_bytes_saved_total or 0.0)
 
     def accuracy(self) -> RunAccuracy:
         vals = [e.val_accuracy for e in self.epochs if finite(e.val_accuracy)]

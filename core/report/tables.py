@@ -5,9 +5,21 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from ..format import count, duration, is_number, percent, points, score, span, step_time, when
+from ..format import (
+    DASH,
+    count,
+    duration,
+    is_number,
+    percent,
+    points,
+    score,
+    span,
+    step_time,
+    when,
+)
 from ..monitor import compare_speed
-from ._model import RunData, RunSavings
+from ..savings import SavingsReport
+from ._model import RunData
 
 __all__ = ["pct", "duration", "count", "score", "overview_rows", "headline_rows",
            "savings_rows", "unit_table", "action_table", "comparison_rows", "drop_timeline",
@@ -60,66 +72,82 @@ def overview_rows(d: RunData) -> list[tuple[str, str]]:
 
 def headline_rows(d: RunData) -> list[tuple[str, str]]:
     acc, sav = d.accuracy(), d.savings()
+    predicted = sav.predicted_time_saved_s_total if sav else None
     rows = [("Validation accuracy (full model)", pct(acc.final_val_accuracy, 2)),
             ("Best validation accuracy", pct(acc.best_val_accuracy, 2))]
     if acc.final_val_accuracy_scaled is not None:
         rows.append(("Validation accuracy (scaled-down model)",
                      pct(acc.final_val_accuracy_scaled, 2)))
-    rows += [("Training FLOPs saved", pct(sav.train_flops_saved)),
+    rows += [("Training FLOPs saved", pct(sav.train_flops_saved_total if sav else None)),
              ("Time saved, measured", _time_saved(sav)),
-             ("Time saved, predicted from FLOPs", _precise(sav.predicted_time_saved_s)),
+             ("Time saved, predicted from FLOPs", _precise(predicted)),
              ("Units dropped", f"{len(d.drops)} of {sum(not u.is_head for u in d.units)}")]
     return rows
 
 
 def savings_rows(d: RunData) -> list[tuple[str, str]]:
+    """The savings at the run's end; a run that ended before any epoch measured none."""
     s = d.savings()
-    eff = s.efficiency
+    if s is not None:
+        return _savings_rows(s)
+    params = f"{DASH} of {count(d.start.total_params)}"
+    return [(label, params if label == _PARAMS else DASH)
+            for label, _ in _savings_rows(SavingsReport())]
+
+
+_PARAMS = "Trainable parameters at the end"
+
+
+def _savings_rows(s: SavingsReport) -> list[tuple[str, str]]:
+    eff = s.efficiency_total
     return [
-        ("Training FLOPs saved over the run", pct(s.train_flops_saved)),
-        ("Forward FLOPs saved over the run", pct(s.forward_flops_saved)),
-        ("Training FLOPs saved per step at the end", pct(s.final_train_flops_saved)),
-        ("Forward FLOPs saved per step at the end", pct(s.final_forward_flops_saved)),
-        ("Trainable parameters at the end",
-         f"{count(s.trainable_params)} of {count(s.total_params)}"),
-        ("Full network's time per step (same conditions)", step_time(s.full_step_time_s)),
-        ("Time per step at the end (median)", step_time(s.step_time_s)),
-        ("Spread of one step's time", pct(s.step_time_spread)),
-        ("Time per step saved at the end (measured)", pct(s.measured_time_saved)),
+        ("Training FLOPs saved over the run", pct(s.train_flops_saved_total)),
+        ("Forward FLOPs saved over the run", pct(s.forward_flops_saved_total)),
+        ("Training FLOPs saved per step at the end", pct(s.train_flops_saved_now)),
+        ("Forward FLOPs saved per step at the end", pct(s.forward_flops_saved_now)),
+        (_PARAMS, f"{count(s.trainable_params_now)} of {count(s.total_params)}"),
+        ("Full network's time per step (same conditions)", step_time(s.full_step_time_s_now)),
+        ("Time per step at the end (median)", step_time(s.step_time_s_now)),
+        ("Spread of one step's time", pct(s.step_time_spread_now)),
+        ("Time per step saved at the end (measured)", pct(s.measured_time_saved_now)),
         ("Time saved, measured (range)", _time_saved(s)),
-        ("Time saved, predicted from FLOPs", _precise(s.predicted_time_saved_s)),
+        ("Time saved, predicted from FLOPs", _precise(s.predicted_time_saved_s_total)),
         ("Time saved by the end of the planned run (projected)",
-         duration(s.projected_time_saved_s)),
+         duration(s.projected_time_saved_s_total)),
         ("Efficiency (measured / FLOP-predicted time saving)",
          f"{eff:.2f}" if is_number(eff) else _no_efficiency(s)),
         *_allreduce_rows(s),
     ]
 
 
-def _allreduce_rows(s: RunSavings) -> list[tuple[str, str]]:
+def _allreduce_rows(s: SavingsReport) -> list[tuple[str, str]]:
     """A data-parallel run's gradient all-reduce volume (none for one process)."""
-    if not s.full_allreduce_bytes_per_step:
+    if not s.full_allreduce_bytes_per_step_now:
         return []
     return [
         ("Gradient bytes all-reduced per step, before drops",
-         count(s.full_allreduce_bytes_per_step, "B")),
+         count(s.full_allreduce_bytes_per_step_now, "B")),
         ("Gradient bytes all-reduced per step, at the end",
-         count(s.allreduce_bytes_per_step, "B")),
-        ("All-reduce volume saved over the run", pct(s.allreduce_bytes_saved)),
+         count(s.allreduce_bytes_per_step_now, "B")),
+        ("All-reduce volume saved over the run", pct(s.allreduce_bytes_saved_total)),
     ]
 
 
-def _time_saved(s: Any) -> str:
+def _time_saved(s: SavingsReport | None) -> str:
     """The measured time saved with its range (never "0.0 s" beside a large FLOP saving)."""
-    return span(s.time_saved_s, s.time_saved_low_s, s.time_saved_high_s, _precise)
+    if s is None:
+        return DASH
+    return span(s.time_saved_s_total, s.time_saved_low_s_total, s.time_saved_high_s_total,
+                _precise)
 
 
 def _precise(seconds: Any) -> str:
     return duration(seconds, precise=True)
 
 
-def _no_efficiency(s: Any) -> str:
-    if is_number(s.time_saved_low_s) and s.time_saved_low_s <= 0:
+def _no_efficiency(s: SavingsReport) -> str:
+    low = s.time_saved_low_s_total
+    if low is not None and low <= 0:
         return "– (the measured saving is within its noise)"
     return "–"
 
@@ -198,8 +226,10 @@ def comparison_rows(runs: list[RunData], reference: RunData | None = None
         row("Best validation accuracy", lambda d: pct(d.accuracy().best_val_accuracy, 2)),
         row("Scaled-down model accuracy",
             lambda d: pct(d.accuracy().final_val_accuracy_scaled, 2)),
-        row("Training FLOPs saved", lambda d: pct(d.savings().train_flops_saved)),
-        row("Forward FLOPs saved", lambda d: pct(d.savings().forward_flops_saved)),
+        row("Training FLOPs saved",
+            lambda d: pct(s.train_flops_saved_total if (s := d.savings()) else None)),
+        row("Forward FLOPs saved",
+            lambda d: pct(s.forward_flops_saved_total if (s := d.savings()) else None)),
         row("Time saved, measured", lambda d: _time_saved(d.savings())),
         row("Units dropped", lambda d: str(len(d.drops))),
     ]
@@ -217,11 +247,13 @@ def comparison_rows(runs: list[RunData], reference: RunData | None = None
 def _timed_summary(d: RunData) -> Any:
     """The run's summary with the stored wall time (runs recorded before summaries had
     it) and the last step-time spread."""
-    spread = d.savings().step_time_spread
     s = d.record.summary
+    spread = s.savings.step_time_spread_now
+    if spread is None and (last := d.savings()) is not None:
+        spread = last.step_time_spread_now
     return dataclasses.replace(
         s, wall_time_s=d.record.wall_time_s,
-        step_time_spread=s.step_time_spread if s.step_time_spread is not None else spread)
+        savings=dataclasses.replace(s.savings, step_time_spread_now=spread))
 
 
 def _diff(a: Any, b: Any) -> float | None:

@@ -10,6 +10,7 @@ wall-clock time they were recorded at; read with ``clock=True``, each such event
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sqlite3
 import time
@@ -62,13 +63,8 @@ class WallClock:
 #: (table, values) with ``run_id`` as the first value
 Row = tuple[str, tuple[Any, ...]]
 
-_SAVINGS_FIELDS = (
-    "step", "forward_flops_saved", "train_flops_saved", "cumulative_forward_flops_saved",
-    "cumulative_train_flops_saved", "trainable_params", "total_params", "step_time_s",
-    "full_step_time_s", "measured_time_saved", "time_saved_s", "projected_time_saved_s",
-    "efficiency", "time_saved_low_s", "time_saved_high_s", "predicted_time_saved_s",
-    "step_time_spread", "allreduce_bytes_per_step", "full_allreduce_bytes_per_step",
-    "cumulative_allreduce_bytes_saved")
+#: the ``savings`` columns: the savings record's fields, in their declared order
+_SAVINGS_FIELDS = tuple(f.name for f in dataclasses.fields(SavingsReport))
 _EPOCH_FIELDS = (
     "epoch", "step", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
     "val_accuracy_scaled", "epoch_time_s", "elapsed_s", "eta_s", "images_per_s", "lr")

@@ -85,8 +85,8 @@ class RunRecord:
     epochs_done: int  # complete epochs (see events.complete_epochs)
     final_val_accuracy: float | None
     final_val_accuracy_scaled: float | None
-    train_flops_saved: float | None
-    time_saved_s: float | None
+    train_flops_saved_total: float | None  # the last epoch's savings (see SavingsReport)
+    time_saved_s_total: float | None
     drops: int
     wall_time_s: float
 
@@ -115,8 +115,8 @@ SELECT r.*,
        le.val_accuracy AS last_val_accuracy,
        le.val_accuracy_scaled AS last_val_accuracy_scaled,
        le.elapsed_s AS last_elapsed_s,
-       ls.cumulative_train_flops_saved AS last_train_flops_saved,
-       ls.time_saved_s AS last_time_saved_s
+       ls.train_flops_saved_total AS last_train_flops_saved_total,
+       ls.time_saved_s_total AS last_time_saved_s_total
 FROM runs r
 LEFT JOIN epochs le ON le.run_id = r.id
      AND le.seq = (SELECT MAX(seq) FROM epochs WHERE run_id = r.id)
@@ -435,8 +435,8 @@ def _record(row: sqlite3.Row) -> RunRecord:
         epochs_planned=row["epochs_planned"], epochs_done=_epochs_done(row),
         final_val_accuracy=row["last_val_accuracy"],
         final_val_accuracy_scaled=row["last_val_accuracy_scaled"],
-        train_flops_saved=row["last_train_flops_saved"],
-        time_saved_s=row["last_time_saved_s"], drops=row["drop_count"],
+        train_flops_saved_total=row["last_train_flops_saved_total"],
+        time_saved_s_total=row["last_time_saved_s_total"], drops=row["drop_count"],
         wall_time_s=float(wall))
 
 

@@ -20,6 +20,10 @@ Version history
    and the spread of the time per step (earlier rows keep them unknown).
 5. ``savings`` gets the gradient bytes a data-parallel run all-reduces per step, now and
    before any drop, and the share of that volume saved so far (0 for one process).
+6. The ``savings`` columns are renamed after the fields of the engine's savings record
+   (:class:`~learndrop.core.savings.SavingsReport`), whose names say which figures are per
+   step now (``_now``) and which cover the run so far (``_total``): :data:`SAVINGS_V6`.
+   A run's ``summary`` JSON is left as it was: ``RunSummary.from_dict`` reads the old keys.
 
 Every store carries :data:`APP_ID` in its ``meta`` table and its version in
 ``PRAGMA user_version``.
@@ -31,14 +35,17 @@ import json
 import sqlite3
 from typing import Any
 
-__all__ = ["APP_ID", "SCHEMA_VERSION", "create_schema", "migrate", "EVENT_TABLES"]
+__all__ = ["APP_ID", "SCHEMA_VERSION", "create_schema", "migrate", "EVENT_TABLES",
+           "SAVINGS_V6"]
 
 APP_ID = "learndrop-run-store"
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 #: Tables whose rows are events of a run, each with a ``seq`` column.
 EVENT_TABLES = ("progress", "score_checks", "drops", "epochs", "events")
 
+#: the tables as version 3 made them: :func:`create_schema` then makes the changes of the
+#: later versions, as a migration does (so ``savings`` ends with the record's columns)
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,
@@ -194,6 +201,28 @@ CREATE INDEX IF NOT EXISTS events_kind ON events(run_id, kind);
 _SAVINGS_V4 = ("time_saved_low_s", "time_saved_high_s", "predicted_time_saved_s",
                "step_time_spread")
 
+#: the ``savings`` columns version 6 renames: version 5's name -> the savings record's field
+SAVINGS_V6: dict[str, str] = {
+    "forward_flops_saved": "forward_flops_saved_now",
+    "train_flops_saved": "train_flops_saved_now",
+    "cumulative_forward_flops_saved": "forward_flops_saved_total",
+    "cumulative_train_flops_saved": "train_flops_saved_total",
+    "trainable_params": "trainable_params_now",
+    "step_time_s": "step_time_s_now",
+    "full_step_time_s": "full_step_time_s_now",
+    "measured_time_saved": "measured_time_saved_now",
+    "time_saved_s": "time_saved_s_total",
+    "projected_time_saved_s": "projected_time_saved_s_total",
+    "efficiency": "efficiency_total",
+    "time_saved_low_s": "time_saved_low_s_total",
+    "time_saved_high_s": "time_saved_high_s_total",
+    "predicted_time_saved_s": "predicted_time_saved_s_total",
+    "step_time_spread": "step_time_spread_now",
+    "allreduce_bytes_per_step": "allreduce_bytes_per_step_now",
+    "full_allreduce_bytes_per_step": "full_allreduce_bytes_per_step_now",
+    "cumulative_allreduce_bytes_saved": "allreduce_bytes_saved_total",
+}
+
 
 def create_schema(conn: sqlite3.Connection) -> None:
     """Create the current schema in an empty database (inside the caller's transaction)."""
@@ -201,6 +230,7 @@ def create_schema(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
     _migrate_v3_to_v4(conn)
     _migrate_v4_to_v5(conn)
+    _migrate_v5_to_v6(conn)
     conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('app_id', ?)", (APP_ID,))
     conn.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)",
                  (str(SCHEMA_VERSION),))
@@ -213,7 +243,7 @@ def migrate(conn: sqlite3.Connection, from_version: int) -> None:
     The caller holds a write transaction; a failure rolls every step back.
     """
     steps = {1: _migrate_v1_to_v2, 2: _migrate_v2_to_v3, 3: _migrate_v3_to_v4,
-             4: _migrate_v4_to_v5}
+             4: _migrate_v4_to_v5, 5: _migrate_v5_to_v6}
     version = from_version
     while version < SCHEMA_VERSION:
         steps[version](conn)
@@ -353,6 +383,15 @@ def _migrate_v4_to_v5(conn: sqlite3.Connection) -> None:
                          ("cumulative_allreduce_bytes_saved", "REAL")):
         if column not in columns:
             conn.execute(f"ALTER TABLE savings ADD COLUMN {column} {kind} NOT NULL DEFAULT 0")
+
+
+def _migrate_v5_to_v6(conn: sqlite3.Connection) -> None:
+    """Version 5 -> 6: the ``savings`` columns take the savings record's names
+    (:data:`SAVINGS_V6`); the rows keep their values."""
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(savings)")}
+    for old, new in SAVINGS_V6.items():
+        if old in columns and new not in columns:
+            conn.execute(f"ALTER TABLE savings RENAME COLUMN {old} TO {new}")
 
 
 def _index_of(names: dict[int, str], unit: str) -> int:

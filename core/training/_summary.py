@@ -8,6 +8,7 @@ from pathlib import Path
 from ..config import RunConfig
 from ..engine import LearnDrop
 from ..environment import machine_name
+from ..savings import SavingsReport
 from ..summary import DroppedUnit, EpochResult, RunSummary
 
 __all__ = ["build_summary"]
@@ -35,29 +36,12 @@ def build_summary(cfg: RunConfig, status: str, *, run_name: str, output_dir: Pat
         wall_time_s=wall_time_s, train_time_s=train_time_s,
         dropped=tuple(DroppedUnit.from_dict(d) for d in ld.drop_log()) if ld else (),
         units=len(ld.units) if ld else 0,
-        forward_flops_saved=s.cumulative_forward_flops_saved if s else 0.0,
-        train_flops_saved=s.cumulative_train_flops_saved if s else 0.0,
-        final_forward_flops_saved=s.forward_flops_saved if s else 0.0,
-        final_train_flops_saved=s.train_flops_saved if s else 0.0,
-        trainable_params=s.trainable_params if s else 0,
-        total_params=s.total_params if s else 0,
-        step_time_s=s.step_time_s if s else None,
-        full_step_time_s=s.full_step_time_s if s else None,
-        measured_time_saved=s.measured_time_saved if s else None,
-        time_saved_s=s.time_saved_s if s else 0.0,
-        efficiency=s.efficiency if s else None,
+        savings=s if s is not None else SavingsReport(),
         score_overhead=ld.score_overhead if ld else 0.0,
         history=tuple(history),
         checkpoint=str(out / "checkpoint.pt") if out else "",
         weights=str(out / "final.pt") if out else "",
         device=device,
-        time_saved_low_s=s.time_saved_low_s if s else None,
-        time_saved_high_s=s.time_saved_high_s if s else None,
-        predicted_time_saved_s=s.predicted_time_saved_s if s else None,
-        step_time_spread=s.step_time_spread if s else None,
         data_time_share=data_time_s / train_time_s if train_time_s > 0 else None,
         machine=machine_name(device),
-        load_per_cpu=load_per_cpu, world_size=world_size,
-        allreduce_bytes_per_step=s.allreduce_bytes_per_step if s else 0,
-        full_allreduce_bytes_per_step=s.full_allreduce_bytes_per_step if s else 0,
-        allreduce_bytes_saved=s.cumulative_allreduce_bytes_saved if s else 0.0)
+        load_per_cpu=load_per_cpu, world_size=world_size)

@@ -155,7 +155,7 @@ def test_named_sub_module_and_bad_name(tmp_path: Path) -> None:
     _trainer(tmp_path, [cb], epochs=1).fit(Backbone(), _loader())
     assert cb.learndrop is not None
     assert [u.name for u in cb.learndrop.units] == ["conv1", "conv2", "head"]
-    assert cb.learndrop.savings()["forward_flops_saved"] == 0.0
+    assert cb.learndrop.savings()["forward_flops_saved_now"] == 0.0
     assert cb.learndrop.total_forward_flops > 0  # measured through the training step
 
     with pytest.raises(ConfigError, match="no such sub-module.*backbone, classifier"):
@@ -192,7 +192,7 @@ def test_the_lightning_module_as_the_network(tmp_path: Path) -> None:
     ld = cb.learndrop
     assert ld is not None and ld.base_model is module
     assert [u.name for u in ld.units] == ["conv1", "conv2", "head"]
-    assert ld.total_forward_flops > 0 and ld.savings()["train_flops_saved"] > 0
+    assert ld.total_forward_flops > 0 and ld.savings()["train_flops_saved_now"] > 0
     assert not module.conv1[1].training and "forward" not in module.__dict__
 
 
@@ -233,7 +233,7 @@ def test_drop_frees_optimizer_state_and_keeps_bn_in_eval(tmp_path: Path,
     # the dropped prefix ran without autograd during training (the first call measured FLOPs)
     assert module.grad_enabled_in_stem[1:steps + 1] == [True] * steps
     assert module.grad_enabled_in_stem[steps + 1:] == [False] * (2 * steps)
-    assert ld.savings()["train_flops_saved"] > 0
+    assert ld.savings()["train_flops_saved_now"] > 0
 
 
 def test_dropped_units_do_not_change_and_bn_stats_stay(tmp_path: Path) -> None:
@@ -262,7 +262,7 @@ def test_logs_through_pl_module_log(tmp_path: Path) -> None:
     trainer.fit(Classifier(), _loader())
     metrics = trainer.logged_metrics
     assert metrics["learndrop/units_dropped"] == 1.0
-    assert 0.0 < float(metrics["learndrop/train_flops_saved"]) < 1.0
+    assert 0.0 < float(metrics["learndrop/train_flops_saved_now"]) < 1.0
     log_dir = Path(trainer.logger.log_dir)  # type: ignore[union-attr]
     with open(log_dir / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -366,7 +366,7 @@ def test_bf16_mixed_precision(tmp_path: Path) -> None:
                        precision="bf16-mixed")
     trainer.fit(Classifier(), _loader())
     assert cb.learndrop is not None and cb.learndrop.dropped == ["stem"]
-    assert cb.learndrop.savings()["train_flops_saved"] > 0
+    assert cb.learndrop.savings()["train_flops_saved_now"] > 0
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

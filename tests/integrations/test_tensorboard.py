@@ -75,7 +75,7 @@ def test_plain_loop_writes_scores_drops_savings_and_metrics(tmp_path: Path) -> N
     assert _scalars(acc, "learndrop/units_dropped") == [(2, 0.0), (4, 0.0), (4, 1.0), (6, 1.0)]
     (step, text), = _texts(acc, "learndrop/drops")
     assert step == 4 and "**conv1** dropped at step 4" in text and "manual" in text
-    saved = dict(_scalars(acc, "learndrop/train_flops_saved"))
+    saved = dict(_scalars(acc, "learndrop/train_flops_saved_now"))
     assert saved[2] == 0.0 and 0.0 < saved[6] < 1.0
     assert [s for s, _ in _scalars(acc, "loss/train")] == [1, 2, 3, 4, 5, 6]
     assert _hparams(acc) == {"threshold": 0.5, "note": "", "units": "0,2"}

@@ -27,7 +27,7 @@ def test_compare_shows_both_runs_and_their_savings(qtbot: Any, library: RunLibra
     assert view.value("Units dropped", 0) == f"{len(ld.drops)} of 4"
     assert view.value("Units dropped", 1) == "0 of 4"
     assert view.value("Training FLOPs saved", 0) == \
-        f"{ld.savings().train_flops_saved * 100:.1f}%"
+        f"{ld.savings().train_flops_saved_total * 100:.1f}%"
     acc = ld.accuracy().final_val_accuracy - base.accuracy().final_val_accuracy
     assert view.value("Accuracy vs reference", 0) == f"{acc * 100:+.2f} points"
     assert view.value("Accuracy vs reference", 1) == "reference"

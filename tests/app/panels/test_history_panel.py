@@ -37,7 +37,7 @@ def test_history_lists_runs_and_filters(history_panel: HistoryPanel, recorded: A
     assert cells["Name"] == ld.name and cells["Status"] == "finished"
     assert cells["Epochs"] == "3/3" and cells["Model"] == "small_cnn"
     assert cells["Data set"] == "digits" and cells["Accuracy"].endswith("%")
-    assert cells["Saved"] == f"{ld.train_flops_saved * 100:.1f}%"
+    assert cells["Saved"] == f"{ld.train_flops_saved_total * 100:.1f}%"
     assert model.index(0, COLUMNS.index("Saved")).data() == "baseline"
     assert history_panel.run_table.count_label.text() == "2 runs"
 

@@ -159,12 +159,13 @@ def test_time_saved_within_noise_says_so() -> None:
     from learndrop.core.events import SavingsReport
 
     noisy = SavingsReport(100, 0.4, 0.45, 0.3, 0.35, 10, 20, 0.01, 0.012, 0.1, 8.0, 12.0,
-                          None, time_saved_low_s=-2.0, time_saved_high_s=18.0,
-                          predicted_time_saved_s=10.0)
+                          None, time_saved_low_s_total=-2.0, time_saved_high_s_total=18.0,
+                          predicted_time_saved_s_total=10.0)
     assert time_saved_detail(noisy) == ("range -2 s to 18.0 s \u00b7 FLOP-predicted 10.0 s "
                                         "\u00b7 by the end 12.0 s \u00b7 within noise")
-    unknown = dataclasses.replace(noisy, time_saved_low_s=None, time_saved_high_s=None,
-                                  predicted_time_saved_s=None)
+    unknown = dataclasses.replace(noisy, time_saved_low_s_total=None,
+                                  time_saved_high_s_total=None,
+                                  predicted_time_saved_s_total=None)
     assert time_saved_detail(unknown) == "by the end 12.0 s"
 
 
@@ -220,12 +221,14 @@ def test_gauges_explain_savings_and_follow_pause_and_end(live_panel: LivePanel,
     feed(live_panel, stream[:cut])
     g = live_panel.gauges
     last = stream[ends[3]][1]
-    small = dataclasses.replace(last.savings, time_saved_s=0.042, forward_flops_saved=0.0)
+    small = dataclasses.replace(last.savings, time_saved_s_total=0.042,
+                                forward_flops_saved_now=0.0)
     live_panel.on_epoch_end(dataclasses.replace(last, savings=small))
     live_panel.redraw()
     assert g.time.value.text() == "0.042 s"
     assert "FLOP-predicted" in g.time.detail.text()
-    assert format_duration(small.predicted_time_saved_s, precise=True) in g.time.detail.text()
+    predicted = small.predicted_time_saved_s_total
+    assert format_duration(predicted, precise=True) in g.time.detail.text()
     assert g.forward.value.text() == "0.0%" and "freeze" in g.forward.detail.text()
     assert "cache and skip save it" in g.forward.detail.text()
     assert g.eta_label.text().startswith("Time left: ") and "paused" not in g.eta_label.text()

@@ -44,8 +44,8 @@ def _row(role: str, seed: int, wall: float, acc: float, accs: list[float],
          flops: float = 0.0, own: float | None = None) -> dict[str, Any]:
     return {"run": role, "seed": seed, "run_name": f"{role}-{seed}", "wall_time_s": wall,
             "train_time_s": wall - 2.0, "final_accuracy": acc, "best_accuracy": acc,
-            "forward_flops_saved": flops, "train_flops_saved": flops, "epochs": len(accs),
-            "dropped": 0, "score_overhead": 0.001, "data_time_share": 0.02,
+            "forward_flops_saved_total": flops, "train_flops_saved_total": flops,
+            "epochs": len(accs), "dropped": 0, "score_overhead": 0.001, "data_time_share": 0.02,
             "load_per_cpu": 1.0, "meter_efficiency": own,
             "peak_memory_mb": 100.0, "peak_memory_kind": "rss",
             "history": history(accs, epoch_time=wall / len(accs))}

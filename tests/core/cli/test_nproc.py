@@ -106,9 +106,11 @@ def test_nproc_2_trains_one_run_recorded_by_rank_0(tmp_path: Path) -> None:
     assert summary["world_size"] == 2
     assert "2 processes (gloo)" in summary["device"]
     assert summary["dropped"], "the tiny run drops units from its second epoch on"
-    full, end = summary["full_allreduce_bytes_per_step"], summary["allreduce_bytes_per_step"]
+    savings = summary["savings"]
+    full = savings["full_allreduce_bytes_per_step_now"]
+    end = savings["allreduce_bytes_per_step_now"]
     assert full > end > 0
-    assert 0 < summary["allreduce_bytes_saved"] < 1
+    assert 0 < savings["allreduce_bytes_saved_total"] < 1
     assert "all-reduced per step" in r.stdout
     runs = _runs(store)
     assert [(name, status) for name, status, _ in runs] == [("dp", "finished")]
@@ -116,7 +118,7 @@ def test_nproc_2_trains_one_run_recorded_by_rank_0(tmp_path: Path) -> None:
     assert sorted(p.name for p in out.iterdir()) == ["dp"]  # one run folder
     assert "nproc = 2" in (out / "dp" / "config.toml").read_text()
     with sqlite3.connect(store) as conn:
-        saved = conn.execute("SELECT allreduce_bytes_per_step FROM savings ORDER BY seq"
+        saved = conn.execute("SELECT allreduce_bytes_per_step_now FROM savings ORDER BY seq"
                              ).fetchall()
     per_epoch = [b for (b,) in saved]
     assert per_epoch[0] == full and per_epoch[-1] == end

@@ -55,12 +55,12 @@ def test_two_ranks_drop_the_same_units_at_the_same_step(tmp_path: Path) -> None:
     assert used[0] == per_step[0] > per_step[4] > per_step[-1] > 0
     s = r0["savings"]
     assert s["world_size"] == 2
-    assert s["full_allreduce_bytes_per_step"] == per_step[0]
-    assert s["allreduce_bytes_per_step"] == per_step[-1]
+    assert s["full_allreduce_bytes_per_step_now"] == per_step[0]
+    assert s["allreduce_bytes_per_step_now"] == per_step[-1]
     assert s["allreduce_timeline"][0] == [0, per_step[0]]
     assert [t[0] for t in s["allreduce_timeline"][1:]] == sorted({st for _, st, _ in r0["drops"]})
     spent = sum(used)
-    assert s["cumulative_allreduce_bytes_saved"] == pytest.approx(1 - spent / (12 * per_step[0]))
+    assert s["allreduce_bytes_saved_total"] == pytest.approx(1 - spent / (12 * per_step[0]))
 
     # both ranks resume from rank 0's state and weights, and go on data-parallel
     assert run_ranks(engine_resume, 2, str(tmp_path), 4, timeout=180) == [0, 0]
@@ -68,7 +68,7 @@ def test_two_ranks_drop_the_same_units_at_the_same_step(tmp_path: Path) -> None:
     assert q0["dropped"] == q1["dropped"] == [u for u, _, _ in r0["drops"]]
     assert _same_weights(q0["weights"], q1["weights"])
     assert q0["savings"]["allreduce_timeline"] == s["allreduce_timeline"]
-    assert q0["savings"]["allreduce_bytes_per_step"] == per_step[-1]
+    assert q0["savings"]["allreduce_bytes_per_step_now"] == per_step[-1]
     for k in ("stem.0.weight", "block2.0.weight"):  # still frozen after the resume
         assert torch.equal(q0["weights"][k], r0["weights"][k])
 

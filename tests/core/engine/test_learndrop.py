@@ -121,7 +121,7 @@ def test_cache_mode_reuses_the_exact_prefix_output() -> None:
         computed = model.block1(model.stem(DATA_X))
     cached = ld._cache.get(torch.arange(32), torch.float32)
     assert torch.equal(cached, computed.to(torch.float16).float())
-    assert ld.savings()["forward_flops_saved"] > 0
+    assert ld.savings()["forward_flops_saved_now"] > 0
 
 
 def test_cache_mode_refuses_order_any() -> None:
@@ -141,7 +141,7 @@ def test_skip_mode_really_skips_the_block() -> None:
     with torch.no_grad():
         model(DATA_X[:2])  # the complete model still has the block
     assert model.block1.calls == before + 1
-    assert ld.savings()["forward_flops_saved"] > 0
+    assert ld.savings()["forward_flops_saved_now"] > 0
 
 
 def test_freeze_prefix_runs_without_autograd_graph() -> None:
@@ -217,10 +217,10 @@ def test_savings_follow_the_cost_model(mode: str, fwd_factor: float | None,
     else:
         fwd = fwd_factor * (f["stem"] + f["block1"]) / total  # type: ignore[operator]
         train = train_factor * (f["stem"] + f["block1"]) / (3 * total)  # type: ignore[operator]
-    assert s["forward_flops_saved"] == pytest.approx(fwd)
-    assert s["train_flops_saved"] == pytest.approx(train)
-    assert 0 < s["cumulative_train_flops_saved"] < s["train_flops_saved"]
-    assert s["trainable_params"] == sum(u.params for u in ld.units[2:])
+    assert s["forward_flops_saved_now"] == pytest.approx(fwd)
+    assert s["train_flops_saved_now"] == pytest.approx(train)
+    assert 0 < s["train_flops_saved_total"] < s["train_flops_saved_now"]
+    assert s["trainable_params_now"] == sum(u.params for u in ld.units[2:])
 
 
 def test_non_prefix_drop_costs_input_gradient() -> None:
@@ -228,7 +228,7 @@ def test_non_prefix_drop_costs_input_gradient() -> None:
     ld.drop("block2")
     _train(model, opt, ld, 2)
     f = ld.units[2].forward_flops
-    assert ld.savings()["train_flops_saved"] == pytest.approx(f / (3 * ld.total_forward_flops))
+    assert ld.savings()["train_flops_saved_now"] == pytest.approx(f / (3 * ld.total_forward_flops))
 
 
 def test_state_dict_restores_drops_and_optimizer_groups() -> None:

@@ -181,5 +181,5 @@ def test_accounting_measures_and_counts_steps() -> None:
         acc.begin_step()
         acc.end_step()
     report = acc.report(3, model, total_steps=10)
-    assert report.step == 3 and report.train_flops_saved > 0
-    assert report.cumulative_train_flops_saved == pytest.approx(report.train_flops_saved)
+    assert report.step == 3 and report.train_flops_saved_now > 0
+    assert report.train_flops_saved_total == pytest.approx(report.train_flops_saved_now)

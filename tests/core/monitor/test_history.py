@@ -148,7 +148,7 @@ def test_best_accuracy_savings_params() -> None:
     h.on_epoch_end(epoch_end(3, 0.7, 0.5))
     assert h.best_val_accuracy() == pytest.approx(0.8)
     s = h.latest_savings()
-    assert s is not None and s.forward_flops_saved == 0.5 and s.step == 30
+    assert s is not None and s.forward_flops_saved_now == 0.5 and s.step == 30
     assert list(h.savings.column(1)) == [0.0, 0.25, 0.5]
     assert h.trainable_params() == 50
 

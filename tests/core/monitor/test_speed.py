@@ -6,10 +6,17 @@ from __future__ import annotations
 import dataclasses
 
 from learndrop.core.monitor import SpeedComparison, compare_speed
+from learndrop.core.savings import SavingsReport
 from learndrop.core.summary import RunSummary
 
+
+def spread(value: float) -> SavingsReport:
+    """Savings whose step time spreads by ``value`` (the rest does not matter here)."""
+    return SavingsReport(step_time_spread_now=value)
+
+
 BASE = RunSummary(wall_time_s=100.0, machine="host: cpu x 2, cpu", load_per_cpu=1.0,
-                  step_time_spread=0.05)
+                  savings=spread(0.05))
 
 
 def run(**changes: object) -> RunSummary:
@@ -24,7 +31,7 @@ def test_a_clear_speedup_on_one_machine_is_a_result() -> None:
 def test_identical_settings_under_different_loads_are_flagged() -> None:
     """The same run twice, once on a busy machine: its 5.83x is the load's."""
     c = compare_speed(run(wall_time_s=100 / 5.83, load_per_cpu=1.0),
-                      run(load_per_cpu=3.2, step_time_spread=0.4))
+                      run(load_per_cpu=3.2, savings=spread(0.4)))
     assert not c.is_result
     assert c.text == "5.83x (not a result: machine load 1.0 vs 3.2 per CPU)"
 
@@ -32,8 +39,8 @@ def test_identical_settings_under_different_loads_are_flagged() -> None:
 def test_overlapping_spreads_are_noise() -> None:
     c = compare_speed(run(wall_time_s=95.0), BASE)
     assert not c.is_result and "within step-time noise" in c.text
-    clear = compare_speed(run(wall_time_s=80.0, step_time_spread=0.02),
-                          run(step_time_spread=0.02))
+    clear = compare_speed(run(wall_time_s=80.0, savings=spread(0.02)),
+                          run(savings=spread(0.02)))
     assert clear.is_result
 
 

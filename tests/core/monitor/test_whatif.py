@@ -68,7 +68,7 @@ def test_the_runs_own_policy_reproduces_its_drops_exactly(tmp_path: Path, kind: 
     if kind != "pin-restores":  # the engine's own count of the same steps
         summary = events[-1].summary
         assert result.recorded_train_flops_saved == pytest.approx(
-            summary.train_flops_saved, abs=1e-9)
+            summary.savings.train_flops_saved_total, abs=1e-9)
 
 
 @pytest.mark.slow

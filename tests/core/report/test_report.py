@@ -19,6 +19,7 @@ from factories import UNITS, make_events, record
 from learndrop.core.cli import _store_commands as cli_store
 from learndrop.core.errors import LearnDropError
 from learndrop.core.report import build_report, export
+from learndrop.core.savings import SavingsReport
 from learndrop.core.store import RunStore
 
 EPOCHS, STEPS = 4, 10
@@ -105,8 +106,9 @@ def test_json_has_everything(store_path: Path, tmp_path: Path) -> None:
     assert run["units"][0]["drop_step"] == 6 and run["drops"][0]["epoch_number"] == 1
     # the engine's FLOP-predicted time saved, with the measured figure's range
     sav = run["savings"]
-    assert sav["predicted_time_saved_s"] == pytest.approx(0.06 * 2)
-    assert sav["time_saved_low_s"] <= sav["time_saved_s"] <= sav["time_saved_high_s"]
+    assert sav["predicted_time_saved_s_total"] == pytest.approx(0.06 * 2)
+    assert sav["time_saved_low_s_total"] <= sav["time_saved_s_total"] \
+        <= sav["time_saved_high_s_total"]
     assert data["baseline"] == "baseline" and data["compared_with"][0]["run"]["name"] == \
         "baseline"
 
@@ -332,11 +334,14 @@ def test_compare_flags_a_speedup_under_another_load(tmp_path: Path,
     store = tmp_path / "store.sqlite"
     machine = "host: cpu x 2, cpu"
     record(store, _with_summary(make_events("quiet", drop=False), wall_time_s=20.0,
-                                machine=machine, load_per_cpu=1.0, step_time_spread=0.05))
+                                machine=machine, load_per_cpu=1.0,
+                                savings=SavingsReport(step_time_spread_now=0.05)))
     record(store, _with_summary(make_events("busy", drop=False), wall_time_s=116.6,
-                                machine=machine, load_per_cpu=3.1, step_time_spread=0.3))
+                                machine=machine, load_per_cpu=3.1,
+                                savings=SavingsReport(step_time_spread_now=0.3)))
     record(store, _with_summary(make_events("same", drop=False), wall_time_s=21.0,
-                                machine=machine, load_per_cpu=1.1, step_time_spread=0.05))
+                                machine=machine, load_per_cpu=1.1,
+                                savings=SavingsReport(step_time_spread_now=0.05)))
     assert cli(store, "compare", "quiet", "busy") == 0
     out = capsys.readouterr().out
     assert "5.83x (not a result: machine load 1.0 vs 3.1 per CPU)" in out
@@ -350,11 +355,35 @@ def test_runs_recorded_before_the_prediction_was_stored(tmp_path: Path) -> None:
     import dataclasses
 
     stream = [(hook, dataclasses.replace(ev, savings=dataclasses.replace(
-                  ev.savings, predicted_time_saved_s=None)))
+                  ev.savings, predicted_time_saved_s_total=None)))
               if hook == "on_epoch_end" else (hook, ev)
               for hook, ev in make_events("old", epochs=EPOCHS, steps_per_epoch=STEPS)]
     store = tmp_path / "store.sqlite"
     record(store, stream)
     with RunStore(store) as s:
         report = build_report(s, "old")
-    assert report.run.savings().predicted_time_saved_s == pytest.approx(0.21 * 0.25 * 40)
+    assert report.run.savings().predicted_time_saved_s_total == pytest.approx(0.21 * 0.25 * 40)
+
+
+def test_a_run_that_ended_before_any_epoch_measured_no_savings(tmp_path: Path) -> None:
+    """No epoch ended, so no savings record: the tables say so with dashes (not 0%), and
+    the JSON gives every figure as null but the network's parameter count."""
+    from learndrop.core.format import DASH
+    from learndrop.core.report import report_dict, tables
+
+    stream = [(hook, ev) for hook, ev in make_events("early", status="stopped")
+              if hook not in ("on_epoch_end", "on_checkpoint")]
+    store = tmp_path / "store.sqlite"
+    record(store, stream)
+    with RunStore(store) as s:
+        report = build_report(s, "early")
+    run = report.run
+    assert run.savings() is None
+    rows = dict(tables.savings_rows(run))
+    assert rows["Trainable parameters at the end"] == f"{DASH} of 29.0 k"
+    assert {v for k, v in rows.items() if k != "Trainable parameters at the end"} == {DASH}
+    headline = dict(tables.headline_rows(run))
+    assert headline["Training FLOPs saved"] == DASH == headline["Time saved, measured"]
+    savings = report_dict(report)["run"]["savings"]
+    assert savings["total_params"] == 28_954
+    assert savings["train_flops_saved_total"] is None and savings["step"] is None

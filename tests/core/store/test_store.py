@@ -48,8 +48,8 @@ def test_round_trip_reproduces_the_events(store_path: Path) -> None:
     assert run.status == "finished" and run.model == "small_cnn" and run.dataset == "digits"
     assert run.epochs_done == 3 and run.epochs_planned == 3 and run.drops == 2
     assert run.final_val_accuracy == pytest.approx(0.9)
-    assert run.train_flops_saved == pytest.approx(stream[-3][1].savings
-                                                  .cumulative_train_flops_saved)
+    assert run.train_flops_saved_total == pytest.approx(stream[-3][1].savings
+                                                        .train_flops_saved_total)
     assert run.wall_time_s == 12.5 and run.summary.best_accuracy == 0.8
     assert run.environment["python"] and run.environment["device"] == "cpu"
     assert run.pid == os.getpid()
