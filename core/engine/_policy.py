@@ -48,7 +48,7 @@ class DropPolicy:
     warmup_epochs: int = field(default=1, metadata=doc(
         "Epochs before any unit may drop.", min=0, max=100000))
     check_every: int = field(default=0, metadata=doc(
-        "Optimizer steps between score checks (0: once per epoch).", min=0))
+        "Optimizer steps between score checks (0: once per epoch).", min=0, max=10_000_000))
     order: DropOrder = field(default="prefix", metadata=doc(
         "prefix: only the earliest training unit may drop (exact savings); any: any unit."))
     keep_last: int = field(default=1, metadata=doc(
