@@ -75,12 +75,15 @@ def tensorboard(log_dir: str) -> Any:
 
 
 def install_signal_handlers(control: Any) -> None:
-    """SIGINT/SIGTERM stop cleanly: finish the batch, checkpoint, keep the run."""
+    """SIGINT/SIGTERM stop cleanly: finish the batch, checkpoint, keep the run. Only the
+    process that reports says so (the launcher passes one Ctrl-C to every rank)."""
+    speaks = reports()
 
     def handler(signum: int, frame: Any) -> None:
         if control.stop_requested:  # a second Ctrl-C ends at once
             raise KeyboardInterrupt
-        sys.stderr.write("\nstopping after this batch (again to quit at once)\n")
+        if speaks:
+            sys.stderr.write("\nstopping after this batch (again to quit at once)\n")
         control.stop()
 
     for sig in (signal.SIGINT, signal.SIGTERM):

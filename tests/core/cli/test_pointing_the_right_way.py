@@ -49,3 +49,24 @@ def test_weights_that_are_not_a_file_are_named_so(kind: str, tmp_path: Path,
                             str(tmp_path), "--model.weights", str(weights), "--quiet"])
     line = one_line(err)
     assert code == 2 and "not a regular file" in line and "does not exist" not in line
+
+
+@pytest.mark.parametrize("rank,says", [("0", 1), ("1", 0)])
+def test_one_ctrl_c_under_nproc_is_announced_once(rank: str, says: int,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """The launcher passes Ctrl-C to every rank; only rank 0 says that the run stops."""
+    import signal
+
+    from learndrop.core.cli import _running
+    from learndrop.core.training import RunControl
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", rank)
+    handlers: dict[int, object] = {}
+    monkeypatch.setattr(signal, "signal", lambda sig, fn: handlers.setdefault(sig, fn))
+    control = RunControl()
+    _running.install_signal_handlers(control)
+    handlers[signal.SIGINT](signal.SIGINT, None)  # type: ignore[operator]
+    assert control.stop_requested
+    assert capsys.readouterr().err.count("stopping after this batch") == says
