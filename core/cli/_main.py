@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from ..config import RunConfig, config_to_toml, load_config
 from ..engine import LearnDropWarning
-from ..errors import LearnDropError
+from ..errors import LearnDropError, first_line
 from ..plugins import load_plugin
 from ._console import Console
 from ._flags import add_config_flags, apply_flags, build_config
@@ -256,8 +256,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    watched = _WatchedOutput(sys.stdout)
+    sys.stdout = watched  # type: ignore[assignment]
     try:
-        return int(args.func(args) or 0)
+        return _run(args, watched)
+    finally:
+        if sys.stdout is watched:
+            sys.stdout = watched.stream
+
+
+def _run(args: argparse.Namespace, watched: _WatchedOutput) -> int:
+    try:
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a full disk behind standard output says so here, not at exit
+        return code
     except LearnDropError as exc:
         print(f"learndrop: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -270,13 +282,62 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return 1
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks
-        if args.debug:
-            raise
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        print(f"learndrop: internal error: {type(exc).__name__}: {first} (run again with "
-              f"--debug for details)", file=sys.stderr)
+    except OSError as exc:
+        failure = _stdout_failure(watched)
+        if failure is None:
+            return _internal_error(args, exc)
+        print(f"learndrop: error: cannot write to standard output ({failure}); the command's "
+              f"output is lost", file=sys.stderr)
         return 1
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks
+        return _internal_error(args, exc)
+
+
+class _WatchedOutput:
+    """Standard output as the command writes it, noting a write that fails (a full disk,
+    /dev/full, an I/O error), so that the failure is told from any other ``OSError``."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.failure: OSError | None = None
+
+    def write(self, text: str) -> int:
+        try:
+            return int(self.stream.write(text))
+        except OSError as exc:
+            self.failure = exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as exc:
+            self.failure = exc
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def _stdout_failure(watched: _WatchedOutput) -> str | None:
+    """Why standard output could not be written, or ``None`` when it could. When it could
+    not, it is pointed at the null device, so that the exit's own flush does not fail again."""
+    if watched.failure is None:
+        return None
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), watched.stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    return str(watched.failure.strerror or first_line(watched.failure))
+
+
+def _internal_error(args: argparse.Namespace, exc: Exception) -> int:
+    if args.debug:
+        raise exc
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    print(f"learndrop: internal error: {type(exc).__name__}: {first} (run again with "
+          f"--debug for details)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

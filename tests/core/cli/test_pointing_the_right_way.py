@@ -70,3 +70,28 @@ def test_one_ctrl_c_under_nproc_is_announced_once(rank: str, says: int,
     handlers[signal.SIGINT](signal.SIGINT, None)  # type: ignore[operator]
     assert control.stop_requested
     assert capsys.readouterr().err.count("stopping after this batch") == says
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+@pytest.mark.parametrize("command", ["runs", "train"])
+def test_a_full_standard_output_is_one_plain_line(command: str, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  run_cli: RunCli) -> None:
+    """``learndrop runs > /dev/full``: one line on stderr, as for a broken pipe; the run
+    itself is recorded."""
+    import sys
+
+    from factories import store_status
+
+    store = tmp_path / "store.sqlite"
+    argv = (["runs", "--store", str(store)] if command == "runs" else
+            ["train", *tiny_flags(**{"train.epochs": 1}), "--store", str(store),
+             "--output-dir", str(tmp_path), "--run-name", "r", "--json", "--quiet"])
+    with open("/dev/full", "w", encoding="utf-8") as full:
+        monkeypatch.setattr(sys, "stdout", full)
+        code, _, err = run_cli(argv)
+        monkeypatch.undo()
+    assert code == 1 and "cannot write to standard output" in one_line(err)
+    assert "No space left on device" in err
+    if command == "train":
+        assert store_status(store) == [("r", "finished")]
