@@ -20,11 +20,11 @@ Every problem with a file (not IDX, truncated, damaged gzip, the wrong shape) is
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 import numpy as np
 
@@ -74,7 +74,7 @@ def _damaged_gzip(path: Path, exc: BaseException) -> DataError:
     return DataError(f"{path} is a damaged gzip file ({detail[:80]}): download it again")
 
 
-def _read_exactly(stream: IO[bytes], size: int) -> bytes:
+def _read_exactly(stream: io.BufferedIOBase, size: int) -> bytes:
     """Up to ``size`` bytes (fewer only at the end of the stream)."""
     parts: list[bytes] = []
     while size > 0:
@@ -86,7 +86,8 @@ def _read_exactly(stream: IO[bytes], size: int) -> bytes:
     return b"".join(parts)
 
 
-def _read_values(p: Path, stream: IO[bytes], *, packed: bool, file_size: int) -> np.ndarray:
+def _read_values(p: Path, stream: io.BufferedIOBase, *, packed: bool,
+                 file_size: int) -> np.ndarray:
     """The values of the IDX file that ``stream`` reads, header first: never more bytes than
     the header promises plus one chunk, so a file that expands far beyond its header (a
     decompression bomb) is refused at the first byte too many."""
@@ -132,7 +133,7 @@ def _read_values(p: Path, stream: IO[bytes], *, packed: bool, file_size: int) ->
     view = memoryview(data)
     found = 0
     while found < expected:
-        got = stream.readinto(view[found:found + _CHUNK])  # type: ignore[attr-defined]
+        got = stream.readinto(view[found:found + _CHUNK])
         if not got:
             raise DataError(f"{p} is damaged (truncated: {found:,} bytes of data where its "
                             f"header promises {expected:,}): download it again")
