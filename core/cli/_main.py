@@ -28,6 +28,7 @@ from ._running import (
     reports,
     store_recorder,
     tensorboard,
+    tensorboard_incomplete,
 )
 from ._store_commands import add_commands as add_store_commands
 from ._summary_text import json_summary, print_summary
@@ -52,11 +53,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         sys.stdout.write(config_to_toml(cfg))
         return 0
+    # checked before any rank starts: a folder that cannot be written is refused here
+    extra = [tensorboard(args.tensorboard)] if args.tensorboard and reports() else []
     if launches(args, cfg):
         from ._launch import launch
 
         return launch(args.argv, cfg.train.nproc)
-    extra = [tensorboard(args.tensorboard)] if args.tensorboard and reports() else []
     control = RunControl()
     install_signal_handlers(control)
     callbacks = ([Console(args.quiet), *store_recorder(args), *extra] if reports()
@@ -67,6 +69,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 0
     if not args.quiet:
         print_summary(result.summary)
+        for reason in tensorboard_incomplete(extra):
+            print(f"TensorBoard output incomplete: {reason}")
     if args.json:
         print(json_summary(result.summary))
     return recording_outcome(callbacks)
