@@ -275,7 +275,8 @@ def _run(args: argparse.Namespace, watched: _WatchedOutput) -> int:
         sys.stdout.flush()  # a full disk behind standard output says so here, not at exit
         return code
     except LearnDropError as exc:
-        print(f"learndrop: error: {exc}", file=sys.stderr)
+        if exc.exit_code != 2 or reports():  # bad input: every rank finds it, rank 0 says it
+            print(f"learndrop: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("learndrop: interrupted", file=sys.stderr)
