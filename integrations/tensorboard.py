@@ -292,18 +292,14 @@ class TensorBoardCallback(Callback):
             _scalar(writer, tag, savings.get(key), step)
 
 
-_quiet_installed = False
-
-
 def _quiet_writer_threads() -> None:
     """TensorBoard's writer thread re-raises a failed write (a full disk) after keeping it for
     the next write, where this callback reports it in one line: its traceback on stderr
-    through ``threading.excepthook`` is left out."""
-    global _quiet_installed
-    if _quiet_installed:
-        return
-    _quiet_installed = True
+    through ``threading.excepthook`` is left out (the hook is wrapped once, and again if
+    something replaced it since)."""
     previous = threading.excepthook
+    if getattr(previous, "learndrop_quiet", False):
+        return
 
     def hook(args: Any) -> None:
         thread = type(args.thread) if args.thread is not None else type(None)
@@ -312,6 +308,7 @@ def _quiet_writer_threads() -> None:
             return
         previous(args)
 
+    hook.learndrop_quiet = True  # type: ignore[attr-defined]
     threading.excepthook = hook
 
 

@@ -275,7 +275,7 @@ def _run(args: argparse.Namespace, watched: _WatchedOutput) -> int:
         sys.stdout.flush()  # a full disk behind standard output says so here, not at exit
         return code
     except LearnDropError as exc:
-        if exc.exit_code != 2 or reports():  # bad input: every rank finds it, rank 0 says it
+        if exc.exit_code != 2 or not _other_rank():  # bad input: rank 0 says it for all
             print(f"learndrop: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -298,6 +298,15 @@ def _run(args: argparse.Namespace, watched: _WatchedOutput) -> int:
         return _internal_error(args, exc)
 
 
+def _other_rank() -> bool:
+    """Whether this process is rank 1.. of a data-parallel run (told by the environment
+    alone: an error's path imports no PyTorch)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1")) > 1 and os.environ.get("RANK", "0") != "0"
+    except ValueError:
+        return False
+
+
 class _WatchedOutput:
     """Standard output as the command writes it, noting a write that fails (a full disk,
     /dev/full, an I/O error), so that the failure is told from any other ``OSError``."""
@@ -306,9 +315,9 @@ class _WatchedOutput:
         self.stream = stream
         self.failure: OSError | None = None
 
-    def write(self, text: str) -> int:
+    def write(self, text: str) -> Any:
         try:
-            return int(self.stream.write(text))
+            return self.stream.write(text)
         except OSError as exc:
             self.failure = exc
             raise

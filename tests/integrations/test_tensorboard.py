@@ -152,6 +152,7 @@ def test_a_folder_that_cannot_be_written_is_refused_before_training(
     assert (tmp_path / "file").read_text() == "mine\n"
 
 
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
 def test_a_disk_that_fills_during_the_run_is_one_line_and_the_run_goes_on(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
