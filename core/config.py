@@ -440,11 +440,15 @@ def load_config(path: str | Path) -> RunConfig:
                           f"file") from None
     except (OSError, UnicodeDecodeError, ValueError) as exc:  # ValueError: a NUL in the path
         raise ConfigError(f"cannot read config file {p}: {exc}") from None
+    text = text.removeprefix("\ufeff")  # a byte-order mark (some Windows editors write one)
     suffix = p.suffix.lower()
     data: Any
     if suffix == ".json" or (suffix != ".toml" and text.lstrip().startswith("{")):
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_unique_keys)
+        except _DuplicateKey as exc:
+            raise ConfigError(f"config file {p} sets {exc.args[0]!r} twice in one table: keep "
+                              f"one of them") from None
         except json.JSONDecodeError as exc:
             raise ConfigError(f"config file {p} is not valid JSON (line {exc.lineno}: "
                               f"{exc.msg})") from None
@@ -461,6 +465,19 @@ def load_config(path: str | Path) -> RunConfig:
             raise ConfigError(f"config file {p} is not a usable TOML config "
                               f"({type(exc).__name__}: {str(exc)[:80]})") from None
     return RunConfig.from_dict(data, source=p.name)
+
+
+class _DuplicateKey(ValueError):
+    """A JSON object that names a key twice (TOML refuses it; JSON would keep the last)."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _DuplicateKey(key)
+        out[key] = value
+    return out
 
 
 def config_to_toml(cfg: RunConfig) -> str:

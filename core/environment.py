@@ -8,7 +8,7 @@ import platform
 import sys
 from importlib import metadata
 
-__all__ = ["environment_info", "machine_name", "machine_load"]
+__all__ = ["environment_info", "machine_name", "machine_load", "memory_limit"]
 
 
 def _version(dist: str) -> str:
@@ -42,6 +42,34 @@ def machine_load() -> float | None:
         return os.getloadavg()[0] / (os.cpu_count() or 1)
     except (OSError, AttributeError):
         return None
+
+
+def memory_limit() -> int | None:
+    """The bytes of memory this process may use at most: the least of the machine's
+    physical memory, the address-space limit (``ulimit -v``) and the control group's limit
+    (a container's); ``None`` where none of them can be read."""
+    limits: list[int] = []
+    try:
+        limits.append(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        pass
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        if soft != resource.RLIM_INFINITY and soft > 0:
+            limits.append(int(soft))
+    except (ImportError, OSError, ValueError):
+        pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path, encoding="ascii") as fh:
+                text = fh.read().strip()
+        except OSError:
+            continue
+        if text.isdigit() and 0 < int(text) < 2**60:  # "max", or v1's "no limit" number
+            limits.append(int(text))
+    return min(limits) if limits else None
 
 
 def environment_info(device: str = "") -> dict[str, str]:

@@ -27,11 +27,14 @@ With the command line: ``learndrop train ... --tensorboard runs/`` writes each r
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import logging
 import math
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summaries
@@ -52,10 +55,35 @@ __all__ = ["TensorBoardCallback"]
 #: the savings record's figures written as scalars, each under ``learndrop/<name>``
 _SAVINGS_SCALARS = ("train_flops_saved_now", "forward_flops_saved_now",
                     "train_flops_saved_total", "time_saved_s_total", "trainable_params_now")
+log = logging.getLogger(__name__)
+_Hook = TypeVar("_Hook", bound=Callable[..., Any])
 
 #: the HParams tab shows these scalars' last values beside each run's settings
 _HPARAM_METRICS = ("accuracy/val", "loss/val", "learndrop/units_dropped",
                    "learndrop/train_flops_saved_total")
+
+
+class _Stopped(Exception):
+    """Writing stopped after a failure (already reported)."""
+
+
+def _optional(hook: _Hook) -> _Hook:
+    """A hook whose writes may fail (a full disk): the first failure is reported once and
+    ends the writing; every later call does nothing."""
+
+    @functools.wraps(hook)
+    def guarded(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if self.incomplete is not None:
+            return None
+        try:
+            return hook(self, *args, **kwargs)
+        except _Stopped:
+            return None
+        except OSError as exc:
+            self._give_up(exc)
+            return None
+
+    return guarded  # type: ignore[return-value]
 
 
 class TensorBoardCallback(Callback):
@@ -70,10 +98,13 @@ class TensorBoardCallback(Callback):
             config).
         flush_secs: how often the writer flushes on its own (it also flushes at each check
             and epoch end).
+        on_failure: called once, with a one-line message, when the event files cannot be
+            written any more (the default logs it as a warning).
     """
 
     def __init__(self, log_dir: str | Path, *, run_name: str | None = None,
-                 hparams: dict[str, Any] | None = None, flush_secs: int = 10) -> None:
+                 hparams: dict[str, Any] | None = None, flush_secs: int = 10,
+                 on_failure: Callable[[str], None] | None = None) -> None:
         self.log_dir = Path(log_dir).expanduser()
         self.run_name = run_name
         self.hparams: dict[str, Any] = dict(hparams or {})
@@ -84,6 +115,9 @@ class TensorBoardCallback(Callback):
         self._dropped = 0
         self._dropped_point: tuple[int, int] | None = None  # last (step, count) written
         self._warnings: list[str] = []  # the command line warns before the run has a name
+        self.on_failure = on_failure
+        #: why the event files stopped being written (``None`` while they are complete)
+        self.incomplete: str | None = None
 
     # ---- for your own training loop -----------------------------------------------------------
     def attach(self, ld: LearnDrop) -> TensorBoardCallback:
@@ -95,16 +129,18 @@ class TensorBoardCallback(Callback):
         self._open()
         return self
 
+    @_optional
     def log_metrics(self, metrics: dict[str, float], step: int) -> None:
         """Write your own scalars (``{"loss/train": 0.41, "accuracy/val": 0.87}``)."""
         writer = self._open()
         for tag, value in metrics.items():
             _scalar(writer, tag, value, step)
 
+    @_optional
     def close(self) -> None:
         if self.writer is not None:
-            self.writer.close()
-            self.writer = None
+            writer, self.writer = self.writer, None
+            writer.close()
 
     @property
     def path(self) -> Path:
@@ -112,6 +148,7 @@ class TensorBoardCallback(Callback):
         return self.log_dir / self.run_name if self.run_name else self.log_dir
 
     # ---- engine hooks -------------------------------------------------------------------------
+    @_optional
     def on_fit_start(self, event: FitStart) -> None:
         if self.run_name is None and event.run_name:
             self.run_name = event.run_name
@@ -126,12 +163,14 @@ class TensorBoardCallback(Callback):
                         + "\n```", 0)
         self._dropped = 0
 
+    @_optional
     def on_progress(self, event: Progress) -> None:
         writer = self._open()
         _scalar(writer, "loss/batch", event.loss, event.step)
         _scalar(writer, "lr", event.lr, event.step)
         _scalar(writer, "throughput/images_per_s", event.images_per_s, event.step)
 
+    @_optional
     def on_scores(self, event: ScoreCheck) -> None:
         writer = self._open()
         for i, score in enumerate(event.scores):
@@ -143,6 +182,7 @@ class TensorBoardCallback(Callback):
             self._savings(self._ld.savings(), event.step)
         writer.flush()
 
+    @_optional
     def on_drop(self, event: DropEvent) -> None:
         writer = self._open()
         self._units_dropped(event.step)  # the count before and after: a step up at this step
@@ -155,6 +195,7 @@ class TensorBoardCallback(Callback):
         if self._ld is not None:
             self._savings(self._ld.savings(), event.step)
 
+    @_optional
     def on_epoch_end(self, event: EpochEnd) -> None:
         writer = self._open()
         for tag, value in (("loss/train", event.train_loss), ("loss/val", event.val_loss),
@@ -168,12 +209,14 @@ class TensorBoardCallback(Callback):
         self._savings(dataclasses.asdict(event.savings), event.step)
         writer.flush()
 
+    @_optional
     def on_warning(self, message: str) -> None:
         if self.writer is None and self._ld is None:
             self._warnings.append(message)  # written once the run's folder is known
         else:
             self._open().add_text("learndrop/warnings", message)
 
+    @_optional
     def on_fit_end(self, event: FitEnd) -> None:
         if self.writer is None:
             return
@@ -192,8 +235,30 @@ class TensorBoardCallback(Callback):
         self.close()
 
     # ---- internals ----------------------------------------------------------------------------
+    def _give_up(self, exc: OSError) -> None:
+        """The event files cannot be written: say so once, stop writing, the run goes on."""
+        text = str(exc).strip()
+        reason = ("the disk is full" if exc.errno == 28 else exc.strerror
+                  or (text.splitlines()[0] if text else type(exc).__name__))
+        self.incomplete = f"writing stopped at {self.path}: {reason}"
+        writer, self.writer = self.writer, None
+        if writer is not None:
+            try:
+                writer.close()
+            except Exception:  # noqa: BLE001 - it failed already; what is left is lost
+                pass
+        message = (f"TensorBoard output is incomplete ({self.incomplete}); the run goes on "
+                   f"without it")
+        if self.on_failure is not None:
+            self.on_failure(message)
+        else:
+            log.warning("%s", message)
+
     def _open(self) -> SummaryWriter:
+        if self.incomplete is not None:
+            raise _Stopped
         if self.writer is None:
+            _quiet_writer_threads()
             self.writer = SummaryWriter(log_dir=str(self.path), flush_secs=self.flush_secs)
             self._write_layout(self.writer)
             for message in self._warnings:
@@ -228,6 +293,26 @@ class TensorBoardCallback(Callback):
         writer = self._open()
         for key in _SAVINGS_SCALARS:
             _scalar(writer, f"learndrop/{key}", savings.get(key), step)
+
+
+def _quiet_writer_threads() -> None:
+    """TensorBoard's writer thread re-raises a failed write (a full disk) after keeping it for
+    the next write, where this callback reports it in one line: its traceback on stderr
+    through ``threading.excepthook`` is left out (the hook is wrapped once, and again if
+    something replaced it since)."""
+    previous = threading.excepthook
+    if getattr(previous, "learndrop_quiet", False):
+        return
+
+    def hook(args: Any) -> None:
+        thread = type(args.thread) if args.thread is not None else type(None)
+        if (thread.__module__.startswith("tensorboard.") and args.exc_type is not None
+                and issubclass(args.exc_type, OSError)):
+            return
+        previous(args)
+
+    hook.learndrop_quiet = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
 
 
 def _scalar(writer: SummaryWriter, tag: str, value: float | int | None, step: int) -> None:

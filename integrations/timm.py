@@ -29,6 +29,7 @@ import re
 from typing import Any
 
 import timm
+import torch
 from timm.models import get_pretrained_cfg_value, group_modules, group_parameters
 from torch import nn
 
@@ -108,8 +109,17 @@ def build_model(name: str, *, num_classes: int, in_channels: int, image_size: in
     try:
         return create_model(name, **kwargs)
     except (TypeError, ValueError, AssertionError, RuntimeError) as exc:
+        if _out_of_memory(exc):  # the model is too large, not wrong for the images
+            raise
         raise ModelError(f"timm cannot build {name} for {image_size}x{image_size} images with "
                          f"{in_channels} channel(s): {first_line(exc)}") from None
+
+
+def _out_of_memory(exc: BaseException) -> bool:
+    """Out of memory, as the GPU's allocator or the CPU's (a plain RuntimeError) says it."""
+    text = str(exc)
+    return isinstance(exc, torch.OutOfMemoryError) or "DefaultCPUAllocator" in text or (
+        "out of memory" in text.lower())
 
 
 def _collapse(module: nn.Module, prefix: str, group_of: dict[str, int],

@@ -342,16 +342,18 @@ def write_idx_set(folder: Path, *, n_train: int = 40, n_test: int = 20, gz: bool
 
 
 @contextlib.contextmanager
-def small_tmpfs(folder: Path, size: str) -> Iterator[Path]:
+def small_tmpfs(folder: Path, size: str, options: str = "") -> Iterator[Path]:
     """A tmpfs of ``size`` (e.g. ``"1m"``) mounted on ``folder`` and always unmounted after;
-    the test is skipped where it cannot be mounted (not root, no mount command)."""
+    ``options``: more mount options (``"ro"``: read-only). The test is skipped where it
+    cannot be mounted (not root, no mount command)."""
     import subprocess
 
     import pytest
 
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o",
+                               f"size={size}" + (f",{options}" if options else ""), "tmpfs",
                                str(folder)], capture_output=True, timeout=20)
     except (OSError, subprocess.SubprocessError):
         pytest.skip("cannot mount a small tmpfs here")

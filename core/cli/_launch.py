@@ -11,7 +11,8 @@ torchrun's agent does. Then it watches them:
 * A rank that ends with an error gives the others :data:`GRACE_S` seconds to notice (their
   next collective fails, and rank 0 records the run as failed with the reason), then the
   ones left are killed: a dead rank never leaves the others hanging. The launcher exits
-  with the first failing rank's exit code.
+  with the first failing rank's exit code. Bad input (exit code 2) is the same for every
+  rank: rank 0 says it, in one line, and the others and the launcher say nothing more.
 * The ranks die with the launcher (``PR_SET_PDEATHSIG`` on Linux, else a watchdog thread),
   so killing it, even with SIGKILL, leaves no orphan; the run is then ``interrupted`` in
   the store and ``learndrop resume RUN`` continues it from its last checkpoint.
@@ -36,6 +37,8 @@ LAUNCHER_PID = "LEARNDROP_LAUNCHER_PID"
 #: seconds the other ranks get to end by themselves once one has failed
 GRACE_S = 15.0
 _PR_SET_PDEATHSIG = 1
+#: the exit code of bad input (the same for every rank: only rank 0 reports it)
+BAD_INPUT = 2
 
 
 def launch(argv: Sequence[str], nproc: int) -> int:
@@ -107,9 +110,10 @@ def _watch(procs: list[subprocess.Popen[bytes]], signals: list[int]) -> int:
                     failed = (rank, code)
                     deadline = time.monotonic() + GRACE_S
                     left = [r for r, c in enumerate(codes) if c is None]
-                    print(f"learndrop: rank {rank} of {len(procs)} ended with "
-                          f"{_how(code)}; ending rank(s) {', '.join(map(str, left))}",
-                          file=sys.stderr, flush=True)
+                    if code != BAD_INPUT:  # bad input: rank 0 finds the same and says it
+                        print(f"learndrop: rank {rank} of {len(procs)} ended with "
+                              f"{_how(code)}; ending rank(s) {', '.join(map(str, left))}",
+                              file=sys.stderr, flush=True)
                     break
         elif time.monotonic() > deadline:
             for p in procs:

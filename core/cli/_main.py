@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 
 from ..config import RunConfig, config_to_toml, load_config
 from ..engine import LearnDropWarning
-from ..errors import LearnDropError
+from ..errors import LearnDropError, first_line
 from ..plugins import load_plugin
 from ._console import Console
 from ._flags import add_config_flags, apply_flags, build_config
@@ -28,6 +28,7 @@ from ._running import (
     reports,
     store_recorder,
     tensorboard,
+    tensorboard_incomplete,
 )
 from ._store_commands import add_commands as add_store_commands
 from ._summary_text import json_summary, print_summary
@@ -53,11 +54,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.print_config:
         sys.stdout.write(config_to_toml(cfg))
         return 0
+    # checked before any rank starts: a folder that cannot be written is refused here
+    extra = [tensorboard(args.tensorboard)] if args.tensorboard and reports() else []
     if launches(args, cfg):
         from ._launch import launch
 
         return launch(args.argv, cfg.train.nproc)
-    extra = [tensorboard(args.tensorboard)] if args.tensorboard and reports() else []
     control = RunControl()
     install_signal_handlers(control)
     callbacks = ([Console(args.quiet), *store_recorder(args), *extra] if reports()
@@ -68,6 +70,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         return 0
     if not args.quiet:
         print_summary(result.summary)
+        for reason in tensorboard_incomplete(extra):
+            print(f"TensorBoard output incomplete: {reason}")
     if args.json:
         print(json_summary(result.summary))
     return recording_outcome(callbacks)
@@ -258,10 +262,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    watched = _WatchedOutput(sys.stdout)
+    sys.stdout = watched  # type: ignore[assignment]
     try:
-        return int(args.func(args) or 0)
+        return _run(args, watched)
+    finally:
+        if sys.stdout is watched:
+            sys.stdout = watched.stream
+
+
+def _run(args: argparse.Namespace, watched: _WatchedOutput) -> int:
+    try:
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a full disk behind standard output says so here, not at exit
+        return code
     except LearnDropError as exc:
-        print(f"learndrop: error: {exc}", file=sys.stderr)
+        if exc.exit_code != 2 or not _other_rank():  # bad input: rank 0 says it for all
+            print(f"learndrop: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("learndrop: interrupted", file=sys.stderr)
@@ -272,13 +289,71 @@ def main(argv: Sequence[str] | None = None) -> int:
         except (OSError, ValueError):
             pass
         return 1
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks
-        if args.debug:
-            raise
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        print(f"learndrop: internal error: {type(exc).__name__}: {first} (run again with "
-              f"--debug for details)", file=sys.stderr)
+    except OSError as exc:
+        failure = _stdout_failure(watched)
+        if failure is None:
+            return _internal_error(args, exc)
+        print(f"learndrop: error: cannot write to standard output ({failure}); the command's "
+              f"output is lost", file=sys.stderr)
         return 1
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: no tracebacks
+        return _internal_error(args, exc)
+
+
+def _other_rank() -> bool:
+    """Whether this process is rank 1.. of a data-parallel run (told by the environment
+    alone: an error's path imports no PyTorch)."""
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1")) > 1 and os.environ.get("RANK", "0") != "0"
+    except ValueError:
+        return False
+
+
+class _WatchedOutput:
+    """Standard output as the command writes it, noting a write that fails (a full disk,
+    /dev/full, an I/O error), so that the failure is told from any other ``OSError``."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.failure: OSError | None = None
+
+    def write(self, text: str) -> Any:
+        try:
+            return self.stream.write(text)
+        except OSError as exc:
+            self.failure = exc
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except OSError as exc:
+            self.failure = exc
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+def _stdout_failure(watched: _WatchedOutput) -> str | None:
+    """Why standard output could not be written, or ``None`` when it could. When it could
+    not, it is pointed at the null device, so that the exit's own flush does not fail again."""
+    if watched.failure is None:
+        return None
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), watched.stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        pass
+    return str(watched.failure.strerror or first_line(watched.failure))
+
+
+def _internal_error(args: argparse.Namespace, exc: Exception) -> int:
+    if args.debug:
+        raise exc
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    print(f"learndrop: internal error: {type(exc).__name__}: {first} (run again with "
+          f"--debug for details)", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

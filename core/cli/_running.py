@@ -18,7 +18,7 @@ from ..errors import first_line
 from ..plugins import load_plugin
 
 __all__ = ["store_recorder", "reports", "launches", "recording_outcome", "tensorboard",
-           "install_signal_handlers"]
+           "tensorboard_incomplete", "check_writable_folder", "install_signal_handlers"]
 
 
 def store_recorder(args: argparse.Namespace) -> list[Any]:
@@ -68,19 +68,59 @@ def recording_outcome(callbacks: Sequence[Any]) -> int:
 
 
 def tensorboard(log_dir: str) -> Any:
-    """The TensorBoard callback, an integration that registers itself as an entry point."""
+    """The TensorBoard callback, an integration that registers itself as an entry point;
+    ``log_dir`` is checked first, so a folder that cannot be written is refused before any
+    training starts. A write that fails later is reported once on stderr, and the run goes
+    on (see :func:`tensorboard_incomplete`)."""
     factory = load_plugin("learndrop.callbacks", "tensorboard", what="TensorBoard logging",
                           install="pip install tensorboard (the learndrop[tensorboard] extra)")
-    return factory(log_dir)
+    check_writable_folder(log_dir, "--tensorboard")
+    return factory(log_dir, on_failure=lambda message: print(
+        f"learndrop: warning: {message}", file=sys.stderr, flush=True))
+
+
+def tensorboard_incomplete(callbacks: Sequence[Any]) -> list[str]:
+    """Why each optional writer among ``callbacks`` (TensorBoard's) left its output
+    incomplete."""
+    return [str(cb.incomplete) for cb in callbacks if getattr(cb, "incomplete", None)]
+
+
+def check_writable_folder(folder: str, flag: str) -> None:
+    """Refuse (one line) a folder that cannot be made or written: a file, a device, a folder
+    below a file, a read-only file system. Nothing is created: the nearest existing folder
+    on the way is tried with a temporary file that vanishes at once."""
+    import tempfile
+    from pathlib import Path
+
+    from ..errors import ConfigError
+
+    given = Path(folder).expanduser()
+    place = given
+    try:
+        while not place.exists() and place != place.parent:
+            place = place.parent
+        if not place.is_dir():
+            what = "it" if place == given else f"{place} on its way"
+            raise ConfigError(f"{flag} {given} cannot be a folder: {what} is a file or "
+                              f"device; give a folder")
+        with tempfile.TemporaryFile(dir=place):
+            pass
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ConfigError(f"{flag} {given} cannot be written ({reason}): give a folder you "
+                          f"can write to") from None
 
 
 def install_signal_handlers(control: Any) -> None:
-    """SIGINT/SIGTERM stop cleanly: finish the batch, checkpoint, keep the run."""
+    """SIGINT/SIGTERM stop cleanly: finish the batch, checkpoint, keep the run. Only the
+    process that reports says so (the launcher passes one Ctrl-C to every rank)."""
+    speaks = reports()
 
     def handler(signum: int, frame: Any) -> None:
         if control.stop_requested:  # a second Ctrl-C ends at once
             raise KeyboardInterrupt
-        sys.stderr.write("\nstopping after this batch (again to quit at once)\n")
+        if speaks:
+            sys.stderr.write("\nstopping after this batch (again to quit at once)\n")
         control.stop()
 
     for sig in (signal.SIGINT, signal.SIGTERM):

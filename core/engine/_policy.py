@@ -53,7 +53,7 @@ class DropPolicy:
         "Epochs before any unit may drop.", min=0, max=100000,
         label="Warm-up (epochs)", flag="warmup-epochs", group="Learn&Drop policy", place=14))
     check_every: int = field(default=0, metadata=doc(
-        "Optimizer steps between score checks (0: once per epoch).", min=0,
+        "Optimizer steps between score checks (0: once per epoch).", min=0, max=10_000_000,
         label="Check every (steps)", flag="check-every", group="Learn&Drop policy", place=15))
     order: DropOrder = field(default="prefix", metadata=doc(
         "prefix: only the earliest training unit may drop (exact savings); any: any unit.",

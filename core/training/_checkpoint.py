@@ -146,6 +146,9 @@ def load_initial_weights(model: torch.nn.Module, path: str | Path) -> list[str]:
     if p.is_dir():
         raise CheckpointError(f"model.weights {p} is a folder: give the weights file in it "
                               f"(a run folder's final.pt, say)")
+    if p.exists() and not p.is_file():  # reading a FIFO would block, /dev/zero never end
+        raise CheckpointError(f"model.weights {p} is not a regular file (a FIFO, device or "
+                              f"socket, or a link to one): give a weights file")
     if not p.is_file():
         raise CheckpointError(f"weights file {p} does not exist: check model.weights")
     try:

@@ -34,6 +34,7 @@ from ._distributed import Distributed, is_lost_rank, lost_rank
 from ._ending import checkpoint_partial, fail, finish
 from ._epoch import end_epoch, train_epoch
 from ._evaluate import evaluate_run
+from ._memory import out_of_memory_error
 from ._parallel import evaluated_everywhere, join, read_checkpoint
 from ._resume import restore_checkpoint
 from ._run_checks import check_config
@@ -211,8 +212,8 @@ class Trainer:
             self._start()
             started = True
             status = self._train()
-        except torch.OutOfMemoryError:
-            err = self._out_of_memory()
+        except torch.OutOfMemoryError as exc:
+            err = self._out_of_memory(exc)
             self._fail(err, started)
             raise err from None
         except LearnDropError as exc:
@@ -227,7 +228,7 @@ class Trainer:
                 self._fail(lost, started)
                 raise lost from None
             if _is_out_of_memory(exc):  # the CPU allocator raises a plain RuntimeError
-                err = self._out_of_memory()
+                err = self._out_of_memory(exc)
                 self._fail(err, started)
                 raise err from None
             self._fail(exc, started)
@@ -241,11 +242,11 @@ class Trainer:
                    "cancelled": "cancelled; run discarded"}[status]
         return self._finish(status, message)
 
-    def _out_of_memory(self) -> DeviceError:
-        bs = self.cfg.train.batch_size
-        where = self.plan.device.type if self.plan else "the device"
-        return DeviceError(f"out of memory on {where} with batch size {bs}: try "
-                           f"--batch-size {max(bs // 2, 1)} or a smaller --image-size")
+    def _out_of_memory(self, exc: BaseException) -> DeviceError:
+        parts = self._parts
+        return out_of_memory_error(self.cfg, exc, device=parts.plan.device if parts else None,
+                                   model=parts.model if parts else None,
+                                   optimizer=parts.optimizer if parts else None)
 
     def _start(self) -> None:
         """Claim (or lock) the run folder, save the config, pass on early warnings, fire

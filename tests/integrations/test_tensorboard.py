@@ -118,3 +118,69 @@ def test_command_line_without_tensorboard_says_what_to_install(
     assert code == 2 and len(err.splitlines()) == 1, err
     assert "TensorBoard logging cannot be loaded" in err and "pip install tensorboard" in err
     assert not (tmp_path / "tb").exists() and not any(tmp_path.iterdir())
+
+
+# ---- a folder that cannot be written, a disk that fills -------------------------------------
+@pytest.mark.parametrize("target", ["a file", "the null device", "below a file",
+                                    "a read-only file system", "a file, --nproc 2"])
+def test_a_folder_that_cannot_be_written_is_refused_before_training(
+        target: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from factories import one_line, small_tmpfs
+    from learndrop.core.cli import _launch
+
+    launched: list[int] = []
+    monkeypatch.setattr(_launch, "launch", lambda argv, nproc: launched.append(nproc) or 0)
+    (tmp_path / "file").write_text("mine\n")
+    folder = {"a file": tmp_path / "file", "the null device": Path("/dev/null"),
+              "below a file": tmp_path / "file" / "tb", "a file, --nproc 2": tmp_path / "file",
+              "a read-only file system": tmp_path / "ro" / "tb"}[target]
+    nproc = ["--nproc", "2"] if "nproc" in target else []
+
+    def run() -> int:
+        return main(["train", *TINY, *nproc, "--output-dir", str(tmp_path / "runs"),
+                     "--tensorboard", str(folder)])
+
+    if "read-only" in target:
+        with small_tmpfs(tmp_path / "ro", "1m", "ro"):
+            code = run()
+    else:
+        code = run()
+    line = one_line(capsys.readouterr().err)
+    assert code == 2 and "--tensorboard" in line and str(folder) in line
+    assert not launched and not (tmp_path / "runs").exists()  # refused before training
+    assert (tmp_path / "file").read_text() == "mine\n"
+
+
+@pytest.mark.filterwarnings("error::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_disk_that_fills_during_the_run_is_one_line_and_the_run_goes_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import errno
+
+    from tensorboard.summary.writer import record_writer
+
+    from factories import store_status
+
+    write = record_writer.RecordWriter.write
+    records: list[int] = []
+
+    def fills(self: Any, data: bytes) -> None:  # the disk is full from the 20th record on
+        records.append(len(data))
+        if len(records) >= 20:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write(self, data)
+
+    monkeypatch.setattr(record_writer.RecordWriter, "write", fills)
+    store = tmp_path / "store.sqlite"
+    argv = [a for a in TINY if a not in ("--quiet", "--no-store")]
+    code = main(["train", *argv, "--epochs", "3", "--output-dir", str(tmp_path / "runs"),
+                 "--run-name", "r", "--store", str(store), "--tensorboard",
+                 str(tmp_path / "tb")])
+    out, err = capsys.readouterr()
+    assert code == 0 and len(records) >= 20
+    assert "Traceback" not in err and "failed" not in err, err
+    said = [ln for ln in err.splitlines() if "TensorBoard" in ln]
+    assert len(said) == 1 and "the disk is full" in said[0], err
+    assert "TensorBoard output incomplete" in out and "the disk is full" in out
+    assert store_status(store) == [("r", "finished")]

@@ -174,6 +174,7 @@ def test_ctrl_c_stops_every_rank_and_a_dead_rank_ends_the_run(
     stopped.send_signal(signal.SIGINT)
     _, err = stopped.communicate(timeout=120)
     assert stopped.returncode == 0, err
+    assert err.count("stopping after this batch") == 1, err  # said by rank 0 alone
     assert ("stop", "stopped") in [(n, s) for n, s, _ in _runs(store)]
     assert (out / "stop" / "stopped.pt").exists()
 
@@ -193,6 +194,20 @@ def test_ctrl_c_stops_every_rank_and_a_dead_rank_ends_the_run(
     assert status in ("failed", "interrupted"), status
     if status == "failed":
         assert "another process of this data-parallel run" in summary.get("error", "")
+
+
+def test_bad_data_under_nproc_is_one_line_naming_the_file(tmp_path: Path) -> None:
+    """Every rank finds the same bad input; rank 0 alone says it (images of 0x0 pixels)."""
+    from factories import one_line, write_idx_set
+
+    write_idx_set(tmp_path / "mnist", side=0)
+    flags = tiny_flags(**{"data.dataset": "mnist", "data.root": str(tmp_path / "mnist")})
+    proc = subprocess.run(_cmd("train", "--nproc", "2", *flags, "--no-store", "--quiet",
+                               "--output-dir", str(tmp_path / "runs")),
+                          env=_env(tmp_path), capture_output=True, text=True, timeout=TIMEOUT)
+    line = one_line(proc.stderr)
+    assert proc.returncode == 2 and "0x0 pixels" in line
+    assert str(tmp_path / "mnist" / "train-images-idx3-ubyte") in line
 
 
 def test_run_processes_feeds_a_callback_like_a_run_trained_here(tmp_path: Path,

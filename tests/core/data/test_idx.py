@@ -219,3 +219,65 @@ def test_system_fashion_mnist() -> None:
     assert counts.tolist() == [6000] * 5
     x = b.train[0][0]
     assert x.shape == (1, 28, 28) and abs(float(b.val.images.float().mean()) / 255 - 0.29) < 0.05  # type: ignore[attr-defined]
+
+
+# ---- hostile files: bounded memory -----------------------------------------------------------
+def _bomb(path: Path, header: bytes, expands_to: int) -> None:
+    """A gzip file: ``header`` then ``expands_to`` zero bytes, written a chunk at a time."""
+    with gzip.open(path, "wb", compresslevel=9) as fh:
+        fh.write(header)
+        chunk = bytes(1 << 20)
+        for _ in range(expands_to // len(chunk)):
+            fh.write(chunk)
+
+
+def test_a_gzip_bomb_is_refused_holding_only_what_the_header_promises(tmp_path: Path) -> None:
+    import tracemalloc
+
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    promised = 10 * 28 * 28
+    _bomb(path, struct.pack(">I", 0x0803) + struct.pack(">3I", 10, 28, 28), 48 << 20)
+    assert path.stat().st_size < 100_000  # 48 MiB of zeros, packed
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError) as err:
+            read_idx(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "than its header promises" in _one_line_naming(err.value, path)
+    assert peak < promised + (4 << 20), peak  # the promise plus a few chunks, not 48 MiB
+
+
+def test_a_header_claiming_more_than_the_file_can_hold(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "train-images-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(struct.pack(">I", 0x0803)
+                                   + struct.pack(">3I", 60000, 280, 28)))  # 470 MB promised
+    with pytest.raises(DataError) as err:
+        read_idx(path)
+    assert "more than a gzip file of" in _one_line_naming(err.value, path)
+    sparse = tmp_path / "t10k-images-idx3-ubyte"  # an 8 GiB file that takes no disk
+    with sparse.open("wb") as fh:
+        fh.write(struct.pack(">I", 0x0803) + struct.pack(">3I", 60000, 28, 28))
+        fh.truncate(8 << 30)
+    with pytest.raises(DataError, match="bytes more than its header promises"):
+        read_idx(sparse)
+    monkeypatch.setattr(idx, "memory_limit", lambda: 64 << 20)  # a 64 MiB memory cap
+    sparse.write_bytes(b"")
+    with sparse.open("wb") as fh:
+        fh.write(struct.pack(">I", 0x0803) + struct.pack(">3I", 60000, 28, 28))
+        fh.truncate(16 + 60000 * 28 * 28)
+    with pytest.raises(DataError) as err:
+        read_idx(sparse)
+    assert "too large for this machine" in _one_line_naming(err.value, sparse)
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_images_of_no_pixels_are_refused_naming_the_file(tmp_path: Path, gz: bool,
+                                                         no_system_copy: Path) -> None:
+    write_set(tmp_path, side=0, gz=gz)
+    with pytest.raises(DataError) as err:
+        build_datasets(DataConfig(dataset="mnist", root=str(tmp_path)))
+    path = tmp_path / ("train-images-idx3-ubyte" + (".gz" if gz else ""))
+    assert "0x0 pixels" in _one_line_naming(err.value, path)
