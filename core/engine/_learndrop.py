@@ -331,15 +331,12 @@ class LearnDrop:
         """Savings so far, keyed by the savings record's fields (``_now``: per step in the
         current drop state, ``_total``: over the run so far); FLOP figures are fractions of
         the full network's (0.3 = 30%)."""
-        r = self.savings_report()
-        out = {k: getattr(r, k) for k in r.__dataclass_fields__}
-        out["score_overhead"] = self.score_overhead
-        out["cache_location"] = self._cache.location
-        out["cache_disabled_reason"] = self.cache_disabled_reason
-        ddp = self._ddp
-        out["world_size"] = ddp.world_size if ddp is not None else 1
-        out["allreduce_timeline"] = [list(t) for t in ddp.timeline] if ddp is not None else []
-        return out
+        r, ddp = self.savings_report(), self._ddp
+        return {**{k: getattr(r, k) for k in r.__dataclass_fields__},
+                "score_overhead": self.score_overhead, "cache_location": self._cache.location,
+                "cache_disabled_reason": self.cache_disabled_reason,
+                "world_size": ddp.world_size if ddp is not None else 1,
+                "allreduce_timeline": [list(t) for t in ddp.timeline] if ddp else []}
 
     @property
     def score_overhead(self) -> float:

@@ -1,5 +1,6 @@
-"""No import cycle anywhere in the package, counting what import-linter leaves out: imports
-under ``if TYPE_CHECKING:`` and imports inside functions.
+"""The shape of the code, enforced: no source file over 500 lines, and no import cycle
+anywhere in the package, counting what import-linter leaves out: imports under
+``if TYPE_CHECKING:`` and imports inside functions.
 
 A cycle that only type hints close is still two modules that cannot be read alone; the
 contracts in pyproject.toml exclude type-checking imports, so this test reads the sources
@@ -98,3 +99,13 @@ def test_no_import_cycle() -> None:
     assert "learndrop.core.engine._learndrop" in known
     graph = {m: _imports(m, p, known) for m, p in known.items()}
     assert not _cycles(graph), f"import cycles: {_cycles(graph)}"
+
+
+#: the most lines a source file may have: past it, a module does more than one job
+MAX_LINES = 500
+
+
+def test_no_source_file_over_the_limit() -> None:
+    long = {name: n for name, path in _modules().items()
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert not long, f"files over {MAX_LINES} lines: {long}"
