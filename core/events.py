@@ -44,8 +44,11 @@ steps of the first epoch (1 .. steps_per_epoch) are in epoch 1.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import math
+import typing
 import weakref
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -69,6 +72,7 @@ __all__ = [
     "Callback",
     "HOOKS",
     "call_hook",
+    "payload_hooks",
     "event_to_dict",
     "display_epoch",
     "epoch_of_step",
@@ -265,8 +269,22 @@ class Callback:
 
 
 #: every hook :func:`call_hook` may fire, in the order :class:`Callback` declares them: the one
-#: list of the protocol, from which every adapter (the app's Qt bridge) is derived
+#: list of the protocol, from which every adapter (the app's Qt bridge, the store's replay) is
+#: derived
 HOOKS: tuple[str, ...] = tuple(name for name in vars(Callback) if name.startswith("on_"))
+
+
+@functools.cache
+def payload_hooks() -> dict[type, str]:
+    """Each event dataclass and the hook that carries it, read from :class:`Callback`'s
+    signatures (what the store's replay feeds a stored event to)."""
+    out: dict[type, str] = {}
+    for hook in HOOKS:
+        hints = typing.get_type_hints(getattr(Callback, hook))
+        kind = next((v for k, v in hints.items() if k != "return"), None)
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+            out[kind] = hook
+    return out
 
 # (callback, hook) pairs whose failure was already reported: a hook that fails on every
 # batch is logged and reported once, not thousands of times

@@ -28,6 +28,7 @@ from ..events import (
     ScoreCheck,
     UserAction,
     call_hook,
+    payload_hooks,
 )
 from ._events import EpochStart, Row, RunMessage, WallClock, rows_for
 from ._journal import JournalWriter
@@ -290,11 +291,9 @@ class StoreRecorder(Callback):
                 pass
 
 
-_HOOKS: dict[type, str] = {
-    FitStart: "on_fit_start", EpochStart: "on_epoch_start", Progress: "on_progress",
-    ScoreCheck: "on_scores", DropEvent: "on_drop", EpochEnd: "on_epoch_end",
-    CheckpointSaved: "on_checkpoint", UserAction: "on_user_action", FitEnd: "on_fit_end",
-}
+#: the hook each stored event goes to: the events' own (from the Callback's signatures),
+#: and the store's record of an epoch's start
+_HOOKS: dict[type, str] = {**payload_hooks(), EpochStart: "on_epoch_start"}
 
 
 def replay(events: Iterable[Any], callbacks: Iterable[Callback]) -> int:

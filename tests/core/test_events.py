@@ -95,3 +95,25 @@ def test_a_failing_on_warning_does_not_loop(caplog: pytest.LogCaptureFixture) ->
 ])
 def test_epoch_helpers(fn: Any, args: tuple[int, ...], expected: float) -> None:
     assert fn(*args) == expected
+
+
+def test_each_event_payload_has_one_hook_read_from_the_callback() -> None:
+    from learndrop.core.events import (
+        HOOKS,
+        CheckpointSaved,
+        DropEvent,
+        EpochEnd,
+        FitEnd,
+        FitStart,
+        Progress,
+        ScoreCheck,
+        UserAction,
+        payload_hooks,
+    )
+
+    hooks = payload_hooks()
+    assert hooks == {FitStart: "on_fit_start", Progress: "on_progress", ScoreCheck: "on_scores",
+                     DropEvent: "on_drop", EpochEnd: "on_epoch_end",
+                     CheckpointSaved: "on_checkpoint", UserAction: "on_user_action",
+                     FitEnd: "on_fit_end"}
+    assert set(hooks.values()) <= set(HOOKS)
