@@ -24,7 +24,9 @@ The rule, input to output:
    group without parameters joins the unit before it (the one after it when it leads), so each
    unit's output still feeds the next.
 4. No block class (a VGG or AlexNet: leaves only): one unit per convolution with what follows
-   it, and the head is what comes after the last convolution's top-level container. Otherwise
+   it, named by its module path when it is one module (a hand-written stage such as
+   ``nn.Sequential(conv, bn, relu)``), else ``conv1``, ``conv2``...; the head is what comes
+   after the last convolution's top-level container. Otherwise
    (no blocks, composite children): the top-level children that own parameters.
 """
 
@@ -329,7 +331,14 @@ def _vgg_spec(root: nn.Module, items: list[_Item]) -> Spec | None:
             groups.append([])
         groups[-1].append(it)
     head = items[head_at:]
-    spec: Spec = [(f"conv{k + 1}", _compress(g, items)) for k, g in enumerate(groups)]
+    spec: Spec = []
+    taken: set[str] = {"head"} if head else set()
+    for k, g in enumerate(groups):
+        names = _compress(g, items)
+        # a group that is one container (a hand-written stage) is named by its path
+        whole = len(names) == 1 and names[0] not in {it.name for it in g}
+        label = names[0] if whole else f"conv{k + 1}"
+        spec.append((_unique(label, taken), names))
     if head:
         spec.append(("head", _compress(head, items)))
     return spec
