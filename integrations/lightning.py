@@ -122,8 +122,10 @@ class LearnDropCallback(Callback):
                               f"configure_optimizers returned {len(optimizers)}")
         # A second fit() with the same callback carries the drops over to the new optimizer.
         state = self._restored
-        if state is None and self.learndrop is not None and network is self._network:
-            state = self.learndrop.state_dict()
+        if self.learndrop is not None and network is self._network:
+            state = state or self.learndrop.state_dict()
+            for name in reversed(list(self.learndrop.dropped)):  # back through ``state``
+                self.learndrop.restore(name)
         self._restored = None
         steps_per_epoch, total_steps = _step_counts(trainer)
         ld = LearnDrop(network, optimizers[0] if optimizers else None,

@@ -41,9 +41,11 @@ class Accounting:
     def measured(self) -> bool:
         return self.meter is not None
 
-    def measure(self, model: nn.Module, units: Sequence[Unit], example: Any) -> None:
-        """Measure each unit's FLOPs on ``example`` and start the savings meter."""
-        total = measure_units(model, list(units), example)
+    def measure(self, model: nn.Module, units: Sequence[Unit], example: Any,
+                kwargs: dict[str, Any] | None = None) -> None:
+        """Measure each unit's FLOPs on ``example`` (one input or a tuple of them) and
+        ``kwargs``, and start the savings meter."""
+        total = measure_units(model, list(units), example, kwargs)
         self.total_forward_flops = total
         self.other_flops = max(total - sum(u.forward_flops for u in units), 0)
         self.meter = SavingsMeter(total, block=self.block)

@@ -20,12 +20,13 @@ import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from ._cache import ActivationCache, CacheSpillError
+from ._cache import ActivationCache, CacheSpillError, remove_stale_spill_files
 
-__all__ = ["CacheCall", "CacheMode", "EvalCache"]
+__all__ = ["CacheCall", "CacheMode", "EvalCache", "Caches"]
 
 #: float16 rounding is at most 2**-11 of a value; the comparison allows twice that
 RTOL = 1e-3
@@ -33,10 +34,29 @@ ATOL = 1e-3
 _HALF_MAX = torch.finfo(torch.float16).max
 
 
-def _host_ids(sample_ids: torch.Tensor) -> torch.Tensor:
-    """A batch's sample ids as a flat long tensor on the host (the cache's index)."""
-    ids = sample_ids.detach().reshape(-1)
-    return (ids if ids.device.type == "cpu" else ids.cpu()).long()
+def _host_ids(sample_ids: Any, num_samples: int | None) -> torch.Tensor:
+    """A batch's sample ids as a flat long tensor on the host (the cache's index). A tensor,
+    a list or a numpy array of whole numbers is taken; anything else, or an id outside
+    0 .. ``num_samples`` - 1, is a ``ValueError`` naming ``sample_ids``."""
+    try:
+        ids = torch.as_tensor(sample_ids).detach().reshape(-1)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"sample_ids must be each sample's index in the data set (a tensor, "
+                         f"list or array of whole numbers), got {type(sample_ids).__name__}"
+                         ) from None
+    if ids.is_floating_point() or ids.is_complex() or ids.dtype == torch.bool:
+        raise ValueError(f"sample_ids must be whole numbers (each sample's index in the data "
+                         f"set), got {ids.dtype}")
+    ids = (ids if ids.device.type == "cpu" else ids.cpu()).long()
+    if ids.numel():
+        low, high = int(ids.min()), int(ids.max())
+        limit = num_samples if num_samples else None
+        if low < 0 or (limit is not None and high >= limit):
+            bad = low if low < 0 else high
+            shown = f"0 to {limit - 1}" if limit is not None else "0 or more"
+            raise ValueError(f"sample_ids must be each sample's index in the data set, "
+                             f"{shown}; got {bad}")
+    return ids
 
 
 def _matches(cached: torch.Tensor, out: torch.Tensor) -> bool:
@@ -54,6 +74,7 @@ class CacheCall:
     fill: bool  # some sample is not cached: the prefix runs and its output is stored
     verify: bool  # cached, but the prefix runs and its output is compared with the cache
     next_verify: int  # the step from which the next verification is due, if this one passes
+    check: bool = False  # the prefix runs, the cache is read, nothing is stored (see _forward)
 
 
 class CacheMode:
@@ -70,6 +91,7 @@ class CacheMode:
         self._dtype = torch.float32
         self._rng = random.Random(seed)  # its own: training's random state is untouched
         self._warned: set[str] = set()
+        self.check_time_s = 0.0  # spent checking the whole output served from the cache
 
     def reset(self) -> None:
         """The prefix changed: forget every cached output."""
@@ -89,6 +111,10 @@ class CacheMode:
         self.cache.clear()
         self.notify(reason)
 
+    def refuse(self, reason: str) -> None:
+        """The model cannot be served from the cache at all (see :mod:`._forward`)."""
+        self.disable(reason)
+
     def begin(self, sample_ids: torch.Tensor | None, *, step: int, epoch_start: int,
               steps_per_epoch: int | None) -> CacheCall | None:
         """What the next training forward does with the cache (None: nothing)."""
@@ -99,7 +125,7 @@ class CacheMode:
                            "(ld.model(x, sample_ids=idx)); without them the dropped prefix "
                            "runs frozen, as in freeze mode")
             return None
-        ids = _host_ids(sample_ids)
+        ids = _host_ids(sample_ids, self.num_samples)
         hit = self.cache.covers(ids)
         verify = hit and step >= self.next_verify
         span = steps_per_epoch or max(math.ceil((self.num_samples or 0) / max(ids.numel(), 1)),
@@ -110,6 +136,10 @@ class CacheMode:
 
     def read(self, call: CacheCall) -> torch.Tensor:
         return self.cache.get(call.ids, self._dtype)
+
+    def peek(self, call: CacheCall) -> torch.Tensor:
+        """The cached values, as :meth:`read`, for the whole-output check."""
+        return self.read(call)
 
     def store(self, call: CacheCall, out: torch.Tensor) -> torch.Tensor:
         """The prefix's computed output for a fill or verify call; returns what the rest of
@@ -153,11 +183,21 @@ class EvalCache:
     evaluated in full, as without the cache.
     """
 
-    def __init__(self, cache: ActivationCache, num_samples: int | None) -> None:
+    def __init__(self, cache: ActivationCache, num_samples: int | None,
+                 on_refuse: Callable[[str], None] | None = None) -> None:
         self.cache = cache
         self.num_samples = num_samples or 0
         self.disabled_reason = ""
         self.batches_read = 0  # evaluation batches answered from the cache
+        self.check_time_s = 0.0
+        self.on_refuse = on_refuse  # the training cache's way out, for the same model
+
+    def refuse(self, reason: str) -> None:
+        """The model cannot be served from a cache at all: this one and the training
+        cache are turned off."""
+        self.disable(reason)
+        if self.on_refuse is not None:
+            self.on_refuse(reason)
 
     def reset(self) -> None:
         self.cache.clear()
@@ -169,7 +209,7 @@ class EvalCache:
     def begin(self, sample_ids: torch.Tensor | None) -> CacheCall | None:
         if self.disabled_reason or sample_ids is None:
             return None
-        ids = _host_ids(sample_ids)
+        ids = _host_ids(sample_ids, None)  # the set's size only sizes this cache
         hit = self.cache.covers(ids)
         verify = hit and int(ids.min()) == 0
         return CacheCall(ids, hit=hit and not verify, fill=not hit, verify=verify,
@@ -177,6 +217,10 @@ class EvalCache:
 
     def read(self, call: CacheCall) -> torch.Tensor:
         self.batches_read += 1
+        return self.peek(call)
+
+    def peek(self, call: CacheCall) -> torch.Tensor:
+        """The cached values, not counted as a batch read (the whole-output check)."""
         return self.cache.get(call.ids, self.cache.dtype)
 
     def store(self, call: CacheCall, out: torch.Tensor) -> torch.Tensor:
@@ -190,3 +234,42 @@ class EvalCache:
         except (CacheSpillError, RuntimeError) as exc:  # over the budget, out of memory
             self.disable(f"the evaluation cache does not fit: {exc}")
         return out
+
+
+class Caches:
+    """The two caches of one dropped prefix: the training cache (:class:`CacheMode`, in
+    ``activations``) and the evaluation one, within one memory budget each."""
+
+    def __init__(self, budget_mb: int, device: torch.device, *, num_samples: int | None,
+                 eval_samples: int | None, spill_dir: str | None,
+                 notify: Callable[[str], None], used: bool) -> None:
+        self.activations = ActivationCache(budget_mb * 2**20, device, spill_dir)
+        if used:  # what killed runs of older versions left behind
+            remove_stale_spill_files(spill_dir)
+        self.training = CacheMode(self.activations, num_samples, notify)
+        self.evaluation = EvalCache(ActivationCache(budget_mb * 2**20, device, exact=True),
+                                    eval_samples, on_refuse=self.training.disable)
+
+    def reset(self) -> None:
+        """The dropped prefix changed: forget every cached output."""
+        self.training.reset()
+        self.evaluation.reset()
+
+    def check_share(self, train_time_s: float) -> float:
+        """Time spent checking whole outputs served from the training cache, as a share of
+        ``train_time_s`` (the measured step time)."""
+        return self.training.check_time_s / train_time_s if train_time_s > 0 else 0.0
+
+    def plan(self, sample_ids: torch.Tensor | None, training: bool, *, step: int,
+             epoch_start: int, steps_per_epoch: int | None
+             ) -> tuple[CacheMode | EvalCache | None, CacheCall | None]:
+        """The cache a forward uses and what it does with it (None: no cache). A training
+        forward uses the training cache; an evaluation with ``sample_ids`` (each sample's
+        position in the evaluation set) uses the evaluation cache."""
+        if training:
+            return self.training, self.training.begin(
+                sample_ids, step=step, epoch_start=epoch_start,
+                steps_per_epoch=steps_per_epoch)
+        if self.training.disabled_reason or torch.is_grad_enabled():
+            return None, None
+        return self.evaluation, self.evaluation.begin(sample_ids)

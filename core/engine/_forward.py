@@ -27,7 +27,9 @@ module's plain forward: the copy is the complete model.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import time
 from collections.abc import Callable
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -41,7 +43,7 @@ if TYPE_CHECKING:
     from ._cache_mode import CacheCall
 
 __all__ = ["DropAwareModule", "Role", "Redirect", "CallPlan", "install_redirects",
-           "remove_redirects"]
+           "remove_redirects", "output_difference"]
 
 _MISSING = object()
 
@@ -111,12 +113,112 @@ def _cached_forward(r: Redirect, args: tuple, kwargs: dict) -> Any:
     if call is None:  # the cache is not used for this call: as in freeze
         return _frozen(r.original, args, kwargs)
     modes = _active.cache  # the training cache, or the evaluation one
+    if modes.disabled_reason:  # turned off during this forward
+        return _frozen(r.original, args, kwargs)
+    if r.role is Role.BOUNDARY:
+        if _active.boundary_seen:
+            modes.refuse(
+                f"cache mode: the model calls the cached unit '{r.unit.name}' more than once "
+                f"in one forward (a shared block), so its output cannot be read from a "
+                f"cache; the dropped prefix runs frozen, as in freeze mode, for the rest of "
+                f"the run")
+            return _frozen(r.original, args, kwargs)
+        _active.boundary_seen = True
+    if call.check:  # computed in full, the boundary as cached (the whole-output check)
+        out = _frozen(r.original, args, kwargs)
+        return modes.peek(call) if r.role is Role.BOUNDARY and torch.is_tensor(out) else out
     if call.hit:
-        return modes.read(call) if r.role is Role.BOUNDARY else args[0]
+        if r.role is Role.BOUNDARY:
+            return modes.read(call)
+        # a cached module's work is skipped: it hands on a copy of its input, never the
+        # caller's tensor, which an in-place operation after it would otherwise change
+        return args[0].clone() if torch.is_tensor(args[0]) else args[0]
     out = _frozen(r.original, args, kwargs)
     if r.role is Role.BOUNDARY and torch.is_tensor(out):
         out = modes.store(call, out)
     return out
+
+
+# ---- whole-output verification ------------------------------------------------------------
+#: how far the output served from the cache may be from the computed one: both read the same
+#: cached boundary, so only kernels that are not bit-reproducible (some GPU ones) differ
+OUT_RTOL = 1e-3
+OUT_ATOL = 1e-4
+
+
+def _quiet_pass(model: nn.Module, args: tuple, kwargs: dict, call: CacheCall) -> Any:
+    """One forward without gradients under the cache plan ``call`` whose random draws and
+    buffer updates (BatchNorm statistics) are undone; what it raises is returned."""
+    buffers = list(model.buffers())
+    saved = [b.detach().clone() for b in buffers]
+    devices = sorted({t.device.index or 0 for t in [*buffers, *model.parameters()]
+                      if t.device.type == "cuda"})
+    _active.call, _active.boundary_seen = call, False
+    try:
+        with torch.random.fork_rng(devices=devices), torch.no_grad():
+            return model(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - a forward that cannot run on the cache says so
+        return exc
+    finally:
+        with torch.no_grad():
+            for b, value in zip(buffers, saved):
+                b.copy_(value)
+
+
+def _check_whole_output(model: nn.Module, cache: Any, call: CacheCall, args: tuple,
+                        kwargs: dict) -> None:
+    """Before a batch is verified (so before any batch is served from the cache): the model's
+    output served from the cache must be its output computed in full (the cached boundary
+    read in both), else the cache is refused. Two passes without gradients that change
+    nothing the run computes; their time is added to ``cache.check_time_s``."""
+    t0 = time.perf_counter()
+    served = _quiet_pass(model, args, kwargs,
+                         dataclasses.replace(call, hit=True, fill=False, verify=False))
+    computed = _quiet_pass(model, args, kwargs,
+                           dataclasses.replace(call, hit=False, fill=False, verify=False,
+                                               check=True))
+    cache.check_time_s += time.perf_counter() - t0
+    if isinstance(computed, Exception) or cache.disabled_reason:
+        return  # the computed pass fails as the model itself would, or a pass turned it off
+    problem = (f"it fails ({_first_line(served)})" if isinstance(served, Exception)
+               else output_difference(served, computed))
+    if problem:
+        cache.refuse(
+            f"cache mode: the model's output with the dropped prefix read from the cache is "
+            f"not its output computed in full ({problem}): its forward uses a cached unit's "
+            f"output elsewhere than in the next unit (a long skip, a U-Net's encoder, a "
+            f"second input); the dropped prefix runs frozen, as in freeze mode, for the rest "
+            f"of the run")
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else 'no message'}"
+
+
+def _tensors(value: Any) -> list[torch.Tensor]:
+    """The tensors of a model's output (a tensor, or tuples, lists and dicts of them)."""
+    if torch.is_tensor(value):
+        return [value]
+    if isinstance(value, dict):
+        return [t for v in value.values() for t in _tensors(v)]
+    if isinstance(value, (list, tuple)):
+        return [t for v in value for t in _tensors(v)]
+    return []
+
+
+def output_difference(served: Any, computed: Any) -> str:
+    """'' when two outputs of the model agree (within :data:`OUT_RTOL` of the computed
+    one's scale), else what differs."""
+    a, b = _tensors(served), _tensors(computed)
+    if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b)):
+        return "its outputs have other shapes"
+    for x, y in zip(a, b):
+        x, y = x.detach().float(), y.detach().float()
+        scale = float(y.abs().amax()) if y.numel() else 0.0
+        if not torch.allclose(x, y, rtol=OUT_RTOL, atol=OUT_ATOL * max(scale, 1.0)):
+            return f"its output differs by up to {float((x - y).abs().amax()):.3g}"
+    return ""
 
 
 def _uninstall(m: nn.Module, r: Redirect) -> None:
@@ -154,14 +256,23 @@ CallPlan = tuple[nn.Module, "CacheCall | None", Any]
 
 
 @torch.compiler.disable
-def _prepare(plan: Callable[..., CallPlan], training: bool, args: tuple, kwargs: dict,
-             sample_ids: torch.Tensor | None) -> nn.Module:
-    """The bookkeeping of one ``ld.model`` call, outside any compiled graph."""
-    first = args[0] if args else next(iter(kwargs.values()), None)
-    runner, call, cache = plan(training, first, sample_ids)
+def _prepare(plan: Callable[..., CallPlan], model: nn.Module, owner: object, training: bool,
+             args: tuple, kwargs: dict, sample_ids: Any) -> nn.Module:
+    """The bookkeeping of one ``ld.model`` call, outside any compiled graph; before a
+    verified batch, the whole-output check (:func:`_check_whole_output`)."""
+    runner, call, cache = plan(training, args, kwargs, sample_ids)
     _active.call, _active.cache = call, cache
+    _active.boundary_seen = False  # the cached output is one per forward
     if not hasattr(_active, "owner"):  # this thread's first call: a value a guard can read
         _active.owner = None
+    if call is not None and call.verify:
+        previous = _active.owner
+        _active.owner = owner
+        try:
+            _check_whole_output(model, cache, call, args, kwargs)
+        finally:
+            _active.owner = previous
+            _active.call, _active.boundary_seen = call, False
     return runner
 
 
@@ -185,7 +296,8 @@ class DropAwareModule(nn.Module):
         self._register_load_state_dict_pre_hook(_add_inner_prefix)
 
     def forward(self, *args: Any, sample_ids: torch.Tensor | None = None, **kwargs: Any) -> Any:
-        runner = _prepare(self._plan, self.training, args, kwargs, sample_ids)
+        runner = _prepare(self._plan, self.inner, self._owner, self.training, args, kwargs,
+                          sample_ids)
         previous = _active.owner
         _active.owner = self._owner
         try:

@@ -44,11 +44,18 @@ from torch import nn
 from ..errors import ConfigError, ModelError
 from ..events import Callback, DropEvent, SavingsReport, ScoreCheck, UnitInfo, call_hook
 from ._accounting import Accounting
-from ._cache import ActivationCache, remove_stale_spill_files
-from ._cache_mode import CacheCall, CacheMode, EvalCache
+from ._cache_mode import Caches
 from ._ddp import DataParallel, ddp_options
 from ._drop_state import DropState
 from ._forward import CallPlan, DropAwareModule, install_redirects
+from ._misuse import (
+    NOTHING_MOVED,
+    check_optimizer,
+    checked_callback,
+    claim_model,
+    guard_optimizer_loading,
+    owner_of,
+)
 from ._notices import notify
 from ._policy import DropPolicy
 from ._rule import ScoreState, drops_now, is_kept, may_drop
@@ -69,15 +76,15 @@ class LearnDrop:
     defaults); any of them given as a keyword argument (``threshold=0.2``) replaces the
     policy's value. Either way they are checked against the policy's one declaration, and
     an invalid or unknown one raises a :class:`ConfigError` naming ``drop.<setting>``.
-    ``example_input`` (one batch, or one sample with a batch dimension) measures FLOPs now;
-    without it they are measured on the first call of ``ld.model``. ``num_samples`` sizes
-    the activation cache (``mode="cache"``, where ``ld.model(x, sample_ids=idx)`` must get
-    each sample's index); in evaluation (``ld.model.eval()`` under ``torch.no_grad()``)
-    ``ld.model(x, sample_ids=pos)``, ``pos`` each sample's position in the evaluation set,
-    reuses the dropped prefix's output on that set too (kept exactly; ``eval_samples`` is
-    the set's size). ``sync_every``: how many steps apart the training loop reads a
-    value back from the device; on a device timed by the host's clock (neither the CPU nor
-    CUDA, see :mod:`._timing`) step times are averaged over that many steps.
+    ``example_input`` (one batch, or one sample with a batch dimension; a tuple for several
+    inputs, ``example_kwargs`` for keyword inputs) measures FLOPs now, else the first call of
+    ``ld.model`` does (on all its inputs). ``num_samples`` sizes the activation cache
+    (``mode="cache"``, where ``ld.model(x, sample_ids=idx)`` gets each sample's index); in
+    evaluation (``ld.model.eval()`` under ``torch.no_grad()``) ``ld.model(x,
+    sample_ids=pos)``, ``pos`` each sample's position in the evaluation set (of
+    ``eval_samples``), reuses the dropped prefix's output on that set too, exactly.
+    ``sync_every``: how many steps apart the loop reads a value back from the device (a
+    device timed by the host's clock averages step times over that many steps).
     ``wrap`` builds the module ``ld.model`` runs from the plain model
     (``lambda m: DistributedDataParallel(m, device_ids=[rank])``, say); it is called again
     after every change of drop state.
@@ -100,7 +107,7 @@ class LearnDrop:
         optimizer: torch.optim.Optimizer | None = None,
         *,
         policy: DropPolicy | None = None,
-        example_input: torch.Tensor | None = None,
+        example_input: Any = None, example_kwargs: dict[str, Any] | None = None,
         num_samples: int | None = None,
         eval_samples: int | None = None,
         cache_dir: str | None = None,
@@ -125,12 +132,16 @@ class LearnDrop:
         self.runner = Runner(self.base_model, model, wrap, data_parallel=self._ddp is not None)
         if self._ddp is not None:
             self._ddp.on_release = self.runner.release
+        check_optimizer(optimizer, self.base_model)
+        guard_optimizer_loading(optimizer)
         self.optimizer = optimizer
         self.num_samples = num_samples
         self.steps_per_epoch = steps_per_epoch
         self.total_steps = total_steps
-        self.callbacks: list[Callback] = list(callbacks)
+        self.callbacks: list[Callback] = [checked_callback(cb) for cb in callbacks]
 
+        earlier = owner_of(self.base_model)
+        claim_model(self.base_model, self, earlier.dropped if earlier is not None else ())
         self.units: list[Unit] = discover_units(self.base_model,
                                                 list(self.policy.units) or None)
         self._by_name = {u.name: u for u in self.units}
@@ -144,18 +155,15 @@ class LearnDrop:
         self.epoch = 0
         self._epoch_start_step = 0
         self._pending: deque[tuple[str, str]] = deque()
-        self._cache = ActivationCache(self.policy.cache_budget_mb * 2**20, device,
-                                      cache_dir)
-        if self.policy.mode == "cache":  # what killed runs of older versions left behind
-            remove_stale_spill_files(cache_dir)
-        self._cache_mode = CacheMode(self._cache, num_samples,
-                                     lambda message: notify(self.callbacks, message))
-        self._eval_cache = EvalCache(ActivationCache(self.policy.cache_budget_mb * 2**20,
-                                                     device, exact=True), eval_samples)
+        self._said = False  # that no parameter moved (said once)
+        self.caches = Caches(self.policy.cache_budget_mb, device, num_samples=num_samples,
+                             eval_samples=eval_samples, spill_dir=cache_dir,
+                             notify=lambda message: notify(self.callbacks, message),
+                             used=self.policy.mode == "cache")
         for name in self.policy.pinned:
             self.pin(name)
-        if example_input is not None:
-            self._measure(example_input)
+        if example_input is not None or example_kwargs:
+            self._measure(() if example_input is None else example_input, example_kwargs)
 
     # ---- public API ---------------------------------------------------------------------------
     def unit(self, name: str) -> Unit:
@@ -176,8 +184,9 @@ class LearnDrop:
                               skippable=u.skippable) for u in self.units)
 
     def add_callback(self, callback: Callback) -> None:
-        """Hear the engine's events (drops, score checks, warnings) from now on."""
-        self.callbacks.append(callback)
+        """Hear the engine's events (drops, score checks, warnings) from now on; a
+        ``TypeError`` if ``callback`` lacks a hook (subclass :class:`Callback`)."""
+        self.callbacks.append(checked_callback(callback))
 
     def is_dropped(self, name: str) -> bool:
         """Whether unit ``name`` is dropped now."""
@@ -188,8 +197,7 @@ class LearnDrop:
         return self.drops.is_pinned(self.unit(name))
 
     def is_kept(self, name: str) -> bool:
-        """Whether the policy never drops unit ``name``: the head, and the
-        ``drop.keep_last`` units before it."""
+        """Whether the policy never drops ``name``: the head, ``drop.keep_last`` before it."""
         u = self.unit(name)
         return is_kept(u.index, len(self.units), self.policy.keep_last, u.is_head)
 
@@ -239,7 +247,7 @@ class LearnDrop:
     @property
     def cache_disabled_reason(self) -> str:
         """Why cache mode fell back to freeze for the rest of the run ('' while it has not)."""
-        return self._cache_mode.disabled_reason
+        return self.caches.training.disabled_reason
 
     def pin(self, name: str) -> None:
         """Never drop this unit (a dropped one is restored first)."""
@@ -317,6 +325,10 @@ class LearnDrop:
         event = self.scorer.check(self.drops.training(), self.optimizer,
                                   step=self.step_count, epoch=self._epoch_float())
         call_hook(self.callbacks, "on_scores", event)
+        moved = [c for c in event.changes if c is not None]
+        if self.policy.score == "change" and moved and not any(moved) and not self._said:
+            self._said = True
+            notify(self.callbacks, NOTHING_MOVED)
         if may_drop(self.policy, self.epoch):
             statuses = self.drops.statuses([s.streak for s in self.scorer.states])
             names = [self.units[i].name
@@ -333,7 +345,9 @@ class LearnDrop:
         the full network's (0.3 = 30%)."""
         r, ddp = self.savings_report(), self._ddp
         return {**{k: getattr(r, k) for k in r.__dataclass_fields__},
-                "score_overhead": self.score_overhead, "cache_location": self._cache.location,
+                "score_overhead": self.score_overhead,
+                "cache_location": self.caches.activations.location,
+                "cache_check_overhead": self.caches.check_share(self.accounting.train_time_s),
                 "cache_disabled_reason": self.cache_disabled_reason,
                 "world_size": ddp.world_size if ddp is not None else 1,
                 "allreduce_timeline": [list(t) for t in ddp.timeline] if ddp else []}
@@ -436,10 +450,9 @@ class LearnDrop:
         cached = range(0)
         if self.policy.mode == "cache" and self.accounting.measured:
             cached = self.drops.cacheable(
-                lambda message: self._cache_mode.warn_once("cached", message))
+                lambda message: self.caches.training.warn_once("cached", message))
         if self.drops.layout(cached):
-            self._cache_mode.reset()
-            self._eval_cache.reset()
+            self.caches.reset()
         install_redirects(self, self.drops.redirects, self.drops.roles(self.policy.mode))
         if self._ddp is not None:
             self._ddp.changed(self.step_count)
@@ -454,33 +467,21 @@ class LearnDrop:
             return self.epoch + (self.step_count - self._epoch_start_step) / self.steps_per_epoch
         return float(self.epoch)
 
-    def _cache_call(self, sample_ids: torch.Tensor | None, training: bool
-                    ) -> tuple[CacheMode | EvalCache | None, CacheCall | None]:
-        """The cache this forward uses and what it does with it (None: no cache). A
-        training forward uses the training cache; an evaluation with ``sample_ids`` (each
-        sample's position in the evaluation set) uses the evaluation cache."""
-        if self.policy.mode != "cache" or not self.drops.cached:
-            return None, None
-        if training:
-            return self._cache_mode, self._cache_mode.begin(
-                sample_ids, step=self.step_count, epoch_start=self._epoch_start_step,
-                steps_per_epoch=self.steps_per_epoch)
-        if self._cache_mode.disabled_reason or torch.is_grad_enabled():
-            return None, None
-        return self._eval_cache, self._eval_cache.begin(sample_ids)
-
-    def _plan_call(self, training: bool, first: Any, sample_ids: torch.Tensor | None
+    def _plan_call(self, training: bool, args: tuple, kwargs: dict, sample_ids: Any
                    ) -> CallPlan:
         """What one ``ld.model`` call runs (see :mod:`._forward`): FLOPs measured on the
         first call, the wrapper rebuilt after a change of drop state, the cache's plan, and
         the cost the call's step is counted at."""
-        if not self.accounting.measured and first is not None:
-            self._measure(first.detach() if torch.is_tensor(first) else first)
+        if not self.accounting.measured and (args or kwargs):
+            self._measure(args, kwargs)
         self.runner.sync(self.drops.version, self.model.training)
         call = cache = None
         if self.dropped:
             self.drops.enforce_eval()
-            cache, call = self._cache_call(sample_ids, training)
+            if self.policy.mode == "cache" and self.drops.cached:
+                cache, call = self.caches.plan(
+                    sample_ids, training, step=self.step_count,
+                    epoch_start=self._epoch_start_step, steps_per_epoch=self.steps_per_epoch)
         if not self.dropped:
             self.accounting.step_cost = None  # the full cost
         elif training:
@@ -492,7 +493,8 @@ class LearnDrop:
         self.runner.train(mode)
         self.drops.enforce_eval()
 
-    def _measure(self, example: Any) -> None:
-        """Measure each unit's FLOPs on ``example`` and start the savings meter."""
-        self.accounting.measure(self.base_model, self.units, example)
+    def _measure(self, example: Any, kwargs: dict[str, Any] | None = None) -> None:
+        """Measure each unit's FLOPs on ``example`` (one input or a tuple of them) and
+        ``kwargs``, and start the savings meter."""
+        self.accounting.measure(self.base_model, self.units, example, kwargs)
         self._drop_state_changed()  # skippable units and cache boundaries are known now

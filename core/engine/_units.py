@@ -197,12 +197,28 @@ def _is_residual(module: nn.Module, x: torch.Tensor) -> bool:
         return _reaches(node, target)
 
 
-def _example_batch(example: torch.Tensor) -> torch.Tensor:
-    """Two samples: training-mode BatchNorm needs more than one value per channel."""
-    if example.dim() < 2:
-        raise ModelError("the example input must have a batch dimension")
-    x = example[:2] if example.shape[0] >= 2 else torch.cat([example[:1], example[:1]])
-    return x.detach()
+def _example_batch(example: Any) -> Any:
+    """Two samples of every tensor in ``example`` (training-mode BatchNorm needs more than one
+    value per channel); tuples, lists and dicts are mapped through."""
+    if torch.is_tensor(example):
+        if example.dim() == 0:  # not batched: a setting such as a temperature
+            return example.detach()
+        x = example[:2] if example.shape[0] >= 2 else torch.cat([example[:1], example[:1]])
+        return x.detach()
+    if isinstance(example, dict):
+        return {k: _example_batch(v) for k, v in example.items()}
+    if isinstance(example, (tuple, list)):
+        return type(example)(_example_batch(v) for v in example)
+    return example
+
+
+def _leaves(value: Any) -> list[torch.Tensor]:
+    """The tensors in ``value`` (through tuples, lists and dicts)."""
+    if torch.is_tensor(value):
+        return [value]
+    items = value.values() if isinstance(value, dict) else (
+        value if isinstance(value, (tuple, list)) else ())
+    return [t for v in items for t in _leaves(v)]
 
 
 @dataclass
@@ -218,7 +234,7 @@ class _Calls:
     single_input: torch.Tensor | None = None
 
 
-def _measure_forward(model: nn.Module, units: list[Unit], x: torch.Tensor,
+def _measure_forward(model: nn.Module, units: list[Unit], args: tuple, kwargs: dict[str, Any],
                      training: bool) -> tuple[int, dict[int, _Calls]]:
     counter = FlopCounterMode(display=False)
     module_unit: dict[int, Unit] = {id(m): u for u in units for m in u.modules}
@@ -254,7 +270,7 @@ def _measure_forward(model: nn.Module, units: list[Unit], x: torch.Tensor,
     try:
         model.train(training)
         with counter:
-            model(x)
+            model(*args, **kwargs)
     finally:
         for h in handles:
             h.remove()
@@ -262,9 +278,14 @@ def _measure_forward(model: nn.Module, units: list[Unit], x: torch.Tensor,
 
 
 @torch.no_grad()
-def measure_units(model: nn.Module, units: list[Unit], example: torch.Tensor) -> int:
+def measure_units(model: nn.Module, units: list[Unit], example: Any,
+                  kwargs: dict[str, Any] | None = None) -> int:
     """Measure each unit's forward FLOPs per sample, call order, chaining and whether it may
     be skipped; returns the model's total forward FLOPs per sample.
+
+    ``example`` is the model's input (one batch, or one sample with a batch dimension), or a
+    tuple of its positional inputs; ``kwargs`` its keyword inputs. Every tensor in them
+    (also inside lists and dicts) is cut to two samples.
 
     Runs one training-mode forward of two samples (the way the model runs while training;
     some layers, such as attention, take other paths in eval mode), then one eval-mode call of
@@ -272,19 +293,26 @@ def measure_units(model: nn.Module, units: list[Unit], example: torch.Tensor) ->
     statistics), each module's mode and the random state are as they were afterwards.
     """
     model = unwrap(model)
-    x = _example_batch(example)
-    n = x.shape[0]
+    if torch.is_tensor(example) and example.dim() < 2:
+        raise ModelError("the example input must have a batch dimension")
+    args = example if isinstance(example, tuple) else (example,)
+    args, kw = _example_batch((args, dict(kwargs or {})))
+    tensors = _leaves((args, kw))
+    if not tensors:
+        raise ModelError("the example input holds no tensor to measure the model with")
+    device, n = tensors[0].device, 2
     error: Exception | None = None
     for training in (True, False):  # eval mode only where a training-mode forward fails
         try:
-            with _untouched(model, x.device):
-                total, calls = _measure_forward(model, units, x, training)
+            with _untouched(model, device):
+                total, calls = _measure_forward(model, units, args, kw, training)
             error = None
             break
         except Exception as exc:  # noqa: BLE001 - any failure means the model does not fit
             error = error or exc
     if error is not None:
-        raise ModelError(f"the model does not accept inputs of shape {tuple(x.shape[1:])}: "
+        shapes = ", ".join(str(tuple(t.shape[1:])) for t in tensors)
+        raise ModelError(f"the model does not accept inputs of shape {shapes}: "
                          f"{first_line(error)}") from None
     for k, u in enumerate(units):
         c = calls[u.index]
@@ -298,6 +326,6 @@ def measure_units(model: nn.Module, units: list[Unit], example: torch.Tensor) ->
         u.skippable = False
         if (not u.is_head and c.single_input is not None and shp_in is not None
                 and shp_in == shp_out):
-            with _untouched(u.modules[0], x.device):  # only the block runs
+            with _untouched(u.modules[0], device):  # only the block runs
                 u.skippable = _is_residual(u.modules[0], c.single_input)
     return int(total // n)

@@ -77,7 +77,7 @@ def test_stale_activations_from_partial_augmentation_fall_back_to_freeze_loudly(
         ld, losses = _run("cache", _flip_some, 10, callbacks=(seen,))
     assert ld.cache_disabled_reason
     assert ld.savings()["cache_disabled_reason"] == ld.cache_disabled_reason
-    assert ld._cache.location == "none"  # the stale activations are gone
+    assert ld.caches.activations.location == "none"  # the stale activations are gone
     assert len([w for w in caught if issubclass(w.category, LearnDropWarning)]) == 1
     assert seen.messages == [ld.cache_disabled_reason]
     # from the fallback on, the run is a freeze run: the same losses as one from the start,
@@ -92,15 +92,15 @@ def test_unchanging_data_keeps_the_cache_and_is_verified_every_epoch() -> None:
         ld, _ = _run("cache", _same, 6)
     assert not ld.cache_disabled_reason
     # the first cached batch (epoch 2) and one batch in each later epoch
-    assert ld._cache_mode.verifications == 5
-    assert ld._cache.location == "host"
+    assert ld.caches.training.verifications == 5
+    assert ld.caches.activations.location == "host"
 
 
 def test_verification_never_changes_what_the_network_computes() -> None:
     """A verified batch gets the cached values, exactly as a cache hit does."""
     _, verified = _run("cache", _same, 4)
     ld, _ = _run("cache", _same, 1)
-    ld._cache_mode.next_verify = 10**9  # never again
+    ld.caches.training.next_verify = 10**9  # never again
     _, hits = _run_continue(ld, 3)
     assert verified[4:] == hits
 
@@ -129,7 +129,7 @@ def test_without_sample_ids_cache_mode_warns_once_and_runs_frozen() -> None:
         ld, losses = _run("cache", _same, 3, with_ids=False, callbacks=(seen,))
     assert len([w for w in caught if "sample indices" in str(w.message)]) == 1
     assert len(seen.messages) == 1
-    assert ld._cache.location == "none"
+    assert ld.caches.activations.location == "none"
     _, frozen = _run("freeze", _same, 3)
     assert losses == frozen
 
@@ -173,14 +173,14 @@ def test_a_prefix_with_a_reshape_between_units_is_cached_only_where_units_chain(
     # the stem runs frozen; the two layers (more FLOPs than the stem) are cached
     assert ld.drops.cached == range(1, 3)
     assert len(seen.messages) == 1 and "'stem'" in seen.messages[0]
-    assert not ld.cache_disabled_reason and ld._cache_mode.verifications >= 2
+    assert not ld.cache_disabled_reason and ld.caches.training.verifications >= 2
     _, frozen = _run("freeze", _same, 4, make=PatchNet, drop=("stem", "layer0", "layer1"))
     assert losses == pytest.approx(frozen, rel=1e-2)
 
 
 def test_cache_mode_under_autocast() -> None:
     ld, losses = _run("cache", _same, 3, autocast=True)
-    assert not ld.cache_disabled_reason and ld._cache.location == "host"
+    assert not ld.cache_disabled_reason and ld.caches.activations.location == "host"
     _, frozen = _run("freeze", _same, 3, autocast=True)
     assert losses == pytest.approx(frozen, rel=1e-2)
 
@@ -210,7 +210,7 @@ def _huge() -> nn.Module:
 def test_a_prefix_output_beyond_float16_is_not_cached() -> None:
     with pytest.warns(LearnDropWarning, match="float16's range"):
         ld, losses = _run("cache", _same, 2, make=_huge)
-    assert ld._cache.location == "none" and ld.cache_disabled_reason
+    assert ld.caches.activations.location == "none" and ld.cache_disabled_reason
     _, frozen = _run("freeze", _same, 2, make=_huge)
     assert losses == frozen
     assert all(torch.isfinite(torch.tensor(losses)))
@@ -276,15 +276,17 @@ def test_evaluation_reuses_the_prefix_output_and_equals_the_complete_model() -> 
     before = counted.calls
     first = _evaluate(ld, val)  # computes and keeps the prefix output
     assert counted.calls - before == 4
-    again = _evaluate(ld, val)  # reads it: only the first batch (sample 0) is recomputed
-    assert counted.calls - before == 5
+    # reads it: only the first batch (sample 0) is recomputed, and once more by the check of
+    # the whole output (computed in full against served from the cache)
+    again = _evaluate(ld, val)
+    assert counted.calls - before == 6
     assert torch.equal(first, expected) and torch.equal(again, expected)
     ld.drop("block2")  # the prefix changed: computed again once
     expected = _complete(net, val)
     before = counted.calls
     assert torch.equal(_evaluate(ld, val), expected)
     assert torch.equal(_evaluate(ld, val), expected)
-    assert counted.calls - before == 5
+    assert counted.calls - before == 6
 
 
 def test_evaluation_data_that_changes_turns_the_evaluation_cache_off() -> None:
@@ -293,7 +295,7 @@ def test_evaluation_data_that_changes_turns_the_evaluation_cache_off() -> None:
     _evaluate(ld, val)
     other = val.flip(-1)  # random transforms on the evaluation set
     assert torch.equal(_evaluate(ld, other), _complete(net, other))
-    assert "changed between evaluations" in ld._eval_cache.disabled_reason
+    assert "changed between evaluations" in ld.caches.evaluation.disabled_reason
     expected = _complete(net, val)
     before = counted.calls
     assert torch.equal(_evaluate(ld, val), expected)
@@ -305,5 +307,5 @@ def test_an_evaluation_set_over_the_budget_is_evaluated_in_full() -> None:
     val = torch.randn(2048, 3, 8, 8, generator=torch.Generator().manual_seed(5))
     out = _evaluate(ld, val, batch=256)  # 2048 x 8 x 8 x 8 floats: 4 MiB, over 1 MiB
     assert torch.equal(out, _complete(net, val))
-    assert "does not fit" in ld._eval_cache.disabled_reason
-    assert ld._eval_cache.cache.nbytes == 0
+    assert "does not fit" in ld.caches.evaluation.disabled_reason
+    assert ld.caches.evaluation.cache.nbytes == 0

@@ -337,7 +337,7 @@ def test_validation_in_cache_mode_reads_the_prefix_output_and_is_exact(tmp_path:
     result = trainer.fit()
     ld = trainer.ld
     assert result.status == "finished" and ld is not None and ld.dropped_prefix > 0
-    assert ld._eval_cache.batches_read > 0  # later validations read the prefix's output
+    assert ld.caches.evaluation.batches_read > 0  # later validations read the prefix's output
     r = trainer.parts
     full = evaluate_network(r.model, r.bundle.val, r.plan, batch_size=256, num_workers=0)
     assert trainer.evaluate()[:2] == full  # the complete model's figures, to the bit
