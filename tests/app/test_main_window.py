@@ -31,11 +31,6 @@ def wait_run(qtbot: Any, window: MainWindow) -> str:
     return window.last_status
 
 
-def is_hook(name: str) -> Callable[[str, object], bool]:
-    """``check_params_cb`` for the bridge's one signal: true for hook ``name``."""
-    return lambda hook, _payload: hook == name
-
-
 def listen(window: MainWindow, name: str, receiver: Callable[[Any], object],
            *how: Qt.ConnectionType) -> None:
     """Call ``receiver(payload)`` for each ``name`` hook the window's bridge delivers."""
@@ -43,10 +38,20 @@ def listen(window: MainWindow, name: str, receiver: Callable[[Any], object],
         lambda hook, payload: receiver(payload) if hook == name else None, *how)
 
 
+def wait_hook(qtbot: Any, window: MainWindow, name: str, start: Callable[[], object]) -> Any:
+    """Call ``start`` (which must return true) and wait until the bridge delivers hook
+    ``name``; returns its payload. A receiver that stays connected, not a signal blocker:
+    the bridge's one signal carries every hook, and a blocker disconnected while deliveries
+    of it are still queued must not be called after its event loop is gone."""
+    seen: list[Any] = []
+    listen(window, name, seen.append)
+    assert start()
+    qtbot.waitUntil(lambda: bool(seen), timeout=RUN_TIMEOUT_MS)
+    return seen[0]
+
+
 def start_and_wait_progress(qtbot: Any, window: MainWindow) -> None:
-    with qtbot.waitSignal(window.signals.hook, check_params_cb=is_hook("on_progress"),
-                          timeout=RUN_TIMEOUT_MS):
-        assert window.start_run()
+    wait_hook(qtbot, window, "on_progress", window.start_run)
 
 
 # ---- the form -------------------------------------------------------------------------------
@@ -167,10 +172,12 @@ def test_app_runs_are_recorded_and_listed(qtbot: Any, make_window: Any,
     w = make_window(three_epoch_config(tmp_path / "runs", **{"train.epochs": 2}), store,
                     error_dialogs=False)
     assert w.history_dock.widget() is w.history
-    with qtbot.waitSignal(w.signals.hook, check_params_cb=is_hook("on_fit_start"),
-                          timeout=RUN_TIMEOUT_MS):
-        assert w.start_run()
+    def start_paused() -> bool:
+        started = w.start_run()
         w.control.pause()  # held at its first batch while the test looks
+        return started
+
+    wait_hook(qtbot, w, "on_fit_start", start_paused)
     # the run is in the store as soon as the window hears of it; it cannot be opened now
     w.history.refresh()
     assert [r.status for r in w.history.runs()] == ["running"]
@@ -264,10 +271,9 @@ def test_resume_from_the_history_continues_the_same_run(
     w.history.select_run(run.id)
     assert w.history.resume_action.isEnabled()
 
-    with qtbot.waitSignal(w.signals.hook, check_params_cb=is_hook("on_fit_start"),
-                          timeout=RUN_TIMEOUT_MS) as started:
-        w.history.resume_action.trigger()
-    assert started.args[1].resumed_from_epoch == 1
+    started = wait_hook(qtbot, w, "on_fit_start",
+                        lambda: w.history.resume_action.trigger() or True)
+    assert started.resumed_from_epoch == 1
     assert not w.setup.editor("train.epochs").widget.isEnabled() or w.state.busy
     assert wait_run(qtbot, w) == "finished"
     w.history.refresh()
