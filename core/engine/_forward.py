@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from ._units import Unit
+from ._units import Unit, tensors_in
 
 if TYPE_CHECKING:
     from ._cache_mode import CacheCall
@@ -196,21 +196,10 @@ def _first_line(exc: Exception) -> str:
     return f"{type(exc).__name__}: {text[0] if text else 'no message'}"
 
 
-def _tensors(value: Any) -> list[torch.Tensor]:
-    """The tensors of a model's output (a tensor, or tuples, lists and dicts of them)."""
-    if torch.is_tensor(value):
-        return [value]
-    if isinstance(value, dict):
-        return [t for v in value.values() for t in _tensors(v)]
-    if isinstance(value, (list, tuple)):
-        return [t for v in value for t in _tensors(v)]
-    return []
-
-
 def output_difference(served: Any, computed: Any) -> str:
     """'' when two outputs of the model agree (within :data:`OUT_RTOL` of the computed
     one's scale), else what differs."""
-    a, b = _tensors(served), _tensors(computed)
+    a, b = tensors_in(served), tensors_in(computed)
     if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b)):
         return "its outputs have other shapes"
     for x, y in zip(a, b):

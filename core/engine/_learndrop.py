@@ -54,7 +54,6 @@ from ._misuse import (
     checked_callback,
     claim_model,
     guard_optimizer_loading,
-    owner_of,
 )
 from ._notices import notify
 from ._policy import DropPolicy
@@ -140,8 +139,7 @@ class LearnDrop:
         self.total_steps = total_steps
         self.callbacks: list[Callback] = [checked_callback(cb) for cb in callbacks]
 
-        earlier = owner_of(self.base_model)
-        claim_model(self.base_model, self, earlier.dropped if earlier is not None else ())
+        claim_model(self.base_model, self)
         self.units: list[Unit] = discover_units(self.base_model,
                                                 list(self.policy.units) or None)
         self._by_name = {u.name: u for u in self.units}

@@ -4,7 +4,6 @@ caught with a message that says what to do instead."""
 from __future__ import annotations
 
 import weakref
-from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -13,8 +12,8 @@ from torch import nn
 from ..errors import ConfigError
 from ..events import HOOKS, Callback
 
-__all__ = ["checked_callback", "check_optimizer", "claim_model", "owner_of",
-           "guard_optimizer_loading", "NOTHING_MOVED"]
+__all__ = ["checked_callback", "check_optimizer", "claim_model", "guard_optimizer_loading",
+           "NOTHING_MOVED"]
 
 #: said once when a check finds that no unit's parameters moved at all
 NOTHING_MOVED = ("no unit's parameters moved since the last score check: call ld.step() "
@@ -48,25 +47,18 @@ def check_optimizer(optimizer: torch.optim.Optimizer | None, model: nn.Module) -
                           "LearnDrop the optimizer that trains this model")
 
 
-def claim_model(model: nn.Module, owner: Any, dropped_elsewhere: Iterable[str]) -> None:
+def claim_model(model: nn.Module, owner: Any) -> None:
     """Make ``owner`` the model's LearnDrop; refused while another one has units of it
-    dropped (``dropped_elsewhere`` reads them), which this one would take for units the user
-    froze."""
+    dropped, which this one would take for units the user froze."""
     earlier = _OWNERS.get(model)
     other = earlier() if earlier is not None else None
     if other is not None and other is not owner:
-        names = list(dropped_elsewhere)
+        names = list(other.dropped)
         if names:
             raise ConfigError(f"another LearnDrop has units of this model dropped "
                               f"({', '.join(names)}): restore them with that one first "
                               f"(ld.restore), or give this one a fresh copy of the model")
     _OWNERS[model] = weakref.ref(owner)
-
-
-def owner_of(model: nn.Module) -> Any:
-    """The live LearnDrop of ``model`` (None if there is none)."""
-    earlier = _OWNERS.get(model)
-    return earlier() if earlier is not None else None
 
 
 def guard_optimizer_loading(optimizer: torch.optim.Optimizer | None) -> None:

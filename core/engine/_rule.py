@@ -258,23 +258,23 @@ class _Side:
     dropped: list[bool]
     pinned: list[bool]
 
-    def act(self, action: RecordedAction, streaks: list[int] | None) -> bool:
-        """Apply an action; whether it dropped the unit."""
+    def act(self, action: RecordedAction) -> str:
+        """Apply an action; "dropped" or "restored" when it changed the unit's drop state."""
         i = action.unit
         if action.action == "drop":
             if self.dropped[i] or self.pinned[i]:
-                return False
+                return ""
             self.dropped[i] = True
-            return True
+            return "dropped"
+        done = ""
         if action.action in ("pin", "restore") and self.dropped[i]:
             self.dropped[i] = False
-            if streaks is not None:
-                streaks[i] = 0
+            done = "restored"
         if action.action == "pin":
             self.pinned[i] = True
         elif action.action == "unpin":
             self.pinned[i] = False
-        return False
+        return done
 
 
 def replay(policy: DropPolicy, units: Sequence[RuleUnit], checks: Sequence[RecordedCheck],
@@ -306,12 +306,12 @@ def replay(policy: DropPolicy, units: Sequence[RuleUnit], checks: Sequence[Recor
         while done < len(todo) and todo[done].step <= check.step:
             action = todo[done]
             done += 1
-            streaks = [s.streak for s in states]
-            if side.act(action, streaks):
+            changed = side.act(action)
+            if changed == "dropped":
                 out.append(ReplayDrop(action.unit, ci, action.step, check.epoch, "manual"))
-            states = [s if s.streak == k else replace(s, streak=k)
-                      for s, k in zip(states, streaks)]
-            record.act(action, None)
+            elif changed == "restored":  # trains again: its streak starts over
+                states[action.unit] = replace(states[action.unit], streak=0)
+            record.act(action)
             if action.action in ("pin", "restore"):
                 unknown.discard(action.unit)
         for step in [s for s in by_step if s < check.step]:

@@ -26,7 +26,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..errors import ModelError, first_line
 from ._discovery import Spec, spec_for, unwrap
 
-__all__ = ["Unit", "discover_units", "measure_units"]
+__all__ = ["Unit", "discover_units", "measure_units", "tensors_in"]
 
 _COMPILED_PREFIX = "_orig_mod."
 
@@ -212,13 +212,13 @@ def _example_batch(example: Any) -> Any:
     return example
 
 
-def _leaves(value: Any) -> list[torch.Tensor]:
+def tensors_in(value: Any) -> list[torch.Tensor]:
     """The tensors in ``value`` (through tuples, lists and dicts)."""
     if torch.is_tensor(value):
         return [value]
     items = value.values() if isinstance(value, dict) else (
         value if isinstance(value, (tuple, list)) else ())
-    return [t for v in items for t in _leaves(v)]
+    return [t for v in items for t in tensors_in(v)]
 
 
 @dataclass
@@ -297,7 +297,7 @@ def measure_units(model: nn.Module, units: list[Unit], example: Any,
         raise ModelError("the example input must have a batch dimension")
     args = example if isinstance(example, tuple) else (example,)
     args, kw = _example_batch((args, dict(kwargs or {})))
-    tensors = _leaves((args, kw))
+    tensors = tensors_in((args, kw))
     if not tensors:
         raise ModelError("the example input holds no tensor to measure the model with")
     device, n = tensors[0].device, 2
