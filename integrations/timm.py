@@ -34,6 +34,7 @@ from timm.models import get_pretrained_cfg_value, group_modules, group_parameter
 from torch import nn
 
 from learndrop.core import ModelError
+from learndrop.core.engine import structural_units
 from learndrop.core.errors import first_line
 from learndrop.core.models import StaticUnits
 
@@ -72,12 +73,39 @@ def timm_units(model: nn.Module) -> list[tuple[str, list[str]]]:
         else:
             label = _block_name(leaves, block_patterns) or groups[g][0]
         units.append((label, groups[g]))
+    units = _refined(model, units)
     seen: dict[str, int] = {}
     for i, (label, names) in enumerate(units):  # unit names must be unique
         seen[label] = seen.get(label, 0) + 1
         if seen[label] > 1:
             units[i] = (f"{label}#{seen[label]}", names)
     return units
+
+
+def _refined(model: nn.Module, units: list[tuple[str, list[str]]]
+             ) -> list[tuple[str, list[str]]]:
+    """timm's block groups (not the stem or the head), each split into the structural rule's
+    units where those lie inside it and cover it exactly: timm groups some families by stage
+    (CoAtNet, MaxViT), while their blocks are plain to see in the structure."""
+    names = [n for n, _ in model.named_parameters()]
+
+    def covered(members: list[str]) -> frozenset[str]:
+        return frozenset(p for p in names
+                         if any(p == m or p.startswith(m + ".") for m in members))
+
+    structural = [(label, members, covered(members)) for label, members in
+                  structural_units(model)]
+    out: list[tuple[str, list[str]]] = []
+    for k, (label, members) in enumerate(units):
+        group = covered(members)
+        inside = [(s_label, s_members) for s_label, s_members, s_params in structural
+                  if s_params and s_params <= group]
+        parts = frozenset().union(*(covered(m) for _, m in inside)) if inside else frozenset()
+        if 0 < k < len(units) - 1 and len(inside) >= 2 and parts == group:
+            out.extend(inside)
+        else:
+            out.append((label, members))
+    return out
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:

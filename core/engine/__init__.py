@@ -35,10 +35,11 @@ from ._savings import SavingsMeter, StepCost, step_cost
 if TYPE_CHECKING:
     from ._learndrop import LearnDrop
     from ._scoring import GradientNorms, ParameterSnapshots, Scorer
-    from ._units import Unit, discover_units, measure_units
+    from ._units import Unit, discover_units, measure_units, structural_units
 
 __all__ = ["LearnDrop", "LearnDropWarning", "DropPolicy", "DropMode", "DropOrder", "DropScore",
            "MODES", "ORDERS", "SCORES", "Unit", "discover_units", "measure_units",
+           "structural_units",
            "SavingsMeter", "StepCost", "step_cost", "GradientNorms", "ParameterSnapshots",
            "Scorer", "ScoreState", "RuleUnit", "UnitStatus", "RecordedCheck", "RecordedAction",
            "ReplayDrop", "Replay", "advance", "drops_now", "blocked_by", "is_kept", "may_drop",

@@ -7,7 +7,10 @@ The rule, input to output:
    children are flattened through plain containers into one ordered sequence.
 2. The *block class* is the class with the longest run of consecutive same-class composite
    modules (with children, not plain) in a flattened sequence, searched from the root (a tie
-   goes to the class seen first). The search looks inside a composite only when it is a
+   goes to the class seen first). Where blocks of two classes alternate (a residual block,
+   then a plain one that widens, then a residual one), a class's run is its count in the
+   stretch of consecutive composites, so the other class's members become units of their own
+   (rule 3) rather than the stretch one unit. The search looks inside a composite only when it is a
    *stage* -- no parameters of its own, its children held in a container and all of one
    composite class that is more than a layer group such as ``Conv2dNormActivation`` (RegNet's
    ``AnyStage``, DenseNet's ``_DenseBlock``, MaxViT's ``MaxVitBlock``; a stage's members are
@@ -142,6 +145,25 @@ def _is_stage(m: nn.Module) -> bool:
     return in_container and len({type(it.module) for it in items}) == 1
 
 
+def _counts(items: list[_Item]) -> list[tuple[type, int]]:
+    """(class, n) for the block candidates of one flattened sequence: each run of consecutive
+    same-class composites, and, where blocks of two classes alternate (a residual block, then a
+    plain one that changes the width, then a residual one...), each class's count within the
+    stretch of consecutive composites (stages and layer groups end a stretch)."""
+    out = list(_runs(items))
+    stretch: list[type] = []
+    for it in [*items, _Item("", None)]:
+        m = it.module
+        if m is not None and _is_composite(m) and not _is_layer_group(m) and not _is_stage(m):
+            stretch.append(type(m))
+            continue
+        if len(set(stretch)) >= 2:
+            out.extend((c, stretch.count(c)) for c in dict.fromkeys(stretch)
+                       if stretch.count(c) >= 2)
+        stretch = []
+    return out
+
+
 @dataclass
 class _Search:
     repeated: set[type]
@@ -161,7 +183,7 @@ def _repeated_classes(root: nn.Module) -> set[type]:
     out: set[type] = set()
     for m in root.modules():
         if not _is_plain(m) or m is root:
-            out.update(c for c, n in _runs(list(_flatten(m, ""))) if n >= 2)
+            out.update(c for c, n in _counts(list(_flatten(m, ""))) if n >= 2)
     return out
 
 
@@ -169,7 +191,7 @@ def _visit(module: nn.Module, search: _Search, in_stage: bool = False) -> None:
     """Note the runs in ``module``'s sequence and look inside the composites that are neither
     repeated nor members of a stage (those are candidate blocks, taken whole)."""
     items = list(_flatten(module, ""))
-    runs = list(_runs(items))
+    runs = _counts(items)
     for cls, n in runs:
         search.note(cls, n)
     # beside a run of blocks, a one-off composite is a block of its own kind (Inception v3's

@@ -494,5 +494,6 @@ class LearnDrop:
     def _measure(self, example: Any, kwargs: dict[str, Any] | None = None) -> None:
         """Measure each unit's FLOPs on ``example`` (one input or a tuple of them) and
         ``kwargs``, and start the savings meter."""
-        self.accounting.measure(self.base_model, self.units, example, kwargs)
+        if idle := self.accounting.measure(self.base_model, self.units, example, kwargs):
+            notify(self.callbacks, idle)
         self._drop_state_changed()  # skippable units and cache boundaries are known now

@@ -25,8 +25,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import ModelError, first_line
 from ._discovery import Spec, spec_for, unwrap
+from ._residual import is_residual
 
-__all__ = ["Unit", "discover_units", "measure_units", "tensors_in"]
+__all__ = ["Unit", "discover_units", "measure_units", "structural_units", "tensors_in"]
 
 _COMPILED_PREFIX = "_orig_mod."
 
@@ -39,10 +40,12 @@ class Unit:
     parameters it holds directly (owned by a module outside every unit, such as a class token).
     After :func:`measure_units`: ``forward_flops`` per sample, ``first_module``/``last_module``
     in call order, ``skippable`` (a residual block whose output has its input's shape) and
-    ``feeds_next``: its modules run as one chain (each gets the previous one's output) and its
-    output is exactly the next unit's input, so a dropped prefix ending here may be replaced
-    by its cached output. False where a forward reshapes, concatenates or adds between units
-    (a ViT's class token, DenseNet's concatenations) and for the head.
+    ``idle_modules``: its modules with parameters that did not run on the example input (a
+    branch not taken), whose FLOPs therefore count 0; ``feeds_next``: its modules run as one
+    chain (each gets the previous one's output) and its output is exactly the next unit's
+    input, so a dropped prefix ending here may be replaced by its cached output. False where a
+    forward reshapes, concatenates or adds between units (a ViT's class token, DenseNet's
+    concatenations) and for the head.
     """
 
     index: int
@@ -58,6 +61,7 @@ class Unit:
     param_names: tuple[str, ...] = ()
     own_params: tuple[nn.Parameter, ...] = field(default=(), repr=False)
     feeds_next: bool = False
+    idle_modules: tuple[str, ...] = ()  # modules with parameters that did not run when measured
 
     def parameters(self) -> list[nn.Parameter]:
         seen: set[int] = set()
@@ -138,6 +142,12 @@ def discover_units(model: nn.Module, names: list[str] | tuple[str, ...] | None =
     return units
 
 
+def structural_units(model: nn.Module) -> Spec:
+    """``[(unit name, [module or parameter names]), ...]`` by the structural rule alone
+    (:mod:`._discovery`), whatever units the model or a user names for it."""
+    return spec_for(unwrap(model))
+
+
 # ---- measuring --------------------------------------------------------------------------------
 @contextmanager
 def _untouched(model: nn.Module, device: torch.device) -> Iterator[None]:
@@ -155,46 +165,6 @@ def _untouched(model: nn.Module, device: torch.device) -> Iterator[None]:
                 b.copy_(saved)
         for m, t in flags:
             m.training = t
-
-
-_ACTIVATIONS = frozenset({
-    "ReluBackward0", "ReluBackward1", "HardtanhBackward0", "HardtanhBackward1", "GeluBackward0",
-    "SiluBackward0", "HardswishBackward0", "LeakyReluBackward0", "LeakyReluBackward1",
-    "EluBackward0", "EluBackward1", "MishBackward0", "SigmoidBackward0", "TanhBackward0",
-})
-_ADDS = frozenset({"AddBackward0", "AddBackward1"})
-
-
-def _reaches(node: Any, target: Any) -> bool:
-    """Whether a chain of additions starting at ``node`` has ``target`` as an operand."""
-    if node is target:
-        return True
-    if node is None or type(node).__name__ not in _ADDS:
-        return False
-    return any(_reaches(n, target) for n, _ in node.next_functions)
-
-
-def _is_residual(module: nn.Module, x: torch.Tensor) -> bool:
-    """Whether ``module(x)`` is ``x + f(x)``, possibly through one trailing activation.
-
-    Looks at the autograd graph of one eval-mode call on a copy of ``x``: the output's last
-    operations must be additions (and at most one activation after them) of which one operand is
-    the input itself. A ``learndrop_residual`` attribute on the module decides instead."""
-    flag = getattr(module, "learndrop_residual", None)
-    if flag is not None:
-        return bool(flag)
-    leaf = x[:1].detach().clone().requires_grad_(True)
-    with torch.enable_grad():
-        inp = leaf.clone()  # not a leaf: the block may work on it in place
-        target = inp.grad_fn
-        try:
-            out = module.eval()(inp)
-        except Exception:  # noqa: BLE001 - a block that cannot run alone is not skippable
-            return False
-        node = out.grad_fn if torch.is_tensor(out) else None
-        if node is not None and type(node).__name__ in _ACTIVATIONS:
-            node = node.next_functions[0][0]
-        return _reaches(node, target)
 
 
 def _example_batch(example: Any) -> Any:
@@ -262,11 +232,19 @@ def _measure_forward(model: nn.Module, units: list[Unit], args: tuple, kwargs: d
         c.last_out = out
         c.shapes = (c.shapes[0], tuple(out.shape) if torch.is_tensor(out) else None)
 
+    def ran(mod: nn.Module, args: tuple) -> None:
+        idle.pop(id(mod), None)
+
     handles = []
+    idle: dict[int, tuple[Unit, str]] = {}  # parameterised modules not run yet
     for u in units:
-        for m in u.modules:
+        for name, m in zip(u.module_names, u.modules, strict=True):
             handles.append(m.register_forward_pre_hook(pre))
             handles.append(m.register_forward_hook(post))
+            for sub_name, sub in m.named_modules(prefix=name):
+                if next(sub.parameters(recurse=False), None) is not None:
+                    idle[id(sub)] = (u, sub_name)
+                    handles.append(sub.register_forward_pre_hook(ran))
     try:
         model.train(training)
         with counter:
@@ -274,6 +252,8 @@ def _measure_forward(model: nn.Module, units: list[Unit], args: tuple, kwargs: d
     finally:
         for h in handles:
             h.remove()
+    for u in units:
+        u.idle_modules = tuple(name for owner, name in idle.values() if owner is u)
     return counter.get_total_flops(), calls
 
 
@@ -327,5 +307,5 @@ def measure_units(model: nn.Module, units: list[Unit], example: Any,
         if (not u.is_head and c.single_input is not None and shp_in is not None
                 and shp_in == shp_out):
             with _untouched(u.modules[0], device):  # only the block runs
-                u.skippable = _is_residual(u.modules[0], c.single_input)
+                u.skippable = is_residual(u.modules[0], c.single_input)
     return int(total // n)

@@ -62,6 +62,28 @@ def test_vit_units_are_blocks_and_its_tokens_belong_to_the_stem() -> None:
     assert sum(u.params for u in units) == sum(p.numel() for p in model.parameters())
 
 
+def test_stage_grouped_families_are_split_into_their_blocks() -> None:
+    # timm groups CoAtNet and MaxViT by stage; their blocks are plain in the structure
+    coatnet = _names(create_model("coatnet_nano_rw_224", num_classes=4))
+    assert coatnet[:5] == ["stem", "stages.0.blocks.0", "stages.0.blocks.1",
+                           "stages.0.blocks.2", "stages.1.blocks.0"]
+    assert len(coatnet) == 19 and coatnet[-2:] == ["norm", "head"]
+    maxvit = _names(create_model("maxvit_nano_rw_256", num_classes=4))
+    assert maxvit == ["stem", "stages.0", "stages.1.blocks.0", "stages.1.blocks.1",
+                      "stages.2.blocks.0", "stages.2.blocks.1", "stages.2.blocks.2",
+                      "stages.3.blocks.0", "norm", "head"]
+
+
+def test_ghostnet_identity_blocks_may_be_skipped() -> None:
+    # GhostNet adds its shortcut in place on a slice of a concatenation
+    model = create_model("ghostnet_100", num_classes=4)
+    ld = LearnDrop(model, torch.optim.SGD(model.parameters(), lr=0.1), mode="skip",
+                   example_input=torch.randn(2, 3, 64, 64))
+    skippable = {u.name for u in ld.units if u.skippable}
+    assert {"blocks.0.0", "blocks.6.1", "blocks.6.2", "blocks.8.3"} <= skippable
+    assert not {"stem", "blocks.1.0", "blocks.9.0", "head"} & skippable  # strided, 1x1, head
+
+
 def test_units_need_a_timm_model() -> None:
     with pytest.raises(LearnDropError, match="not a timm model"):
         timm_units(nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2)))
