@@ -83,13 +83,15 @@ class ActivationCache:
     """Per-sample cached activations of one prefix boundary."""
 
     def __init__(self, budget_bytes: int, device: torch.device, spill_dir: str | None = None,
-                 *, exact: bool = False):
+                 *, exact: bool = False, host_only: bool = False):
         self.budget = int(budget_bytes)
         self.device = device
         self.spill_dir = spill_dir
-        # exact: kept in the activation's own dtype, in host memory only (no file): what the
-        # evaluation cache needs so that a cached evaluation is the evaluation
+        # exact: kept in the activation's own dtype (the evaluation cache, so that a cached
+        # evaluation is the evaluation, and a training cache of full precision); host_only:
+        # in host memory within the budget, never on the device or in a file
         self.exact = exact
+        self.host_only = host_only
         self.dtype = torch.float16
         self.store: torch.Tensor | None = None
         self.filled: torch.Tensor | None = None  # bool, on the host: no device sync to query
@@ -112,9 +114,9 @@ class ActivationCache:
     def _allocate(self, num_samples: int, shape: tuple[int, ...]) -> None:
         per = int(torch.Size(shape).numel()) * self.dtype.itemsize
         need = per * num_samples
-        if self.exact and need > self.budget:
+        if self.host_only and need > self.budget:
             raise CacheSpillError(12, f"{need / 2**20:.0f} MiB would exceed the cache budget")
-        if self.device.type != "cpu" and need <= self.budget and not self.exact:
+        if self.device.type != "cpu" and need <= self.budget and not self.host_only:
             self.store = torch.empty((num_samples, *shape), dtype=self.dtype,
                                      device=self.device)
             self.location = str(self.device.type)
@@ -143,8 +145,8 @@ class ActivationCache:
                     os.ftruncate(fd, max(nbytes, 1))
             finally:
                 os.close(fd)
-            store = torch.from_file(path, shared=True, size=nbytes // 2,
-                                    dtype=torch.float16).view(num_samples, *shape)
+            store = torch.from_file(path, shared=True, size=nbytes // self.dtype.itemsize,
+                                    dtype=self.dtype).view(num_samples, *shape)
         except (OSError, RuntimeError) as exc:
             _unlink(path)
             raise CacheSpillError(getattr(exc, "errno", None) or 28,

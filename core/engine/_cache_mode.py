@@ -75,6 +75,7 @@ class CacheCall:
     verify: bool  # cached, but the prefix runs and its output is compared with the cache
     next_verify: int  # the step from which the next verification is due, if this one passes
     check: bool = False  # the prefix runs, the cache is read, nothing is stored (see _forward)
+    unrounded: bool = False  # with check: the prefix's own output, not the cache, is used
 
 
 class CacheMode:
@@ -92,6 +93,12 @@ class CacheMode:
         self._rng = random.Random(seed)  # its own: training's random state is untouched
         self._warned: set[str] = set()
         self.check_time_s = 0.0  # spent checking the whole output served from the cache
+        self.rounding_gap = 0.0  # the largest change of the output by float16 rounding seen
+
+    @property
+    def rounds(self) -> bool:
+        """Whether the cached values are rounded (float16), not kept exactly."""
+        return not self.cache.exact
 
     def reset(self) -> None:
         """The prefix changed: forget every cached output."""
@@ -146,7 +153,8 @@ class CacheMode:
         the network gets (the cached value, rounded to float16, unless the cache failed)."""
         if call.verify:
             return self._verify(call, out)
-        if out.is_floating_point() and bool(out.detach().abs().amax() > _HALF_MAX):
+        if (self.rounds and out.is_floating_point()
+                and bool(out.detach().abs().amax() > _HALF_MAX)):
             self.disable("the dropped prefix's output exceeds float16's range, so it cannot "
                          "be cached; cache mode switched to freeze for the rest of the run")
             return out
@@ -242,12 +250,14 @@ class Caches:
 
     def __init__(self, budget_mb: int, device: torch.device, *, num_samples: int | None,
                  eval_samples: int | None, spill_dir: str | None,
-                 notify: Callable[[str], None], used: bool) -> None:
-        self.activations = ActivationCache(budget_mb * 2**20, device, spill_dir)
+                 notify: Callable[[str], None], used: bool, precision: str = "float16") -> None:
+        self.activations = ActivationCache(budget_mb * 2**20, device, spill_dir,
+                                           exact=precision == "full")
         if used:  # what killed runs of older versions left behind
             remove_stale_spill_files(spill_dir)
         self.training = CacheMode(self.activations, num_samples, notify)
-        self.evaluation = EvalCache(ActivationCache(budget_mb * 2**20, device, exact=True),
+        self.evaluation = EvalCache(ActivationCache(budget_mb * 2**20, device, exact=True,
+                                                    host_only=True),
                                     eval_samples, on_refuse=self.training.disable)
 
     def reset(self) -> None:

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from ._cache_mode import CacheCall
 
 __all__ = ["DropAwareModule", "Role", "Redirect", "CallPlan", "install_redirects",
-           "remove_redirects", "output_difference"]
+           "remove_redirects", "output_difference", "relative_gap", "ROUNDING_SAID"]
 
 _MISSING = object()
 
@@ -126,7 +126,9 @@ def _cached_forward(r: Redirect, args: tuple, kwargs: dict) -> Any:
         _active.boundary_seen = True
     if call.check:  # computed in full, the boundary as cached (the whole-output check)
         out = _frozen(r.original, args, kwargs)
-        return modes.peek(call) if r.role is Role.BOUNDARY and torch.is_tensor(out) else out
+        if call.unrounded or r.role is not Role.BOUNDARY or not torch.is_tensor(out):
+            return out
+        return modes.peek(call)
     if call.hit:
         if r.role is Role.BOUNDARY:
             return modes.read(call)
@@ -177,6 +179,11 @@ def _check_whole_output(model: nn.Module, cache: Any, call: CacheCall, args: tup
     computed = _quiet_pass(model, args, kwargs,
                            dataclasses.replace(call, hit=False, fill=False, verify=False,
                                                check=True))
+    exact = None
+    if getattr(cache, "rounds", False) and not isinstance(computed, Exception):
+        exact = _quiet_pass(model, args, kwargs,
+                            dataclasses.replace(call, hit=False, fill=False, verify=False,
+                                                check=True, unrounded=True))
     cache.check_time_s += time.perf_counter() - t0
     if isinstance(computed, Exception) or cache.disabled_reason:
         return  # the computed pass fails as the model itself would, or a pass turned it off
@@ -189,6 +196,40 @@ def _check_whole_output(model: nn.Module, cache: Any, call: CacheCall, args: tup
             f"output elsewhere than in the next unit (a long skip, a U-Net's encoder, a "
             f"second input); the dropped prefix runs frozen, as in freeze mode, for the rest "
             f"of the run")
+    elif exact is not None and not isinstance(exact, Exception):
+        _note_rounding(cache, relative_gap(computed, exact))
+
+
+#: a change of the output by float16 rounding of the cached boundary, relative to the output's
+#: scale, above which cache mode says so (once)
+ROUNDING_SAID = 1e-2
+
+
+def relative_gap(value: Any, reference: Any) -> float:
+    """The largest difference between two outputs of the model, relative to the largest
+    magnitude of ``reference`` (0 when they agree exactly)."""
+    gap = 0.0
+    for x, y in zip(tensors_in(value), tensors_in(reference), strict=False):
+        if x.shape != y.shape or not y.is_floating_point():
+            continue
+        diff = float((x.detach().float() - y.detach().float()).abs().amax()) if x.numel() else 0.0
+        scale = float(y.detach().float().abs().amax()) if y.numel() else 0.0
+        gap = max(gap, diff / max(scale, 1e-12))
+    return gap
+
+
+def _note_rounding(cache: Any, gap: float) -> None:
+    """Record how far float16 rounding of the cached boundary moved the model's output on a
+    verified batch, and say once when it is large."""
+    cache.rounding_gap = max(cache.rounding_gap, gap)
+    if gap > ROUNDING_SAID:
+        cache.warn_once(
+            "rounding",
+            f"cache mode: rounding the cached activations to float16 changes the model's "
+            f"output by up to {gap:.1%} of its scale on a verified batch (later layers, such "
+            f"as BatchNorm over small batches, amplify it); the run goes on from the rounded "
+            f"activations: set drop.cache_precision=full for outputs exact to the bit, at "
+            f"twice the cache's memory")
 
 
 def _first_line(exc: Exception) -> str:

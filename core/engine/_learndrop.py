@@ -157,7 +157,8 @@ class LearnDrop:
         self.caches = Caches(self.policy.cache_budget_mb, device, num_samples=num_samples,
                              eval_samples=eval_samples, spill_dir=cache_dir,
                              notify=lambda message: notify(self.callbacks, message),
-                             used=self.policy.mode == "cache")
+                             used=self.policy.mode == "cache",
+                             precision=self.policy.cache_precision)
         for name in self.policy.pinned:
             self.pin(name)
         if example_input is not None or example_kwargs:

@@ -22,6 +22,7 @@ __all__ = ["DropPolicy", "DropMode", "DropOrder", "DropScore", "MODES", "ORDERS"
 DropMode = Literal["freeze", "cache", "skip"]
 DropOrder = Literal["prefix", "any"]
 DropScore = Literal["change", "gradient"]
+CachePrecision = Literal["float16", "full"]
 MODES: tuple[str, ...] = choices_of(DropMode)
 ORDERS: tuple[str, ...] = choices_of(DropOrder)
 SCORES: tuple[str, ...] = choices_of(DropScore)
@@ -80,6 +81,11 @@ class DropPolicy:
     cache_budget_mb: int = field(default=2048, metadata=doc(
         "cache mode: memory for cached activations before spilling to disk (MiB).",
         min=1, max=10_000_000, label="Cache budget (MiB)"))
+    cache_precision: CachePrecision = field(default="float16", metadata=doc(
+        "cache mode: float16 halves the cache's memory and rounds the cached activations "
+        "(their effect on the output is measured at every verification, and said when "
+        "large); full keeps their own dtype, so outputs are exact to the bit.",
+        label="Cache precision"))
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

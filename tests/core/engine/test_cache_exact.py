@@ -105,9 +105,24 @@ class Warnings(Callback):
         self.messages.append(message)
 
 
+class Offset(Chain):
+    """Chain whose second unit's output sits near 100 while the next unit's BatchNorm, over
+    batches of 8, looks at its small deviations: float16 rounding of the cached boundary
+    (steps of 1/16 at 100) moves the output by far more than float16's own precision."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        with torch.no_grad():
+            self.l2[1].weight.fill_(0.01)  # BatchNorm's scale and shift: 100 + 0.01 z
+            self.l2[1].bias.fill_(100.0)
+        # a pointwise convolution: the constant 100 is removed by its BatchNorm exactly
+        self.l3 = nn.Sequential(nn.Conv2d(8, 8, 1), nn.BatchNorm2d(8))
+
+
 def _train(make: Callable[[], nn.Module], drop: tuple[str, ...], epochs: int = 3,
            data: torch.Tensor = X, out_of: Callable[[Any], torch.Tensor] = lambda o: o,
-           units: list[str] | None = None) -> tuple[LearnDrop, list[float], Warnings]:
+           units: list[str] | None = None, **settings: Any
+           ) -> tuple[LearnDrop, list[float], Warnings]:
     """Train in cache mode; at every step, ld.model's output must be the complete model's
     (called directly on the same batch, before the step) within float16 rounding."""
     torch.manual_seed(0)
@@ -116,7 +131,7 @@ def _train(make: Callable[[], nn.Module], drop: tuple[str, ...], epochs: int = 3
     seen = Warnings()
     ld = LearnDrop(net, opt, mode="cache", warmup_epochs=0, keep_last=0, threshold=0.0,
                    example_input=data[:2], num_samples=len(data), callbacks=[seen],
-                   units=units)
+                   units=units, **settings)
     for name in drop:
         ld.drop(name)
     gaps = []
@@ -191,3 +206,22 @@ def test_torchvision_lraspp_is_refused_not_crashed() -> None:
                                 out_of=lambda o: o["out"])
     assert max(gaps) < 1e-2, gaps
     assert ld.cache_disabled_reason
+
+
+def test_float16_rounding_that_the_model_amplifies_is_measured_and_said() -> None:
+    with pytest.warns(LearnDropWarning, match="drop.cache_precision=full"):
+        ld, gaps, seen = _train(Offset, ("l1", "l2"))
+    assert not ld.cache_disabled_reason  # served, from the rounded values, and said so
+    assert ld.caches.training.rounding_gap > 0.01 and max(gaps) > 0.01
+    assert sum("cache_precision=full" in m for m in seen.messages) == 1
+
+
+def test_full_precision_serves_outputs_exact_to_the_bit() -> None:
+    calls = []
+    ld, gaps, seen = _train(Offset, ("l1", "l2"), cache_precision="full")
+    hook = ld.base_model.l1[0].register_forward_hook(lambda *_: calls.append(1))
+    ld.model(X[:BATCH], sample_ids=torch.arange(BATCH))
+    hook.remove()
+    assert calls == [] and not ld.cache_disabled_reason  # served from the cache
+    assert max(gaps) == 0.0 and ld.caches.training.rounding_gap == 0.0
+    assert not seen.messages

@@ -34,6 +34,16 @@ def test_a_spilled_cache_leaves_no_file(tmp_path: Path) -> None:
     assert torch.equal(cache.get(ids, torch.float32), value.half().float())
 
 
+def test_a_spilled_cache_of_full_precision_keeps_the_values(tmp_path: Path) -> None:
+    cache = ActivationCache(0, torch.device("cpu"), str(tmp_path), exact=True)
+    ids = torch.arange(8)
+    value = torch.randn(8, 4, 5, 5, dtype=torch.float64)
+    assert torch.equal(cache.put(ids, value, 8), value)
+    assert cache.location == "disk" and cache.store is not None
+    assert cache.store.dtype == torch.float64
+    assert torch.equal(cache.get(ids, torch.float64), value)
+
+
 def test_a_full_disk_raises_at_once_and_leaves_nothing(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     def full(fd: int, offset: int, length: int) -> None:
