@@ -23,15 +23,14 @@ else:  # pragma: no cover
 
 import tomli_w
 
+from ._setting_checks import duration_seconds, output_problems, time_budget_problem
 from .engine import DropPolicy
 from .errors import ConfigError
 from .fields import (
     ValueRefused,
     choices_of,
     doc,
-    is_utf8,
     label_of,
-    short_repr,
     typed_value,
     value_problem,
 )
@@ -55,6 +54,7 @@ __all__ = [
     "setting_of",
     "form_groups",
     "cache_augment_problem",
+    "duration_seconds",
 ]
 
 OptimizerName = Literal["sgd", "adam", "adamw"]
@@ -175,6 +175,10 @@ class TrainConfig:
     nproc: int = field(default=1, metadata=doc(
         "Processes training data-parallel on this machine (one GPU each with CUDA); "
         "batch size is per process.", min=1, max=1024, flag="nproc"))
+    time_budget: str = field(default="", metadata=doc(
+        "Wall-clock budget such as 90s, 10m or 1h30m (empty: none): training ends when it is "
+        "spent, the learning-rate schedule follows the time spent, and epochs is the most it "
+        "may run.", label="Time budget", flag="time-budget"))
 
 
 @dataclass
@@ -265,23 +269,13 @@ class RunConfig:
                                         _HINTS[section][f.name])
                 if message:
                     out.append((path, message))
+        budget = time_budget_problem(self.train.time_budget, self.train.nproc)
+        if budget:
+            out.append(("train.time_budget", budget))
         cache = cache_augment_problem(self.drop, augmented=self.data.augment)
         if cache:
             out.append(cache)
-        if self.output.name and is_utf8(self.output.name):
-            why = _name_problem(self.output.name)
-            if why:
-                out.append(("output.name", f"output.name {short_repr(self.output.name)} {why}: "
-                            f"use letters, digits, dots, dashes or underscores, at most "
-                            f"{MAX_NAME_CHARS} characters"))
-        if self.output.dir and is_utf8(self.output.dir):
-            if any(ord(c) < 32 for c in self.output.dir):
-                out.append(("output.dir", f"output.dir {short_repr(self.output.dir)} holds a "
-                            f"control character (a newline, a tab, ...): give a plain path"))
-            elif any(len(part.encode("utf-8")) > 255 for part in Path(self.output.dir).parts):
-                out.append(("output.dir", f"output.dir {short_repr(self.output.dir)} has a folder "
-                            f"name longer than 255 bytes, more than file systems allow"))
-        return out
+        return out + output_problems(self.output.name, self.output.dir)
 
     def check(self) -> RunConfig:
         problems = self.problems()
@@ -394,23 +388,6 @@ def _split(path: str) -> tuple[str, str]:
 def _type_name(value: Any) -> str:
     return {bool: "true/false", int: "an integer", float: "a number", str: "text",
             list: "a list", dict: "a table"}.get(type(value), type(value).__name__)
-
-
-#: the longest run name: folders and names stay well inside every file system's limit
-MAX_NAME_CHARS = 200
-
-
-def _name_problem(name: str) -> str | None:
-    """Why ``name`` cannot name a run folder, or ``None``."""
-    if name in (".", ".."):
-        return "is not a folder name"
-    if any(c in name for c in "/\\"):
-        return "holds a slash"
-    if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        return "holds a control character (a newline, a tab, ...)"
-    if len(name) > MAX_NAME_CHARS or len(name.encode("utf-8", "replace")) > 240:
-        return f"is longer than {MAX_NAME_CHARS} characters"
-    return None
 
 
 def _coerce(value: Any, hint: Any, path: str, source: str) -> Any:

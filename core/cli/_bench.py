@@ -1,9 +1,12 @@
-"""``learndrop bench``: one configuration trained three ways, side by side, for each seed.
+"""``learndrop bench``: one configuration trained four ways, side by side, for each seed.
 
 1. the full network for the same epochs (baseline),
 2. Learn&Drop,
 3. the full network given Learn&Drop's wall-clock time, its learning-rate schedule fitted to
-   that budget (layer-dropping gains can vanish against such a baseline, so it is reported).
+   that budget (layer-dropping gains can vanish against such a baseline, so it is reported),
+4. Learn&Drop given the same budget (``ld-budgeted``): its schedule fitted to the time, and
+   up to :data:`BUDGET_EPOCHS` times the epochs, so the time its drops save goes to more
+   epochs of the units still training. Runs 3 and 4 are the equal-time comparison.
 
 With ``--seeds N`` every run is repeated with N training seeds on the same data (the data
 seed stays fixed); the table gives means and standard deviations, the JSON file keeps each
@@ -36,7 +39,10 @@ from ..summary import RunSummary
 from ._bench_stats import TARGET_MARGIN, aggregate, format_table
 from ._console import Console
 
-__all__ = ["PRESETS", "preset_config", "run_bench", "format_table"]
+__all__ = ["PRESETS", "BUDGET_EPOCHS", "preset_config", "run_bench", "format_table"]
+
+#: the budgeted Learn&Drop run may train this many times the configured epochs
+BUDGET_EPOCHS = 3
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # Real data (Debian's dataset-fashion-mnist), fine-tuning as practitioners do it:
@@ -241,7 +247,7 @@ def run_bench(cfg: RunConfig, *, preset: str | None = None, output: str | None =
               quiet: bool = False, callbacks_factory: Callable[[], list[Any]] | None = None,
               store_args: Any = None, seeds: int = 1,
               target_accuracy: float | None = None) -> dict[str, Any]:
-    """Train the three runs for each of ``seeds`` training seeds (``cfg.train.seed``,
+    """Train the four runs for each of ``seeds`` training seeds (``cfg.train.seed``,
     +1, ...; the data seed stays fixed) and return (and write) the comparison as a dict."""
     if seeds < 1:
         raise ConfigError("--seeds must be at least 1")
@@ -263,6 +269,9 @@ def run_bench(cfg: RunConfig, *, preset: str | None = None, output: str | None =
         runner.run("baseline", base_cfg, None)
         ld = runner.run("learndrop", ld_cfg, None)
         runner.run("time-matched", base_cfg.copy(), ld["wall_time_s"])
+        budgeted = ld_cfg.copy()  # the same budget: what Learn&Drop does with equal time
+        budgeted.train.epochs = ld_cfg.train.epochs * BUDGET_EPOCHS
+        runner.run("ld-budgeted", budgeted, ld["wall_time_s"])
     base_acc = [r["final_accuracy"] for r in runner.rows if r["run"] == "baseline"]
     target = target_accuracy if target_accuracy is not None else (
         sum(base_acc) / len(base_acc) - TARGET_MARGIN)

@@ -15,7 +15,7 @@ __all__ = ["ROLES", "TARGET_MARGIN", "Z", "time_to_accuracy", "mean_sd", "aggreg
            "format_table"]
 
 #: the bench's runs, in the order they are trained for each seed
-ROLES = ("baseline", "learndrop", "time-matched")
+ROLES = ("baseline", "learndrop", "time-matched", "ld-budgeted")
 #: the default target accuracy is the baseline's final mean accuracy minus this
 TARGET_MARGIN = 0.005
 #: standard errors a measured saving must exceed to count (as the savings meter's)
@@ -84,7 +84,8 @@ def aggregate(per_seed: list[dict[str, Any]], target: float) -> dict[str, Any]:
 def _headline(rows: list[dict[str, Any]], by_role: dict[str, list[dict[str, Any]]]
               ) -> dict[str, Any]:
     base, ld = rows[0], rows[1]
-    timed = rows[2] if len(rows) > 2 else None
+    timed = next((r for r in rows if r["run"] == "time-matched"), None)
+    budgeted = next((r for r in rows if r["run"] == "ld-budgeted"), None)
     measured = 1.0 - ld["train_time_s"] / base["train_time_s"] if base["train_time_s"] else 0.0
     predicted = ld["train_flops_saved_total"] or 0.0
     noise = _saving_noise(by_role["baseline"], by_role["learndrop"])
@@ -109,6 +110,8 @@ def _headline(rows: list[dict[str, Any]], by_role: dict[str, list[dict[str, Any]
         "accuracy_delta": ld["accuracy_delta"],
         "time_matched_accuracy_delta": (ld["final_accuracy"] - timed["final_accuracy"]
                                         if timed else None),
+        "budgeted_accuracy_delta": (budgeted["final_accuracy"] - timed["final_accuracy"]
+                                    if timed and budgeted else None),
         "measured_train_time_saved": measured, "measured_train_time_saved_noise": noise,
         "predicted_train_time_saved": predicted,
         "efficiency": efficiency, "efficiency_source": efficiency_source,
@@ -174,6 +177,10 @@ def format_table(result: dict[str, Any]) -> str:
         f"pipeline at most {fmt.percent(result['data_time_share'])} of loop time; baseline "
         f"still improving in its second half: "
         f"{'yes' if result['baseline_improves_in_second_half'] else 'no'}")
+    if fmt.is_number(result.get("budgeted_accuracy_delta")):
+        lines.append(f"at the time-matched budget: Learn&Drop "
+                     f"{fmt.points(result['budgeted_accuracy_delta'])} against the full "
+                     f"network")
     for caveat in result.get("caveats", []):
         lines.append(f"caution: {caveat}")
     return "\n".join(lines)

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..config import RunConfig, config_to_toml
+from ..config import RunConfig, config_to_toml, duration_seconds
 from ..engine import LearnDrop
 from ..environment import machine_load
 from ..errors import CheckpointError, DeviceError, LearnDropError
@@ -75,8 +75,12 @@ def _is_out_of_memory(exc: BaseException) -> bool:
 class Trainer:
     """Trains ``cfg``'s model on ``cfg``'s data with Learn&Drop.
 
-    ``time_budget_s`` turns the run into a time-budgeted baseline: the learning-rate schedule
-    follows wall-clock progress through the budget and training ends when it is spent.
+    ``time_budget_s`` (or the config's ``train.time_budget``) gives the run a wall-clock
+    budget: the learning-rate schedule follows the run's training time through the budget
+    (pauses excluded, a resumed run's earlier sessions included), so a run whose steps get
+    cheaper as units drop fits more steps into it, and training ends when it is spent or after
+    ``train.epochs`` epochs, whichever comes first. ``learndrop bench`` gives its
+    time-matched baseline Learn&Drop's wall time this way.
     ``resume_from``: a checkpoint written by an earlier run of the same config.
     ``finish_complete``: when that checkpoint is already at the last epoch (the process ended
     after training but before writing the final files), end the run as finished from it
@@ -94,7 +98,8 @@ class Trainer:
         self.callbacks: list[Callback] = list(callbacks)
         self.control = control or RunControl()
         self.resume_from = Path(resume_from) if resume_from else None
-        self.time_budget_s = time_budget_s
+        self.time_budget_s = (time_budget_s if time_budget_s is not None
+                              else duration_seconds(self.cfg.train.time_budget))
         self.run_name = run_name or self.cfg.output.name or ""
         self.finish_complete = finish_complete
         self.run_folder = Path(os.path.abspath(run_folder)) if run_folder else None
@@ -336,7 +341,7 @@ class Trainer:
     def set_lr(self, step: int) -> float:
         """Set the learning rate for optimizer step ``step``; returns it."""
         if self.time_budget_s:
-            progress = self.elapsed() / self.time_budget_s
+            progress = self.clock.total_elapsed() / self.time_budget_s
         else:
             progress = step / max(self.total_steps, 1)
         return self.parts.schedule.set_progress(progress)
@@ -345,7 +350,7 @@ class Trainer:
         """Whether a time-budgeted run's budget is spent (a data-parallel run has none: see
         _parallel.join)."""
         budget = self.time_budget_s
-        return bool(budget) and budget is not None and self.elapsed() >= budget
+        return bool(budget) and budget is not None and self.clock.total_elapsed() >= budget
 
     def sample_load(self) -> None:
         """Sample the machine's load per CPU (the summary reports the mean)."""
@@ -364,7 +369,7 @@ class Trainer:
         done = epoch * self.steps_per_epoch + batch
         done_here = done - self.start_epoch * self.steps_per_epoch
         if self.time_budget_s:
-            return max(self.time_budget_s - self.elapsed(), 0.0)
+            return max(self.time_budget_s - self.clock.total_elapsed(), 0.0)
         if done_here <= 0:
             return float("nan")
         remaining = self.total_steps - done

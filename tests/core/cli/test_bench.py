@@ -59,8 +59,13 @@ def test_aggregate_means_spreads_and_targets() -> None:
         rows.append(_row("learndrop", seed, 50.0 + jitter / 2, 0.899,
                          [0.6, 0.8, 0.89, 0.899], flops=0.55))
         rows.append(_row("time-matched", seed, 50.5, 0.87, [0.7, 0.87]))
+        rows.append(_row("ld-budgeted", seed, 50.4, 0.884, [0.7, 0.8, 0.884], flops=0.5))
     figures = aggregate(rows, target=0.895)
-    base, ld, timed = figures["rows"]
+    base, ld, timed, budgeted = figures["rows"]
+    assert budgeted["run"] == "ld-budgeted"
+    assert figures["budgeted_accuracy_delta"] == pytest.approx(0.014)
+    assert "at the time-matched budget: Learn&Drop +1.40 points" in format_table(
+        {"seeds": [0, 1, 2], "target_accuracy": 0.895, **figures})
     assert base["wall_time_s"] == pytest.approx(100.0) and base["wall_time_s_sd"] == 2.0
     assert ld["speedup"] == pytest.approx(2.0) and figures["speedup"] == pytest.approx(2.0)
     assert (figures["speedup_min"], figures["speedup_max"]) == (2.0, 2.0)
@@ -113,12 +118,15 @@ def test_bench_with_seeds_writes_per_seed_rows(tmp_path: Path,
                  "--output-dir", str(tmp_path / "runs"), "--output", str(out), "--json"])
     assert code == 0
     result = json.loads(out.read_text())
-    assert result["seeds"] == [0, 1] and len(result["runs_by_seed"]) == 6
-    assert [r["run"] for r in result["runs_by_seed"]] == ["baseline", "learndrop",
-                                                         "time-matched"] * 2
-    assert [r["seed"] for r in result["runs_by_seed"]] == [0, 0, 0, 1, 1, 1]
+    roles = ["baseline", "learndrop", "time-matched", "ld-budgeted"]
+    assert result["seeds"] == [0, 1] and len(result["runs_by_seed"]) == 8
+    assert [r["run"] for r in result["runs_by_seed"]] == roles * 2
+    assert [r["seed"] for r in result["runs_by_seed"]] == [0] * 4 + [1] * 4
     assert result["config"]["data"]["seed"] == 0  # one data seed for every training seed
-    assert [r["run"] for r in result["rows"]] == ["baseline", "learndrop", "time-matched"]
+    assert [r["run"] for r in result["rows"]] == roles
+    budgeted = [r for r in result["runs_by_seed"] if r["run"] == "ld-budgeted"]
+    assert all(r["epochs"] >= 1 for r in budgeted)
+    assert result["budgeted_accuracy_delta"] is not None
     base = [r for r in result["runs_by_seed"] if r["run"] == "baseline"]
     assert result["rows"][0]["wall_time_s"] == pytest.approx(
         sum(r["wall_time_s"] for r in base) / 2)

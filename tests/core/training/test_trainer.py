@@ -145,11 +145,38 @@ def test_time_budget_ends_the_run_as_finished(tmp_path: Path) -> None:
     cfg.drop.enabled = False
     cfg.train.epochs = 50
     rec = HookRecorder()
-    result = Trainer(cfg, [rec], time_budget_s=0.5).fit()
+    result = Trainer(cfg, [rec], time_budget_s=1.5).fit()
     assert result.status == "finished"
     assert 1 <= result.summary.epochs < 50
     assert rec.sequence.endswith("F") and "e" in rec.sequence
     assert (Path(result.summary.output_dir) / "final.pt").is_file()
+
+
+def test_a_configured_time_budget_fits_the_schedule_to_the_time(tmp_path: Path) -> None:
+    cfg = run_config(tmp_path)
+    cfg.train.epochs = 200  # the most it may run: the budget ends it first
+    cfg.train.time_budget = "1.5s"
+    cfg.optim.schedule = "cosine"
+    rec = HookRecorder()
+    result = Trainer(cfg, [rec]).fit()
+    assert result.status == "finished"
+    assert 1 <= result.summary.epochs < 200
+    progress = rec.of("P")
+    assert progress[0].eta_s <= 1.5
+    lrs = [p.lr for p in progress]
+    # the cosine schedule runs through the budget, down to near zero at its end
+    assert lrs[0] > 2 * lrs[-1] and lrs[-1] < 0.25 * cfg.optim.lr
+    assert lrs == sorted(lrs, reverse=True)
+
+
+@pytest.mark.parametrize("budget,fragment", [("10x", "is not a duration"),
+                                             ("0s", "more than 0 seconds")])
+def test_a_bad_time_budget_is_one_clear_error(tmp_path: Path, budget: str,
+                                              fragment: str) -> None:
+    cfg = run_config(tmp_path)
+    cfg.train.time_budget = budget
+    problems = dict(cfg.problems())
+    assert fragment in problems["train.time_budget"]
 
 
 def test_fine_tuning_starts_from_saved_weights(tmp_path: Path) -> None:
