@@ -103,8 +103,28 @@ class MainWindow(ChromeWindow, Callback):
     @Slot(str, object)
     def _on_engine_hook(self, hook: str, payload: object) -> None:
         """One engine hook from the bridge (queued into the GUI thread), handed to the live
-        view and the window the way a replay hands stored events: an unknown hook fails."""
+        view and the window the way a replay hands stored events: an unknown hook fails.
+        A resumed run starts with its earlier sessions, replayed from the run store."""
+        if (hook == "on_fit_start" and isinstance(payload, FitStart)
+                and payload.resumed_from_epoch > 0 and self._replay_past()):
+            call_hook((self,), hook, payload)
+            return
         call_hook((self.live, self), hook, payload)
+
+    def _replay_past(self) -> bool:
+        """Show what the resumed run recorded before this session (its scores, losses, drops,
+        actions and log) in the live view, which then goes on live; False when the stored run
+        cannot be read (the view then starts at the resumed epoch)."""
+        recorder = self._job.recorder if self._job is not None else None
+        if recorder is None or recorder.run_id is None or recorder.first_seq <= 0:
+            return False
+        try:
+            self.library.replay_before(recorder.run_id, recorder.first_seq, self.live)
+        except LearnDropError as exc:
+            log.warning("could not show the run's earlier epochs: %s", exc.message)
+            return False
+        self.live.go_live()
+        return True
 
     def _connect_panels(self) -> None:
         self.live.unit_action_requested.connect(self._on_unit_action)

@@ -48,6 +48,8 @@ class MetricsPlot(QWidget):
             plot.setMenuEnabled(False)
             plot.setLabel("left", label)
             plot.getAxis("left").enableAutoSIPrefix(False)
+            # one width for both left axes: the linked x axes then read the same epochs
+            plot.getAxis("left").setWidth(int(self.fontMetrics().height() * 3.4))
             plot.setDownsampling(auto=True, mode="peak")
             plot.setClipToView(True)
             plot.addLegend(offset=corner, labelTextSize=legend_pt)
