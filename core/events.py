@@ -204,7 +204,8 @@ class UserAction:
 
     ``action`` is one of :data:`USER_ACTIONS`; ``unit`` names the unit for pin, unpin and
     drop (empty otherwise). ``resume_run`` is a stopped run continued from its checkpoint
-    (``learndrop resume``, Resume in the app), taken where the checkpoint left it. ``time`` is when the user asked (wall clock, seconds since 1970);
+    (``learndrop resume``, Resume in the app), taken where the checkpoint left it.
+    ``time`` is when the user asked (wall clock, seconds since 1970);
     ``step`` and ``epoch`` (a position) are where the run was when it took the request, at
     the next batch boundary. A request the engine then refuses (dropping a pinned unit, say)
     is followed by a warning.

@@ -304,8 +304,9 @@ _HOOKS: dict[type, str] = {**payload_hooks(), EpochStart: "on_epoch_start"}
 def replay(events: Iterable[Any], callbacks: Iterable[Callback]) -> int:
     """Feed stored events (from ``RunStore.load_events`` or ``iter_new_events``) to
     callbacks as if the run were happening now. Warnings go to ``on_warning`` and
-    information lines to ``on_info``; errors are skipped (a failed run's end says it again); a :class:`~._events.WallClock` (events read with ``clock=True``) goes to
-    ``on_clock``. Returns the number of events delivered (clocks not counted)."""
+    information lines to ``on_info``; errors are skipped (a failed run's end says it again);
+    a :class:`~._events.WallClock` (events read with ``clock=True``) goes to ``on_clock``.
+    Returns the number of events delivered (clocks not counted)."""
     targets = list(callbacks)
     count = 0
     for event in events:

@@ -15,7 +15,6 @@ import pytest
 
 from learndrop.core.cli import main as cli_main
 from learndrop.core.config import RunConfig
-from learndrop.core.events import ScoreCheck
 from learndrop.core.report import load_run
 from learndrop.core.store import RunStore
 
@@ -57,9 +56,8 @@ def test_resume_continues_on_top_of_the_run_and_records_every_action(
         capsys: pytest.CaptureFixture[str]) -> None:
     store = tmp_path / "store.sqlite"
     w = make_window(three_epoch_config(tmp_path / "runs", **{
-        "train.epochs": 4, "train.log_every": 1, "drop.check_every": 2}), store, error_dialogs=False)
-    checks: list[ScoreCheck] = []
-    listen(w, "on_scores", checks.append)
+        "train.epochs": 4, "train.log_every": 1, "drop.check_every": 2}), store,
+        error_dialogs=False)
     # stopped in the middle of the third epoch: the checkpoint holds two epochs
     stopped: list[bool] = []
     listen(w, "on_progress", lambda ev: (stopped.append(True), w.stop_run())

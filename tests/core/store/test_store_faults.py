@@ -18,7 +18,7 @@ import pytest
 
 from factories import RunCli, expected_replay, make_events, record, small_tmpfs
 from learndrop.core.runfolder import JOURNAL_PREFIX, claim_run_folder
-from learndrop.core.store import RunMessage, RunStore, StoreError, StoreRecorder, _db
+from learndrop.core.store import RunStore, StoreError, StoreRecorder, _db
 from learndrop.core.store._journal import JournalWriter, journal_dir
 
 TINY = ["--dataset", "digits", "--model", "small_cnn", "--data.limit", "320", "--image-size",
