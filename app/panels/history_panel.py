@@ -122,6 +122,8 @@ class HistoryPanel(QWidget):
         lay.addWidget(self.toolbar)
         lay.addWidget(self.run_table, 1)
         lay.addWidget(self.notice)
+        # as wide as the tool bar: none of its actions hides behind an overflow button
+        self.setMinimumWidth(self.toolbar.sizeHint().width() + 2 * m)
 
     # ---- the table ---------------------------------------------------------------------------
     @Slot()
