@@ -68,6 +68,7 @@ class MainWindow(ChromeWindow, Callback):
         self._epochs = 0
         self._close_pending = False
         self._resuming: ResumePoint | None = None
+        self._docks_narrowed = False
         self._idle_text = STATE_TEXT[RunState.IDLE]
         self.last_status = ""
         self.last_error = ""
@@ -452,15 +453,24 @@ class MainWindow(ChromeWindow, Callback):
 
     def _dock_width(self) -> int:
         return max(self.setup_dock.minimumSizeHint().width(),
+                   self.history_dock.minimumSizeHint().width(),
                    min(380, int(self.width() * 0.28)))
 
     def resizeEvent(self, event: QResizeEvent) -> None:
-        """A window made narrow narrows the docks too, so the live view keeps its plots."""
+        """A window made narrow narrows the docks too, so the live view keeps its plots; made
+        wide again, the docks narrowed so grow back."""
         super().resizeEvent(event)
+        if self.setup_dock.isFloating():
+            return
+        wider = event.size().width() > event.oldSize().width() >= 0
         if (event.size().width() < event.oldSize().width()
-                and self.setup_dock.width() > self._dock_width()
-                and not self.setup_dock.isFloating()):
+                and self.setup_dock.width() > self._dock_width()):
+            self._docks_narrowed = True
             self.fit_docks()
+        elif wider and self._docks_narrowed:
+            if self.setup_dock.width() < self._dock_width():
+                self.fit_docks()
+            self._docks_narrowed = self._dock_width() < 380
 
     def _restore_layout(self) -> None:
         geometry, state = settings.load_window_layout()

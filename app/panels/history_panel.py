@@ -122,7 +122,11 @@ class HistoryPanel(QWidget):
         lay.addWidget(self.toolbar)
         lay.addWidget(self.run_table, 1)
         lay.addWidget(self.notice)
-        # as wide as the tool bar: none of its actions hides behind an overflow button
+        # as wide as the tool bar, laid out tight: none of its actions hides behind an
+        # overflow button
+        self.toolbar.setContentsMargins(0, 0, 0, 0)
+        self.toolbar.layout().setSpacing(0)
+        self.toolbar.layout().setContentsMargins(0, 0, 0, 0)
         self.setMinimumWidth(self.toolbar.sizeHint().width() + 2 * m)
 
     # ---- the table ---------------------------------------------------------------------------
