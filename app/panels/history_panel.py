@@ -125,8 +125,10 @@ class HistoryPanel(QWidget):
         # as wide as the tool bar, laid out tight: none of its actions hides behind an
         # overflow button
         self.toolbar.setContentsMargins(0, 0, 0, 0)
-        self.toolbar.layout().setSpacing(0)
-        self.toolbar.layout().setContentsMargins(0, 0, 0, 0)
+        bar_layout = self.toolbar.layout()
+        if bar_layout is not None:
+            bar_layout.setSpacing(0)
+            bar_layout.setContentsMargins(0, 0, 0, 0)
         self.setMinimumWidth(self.toolbar.sizeHint().width() + 2 * m)
 
     # ---- the table ---------------------------------------------------------------------------
