@@ -209,20 +209,32 @@ class RunConfig:
             raise ConfigError(f"{source}: expected a table of sections, got {_type_name(data)}")
         cfg = cls()
         sections = {f.name: f for f in dataclasses.fields(cls)}
+        errors: list[ConfigError] = []  # every problem of the file, not only its first
         for key, value in data.items():
             if key not in sections:
-                raise ConfigError(
+                errors.append(ConfigError(
                     f"{source}: unknown section '{key}' (known: {', '.join(sections)})",
-                    field=str(key))
+                    field=str(key)))
+                continue
             if not isinstance(value, dict):
-                raise ConfigError(f"{source}: section '{key}' must be a table, got "
-                                  f"{_type_name(value)}", field=str(key))
-            section = getattr(cfg, key)
+                errors.append(ConfigError(f"{source}: section '{key}' must be a table, got "
+                                          f"{_type_name(value)}", field=str(key)))
+                continue
             for name, raw in value.items():
-                path = f"{key}.{name}"
-                cfg.set(path, raw, source=source)
-            del section
-        cfg.check()
+                try:
+                    cfg.set(f"{key}.{name}", raw, source=source)
+                except ConfigError as exc:
+                    errors.append(exc)
+        refused = {e.field for e in errors}
+        errors += [ConfigError(message, field=path) for path, message in cfg.problems()
+                   if path not in refused]
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            prefix = f"{source}: "
+            parts = [e.message.removeprefix(prefix) for e in errors]
+            raise ConfigError(f"{source} has {len(errors)} problems: " + "; ".join(parts),
+                              field=errors[0].field)
         return cfg
 
     def copy(self) -> RunConfig:
