@@ -6,6 +6,7 @@ run fits every plot to the whole run."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import pytest
 from learndrop.core.cli import main as cli_main
 from learndrop.core.config import RunConfig
 from learndrop.core.report import load_run
+from learndrop.core.report.tables import action_table
 from learndrop.core.store import RunStore
 
 pytestmark = pytest.mark.gui
@@ -96,6 +98,10 @@ def test_resume_continues_on_top_of_the_run_and_records_every_action(
     with RunStore(store) as s:
         data = load_run(s, run.id)
     assert [a.action for a in data.actions] == ["stop", "resume_run"]
+    # the report's actions to the second: a stop and a resume seconds apart read apart
+    head, rows = action_table(data)
+    assert head[0] == "Time" and all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", r[0])
+                                     for r in rows)
     assert any(m.message.startswith("run stopped") for m in data.messages)
 
     # opened again from the history: the same record, every view fitted to the whole run
