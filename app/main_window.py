@@ -10,6 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QGuiApplication, QIcon, QResizeEvent
+from PySide6.QtWidgets import QDockWidget
 
 from learndrop.core.config import RunConfig
 from learndrop.core.errors import LearnDropError
@@ -68,7 +69,6 @@ class MainWindow(ChromeWindow, Callback):
         self._epochs = 0
         self._close_pending = False
         self._resuming: ResumePoint | None = None
-        self._docks_narrowed = False
         self._idle_text = STATE_TEXT[RunState.IDLE]
         self.last_status = ""
         self.last_error = ""
@@ -448,8 +448,14 @@ class MainWindow(ChromeWindow, Callback):
 
     def fit_docks(self) -> None:
         """The setup and history docks take about a quarter of the width, 380 pixels at
-        most, and never less than the form needs."""
-        self.resizeDocks([self.setup_dock], [self._dock_width()], Qt.Orientation.Horizontal)
+        most, and never less than the form needs (sized through the one shown: a dock
+        hidden behind the other's tab does not resize)."""
+        self.resizeDocks([self._shown_dock()], [self._dock_width()], Qt.Orientation.Horizontal)
+
+    def _shown_dock(self) -> QDockWidget:
+        # a dock behind the other's tab counts as visible, but shows nothing
+        return next((d for d in (self.setup_dock, self.history_dock)
+                     if d.isVisible() and not d.visibleRegion().isEmpty()), self.setup_dock)
 
     def _dock_width(self) -> int:
         return max(self.setup_dock.minimumSizeHint().width(),
@@ -458,19 +464,17 @@ class MainWindow(ChromeWindow, Callback):
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         """A window made narrow narrows the docks too, so the live view keeps its plots; made
-        wide again, the docks narrowed so grow back."""
+        wide again, docks narrower than their share grow back to it."""
         super().resizeEvent(event)
-        if self.setup_dock.isFloating():
+        dock = self._shown_dock()
+        if dock.isFloating():
             return
         wider = event.size().width() > event.oldSize().width() >= 0
         if (event.size().width() < event.oldSize().width()
-                and self.setup_dock.width() > self._dock_width()):
-            self._docks_narrowed = True
+                and dock.width() > self._dock_width()):
             self.fit_docks()
-        elif wider and self._docks_narrowed:
-            if self.setup_dock.width() < self._dock_width():
-                self.fit_docks()
-            self._docks_narrowed = self._dock_width() < 380
+        elif wider and dock.width() < self._dock_width():
+            QTimer.singleShot(0, self.fit_docks)  # once the window's layout has its size
 
     def _restore_layout(self) -> None:
         geometry, state = settings.load_window_layout()

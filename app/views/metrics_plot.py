@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from learndrop.core.monitor import RunHistory
@@ -28,6 +29,10 @@ def _nice_ceil(value: float) -> float:
     return next(m * base for m in (1, 2, 2.5, 5, 10) if m * base >= value * (1 - 1e-12))
 
 
+#: the legend's names where the plot is too narrow for the full ones
+_SHORT = {"batch loss": "batch", "validation": "val.", "validation (scaled-down)": "val. scaled"}
+
+
 class MetricsPlot(QWidget):
     """Two stacked plots sharing the epoch axis: loss on top, accuracy below."""
 
@@ -43,7 +48,7 @@ class MetricsPlot(QWidget):
         self.loss_plot = self.view.addPlot(row=0, col=0)
         self.acc_plot = self.view.addPlot(row=1, col=0)
         self.acc_plot.setXLink(self.loss_plot)
-        self._legend_pt = f"{max(7.0, self.font().pointSizeF() * 0.85):.1f}pt"
+        self._legend_pt = max(7.0, self.font().pointSizeF() * 0.85)
         self._legends: tuple[object, ...] = ()
         for plot, label in ((self.loss_plot, "loss"), (self.acc_plot, "accuracy")):
             plot.setMenuEnabled(False)
@@ -114,17 +119,19 @@ class MetricsPlot(QWidget):
             for item in items:
                 x, _y = item.getData()
                 if item.isVisible() and x is not None and len(x):
+                    name = item.name() or ""
                     entries.append((item.opts["pen"].color(),
-                                    marks.get(str(item.opts.get("symbol")), ""),
-                                    item.name() or ""))
+                                    marks.get(str(item.opts.get("symbol")), ""), name,
+                                    _SHORT.get(name, name)))
             shown.append((plot, entries))
-        key: tuple[object, ...] = (self.theme.foreground.name(), *(
-            (id(p), tuple((c.name(), m, n) for c, m, n in e)) for p, e in shown))
+        key: tuple[object, ...] = (self.theme.foreground.name(), self.view.width(), *(
+            (id(p), tuple((c.name(), m, n) for c, m, n, _s in e)) for p, e in shown))
         if key == self._legends:
             return
         self._legends = key
         for plot, entries in shown:
-            line_legend(plot, entries, self.theme.foreground, self._legend_pt)
+            line_legend(plot, entries, self.theme.foreground, self._legend_pt,
+                        self.view.width())
         has_run = self.history.fit_start is not None
         show_axis_values(self.loss_plot, has_run)
         show_axis_values(self.acc_plot, has_run)
@@ -180,6 +187,11 @@ class MetricsPlot(QWidget):
             self._y_ranges = (loss_range, acc_range)
             self.loss_plot.setYRange(*loss_range, padding=0.02)
             self.acc_plot.setYRange(*acc_range, padding=0.02)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """The legends take the wording that fits the new width."""
+        super().resizeEvent(event)
+        self._update_legends()
 
     def curve_data(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) of one curve: batch_loss, train_loss, val_loss, train_acc, val_acc."""

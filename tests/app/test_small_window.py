@@ -50,6 +50,7 @@ def test_1024x640_shows_the_progress_caption_and_legends_whole(
         title = plot.titleLabel
         assert title.isVisible() and title.text
         assert not title.sceneBoundingRect().intersects(plot.vb.sceneBoundingRect())
+        assert title.item.boundingRect().width() <= live.metrics.view.width()  # whole
 
 
 def test_the_docks_follow_a_drag_and_grow_back_with_the_window(
@@ -62,6 +63,15 @@ def test_the_docks_follow_a_drag_and_grow_back_with_the_window(
     assert dock.width() < wide
     resize(qtbot, window, LARGE)
     assert abs(dock.width() - wide) <= 2
+    # the same with the run history's tab in front (the setup dock hidden behind it)
+    window.show_history()
+    qtbot.wait(50)
+    resize(qtbot, window, SMALL)
+    assert window.history_dock.width() < wide and window.history_dock.width() <= 0.3 * SMALL[0]
+    resize(qtbot, window, LARGE)
+    assert abs(window.history_dock.width() - wide) <= 2
+    window.setup_dock.raise_()
+    qtbot.wait(50)
 
     # in the small window too, the separator between the docks and the live view drags
     resize(qtbot, window, SMALL)
