@@ -158,6 +158,8 @@ class ScorePlot(QWidget):
         self.selection.groups = []
         self._drawn_key = ()
         self._range_key = (math.nan, math.nan)
+        self._y_bottom = math.nan  # a new run is fitted whole, whatever was zoomed before
+        self._apply_y_range()
         self._clear_markers()
         for m in self._marker_items.values():
             self.plot.vb.removeItem(m)

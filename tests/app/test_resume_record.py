@@ -105,16 +105,18 @@ def test_resume_continues_on_top_of_the_run_and_records_every_action(
     assert any(m.message.startswith("run stopped") for m in data.messages)
 
     # opened again from the history: the same record, every view fitted to the whole run
-    w.live.score_plot.plot.setXRange(2.5, 3.0, padding=0)
-    w.live.metrics.loss_plot.setXRange(2.5, 3.0, padding=0)
+    for plot in (w.live.score_plot.plot, w.live.metrics.loss_plot):  # zoomed in by the reader
+        plot.setRange(xRange=(2.5, 3.0), yRange=(0.5, 0.6), padding=0)
     assert w.history.open_run(run.id)
     w.live.redraw()
     rows = log_rows(w)
     for words in ("asked to stop", "run stopped", "resumed the run from its checkpoint"):
         assert any(words in r for r in rows), words
     for plot in (w.live.score_plot.plot, w.live.metrics.loss_plot, w.live.metrics.acc_plot):
-        (x0, x1), _ = plot.viewRange()
+        (x0, x1), (y0, y1) = plot.viewRange()
         assert x0 <= 0.05 and x1 >= 3.95, (plot, x0, x1)
+        if plot is not w.live.metrics.acc_plot:  # its y axis fits the accuracies
+            assert y0 <= 0.05 and y1 - y0 >= 0.5, (plot, y0, y1)
     x, _y = w.live.metrics.curve_data("train_loss")
     assert np.allclose(x, [1, 2, 3, 4])
 
