@@ -124,14 +124,14 @@ class MetricsPlot(QWidget):
                                     marks.get(str(item.opts.get("symbol")), ""), name,
                                     _SHORT.get(name, name)))
             shown.append((plot, entries))
-        key: tuple[object, ...] = (self.theme.foreground.name(), self.view.width(), *(
+        key: tuple[object, ...] = (self.theme.foreground.name(), self.width(), *(
             (id(p), tuple((c.name(), m, n) for c, m, n, _s in e)) for p, e in shown))
         if key == self._legends:
             return
         self._legends = key
-        for plot, entries in shown:
-            line_legend(plot, entries, self.theme.foreground, self._legend_pt,
-                        self.view.width())
+        for plot, entries in shown:  # over the plot's area, right of its left axis
+            room = self.width() - plot.getAxis("left").width() - 2 * self._margin()
+            line_legend(plot, entries, self.theme.foreground, self._legend_pt, room)
         has_run = self.history.fit_start is not None
         show_axis_values(self.loss_plot, has_run)
         show_axis_values(self.acc_plot, has_run)
@@ -187,6 +187,9 @@ class MetricsPlot(QWidget):
             self._y_ranges = (loss_range, acc_range)
             self.loss_plot.setYRange(*loss_range, padding=0.02)
             self.acc_plot.setYRange(*acc_range, padding=0.02)
+
+    def _margin(self) -> int:
+        return self.fontMetrics().height()
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         """The legends take the wording that fits the new width."""
