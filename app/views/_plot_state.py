@@ -15,11 +15,13 @@ __all__ = ["show_axis_values", "line_legend"]
 
 def show_axis_values(plot: pg.PlotItem, on: bool, axes: Sequence[str] = ("bottom", "left")
                      ) -> None:
-    """Numbers on ``axes`` only when the plot has data to read them against."""
+    """Numbers (and tick marks) on ``axes`` only when the plot has data to read them
+    against."""
     for name in axes:
         axis = plot.getAxis(name)
         if axis.style.get("showValues", True) != on:
             axis.setStyle(showValues=on)
+            axis.setTicks(None if on else [[], []])
 
 
 def line_legend(plot: pg.PlotItem, entries: Sequence[tuple[QColor, str, str, str]],

@@ -54,11 +54,11 @@ class ScoreLegend:
             picks = np.linspace(0, len(units) - 1, MAX_ENTRIES).round().astype(int)
             units = [units[i] for i in sorted(set(picks.tolist()))]
         self.item.setColumnCount(1 if len(units) <= 3 else 2)
+        self.item.setLabelTextColor(theme.foreground)  # before the labels are made
         for u in units:
             sample = pg.PlotDataItem(pen=pg.mkPen(colors[u.index], width=3))
             self._samples.append(sample)
             self.item.addItem(sample, u.name)
-        self.item.setLabelTextColor(theme.foreground)
         self.item.setBrush(pg.mkBrush(theme.faded(theme.background, 235)))
         self.item.setPen(pg.mkPen(theme.faded(theme.foreground, 60)))
         self.item.setVisible(True)
