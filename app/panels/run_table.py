@@ -271,7 +271,8 @@ class RunTable(QWidget):
                 self._sized = True
                 self.table.resizeColumnsToContents()
                 most = self.fontMetrics().averageCharWidth() * 36
-                self.table.setColumnWidth(0, min(self.table.columnWidth(0), most))
+                room = self.table.columnWidth(0) + self.fontMetrics().height()  # + margins
+                self.table.setColumnWidth(0, min(room, most))
                 self._fit_status_column()
         self.update_count()
         self.selection_changed.emit()
