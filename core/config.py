@@ -211,14 +211,11 @@ class RunConfig:
         sections = {f.name: f for f in dataclasses.fields(cls)}
         errors: list[ConfigError] = []  # every problem of the file, not only its first
         for key, value in data.items():
-            if key not in sections:
+            if key not in sections or not isinstance(value, dict):
                 errors.append(ConfigError(
-                    f"{source}: unknown section '{key}' (known: {', '.join(sections)})",
-                    field=str(key)))
-                continue
-            if not isinstance(value, dict):
-                errors.append(ConfigError(f"{source}: section '{key}' must be a table, got "
-                                          f"{_type_name(value)}", field=str(key)))
+                    f"{source}: unknown section '{key}' (known: {', '.join(sections)})"
+                    if key not in sections else f"{source}: section '{key}' must be a "
+                    f"table, got {_type_name(value)}", field=str(key)))
                 continue
             for name, raw in value.items():
                 try:
@@ -228,13 +225,8 @@ class RunConfig:
         refused = {e.field for e in errors}
         errors += [ConfigError(message, field=path) for path, message in cfg.problems()
                    if path not in refused]
-        if len(errors) == 1:
-            raise errors[0]
         if errors:
-            prefix = f"{source}: "
-            parts = [e.message.removeprefix(prefix) for e in errors]
-            raise ConfigError(f"{source} has {len(errors)} problems: " + "; ".join(parts),
-                              field=errors[0].field)
+            raise ConfigError.combined(source, errors)
         return cfg
 
     def copy(self) -> RunConfig:
