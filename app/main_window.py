@@ -10,6 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QGuiApplication, QIcon, QResizeEvent
+from PySide6.QtWidgets import QDockWidget
 
 from learndrop.core.config import RunConfig
 from learndrop.core.errors import LearnDropError
@@ -103,8 +104,28 @@ class MainWindow(ChromeWindow, Callback):
     @Slot(str, object)
     def _on_engine_hook(self, hook: str, payload: object) -> None:
         """One engine hook from the bridge (queued into the GUI thread), handed to the live
-        view and the window the way a replay hands stored events: an unknown hook fails."""
+        view and the window the way a replay hands stored events: an unknown hook fails.
+        A resumed run starts with its earlier sessions, replayed from the run store."""
+        if (hook == "on_fit_start" and isinstance(payload, FitStart)
+                and payload.resumed_from_epoch > 0 and self._replay_past()):
+            call_hook((self,), hook, payload)
+            return
         call_hook((self.live, self), hook, payload)
+
+    def _replay_past(self) -> bool:
+        """Show what the resumed run recorded before this session (its scores, losses, drops,
+        actions and log) in the live view, which then goes on live; False when the stored run
+        cannot be read (the view then starts at the resumed epoch)."""
+        recorder = self._job.recorder if self._job is not None else None
+        if recorder is None or recorder.run_id is None or recorder.first_seq <= 0:
+            return False
+        try:
+            self.library.replay_before(recorder.run_id, recorder.first_seq, self.live)
+        except LearnDropError as exc:
+            log.warning("could not show the run's earlier epochs: %s", exc.message)
+            return False
+        self.live.go_live()
+        return True
 
     def _connect_panels(self) -> None:
         self.live.unit_action_requested.connect(self._on_unit_action)
@@ -427,20 +448,33 @@ class MainWindow(ChromeWindow, Callback):
 
     def fit_docks(self) -> None:
         """The setup and history docks take about a quarter of the width, 380 pixels at
-        most, and never less than the form needs."""
-        self.resizeDocks([self.setup_dock], [self._dock_width()], Qt.Orientation.Horizontal)
+        most, and never less than the form needs (sized through the one shown: a dock
+        hidden behind the other's tab does not resize)."""
+        self.resizeDocks([self._shown_dock()], [self._dock_width()], Qt.Orientation.Horizontal)
+
+    def _shown_dock(self) -> QDockWidget:
+        # a dock behind the other's tab counts as visible, but shows nothing
+        return next((d for d in (self.setup_dock, self.history_dock)
+                     if d.isVisible() and not d.visibleRegion().isEmpty()), self.setup_dock)
 
     def _dock_width(self) -> int:
         return max(self.setup_dock.minimumSizeHint().width(),
+                   self.history_dock.minimumSizeHint().width(),
                    min(380, int(self.width() * 0.28)))
 
     def resizeEvent(self, event: QResizeEvent) -> None:
-        """A window made narrow narrows the docks too, so the live view keeps its plots."""
+        """A window made narrow narrows the docks too, so the live view keeps its plots; made
+        wide again, docks narrower than their share grow back to it."""
         super().resizeEvent(event)
+        dock = self._shown_dock()
+        if dock.isFloating():
+            return
+        wider = event.size().width() > event.oldSize().width() >= 0
         if (event.size().width() < event.oldSize().width()
-                and self.setup_dock.width() > self._dock_width()
-                and not self.setup_dock.isFloating()):
+                and dock.width() > self._dock_width()):
             self.fit_docks()
+        elif wider and dock.width() < self._dock_width():
+            QTimer.singleShot(0, self.fit_docks)  # once the window's layout has its size
 
     def _restore_layout(self) -> None:
         geometry, state = settings.load_window_layout()

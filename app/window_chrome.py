@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QRect, QSize, Qt, QTimer
+from PySide6.QtGui import QAction, QGuiApplication, QKeySequence, QShowEvent
 from PySide6.QtWidgets import (
     QDockWidget,
     QLabel,
@@ -20,7 +20,7 @@ from .actions import RunActions
 from .dialogs.standard import show_about, show_guide, show_shortcuts
 from .panels import HistoryPanel, LivePanel, SetupPanel
 
-__all__ = ["ChromeWindow"]
+__all__ = ["ChromeWindow", "fitted_geometry"]
 
 
 class ChromeWindow(QMainWindow):
@@ -48,6 +48,24 @@ class ChromeWindow(QMainWindow):
     def shortcuts(self) -> list[tuple[str, str]]:
         """Every action of the window with a keyboard shortcut: (what it does, keys)."""
         return shortcuts(self)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        """Once shown (its frame known), the whole window fits the screen's free area."""
+        super().showEvent(event)
+        if QGuiApplication.platformName() not in ("offscreen", "minimal"):
+            QTimer.singleShot(0, self.fit_to_screen)
+            QTimer.singleShot(400, self.fit_to_screen)  # a window manager may frame it late
+
+    def fit_to_screen(self) -> None:
+        """Shrink and move the window so that its frame too is inside the screen's free area
+        (the status bar stays on screen); a maximised or full-screen window is left alone."""
+        screen = self.screen()
+        if screen is None or self.isMaximized() or self.isFullScreen():
+            return
+        inner = fitted_geometry(self.frameGeometry(), self.geometry(),
+                                screen.availableGeometry())
+        if inner != self.geometry():
+            self.setGeometry(inner)
 
 
 def build_docks_and_bars(window: ChromeWindow, idle_text: str) -> None:
@@ -140,3 +158,16 @@ def _menu_action(menu: QMenu, text: str, slot: Callable[[], object],
     if key is not None:
         action.setShortcut(QKeySequence(key))
     return action
+
+
+def fitted_geometry(frame: QRect, inner: QRect, area: QRect) -> QRect:
+    """The window's geometry (without its frame, ``inner``) that puts its whole ``frame``
+    (title bar and borders included) inside the screen's free ``area``: smaller if need be,
+    then moved in."""
+    left, top = inner.x() - frame.x(), inner.y() - frame.y()
+    extra_w, extra_h = frame.width() - inner.width(), frame.height() - inner.height()
+    width = min(inner.width(), area.width() - extra_w)
+    height = min(inner.height(), area.height() - extra_h)
+    x = min(max(frame.x(), area.x()), area.x() + area.width() - (width + extra_w))
+    y = min(max(frame.y(), area.y()), area.y() + area.height() - (height + extra_h))
+    return QRect(x + left, y + top, width, height)

@@ -213,20 +213,24 @@ class RunConfig:
             raise ConfigError(f"{source}: expected a table of sections, got {_type_name(data)}")
         cfg = cls()
         sections = {f.name: f for f in dataclasses.fields(cls)}
+        errors: list[ConfigError] = []  # every problem of the file, not only its first
         for key, value in data.items():
-            if key not in sections:
-                raise ConfigError(
-                    f"{source}: unknown section '{key}' (known: {', '.join(sections)})",
-                    field=str(key))
-            if not isinstance(value, dict):
-                raise ConfigError(f"{source}: section '{key}' must be a table, got "
-                                  f"{_type_name(value)}", field=str(key))
-            section = getattr(cfg, key)
+            if key not in sections or not isinstance(value, dict):
+                errors.append(ConfigError(
+                    f"{source}: unknown section '{key}' (known: {', '.join(sections)})"
+                    if key not in sections else f"{source}: section '{key}' must be a "
+                    f"table, got {_type_name(value)}", field=str(key)))
+                continue
             for name, raw in value.items():
-                path = f"{key}.{name}"
-                cfg.set(path, raw, source=source)
-            del section
-        cfg.check()
+                try:
+                    cfg.set(f"{key}.{name}", raw, source=source)
+                except ConfigError as exc:
+                    errors.append(exc)
+        refused = {e.field for e in errors}
+        errors += [ConfigError(message, field=path) for path, message in cfg.problems()
+                   if path not in refused]
+        if errors:
+            raise ConfigError.combined(source, errors)
         return cfg
 
     def copy(self) -> RunConfig:

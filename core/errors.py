@@ -46,6 +46,15 @@ class ConfigError(LearnDropError):
         super().__init__(message)
         self.field = field
 
+    @classmethod
+    def combined(cls, source: str, errors: list[ConfigError]) -> ConfigError:
+        """One error for every problem of ``source``, on one line (the first's field)."""
+        if len(errors) == 1:
+            return errors[0]
+        parts = [e.message.removeprefix(f"{source}: ") for e in errors]
+        return cls(f"{source} has {len(errors)} problems: " + "; ".join(parts),
+                   field=errors[0].field)
+
 
 class DataError(LearnDropError):
     """A data set that cannot be read or does not fit the model."""

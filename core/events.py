@@ -20,6 +20,9 @@ Order of events in one run::
 A replayed run (:func:`learndrop.core.store.replay`) also fires ``on_clock(wall_time)``
 before each event whose wall-clock time the store knows, so that a replay can tell when each
 event happened; a live run never fires it (its events happen now).
+``on_info(message)`` carries a line of the run's log that is neither a warning nor an
+error: a replay fires it for the stored ones (how an earlier session of a resumed run
+ended, say), and a callback may record one.
 
 Epochs: one convention
 ----------------------
@@ -192,7 +195,7 @@ class FitEnd:
 
 
 #: what a user can do to a running run (the first three name a unit)
-USER_ACTIONS = ("pin", "unpin", "drop", "pause", "resume", "stop", "cancel")
+USER_ACTIONS = ("pin", "unpin", "drop", "pause", "resume", "stop", "cancel", "resume_run")
 
 
 @dataclass(frozen=True)
@@ -200,7 +203,9 @@ class UserAction:
     """Something a user did to a running run, as the engine took it.
 
     ``action`` is one of :data:`USER_ACTIONS`; ``unit`` names the unit for pin, unpin and
-    drop (empty otherwise). ``time`` is when the user asked (wall clock, seconds since 1970);
+    drop (empty otherwise). ``resume_run`` is a stopped run continued from its checkpoint
+    (``learndrop resume``, Resume in the app), taken where the checkpoint left it.
+    ``time`` is when the user asked (wall clock, seconds since 1970);
     ``step`` and ``epoch`` (a position) are where the run was when it took the request, at
     the next batch boundary. A request the engine then refuses (dropping a pinned unit, say)
     is followed by a warning.
@@ -217,7 +222,9 @@ class UserAction:
         """The action in words: "pinned conv1", "paused"."""
         done = {"pin": "pinned", "unpin": "unpinned", "drop": "asked to drop",
                 "pause": "paused", "resume": "resumed", "stop": "asked to stop",
-                "cancel": "asked to cancel"}.get(self.action, self.action)
+                "cancel": "asked to cancel",
+                "resume_run": "resumed the run from its checkpoint"}.get(self.action,
+                                                                          self.action)
         return f"{done} {self.unit}".strip()
 
 
@@ -263,6 +270,7 @@ class Callback:
     def on_epoch_end(self, event: EpochEnd) -> None: ...
     def on_checkpoint(self, event: CheckpointSaved) -> None: ...
     def on_warning(self, message: str) -> None: ...
+    def on_info(self, message: str) -> None: ...
     def on_user_action(self, event: UserAction) -> None: ...
     def on_clock(self, wall_time: float) -> None: ...
     def on_fit_end(self, event: FitEnd) -> None: ...

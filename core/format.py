@@ -180,6 +180,8 @@ def short_names(names: list[str], width: int) -> list[str]:
             for k, n in enumerate(names)]
 
 
-def when(t: Any) -> str:
-    """A Unix time as local date and minute: ``2024-05-01 14:03``."""
-    return time.strftime("%Y-%m-%d %H:%M", time.localtime(t)) if is_number(t) else DASH
+def when(t: Any, seconds: bool = False) -> str:
+    """A Unix time as local date and minute, ``2024-05-01 14:03``, or to the second
+    (``14:03:27``) where several things happen within a minute."""
+    shape = "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
+    return time.strftime(shape, time.localtime(t)) if is_number(t) else DASH

@@ -122,6 +122,14 @@ class HistoryPanel(QWidget):
         lay.addWidget(self.toolbar)
         lay.addWidget(self.run_table, 1)
         lay.addWidget(self.notice)
+        # as wide as the tool bar, laid out tight: none of its actions hides behind an
+        # overflow button
+        self.toolbar.setContentsMargins(0, 0, 0, 0)
+        bar_layout = self.toolbar.layout()
+        if bar_layout is not None:
+            bar_layout.setSpacing(0)
+            bar_layout.setContentsMargins(0, 0, 0, 0)
+        self.setMinimumWidth(self.toolbar.sizeHint().width() + 2 * m)
 
     # ---- the table ---------------------------------------------------------------------------
     @Slot()

@@ -171,6 +171,16 @@ class LivePanel(QWidget, Callback):
         self.history.on_warning(message)
         self._mark("log")
 
+    def on_info(self, message: str) -> None:
+        self.history.on_info(message)
+        self._mark("log")
+
+    def go_live(self) -> None:
+        """A replayed run goes on live (a resumed run after its earlier sessions were
+        replayed): its next events happen now."""
+        self._clock = None
+        self.history.clear_clock()
+
     @Slot(str)
     def on_error(self, message: str) -> None:
         self.history.on_error(message)

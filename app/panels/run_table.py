@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import (
     QAbstractTableModel,
+    QEvent,
     QItemSelectionModel,
     QModelIndex,
     QObject,
@@ -16,11 +17,13 @@ from PySide6.QtCore import (
     QPoint,
     QSortFilterProxyModel,
     Qt,
+    QTimer,
     Signal,
 )
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -62,15 +65,15 @@ _STAMPED = re.compile(r"\d{8}-\d{6}(?:-\d+)?(?: \u270e)?$")
 
 
 class NameDelegate(QStyledItemDelegate):
-    """Run names too long for their column lose their start when they end with the date and
-    time they were started (what tells runs of one model and data set apart), else their
-    end."""
+    """Run names too long for their column lose their middle when they end with the date and
+    time they were started (the model at the start and the time at the end tell runs apart),
+    else their end."""
 
     def initStyleOption(self, option: QStyleOptionViewItem,
                         index: QModelIndex | QPersistentModelIndex) -> None:
         super().initStyleOption(option, index)
         text = str(index.data(Qt.ItemDataRole.DisplayRole) or "")
-        option.textElideMode = (Qt.TextElideMode.ElideLeft if _STAMPED.search(text)
+        option.textElideMode = (Qt.TextElideMode.ElideMiddle if _STAMPED.search(text)
                                 else Qt.TextElideMode.ElideRight)
 
 
@@ -186,7 +189,14 @@ class RunTable(QWidget):
         self.proxy.setFilterRole(FILTER_ROLE)
         self.proxy.setFilterKeyColumn(-1)
         self.proxy.setFilterCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+        self._pending: list[RunRecord] | None = None
+        self._pointer_in = False
+        self._hold_timer = QTimer(self)
+        self._hold_timer.setSingleShot(True)
+        self._hold_timer.setInterval(500)
+        self._hold_timer.timeout.connect(self._apply_pending)
         self._build_table()
+        self.table.viewport().installEventFilter(self)
         self.filter_edit = QLineEdit()
         self.filter_edit.setPlaceholderText("Filter: name, status, model, data set, note…")
         self.filter_edit.setClearButtonEnabled(True)
@@ -214,6 +224,7 @@ class RunTable(QWidget):
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setAlternatingRowColors(True)
         self.table.setWordWrap(False)
+        self.table.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.table.verticalHeader().setVisible(False)
         self.table.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         header = self.table.horizontalHeader()
@@ -241,17 +252,101 @@ class RunTable(QWidget):
         return self.model.records
 
     def set_records(self, records: list[RunRecord]) -> None:
-        """Show ``records``, keeping the selected runs selected."""
+        """Show ``records``, keeping the selected runs selected and the current one current,
+        and the rows shown where they were. New runs wait while the pointer is on the table
+        or a menu of it is open, so that no row moves under a click."""
+        if self._holding():
+            self._pending = list(records)
+            self._hold_timer.start()
+            return
+        self._pending = None
         selected = [r.id for r in self.selected_runs()]
+        current = self._current_id()
+        anchor = self._anchor()
         if self.model.set_records(records):
             self._select_ids(selected)
+            self._set_current(current)
+            self._keep_in_place(anchor)
             if not self._sized and records:  # once: later the user's widths are kept
                 self._sized = True
                 self.table.resizeColumnsToContents()
                 most = self.fontMetrics().averageCharWidth() * 36
-                self.table.setColumnWidth(0, min(self.table.columnWidth(0), most))
+                room = self.table.columnWidth(0) + self.fontMetrics().height()  # + margins
+                self.table.setColumnWidth(0, min(room, most))
+                self._fit_status_column()
         self.update_count()
         self.selection_changed.emit()
+
+    @property
+    def pending(self) -> bool:
+        """Whether newer runs wait to be shown (until the pointer leaves the table)."""
+        return self._pending is not None
+
+    def _holding(self) -> bool:
+        return self._pointer_in or QApplication.activePopupWidget() is not None
+
+    def _apply_pending(self) -> None:
+        if self._pending is not None:
+            if self._holding():
+                self._hold_timer.start()
+            else:
+                self.set_records(self._pending)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        """The pointer on the table's rows holds back changes to them."""
+        if watched is self.table.viewport():
+            if event.type() == QEvent.Type.Enter:
+                self._pointer_in = True
+            elif event.type() == QEvent.Type.Leave:
+                self._pointer_in = False
+                self._apply_pending()
+        return super().eventFilter(watched, event)
+
+    def _current_id(self) -> int | None:
+        index = self.table.currentIndex()
+        if not index.isValid():
+            return None
+        return self.model.record(self.proxy.mapToSource(index).row()).id
+
+    def _set_current(self, run_id: int | None) -> None:
+        """Make run ``run_id`` the current row again (the selection left as it is)."""
+        row = self._row_of(run_id)
+        if row is not None:
+            self.table.selectionModel().setCurrentIndex(
+                self.proxy.index(row, 0), QItemSelectionModel.SelectionFlag.NoUpdate)
+
+    def _row_of(self, run_id: int | None) -> int | None:
+        if run_id is None:
+            return None
+        return next((row for row, rec in enumerate(self.runs()) if rec.id == run_id), None)
+
+    def _anchor(self) -> tuple[int, int] | None:
+        """A run on screen and its y in the viewport: the first selected run shown, else the
+        top row."""
+        rows = sorted(i.row() for i in self.table.selectionModel().selectedRows())
+        top = self.table.rowAt(0)
+        row = next((r for r in rows if self.table.rowViewportPosition(r) >= 0), top)
+        if row < 0 or row >= self.proxy.rowCount():
+            return None
+        rec = self.model.record(self.proxy.mapToSource(self.proxy.index(row, 0)).row())
+        return rec.id, self.table.rowViewportPosition(row)
+
+    def _keep_in_place(self, anchor: tuple[int, int] | None) -> None:
+        """Scroll so that the anchor run is where it was (as far as the table scrolls)."""
+        if anchor is None:
+            return
+        row = self._row_of(anchor[0])
+        if row is None:
+            return
+        self.table.verticalScrollBar().setValue(
+            self.table.verticalHeader().sectionPosition(row) - anchor[1])
+
+    def _fit_status_column(self) -> None:
+        """The status column fits its longest word, whichever statuses there are now."""
+        metrics = self.table.fontMetrics()
+        words = ("interrupted", "cancelled", "finished", "running", COLUMNS[1])
+        need = max(metrics.horizontalAdvance(w) for w in words) + metrics.height()
+        self.table.setColumnWidth(1, max(self.table.columnWidth(1), need))
 
     def update_count(self) -> None:
         shown, total = self.proxy.rowCount(), len(self.model.records)

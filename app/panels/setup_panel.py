@@ -96,7 +96,10 @@ class SetupPanel(QWidget):
         self._reason.setObjectName("start-blocked-reason")
         self._reason.setStyleSheet("color: #d9363e;")
         self._reason.hide()
-        self._rejected = QLabel()  # a typed value the form did not take, until the next edit
+        # the typed values the form did not take, one line per field, each until that field
+        # is edited again
+        self._rejections: dict[str, str] = {}
+        self._rejected = QLabel()
         self._rejected.setWordWrap(True)
         self._rejected.setObjectName("rejected-value")
         self._rejected.setStyleSheet("color: #d9363e;")
@@ -165,6 +168,7 @@ class SetupPanel(QWidget):
         editor = make_editor(path)
         self._editors[path] = editor
         notify(editor, self._on_edit)
+        notify(editor, lambda *_a, p=path: self._forget_rejection(p))
         if isinstance(editor.widget, (IntSpinBox, FloatSpinBox)):
             editor.widget.rejected.connect(
                 lambda text, p=path: self._on_rejected(p, text))
@@ -258,6 +262,8 @@ class SetupPanel(QWidget):
             self._baseline.setChecked(not cfg.drop.enabled)
         finally:
             self._loading = False
+        self._rejections.clear()
+        self._show_rejections()
         self._on_edit()
 
     def problems(self) -> list[tuple[str, str]]:
@@ -284,7 +290,8 @@ class SetupPanel(QWidget):
     # ---- reacting -------------------------------------------------------------------------
     @property
     def rejected_text(self) -> str:
-        """The last value the form did not take, in words (empty after the next edit)."""
+        """The values the form did not take, in words, the latest first, one line each (a
+        field's line goes when that field is edited)."""
         return self._rejected.text() if self._rejected.isVisible() else ""
 
     def _on_rejected(self, path: str, text: str) -> None:
@@ -302,12 +309,20 @@ class SetupPanel(QWidget):
         except ValueError:
             why = "not a number"
         message = (f"\u201c{label_for(path)}\u201d: {text} is {why}; it stays {shown}")
-        self._rejected.setText(message)
-        self._rejected.show()
+        self._rejections.pop(path, None)
+        self._rejections = {path: message, **self._rejections}  # the latest first
+        self._show_rejections()
         self.notice.emit(message)
 
+    def _forget_rejection(self, path: str) -> None:
+        if self._rejections.pop(path, None) is not None:
+            self._show_rejections()
+
+    def _show_rejections(self) -> None:
+        self._rejected.setText("\n".join(self._rejections.values()))
+        self._rejected.setVisible(bool(self._rejections))
+
     def _on_edit(self, *_: Any) -> None:
-        self._rejected.hide()
         if self._loading:
             return
         self._follow_choices()

@@ -3,7 +3,8 @@
 No browser is involved. QTextDocument cannot draw SVG, so each of the report's SVG plots is
 rendered to an image with QSvgRenderer and handed to the document as a resource. Works without
 a display: when no Qt application exists yet, a private offscreen one is created. A table that
-fits on a page is never split across two: it starts a new page, with the heading above it.
+fits on a page is never split across two, nor parted from its heading: it starts a new page,
+with the heading above it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from PySide6.QtGui import (
     QPageSize,
     QPainter,
     QPdfWriter,
+    QTextBlock,
     QTextBlockFormat,
     QTextCursor,
     QTextDocument,
@@ -31,7 +33,7 @@ from learndrop.core.files import atomic_write_bytes
 from learndrop.core.report import Plot, Report, plots, render_html
 
 __all__ = ["write_pdf", "pdf_bytes", "plot_image", "report_document", "keep_tables_whole",
-           "split_tables"]
+           "split_tables", "orphan_headings"]
 
 #: width of a plot on the page, in the document's pixels (A4 text width is about 680)
 PLOT_WIDTH = 660
@@ -79,20 +81,40 @@ def split_tables(doc: QTextDocument) -> list[QTextTable]:
     return out
 
 
+def _heading_of(doc: QTextDocument, table: QTextTable) -> QTextBlock | None:
+    """The heading just above a table (the line of explanation between them allowed)."""
+    above = doc.findBlock(table.firstPosition() - 1)
+    return next((b for b in (above, above.previous())
+                 if b.isValid() and b.blockFormat().headingLevel()), None)
+
+
+def orphan_headings(doc: QTextDocument) -> list[QTextTable]:
+    """The tables whose heading is left at the bottom of the page before them."""
+    page = doc.pageSize().height()
+    layout = doc.documentLayout()
+    out = []
+    for table in _tables(doc):
+        heading = _heading_of(doc, table)
+        if heading is None:
+            continue
+        top = layout.frameBoundingRect(table).top()
+        if int(layout.blockBoundingRect(heading).top() // page) != int(top // page):
+            out.append(table)
+    return out
+
+
 def keep_tables_whole(doc: QTextDocument) -> int:
-    """Start each table that would be split across pages on a new page (with the heading
-    just above it, if any); returns how many were moved. Tables longer than a page are left
-    to split."""
+    """Start each table that would be split across pages, or whose heading would be left
+    alone at the bottom of the page before it, on a new page with its heading; returns how
+    many were moved. Tables longer than a page are left to split."""
     moved = 0
-    for _ in range(len(_tables(doc))):  # each move can push later tables about
-        split = split_tables(doc)
+    for _ in range(2 * len(_tables(doc))):  # each move can push later tables about
+        split = split_tables(doc) or orphan_headings(doc)
         if not split:
             break
         table = split[0]
-        above = doc.findBlock(table.firstPosition() - 1)
         # its heading goes along, and the line of explanation between them
-        heading = next((b for b in (above, above.previous())
-                        if b.isValid() and b.blockFormat().headingLevel()), None)
+        heading = _heading_of(doc, table)
         if heading is not None:
             fmt_ = QTextBlockFormat(heading.blockFormat())
             fmt_.setPageBreakPolicy(QTextFormat.PageBreakFlag.PageBreak_AlwaysBefore)

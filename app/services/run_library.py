@@ -145,6 +145,13 @@ class RunLibrary(QObject):
             prepare()
         return replay(events, [target])
 
+    def replay_before(self, run_id: int, before_seq: int, target: Callback) -> int:
+        """Feed ``target`` the run's stored events numbered below ``before_seq`` (what a
+        resumed run held before the session that trains now); returns how many."""
+        events = [e for seq, e in self._open().iter_new_events(run_id, -1, clock=True)
+                  if seq < before_seq]
+        return replay(events, [target])
+
     def follow(self, run_id: int, target: Callback) -> RunFollower:
         """Feed ``target`` the run's events as another process writes them (what is stored
         already at once, the rest as it comes); stops following any other run first."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
     QFrame,
     QGridLayout,
+    QHBoxLayout,
     QLabel,
     QProgressBar,
     QSizePolicy,
@@ -68,15 +70,30 @@ class _Card(QFrame):
         m = self.fontMetrics().height() // 3
         lay.setContentsMargins(m, m, m, m)
         lay.setSpacing(1)
+        self.suffix = QLabel("")  # what the value is, beside it ("now")
+        self.suffix.setFont(small)
+        row = QHBoxLayout()
+        row.setSpacing(m)
+        row.addWidget(self.value)
+        row.addWidget(self.suffix, 0, Qt.AlignmentFlag.AlignBottom)
+        row.addStretch(1)
         lay.addWidget(self.caption)
-        lay.addWidget(self.value)
+        lay.addLayout(row)
         lay.addWidget(self.detail)
         self.setToolTip(tooltip)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
 
     def set(self, value: str, detail: str = "") -> None:
         self.value.setText(value)
+        self.suffix.setText("")
         self.detail.setText(detail)
+
+    def set_now(self, value: str, so_far: str) -> None:
+        """A saving per step now, marked "now" beside its value, and the run's total so far
+        under it."""
+        self.value.setText(value)
+        self.suffix.setText("now" if value != DASH else "")
+        self.detail.setText(f"so far {so_far}")
 
 
 class GaugesPanel(QWidget):
@@ -86,13 +103,15 @@ class GaugesPanel(QWidget):
         super().__init__(parent)
         self.history = history
         self.theme: Theme = current_theme()
-        self.forward = _Card("Forward FLOPs saved", "Share of the full network's forward "
-                             "FLOPs per training step that is skipped now (and over all "
-                             "steps). Freeze mode still runs dropped units forward, so it "
-                             "saves only their backward pass; cache and skip save the forward "
-                             "too")
-        self.train = _Card("Training FLOPs saved", "Forward and backward FLOPs per step saved "
-                           "now (and over all steps so far)")
+        self.forward = _Card("Forward FLOPs saved", "Now: the share of the full network's "
+                             "forward FLOPs that each training step skips at this point. So "
+                             "far: the share saved over all the steps trained. Freeze mode "
+                             "still runs dropped units forward, so it saves only their "
+                             "backward pass; cache and skip save the forward too")
+        self.train = _Card("Training FLOPs saved", "Now: the forward and backward FLOPs each "
+                           "step saves at this point. So far: the share saved over all the "
+                           "steps trained (the figure of the status bar and the run "
+                           "history)")
         self.params = _Card("Trainable parameters", "Parameters still being trained")
         self.time = _Card("Time saved (measured)", "Wall-clock time saved so far, measured: "
                           "the steps since the first drop at the full network's measured "
@@ -102,11 +121,11 @@ class GaugesPanel(QWidget):
         self.accuracy = _Card("Best val. accuracy", "Best validation accuracy of any epoch")
         grid = QGridLayout()
         grid.setSpacing(self.fontMetrics().height() // 3)
-        # time saved spans the width: its value ("1 min 18 s") and its comparison with the
-        # FLOP prediction need the room
-        for card, row, col, span in ((self.forward, 0, 0, 1), (self.train, 0, 1, 1),
-                                     (self.params, 1, 0, 1), (self.speed, 1, 1, 1),
-                                     (self.time, 2, 0, 2), (self.accuracy, 3, 0, 2)):
+        # the FLOPs saved and the time saved span the width: their values ("24.0% now",
+        # "1 min 18 s") and what is under them need the room
+        for card, row, col, span in ((self.train, 0, 0, 2), (self.forward, 1, 0, 2),
+                                     (self.params, 2, 0, 1), (self.speed, 2, 1, 1),
+                                     (self.time, 3, 0, 2), (self.accuracy, 4, 0, 2)):
             grid.addWidget(card, row, col, 1, span)
 
         self.epoch_label = QLabel("Epoch")
@@ -121,11 +140,12 @@ class GaugesPanel(QWidget):
             bar.setTextVisible(True)
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        lay.addLayout(grid)
-        lay.addSpacing(self.fontMetrics().height() // 2)
+        # the progress first: it is what a small window must show without scrolling
         for w in (self.epoch_label, self.epoch_bar, self.total_label, self.total_bar,
                   self.eta_label):
             lay.addWidget(w)
+        lay.addSpacing(self.fontMetrics().height() // 2)
+        lay.addLayout(grid)
         lay.addStretch(1)
         self.restyle()
         self.refresh()
@@ -137,6 +157,7 @@ class GaugesPanel(QWidget):
                      self.accuracy):
             card.caption.setStyleSheet(f"color: {muted};")
             card.detail.setStyleSheet(f"color: {muted};")
+            card.suffix.setStyleSheet(f"color: {muted};")
 
     def reset(self) -> None:
         self.refresh()
@@ -145,10 +166,13 @@ class GaugesPanel(QWidget):
         h = self.history
         s = h.latest_savings()
         if s is not None:
-            self.forward.set(format_percent(s.forward_flops_saved_now),
-                             self._forward_detail(s))
-            self.train.set(format_percent(s.train_flops_saved_now),
-                           f"so far {format_percent(s.train_flops_saved_total)}")
+            self.forward.set_now(format_percent(s.forward_flops_saved_now),
+                                 format_percent(s.forward_flops_saved_total))
+            why = self._forward_detail(s)
+            if why:
+                self.forward.detail.setText(why)
+            self.train.set_now(format_percent(s.train_flops_saved_now),
+                               format_percent(s.train_flops_saved_total))
             self.time.set(format_duration(s.time_saved_s_total, precise=True),
                           time_saved_detail(s))
         else:
@@ -172,12 +196,12 @@ class GaugesPanel(QWidget):
         self._refresh_progress()
 
     def _forward_detail(self, s: SavingsReport) -> str:
-        """Under the forward FLOPs: the share over the run, or, when freeze mode saves none
-        although units were dropped, why."""
+        """Under the forward FLOPs, in place of the share so far: why freeze mode saves none
+        although units were dropped (else empty)."""
         mode = self.history.fit_start.mode if self.history.fit_start else ""
         if mode == "freeze" and self.history.drops and s.forward_flops_saved_now < 0.0005:
             return "freeze still runs dropped units forward; cache and skip save it"
-        return f"so far {format_percent(s.forward_flops_saved_total)}"
+        return ""
 
     def _refresh_progress(self) -> None:
         h = self.history

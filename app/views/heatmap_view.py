@@ -3,19 +3,24 @@
 A single :class:`pyqtgraph.ImageItem` with fixed levels 0..1 shows the whole run. Up to
 :attr:`ScoreBins.n_bins` checks it shows one column per check, each spanning the interval its
 score measures; a longer run is shown through the history's bins (mean score per bin), so the
-image never grows past a few hundred columns. Dropped units are NaN, hence transparent, and a
-shaded step line marks the dropped prefix over time. A colour bar explains the colours.
+image never grows past a few hundred columns. A row per scored unit (the head has no score,
+so no row); cells without a score (a dropped unit) are grey, the grey of the reports, and a
+step line marks the dropped prefix over time. A colour bar explains the colours.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtWidgets import QVBoxLayout, QWidget
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QBrush, QColor, QPen
+from PySide6.QtWidgets import QGraphicsRectItem, QVBoxLayout, QWidget
 
 from learndrop.core.monitor import RunHistory
+from learndrop.core.report import EMPTY_CELL
 
 from ..theme import Theme, apply_plot_theme, current_theme, score_colormap
+from ._plot_state import show_axis_values
 
 __all__ = ["HeatmapView"]
 
@@ -40,6 +45,13 @@ class HeatmapView(QWidget):
         self.plot.setLabel("bottom", "epoch")
         self.plot.setLabel("left", "unit")
         self.image = pg.ImageItem(axisOrder="col-major")
+        # under the image: its cells without a score (NaN, transparent) show this grey
+        self.backdrop = QGraphicsRectItem()
+        self.backdrop.setBrush(QBrush(QColor(EMPTY_CELL)))
+        self.backdrop.setPen(QPen(Qt.PenStyle.NoPen))
+        self.backdrop.setZValue(-1)
+        self.backdrop.setVisible(False)
+        self.plot.addItem(self.backdrop)
         self.plot.addItem(self.image)
         self.boundary = pg.PlotDataItem(stepMode="center")
         self.boundary.setZValue(10)
@@ -58,12 +70,11 @@ class HeatmapView(QWidget):
         self.theme = current_theme(self.palette())
         apply_plot_theme(self.view, self.theme)
         self.boundary.setPen(pg.mkPen(self.theme.foreground, width=2))
-        self.boundary.setFillLevel(0.0)
-        self.boundary.setBrush(pg.mkBrush(self.theme.faded(self.theme.states["dropped"], 110)))
         self._drawn_key = (-1, -1)
 
     def reset(self) -> None:
         self.image.clear()
+        self.backdrop.setVisible(False)
         self.boundary.setData([], [])
         self._drawn_key = (-1, -1)
         self._range_key = (0.0, 0.0, -1)
@@ -82,8 +93,11 @@ class HeatmapView(QWidget):
         self._drawn_key = key
         bins = h.bins
         n = h.n_checks()
-        if n == 0 or not h.units:
+        show_axis_values(self.plot, h.fit_start is not None, ("bottom",))
+        rows = self._rows()
+        if n == 0 or not rows:
             self.image.clear()
+            self.backdrop.setVisible(False)
             self.boundary.setData([], [])
             return
         epochs = h.check_epochs()
@@ -96,14 +110,26 @@ class HeatmapView(QWidget):
             left, right = bins.start, bins.start + (bins.last_bin + 1) * bins.width
         if right <= left:
             right = left + bins.width
+        image = image[:, rows]
         self.image.setImage(image, levels=(0.0, 1.0), autoLevels=False)
-        self.image.setRect(left, 0.0, right - left, float(len(h.units)))
-        self._draw_boundary(start, epochs, h.prefix_at_checks())
-        range_key = (bins.start, bins.end, len(h.units))
+        self.image.setRect(left, 0.0, right - left, float(len(rows)))
+        self.backdrop.setRect(left, 0.0, right - left, float(len(rows)))
+        self.backdrop.setVisible(True)
+        self._draw_boundary(start, epochs, h.prefix_at_checks(), right,
+                            min(h.dropped_prefix_len(), len(rows)))
+        range_key = (bins.start, bins.end, len(rows))
         if range_key != self._range_key:
             self._range_key = range_key
             self.plot.setXRange(bins.start, bins.end, padding=0.01)
-            self.plot.setYRange(0, len(h.units), padding=0)
+            self.plot.setYRange(0, len(rows), padding=0)
+
+    def row_names(self) -> list[str]:
+        """The units with a row, top to bottom."""
+        return [self.history.units[i].name for i in self._rows()]
+
+    def _rows(self) -> list[int]:
+        """The units with a row: every unit but the head, which has no learning score."""
+        return [u.index for u in self.history.units if not u.is_head]
 
     @staticmethod
     def _binned(h: RunHistory) -> np.ndarray:
@@ -114,7 +140,13 @@ class HeatmapView(QWidget):
         src = np.maximum.accumulate(np.where(filled, np.arange(last), 0))
         return bins.mean()[:last][src]
 
-    def _draw_boundary(self, start: float, epochs: np.ndarray, prefix: np.ndarray) -> None:
+    def _draw_boundary(self, start: float, epochs: np.ndarray, prefix: np.ndarray,
+                       right: float, now: int) -> None:
+        """The dropped prefix over time as a step line: below it, the dropped units; the
+        prefix dropped after the last check is drawn at that check (``now``)."""
+        if now > (int(prefix[-1]) if prefix.size else 0):
+            prefix = np.concatenate([prefix, [now]])
+            epochs = np.concatenate([epochs, [max(right, float(epochs[-1]))]])
         if prefix.size == 0 or not prefix.any():
             self.boundary.setData([], [])
             return
@@ -125,7 +157,7 @@ class HeatmapView(QWidget):
         self.boundary.setData(x, prefix[first].astype(np.float64), stepMode="center")
 
     def _set_unit_ticks(self) -> None:
-        units = self.history.units
+        units = [u for u in self.history.units if not u.is_head]
         every = max(1, int(np.ceil(len(units) / MAX_TICKS)))
-        ticks = [(u.index + 0.5, u.name) for u in units if u.index % every == 0]
+        ticks = [(row + 0.5, u.name) for row, u in enumerate(units) if row % every == 0]
         self.plot.getAxis("left").setTicks([ticks, []])

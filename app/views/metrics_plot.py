@@ -7,11 +7,13 @@ import math
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
+from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from learndrop.core.monitor import RunHistory
 
 from ..theme import Theme, apply_plot_theme, current_theme
+from ._plot_state import line_legend, show_axis_values
 
 __all__ = ["MetricsPlot"]
 
@@ -25,6 +27,10 @@ def _nice_ceil(value: float) -> float:
         return 1.0
     base = 10.0 ** math.floor(math.log10(value))
     return next(m * base for m in (1, 2, 2.5, 5, 10) if m * base >= value * (1 - 1e-12))
+
+
+#: the legend's names where the plot is too narrow for the full ones
+_SHORT = {"batch loss": "batch", "validation": "val.", "validation (scaled-down)": "val. scaled"}
 
 
 class MetricsPlot(QWidget):
@@ -42,22 +48,24 @@ class MetricsPlot(QWidget):
         self.loss_plot = self.view.addPlot(row=0, col=0)
         self.acc_plot = self.view.addPlot(row=1, col=0)
         self.acc_plot.setXLink(self.loss_plot)
-        legend_pt = f"{max(7.0, self.font().pointSizeF() * 0.9):.1f}pt"
-        for plot, label, corner in ((self.loss_plot, "loss", (-8, 8)),
-                                    (self.acc_plot, "accuracy", (-8, -8))):
+        self._legend_pt = max(7.0, self.font().pointSizeF() * 0.85)
+        self._legends: tuple[object, ...] = ()
+        for plot, label in ((self.loss_plot, "loss"), (self.acc_plot, "accuracy")):
             plot.setMenuEnabled(False)
             plot.setLabel("left", label)
+            plot.getAxis("bottom").enableAutoSIPrefix(False)
             plot.getAxis("left").enableAutoSIPrefix(False)
+            # one width for both left axes: the linked x axes then read the same epochs
+            plot.getAxis("left").setWidth(int(self.fontMetrics().height() * 3.4))
             plot.setDownsampling(auto=True, mode="peak")
             plot.setClipToView(True)
-            plot.addLegend(offset=corner, labelTextSize=legend_pt)
         self.acc_plot.setLabel("bottom", "epoch")
         self.batch_loss = self.loss_plot.plot(name="batch loss")
         self.train_loss = self.loss_plot.plot(name="train", symbol="o")
         self.val_loss = self.loss_plot.plot(name="validation", symbol="s")
         self.train_acc = self.acc_plot.plot(name="train", symbol="o")
         self.val_acc = self.acc_plot.plot(name="validation", symbol="s")
-        self.val_scaled = self.acc_plot.plot(symbol="t")  # in the legend once it has data
+        self.val_scaled = self.acc_plot.plot(name="validation (scaled-down)", symbol="t")
         self.val_scaled.setVisible(False)
 
         # two plots that stay readable when the window is small
@@ -83,10 +91,7 @@ class MetricsPlot(QWidget):
             item.setSymbolBrush(pg.mkBrush(color))
             item.setSymbolPen(pg.mkPen(color))
             item.setSymbolSize(size)
-        for plot in (self.loss_plot, self.acc_plot):
-            if plot.legend is not None:
-                plot.legend.setLabelTextColor(t.foreground)
-                plot.legend.setBrush(pg.mkBrush(t.faded(t.background, 200)))
+        self._legends = ()
         self._drawn_key = (-1, -1)
 
     def reset(self) -> None:
@@ -100,13 +105,36 @@ class MetricsPlot(QWidget):
 
     def _show_scaled(self, on: bool) -> None:
         """The scaled-down network's accuracy exists only in skip mode."""
-        legend = self.acc_plot.legend
-        if on != self.val_scaled.isVisible() and legend is not None:
-            if on:
-                legend.addItem(self.val_scaled, "validation (scaled-down)")
-            else:
-                legend.removeItem(self.val_scaled)
         self.val_scaled.setVisible(on)
+
+    def _update_legends(self) -> None:
+        """Each plot's legend above it, naming the series that have data (none when empty),
+        and axis numbers only on a plot with data."""
+        marks = {"o": "●", "s": "■", "t": "▲"}
+        shown = []
+        for plot, items in ((self.loss_plot, (self.batch_loss, self.train_loss,
+                                              self.val_loss)),
+                            (self.acc_plot, (self.train_acc, self.val_acc, self.val_scaled))):
+            entries = []
+            for item in items:
+                x, _y = item.getData()
+                if item.isVisible() and x is not None and len(x):
+                    name = item.name() or ""
+                    entries.append((item.opts["pen"].color(),
+                                    marks.get(str(item.opts.get("symbol")), ""), name,
+                                    _SHORT.get(name, name)))
+            shown.append((plot, entries))
+        key: tuple[object, ...] = (self.theme.foreground.name(), self.width(), *(
+            (id(p), tuple((c.name(), m, n) for c, m, n, _s in e)) for p, e in shown))
+        if key == self._legends:
+            return
+        self._legends = key
+        for plot, entries in shown:  # over the plot's area, right of its left axis
+            room = self.width() - plot.getAxis("left").width() - 2 * self._margin()
+            line_legend(plot, entries, self.theme.foreground, self._legend_pt, room)
+        has_run = self.history.fit_start is not None
+        show_axis_values(self.loss_plot, has_run)
+        show_axis_values(self.acc_plot, has_run)
 
     def refresh(self, force: bool = False) -> None:
         h = self.history
@@ -136,6 +164,7 @@ class MetricsPlot(QWidget):
             if has_scaled:
                 self.val_scaled.setData(x, scaled, connect="finite")
         self._sync_y_ranges()
+        self._update_legends()
 
     def _sync_y_ranges(self) -> None:
         """Y ranges that move in steps, not with every point: a still axis is not repainted."""
@@ -158,6 +187,14 @@ class MetricsPlot(QWidget):
             self._y_ranges = (loss_range, acc_range)
             self.loss_plot.setYRange(*loss_range, padding=0.02)
             self.acc_plot.setYRange(*acc_range, padding=0.02)
+
+    def _margin(self) -> int:
+        return self.fontMetrics().height()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        """The legends take the wording that fits the new width."""
+        super().resizeEvent(event)
+        self._update_legends()
 
     def curve_data(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """(x, y) of one curve: batch_loss, train_loss, val_loss, train_acc, val_acc."""

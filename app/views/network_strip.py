@@ -25,6 +25,11 @@ from learndrop.core.monitor import RunHistory
 
 from ..theme import STATE_LABELS, Theme, current_theme
 
+#: the strip's caption, from the longest wording to the shortest
+CAPTIONS = ("width = share of forward FLOPs \u00b7 right-click a unit to pin or drop it",
+            "width = FLOPs share \u00b7 right-click to pin or drop",
+            "right-click to pin or drop")
+
 __all__ = ["NetworkStrip", "block_widths"]
 
 
@@ -53,6 +58,8 @@ class NetworkStrip(QWidget):
         self.theme: Theme = current_theme()
         self.selected: str | None = None
         self.actions_enabled = False
+        #: the caption as last painted (the longest wording that fit)
+        self.caption = CAPTIONS[0]
         self._rects: list[QRectF] = []
         self._painted_states: list[str] = []
         self.setMouseTracking(True)
@@ -181,10 +188,12 @@ class NetworkStrip(QWidget):
                        Qt.AlignmentFlag.AlignVCenter, label)
             x += fm.horizontalAdvance(label) + fm.averageCharWidth() * 2.5
         p.setPen(t.muted)
-        hint = "width = share of forward FLOPs \u00b7 right-click a unit to pin or drop it"
-        p.drawText(QRectF(x, y, max(0.0, self.width() - x), fm.height()),
-                   Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight,
-                   fm.elidedText(hint, Qt.TextElideMode.ElideRight, int(self.width() - x)))
+        room = self.width() - x
+        # the longest wording that fits whole: a cut caption reads as a mistake
+        hint = next((h for h in CAPTIONS if fm.horizontalAdvance(h) <= room), "")
+        self.caption = hint
+        p.drawText(QRectF(x, y, max(0.0, room), fm.height()),
+                   Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight, hint)
 
     # ---- interaction -------------------------------------------------------------------------
     def tooltip_text(self, i: int) -> str:

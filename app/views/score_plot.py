@@ -37,8 +37,10 @@ from ..theme import (
     depth_colors,
     depth_gradient_css,
 )
+from ._plot_state import show_axis_values
 from ._score_curves import CHUNK_BINS, LOG_FLOOR, CurveLayer
 from ._score_hover import nearest_curve
+from ._score_legend import ScoreLegend
 
 __all__ = ["CHUNK_BINS", "MAX_BANDS", "DEFAULT_SPAN", "ScorePlot"]
 
@@ -105,6 +107,7 @@ class ScorePlot(QWidget):
         self.plot.setLabel("bottom", "epoch")
         self.plot.setLabel("left", "learning score")
         self.plot.getAxis("left").enableAutoSIPrefix(False)
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         # no grid: axis grid lines make the axes span the plot, so every new point would
         # repaint the axes and their labels too
         self.plot.setMenuEnabled(False)
@@ -127,6 +130,8 @@ class ScorePlot(QWidget):
         self.hover_curve.setZValue(12)
         self.plot.vb.addItem(self.hover_curve, ignoreBounds=True)
         self.hovered: int | None = None
+        legend_pt = f"{max(7.0, self.font().pointSizeF() * 0.85):.1f}pt"
+        self.legend = ScoreLegend(self.plot, legend_pt)
         self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
 
         self.plot_widget.setMinimumHeight(self.fontMetrics().height() * 9)
@@ -153,6 +158,8 @@ class ScorePlot(QWidget):
         self.selection.groups = []
         self._drawn_key = ()
         self._range_key = (math.nan, math.nan)
+        self._y_bottom = math.nan  # a new run is fitted whole, whatever was zoomed before
+        self._apply_y_range()
         self._clear_markers()
         for m in self._marker_items.values():
             self.plot.vb.removeItem(m)
@@ -292,8 +299,10 @@ class ScorePlot(QWidget):
         self.threshold_label.fill = pg.mkBrush(self.theme.faded(self.theme.background, 200))
         self.depth_bar.setStyleSheet(f"background: {depth_gradient_css(self.theme)};"
                                      "border-radius: 2px;")
+        # the readout on a background of its own, over the curves as over the white
         self.readout.setColor(self.theme.foreground)
-        self.readout.fill = pg.mkBrush(self.theme.faded(self.theme.background, 220))
+        self.readout.fill = pg.mkBrush(self.theme.faded(self.theme.background, 245))
+        self.readout.border = pg.mkPen(self.theme.faded(self.theme.foreground, 90))
         self._restyle_curves()
 
     def refresh(self, force: bool = False) -> None:
@@ -305,6 +314,8 @@ class ScorePlot(QWidget):
             for layer in (self.raw, self.smooth, self.selection):
                 layer.merges = -1
         self._sync_x_range(h.bins)
+        self.legend.update(h, self.theme)
+        show_axis_values(self.plot, h.fit_start is not None)
         if self.log_box.isChecked():
             self._apply_y_range()
         smooth = self.smooth_box.isChecked()

@@ -127,10 +127,11 @@ class RunHistory(Callback):
         policy = policy_of(event.config)  # with dropping off, nothing needs keeping
         self.policy = policy if event.drop_enabled else replace(policy, keep_last=0)
         self.current_epoch = event.resumed_from_epoch
-        start = float(event.resumed_from_epoch)
-        span = float(event.epochs) - start if event.epochs > start else 1.0
-        self.bins = ScoreBins(len(event.units), start=start, span=span)
-        self.smooth_bins = ScoreBins(len(event.units), start=start, span=span)
+        # the whole planned run, from its first epoch: a resumed run's earlier epochs are
+        # replayed before it goes on (the store keeps them)
+        span = float(event.epochs) if event.epochs > 0 else 1.0
+        self.bins = ScoreBins(len(event.units), start=0.0, span=span)
+        self.smooth_bins = ScoreBins(len(event.units), start=0.0, span=span)
         self._note("info", None, None, f"run {event.run_name} started on {event.device} "
                    f"({len(event.units)} units, mode {event.mode}"
                    f"{'' if event.drop_enabled else ', dropping off'})")
@@ -220,8 +221,15 @@ class RunHistory(Callback):
         """A replay says when the next events happened; the log uses it from here on."""
         self._clock = float(wall_time)
 
+    def clear_clock(self) -> None:
+        """The events from here on happen now (a resumed run, its past replayed, goes on)."""
+        self._clock = None
+
     def on_warning(self, message: str) -> None:
         self._note("warning", self._step(), None, message)
+
+    def on_info(self, message: str) -> None:
+        self._note("info", self._step(), None, message)
 
     def on_error(self, message: str) -> None:
         """Not an engine hook: the app reports errors outside the callbacks this way."""
@@ -419,6 +427,9 @@ class RunHistory(Callback):
     # ---- helpers -----------------------------------------------------------------------------
     def _step(self) -> int | None:
         steps = [ev.step for ev in (self.last_progress, self.last_epoch) if ev is not None]
+        # where the user's latest request was taken, or the latest drop: a run cancelled
+        # between two progress reports ended there, not at the report before
+        steps += [a.step for a in self.actions[-1:]] + [d.step for d in self.drops[-1:]]
         if len(self.check_meta):
             steps.append(int(self.check_meta.column(0)[-1]))
         return max(steps) if steps else None

@@ -16,18 +16,19 @@ from ._export import (
 )
 from ._html import Plot, plots, render_html
 from ._model import (
-    Report,
-    ReportError,
-    RunAccuracy,
-    RunData,
-    UnitRow,
-    build_report,
-    json_safe,
-    load_run,
+                      Report,
+                      ReportError,
+                      RunAccuracy,
+                      RunData,
+                      UnitRow,
+                      build_report,
+                      json_safe,
+                      load_run,
 )
+from ._svgplot import EMPTY_CELL
 
 __all__ = ["Report", "ReportError", "RunData", "RunAccuracy", "UnitRow",
            "build_report", "load_run",
            "json_safe", "FORMATS", "Exporter", "export", "format_for", "report_dict",
            "write_csv", "write_html", "write_json", "write_tensorboard", "Plot", "plots",
-           "render_html", "tables"]
+           "render_html", "tables", "EMPTY_CELL"]

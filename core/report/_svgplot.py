@@ -14,8 +14,10 @@ from html import escape
 
 from ..format import short_names
 
-__all__ = ["Series", "Marker", "line_chart", "heatmap", "PALETTE", "nice_ticks"]
+__all__ = ["Series", "Marker", "line_chart", "heatmap", "PALETTE", "EMPTY_CELL", "nice_ticks"]
 
+#: a heatmap cell without a score (a dropped unit), in reports and in the app alike
+EMPTY_CELL = "#dddddd"
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf")
 _FONT = 'font-family="Helvetica, Arial, sans-serif"'
@@ -263,7 +265,7 @@ def heatmap(rows: Sequence[Sequence[float | None]], row_labels: Sequence[str],
                              anchor="end"))
         for c_pos, c in enumerate(cols):
             v = values[c] if c < len(values) else None
-            fill = "#dddddd" if v is None or not math.isfinite(v) else _color(
+            fill = EMPTY_CELL if v is None or not math.isfinite(v) else _color(
                 (v - vmin) / ((vmax - vmin) or 1.0))
             f.parts.append(f'<rect x="{f.left + c_pos * cell_w:.2f}" y="{y}" '
                            f'width="{cell_w + 0.3:.2f}" height="{row_h}" fill="{fill}"/>')
@@ -285,6 +287,6 @@ def heatmap(rows: Sequence[Sequence[float | None]], row_labels: Sequence[str],
     f.parts.append(_text(lx + 18, top + 9, _fmt(vmax), size=9, anchor="start"))
     f.parts.append(_text(lx + 18, top + steps * 12, _fmt(vmin), size=9, anchor="start"))
     f.parts.append(f'<rect x="{lx}" y="{top + steps * 12 + 10}" width="14" height="12" '
-                   f'fill="#dddddd"/>')
+                   f'fill="{EMPTY_CELL}"/>')
     f.parts.append(_text(lx + 18, top + steps * 12 + 20, empty_label, size=9, anchor="start"))
     return "\n".join(f.parts + ["</svg>"])

@@ -175,8 +175,8 @@ def unit_table(d: RunData) -> tuple[list[str], list[list[str]]]:
 def action_table(d: RunData) -> tuple[list[str], list[list[str]]]:
     """What the user did to the running run: when they asked, where the run took it."""
     head = ["Time", "Epoch", "Step", "Action"]
-    rows = [[when(a.time), f"{d.epoch_number(max(a.step, 1))} ({a.epoch:.2f})", str(a.step),
-             a.text] for a in d.actions]
+    rows = [[when(a.time, seconds=True), f"{d.epoch_number(max(a.step, 1))} ({a.epoch:.2f})",
+             str(a.step), a.text] for a in d.actions]
     return head, rows
 
 

@@ -63,6 +63,9 @@ class StoreRecorder(Callback):
         self.resume_id = resume_id
         self.run_id: int | None = None
         self.run_name: str | None = None
+        #: the sequence number of this session's first event: what the stored run held
+        #: before it (a resumed run's earlier sessions) comes before it
+        self.first_seq = 0
         self.error: str | None = None
         self.time_spent_s = 0.0
         self.events_recorded = 0
@@ -100,6 +103,7 @@ class StoreRecorder(Callback):
             self.store_path = self._store.path
             self.run_id, self.run_name, self._seq = self._store.begin_run(
                 event, environment_info(event.device), resume_id=self.resume_id)
+            self.first_seq = self._seq
             self._begun = True
             self._checks = self._store_checks()
         except Exception as exc:  # noqa: BLE001 - recording must never stop training
@@ -111,8 +115,6 @@ class StoreRecorder(Callback):
                     and self.resume_id is None):
                 self._add(RunMessage("info", f"recorded as '{self.run_name}': a run named "
                                              f"'{event.run_name}' was already in the store"))
-            if event.resumed_from_epoch > 0:
-                self._add(RunMessage("info", f"resumed after epoch {event.resumed_from_epoch}"))
             for message in self._early:
                 self._add(RunMessage("warning", message))
             self._early = []
@@ -145,6 +147,9 @@ class StoreRecorder(Callback):
             self._early = [*self._early[-99:], message]
             return
         self._record(RunMessage("warning", message))
+
+    def on_info(self, message: str) -> None:
+        self._record(RunMessage("info", message))
 
     def on_fit_end(self, event: FitEnd) -> None:
         t0 = time.perf_counter()
@@ -298,9 +303,10 @@ _HOOKS: dict[type, str] = {**payload_hooks(), EpochStart: "on_epoch_start"}
 
 def replay(events: Iterable[Any], callbacks: Iterable[Callback]) -> int:
     """Feed stored events (from ``RunStore.load_events`` or ``iter_new_events``) to
-    callbacks as if the run were happening now. Warnings go to ``on_warning``; other log
-    lines are skipped; a :class:`~._events.WallClock` (events read with ``clock=True``) goes to
-    ``on_clock``. Returns the number of events delivered (clocks not counted)."""
+    callbacks as if the run were happening now. Warnings go to ``on_warning`` and
+    information lines to ``on_info``; errors are skipped (a failed run's end says it again);
+    a :class:`~._events.WallClock` (events read with ``clock=True``) goes to ``on_clock``.
+    Returns the number of events delivered (clocks not counted)."""
     targets = list(callbacks)
     count = 0
     for event in events:
@@ -308,9 +314,9 @@ def replay(events: Iterable[Any], callbacks: Iterable[Callback]) -> int:
             event = event[1]
         args: tuple[Any, ...]
         if isinstance(event, RunMessage):
-            if event.level != "warning":
-                continue
-            hook, args = "on_warning", (event.message,)
+            if event.level not in ("warning", "info"):
+                continue  # an error comes again with the run's end
+            hook, args = f"on_{event.level}", (event.message,)
         elif isinstance(event, WallClock):
             call_hook(targets, "on_clock", event.time)
             continue

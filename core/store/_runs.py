@@ -322,6 +322,7 @@ class RunStore(JournalReplay):
                 raise StoreError(f"run '{row['name']}' is still running (pid {row['pid']} on "
                                  f"{row['host'] or 'an unknown host'}): stop it first, or "
                                  f"wait for it to end")
+            self.keep_session_end(run_id)
             self._conn.execute("UPDATE runs SET status = 'running', pid = ?, host = ?, "
                                "updated = ? WHERE id = ?",
                                (os.getpid(), host, time.time(), run_id))
@@ -331,9 +332,11 @@ class RunStore(JournalReplay):
         """Give back a run claimed by :meth:`claim_run` that was not continued."""
         run_id = self._resolve(ref)
         with self._write():
-            self._conn.execute("UPDATE runs SET status = ?, message = ? WHERE id = ? AND "
-                               "status = 'running' AND pid = ?",
-                               (status, message, run_id, os.getpid()))
+            cur = self._conn.execute("UPDATE runs SET status = ?, message = ? WHERE id = ? "
+                                     "AND status = 'running' AND pid = ?",
+                                     (status, message, run_id, os.getpid()))
+            if cur.rowcount:
+                self.forget_session_end(run_id)
 
     def mark_interrupted(self) -> list[str]:
         """Runs left ``running`` by a process of this host that is gone become

@@ -68,6 +68,7 @@ class RunWriter:
             raise StoreError(f"run {resume_id} is no longer in the run store {self.path}")
         if existing is not None:
             run_id, name = int(existing["id"]), str(existing["name"])
+            self.keep_session_end(run_id)
             self._conn.execute(
                 "UPDATE runs SET " + ", ".join(f"{k} = ?" for k in values)
                 + " WHERE id = ?", (*values.values(), run_id))
@@ -157,8 +158,36 @@ class RunWriter:
         if cut is None:
             return
         for table in (*schema.EVENT_TABLES, "savings"):
-            self._conn.execute(f"DELETE FROM {table} WHERE run_id = ? AND seq >= ?",
+            # the log lines, checkpoints and the user's actions happened, and stay: only what
+            # is trained again goes (an epoch's start included, which comes again)
+            only = " AND kind = 'epoch_start'" if table == "events" else ""
+            self._conn.execute(f"DELETE FROM {table} WHERE run_id = ? AND seq >= ?{only}",
                                (run_id, cut))
+
+    def keep_session_end(self, run_id: int) -> None:
+        """Before a stored run is continued: keep how its last session ended (``run
+        stopped: ...``) as a line of its log, at the sequence number of that end, since the
+        run's own status is about to be the new session's (inside the caller's write
+        transaction)."""
+        row = self._conn.execute("SELECT status, message, end_seq, updated FROM runs "
+                                 "WHERE id = ?", (run_id,)).fetchone()
+        if row is None or row["status"] == "running" or row["end_seq"] is None:
+            return
+        if self._conn.execute("SELECT 1 FROM events WHERE run_id = ? AND seq = ?",
+                              (run_id, row["end_seq"])).fetchone() is not None:
+            return
+        text = f"run {row['status']}" + (f": {row['message']}" if row["message"] else "")
+        self._conn.execute("INSERT INTO events(run_id, seq, time, kind, message, data) "
+                           "VALUES (?, ?, ?, 'info', ?, '{}')",
+                           (run_id, row["end_seq"], row["updated"], text))
+
+    def forget_session_end(self, run_id: int) -> None:
+        """Undo :meth:`keep_session_end` for a run given back without being continued."""
+        row = self._conn.execute("SELECT end_seq FROM runs WHERE id = ?",
+                                 (run_id,)).fetchone()
+        if row is not None and row["end_seq"] is not None:
+            self._conn.execute("DELETE FROM events WHERE run_id = ? AND seq = ? AND "
+                               "kind = 'info'", (run_id, row["end_seq"]))
 
     def _max_seq(self, run_id: int) -> int:
         parts = " UNION ALL ".join(f"SELECT MAX(seq) AS m FROM {t} WHERE run_id = :r"

@@ -275,6 +275,11 @@ class Trainer:
             total_params=sum(p.numel() for p in r.model.parameters()),
             forward_flops=r.ld.total_forward_flops, output_dir=str(self.output_dir),
             resumed_from_epoch=self.start_epoch))
+        if self.start_epoch > 0:  # someone asked for this session: a user's action too
+            step = self.start_epoch * self.steps_per_epoch
+            call_hook(self.callbacks, "on_user_action", UserAction(
+                action="resume_run", unit="", step=step,
+                epoch=epoch_of_step(step, self.steps_per_epoch), time=time.time()))
 
     def _train(self) -> str:
         """Every remaining epoch; returns finished, stopped or cancelled."""

@@ -223,9 +223,10 @@ def test_follow_a_run_written_by_another_thread(qtbot: Any, live_panel: LivePane
     view.close_store()
 
 
-def test_run_names_lose_their_start_not_their_date(qtbot: Any) -> None:
-    """A default name ends with when the run started: too long for its column, it is cut at
-    the start, so runs of one model and data set stay apart; other names lose their end."""
+def test_run_names_lose_their_middle_not_their_model_or_date(qtbot: Any) -> None:
+    """A default name starts with the model and ends with when the run started: too long for
+    its column, it is cut in the middle, so the model stays and runs of one model and data set
+    stay apart; other names lose their end."""
     from PySide6.QtCore import Qt
     from PySide6.QtGui import QStandardItemModel
     from PySide6.QtWidgets import QStyleOptionViewItem
@@ -241,4 +242,4 @@ def test_run_names_lose_their_start_not_their_date(qtbot: Any) -> None:
         option = QStyleOptionViewItem()
         delegate.initStyleOption(option, model.index(row, 0))
         modes.append(option.textElideMode)
-    assert modes == [Qt.TextElideMode.ElideLeft, Qt.TextElideMode.ElideRight]
+    assert modes == [Qt.TextElideMode.ElideMiddle, Qt.TextElideMode.ElideRight]

@@ -19,7 +19,7 @@ def test_hidden_heatmap_waits_until_shown(live_panel: LivePanel, stream: Any) ->
     live_panel.redraw()
     assert live_panel.is_dirty("heatmap") and live_panel.heatmap.image_shape() == ()
     live_panel.tabs.setCurrentWidget(live_panel.heatmap)
-    assert not live_panel.is_dirty("heatmap") and live_panel.heatmap.image_shape()[1] == 12
+    assert not live_panel.is_dirty("heatmap") and live_panel.heatmap.image_shape()[1] == 11
 
 
 def test_timer_runs_only_while_live_and_redraws(live_panel: LivePanel, stream: Any,

@@ -12,6 +12,7 @@ from PySide6.QtGui import QTextDocument
 from factories import make_events, record
 from learndrop.app.services.report_pdf import (
     keep_tables_whole,
+    orphan_headings,
     pdf_bytes,
     report_document,
     split_tables,
@@ -45,6 +46,18 @@ def test_a_table_that_would_straddle_a_page_starts_the_next_one(qapp: Any) -> No
     page = doc.pageSize().height()
     top = doc.documentLayout().blockBoundingRect(heading).top()
     assert top % page < 30  # at the top of a page
+
+
+def test_a_heading_is_not_left_alone_at_the_bottom_of_a_page(qapp: Any) -> None:
+    # as many lines before it as leave the heading on one page and its table on the next
+    doc = next((d for n in range(5, 120)
+                if orphan_headings(d := _document(n)) and not split_tables(d)), None)
+    assert doc is not None, "no filler count leaves the heading alone"
+    assert keep_tables_whole(doc) == 1 and orphan_headings(doc) == []
+    heading = next(b for b in _blocks(doc) if b.text() == "Units")
+    page = doc.pageSize().height()
+    top = doc.documentLayout().blockBoundingRect(heading).top()
+    assert top % page < 30  # at the top of the page of its table
 
 
 def _blocks(doc: QTextDocument) -> list[Any]:

@@ -68,11 +68,12 @@ def test_heatmap_shape_and_boundary(live_panel: LivePanel, stream: Any) -> None:
     feed(live_panel, stream)
     live_panel.tabs.setCurrentWidget(live_panel.heatmap)
     n_checks = sum(1 for hook, _ in stream if hook == "on_scores")
-    assert live_panel.heatmap.image_shape() == (n_checks, 12)
+    assert live_panel.heatmap.image_shape() == (n_checks, 11)  # a row per unit but the head
     x, y = live_panel.heatmap.boundary.getOriginalDataset()
-    prefix = live_panel.history.prefix_at_checks()
-    assert y is not None and y.max() == prefix.max() and y[0] == 0
-    assert x[-1] == pytest.approx(live_panel.history.check_epochs()[-1])
+    h = live_panel.history
+    assert y is not None and y[0] == 0
+    assert y.max() == max(h.prefix_at_checks().max(), h.dropped_prefix_len())
+    assert x[-1] == pytest.approx(h.check_epochs()[-1])
 
 
 def test_long_run_heatmap_and_curves_stay_small(qtbot: Any) -> None:
@@ -84,7 +85,7 @@ def test_long_run_heatmap_and_curves_stay_small(qtbot: Any) -> None:
     n_checks = p.history.n_checks()
     bins = p.history.bins
     assert n_checks > bins.n_bins
-    assert p.heatmap.image_shape() == (bins.last_bin + 1, 6)
+    assert p.heatmap.image_shape() == (bins.last_bin + 1, 5)
     # min/max of every bin: at most two points per bin plus one joint per chunk
     x, _y = p.score_plot.unit_curve(4)
     assert len(x) <= 2 * bins.n_bins + bins.n_bins // CHUNK_BINS
@@ -143,6 +144,11 @@ def test_gauges_show_latest_numbers(live_panel: LivePanel, stream: Any) -> None:
     g = live_panel.gauges  # the last epoch's savings: 0.8168, 0.5445, 1,020,000 params, 78.4 s
     assert g.forward.value.text() == "81.7%"
     assert g.train.value.text() == "54.5%"
+    # the big figures are the saving per step now, and say so; the run's share so far is
+    # under them (the figure the status bar and the run history show)
+    assert g.forward.suffix.text() == g.train.suffix.text() == "now"
+    assert g.train.detail.text().startswith("so far ")
+    assert g.forward.detail.text().startswith("so far ")
     assert g.params.value.text() == "1.0 M"
     assert g.time.value.text() == "1 min 18 s"
     assert g.time.detail.text() == ("range 1 min 05 s to 1 min 31 s \u00b7 FLOP-predicted "

@@ -354,3 +354,29 @@ def test_complete_epochs_and_checkpoint_position() -> None:
     assert entry.text == "checkpoint after 0 complete epochs: /tmp/r/checkpoint.pt"
     h.on_progress(Progress(23, 2, 3, 10, 1.0, 0.1, 100.0, 2.0, 3.0))
     assert h.epochs_complete() == 2
+
+
+def test_a_cancelled_run_ends_where_it_took_the_cancel() -> None:
+    """Cancelled between two progress reports: the log's end is at the step where the run
+    took the cancel, not back at the last report."""
+    h = RunHistory()
+    start = fit_start()
+    h.on_fit_start(start)
+    spe = start.steps_per_epoch
+    h.on_progress(Progress(step=2 * spe, epoch=1, batch=spe, batches=spe, loss=0.5, lr=0.1,
+                           images_per_s=100.0, elapsed_s=1.0, eta_s=1.0))
+    taken = 2 * spe + spe // 2
+    h.on_user_action(UserAction(action="cancel", unit="", step=taken,
+                                epoch=taken / spe, time=time.time()))
+    h.on_fit_end(FitEnd(status="cancelled", message=""))
+    asked, ended = h.log[-2], h.log[-1]
+    assert asked.kind == "action" and ended.text.startswith("run cancelled")
+    assert ended.step == asked.step == taken
+    assert ended.epoch == pytest.approx(asked.epoch)
+
+
+def test_stored_info_lines_are_logged() -> None:
+    h = RunHistory()
+    h.on_fit_start(fit_start())
+    h.on_info("run stopped: stopped; checkpoint kept")
+    assert (h.log[-1].kind, h.log[-1].text) == ("info", "run stopped: stopped; checkpoint kept")

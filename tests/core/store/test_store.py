@@ -194,8 +194,37 @@ def test_resume_continues_the_same_run(store_path: Path) -> None:
         events = store.load_events("demo-run")
     assert [r.name for r in runs] == ["demo-run"] and runs[0].status == "finished"
     assert runs[0].epochs_done == 3
-    assert events == [start, *expected_replay(first_part[1:]),
-                      RunMessage("info", "resumed after epoch 2"),
+    assert events == [start, *expected_replay(first_part[1:]), *expected_replay(again[1:])]
+
+
+def test_resume_keeps_what_happened_in_the_epoch_trained_again(store_path: Path) -> None:
+    """Stopped in its third epoch, the run is resumed after two: the third epoch's progress
+    and checks are trained again and go, but the user's stop, the log and how the first
+    session ended stay, in their place, before the new session's events."""
+    full = make_events(epochs=3)
+    ends = [i for i, (hook, _) in enumerate(full) if hook == "on_epoch_end"]
+    stop = UserAction(action="stop", unit="", step=10, epoch=2.5, time=time.time())
+    first = [*full[:ends[1] + 2], *full[ends[1] + 2:ends[1] + 5],
+             ("on_user_action", stop), ("on_warning", "slow batch"),
+             ("on_fit_end", FitEnd("stopped", "stopped; checkpoint kept"))]
+    rec = record(store_path, first)
+    with RunStore(store_path) as store:
+        _before, old = store.claim_run(rec.run_id)
+        store.release_run(rec.run_id, *old)  # given back: nothing added
+        assert store.load_events(rec.run_id)[-1] == FitEnd(
+            "stopped", "stopped; checkpoint kept", store.load_events(rec.run_id)[-1].summary)
+        assert store.get_run(rec.run_id).status == "stopped"
+        assert not any(isinstance(e, RunMessage) and e.message.startswith("run stopped")
+                       for e in store.load_events(rec.run_id))
+        store.claim_run(rec.run_id)
+    start = dataclasses.replace(full[0][1], resumed_from_epoch=2)
+    again = [("on_fit_start", start), *full[ends[1] + 2:]]
+    record(store_path, again, resume_id=rec.run_id)
+    with RunStore(store_path) as store:
+        events = store.load_events(rec.run_id)
+    assert events == [start, *expected_replay(full[1:ends[1] + 2]), stop,
+                      RunMessage("warning", "slow batch"),
+                      RunMessage("info", "run stopped: stopped; checkpoint kept"),
                       *expected_replay(again[1:])]
 
 
