@@ -32,6 +32,9 @@ __all__ = ["CacheCall", "CacheMode", "EvalCache", "Caches"]
 RTOL = 1e-3
 ATOL = 1e-3
 _HALF_MAX = torch.finfo(torch.float16).max
+#: a change of the output by float16 rounding of the cached boundary, relative to the output's
+#: scale, above which cache mode says so (once)
+ROUNDING_SAID = 1e-2
 
 
 def _host_ids(sample_ids: Any, num_samples: int | None) -> torch.Tensor:
@@ -94,6 +97,7 @@ class CacheMode:
         self._warned: set[str] = set()
         self.check_time_s = 0.0  # spent checking the whole output served from the cache
         self.rounding_gap = 0.0  # the largest change of the output by float16 rounding seen
+        self.pending_rounding: float | None = None  # measured before the batch being verified
 
     @property
     def rounds(self) -> bool:
@@ -166,17 +170,36 @@ class CacheMode:
                          f"mode switched to freeze for the rest of the run")
             return out
 
+    def _note_rounding(self) -> None:
+        """The cache is up to date: how far float16 rounding of it moved the whole output
+        (measured by the whole-output check) counts, and is said once when large."""
+        gap, self.pending_rounding = self.pending_rounding, None
+        if gap is None:
+            return
+        self.rounding_gap = max(self.rounding_gap, gap)
+        if gap > ROUNDING_SAID:
+            self.warn_once("rounding", _rounding_message(gap))
+
     def _verify(self, call: CacheCall, out: torch.Tensor) -> torch.Tensor:
         cached = self.cache.get(call.ids, self._dtype)
         self.verifications += 1
         if _matches(cached, out):
             self.next_verify = call.next_verify
+            self._note_rounding()
             return cached
         self.disable("the dropped prefix's cached output differs from a recomputed one (the "
                      "training data changes between epochs, e.g. random augmentation, or the "
                      "model's forward does not run its units in sequence); cache mode "
                      "switched to freeze for the rest of the run")
         return out
+
+
+def _rounding_message(gap: float) -> str:
+    return (f"cache mode: rounding the cached activations to float16 changes the model's "
+            f"output by up to {gap:.1%} of its scale on a verified batch (later layers, such as "
+            f"BatchNorm over small batches, amplify it); the run goes on from the rounded "
+            f"activations: set drop.cache_precision=full for outputs exact to the bit, at "
+            f"twice the cache's memory")
 
 
 class EvalCache:

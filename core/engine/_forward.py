@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from ._cache_mode import CacheCall
 
 __all__ = ["DropAwareModule", "Role", "Redirect", "CallPlan", "install_redirects",
-           "remove_redirects", "output_difference", "relative_gap", "ROUNDING_SAID"]
+           "remove_redirects", "output_difference", "relative_gap"]
 
 _MISSING = object()
 
@@ -197,12 +197,8 @@ def _check_whole_output(model: nn.Module, cache: Any, call: CacheCall, args: tup
             f"second input); the dropped prefix runs frozen, as in freeze mode, for the rest "
             f"of the run")
     elif exact is not None and not isinstance(exact, Exception):
-        _note_rounding(cache, relative_gap(computed, exact))
-
-
-#: a change of the output by float16 rounding of the cached boundary, relative to the output's
-#: scale, above which cache mode says so (once)
-ROUNDING_SAID = 1e-2
+        # counted once the verification that follows finds the cache up to date
+        cache.pending_rounding = relative_gap(computed, exact)
 
 
 def relative_gap(value: Any, reference: Any) -> float:
@@ -216,20 +212,6 @@ def relative_gap(value: Any, reference: Any) -> float:
         scale = float(y.detach().float().abs().amax()) if y.numel() else 0.0
         gap = max(gap, diff / max(scale, 1e-12))
     return gap
-
-
-def _note_rounding(cache: Any, gap: float) -> None:
-    """Record how far float16 rounding of the cached boundary moved the model's output on a
-    verified batch, and say once when it is large."""
-    cache.rounding_gap = max(cache.rounding_gap, gap)
-    if gap > ROUNDING_SAID:
-        cache.warn_once(
-            "rounding",
-            f"cache mode: rounding the cached activations to float16 changes the model's "
-            f"output by up to {gap:.1%} of its scale on a verified batch (later layers, such "
-            f"as BatchNorm over small batches, amplify it); the run goes on from the rounded "
-            f"activations: set drop.cache_precision=full for outputs exact to the bit, at "
-            f"twice the cache's memory")
 
 
 def _first_line(exc: Exception) -> str:
