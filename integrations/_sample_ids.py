@@ -21,6 +21,8 @@ from typing import Any, NamedTuple
 
 from torch.utils.data import Dataset
 
+from learndrop.core import ConfigError
+
 __all__ = ["SampleWithId", "IndexedDataset", "with_sample_ids"]
 
 
@@ -36,7 +38,7 @@ class IndexedDataset(Dataset):
 
     def __init__(self, dataset: Dataset) -> None:
         if not isinstance(dataset, Sized) or not hasattr(dataset, "__getitem__"):
-            raise TypeError(f"with_sample_ids needs a map-style data set (with __len__ and "
+            raise ConfigError(f"with_sample_ids needs a map-style data set (with __len__ and "
                             f"__getitem__), not {type(dataset).__name__}: an iterable data "
                             f"set has no fixed index per sample")
         self.dataset = dataset

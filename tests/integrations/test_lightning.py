@@ -15,7 +15,7 @@ from torch import nn
 pl = pytest.importorskip("lightning.pytorch")
 torchvision = pytest.importorskip("torchvision")
 
-from learndrop.core import ConfigError, DropPolicy, LearnDrop, discover_units  # noqa: E402
+from learndrop.core import ConfigError, LearnDrop, discover_units  # noqa: E402
 from learndrop.integrations.lightning import LearnDropCallback  # noqa: E402
 
 # Lightning's advice for real runs (more loader workers, a shorter logging interval), and a
@@ -403,11 +403,9 @@ def test_skip_mode_bypasses_dropped_blocks(tmp_path: Path) -> None:
     assert len(calls) == before + 1
 
 
-def test_refuses_cache_mode_and_unknown_or_bad_options(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="mode='cache'"):
-        LearnDropCallback(mode="cache")
-    with pytest.raises(ConfigError, match="mode='cache'"):
-        LearnDropCallback(policy=DropPolicy(mode="cache"))
+def test_refuses_unknown_or_bad_options(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="sample_ids=.... must be a function"):
+        LearnDropCallback(mode="cache", sample_ids=[0, 1])
     with pytest.raises(ConfigError, match="unknown option.*treshold"):
         LearnDropCallback(treshold=0.3)
     with pytest.raises(ConfigError, match="threshold must be at most 1.0"):
