@@ -413,8 +413,11 @@ def test_refuses_unknown_or_bad_options(tmp_path: Path) -> None:
             Classifier(), _loader())
 
 
+@pytest.mark.parametrize("accelerator", [
+    "cpu", pytest.param("gpu", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                        reason="needs a CUDA GPU (NCCL)"))])
 def test_ddp_in_one_process_rebuilds_the_wrapper_without_the_dropped_units(
-        tmp_path: Path) -> None:
+        tmp_path: Path, accelerator: str) -> None:
     """Lightning's DDP wrapper registers every parameter that trains when it is built; a
     dropped unit's parameters get no gradient, so the reducer would wait for them. The
     callback builds it anew after the drop (two processes: test_lightning_ddp.py)."""
@@ -431,7 +434,7 @@ def test_ddp_in_one_process_rebuilds_the_wrapper_without_the_dropped_units(
         module = Classifier()
         cb = LearnDropCallback(threshold=0.5)
         trainer = _trainer(tmp_path, [cb, DropAt(cb, 0, ["stem", "layer1.0"]), Watch()],
-                           epochs=2, strategy=strategy)
+                           epochs=2, strategy=strategy, accelerator=accelerator)
         trainer.fit(module, _loader())
     finally:  # what DDP's set-up leaves behind: a process group, rank variables, threads
         if torch.distributed.is_initialized():
