@@ -86,7 +86,9 @@ class LearnDropCallback(Callback):
             with parameters.
         log_scores: log each unit's learning score at every check.
         sample_ids: for ``mode="cache"``, a function that returns a training batch's sample
-            indices (by default they come from :func:`with_sample_ids`).
+            indices (by default they come from :func:`with_sample_ids`); with
+            ``strategy="ddp_spawn"`` one defined at a module's top level, which the spawned
+            processes can unpickle.
         **options: any keyword of :class:`~learndrop.core.LearnDrop` (``policy``,
             ``threshold``, ``patience``, ``warmup_epochs``, ``mode``, ``units``, ...).
     """
