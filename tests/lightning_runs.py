@@ -1,6 +1,7 @@
 """Lightning data-parallel runs for the tests: a script, run as Lightning users run theirs.
 
     python tests/lightning_runs.py OUT --strategy ddp|ddp_spawn [--epochs N] [--resume CKPT]
+        [--mode freeze|cache]
 
 ``Trainer(strategy=..., devices=2, accelerator="cpu")``: for ``ddp`` Lightning starts this
 script once more as rank 1, for ``ddp_spawn`` it spawns two processes. Each rank writes what
@@ -10,7 +11,9 @@ The run: a small CNN scored at every step, whose every unit settles from its thi
 four steps an epoch per rank. Rank 0 alone pins block1 (requested before step 2, applied at
 step 2), then unpins it and asks for block2 to drop (applied at step 5); rank 1's own request
 (stem) is ignored. So stem drops at step 3 (the prefix stops at the pinned block1), and at
-step 5 block2 (by hand), block1 and block3 (the policy); the head always trains.
+step 5 block2 (by hand), block1 and block3 (the policy); the head always trains. In cache
+mode the training set comes through ``with_sample_ids``, each rank's share fixed
+(``FixedShardSampler``, Lightning's own sampler turned off) so that its cache covers it.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ import torch
 from torch import nn
 
 from learndrop.core import Callback as EngineCallback
-from learndrop.integrations.lightning import LearnDropCallback
+from learndrop.core.training import FixedShardSampler
+from learndrop.integrations.lightning import LearnDropCallback, SampleWithId, with_sample_ids
 
 STEPS_PER_EPOCH = 4
 BATCH = 8
@@ -58,11 +62,24 @@ class Tiny(pl.LightningModule):
         self.net = Net()
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        x, y = batch
+        x, y = batch.sample if isinstance(batch, SampleWithId) else batch
         return nn.functional.cross_entropy(self.net(x), y)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return torch.optim.SGD(self.parameters(), lr=0.05, momentum=0.9)
+
+
+class Cached(Tiny):
+    """Trains on ``data`` with each sample's index, every rank on its own fixed share."""
+
+    def __init__(self, data: torch.utils.data.Dataset) -> None:
+        super().__init__()
+        self.data = with_sample_ids(data)
+
+    def train_dataloader(self) -> torch.utils.data.DataLoader:
+        shard = FixedShardSampler(len(self.data), self.global_rank, self.trainer.world_size,
+                                  seed=0)
+        return torch.utils.data.DataLoader(self.data, batch_size=BATCH, sampler=shard)
 
 
 class Record(pl.Callback):
@@ -118,6 +135,7 @@ class Record(pl.Callback):
                     "dropped": list(ld.dropped), "steps": ld.step_count,
                     "world_size": trainer.world_size,
                     "savings": ld.savings(),
+                    "verifications": ld.caches.training.verifications,
                     "logged": {k: float(v) for k, v in trainer.logged_metrics.items()},
                     "params": {k: v.detach().clone() for k, v in pl_module.named_parameters()}},
                    self.out / f"rank{trainer.global_rank}.pt")
@@ -131,6 +149,7 @@ def main() -> None:
     p.add_argument("--strategy", default="ddp")
     p.add_argument("--epochs", type=int, default=2)
     p.add_argument("--resume", default=None)
+    p.add_argument("--mode", default="freeze")
     args = p.parse_args()
     out = Path(args.out)
     torch.set_num_threads(1)
@@ -138,15 +157,20 @@ def main() -> None:
     n = 2 * STEPS_PER_EPOCH * BATCH  # two ranks
     data = torch.utils.data.TensorDataset(torch.randn(n, 3, 8, 8, generator=g),
                                           torch.randint(0, 4, (n,), generator=g))
-    loader = torch.utils.data.DataLoader(data, batch_size=BATCH)
-    cb = LearnDropCallback(threshold=1.0, patience=1, warmup_epochs=0, keep_last=0,
+    cache = args.mode == "cache"
+    cb = LearnDropCallback(mode=args.mode, threshold=1.0, patience=1, warmup_epochs=0, keep_last=0,
                            check_every=1, window=2, trend_tolerance=10.0)
     trainer = pl.Trainer(
         strategy=args.strategy, accelerator="cpu", devices=2, max_epochs=args.epochs,
         callbacks=[cb, Record(cb, out)], logger=pl.loggers.CSVLogger(str(out)),
         log_every_n_steps=1, enable_progress_bar=False, enable_model_summary=False,
-        enable_checkpointing=False, num_sanity_val_steps=0, default_root_dir=str(out))
-    trainer.fit(Tiny(), loader, ckpt_path=args.resume)
+        enable_checkpointing=False, num_sanity_val_steps=0, default_root_dir=str(out),
+        use_distributed_sampler=not cache)
+    if cache:
+        trainer.fit(Cached(data), ckpt_path=args.resume)
+    else:
+        trainer.fit(Tiny(), torch.utils.data.DataLoader(data, batch_size=BATCH),
+                    ckpt_path=args.resume)
 
 
 if __name__ == "__main__":

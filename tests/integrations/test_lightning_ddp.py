@@ -89,6 +89,20 @@ def test_every_rank_drops_the_same_units_and_a_checkpoint_resumes_them(tmp_path:
         assert _same_params(rec["params"], full[rank]["params"])  # the same training
 
 
+@pytest.mark.slow
+def test_cache_mode_under_ddp_serves_each_rank_its_own_samples(tmp_path: Path) -> None:
+    """Each rank trains on a fixed share (FixedShardSampler), which its cache fills in the
+    epoch after the last drop and serves in the next."""
+    runs = _run(tmp_path / "cache", "--strategy", "ddp", "--epochs", "4", "--mode", "cache")
+    for rank, rec in runs.items():
+        assert rec["dropped"] == ["stem", "block2", "block1", "block3"], rank
+        savings = rec["savings"]
+        assert savings["cache_location"] == "host" and not savings["cache_disabled_reason"]
+        assert rec["verifications"] >= 1  # served, after checking it against the prefix
+        assert rec["ddp_bytes"][-1] == (15, HEAD_ONLY, False)
+    assert _same_params(runs[0]["params"], runs[1]["params"])
+
+
 @pytest.mark.parametrize("strategy", ["FSDPStrategy", "DeepSpeedStrategy"])
 def test_sharding_strategies_are_refused_with_what_works(strategy: str) -> None:
     cls = getattr(pl.strategies, strategy)
