@@ -20,8 +20,13 @@ decay nor momentum touches them), its BatchNorm stays in eval (running statistic
 moving; held across Lightning's own ``train()``/``eval()`` switches), and while the dropped
 units form a prefix they run under ``no_grad``: no activations are kept for them and
 backward stops before them. Their forward still runs. ``mode="skip"`` also bypasses dropped
-residual blocks by their shortcut. ``mode="cache"`` needs each sample's index, which
-Lightning's ``training_step`` does not give, and is refused.
+residual blocks by their shortcut.
+
+``mode="cache"`` needs each sample's index: wrap the training set with
+:func:`with_sample_ids` (its batches are ``SampleWithId(batch, ids)``, so ``training_step``
+reads ``batch.sample``), or pass ``sample_ids=`` a function that finds them in a batch. The
+callback hands them to ``ld.model`` with the batch's network call; a training batch without
+them is an error. The cache serves exactly what the plain loop's does.
 
 How: for the length of each training batch, calls of the network go through ``ld.model``,
 the engine's drop-aware wrapper (it measures FLOPs on its first call, redirects dropped
@@ -36,31 +41,39 @@ callback's state (drops, scores, snapshots) is part of Lightning checkpoints, so
 ``fit(..., ckpt_path=...)`` repeats the same drops and the optimizer state loads onto the
 same parameter groups.
 
-Limits for now: one device (Lightning's DDP, FSDP, DeepSpeed and other multi-device
-strategies are refused, because a drop would have to rebuild the data-parallel wrapper on
-every process together), one optimizer, automatic or manual optimization.
+Several devices and machines: Lightning's DDP strategies (``strategy="ddp"``,
+``"ddp_spawn"``, ...; gloo on CPUs, NCCL on GPUs, any number of nodes). Rank 0 decides every
+drop and every rank drops the same units at the same step; Lightning's DDP wrapper is built
+anew after each change of drop state, so dropped parameters leave the all-reduce buckets
+without ``find_unused_parameters`` (see :mod:`._lightning_parallel`), and
+``learndrop/allreduce_bytes_per_step`` is logged at every step. A checkpoint resumes with the
+same drops on every rank. FSDP, DeepSpeed and other sharding strategies are refused. One
+optimizer, automatic or manual optimization.
 """
 
 from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
 from lightning.pytorch.callbacks import Callback
-from lightning.pytorch.strategies import ParallelStrategy
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
 
 from learndrop.core import Callback as EngineCallback
 from learndrop.core import ConfigError, DropPolicy, LearnDrop, ScoreCheck
 
-__all__ = ["LearnDropCallback"]
+from ._lightning_parallel import DDPWrapper, data_parallel
+from ._sample_ids import SampleWithId, with_sample_ids
+
+__all__ = ["LearnDropCallback", "with_sample_ids", "SampleWithId"]
 
 #: LearnDrop's arguments that the callback fills in itself
 _MANAGED = frozenset({"model", "optimizer", "example_input", "num_samples", "steps_per_epoch",
-                      "total_steps", "cache_budget_mb", "cache_dir"})
+                      "total_steps", "cache_budget_mb", "cache_dir", "ddp", "wrap"})
 _MISSING = object()
 
 
@@ -72,23 +85,28 @@ class LearnDropCallback(Callback):
             ``"model.encoder"``); by default the LightningModule itself, or its only child
             with parameters.
         log_scores: log each unit's learning score at every check.
+        sample_ids: for ``mode="cache"``, a function that returns a training batch's sample
+            indices (by default they come from :func:`with_sample_ids`); with
+            ``strategy="ddp_spawn"`` one defined at a module's top level, which the spawned
+            processes can unpickle.
         **options: any keyword of :class:`~learndrop.core.LearnDrop` (``policy``,
             ``threshold``, ``patience``, ``warmup_epochs``, ``mode``, ``units``, ...).
     """
 
     def __init__(self, *, module: str | None = None, log_scores: bool = True,
-                 **options: Any) -> None:
+                 sample_ids: Callable[[Any], Any] | None = None, **options: Any) -> None:
         accepted = [n for n in inspect.signature(LearnDrop).parameters
                     if n not in _MANAGED and n != "settings"] + list(DropPolicy.names())
         unknown = sorted(set(options) - set(accepted))
         if unknown:
             raise ConfigError(f"LearnDropCallback got unknown option(s) {', '.join(unknown)}: "
-                              f"it accepts module, log_scores, {', '.join(accepted)}")
-        if (options.get("mode") or getattr(options.get("policy"), "mode", None)) == "cache":
-            raise ConfigError("mode='cache' needs each sample's index, which Lightning's "
-                              "training_step does not pass: use mode='freeze' or 'skip'",
-                              field="drop.mode")
+                              f"it accepts module, log_scores, sample_ids, "
+                              f"{', '.join(accepted)}")
+        if sample_ids is not None and not callable(sample_ids):
+            raise ConfigError(f"LearnDropCallback(sample_ids=...) must be a function of a "
+                              f"training batch, not {type(sample_ids).__name__}")
         self.module = module
+        self.sample_ids = sample_ids
         self.log_scores = bool(log_scores)
         self.options = dict(options)
         self.learndrop: LearnDrop | None = None
@@ -99,6 +117,7 @@ class LearnDropCallback(Callback):
         self._seen_steps = 0
         self._ended_epoch = -1
         self._warned_unrouted = False
+        self._ddp: DDPWrapper | None = None
 
     # ---- Lightning hooks ----------------------------------------------------------------------
     @property
@@ -108,10 +127,7 @@ class LearnDropCallback(Callback):
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
-        if isinstance(trainer.strategy, ParallelStrategy):
-            raise ConfigError(f"LearnDropCallback trains on one device for now, not with "
-                              f"{type(trainer.strategy).__name__}: use devices=1 and the "
-                              f"default strategy (data-parallel training is not supported yet)")
+        data_parallel(trainer.strategy)  # refuses the strategies it cannot train with
         self._find_network(pl_module)
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -128,8 +144,10 @@ class LearnDropCallback(Callback):
                 self.learndrop.restore(name)
         self._restored = None
         steps_per_epoch, total_steps = _step_counts(trainer)
+        ddp = data_parallel(trainer.strategy)
         ld = LearnDrop(network, optimizers[0] if optimizers else None,
                        steps_per_epoch=steps_per_epoch, total_steps=total_steps,
+                       num_samples=_num_samples(trainer), ddp="outside" if ddp else None,
                        **self.options)
         if state is not None:
             ld.load_state_dict(state)  # before Lightning loads the optimizer's state
@@ -142,6 +160,7 @@ class LearnDropCallback(Callback):
         self.learndrop, self._network = ld, network
         self._route = _Route(network, ld)
         self._ended_epoch = -1
+        self._ddp = DDPWrapper(trainer.strategy, pl_module) if ddp else None  # type: ignore[arg-type]
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self._seen_steps = trainer.global_step
@@ -153,7 +172,10 @@ class LearnDropCallback(Callback):
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                              batch: Any, batch_idx: int) -> None:
         self._keep_dropped_in_eval()
+        if self._ddp is not None:
+            self._ddp.sync()  # every rank at the same batch: the drops agree
         if self._route is not None:
+            self._route.sample_ids = self._batch_ids(batch)
             self._route.install()
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
@@ -200,6 +222,21 @@ class LearnDropCallback(Callback):
         self._restored = state_dict.get("learndrop")
 
     # ---- internals ----------------------------------------------------------------------------
+    def _batch_ids(self, batch: Any) -> Any:
+        """The batch's sample indices, where cache mode needs them."""
+        if self.learndrop is None or self.learndrop.policy.mode != "cache":
+            return None
+        if self.sample_ids is not None:
+            ids = self.sample_ids(batch)
+        else:
+            ids = batch.sample_id if isinstance(batch, SampleWithId) else None
+        if ids is None:
+            raise ConfigError("mode='cache' needs each sample's index with every training "
+                              "batch: wrap the training set with with_sample_ids(dataset) "
+                              "(then read batch.sample in training_step), or pass "
+                              "LearnDropCallback(sample_ids=<function of a batch>)")
+        return ids
+
     def _find_network(self, pl_module: pl.LightningModule) -> nn.Module:
         if self.module is not None:
             try:
@@ -240,6 +277,8 @@ class LearnDropCallback(Callback):
                   "learndrop/train_flops_saved_now":
                       float(ld.savings_report().train_flops_saved_now)}
         check = self._events.take_check()
+        if self._ddp is not None:
+            values["learndrop/allreduce_bytes_per_step"] = float(self._ddp.bytes_per_step)
         if check is not None and self.log_scores:
             for unit, score in zip(ld.units, check.scores):
                 if score is not None:
@@ -273,6 +312,7 @@ class _Route:
         self.network = network
         self.ld = ld
         self.calls = 0
+        self.sample_ids: Any = None  # this batch's, for cache mode
         self._inside = False
         self._saved: Any = _MISSING
         self._own: Any = None
@@ -284,6 +324,8 @@ class _Route:
             self._inside = True
             self.calls += 1
             try:
+                if self.sample_ids is not None and "sample_ids" not in kwargs:
+                    return self.ld.model(*args, sample_ids=self.sample_ids, **kwargs)
                 return self.ld.model(*args, **kwargs)
             finally:
                 self._inside = False
@@ -307,6 +349,15 @@ class _Route:
         else:
             self.network.forward = self._saved  # type: ignore[method-assign]
         self._saved, self._own, self._installed = _MISSING, None, False
+
+
+def _num_samples(trainer: pl.Trainer) -> int | None:
+    """The training set's size (what sample indices run up to), where it has one."""
+    dataset = getattr(trainer.train_dataloader, "dataset", None)
+    try:
+        return len(dataset)  # type: ignore[arg-type]
+    except TypeError:
+        return None
 
 
 def _step_counts(trainer: pl.Trainer) -> tuple[int | None, int | None]:

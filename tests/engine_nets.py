@@ -50,6 +50,43 @@ class Net(nn.Module):
         return self.head(self.block3(self.block2(self.block1(self.stem(x)))))
 
 
+def conv8() -> nn.Module:
+    """A convolution of 8 channels to 8 and its BatchNorm."""
+    return nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8))
+
+
+class Head(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(8, 4)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return self.fc(h.mean((2, 3)))
+
+
+class LongSkip(nn.Module):
+    """``a = l1(x); c = l3(l2(a)); out = head(c + a)``: l1's output is read twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.l2, self.l3, self.head = conv8(), conv8(), conv8(), Head()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a = self.l1(x)
+        return self.head(self.l3(self.l2(a)) + a)
+
+
+class Chain(nn.Module):
+    """Units in sequence: cache mode serves it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.l2, self.l3, self.head = conv8(), conv8(), conv8(), Head()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.l3(self.l2(self.l1(x))))
+
+
 def batch(step: int, size: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The inputs, labels and sample indices of training step ``step`` (epochs of
     ``32 // size`` steps, always in the same order)."""

@@ -8,12 +8,13 @@ from pathlib import Path
 import pytest
 
 
-def _example(heading: str) -> str:
+def _example(heading: str, index: int = 0) -> str:
+    """The ``index``-th Python example of the section ``heading`` (its sub-sections too)."""
     text = (Path(__file__).parents[1] / "README.md").read_text()
     section = text.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
-    code = re.search(r"```python\n(.*?)```", section, re.S)
-    assert code is not None, heading
-    return code.group(1)
+    code = re.findall(r"```python\n(.*?)```", section, re.S)
+    assert len(code) > index, heading
+    return str(code[index])
 
 
 def test_readme_api_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -34,6 +35,14 @@ def test_readme_lightning_example_runs(tmp_path: Path, monkeypatch: pytest.Monke
     exec(compile(_example("With PyTorch Lightning"), "README", "exec"), {})
     out = capsys.readouterr().out
     assert "['stem', 'layer1.0', 'layer1.1']" in out
+
+
+def test_readme_lightning_cache_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    pytest.importorskip("lightning")
+    monkeypatch.chdir(tmp_path)
+    exec(compile(_example("With PyTorch Lightning", 1), "README", "exec"), {})
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "['stem', 'layer1.0'] host"
 
 
 def test_readme_tensorboard_example_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -28,6 +28,12 @@ keyword arguments) in every process of an initialised process group
   not change that, and it is not counted.
 * The activation cache (``mode="cache"``) is per rank and holds that rank's samples.
 * ``state_dict()`` is the same on every rank; load the same one on every rank to resume.
+
+``ddp="outside"``: the model trains inside a data-parallel wrapper that someone else builds
+(PyTorch Lightning's DDP strategy wraps the whole LightningModule). Rank 0 still decides and
+the all-reduce volume is still counted, but ``ld.model`` runs the plain model, and whoever
+holds the wrapper builds it anew after each change of drop state, on every rank at the same
+step (the Lightning callback does).
 """
 
 from __future__ import annotations
@@ -42,21 +48,23 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import ConfigError
 
-__all__ = ["DataParallel", "ddp_options"]
+__all__ = ["DataParallel", "ddp_options", "OUTSIDE"]
 
 #: DistributedDataParallel keyword arguments that LearnDrop sets itself
 _NOT_ALLOWED = ("module",)
+#: ``ddp=OUTSIDE``: the caller holds the data-parallel wrapper (see the module's notes)
+OUTSIDE = "outside"
 
 
-def ddp_options(ddp: bool | Mapping[str, Any] | None) -> dict[str, Any] | None:
+def ddp_options(ddp: bool | str | Mapping[str, Any] | None) -> dict[str, Any] | None:
     """The DDP keyword arguments ``ddp`` stands for (``None``: not data-parallel)."""
     if ddp is None or ddp is False:
         return None
-    if ddp is True:
+    if ddp is True or ddp == OUTSIDE:
         return {}
     if not isinstance(ddp, Mapping):
-        raise ConfigError("ddp must be True, False or a dict of DistributedDataParallel "
-                          f"keyword arguments, not {type(ddp).__name__}")
+        raise ConfigError(f"ddp must be True, False, {OUTSIDE!r} or a dict of "
+                          f"DistributedDataParallel keyword arguments, not {ddp!r}")
     bad = [k for k in ddp if k in _NOT_ALLOWED]
     if bad:
         raise ConfigError(f"ddp={{...}} cannot set {', '.join(bad)}: LearnDrop wraps the model")
@@ -65,15 +73,17 @@ def ddp_options(ddp: bool | Mapping[str, Any] | None) -> dict[str, Any] | None:
 
 class DataParallel:
     """The distributed side of one :class:`LearnDrop`: its DDP wrapper, rank agreement and
-    the all-reduce volume."""
+    the all-reduce volume. ``wraps``: it builds the wrapper itself (not ``ddp="outside"``)."""
 
-    def __init__(self, model: nn.Module, options: Mapping[str, Any]) -> None:
+    def __init__(self, model: nn.Module, options: Mapping[str, Any], wraps: bool = True
+                 ) -> None:
         if not (dist.is_available() and dist.is_initialized()):
             raise ConfigError("ddp=True needs an initialised process group: call "
                               "torch.distributed.init_process_group() in every process first "
                               "(torchrun sets up its environment)")
         self.model = model
         self.options = dict(options)
+        self.wraps = wraps
         self.group = self.options.get("process_group")
         self.rank = dist.get_rank(self.group)
         self.world_size = dist.get_world_size(self.group)

@@ -45,7 +45,7 @@ from ..errors import ConfigError, ModelError
 from ..events import Callback, DropEvent, SavingsReport, ScoreCheck, UnitInfo, call_hook
 from ._accounting import Accounting
 from ._cache_mode import Caches
-from ._ddp import DataParallel, ddp_options
+from ._ddp import OUTSIDE, DataParallel, ddp_options
 from ._drop_state import DropState
 from ._forward import CallPlan, DropAwareModule, install_redirects
 from ._misuse import (
@@ -91,7 +91,8 @@ class LearnDrop:
     ``ddp=True`` (or a dict of DistributedDataParallel keyword arguments), in every process
     of an initialised process group: ``ld.model`` trains data-parallel (DDP rebuilt after
     each change of drop state), and every rank drops the same units at the same step (rank
-    0 decides; see :mod:`._ddp`). It takes the plain model, without ``wrap``.
+    0 decides; see :mod:`._ddp`; ``ddp="outside"``: the same, for a wrapper that the caller
+    builds and rebuilds, as Lightning's). It takes the plain model, without ``wrap``.
 
     Dropping a unit freezes its parameters and takes them out of the optimizer; restoring
     it (or pinning a dropped one) puts each back into its own group at its original position
@@ -115,7 +116,7 @@ class LearnDrop:
         sync_every: int | None = None,
         callbacks: Iterable[Callback] = (),
         wrap: Wrap | None = None,
-        ddp: bool | dict[str, Any] | None = None,
+        ddp: bool | str | dict[str, Any] | None = None,
         **settings: Any,
     ) -> None:
         self.policy = (policy or DropPolicy()).with_values(
@@ -125,10 +126,10 @@ class LearnDrop:
         if options is not None and (wrap is not None or self.base_model is not model):
             raise ConfigError("ddp= wraps the plain model itself: give it neither wrap= nor a "
                               "wrapped (compiled or DistributedDataParallel) model")
-        self._ddp = DataParallel(self.base_model, options) if options is not None else None
-        if self._ddp is not None:
-            wrap = self._ddp.wrap
-        self.runner = Runner(self.base_model, model, wrap, data_parallel=self._ddp is not None)
+        wraps = options is not None and ddp != OUTSIDE  # else: not data-parallel, or outside
+        self._ddp = DataParallel(self.base_model, options, wraps) if options is not None else None
+        wrap = self._ddp.wrap if self._ddp is not None and wraps else wrap
+        self.runner = Runner(self.base_model, model, wrap, data_parallel=wraps)
         if self._ddp is not None:
             self._ddp.on_release = self.runner.release
         check_optimizer(optimizer, self.base_model)

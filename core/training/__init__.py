@@ -12,7 +12,7 @@ from ._checkpoint import (
 )
 from ._control import RunControl
 from ._device import DevicePlan, available_devices, resolve_device
-from ._distributed import Distributed, distributed_environment
+from ._distributed import Distributed, FixedShardSampler, distributed_environment
 from ._optim import ProgressSchedule, build_optimizer
 from ._run_checks import catalogue_problems, check_config, config_problems
 from ._trainer import FitResult, Trainer
@@ -21,4 +21,5 @@ __all__ = ["Trainer", "FitResult", "RunControl", "DevicePlan",
            "available_devices", "resolve_device", "ProgressSchedule", "build_optimizer",
            "FORMAT", "save_checkpoint", "load_checkpoint", "load_initial_weights",
            "check_resumable", "checkpoint_epoch", "Distributed", "distributed_environment",
+           "FixedShardSampler",
            "config_problems", "catalogue_problems", "check_config"]

@@ -15,7 +15,7 @@ from torch import nn
 pl = pytest.importorskip("lightning.pytorch")
 torchvision = pytest.importorskip("torchvision")
 
-from learndrop.core import ConfigError, DropPolicy, LearnDrop, discover_units  # noqa: E402
+from learndrop.core import ConfigError, LearnDrop, discover_units  # noqa: E402
 from learndrop.integrations.lightning import LearnDropCallback  # noqa: E402
 
 # Lightning's advice for real runs (more loader workers, a shorter logging interval), and a
@@ -403,11 +403,9 @@ def test_skip_mode_bypasses_dropped_blocks(tmp_path: Path) -> None:
     assert len(calls) == before + 1
 
 
-def test_refuses_cache_mode_and_unknown_or_bad_options(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="mode='cache'"):
-        LearnDropCallback(mode="cache")
-    with pytest.raises(ConfigError, match="mode='cache'"):
-        LearnDropCallback(policy=DropPolicy(mode="cache"))
+def test_refuses_unknown_or_bad_options(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="sample_ids=.... must be a function"):
+        LearnDropCallback(mode="cache", sample_ids=[0, 1])
     with pytest.raises(ConfigError, match="unknown option.*treshold"):
         LearnDropCallback(treshold=0.3)
     with pytest.raises(ConfigError, match="threshold must be at most 1.0"):
@@ -415,19 +413,47 @@ def test_refuses_cache_mode_and_unknown_or_bad_options(tmp_path: Path) -> None:
             Classifier(), _loader())
 
 
-def test_refuses_data_parallel_strategies(tmp_path: Path) -> None:
+@pytest.mark.parametrize("accelerator", [
+    "cpu", pytest.param("gpu", marks=pytest.mark.skipif(not torch.cuda.is_available(),
+                                                        reason="needs a CUDA GPU (NCCL)"))])
+def test_ddp_in_one_process_rebuilds_the_wrapper_without_the_dropped_units(
+        tmp_path: Path, accelerator: str) -> None:
+    """Lightning's DDP wrapper registers every parameter that trains when it is built; a
+    dropped unit's parameters get no gradient, so the reducer would wait for them. The
+    callback builds it anew after the drop (two processes: test_lightning_ddp.py)."""
     strategy = pl.strategies.DDPStrategy()  # one process: no launch, a real process group
     environ, threads = dict(os.environ), torch.get_num_threads()
+    wrappers: list[Any] = []
+
+    class Watch(pl.Callback):
+        def on_train_batch_start(self, trainer: pl.Trainer, m: pl.LightningModule,
+                                 batch: Any, batch_idx: int) -> None:
+            wrappers.append(trainer.strategy.model)
+
     try:
-        with pytest.raises(ConfigError, match="one device for now, not with DDPStrategy"):
-            _trainer(tmp_path, [LearnDropCallback()], epochs=1, strategy=strategy).fit(
-                Classifier(), _loader())
+        module = Classifier()
+        cb = LearnDropCallback(threshold=0.5)
+        trainer = _trainer(tmp_path, [cb, DropAt(cb, 0, ["stem", "layer1.0"]), Watch()],
+                           epochs=2, strategy=strategy, accelerator=accelerator)
+        trainer.fit(module, _loader())
     finally:  # what DDP's set-up leaves behind: a process group, rank variables, threads
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
         os.environ.clear()
         os.environ.update(environ)
         torch.set_num_threads(threads)
+    ld = cb.learndrop
+    assert ld is not None and ld.dropped == ["stem", "layer1.0"]
+    assert ld.distributed is not None and ld.distributed.world_size == 1
+    assert all(isinstance(w, torch.nn.parallel.DistributedDataParallel) for w in wrappers)
+    assert [w is wrappers[0] for w in wrappers] == [True] * 4 + [False] * 4
+    assert len({id(w) for w in wrappers}) == 2  # built at the first batch, then after the drop
+    dropped = {id(p) for name in ld.dropped for p in ld.unit(name).parameters()}
+    full = sum(p.numel() * p.element_size() for p in module.parameters())
+    now = sum(p.numel() * p.element_size() for p in module.parameters()
+              if id(p) not in dropped)
+    assert trainer.logged_metrics["learndrop/allreduce_bytes_per_step"] == now < full
+    assert ld.savings()["allreduce_timeline"] == [[0, full], [4, now]]
 
 
 def test_network_is_left_unpatched(tmp_path: Path) -> None:

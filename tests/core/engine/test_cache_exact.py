@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine_nets import Chain, Head, LongSkip, conv8
 from learndrop.core import Callback, LearnDrop
 from learndrop.core.engine import LearnDropWarning
 
@@ -21,37 +22,12 @@ Y = torch.randint(0, 4, (32,), generator=torch.Generator().manual_seed(4))
 BATCH = 8
 
 
-def _conv() -> nn.Module:
-    return nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8))
-
-
-class Head(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.fc = nn.Linear(8, 4)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:
-        return self.fc(h.mean((2, 3)))
-
-
-class LongSkip(nn.Module):
-    """``a = l1(x); c = l3(l2(a)); out = head(c + a)``: l1's output is read twice."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.l1, self.l2, self.l3, self.head = _conv(), _conv(), _conv(), Head()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a = self.l1(x)
-        return self.head(self.l3(self.l2(a)) + a)
-
-
 class InPlace(nn.Module):
     """In-place ReLUs in the parent's forward, between units."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.stem, self.l1, self.l2, self.head = _conv(), _conv(), _conv(), Head()
+        self.stem, self.l1, self.l2, self.head = conv8(), conv8(), conv8(), Head()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(self.stem(x), inplace=True)
@@ -64,7 +40,7 @@ class Shared(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.block, self.mid, self.last, self.head = _conv(), _conv(), _conv(), Head()
+        self.block, self.mid, self.last, self.head = conv8(), conv8(), conv8(), Head()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.last(self.block(self.mid(self.block(x)))))
@@ -75,8 +51,8 @@ class UNet(nn.Module):
 
     def __init__(self) -> None:
         super().__init__()
-        self.e1 = _conv()
-        self.e2 = nn.Sequential(nn.MaxPool2d(2), _conv())
+        self.e1 = conv8()
+        self.e2 = nn.Sequential(nn.MaxPool2d(2), conv8())
         self.d1 = nn.Sequential(nn.Conv2d(16, 8, 3, padding=1), nn.BatchNorm2d(8))
         self.head = Head()
 
@@ -84,17 +60,6 @@ class UNet(nn.Module):
         a = self.e1(x)
         b = F.interpolate(self.e2(a), scale_factor=2.0)
         return self.head(self.d1(torch.cat([b, a], 1)))
-
-
-class Chain(nn.Module):
-    """Units in sequence: cache mode serves it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.l1, self.l2, self.l3, self.head = _conv(), _conv(), _conv(), Head()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.l3(self.l2(self.l1(x))))
 
 
 class Warnings(Callback):

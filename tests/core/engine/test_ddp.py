@@ -20,8 +20,10 @@ def test_ddp_needs_an_initialised_process_group() -> None:
     model = nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2))
     with pytest.raises(ConfigError, match="init_process_group"):
         LearnDrop(model, torch.optim.SGD(model.parameters(), lr=0.1), ddp=True)
-    with pytest.raises(ConfigError, match="ddp must be"):
-        LearnDrop(model, None, ddp="yes")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="init_process_group"):
+        LearnDrop(model, None, ddp="outside")  # a wrapper built by the caller (Lightning's)
+    with pytest.raises(ConfigError, match="ddp must be True, False, 'outside' or a dict"):
+        LearnDrop(model, None, ddp="yes")
 
 
 def _load(folder: Path, name: str) -> list[dict[str, Any]]:
