@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from ._cache import ActivationCache, CacheSpillError, remove_stale_spill_files
+from ._policy import DropPolicy
 
 __all__ = ["CacheCall", "CacheMode", "EvalCache", "Caches"]
 
@@ -269,14 +270,16 @@ class EvalCache:
 
 class Caches:
     """The two caches of one dropped prefix: the training cache (:class:`CacheMode`, in
-    ``activations``) and the evaluation one, within one memory budget each."""
+    ``activations``, float16 or full as ``policy.cache_precision`` says) and the evaluation
+    one (exact), within ``policy.cache_budget_mb`` each."""
 
-    def __init__(self, budget_mb: int, device: torch.device, *, num_samples: int | None,
+    def __init__(self, policy: DropPolicy, device: torch.device, *, num_samples: int | None,
                  eval_samples: int | None, spill_dir: str | None,
-                 notify: Callable[[str], None], used: bool, precision: str = "float16") -> None:
+                 notify: Callable[[str], None]) -> None:
+        budget_mb = policy.cache_budget_mb
         self.activations = ActivationCache(budget_mb * 2**20, device, spill_dir,
-                                           exact=precision == "full")
-        if used:  # what killed runs of older versions left behind
+                                           exact=policy.cache_precision == "full")
+        if policy.mode == "cache":  # what killed runs of older versions left behind
             remove_stale_spill_files(spill_dir)
         self.training = CacheMode(self.activations, num_samples, notify)
         self.evaluation = EvalCache(ActivationCache(budget_mb * 2**20, device, exact=True,

@@ -155,11 +155,9 @@ class LearnDrop:
         self._epoch_start_step = 0
         self._pending: deque[tuple[str, str]] = deque()
         self._said = False  # that no parameter moved (said once)
-        self.caches = Caches(self.policy.cache_budget_mb, device, num_samples=num_samples,
+        self.caches = Caches(self.policy, device, num_samples=num_samples,
                              eval_samples=eval_samples, spill_dir=cache_dir,
-                             notify=lambda message: notify(self.callbacks, message),
-                             used=self.policy.mode == "cache",
-                             precision=self.policy.cache_precision)
+                             notify=lambda message: notify(self.callbacks, message))
         for name in self.policy.pinned:
             self.pin(name)
         if example_input is not None or example_kwargs:
