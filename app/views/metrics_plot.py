@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 from learndrop.core.monitor import RunHistory
 
 from ..theme import Theme, apply_plot_theme, current_theme
+from .action_marks import ActionMarks
 
 __all__ = ["MetricsPlot"]
 
@@ -59,6 +60,9 @@ class MetricsPlot(QWidget):
         self.val_acc = self.acc_plot.plot(name="validation", symbol="s")
         self.val_scaled = self.acc_plot.plot(symbol="t")  # in the legend once it has data
         self.val_scaled.setVisible(False)
+        # the user's pins, pauses, resumes and stops, on both plots
+        self.action_marks = [ActionMarks(self.loss_plot, self, self.theme),
+                             ActionMarks(self.acc_plot, self, self.theme, labelled=False)]
 
         # two plots that stay readable when the window is small
         self.view.setMinimumHeight(self.fontMetrics().height() * 13)
@@ -93,6 +97,8 @@ class MetricsPlot(QWidget):
         for item in (self.batch_loss, self.train_loss, self.val_loss, self.train_acc,
                      self.val_acc, self.val_scaled):
             item.setData([], [])
+        for marks in self.action_marks:
+            marks.clear()
         self._show_scaled(False)
         self._drawn_key = (-1, -1)
         self._span = (0.0, 0.0)
@@ -110,6 +116,8 @@ class MetricsPlot(QWidget):
 
     def refresh(self, force: bool = False) -> None:
         h = self.history
+        for marks in self.action_marks:
+            marks.update()
         key = (len(h.progress), len(h.epochs))
         if key == self._drawn_key and not force:
             return

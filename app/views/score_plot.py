@@ -39,6 +39,7 @@ from ..theme import (
 )
 from ._score_curves import CHUNK_BINS, LOG_FLOOR, CurveLayer
 from ._score_hover import nearest_curve
+from .action_marks import ActionMarks
 
 __all__ = ["CHUNK_BINS", "MAX_BANDS", "DEFAULT_SPAN", "ScorePlot"]
 
@@ -128,6 +129,7 @@ class ScorePlot(QWidget):
         self.plot.vb.addItem(self.hover_curve, ignoreBounds=True)
         self.hovered: int | None = None
         self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.action_marks = ActionMarks(self.plot, self, self.theme)  # pins, pauses, stops
 
         self.plot_widget.setMinimumHeight(self.fontMetrics().height() * 9)
         lay = QVBoxLayout(self)
@@ -157,6 +159,7 @@ class ScorePlot(QWidget):
         for m in self._marker_items.values():
             self.plot.vb.removeItem(m)
         self._marker_items = {}
+        self.action_marks.clear()
         for i in scored.tolist():
             m = pg.ScatterPlotItem(symbol="o")
             m.setZValue(20)
@@ -319,6 +322,7 @@ class ScorePlot(QWidget):
             self._clear_markers()
             self._draw_threshold()
         self._add_markers()
+        self.action_marks.update()
 
     # ---- curve layers ------------------------------------------------------------------------
     def _restyle_curves(self) -> None:

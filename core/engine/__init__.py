@@ -31,6 +31,7 @@ from ._rule import (
     slope,
 )
 from ._savings import SavingsMeter, StepCost, step_cost
+from ._why import Condition, verdict, why_not_yet
 
 if TYPE_CHECKING:
     from ._learndrop import LearnDrop
@@ -42,7 +43,7 @@ __all__ = ["LearnDrop", "LearnDropWarning", "DropPolicy", "DropMode", "DropOrder
            "SavingsMeter", "StepCost", "step_cost", "GradientNorms", "ParameterSnapshots",
            "Scorer", "ScoreState", "RuleUnit", "UnitStatus", "RecordedCheck", "RecordedAction",
            "ReplayDrop", "Replay", "advance", "drops_now", "blocked_by", "is_kept", "may_drop",
-           "qualifies", "replay", "slope"]
+           "qualifies", "replay", "slope", "Condition", "why_not_yet", "verdict"]
 
 
 def __getattr__(name: str) -> Any:
