@@ -64,6 +64,8 @@ class RecordedRun:
     actions: tuple[RecordedAction, ...]
     drops: tuple[ReplayDrop, ...]  # every recorded drop, in order (check: -1 if by hand)
     total_forward_flops: int
+    #: what replays of this run keep between them (its measured scores)
+    cache: dict[Any, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     @property
     def policy_drops(self) -> tuple[tuple[int, int], ...]:
@@ -197,7 +199,8 @@ def what_if(run: RecordedRun, **settings: Any) -> WhatIf:
                           f"{', '.join(WHATIF_SETTINGS)})", field=f"drop.{unknown[0]}")
     policy = run.policy.with_values(**{k: v for k, v in settings.items() if v is not None})
     rule_units = [RuleUnit(u.name, u.is_head, u.params > 0) for u in run.units]
-    result = replay(policy, rule_units, run.checks, run.actions, run.policy_drops)
+    result = replay(policy, rule_units, run.checks, run.actions, run.policy_drops,
+                    cache=run.cache, with_states=False)
     mine = run.recorded()
     units = []
     for u in run.units:
