@@ -34,6 +34,7 @@ from ..theme import current_theme
 from .history_actions import build_actions, show_context_menu, update_actions
 from .live_panel import LivePanel
 from .run_table import COLUMNS, RunTable
+from .whatif_launch import open_what_if
 
 if TYPE_CHECKING:  # records come from the run library; the panel only reads them
     from learndrop.core.store import RunRecord
@@ -70,6 +71,7 @@ class HistoryPanel(QWidget):
     message = Signal(str)
     resume_requested = Signal(int)
     settings_requested = Signal(int)
+    what_if_run_requested = Signal(int, object)  # run id, {setting path: value}
     # made by :func:`.history_actions.build_actions`
     refresh_action: QAction
     open_action: QAction
@@ -77,6 +79,7 @@ class HistoryPanel(QWidget):
     resume_action: QAction
     settings_action: QAction
     compare_action: QAction
+    whatif_action: QAction
     export_action: QAction
     rename_action: QAction
     note_action: QAction
@@ -369,6 +372,21 @@ class HistoryPanel(QWidget):
             return None
         view = CompareDialog(*data, parent=self.window())
         view.export_requested.connect(lambda a, b: self.export_report(a, [b]))
+        self._keep(view)
+        view.show()
+        return view
+
+    def explore_what_if(self, ref: str | int | None = None) -> QWidget | None:
+        """Open the what-if explorer on a run (finished or still training)."""
+        rec = self._one(ref)
+        if rec is None:
+            return None
+        try:
+            view = open_what_if(self.library, rec.id, rec.label, self.window(),
+                                self.what_if_run_requested.emit)
+        except LearnDropError as exc:
+            self._error(exc.message)
+            return None
         self._keep(view)
         view.show()
         return view

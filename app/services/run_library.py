@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -144,6 +145,10 @@ class RunLibrary(QObject):
         if prepare is not None:
             prepare()
         return replay(events, [target])
+
+    def events(self, run_id: int) -> list[Any]:
+        """The run's stored events, in order (a run still training: those written so far)."""
+        return self._open().load_events(run_id)
 
     def follow(self, run_id: int, target: Callback) -> RunFollower:
         """Feed ``target`` the run's events as another process writes them (what is stored

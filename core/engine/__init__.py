@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._notices import LearnDropWarning
 from ._policy import MODES, ORDERS, SCORES, DropMode, DropOrder, DropPolicy, DropScore
-from ._replay import RecordedAction, RecordedCheck, Replay, ReplayDrop, replay
+from ._replay import RecordedAction, RecordedCheck, Replay, ReplayDrop, prepare_replay, replay
 from ._rule import (
     RuleUnit,
     ScoreState,
@@ -42,7 +42,7 @@ __all__ = ["LearnDrop", "LearnDropWarning", "DropPolicy", "DropMode", "DropOrder
            "Scorer", "ScoreState", "RuleUnit", "UnitStatus", "RecordedCheck", "RecordedAction",
            "ReplayDrop", "Replay", "advance", "drops_now", "blocked_by", "is_kept", "may_drop",
            "qualifies", "replay", "slope", "measure", "is_settled", "Condition", "why_not_yet",
-           "verdict"]
+           "verdict", "prepare_replay"]
 
 
 def __getattr__(name: str) -> Any:

@@ -22,7 +22,8 @@ from typing import Any
 from ._policy import DropPolicy
 from ._rule import RuleUnit, ScoreState, UnitStatus, drops_now, is_settled, may_drop, measure
 
-__all__ = ["RecordedCheck", "RecordedAction", "ReplayDrop", "Replay", "replay", "ACTIONS"]
+__all__ = ["RecordedCheck", "RecordedAction", "ReplayDrop", "Replay", "replay", "ACTIONS",
+           "prepare_replay"]
 
 
 @dataclass(frozen=True)
@@ -245,8 +246,33 @@ class _Statuses(Sequence[UnitStatus]):
         return self.run.status(i % self.n)
 
     def __iter__(self) -> Iterator[UnitStatus]:
-        status = self.run.status
-        return (status(j) for j in range(self.n))
+        status, dropped = self.run.status, self.run.side.dropped
+        for j in range(self.n):
+            yield _DROPPED if dropped[j] else status(j)
+
+
+def _cached(cache: dict[Any, Any], checks: Sequence[RecordedCheck], n: int,
+            policy: DropPolicy) -> tuple[_Feeds, _Tracks]:
+    feeds = cache.get("feeds")
+    if not isinstance(feeds, _Feeds) or cache.get("checks") is not checks:
+        cache.clear()
+        feeds = cache["feeds"] = _Feeds(checks, n)
+        cache["checks"] = checks
+    key = ("tracks", policy.ema, policy.window)
+    tracks = cache.get(key)
+    if not isinstance(tracks, _Tracks):
+        tracks = cache[key] = _Tracks(feeds, policy)
+    return feeds, tracks
+
+
+def prepare_replay(policy: DropPolicy, units: Sequence[RuleUnit],
+                   checks: Sequence[RecordedCheck], cache: dict[Any, Any]) -> None:
+    """Measure every unit's whole history for ``policy``'s EMA and window into ``cache``,
+    so that the replays that follow (any threshold, tolerance, patience, warm-up, order)
+    only decide."""
+    feeds, tracks = _cached(cache, checks, len(units), policy)
+    for i, values in enumerate(feeds.values):
+        tracks.upto(i, len(values))
 
 
 def replay(policy: DropPolicy, units: Sequence[RuleUnit], checks: Sequence[RecordedCheck],
@@ -265,16 +291,7 @@ def replay(policy: DropPolicy, units: Sequence[RuleUnit], checks: Sequence[Recor
     :attr:`Replay.states`.
     """
     n = len(units)
-    cache = {} if cache is None else cache
-    feeds = cache.get("feeds")
-    if not isinstance(feeds, _Feeds) or cache.get("checks") is not checks:
-        cache.clear()
-        feeds = cache["feeds"] = _Feeds(checks, n)
-        cache["checks"] = checks
-    key = ("tracks", policy.ema, policy.window)
-    tracks = cache.get(key)
-    if not isinstance(tracks, _Tracks):
-        tracks = cache[key] = _Tracks(feeds, policy)
+    feeds, tracks = _cached({} if cache is None else cache, checks, n, policy)
     pins = [u.name in policy.pinned for u in units]
     side = _Side([False] * n, list(pins))
     record = _Side([False] * n, list(pins))
