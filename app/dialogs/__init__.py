@@ -5,7 +5,8 @@ explorer (:mod:`.whatif_dialog`)."""
 from . import standard
 from .compare_dialog import CompareDialog
 from .export_dialog import FORMAT_LABELS, ExportDialog, available_formats
+from .runs_dialog import RunsDialog
 from .whatif_dialog import WhatIfDialog
 
 __all__ = ["standard", "CompareDialog", "ExportDialog", "FORMAT_LABELS", "available_formats",
-           "WhatIfDialog"]
+           "WhatIfDialog", "RunsDialog"]

@@ -31,6 +31,7 @@ class ActionHost(Protocol):
     settings_action: QAction
     compare_action: QAction
     whatif_action: QAction
+    many_action: QAction
     export_action: QAction
     rename_action: QAction
     note_action: QAction
@@ -45,6 +46,7 @@ class ActionHost(Protocol):
     def use_settings(self) -> bool: ...
     def compare_with(self) -> object: ...
     def explore_what_if(self) -> object: ...
+    def side_by_side(self) -> object: ...
     def export_report(self) -> object: ...
     def rename_run(self) -> bool: ...
     def edit_note(self) -> bool: ...
@@ -76,6 +78,9 @@ def build_actions(panel: ActionHost) -> None:
     panel.whatif_action = act("What if…", panel.explore_what_if,
                               "Replay the run's scores under other drop settings and see "
                               "when each unit would have dropped")
+    panel.many_action = act("Side by side…", panel.side_by_side,
+                            "The selected runs (or every run listed) side by side: settings "
+                            "that differ, overlaid curves, seed groups, the trade-off plot")
     panel.export_action = act("Export…", panel.export_report,
                               "Write the selected run's report as HTML, PDF, CSV or JSON")
     panel.rename_action = act("Rename…", panel.rename_run, "Give the run a display name")
@@ -85,7 +90,7 @@ def build_actions(panel: ActionHost) -> None:
     panel.toolbar = QToolBar("Run history")
     panel.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
     for action in (panel.open_action, panel.resume_action, panel.compare_action,
-                   panel.export_action):
+                   panel.many_action, panel.export_action):
         panel.toolbar.addAction(action)
     more = QToolButton()
     more.setText("More")
@@ -119,6 +124,7 @@ def update_actions(panel: ActionHost) -> None:
     panel.resume_action.setEnabled(one and chosen[0].status in RESUMABLE)
     panel.settings_action.setEnabled(one)
     panel.whatif_action.setEnabled(one)
+    panel.many_action.setEnabled(len(panel.run_table.records) > 0)
     panel.compare_action.setEnabled(len(chosen) in (1, 2) and len(panel.run_table.records) > 1)
     for action in (panel.export_action, panel.rename_action, panel.note_action):
         action.setEnabled(one)
@@ -131,7 +137,8 @@ def show_context_menu(panel: ActionHost, pos: QPoint) -> None:
         return
     menu = QMenu(panel.run_table)
     for action in (panel.open_action, panel.follow_action, panel.resume_action,
-                   panel.settings_action, None, panel.compare_action, panel.whatif_action,
+                   panel.settings_action, None, panel.compare_action, panel.many_action,
+                   panel.whatif_action,
                    panel.export_action,
                    None, panel.rename_action, panel.note_action, None, panel.delete_action):
         if action is None:

@@ -32,9 +32,9 @@ from ..dialogs.standard import confirm
 from ..services import RESUMABLE, RunLibrary
 from ..theme import current_theme
 from .history_actions import build_actions, show_context_menu, update_actions
+from .launchers import open_side_by_side, open_what_if
 from .live_panel import LivePanel
 from .run_table import COLUMNS, RunTable
-from .whatif_launch import open_what_if
 
 if TYPE_CHECKING:  # records come from the run library; the panel only reads them
     from learndrop.core.store import RunRecord
@@ -80,6 +80,7 @@ class HistoryPanel(QWidget):
     settings_action: QAction
     compare_action: QAction
     whatif_action: QAction
+    many_action: QAction
     export_action: QAction
     rename_action: QAction
     note_action: QAction
@@ -379,11 +380,21 @@ class HistoryPanel(QWidget):
     def explore_what_if(self, ref: str | int | None = None) -> QWidget | None:
         """Open the what-if explorer on a run (finished or still training)."""
         rec = self._one(ref)
-        if rec is None:
-            return None
+        return None if rec is None else self._show(lambda: open_what_if(
+            self.library, rec.id, rec.label, self.window(), self.what_if_run_requested.emit))
+
+    def side_by_side(self, run_ids: list[int] | None = None) -> QWidget | None:
+        """Many runs side by side: those given, else the selected ones (two or more), else
+        every run listed."""
+        chosen = self.selected_runs()
+        ids = run_ids if run_ids is not None else [
+            r.id for r in (chosen if len(chosen) > 1 else self.runs())]
+        return self._show(lambda: open_side_by_side(self.library, ids, self.window(),
+                                                    self.open_run))
+
+    def _show(self, make: Callable[[], QWidget]) -> QWidget | None:
         try:
-            view = open_what_if(self.library, rec.id, rec.label, self.window(),
-                                self.what_if_run_requested.emit)
+            view = make()
         except LearnDropError as exc:
             self._error(exc.message)
             return None

@@ -278,6 +278,11 @@ class RunLibrary(QObject):
         store = self._open()
         return load_run(store, first), load_run(store, reference)
 
+    def load_runs(self, run_ids: Sequence[int]) -> list[RunData]:
+        """Several runs, loaded the way the reports load them (for many runs side by side)."""
+        store = self._open()
+        return [load_run(store, run_id) for run_id in run_ids]
+
     def write_report(self, run: str | int, compare: Sequence[str | int] | None, fmt: str,
                      path: str | Path) -> Path:
         """Build the report of ``run`` (compared with ``compare``) from the store as it is now

@@ -2,7 +2,7 @@
 every front end shows (:mod:`.tables`), and the writers (HTML with inline SVG plots, CSV,
 JSON, TensorBoard; PDF through the ``learndrop.exporters`` entry point)."""
 
-from . import tables
+from . import many, tables
 from ._export import (
                       FORMATS,
                       Exporter,
@@ -30,4 +30,4 @@ __all__ = ["Report", "ReportError", "RunData", "RunAccuracy", "UnitRow",
            "build_report", "load_run",
            "json_safe", "FORMATS", "Exporter", "export", "format_for", "report_dict",
            "write_csv", "write_html", "write_json", "write_tensorboard", "Plot", "plots",
-           "render_html", "tables"]
+           "render_html", "tables", "many"]

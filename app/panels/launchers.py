@@ -1,6 +1,6 @@
-"""Opening the what-if explorer on a stored run: its events read through the run library,
-replayed into a history for the score curves, and the explorer's request for a new run passed
-on."""
+"""Opening the run history's windows on stored runs: the what-if explorer (its events read
+through the run library, replayed into a history for the score curves, its request for a new
+run passed on) and many runs side by side."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ from PySide6.QtWidgets import QWidget
 from learndrop.core.errors import LearnDropError
 from learndrop.core.monitor import RunHistory, recorded_run
 
-from ..dialogs import WhatIfDialog
+from ..dialogs import RunsDialog, WhatIfDialog
 from ..services import RunLibrary
 
-__all__ = ["open_what_if"]
+__all__ = ["open_what_if", "open_side_by_side"]
 
 
 def open_what_if(library: RunLibrary, run_id: int, label: str, parent: QWidget | None,
@@ -31,4 +31,16 @@ def open_what_if(library: RunLibrary, run_id: int, label: str, parent: QWidget |
     library.replay(run_id, history)
     view = WhatIfDialog(run_id, label, run, history, parent)
     view.run_requested.connect(on_run)
+    return view
+
+
+def open_side_by_side(library: RunLibrary, run_ids: list[int], parent: QWidget | None,
+                      on_open: Callable[[int], object]) -> RunsDialog:
+    """Runs ``run_ids`` side by side; raises
+    :class:`~learndrop.core.errors.LearnDropError` when there are none or one cannot be
+    read."""
+    if not run_ids:
+        raise LearnDropError("there are no runs to show side by side")
+    view = RunsDialog(library.load_runs(run_ids), parent)
+    view.open_requested.connect(on_open)
     return view
