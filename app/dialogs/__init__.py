@@ -6,7 +6,9 @@ from . import standard
 from .compare_dialog import CompareDialog
 from .export_dialog import FORMAT_LABELS, ExportDialog, available_formats
 from .runs_dialog import RunsDialog
+from .sweep_dialog import SweepDialog
 from .whatif_dialog import WhatIfDialog
 
 __all__ = ["standard", "CompareDialog", "ExportDialog", "FORMAT_LABELS", "available_formats",
-           "WhatIfDialog", "RunsDialog"]
+           "WhatIfDialog", "RunsDialog",
+           "SweepDialog"]

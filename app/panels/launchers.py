@@ -7,15 +7,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
+from learndrop.core.config import RunConfig
 from learndrop.core.errors import LearnDropError
 from learndrop.core.monitor import RunHistory, recorded_run
 
-from ..dialogs import RunsDialog, WhatIfDialog
+from ..dialogs import RunsDialog, SweepDialog, WhatIfDialog
 from ..services import RunLibrary
 
-__all__ = ["open_what_if", "open_side_by_side"]
+__all__ = ["open_what_if", "open_side_by_side", "open_sweep"]
 
 
 def open_what_if(library: RunLibrary, run_id: int, label: str, parent: QWidget | None,
@@ -43,4 +45,15 @@ def open_side_by_side(library: RunLibrary, run_ids: list[int], parent: QWidget |
         raise LearnDropError("there are no runs to show side by side")
     view = RunsDialog(library.load_runs(run_ids), parent)
     view.open_requested.connect(on_open)
+    return view
+
+
+def open_sweep(history: Any, base: RunConfig, parent: QWidget | None) -> SweepDialog:
+    """The sweep dialog on the form's settings ``base``, recording into the store of the run
+    history ``history`` (a :class:`~.history_panel.HistoryPanel`), whose side-by-side view
+    shows the sweep's runs; kept until closed."""
+    view = SweepDialog(base, history.library.recording_path(), parent)
+    view.runs_requested.connect(history.side_by_side)
+    view.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+    view.show()
     return view

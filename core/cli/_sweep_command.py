@@ -62,6 +62,16 @@ def add_commands(subparsers: Any, positive_int: Any) -> None:
     p.add_argument("--store", metavar="PATH", help="run store file (default: LEARNDROP_HOME)")
     p.set_defaults(func=cmd_sweep)
 
+    r = subparsers.add_parser("sweep-report", help="write a sweep's report (HTML or PDF)",
+                              description="Write a sweep's report: the grouped table, the "
+                              "trade-off scatter and the overlaid learning scores.")
+    r.add_argument("sweep", metavar="SWEEP", help="the sweep's name or id (see learndrop "
+                   "sweeps)")
+    r.add_argument("-o", "--output", metavar="FILE", required=True,
+                   help="where to write it: a .html or .pdf file")
+    r.add_argument("--store", metavar="PATH", help="run store file (default: LEARNDROP_HOME)")
+    r.set_defaults(func=cmd_sweep_report)
+
     s = subparsers.add_parser("sweeps", help="list the sweeps in the run store")
     s.add_argument("--store", metavar="PATH", help="run store file (default: LEARNDROP_HOME)")
     s.set_defaults(func=cmd_sweeps)
@@ -165,4 +175,14 @@ def cmd_sweeps(args: argparse.Namespace) -> int:
     for g in groups:
         print(f"{g.id:>4}  {g.label:<32} {len(g.run_names):>5}  "
               f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(g.created))}")
+    return 0
+
+
+def cmd_sweep_report(args: argparse.Namespace) -> int:
+    from ..report import build_sweep_report, export_sweep
+
+    with RunStore(args.store) as store:
+        report = build_sweep_report(store, args.sweep)
+    path = export_sweep(report, args.output)
+    print(f"wrote {path}")
     return 0

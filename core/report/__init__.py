@@ -25,9 +25,17 @@ from ._model import (
     json_safe,
     load_run,
 )
+from ._sweep import (
+    SweepReport,
+    build_sweep_report,
+    export_sweep,
+    render_sweep_html,
+    sweep_plots,
+)
 
 __all__ = ["Report", "ReportError", "RunData", "RunAccuracy", "UnitRow",
            "build_report", "load_run",
            "json_safe", "FORMATS", "Exporter", "export", "format_for", "report_dict",
            "write_csv", "write_html", "write_json", "write_tensorboard", "Plot", "plots",
-           "render_html", "tables", "many"]
+           "render_html", "tables", "many", "SweepReport", "build_sweep_report",
+           "export_sweep", "render_sweep_html", "sweep_plots"]

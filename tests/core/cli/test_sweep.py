@@ -56,6 +56,18 @@ def test_sweep_trains_every_combination_once_per_seed(run_cli: RunCli, tmp_path:
     assert any(line.startswith("0.9 ") for line in table)
     assert "speed-up" in out
     assert "[6/6 done" in err and "baseline seed 1: finished" in err
+    # its report: the grouped table, the trade-off scatter (a point per combination)
+    report = tmp_path / "th.html"
+    code, out, err = run_cli(["sweep-report", "th", "-o", str(report), "--store",
+                              str(store_path)])
+    assert code == 0, err
+    page = report.read_text()
+    assert "threshold=0.5" in page and "threshold=0.9" in page and "baseline" in page
+    trade = page.split("Trade-off: time saved against accuracy", 1)[1].split("</svg>", 1)[0]
+    assert trade.count("<circle") == 2
+    code, _, err = run_cli(["sweep-report", "th", "-o", str(tmp_path / "x.txt"), "--store",
+                            str(store_path)])
+    assert code == 2 and "end it in .html or .pdf" in err
 
 
 def test_a_stopped_sweep_resumes_keeping_its_finished_runs(run_cli: RunCli, tmp_path: Path,
