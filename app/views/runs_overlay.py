@@ -32,7 +32,13 @@ class RunsOverlay(QWidget):
     def __init__(self, runs: Sequence[RunData], labels: Sequence[str],
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.runs, self.labels = list(runs), list(labels)
+        self.runs = list(runs)
+        records = [d.record for d in self.runs]
+        self.differing = many_runs.differing_settings(records)
+        # a curve is named by what sets its run apart (run names when nothing does)
+        self.labels = [many_runs.run_label(r, self.differing, seed=True) for r in records]
+        if len(set(self.labels)) < len(self.labels):
+            self.labels = list(labels)
         self.theme = current_theme()
         self.metric_box = QComboBox()
         for key, label in many_runs.CURVES:
@@ -59,7 +65,9 @@ class RunsOverlay(QWidget):
         self.plot = self.plot_widget.getPlotItem()
         self.plot.setMenuEnabled(False)
         self.plot.getAxis("left").enableAutoSIPrefix(False)
-        self.legend = self.plot.addLegend(offset=(-8, 8))
+        self.legend = self.plot.addLegend(offset=(-8, -8), labelTextColor=self.theme.foreground,
+                                          brush=pg.mkBrush(self.theme.faded(
+                                              self.theme.background, 210)))
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addLayout(top)
@@ -92,7 +100,7 @@ class RunsOverlay(QWidget):
             for group, color in zip(groups, colors):
                 members = [curves[ids.index(r.id)] for r in group]
                 x, mean, sd = many_runs.mean_band(members)
-                label = self.labels[ids.index(group[0].id)] + (
+                label = many_runs.run_label(group[0], self.differing) + (
                     f" (mean of {len(group)} seeds)" if len(group) > 1 else "")
                 if len(group) > 1 and x.size:
                     low = pg.PlotDataItem(x, mean - sd, pen=pg.mkPen(None))

@@ -36,6 +36,11 @@ def axis_choices(records: Sequence[RunRecord]) -> list[tuple[str, str]]:
             + [(p, p) for p in others])
 
 
+#: results that are shares, drawn in percent (or percentage points for a difference)
+_PERCENT = {"final_accuracy": "%", "best_accuracy": "%", "train_flops_saved": "%",
+            "time_saved": "%", "accuracy_difference": "points"}
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool):
         return float(value)
@@ -71,6 +76,10 @@ class TradeoffPlot(QWidget):
         apply_plot_theme(self.plot_widget, self.theme)
         self.plot = self.plot_widget.getPlotItem()
         self.plot.setMenuEnabled(False)
+        for side in ("left", "bottom"):
+            self.plot.getAxis(side).enableAutoSIPrefix(False)
+        self.differing = many_runs.differing_settings(self.records)
+        self.texts: list[pg.TextItem] = []
         self.scatter = pg.ScatterPlotItem(size=11, hoverable=True)
         self.scatter.sigClicked.connect(self._clicked)
         self.plot.addItem(self.scatter)
@@ -91,8 +100,11 @@ class TradeoffPlot(QWidget):
 
     def redraw(self) -> None:
         xk, yk = str(self.x_box.currentData()), str(self.y_box.currentData())
-        self.plot.setLabel("bottom", self.x_box.currentText())
-        self.plot.setLabel("left", self.y_box.currentText())
+        sx, sy = (100.0 if k in _PERCENT else 1.0 for k in (xk, yk))
+        self.plot.setLabel("bottom", self.x_box.currentText()
+                           + (f" ({_PERCENT[xk]})" if xk in _PERCENT else ""))
+        self.plot.setLabel("left", self.y_box.currentText()
+                           + (f" ({_PERCENT[yk]})" if yk in _PERCENT else ""))
         ids = [r.id for r in self.records]
         points: list[tuple[float, float, int, str]] = []
         groups = (many_runs.seed_groups(self.records) if self.grouped.isChecked()
@@ -103,22 +115,41 @@ class TradeoffPlot(QWidget):
             pairs = [(a, b) for a, b in zip(xs, ys) if a is not None and b is not None]
             if not pairs:
                 continue
-            label = self.labels[ids.index(group[0].id)] + (
-                f" (mean of {len(pairs)})" if len(group) > 1 else "")
-            points.append((float(np.mean([p[0] for p in pairs])),
-                           float(np.mean([p[1] for p in pairs])), group[0].id, label))
+            label = many_runs.run_label(group[0], self.differing) + (
+                f" (mean of {len(pairs)})" if len(group) > 1 else
+                "" if self.grouped.isChecked() else f" ({self.labels[ids.index(group[0].id)]})")
+            points.append((sx * float(np.mean([p[0] for p in pairs])),
+                           sy * float(np.mean([p[1] for p in pairs])), group[0].id, label))
         self.points = points
         colors = run_palette(len(points))
         self.scatter.setData([{"pos": (p[0], p[1]), "data": p[2], "brush": pg.mkBrush(c),
                                "pen": pg.mkPen(self.theme.foreground), "symbol": "o"}
                               for p, c in zip(points, colors)])
-        self.scatter.setToolTip("")
+        for text in self.texts:
+            self.plot.removeItem(text)
+        self.texts = []
+        at_x, at_y = [p[0] for p in points], [p[1] for p in points]
+        span_x = ((max(at_x) - min(at_x)) or 1.0) if points else 1.0
+        span_y = ((max(at_y) - min(at_y)) or 1.0) if points else 1.0
+        seen: dict[tuple[int, int], int] = {}
+        for p, c in zip(points, colors):
+            spot = (round(p[0] / span_x * 12), round(p[1] / span_y * 12))
+            k = seen.get(spot, 0)  # labels of points close together: stacked
+            seen[spot] = k + 1
+            text = pg.TextItem(p[3], color=c, anchor=(-0.05, 1 - 1.1 * k))
+            text.setPos(p[0], p[1])
+            self.plot.addItem(text)
+            self.texts.append(text)
         left = len(groups) - len(points)
         self.note.setText(
             f"{len(points)} point{'s' if len(points) != 1 else ''}; click one to open its run"
              + (f"; {left} without both values (a run without a baseline has no accuracy "
                 f"difference)" if left else ""))
-        self.plot.enableAutoRange()
+        if points:  # room on the right for the labels
+            self.plot.setXRange(min(at_x) - 0.05 * span_x, max(at_x) + 0.35 * span_x,
+                                padding=0)
+            self.plot.setYRange(min(at_y) - 0.15 * span_y, max(at_y) + 0.15 * span_y,
+                                padding=0)
 
     def _clicked(self, _item: Any, spots: Any, *_: Any) -> None:
         for spot in spots[:1]:

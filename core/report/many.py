@@ -21,7 +21,7 @@ from ._model import RunData
 
 __all__ = ["flat_config", "differing_settings", "seed_key", "seed_groups", "RESULTS",
            "run_results", "values_of", "Curve", "curve", "mean_band", "CURVES", "X_AXES",
-           "DEFAULT_X", "DEFAULT_Y", "setting_text"]
+           "DEFAULT_X", "DEFAULT_Y", "setting_text", "run_label"]
 
 #: settings that never make two runs different experiments
 _IGNORED = ("output.name", "output.dir")
@@ -59,6 +59,18 @@ def setting_text(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+def run_label(record: RunRecord, differing: Sequence[str], seed: bool = False) -> str:
+    """What sets a run apart from the others: its values of the settings that differ (its
+    seed only with ``seed``); a baseline says so."""
+    flat = flat_config(record.config)
+    shown = [p for p in differing if p not in ("train.seed", "drop.enabled")
+             and (record.drop_enabled or not p.startswith("drop."))]
+    if seed and "train.seed" in differing:
+        shown.append("train.seed")
+    words = [f"{p.split('.', 1)[1]}={setting_text(flat.get(p))}" for p in shown]
+    return ", ".join((["baseline"] if not record.drop_enabled else []) + words) or record.label
 
 
 def differing_settings(records: Sequence[RunRecord]) -> list[str]:

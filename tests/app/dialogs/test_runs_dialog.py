@@ -92,7 +92,8 @@ def test_tradeoff_points_open_their_run(dialog: RunsDialog, seeded: Any) -> None
     base = [runs[i] for i in seeded[1][4:]]
     base_acc = np.mean([b.final_val_accuracy for b in base])
     first = next(p for p in plot.points if p[2] == seeded[1][0])
-    assert first[1] == pytest.approx(runs[seeded[1][0]].final_val_accuracy - base_acc)
+    assert first[1] == pytest.approx(100 * (runs[seeded[1][0]].final_val_accuracy - base_acc))
+    assert first[3].startswith("threshold=0.5")  # what sets it apart
     plot.grouped.setChecked(True)
     assert len(plot.points) == 3
     plot.x_box.setCurrentIndex(plot.x_box.findData("drop.threshold"))
