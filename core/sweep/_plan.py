@@ -181,9 +181,10 @@ def parse_values(path: str, values: list[Any] | str, source: str) -> tuple[Any, 
 
 
 def varies(path: str) -> bool:
-    """Whether a flag's value with commas names several values (list settings take names
-    separated by commas as one value, so they vary only in a sweep file)."""
-    return field_type(path) != list[str]
+    """Whether a flag's value with commas names several values: numbers, switches and
+    choices do; text and list settings may hold commas themselves (``data.classes 1,3,5``),
+    so they vary only in a sweep file."""
+    return field_type(path) not in (str, list[str])
 
 
 def load_sweep_file(path: str | Path) -> tuple[dict[str, Any], list[tuple[str, tuple[Any, ...]]],

@@ -191,7 +191,7 @@ class SweepRunner:
                     if proc.poll() is None:
                         continue
                     active.remove(item)
-                    self._ended(st, proc, started)
+                    self._ended(st, proc, started, Path(tmp) / f"job-{st.job.index}.err")
                     tell(st)
                 time.sleep(0.2)
 
@@ -201,14 +201,20 @@ class SweepRunner:
         config = tmp / f"job-{st.job.index}.toml"
         config.write_text(config_to_toml(cfg), encoding="utf-8")
         env = dict(os.environ, OMP_NUM_THREADS=threads)
-        return subprocess.Popen([sys.executable, "-m", "learndrop.core.cli", "train",
-                                 "--config", str(config), "--quiet", "--store",
-                                 str(self.store_path)], env=env,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                start_new_session=True)
+        # its messages to a file: a pipe nobody reads while it trains could fill and block it
+        with open(tmp / f"job-{st.job.index}.err", "wb") as err:
+            return subprocess.Popen([sys.executable, "-m", "learndrop.core.cli", "train",
+                                     "--config", str(config), "--quiet", "--store",
+                                     str(self.store_path)], env=env,
+                                    stdout=subprocess.DEVNULL, stderr=err,
+                                    start_new_session=True)
 
-    def _ended(self, st: JobState, proc: subprocess.Popen[bytes], started: float) -> None:
-        err = (proc.stderr.read() if proc.stderr else b"").decode("utf-8", "replace")
+    def _ended(self, st: JobState, proc: subprocess.Popen[bytes], started: float,
+               messages: Path) -> None:
+        try:
+            err = messages.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            err = ""
         run = self._find(st.run_name, started)
         if run is not None:
             self._link(run.id)

@@ -173,3 +173,11 @@ def test_sweep_names_are_unique_and_listed(run_cli: RunCli, tmp_path: Path,
     assert code == 2 and "already exists" in err and "--resume one" in err
     code, out, _ = run_cli(["sweeps", "--store", str(store_path)])
     assert code == 0 and "one" in out
+
+
+def test_which_flags_vary_with_commas() -> None:
+    from learndrop.core.sweep import varies
+
+    assert varies("drop.threshold") and varies("drop.mode") and varies("train.epochs")
+    # text and lists may hold commas themselves: they vary only in a sweep file
+    assert not varies("data.classes") and not varies("drop.pinned")
