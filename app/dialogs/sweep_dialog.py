@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Signal
+from PySide6.QtGui import QFontDatabase
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -41,7 +42,7 @@ from ..theme import current_theme
 
 __all__ = ["SweepDialog"]
 
-_QUEUE = ("#", "runs", "settings", "seed", "state", "run")
+_QUEUE = ("#", "role", "settings", "seed", "state", "run")
 
 
 class SweepDialog(QDialog):
@@ -56,6 +57,7 @@ class SweepDialog(QDialog):
         self.vary = QTableWidget(0, 2)
         self.vary.setHorizontalHeaderLabels(["setting", "values (separated by commas)"])
         self.vary.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.vary.setColumnWidth(0, self.fontMetrics().averageCharWidth() * 30)
         self.vary.verticalHeader().setVisible(False)
         add, remove = QPushButton("Add setting"), QPushButton("Remove")
         add.clicked.connect(lambda: self.add_setting())
@@ -89,6 +91,7 @@ class SweepDialog(QDialog):
         self.table_box.setReadOnly(True)
         self.table_box.setPlaceholderText("The grouped table shows here when the sweep ends.")
         self.table_box.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.table_box.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
 
         form = QFormLayout()
         form.addRow("Seeds:", self.seeds)
