@@ -7,6 +7,7 @@ from __future__ import annotations
 import importlib.resources
 import logging
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QByteArray, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QCloseEvent, QGuiApplication, QIcon, QResizeEvent
@@ -133,6 +134,7 @@ class MainWindow(ChromeWindow, Callback):
         self.history.run_opened.connect(self._on_history_opened)
         self.history.resume_requested.connect(self.resume_run)
         self.history.settings_requested.connect(self.use_run_settings)
+        self.history.what_if_run_requested.connect(self.run_with_settings)
         self.history.following_ended.connect(self._on_following_ended)
         self.history.message.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.run_actions.start.triggered.connect(self.start_run)
@@ -225,6 +227,18 @@ class MainWindow(ChromeWindow, Callback):
         self.statusBar().showMessage("Settings loaded from the run history: press Start to "
                                      "train with them", 8000)
         return True
+
+    @Slot(int, object)
+    def run_with_settings(self, run_id: int, changes: dict[str, Any]) -> bool:
+        """A stored run's settings with ``changes`` (setting path: value) into the form, and
+        a new run started with them (the what-if explorer's "Run with these settings")."""
+        if not self.use_run_settings(run_id):
+            return False
+        cfg = self.setup.config()
+        for path, value in changes.items():
+            cfg.set(path, value, source="what-if")
+        self.setup.set_config(cfg)
+        return self.start_run()
 
     def _begin(self, cfg: RunConfig, resume_from: Path | None = None,
                resume_id: int | None = None) -> None:

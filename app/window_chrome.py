@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
 from .actions import RunActions
 from .dialogs.standard import show_about, show_guide, show_shortcuts
 from .panels import HistoryPanel, LivePanel, SetupPanel
+from .panels.launchers import open_sweep
 
 __all__ = ["ChromeWindow", "fitted_geometry"]
 
@@ -38,6 +39,7 @@ class ChromeWindow(QMainWindow):
     state_label: QLabel
     progress_bar: QProgressBar
     open_action: QAction
+    sweep_action: QAction
 
     def build_chrome(self, idle_text: str, show_history: Callable[[], object],
                      export_shown_run: Callable[[], object]) -> None:
@@ -124,6 +126,11 @@ def build_menus(window: ChromeWindow, show_history: Callable[[], object],
     actions = window.run_actions
     for action in (actions.start, actions.pause, actions.stop, actions.cancel):
         run_menu.addAction(action)
+    run_menu.addSeparator()
+    window.sweep_action = _menu_action(
+        run_menu, "S&weep…", lambda: open_sweep(window.history, window.setup.config(), window))
+    window.sweep_action.setToolTip("Train every combination of some settings' values, for "
+                                   "several seeds, starting from the form's settings")
     view_menu = bar.addMenu("&View")
     view_menu.addAction(window.setup_dock.toggleViewAction())
     view_menu.addAction(window.history_dock.toggleViewAction())

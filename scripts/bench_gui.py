@@ -7,9 +7,15 @@
     drops, epoch ends) through queued Qt signals while a 10 ms QTimer in the GUI thread records
     the largest gap between its ticks.
 
-Targets: a frame at 10k checks well under 50 ms; largest timer gap under 100 ms.
+(c) What-if explorer: a 150-unit run of 1,000 score checks in the explorer; each change of a
+    setting (threshold, patience, trend tolerance, warm-up, window, order) is timed from the
+    change to the end of Qt's paint: the replay with the engine's rule and the redraw.
+
+Targets: a frame at 10k checks well under 50 ms; largest timer gap under 100 ms; a what-if
+update under 100 ms.
 
     QT_QPA_PLATFORM=offscreen python scripts/bench_gui.py [--units 150] [--checks 10000]
+    QT_QPA_PLATFORM=offscreen python scripts/bench_gui.py --whatif-only [--whatif-checks 1000]
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import numpy as np
 from PySide6.QtCore import QElapsedTimer, QObject, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
+from learndrop.app.dialogs import WhatIfDialog
 from learndrop.app.panels import LivePanel
 from learndrop.core.events import (
     DropEvent,
@@ -38,6 +45,7 @@ from learndrop.core.events import (
     ScoreCheck,
     UnitInfo,
 )
+from learndrop.core.monitor import RunHistory, recorded_run
 
 STEPS_PER_CHECK = 10
 STEPS_PER_EPOCH = 500
@@ -265,6 +273,49 @@ def bench_responsiveness(app: QApplication, n_units: int, preload: int, seconds:
     panel.close()
 
 
+def bench_whatif(app: QApplication, n_units: int, n_checks: int) -> None:
+    run = SyntheticRun(n_units, n_checks)
+    events: list[Any] = [run.fit_start()]
+    for k in range(n_checks):
+        events += [ev for _, ev in run.events_for_check(k)]
+    history = RunHistory()
+    for ev in events:
+        name = {"FitStart": "on_fit_start", "Progress": "on_progress", "ScoreCheck": "on_scores",
+                "DropEvent": "on_drop", "EpochEnd": "on_epoch_end"}[type(ev).__name__]
+        getattr(history, name)(ev)
+    t0 = time.perf_counter()
+    view = WhatIfDialog(1, "bench", recorded_run(events), history)
+    view.resize(1400, 820)
+    view.show()
+    app.processEvents()
+    opened = 1e3 * (time.perf_counter() - t0)
+    changes: list[tuple[str, dict[str, Any]]] = (
+        [("threshold", {"threshold": t / 100}) for t in range(10, 95, 5)]
+        + [("patience", {"patience": p}) for p in (1, 3, 4, 2)]
+        + [("trend tolerance", {"trend_tolerance": t}) for t in (0.01, 0.05, 0.3, 0.1)]
+        + [("warm-up", {"warmup_epochs": w}) for w in (0, 3, 6, 1)]
+        + [("window, first time", {"window": w}) for w in (4, 5)]
+        + [("window, seen before", {"window": w}) for w in (4, 5, 3)]
+        + [("order any", {"order": "any"}), ("order prefix", {"order": "prefix"})])
+    times: dict[str, list[float]] = {}
+    replays: dict[str, list[float]] = {}
+    for kind, settings in changes:
+        t0 = time.perf_counter()
+        view.set_settings(**settings)
+        app.processEvents()
+        times.setdefault(kind, []).append(1e3 * (time.perf_counter() - t0))
+        replays.setdefault(kind, []).append(view.last_replay_ms)
+    print(f"\n(c) what-if explorer, {n_units} units x {n_checks} score checks, 1400x820: "
+          f"opened (first replay included) in {opened:.0f} ms")
+    print("    one update = the setting changed, the run replayed with the rule, the views "
+          "redrawn and painted")
+    for kind, values in times.items():
+        print(f"  {kind:<22} mean {statistics.mean(values):7.1f} ms   max {max(values):7.1f} ms"
+              f"   (replay alone: mean {statistics.mean(replays[kind]):6.1f} ms; "
+              f"{len(values)} changes)")
+    view.close()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--units", type=int, default=150)
@@ -272,9 +323,14 @@ def main() -> None:
     ap.add_argument("--chunk", type=int, default=1000)
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--rate", type=float, default=20.0, help="score checks per second in (b)")
+    ap.add_argument("--whatif-checks", type=int, default=1000, help="score checks in (c)")
+    ap.add_argument("--whatif-only", action="store_true", help="measure (c) only")
     args = ap.parse_args()
     app = QApplication.instance() or QApplication([])
     assert isinstance(app, QApplication)
+    bench_whatif(app, args.units, args.whatif_checks)
+    if args.whatif_only:
+        return
     bench_redraw(app, args.units, args.checks, args.chunk)
     bench_responsiveness(app, args.units, max(0, args.checks - int(args.seconds * args.rate)),
                          args.seconds, args.rate)

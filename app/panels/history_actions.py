@@ -30,6 +30,8 @@ class ActionHost(Protocol):
     resume_action: QAction
     settings_action: QAction
     compare_action: QAction
+    whatif_action: QAction
+    many_action: QAction
     export_action: QAction
     rename_action: QAction
     note_action: QAction
@@ -43,6 +45,8 @@ class ActionHost(Protocol):
     def resume_run(self) -> bool: ...
     def use_settings(self) -> bool: ...
     def compare_with(self) -> object: ...
+    def explore_what_if(self) -> object: ...
+    def side_by_side(self) -> object: ...
     def export_report(self) -> object: ...
     def rename_run(self) -> bool: ...
     def edit_note(self) -> bool: ...
@@ -71,6 +75,12 @@ def build_actions(panel: ActionHost) -> None:
     panel.compare_action = act("Compare…", panel.compare_with,
                                "Compare the selected run with another (select two rows to "
                                "compare them directly)")
+    panel.whatif_action = act("What if…", panel.explore_what_if,
+                              "Replay the run's scores under other drop settings and see "
+                              "when each unit would have dropped")
+    panel.many_action = act("Side by side…", panel.side_by_side,
+                            "The selected runs (or every run listed) side by side: settings "
+                            "that differ, overlaid curves, seed groups, the trade-off plot")
     panel.export_action = act("Export…", panel.export_report,
                               "Write the selected run's report as HTML, PDF, CSV or JSON")
     panel.rename_action = act("Rename…", panel.rename_run, "Give the run a display name")
@@ -80,13 +90,13 @@ def build_actions(panel: ActionHost) -> None:
     panel.toolbar = QToolBar("Run history")
     panel.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
     for action in (panel.open_action, panel.resume_action, panel.compare_action,
-                   panel.export_action):
+                   panel.many_action, panel.export_action):
         panel.toolbar.addAction(action)
     more = QToolButton()
     more.setText("More")
     more.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
     more_menu = QMenu(more)
-    more_menu.addActions([panel.follow_action, panel.settings_action])
+    more_menu.addActions([panel.follow_action, panel.settings_action, panel.whatif_action])
     more_menu.addSeparator()
     more_menu.addActions([panel.rename_action, panel.note_action])
     more_menu.addSeparator()
@@ -113,6 +123,8 @@ def update_actions(panel: ActionHost) -> None:
     panel.follow_action.setEnabled(one and chosen[0].status == "running")
     panel.resume_action.setEnabled(one and chosen[0].status in RESUMABLE)
     panel.settings_action.setEnabled(one)
+    panel.whatif_action.setEnabled(one)
+    panel.many_action.setEnabled(len(panel.run_table.records) > 0)
     panel.compare_action.setEnabled(len(chosen) in (1, 2) and len(panel.run_table.records) > 1)
     for action in (panel.export_action, panel.rename_action, panel.note_action):
         action.setEnabled(one)
@@ -125,7 +137,9 @@ def show_context_menu(panel: ActionHost, pos: QPoint) -> None:
         return
     menu = QMenu(panel.run_table)
     for action in (panel.open_action, panel.follow_action, panel.resume_action,
-                   panel.settings_action, None, panel.compare_action, panel.export_action,
+                   panel.settings_action, None, panel.compare_action, panel.many_action,
+                   panel.whatif_action,
+                   panel.export_action,
                    None, panel.rename_action, panel.note_action, None, panel.delete_action):
         if action is None:
             menu.addSeparator()

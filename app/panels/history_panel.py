@@ -32,6 +32,7 @@ from ..dialogs.standard import confirm
 from ..services import RESUMABLE, RunLibrary
 from ..theme import current_theme
 from .history_actions import build_actions, show_context_menu, update_actions
+from .launchers import open_side_by_side, open_what_if
 from .live_panel import LivePanel
 from .run_table import COLUMNS, RunTable
 
@@ -70,6 +71,7 @@ class HistoryPanel(QWidget):
     message = Signal(str)
     resume_requested = Signal(int)
     settings_requested = Signal(int)
+    what_if_run_requested = Signal(int, object)  # run id, {setting path: value}
     # made by :func:`.history_actions.build_actions`
     refresh_action: QAction
     open_action: QAction
@@ -77,6 +79,8 @@ class HistoryPanel(QWidget):
     resume_action: QAction
     settings_action: QAction
     compare_action: QAction
+    whatif_action: QAction
+    many_action: QAction
     export_action: QAction
     rename_action: QAction
     note_action: QAction
@@ -377,6 +381,31 @@ class HistoryPanel(QWidget):
             return None
         view = CompareDialog(*data, parent=self.window())
         view.export_requested.connect(lambda a, b: self.export_report(a, [b]))
+        self._keep(view)
+        view.show()
+        return view
+
+    def explore_what_if(self, ref: str | int | None = None) -> QWidget | None:
+        """Open the what-if explorer on a run (finished or still training)."""
+        rec = self._one(ref)
+        return None if rec is None else self._show(lambda: open_what_if(
+            self.library, rec.id, rec.label, self.window(), self.what_if_run_requested.emit))
+
+    def side_by_side(self, run_ids: list[int] | None = None) -> QWidget | None:
+        """Many runs side by side: those given, else the selected ones (two or more), else
+        every run listed."""
+        chosen = self.selected_runs()
+        ids = run_ids if run_ids is not None else [
+            r.id for r in (chosen if len(chosen) > 1 else self.runs())]
+        return self._show(lambda: open_side_by_side(self.library, ids, self.window(),
+                                                    self.open_run))
+
+    def _show(self, make: Callable[[], QWidget]) -> QWidget | None:
+        try:
+            view = make()
+        except LearnDropError as exc:
+            self._error(exc.message)
+            return None
         self._keep(view)
         view.show()
         return view

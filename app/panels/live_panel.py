@@ -160,7 +160,7 @@ class LivePanel(QWidget, Callback):
 
     def on_user_action(self, event: UserAction) -> None:
         self.history.on_user_action(event)
-        self._mark("strip", "details", "gauges", "log")
+        self._mark("strip", "details", "gauges", "log", "scores", "metrics")
 
     def on_clock(self, wall_time: float) -> None:
         """A replayed run's events come with the time they happened."""

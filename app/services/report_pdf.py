@@ -9,6 +9,7 @@ with the heading above it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QMarginsF, QRectF, QSizeF, Qt, QUrl
@@ -30,10 +31,18 @@ from PySide6.QtGui import (
 from PySide6.QtSvg import QSvgRenderer
 
 from learndrop.core.files import atomic_write_bytes
-from learndrop.core.report import Plot, Report, plots, render_html
+from learndrop.core.report import (
+    Plot,
+    Report,
+    SweepReport,
+    plots,
+    render_html,
+    render_sweep_html,
+    sweep_plots,
+)
 
 __all__ = ["write_pdf", "pdf_bytes", "plot_image", "report_document", "keep_tables_whole",
-           "split_tables", "orphan_headings"]
+           "split_tables", "orphan_headings", "write_sweep_pdf", "sweep_pdf_bytes"]
 
 #: width of a plot on the page, in the document's pixels (A4 text width is about 680)
 PLOT_WIDTH = 660
@@ -129,11 +138,17 @@ def keep_tables_whole(doc: QTextDocument) -> int:
 
 def report_document(report: Report) -> QTextDocument:
     """The report laid out on A4 pages (as :func:`pdf_bytes` prints it)."""
+    return _document(plots(report), lambda img: render_html(report, image=img))
+
+
+def _document(charts: list[Plot], render: Callable[[Callable[[Plot], str]], str]
+              ) -> QTextDocument:
+    """A page with ``charts`` drawn as images: ``render(image)`` gives its HTML."""
     _ensure_app()
     doc = QTextDocument()
     doc.setDefaultFont(QFont("DejaVu Sans", 9))
     sizes: dict[str, tuple[int, int]] = {}
-    for plot in plots(report):
+    for plot in charts:
         image = plot_image(plot)
         url = f"plot:{plot.key}.png"
         doc.addResource(QTextDocument.ResourceType.ImageResource, QUrl(url), image)
@@ -143,7 +158,7 @@ def report_document(report: Report) -> QTextDocument:
         w, h = sizes[plot.key]
         return f'<img src="plot:{plot.key}.png" width="{w}" height="{h}">'
 
-    doc.setHtml(render_html(report, image=img))
+    doc.setHtml(render(img))
     page = _page_layout().paintRectPixels(_RESOLUTION)
     doc.setPageSize(QSizeF(page.width() * 96 / _RESOLUTION, page.height() * 96 / _RESOLUTION))
     keep_tables_whole(doc)
@@ -160,11 +175,25 @@ def _page_layout() -> QPageLayout:
 
 def pdf_bytes(report: Report) -> bytes:
     """The report as a PDF document (A4)."""
-    doc = report_document(report)
+    return _print(report_document(report), report.title)
+
+
+def sweep_pdf_bytes(report: SweepReport) -> bytes:
+    """A sweep's report as a PDF document (A4)."""
+    doc = _document(sweep_plots(report), lambda img: render_sweep_html(report, image=img))
+    return _print(doc, report.title)
+
+
+def write_sweep_pdf(report: SweepReport, path: str | Path) -> Path:
+    """Write a sweep's report as a PDF, atomically."""
+    return atomic_write_bytes(path, sweep_pdf_bytes(report))
+
+
+def _print(doc: QTextDocument, title: str) -> bytes:
     buffer = QBuffer()
     buffer.open(QIODevice.OpenModeFlag.WriteOnly)
     writer = QPdfWriter(buffer)
-    writer.setTitle(report.title)
+    writer.setTitle(title)
     writer.setCreator("Learn&Drop")
     writer.setPageLayout(_page_layout())
     writer.setResolution(_RESOLUTION)
@@ -174,6 +203,8 @@ def pdf_bytes(report: Report) -> bytes:
     return bytes(buffer.data().data())
 
 
-def write_pdf(report: Report, path: str | Path) -> Path:
-    """Write the report as a PDF, atomically."""
+def write_pdf(report: Report | SweepReport, path: str | Path) -> Path:
+    """Write the report (a run's, or a sweep's) as a PDF, atomically."""
+    if isinstance(report, SweepReport):
+        return write_sweep_pdf(report, path)
     return atomic_write_bytes(path, pdf_bytes(report))

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal, Slot
 
@@ -152,6 +153,10 @@ class RunLibrary(QObject):
                   if seq < before_seq]
         return replay(events, [target])
 
+    def events(self, run_id: int) -> list[Any]:
+        """The run's stored events, in order (a run still training: those written so far)."""
+        return self._open().load_events(run_id)
+
     def follow(self, run_id: int, target: Callback) -> RunFollower:
         """Feed ``target`` the run's events as another process writes them (what is stored
         already at once, the rest as it comes); stops following any other run first."""
@@ -279,6 +284,11 @@ class RunLibrary(QObject):
         """Both runs of a comparison, loaded the way the reports load them."""
         store = self._open()
         return load_run(store, first), load_run(store, reference)
+
+    def load_runs(self, run_ids: Sequence[int]) -> list[RunData]:
+        """Several runs, loaded the way the reports load them (for many runs side by side)."""
+        store = self._open()
+        return [load_run(store, run_id) for run_id in run_ids]
 
     def write_report(self, run: str | int, compare: Sequence[str | int] | None, fmt: str,
                      path: str | Path) -> Path:

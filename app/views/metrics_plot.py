@@ -14,6 +14,7 @@ from learndrop.core.monitor import RunHistory
 
 from ..theme import Theme, apply_plot_theme, current_theme
 from ._plot_state import line_legend, show_axis_values
+from .action_marks import ActionMarks
 
 __all__ = ["MetricsPlot"]
 
@@ -67,6 +68,9 @@ class MetricsPlot(QWidget):
         self.val_acc = self.acc_plot.plot(name="validation", symbol="s")
         self.val_scaled = self.acc_plot.plot(name="validation (scaled-down)", symbol="t")
         self.val_scaled.setVisible(False)
+        # the user's pins, pauses, resumes and stops, on both plots
+        self.action_marks = [ActionMarks(self.loss_plot, self, self.theme),
+                             ActionMarks(self.acc_plot, self, self.theme, labelled=False)]
 
         # two plots that stay readable when the window is small
         self.view.setMinimumHeight(self.fontMetrics().height() * 13)
@@ -98,6 +102,8 @@ class MetricsPlot(QWidget):
         for item in (self.batch_loss, self.train_loss, self.val_loss, self.train_acc,
                      self.val_acc, self.val_scaled):
             item.setData([], [])
+        for marks in self.action_marks:
+            marks.clear()
         self._show_scaled(False)
         self._drawn_key = (-1, -1)
         self._span = (0.0, 0.0)
@@ -138,6 +144,8 @@ class MetricsPlot(QWidget):
 
     def refresh(self, force: bool = False) -> None:
         h = self.history
+        for marks in self.action_marks:
+            marks.update()
         key = (len(h.progress), len(h.epochs))
         if key == self._drawn_key and not force:
             return

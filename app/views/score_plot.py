@@ -41,6 +41,7 @@ from ._plot_state import show_axis_values
 from ._score_curves import CHUNK_BINS, LOG_FLOOR, CurveLayer
 from ._score_hover import nearest_curve
 from ._score_legend import ScoreLegend
+from .action_marks import ActionMarks
 
 __all__ = ["CHUNK_BINS", "MAX_BANDS", "DEFAULT_SPAN", "ScorePlot"]
 
@@ -133,6 +134,7 @@ class ScorePlot(QWidget):
         legend_pt = f"{max(7.0, self.font().pointSizeF() * 0.85):.1f}pt"
         self.legend = ScoreLegend(self.plot, legend_pt)
         self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
+        self.action_marks = ActionMarks(self.plot, self, self.theme)  # pins, pauses, stops
 
         self.plot_widget.setMinimumHeight(self.fontMetrics().height() * 9)
         lay = QVBoxLayout(self)
@@ -164,6 +166,7 @@ class ScorePlot(QWidget):
         for m in self._marker_items.values():
             self.plot.vb.removeItem(m)
         self._marker_items = {}
+        self.action_marks.clear()
         for i in scored.tolist():
             m = pg.ScatterPlotItem(symbol="o")
             m.setZValue(20)
@@ -330,6 +333,7 @@ class ScorePlot(QWidget):
             self._clear_markers()
             self._draw_threshold()
         self._add_markers()
+        self.action_marks.update()
 
     # ---- curve layers ------------------------------------------------------------------------
     def _restyle_curves(self) -> None:

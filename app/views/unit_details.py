@@ -1,4 +1,6 @@
-"""Details of the selected unit: its numbers and its own learning-score history."""
+"""Details of the selected unit: its numbers, its own learning-score history, and why it has
+not dropped yet: each condition of the drop rule with its value now (the engine's rule,
+through :meth:`RunHistory.why_not_yet`)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from learndrop.core.format import percent as format_percent
 from learndrop.core.monitor import RunHistory
 
 from ..theme import STATE_LABELS, Theme, apply_plot_theme, current_theme, depth_colors
+from .why_text import why_html
 
 __all__ = ["UnitDetails"]
 
@@ -46,6 +49,12 @@ class UnitDetails(QWidget):
             value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             self.fields[key] = value
             form.addRow(label + ":", value)
+        self.why = QLabel(DASH)
+        self.why.setTextFormat(Qt.TextFormat.RichText)
+        self.why.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.why.setToolTip("Each condition of the drop rule for this unit with its value at "
+                            "the last check: \u2713 met, \u2717 holds it back")
+        form.addRow("Why not yet:", self.why)
 
         self.plot_widget = pg.PlotWidget()
         self.plot = self.plot_widget.getPlotItem()
@@ -84,6 +93,7 @@ class UnitDetails(QWidget):
         self.title.setText("Click a unit in the strip to see its details")
         for value in self.fields.values():
             value.setText(DASH)
+        self.why.setText(DASH)
         self.curve.setData([], [])
         self.plot_widget.setVisible(False)
         self._drawn_key = ()
@@ -101,7 +111,7 @@ class UnitDetails(QWidget):
             return
         i = h.unit_index(self.unit)
         state = h.unit_state(i)
-        key = (self.unit, h.n_checks(), state)
+        key = (self.unit, h.n_checks(), state, h.epochs_complete(), len(h.actions))
         if key == self._drawn_key and not force:
             return
         self._drawn_key = key
@@ -124,6 +134,7 @@ class UnitDetails(QWidget):
         d = h.drop_of.get(i)
         self.fields["dropped"].setText(
             "no" if d is None else f"step {d.step}, epoch {d.epoch:.2f} ({d.reason})")
+        self.why.setText(why_html(h.why_not_yet(i), d is not None, self.theme))
         x, y = h.unit_scores(i)
         pen = pg.mkPen(depth_colors(len(h.units), self.theme)[i], width=2)
         self.curve.setPen(pen)

@@ -32,6 +32,7 @@ from ._running import (
 )
 from ._store_commands import add_commands as add_store_commands
 from ._summary_text import json_summary, print_summary
+from ._sweep_command import add_commands as add_sweep_commands
 from ._whatif_command import add_command as add_whatif_command
 
 __all__ = ["main", "build_config"]
@@ -205,6 +206,7 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_studio)
     add_store_commands(sub)
     add_whatif_command(sub)
+    add_sweep_commands(sub, _positive_int)
     return p
 
 

@@ -13,11 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._notices import LearnDropWarning
 from ._policy import MODES, ORDERS, SCORES, DropMode, DropOrder, DropPolicy, DropScore
+from ._replay import RecordedAction, RecordedCheck, Replay, ReplayDrop, prepare_replay, replay
 from ._rule import (
-    RecordedAction,
-    RecordedCheck,
-    Replay,
-    ReplayDrop,
     RuleUnit,
     ScoreState,
     UnitStatus,
@@ -25,12 +22,14 @@ from ._rule import (
     blocked_by,
     drops_now,
     is_kept,
+    is_settled,
     may_drop,
+    measure,
     qualifies,
-    replay,
     slope,
 )
 from ._savings import SavingsMeter, StepCost, step_cost
+from ._why import Condition, verdict, why_not_yet
 
 if TYPE_CHECKING:
     from ._learndrop import LearnDrop
@@ -43,7 +42,8 @@ __all__ = ["LearnDrop", "LearnDropWarning", "DropPolicy", "DropMode", "DropOrder
            "SavingsMeter", "StepCost", "step_cost", "GradientNorms", "ParameterSnapshots",
            "Scorer", "ScoreState", "RuleUnit", "UnitStatus", "RecordedCheck", "RecordedAction",
            "ReplayDrop", "Replay", "advance", "drops_now", "blocked_by", "is_kept", "may_drop",
-           "qualifies", "replay", "slope"]
+           "qualifies", "replay", "slope", "measure", "is_settled", "Condition", "why_not_yet",
+           "verdict", "prepare_replay"]
 
 
 def __getattr__(name: str) -> Any:

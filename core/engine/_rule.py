@@ -8,7 +8,7 @@ rule is written once.
   (score, trend, how many checks in a row it has been settled);
 - :func:`drops_now` says which units the policy drops at a check, given each unit's
   :class:`UnitStatus`; :func:`is_kept` and :func:`blocked_by` are the facts it rests on;
-- :func:`replay` runs a whole recorded history (each check's changes, the drops and pins
+- :func:`~._replay.replay` runs a whole recorded history (each check's changes, the drops and pins
   by hand) through both and returns when each unit would have dropped under a policy.
 
 A unit is *settled* at a check when its learning score is at or below ``threshold`` and
@@ -24,14 +24,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 from ._policy import DropPolicy
 
-__all__ = ["ScoreState", "RuleUnit", "UnitStatus", "RecordedCheck", "RecordedAction",
-           "ReplayDrop", "Replay", "slope", "advance", "may_drop", "is_kept", "qualifies",
-           "drops_now", "blocked_by", "replay"]
+__all__ = ["ScoreState", "RuleUnit", "UnitStatus", "slope", "advance", "measure",
+           "is_settled", "may_drop", "is_kept", "qualifies", "drops_now", "blocked_by"]
 
 EPS = 1e-12
 
@@ -41,11 +41,17 @@ def slope(values: Sequence[float]) -> float | None:
     n = len(values)
     if n < 2:
         return None
-    mean_x = (n - 1) / 2.0
+    dx, den = _slope_x(n)
     mean_y = sum(values) / n
-    num = sum((i - mean_x) * (v - mean_y) for i, v in enumerate(values))
-    den = sum((i - mean_x) ** 2 for i in range(n))
-    return num / den
+    return sum([d * (v - mean_y) for d, v in zip(dx, values)]) / den
+
+
+@lru_cache(maxsize=64)
+def _slope_x(n: int) -> tuple[tuple[float, ...], float]:
+    """For ``n`` points: each x's distance from the mean x, and the sum of their squares."""
+    mean_x = (n - 1) / 2.0
+    dx = tuple(i - mean_x for i in range(n))
+    return dx, sum((i - mean_x) ** 2 for i in range(n))
 
 
 @dataclass(frozen=True)
@@ -91,8 +97,17 @@ def _opt(value: Any) -> float | None:
 
 
 def advance(state: ScoreState, change: float, policy: DropPolicy) -> ScoreState:
-    """``state`` after one more check whose change is ``change``. A change that is not
-    finite (a diverged step) counts as the largest one so far: learning, not settled."""
+    """``state`` after one more check whose change is ``change``: measured
+    (:func:`measure`), then settled or not (:func:`is_settled`)."""
+    m = measure(state, change, policy)
+    return replace(m, streak=state.streak + 1 if is_settled(m.score, m.trend, policy) else 0)
+
+
+def measure(state: ScoreState, change: float, policy: DropPolicy) -> ScoreState:
+    """``state``'s score, trend and history after one more check whose change is ``change``
+    (its streak left as it was). A change that is not finite (a diverged step) counts as the
+    largest one so far: learning, not settled. Only ``ema`` and ``window`` of the policy
+    matter here."""
     if not math.isfinite(change):
         change = state.max_change if state.max_change > 0 else 1.0
     max_change = max(state.max_change, change)
@@ -102,12 +117,15 @@ def advance(state: ScoreState, change: float, policy: DropPolicy) -> ScoreState:
     updates = state.updates + 1
     recent = state.recent + (score,) if updates > 1 else state.recent
     recent = recent[-policy.window:]
-    trend = slope(recent)
-    settled = (score <= policy.threshold and trend is not None
-               and abs(trend) <= policy.trend_tolerance)
-    return ScoreState(max_change=max_change, change=change, score=score, trend=trend,
-                      streak=state.streak + 1 if settled else 0, updates=updates,
-                      recent=recent)
+    return ScoreState(max_change=max_change, change=change, score=score, trend=slope(recent),
+                      streak=state.streak, updates=updates, recent=recent)
+
+
+def is_settled(score: float | None, trend: float | None, policy: DropPolicy) -> bool:
+    """Settled at a check: the score at or below ``threshold`` and its trend known and
+    within ``trend_tolerance``."""
+    return (score is not None and score <= policy.threshold and trend is not None
+            and abs(trend) <= policy.trend_tolerance)
 
 
 @dataclass(frozen=True)
@@ -181,163 +199,3 @@ def blocked_by(policy: DropPolicy, units: Sequence[RuleUnit],
         if not statuses[i].dropped and not _can_drop(i, units, statuses, policy):
             return i
     return None
-
-
-# ---- replaying a recorded history ---------------------------------------------------------
-@dataclass(frozen=True)
-class RecordedCheck:
-    """One recorded score check: its global step, its epoch position, the complete epochs
-    before it (what the warm-up counts) and each unit's change (None where the unit was not
-    scored: dropped, the head, or no change yet)."""
-
-    step: int
-    epoch: float
-    epochs_done: int
-    changes: tuple[float | None, ...]
-
-
-#: what a :class:`RecordedAction` can be
-ACTIONS = ("drop", "pin", "unpin", "restore")
-
-
-@dataclass(frozen=True)
-class RecordedAction:
-    """Something done to a unit outside the policy, at the engine step where it took
-    effect: a drop by hand, a pin (which restores a dropped unit first), an unpin, a
-    restore. It applies before a check at the same step."""
-
-    step: int
-    action: str
-    unit: int
-
-
-@dataclass(frozen=True)
-class ReplayDrop:
-    """A drop under the replayed policy: the unit, the check (index into the history) at
-    whose end it drops, that check's step and epoch position, and why ("policy" or
-    "manual")."""
-
-    unit: int
-    check: int
-    step: int
-    epoch: float
-    reason: str = "policy"
-
-
-@dataclass(frozen=True)
-class Replay:
-    """What a policy does to a recorded history.
-
-    ``drops``: every drop in order (a unit restored and dropped again appears twice);
-    ``first_difference``: the index of the first check at which the replay decides
-    differently from the recording (None when it never does): until then the prediction is
-    exact, after it the network would have trained differently and the recorded changes no
-    longer describe it. ``unknown``: units whose recorded history ends while the replay
-    still trains them (the recording dropped them); the replay cannot say what they would
-    have done after that.
-    """
-
-    drops: tuple[ReplayDrop, ...]
-    first_difference: int | None
-    unknown: frozenset[int] = field(default_factory=frozenset)
-    states: tuple[ScoreState, ...] = ()
-
-    def drop_of(self, unit: int) -> ReplayDrop | None:
-        """The last drop of ``unit`` that was not undone, or None."""
-        last: ReplayDrop | None = None
-        for d in self.drops:
-            if d.unit == unit:
-                last = d
-        return last
-
-
-@dataclass
-class _Side:
-    """One side of a replay (the recording, or the policy under test): its drop state."""
-
-    dropped: list[bool]
-    pinned: list[bool]
-
-    def act(self, action: RecordedAction) -> str:
-        """Apply an action; "dropped" or "restored" when it changed the unit's drop state."""
-        i = action.unit
-        if action.action == "drop":
-            if self.dropped[i] or self.pinned[i]:
-                return ""
-            self.dropped[i] = True
-            return "dropped"
-        done = ""
-        if action.action in ("pin", "restore") and self.dropped[i]:
-            self.dropped[i] = False
-            done = "restored"
-        if action.action == "pin":
-            self.pinned[i] = True
-        elif action.action == "unpin":
-            self.pinned[i] = False
-        return done
-
-
-def replay(policy: DropPolicy, units: Sequence[RuleUnit], checks: Sequence[RecordedCheck],
-           actions: Sequence[RecordedAction] = (),
-           recorded_drops: Sequence[tuple[int, int]] = ()) -> Replay:
-    """Run a recorded score history through the rule under ``policy``.
-
-    ``actions`` are what was done by hand (applied to both sides at their step);
-    ``recorded_drops`` are the policy's drops in the recording as (step, unit), compared
-    with the replay's to find the first difference. Policy pins (``policy.pinned``) are
-    pinned from the start. The scores are recomputed from the recorded changes with
-    :func:`advance`, so the policy's threshold, trend tolerance, window, EMA, patience,
-    warm-up, order and keep-last all take effect.
-    """
-    n = len(units)
-    pins = [u.name in policy.pinned for u in units]
-    side = _Side([False] * n, list(pins))
-    record = _Side([False] * n, list(pins))
-    states = [ScoreState() for _ in units]
-    unknown: set[int] = set()
-    todo = sorted(actions, key=lambda a: a.step)
-    done = 0
-    by_step: dict[int, list[int]] = {}
-    for step, unit in recorded_drops:
-        by_step.setdefault(step, []).append(unit)
-    out: list[ReplayDrop] = []
-    first: int | None = None
-    for ci, check in enumerate(checks):
-        while done < len(todo) and todo[done].step <= check.step:
-            action = todo[done]
-            done += 1
-            changed = side.act(action)
-            if changed == "dropped":
-                out.append(ReplayDrop(action.unit, ci, action.step, check.epoch, "manual"))
-            elif changed == "restored":  # trains again: its streak starts over
-                states[action.unit] = replace(states[action.unit], streak=0)
-            record.act(action)
-            if action.action in ("pin", "restore"):
-                unknown.discard(action.unit)
-        for step in [s for s in by_step if s < check.step]:
-            for i in by_step.pop(step):
-                record.dropped[i] = True
-        for i, u in enumerate(units):
-            if u.is_head or side.dropped[i] or not u.scored:
-                continue
-            change = check.changes[i] if i < len(check.changes) else None
-            if change is None:
-                if record.dropped[i]:
-                    unknown.add(i)
-                continue
-            states[i] = advance(states[i], change, policy)
-        decided: list[int] = []
-        if may_drop(policy, check.epochs_done):
-            statuses = [UnitStatus(side.dropped[i], side.pinned[i],
-                                   0 if i in unknown else states[i].streak)
-                        for i in range(n)]
-            decided = drops_now(policy, units, statuses)
-        for i in decided:
-            side.dropped[i] = True
-            out.append(ReplayDrop(i, ci, check.step, check.epoch))
-        recorded = sorted(by_step.pop(check.step, []))
-        for i in recorded:
-            record.dropped[i] = True
-        if first is None and decided != recorded:
-            first = ci
-    return Replay(tuple(out), first, frozenset(unknown), tuple(states))

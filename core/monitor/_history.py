@@ -16,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from ..engine import DropPolicy, RuleUnit, UnitStatus, blocked_by, is_kept
+from ..engine import (
+    Condition,
+    DropPolicy,
+    RuleUnit,
+    UnitStatus,
+    blocked_by,
+    is_kept,
+    why_not_yet,
+)
 from ..events import (
     Callback,
     CheckpointSaved,
@@ -296,6 +304,21 @@ class RunHistory(Callback):
         return [u.name for u in self.units[i + 1:]
                 if not self.dropped[u.index] and not self.is_kept(u.index)
                 and blocked_by(policy, units, ready, u.index) == i]
+
+    def why_not_yet(self, i: int) -> list[Condition]:
+        """Each condition of the drop rule for unit ``i`` with its value at the last check,
+        by the engine's rule (:func:`~learndrop.core.engine.why_not_yet`)."""
+        units = [RuleUnit(u.name, u.is_head, u.params > 0) for u in self.units]
+        statuses = [UnitStatus(bool(self.dropped[j]), u.name in self.pinned,
+                               int(self.latest_streaks[j]) if j < len(self.latest_streaks)
+                               else 0) for j, u in enumerate(self.units)]
+        policy = self.policy
+        if self.fit_start is not None and not self.fit_start.drop_enabled:
+            policy = replace(policy, enabled=False)
+        trend = float(self.latest_trends[i]) if i < len(self.latest_trends) else math.nan
+        return why_not_yet(policy, units, statuses, i, score=self.latest_score(i),
+                           trend=trend if math.isfinite(trend) else None,
+                           epochs_done=self.epochs_complete())
 
     def unit_states(self) -> list[str]:
         return [self.unit_state(i) for i in range(len(self.units))]

@@ -33,6 +33,7 @@ from ..engine import (
     Replay,
     ReplayDrop,
     RuleUnit,
+    prepare_replay,
     replay,
     step_cost,
 )
@@ -40,7 +41,7 @@ from ..errors import ConfigError
 from ..events import DropEvent, FitStart, ScoreCheck, UnitInfo, UserAction
 
 __all__ = ["WHATIF_SETTINGS", "WhatIf", "WhatIfUnit", "RecordedRun", "recorded_run", "what_if",
-           "policy_of"]
+           "policy_of", "prepare_what_if"]
 
 #: the settings a what-if may change: those the rule reads from a score history
 WHATIF_SETTINGS = ("threshold", "patience", "trend_tolerance", "window", "warmup_epochs",
@@ -64,6 +65,8 @@ class RecordedRun:
     actions: tuple[RecordedAction, ...]
     drops: tuple[ReplayDrop, ...]  # every recorded drop, in order (check: -1 if by hand)
     total_forward_flops: int
+    #: what replays of this run keep between them (its measured scores)
+    cache: dict[Any, Any] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     @property
     def policy_drops(self) -> tuple[tuple[int, int], ...]:
@@ -197,7 +200,8 @@ def what_if(run: RecordedRun, **settings: Any) -> WhatIf:
                           f"{', '.join(WHATIF_SETTINGS)})", field=f"drop.{unknown[0]}")
     policy = run.policy.with_values(**{k: v for k, v in settings.items() if v is not None})
     rule_units = [RuleUnit(u.name, u.is_head, u.params > 0) for u in run.units]
-    result = replay(policy, rule_units, run.checks, run.actions, run.policy_drops)
+    result = replay(policy, rule_units, run.checks, run.actions, run.policy_drops,
+                    cache=run.cache, with_states=False)
     mine = run.recorded()
     units = []
     for u in run.units:
@@ -210,7 +214,23 @@ def what_if(run: RecordedRun, **settings: Any) -> WhatIf:
                   checks=len(run.checks), first_difference=first,
                   first_difference_epoch=run.checks[first].epoch if first is not None else None,
                   train_flops_saved=_flops_saved(run, result),
-                  recorded_train_flops_saved=_flops_saved(run, mine), mode=run.mode)
+                  recorded_train_flops_saved=_recorded_saving(run, mine), mode=run.mode)
+
+
+def prepare_what_if(run: RecordedRun, **settings: Any) -> None:
+    """Measure the run's whole score history ahead for the EMA and window in ``settings``
+    (default: the run's), so that what-ifs that change anything else answer at once."""
+    policy = run.policy.with_values(**{k: v for k, v in settings.items()
+                                       if k in ("ema", "window") and v is not None})
+    prepare_replay(policy, [RuleUnit(u.name, u.is_head, u.params > 0) for u in run.units],
+                   run.checks, run.cache)
+
+
+def _recorded_saving(run: RecordedRun, mine: Replay) -> float:
+    """The recorded run's own saving (the same for every what-if: kept in its cache)."""
+    if "recorded_saving" not in run.cache:
+        run.cache["recorded_saving"] = _flops_saved(run, mine)
+    return float(run.cache["recorded_saving"])
 
 
 def _flops_saved(run: RecordedRun, result: Replay) -> float:

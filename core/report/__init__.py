@@ -2,7 +2,7 @@
 every front end shows (:mod:`.tables`), and the writers (HTML with inline SVG plots, CSV,
 JSON, TensorBoard; PDF through the ``learndrop.exporters`` entry point)."""
 
-from . import tables
+from . import many, tables
 from ._export import (
                       FORMATS,
                       Exporter,
@@ -26,9 +26,17 @@ from ._model import (
                       load_run,
 )
 from ._svgplot import EMPTY_CELL
+from ._sweep import (
+    SweepReport,
+    build_sweep_report,
+    export_sweep,
+    render_sweep_html,
+    sweep_plots,
+)
 
 __all__ = ["Report", "ReportError", "RunData", "RunAccuracy", "UnitRow",
            "build_report", "load_run",
            "json_safe", "FORMATS", "Exporter", "export", "format_for", "report_dict",
            "write_csv", "write_html", "write_json", "write_tensorboard", "Plot", "plots",
-           "render_html", "tables", "EMPTY_CELL"]
+           "render_html", "tables", "EMPTY_CELL", "many", "SweepReport",
+           "build_sweep_report", "export_sweep", "render_sweep_html", "sweep_plots"]

@@ -14,7 +14,8 @@ from html import escape
 
 from ..format import short_names
 
-__all__ = ["Series", "Marker", "line_chart", "heatmap", "PALETTE", "EMPTY_CELL", "nice_ticks"]
+__all__ = ["Series", "Marker", "line_chart", "heatmap", "PALETTE", "EMPTY_CELL", "nice_ticks",
+           "scatter_chart"]
 
 #: a heatmap cell without a score (a dropped unit), in reports and in the app alike
 EMPTY_CELL = "#dddddd"
@@ -222,6 +223,41 @@ def line_chart(series: Sequence[Series], *, title: str, x_label: str, y_label: s
             f.parts.append(f'<line x1="{lx}" y1="{ly}" x2="{lx + 18}" y2="{ly}" '
                            f'stroke="{color}" stroke-width="2.5"{dash}/>')
             f.parts.append(_text(lx + 23, ly + 4, legend[i], size=10, anchor="start"))
+    return "\n".join(f.parts + ["</svg>"])
+
+
+def scatter_chart(points: Sequence[tuple[float, float, str]], *, title: str, x_label: str,
+                  y_label: str, width: int = 720, height: int = 360) -> str:
+    """Labelled points (x, y, label) as an SVG document; dashed lines through 0 on both
+    axes when they are in range."""
+    f = _Frame(width, height, left=70, right=24)
+    f.parts = _open(width, height, title)
+    pts = [p for p in points if math.isfinite(p[0]) and math.isfinite(p[1])]
+    if not pts:
+        f.parts.append(_text(width / 2, height / 2, "no points: nothing to compare with",
+                             size=12, color="#888888"))
+        return "\n".join(f.parts + ["</svg>"])
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    for lo, hi, attr in ((min(xs), max(xs), "x"), (min(ys), max(ys), "y")):
+        pad = (hi - lo) * 0.12 or abs(hi) * 0.12 or 0.01
+        setattr(f, f"{attr}0", lo - pad)
+        setattr(f, f"{attr}1", hi + pad)
+    _axes(f, x_label, y_label, False)
+    if f.y0 < 0 < f.y1:
+        y = f.py(0.0)
+        f.parts.append(f'<line x1="{f.left}" y1="{y:.1f}" x2="{width - f.right}" y2="{y:.1f}" '
+                       f'stroke="#999999" stroke-width="1" stroke-dasharray="4,3"/>')
+    if f.x0 < 0 < f.x1:
+        x = f.px(0.0)
+        f.parts.append(f'<line x1="{x:.1f}" y1="{f.top}" x2="{x:.1f}" '
+                       f'y2="{height - f.bottom}" stroke="#999999" stroke-width="1" '
+                       f'stroke-dasharray="4,3"/>')
+    for i, (x, y, label) in enumerate(pts):
+        color = PALETTE[i % len(PALETTE)]
+        f.parts.append(f'<circle cx="{f.px(x):.1f}" cy="{f.py(y):.1f}" r="5" fill="{color}" '
+                       f'stroke="#333333" stroke-width="0.8"/>')
+        f.parts.append(_text(f.px(x) + 8, f.py(y) - 6, label, size=10, anchor="start",
+                             color=color))
     return "\n".join(f.parts + ["</svg>"])
 
 

@@ -37,6 +37,7 @@ from ._db import (
 )
 from ._events import EpochStart, RunMessage, read_events
 from ._journal import JournalReplay
+from ._sweeps import SweepRecords
 from ._writer import STATUSES
 
 __all__ = [
@@ -50,7 +51,6 @@ __all__ = [
     "default_store_path",
     "STATUSES",
 ]
-
 
 
 def default_store_path() -> Path:
@@ -124,7 +124,7 @@ LEFT JOIN savings ls ON ls.run_id = r.id AND ls.seq = le.seq
 """
 
 
-class RunStore(JournalReplay):
+class RunStore(SweepRecords, JournalReplay):
     """The run store. Use as a context manager, or call :meth:`close`.
 
     Safe to share between threads (calls are serialised); for following a run that this

@@ -73,3 +73,22 @@ def test_runs_named_alike_keep_different_labels(qtbot: Any, store_copy: Any) -> 
     assert len(set(legend)) == 2
     assert view.value("Time saved, predicted from FLOPs", 0) != ""
     lib.close()
+
+
+def test_the_drop_rule_is_shown_whole(qtbot: Any, library: RunLibrary, recorded: Any) -> None:
+    """A long cell (the drop rule) wraps instead of being cut off, and says itself in full
+    as its tooltip."""
+    view = CompareDialog(*library.compare_data(recorded.ld, recorded.base))
+    qtbot.addWidget(view)
+    view.resize(700, 500)
+    view.show()
+    qtbot.waitExposed(view)
+    qtbot.wait(50)  # the rows follow the columns' widths once laid out
+    row = next(r for r in range(view.table.rowCount())
+               if view.table.item(r, 0).text() == "Drop rule")
+    item = view.table.item(row, 1)
+    assert item.toolTip() == item.text() and "threshold" in item.text()
+    width = view.table.columnWidth(1)
+    needed = view.table.fontMetrics().horizontalAdvance(item.text())
+    lines = -(-needed // max(width - 8, 1))  # the lines the text needs at this width
+    assert view.table.rowHeight(row) >= lines * view.table.fontMetrics().height()

@@ -1,0 +1,67 @@
+"""What the user did to a run (pin, unpin, drop by hand, pause, resume, stop, cancel), marked
+on a chart as a thin vertical line at the epoch position where the run took it, labelled,
+with the action in words as its tooltip."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+
+from ..theme import Theme
+
+__all__ = ["ActionMarks", "mark_label"]
+
+_SHORT = {"pin": "pin", "unpin": "unpin", "drop": "drop", "pause": "pause",
+          "resume": "resume", "stop": "stop", "cancel": "cancel"}
+
+
+def mark_label(action: str, unit: str) -> str:
+    """The mark's short label: "pin conv1", "pause"."""
+    word = _SHORT.get(action, action)
+    return f"{word} {unit}" if unit else word
+
+
+class ActionMarks:
+    """The user's actions as vertical lines on ``plot``; :meth:`update` adds the new ones of
+    ``view.history`` (read each time: a view is handed another run's history),
+    ``labelled`` puts the short label on each (else only the tooltip names it)."""
+
+    def __init__(self, plot: pg.PlotItem, view: Any, theme: Theme, *,
+                 labelled: bool = True) -> None:
+        self.plot, self.view, self.theme, self.labelled = plot, view, theme, labelled
+        self.lines: list[pg.InfiniteLine] = []
+
+    def clear(self) -> None:
+        for line in self.lines:
+            self.plot.removeItem(line)
+        self.lines = []
+
+    def restyle(self, theme: Theme) -> None:
+        self.theme = theme
+        self.clear()
+        self.update()
+
+    def update(self) -> None:
+        actions = self.view.history.actions
+        if len(self.lines) > len(actions):  # another run: start again
+            self.clear()
+        pen = pg.mkPen(self.theme.faded(self.theme.foreground, 150), width=1,
+                       style=Qt.PenStyle.DotLine)
+        for a in actions[len(self.lines):]:
+            # labels beside the line at its top, staggered so that close marks stay readable
+            opts = {"position": 0.97 - 0.06 * (len(self.lines) % 4),
+                    "color": self.theme.foreground, "anchors": [(0, 0), (0, 0)]}
+            line = pg.InfiniteLine(pos=float(a.epoch), angle=90, movable=False, pen=pen,
+                                   label=mark_label(a.action, a.unit) if self.labelled else None,
+                                   labelOpts=opts)
+            line.setToolTip(f"you {a.text} at epoch {a.epoch:.2f}")
+            line.setZValue(-5)
+            self.plot.addItem(line, ignoreBounds=True)
+            self.lines.append(line)
+
+    def positions(self) -> list[tuple[float, str]]:
+        """Each mark's epoch position and label (for tests and reports)."""
+        return [(float(line.value()), lab.toPlainText() if (lab := getattr(line, "label", None))
+                 else "") for line in self.lines]

@@ -1,0 +1,68 @@
+"""The unit details say why a unit has not dropped (each condition of the rule with its
+value); the user's pins, pauses, resumes and stops are marked on the charts."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from factories import LIVE_THRESHOLD, feed
+from learndrop.app.panels import LivePanel
+from learndrop.app.views.why_text import why_lines
+from learndrop.core.events import UserAction
+
+
+def _half(stream: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """The stream up to the end of its third epoch (the run still going)."""
+    ends = [i for i, (hook, _) in enumerate(stream) if hook == "on_epoch_end"]
+    return stream[:ends[2] + 1]
+
+
+def test_details_list_each_condition_with_its_value(live_panel: LivePanel,
+                                                    stream: Any) -> None:
+    feed(live_panel, _half(stream))
+    h = live_panel.history
+    waiting = h.dropped_prefix_len() + 1  # behind the first unit still training
+    live_panel.select_unit(h.units[waiting].name)
+    text = live_panel.details.why.text()
+    for label in ("Warm-up", "Score \u2264 threshold", "Trend within tolerance", "Patience",
+                  "Unit in front", "Pinned", "Kept"):
+        assert label in text
+    conditions = {c.key: c for c in h.why_not_yet(waiting)}
+    score = h.latest_score(waiting)
+    assert f"{score:.3f}" in conditions["score"].value
+    assert conditions["score"].met == (score <= LIVE_THRESHOLD)
+    front = h.units[h.dropped_prefix_len()].name
+    if not conditions["blocked"].met:
+        assert f"blocked by {front}" in conditions["blocked"].value
+    assert "3 of 1 epoch done" in conditions["warmup"].value  # warm-up of the default policy
+    # the head is kept; a pinned unit says it is pinned
+    head = len(h.units) - 1
+    assert why_lines(h.why_not_yet(head), False)[-1] == "\u2717 Kept: the head: always trains"
+    live_panel.on_user_action(UserAction("pin", h.units[waiting].name, 310, 3.1, time.time()))
+    live_panel.select_unit(h.units[waiting].name)
+    assert "pinned: never drops" in live_panel.details.why.text()
+    assert "waiting for:" in live_panel.details.why.text()
+    assert "unpinning" in why_lines(h.why_not_yet(waiting), False)[0]
+
+
+def test_actions_are_marked_on_the_score_and_metrics_charts(live_panel: LivePanel,
+                                                            stream: Any) -> None:
+    feed(live_panel, _half(stream))
+    unit = live_panel.history.units[5].name
+    now = time.time()
+    for action, u, epoch in (("pin", unit, 2.25), ("pause", "", 2.5), ("resume", "", 2.5),
+                             ("stop", "", 3.0)):
+        live_panel.on_user_action(UserAction(action, u, int(epoch * 100), epoch, now))
+    live_panel.score_plot.refresh(force=True)
+    live_panel.metrics.refresh(force=True)
+    expected = [(2.25, f"pin {unit}"), (2.5, "pause"), (2.5, "resume"), (3.0, "stop")]
+    assert live_panel.score_plot.action_marks.positions() == expected
+    loss_marks, acc_marks = live_panel.metrics.action_marks
+    assert loss_marks.positions() == expected
+    assert [p for p, _ in acc_marks.positions()] == [2.25, 2.5, 2.5, 3.0]
+    assert "you pinned" in loss_marks.lines[0].toolTip()
+    # another run starts: its charts start without marks
+    feed(live_panel, stream[:1])
+    live_panel.score_plot.refresh(force=True)
+    assert live_panel.score_plot.action_marks.positions() == []
