@@ -15,7 +15,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QComboBox,
@@ -43,6 +43,8 @@ from ..views.whatif_views import DropTimeline, WhatIfScores
 __all__ = ["WhatIfDialog", "EXPLORED"]
 
 #: the settings the explorer offers, in its order
+#: idle time after an update before the neighbouring trend windows are measured ahead
+AHEAD_AFTER_MS = 150
 EXPLORED = ("threshold", "patience", "trend_tolerance", "window", "warmup_epochs", "order")
 _SLIDER_STEPS = 1000
 
@@ -62,6 +64,12 @@ class WhatIfDialog(QDialog):
         #: how long the last update took (replay and drawing), and its replay, in ms
         self.last_update_ms = self.last_replay_ms = 0.0
         prepare_what_if(run)  # the whole history measured once: each change only decides
+        # the trend windows next to the one shown are measured ahead while the dialog is idle,
+        # one per event-loop turn, so stepping the window answers as fast as the rest
+        self._ahead: list[int] = []
+        self._ahead_timer = QTimer(self)
+        self._ahead_timer.setSingleShot(True)
+        self._ahead_timer.timeout.connect(self._measure_ahead)
         own = run.policy
         end = run.last_step / max(run.steps_per_epoch, 1)
 
@@ -245,7 +253,15 @@ class WhatIfDialog(QDialog):
         self.scores.show_result(result)
         self._show_numbers(result)
         self.last_update_ms = 1e3 * (time.perf_counter() - t0)
+        window = int(self.fields["window"].value())
+        self._ahead = [w for w in (window + 1, window - 1, window + 2, window - 2) if w >= 2]
+        self._ahead_timer.start(AHEAD_AFTER_MS)
         return result
+
+    def _measure_ahead(self) -> None:
+        if self._ahead:
+            prepare_what_if(self.run, window=self._ahead.pop(0))
+            self._ahead_timer.start(0)
 
     def _show_numbers(self, r: WhatIf) -> None:
         would = sum(u.drop_epoch is not None for u in r.units)

@@ -89,14 +89,16 @@ def build_actions(panel: ActionHost) -> None:
                               "Delete the run from the store, with its folder")
     panel.toolbar = QToolBar("Run history")
     panel.toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+    # the tool bar stays narrow enough for the history dock at 1024 px; the rest is in More
     for action in (panel.open_action, panel.resume_action, panel.compare_action,
-                   panel.many_action, panel.export_action):
+                   panel.export_action):
         panel.toolbar.addAction(action)
     more = QToolButton()
     more.setText("More")
     more.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
     more_menu = QMenu(more)
-    more_menu.addActions([panel.follow_action, panel.settings_action, panel.whatif_action])
+    more_menu.addActions([panel.follow_action, panel.settings_action, panel.many_action,
+                          panel.whatif_action])
     more_menu.addSeparator()
     more_menu.addActions([panel.rename_action, panel.note_action])
     more_menu.addSeparator()

@@ -4,6 +4,7 @@ baselines too; "Run with these settings" starts a run with them."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +100,18 @@ def test_run_with_these_settings_starts_a_run_with_them(make_window: Any, store_
         newest = store.list_runs()[0]
     assert newest.config["drop"]["threshold"] == pytest.approx(0.42)
     assert newest.config["drop"]["patience"] == 3
+
+
+def test_the_windows_next_to_the_one_shown_are_measured_while_idle(
+        history_panel: HistoryPanel, recorded: Any, qtbot: Any) -> None:
+    view = _open(history_panel, recorded.ld)
+    view.set_settings(window=4)
+    ema = view.run.policy.ema
+    measured = lambda w: ("tracks", ema, w) in view.run.cache  # noqa: E731
+    assert not measured(5)  # nothing ahead before the dialog is idle
+    qtbot.waitUntil(lambda: all(measured(w) for w in (3, 5, 2, 6)), timeout=5000)
+    settings = {**view.settings(), "window": 5}
+    ahead = what_if(view.run, enabled=True, **settings)
+    fresh = what_if(dataclasses.replace(view.run, cache={}), enabled=True, **settings)
+    assert ahead.units == fresh.units
+    assert ahead.train_flops_saved == fresh.train_flops_saved

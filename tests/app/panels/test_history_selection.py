@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from PySide6.QtCore import QEvent
+from PySide6.QtGui import QCursor
 from PySide6.QtWidgets import QApplication
 
 from factories import make_events, record
@@ -29,6 +30,7 @@ def panel(qtbot: Any, tmp_path: Path) -> Iterator[HistoryPanel]:
     qtbot.addWidget(live)
     view = HistoryPanel(library, live=live)
     qtbot.addWidget(view)
+    QCursor.setPos(5000, 5000)  # wherever an earlier test left the pointer: off the table
     view.resize(420, 360)
     view.show()
     assert view.refresh()
