@@ -199,7 +199,7 @@ def _rounding_message(gap: float) -> str:
     return (f"cache mode: rounding the cached activations to float16 changes the model's "
             f"output by up to {gap:.1%} of its scale on a verified batch (later layers, such as "
             f"BatchNorm over small batches, amplify it); the run goes on from the rounded "
-            f"activations: set drop.cache_precision=full for outputs exact to the bit, at "
+            f"activations: set drop.cache_precision=full for outputs without this rounding, at "
             f"twice the cache's memory")
 
 

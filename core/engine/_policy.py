@@ -84,7 +84,7 @@ class DropPolicy:
     cache_precision: CachePrecision = field(default="float16", metadata=doc(
         "cache mode: float16 halves the cache's memory and rounds the cached activations "
         "(their effect on the output is measured at every verification, and said when "
-        "large); full keeps their own dtype, so outputs are exact to the bit.",
+        "large); full keeps their own dtype: no rounding of the cache's own.",
         label="Cache precision"))
 
     @classmethod

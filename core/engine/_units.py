@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import ModelError, first_line
@@ -232,29 +233,51 @@ def _measure_forward(model: nn.Module, units: list[Unit], args: tuple, kwargs: d
         c.last_out = out
         c.shapes = (c.shapes[0], tuple(out.shape) if torch.is_tensor(out) else None)
 
-    def ran(mod: nn.Module, args: tuple) -> None:
-        idle.pop(id(mod), None)
-
     handles = []
-    idle: dict[int, tuple[Unit, str]] = {}  # parameterised modules not run yet
+    owned: list[tuple[Unit, str, nn.Module]] = []  # each module with parameters of its own
     for u in units:
         for name, m in zip(u.module_names, u.modules, strict=True):
             handles.append(m.register_forward_pre_hook(pre))
             handles.append(m.register_forward_hook(post))
-            for sub_name, sub in m.named_modules(prefix=name):
-                if next(sub.parameters(recurse=False), None) is not None:
-                    idle[id(sub)] = (u, sub_name)
-                    handles.append(sub.register_forward_pre_hook(ran))
+            owned += [(u, sub_name, sub) for sub_name, sub in m.named_modules(prefix=name)
+                      if next(sub.parameters(recurse=False), None) is not None]
+    used = _StorageUse()
     try:
         model.train(training)
-        with counter:
+        with counter, used:
             model(*args, **kwargs)
     finally:
         for h in handles:
             h.remove()
-    for u in units:
-        u.idle_modules = tuple(name for owner, name in idle.values() if owner is u)
+    for u in units:  # a module counts as run when any operation read one of its parameters
+        u.idle_modules = tuple(
+            name for owner, name, sub in owned if owner is u and not any(
+                _storage(p) in used.storages for p in sub.parameters(recurse=False)))
     return counter.get_total_flops(), calls
+
+
+def _storage(t: torch.Tensor) -> int:
+    try:
+        return t.untyped_storage().data_ptr()
+    except (RuntimeError, NotImplementedError):  # a tensor without one storage (sparse)
+        return id(t)
+
+
+class _StorageUse(TorchDispatchMode):
+    """The storages of every tensor an operation reads (a parameter used through a view, an
+    index or a method of its module counts, not only through the module's forward)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.storages: set[int] = set()
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        for a in (*args, *(kwargs or {}).values()):
+            for t in a if isinstance(a, (list, tuple)) else (a,):
+                if torch.is_tensor(t):
+                    self.storages.add(_storage(t))
+        return func(*args, **(kwargs or {}))
 
 
 @torch.no_grad()
