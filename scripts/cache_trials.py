@@ -30,14 +30,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from learndrop.core import LearnDrop
 from learndrop.core.engine import LearnDropWarning
 
 _TESTS = Path(__file__).resolve().parents[1] / "tests"
-sys.path[:0] = [str(_TESTS), str(_TESTS / "core" / "engine")]  # the tests' hand-written models
+sys.path[:0] = [str(_TESTS), str(_TESTS / "core" / "engine")]  # the tests' models and loop
+from engine_nets import train_with_gaps  # noqa: E402
 
 BATCH = 8
 
@@ -124,27 +124,8 @@ def trial(make: Callable[[], nn.Module], size: int, channels: int, epochs: int,
         dropped = [u.name for u in body[: min(max(2, len(body) // 2), len(body) - 1)]]
         for name in dropped:
             ld.drop(name)
-        gap = 0.0
-        for _ in range(epochs):
-            for b in range(len(data) // BATCH):
-                ids = torch.arange(b * BATCH, (b + 1) * BATCH)
-                ld.model.train()
-                state = {k: v.clone() for k, v in net.state_dict().items()}
-                torch.manual_seed(b)  # the same dropout draws in both calls
-                with torch.no_grad():
-                    expected = _output(net(data[ids]))
-                net.load_state_dict(state)
-                torch.manual_seed(b)
-                out = _output(ld.model(data[ids], sample_ids=ids))
-                gap = max(gap, float((out.detach() - expected).abs().amax()
-                                     / expected.abs().amax().clamp_min(1e-6)))
-                loss = (F.cross_entropy(out, labels[ids]) if out.dim() == 2
-                        else out.float().square().mean())
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                ld.step()
-            ld.end_epoch()
+        gap = max(train_with_gaps(ld, net, opt, data, labels, epochs, batch_size=BATCH,
+                                  out_of=_output))
     said = [str(w.message) for w in caught if issubclass(w.category, LearnDropWarning)]
     return {"units": len(ld.units), "dropped": len(dropped),
             "served": not ld.cache_disabled_reason,

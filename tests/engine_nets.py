@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import nn
+
+from learndrop.core import Callback, LearnDrop
 
 DATA_X = torch.randn(32, 3, 8, 8, generator=torch.Generator().manual_seed(1))
 DATA_Y = torch.randint(0, 4, (32,), generator=torch.Generator().manual_seed(2))
@@ -93,3 +98,67 @@ def batch(step: int, size: int = 16) -> tuple[torch.Tensor, torch.Tensor, torch.
     per_epoch = 32 // size
     ids = torch.arange((step % per_epoch) * size, (step % per_epoch + 1) * size)
     return DATA_X[ids], DATA_Y[ids], ids
+
+
+def plain_loop(mode: str, data: Callable[[int], torch.Tensor], epochs: int, *,
+               with_ids: bool = True, callbacks: tuple[Callback, ...] = (),
+               make: Callable[[], nn.Module] = Net, drop: tuple[str, ...] = ("stem", "block1"),
+               autocast: bool = False, batch_size: int = 8) -> tuple[LearnDrop, list[float]]:
+    """A plain training loop over the 32 samples of ``data(epoch)`` in fixed batches, with
+    ``drop``'s units dropped by hand before it starts; returns the engine and every step's
+    loss."""
+    torch.manual_seed(0)
+    net = make()
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+    example = data(0)[:2]
+    ld = LearnDrop(net, opt, mode=mode, warmup_epochs=0, keep_last=0, threshold=0.0,
+                   example_input=example, num_samples=32, callbacks=callbacks)
+    for name in drop:
+        ld.drop(name)
+    losses = []
+    for epoch in range(epochs):
+        x_all = data(epoch)
+        for b in range(32 // batch_size):
+            ids = torch.arange(b * batch_size, (b + 1) * batch_size)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+                out = ld.model(x_all[ids], sample_ids=ids if with_ids else None)
+            loss = nn.functional.cross_entropy(out.float(), DATA_Y[ids])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            ld.step()
+            losses.append(loss.item())
+        ld.end_epoch()
+    return ld, losses
+
+
+def train_with_gaps(ld: LearnDrop, net: nn.Module, opt: torch.optim.Optimizer,
+                    data: torch.Tensor, labels: torch.Tensor, epochs: int, *,
+                    batch_size: int = 8,
+                    out_of: Callable[[Any], torch.Tensor] = lambda o: o) -> list[float]:
+    """Train ``ld`` (over ``net``) on ``data`` in fixed batches with sample ids. Before each
+    step the complete model is called directly on the same batch (its statistics put back,
+    the same random draws as the step's), and the gap between ``ld.model``'s output and it,
+    relative to its scale, is returned, one per step."""
+    gaps = []
+    for _ in range(epochs):
+        for b in range(len(data) // batch_size):
+            ids = torch.arange(b * batch_size, (b + 1) * batch_size)
+            ld.model.train()  # dropped modules stay in eval mode
+            state = {k: v.clone() for k, v in net.state_dict().items()}
+            torch.manual_seed(b)  # the same dropout draws in both calls
+            with torch.no_grad():  # the complete model, called directly
+                expected = out_of(net(data[ids]))
+            net.load_state_dict(state)  # the reference pass moved no statistics
+            torch.manual_seed(b)
+            out = out_of(ld.model(data[ids], sample_ids=ids))
+            gaps.append(float((out.detach() - expected).abs().amax()
+                              / expected.abs().amax().clamp_min(1e-6)))
+            loss = (nn.functional.cross_entropy(out, labels[ids]) if out.dim() == 2
+                    else out.float().square().mean())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            ld.step()
+        ld.end_epoch()
+    return gaps

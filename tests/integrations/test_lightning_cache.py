@@ -14,7 +14,7 @@ from torch import nn
 
 pl = pytest.importorskip("lightning.pytorch")
 
-from engine_nets import DATA_X, DATA_Y, Chain, LongSkip, Net  # noqa: E402
+from engine_nets import DATA_X, DATA_Y, Chain, LongSkip, Net, plain_loop  # noqa: E402
 from learndrop.core import ConfigError, LearnDrop  # noqa: E402
 from learndrop.core.engine import LearnDropWarning  # noqa: E402
 from learndrop.integrations.lightning import (  # noqa: E402
@@ -102,25 +102,9 @@ def _fit(tmp_path: Path, make: Callable[[], nn.Module], data: torch.Tensor,
 
 def _plain(make: Callable[[], nn.Module], data: torch.Tensor, drop: tuple[str, ...],
            epochs: int) -> tuple[LearnDrop, list[float]]:
-    """The plain loop of tests/core/engine/test_cache_mode.py."""
-    torch.manual_seed(0)
-    net = make()
-    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
-    ld = LearnDrop(net, opt, **SETTINGS, example_input=data[:2], num_samples=len(data))
-    for name in drop:
-        ld.drop(name)
-    losses = []
-    for _ in range(epochs):
-        for b in range(len(data) // BATCH):
-            ids = torch.arange(b * BATCH, (b + 1) * BATCH)
-            loss = nn.functional.cross_entropy(ld.model(data[ids], sample_ids=ids), DATA_Y[ids])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            ld.step()
-            losses.append(loss.item())
-        ld.end_epoch()
-    return ld, losses
+    """The plain loop of the engine's cache tests, on ``data`` every epoch."""
+    return plain_loop(SETTINGS["mode"], lambda _: data, epochs, make=make, drop=drop,
+                      batch_size=BATCH)
 
 
 def test_a_lightning_run_in_cache_mode_is_the_plain_loops_run(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine_nets import Chain, Head, LongSkip, conv8
+from engine_nets import Chain, Head, LongSkip, conv8, train_with_gaps
 from learndrop.core import Callback, LearnDrop
 from learndrop.core.engine import LearnDropWarning
 
@@ -99,25 +99,7 @@ def _train(make: Callable[[], nn.Module], drop: tuple[str, ...], epochs: int = 3
                    units=units, **settings)
     for name in drop:
         ld.drop(name)
-    gaps = []
-    for _ in range(epochs):
-        for b in range(len(data) // BATCH):
-            ids = torch.arange(b * BATCH, (b + 1) * BATCH)
-            ld.model.train()  # dropped modules stay in eval mode
-            state = {k: v.clone() for k, v in net.state_dict().items()}
-            with torch.no_grad():  # the complete model, called directly
-                expected = out_of(net(data[ids]))
-            net.load_state_dict(state)  # the reference pass moved no statistics
-            out = out_of(ld.model(data[ids], sample_ids=ids))
-            gaps.append(float((out.detach() - expected).abs().amax()
-                              / expected.abs().amax().clamp_min(1e-6)))
-            loss = (F.cross_entropy(out, Y[ids]) if out.dim() == 2
-                    else out.float().square().mean())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            ld.step()
-        ld.end_epoch()
+    gaps = train_with_gaps(ld, net, opt, data, Y, epochs, batch_size=BATCH, out_of=out_of)
     return ld, gaps, seen
 
 

@@ -5,7 +5,6 @@ cached only where they do."""
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ import torch
 from torch import nn
 
 from engine_nets import DATA_X, DATA_Y, Net
+from engine_nets import plain_loop as _run
 from learndrop.core import Callback, LearnDrop
 from learndrop.core.engine import LearnDropWarning
 
@@ -36,35 +36,6 @@ def _flip_some(epoch: int) -> torch.Tensor:
         if bool(torch.rand((), generator=g) < 0.5):
             x[i] = x[i].flip(-1)
     return x
-
-
-def _run(mode: str, data: Callable[[int], torch.Tensor], epochs: int, *,
-         with_ids: bool = True, callbacks: tuple[Callback, ...] = (),
-         make: Callable[[], nn.Module] = Net, drop: tuple[str, ...] = ("stem", "block1"),
-         autocast: bool = False) -> tuple[LearnDrop, list[float]]:
-    torch.manual_seed(0)
-    net = make()
-    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
-    example = data(0)[:2]
-    ld = LearnDrop(net, opt, mode=mode, warmup_epochs=0, keep_last=0, threshold=0.0,
-                   example_input=example, num_samples=32, callbacks=callbacks)
-    for name in drop:
-        ld.drop(name)
-    losses = []
-    for epoch in range(epochs):
-        x_all = data(epoch)
-        for b in range(32 // BATCH):
-            ids = torch.arange(b * BATCH, (b + 1) * BATCH)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
-                out = ld.model(x_all[ids], sample_ids=ids if with_ids else None)
-            loss = nn.functional.cross_entropy(out.float(), DATA_Y[ids])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            ld.step()
-            losses.append(loss.item())
-        ld.end_epoch()
-    return ld, losses
 
 
 def _same(epoch: int) -> torch.Tensor:
