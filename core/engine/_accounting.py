@@ -42,24 +42,15 @@ class Accounting:
         return self.meter is not None
 
     def measure(self, model: nn.Module, units: Sequence[Unit], example: Any,
-                kwargs: dict[str, Any] | None = None) -> str | None:
+                kwargs: dict[str, Any] | None = None) -> None:
         """Measure each unit's FLOPs on ``example`` (one input or a tuple of them) and
-        ``kwargs``, and start the savings meter. Returns what to tell the user when parts of
-        units did not run on the example (their FLOPs count 0), else None."""
+        ``kwargs``, and start the savings meter."""
         total = measure_units(model, list(units), example, kwargs)
         self.total_forward_flops = total
         self.other_flops = max(total - sum(u.forward_flops for u in units), 0)
         self.meter = SavingsMeter(total, block=self.block)
         if self.pending_meter:
             self.meter.load_state_dict(self.pending_meter)
-        idle = [f"'{u.name}' (" + ("all of it" if u.first_module is None
-                                   else ", ".join(u.idle_modules)) + ")"
-                for u in units if u.idle_modules]
-        if not idle:
-            return None
-        return (f"some units did not run on the example input (a branch not taken): "
-                f"{', '.join(idle)}; their FLOPs count 0, so the savings figures leave them "
-                f"out: pass an example_input that runs them")
 
     def cost(self, units: Sequence[Unit], drops: DropState, mode: str, cache_hit: bool
              ) -> StepCost:

@@ -62,7 +62,7 @@ from ._runner import Runner
 from ._savings import SavingsMeter
 from ._scoring import Scorer
 from ._state import load_state, save_state
-from ._units import Unit, discover_units
+from ._units import Unit, discover_units, idle_message
 from ._wrapping import Wrap, unwrap
 
 __all__ = ["LearnDrop"]
@@ -494,6 +494,7 @@ class LearnDrop:
     def _measure(self, example: Any, kwargs: dict[str, Any] | None = None) -> None:
         """Measure each unit's FLOPs on ``example`` (one input or a tuple of them) and
         ``kwargs``, and start the savings meter."""
-        if idle := self.accounting.measure(self.base_model, self.units, example, kwargs):
+        self.accounting.measure(self.base_model, self.units, example, kwargs)
+        if idle := idle_message(self.units):
             notify(self.callbacks, idle)
         self._drop_state_changed()  # skippable units and cache boundaries are known now

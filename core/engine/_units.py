@@ -28,7 +28,8 @@ from ..errors import ModelError, first_line
 from ._discovery import Spec, spec_for, unwrap
 from ._residual import is_residual
 
-__all__ = ["Unit", "discover_units", "measure_units", "structural_units", "tensors_in"]
+__all__ = ["Unit", "discover_units", "measure_units", "structural_units", "tensors_in",
+           "idle_message"]
 
 _COMPILED_PREFIX = "_orig_mod."
 
@@ -254,6 +255,19 @@ def _measure_forward(model: nn.Module, units: list[Unit], args: tuple, kwargs: d
             name for owner, name, sub in owned if owner is u and not any(
                 _storage(p) in used.storages for p in sub.parameters(recurse=False)))
     return counter.get_total_flops(), calls
+
+
+def idle_message(units: list[Unit]) -> str | None:
+    """What to tell the user when parts of measured units did not run on the example input
+    (their FLOPs count 0), else None."""
+    idle = [f"'{u.name}' (" + ("all of it" if u.first_module is None
+                               else ", ".join(u.idle_modules)) + ")"
+            for u in units if u.idle_modules]
+    if not idle:
+        return None
+    return (f"some units did not run on the example input (a branch not taken): "
+            f"{', '.join(idle)}; their FLOPs count 0, so the savings figures leave them "
+            f"out: pass an example_input that runs them")
 
 
 def _storage(t: torch.Tensor) -> int:
