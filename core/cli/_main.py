@@ -181,7 +181,7 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--store", metavar="PATH", help="run store file (default: LEARNDROP_HOME)")
     r.set_defaults(func=cmd_resume)
 
-    b = sub.add_parser("bench", help="full baseline vs Learn&Drop vs time-matched baseline")
+    b = sub.add_parser("bench", help="full baseline, Learn&Drop, and both at Learn&Drop's time")
     add_config_flags(b)
     b.add_argument("--preset", help="a ready benchmark: cpu-fmnist-finetune, "
                    "cpu-fmnist-scratch (Fashion-MNIST: apt-get install dataset-fashion-mnist), "
