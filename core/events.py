@@ -12,6 +12,7 @@ Order of events in one run::
          on_progress*            every ``train.log_every`` batches
          on_scores               every check (``drop.check_every`` steps or once an epoch)
          on_drop*                right after the check that decided it, or a manual drop
+         on_restore*             at a check, when the loss after the last drop rose (reversible)
          on_user_action*         at the batch boundary where the engine takes a user's request
        on_epoch_end
        on_checkpoint?)*
@@ -161,6 +162,26 @@ class DropEvent:
 
 
 @dataclass(frozen=True)
+class RestoreEvent:
+    """The policy restored a dropped unit (``drop.reversible``): the training loss after its
+    drop rose above the loss before it by more than its noise. ``loss_before`` and
+    ``loss_after`` are the two spans' mean losses."""
+
+    step: int
+    epoch: float  # position: epochs completed at the restore (fractional)
+    unit: str
+    index: int
+    reason: str  # "loss"
+    loss_before: float
+    loss_after: float
+
+    @property
+    def text(self) -> str:
+        return (f"restored {self.unit}: training loss rose from {self.loss_before:.4f} to "
+                f"{self.loss_after:.4f} after its drop")
+
+
+@dataclass(frozen=True)
 class EpochEnd:
     epoch: int  # index of the epoch that ended, from 0
     step: int  # its last global step (mid-epoch when the run was stopped in it)
@@ -267,6 +288,7 @@ class Callback:
     def on_progress(self, event: Progress) -> None: ...
     def on_scores(self, event: ScoreCheck) -> None: ...
     def on_drop(self, event: DropEvent) -> None: ...
+    def on_restore(self, event: RestoreEvent) -> None: ...
     def on_epoch_end(self, event: EpochEnd) -> None: ...
     def on_checkpoint(self, event: CheckpointSaved) -> None: ...
     def on_warning(self, message: str) -> None: ...

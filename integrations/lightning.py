@@ -59,6 +59,7 @@ from collections.abc import Callable
 from typing import Any
 
 import lightning.pytorch as pl
+import torch
 from lightning.pytorch.callbacks import Callback
 from lightning.pytorch.utilities import rank_zero_warn
 from torch import nn
@@ -145,10 +146,13 @@ class LearnDropCallback(Callback):
         self._restored = None
         steps_per_epoch, total_steps = _step_counts(trainer)
         ddp = data_parallel(trainer.strategy)
+        policy = self.options.get("policy") or DropPolicy()
+        auto = self.options.get("mode", policy.mode) == "auto"  # cache given sample_ids=
+        numbered = not auto or self.sample_ids is not None
         ld = LearnDrop(network, optimizers[0] if optimizers else None,
                        steps_per_epoch=steps_per_epoch, total_steps=total_steps,
-                       num_samples=_num_samples(trainer), ddp="outside" if ddp else None,
-                       **self.options)
+                       num_samples=_num_samples(trainer) if numbered else None,
+                       ddp="outside" if ddp else None, **self.options)
         if state is not None:
             ld.load_state_dict(state)  # before Lightning loads the optimizer's state
             # Lightning warns about modules in eval mode when training starts; the restored
@@ -190,9 +194,10 @@ class LearnDropCallback(Callback):
                            f"({type(route.network).__name__}), so dropped units still run "
                            f"their forward and no FLOPs are measured; pass module= naming "
                            f"the network that training_step calls")
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
         while self._seen_steps < trainer.global_step:  # one engine step per optimizer step
             self._seen_steps += 1
-            ld.step()
+            ld.step(loss if isinstance(loss, torch.Tensor) else None)
         if batch_idx + 1 >= trainer.num_training_batches:  # score before validation runs
             self._end_epoch(trainer)
         self._log(pl_module, on_step=True)

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from .. import format as fmt
-from ..engine import ORDERS
+from ..engine import ORDERS, SETTLE_TESTS
 from ..monitor import WhatIf, recorded_run, what_if
 from ..store import RunStore
 
@@ -23,9 +23,12 @@ __all__ = ["add_command"]
 _FLAGS: dict[str, tuple[str, Any, str]] = {
     "--threshold": ("threshold", float, "settled at or below this learning score"),
     "--patience": ("patience", int, "settled checks in a row before a drop"),
-    "--trend-tolerance": ("trend_tolerance", float, "a trend within this counts as flat"),
+    "--confidence": ("confidence", float, "settle=noise: confidence that a trend is not flat; "
+                     "reversible: that a loss rose"),
+    "--trend-tolerance": ("trend_tolerance", float,
+                          "settle=tolerance: a trend within this counts as flat"),
     "--window": ("window", int, "checks the trend is fitted over"),
-    "--warmup-epochs": ("warmup_epochs", int, "epochs before any drop"),
+    "--warmup-epochs": ("warmup_epochs", float, "epochs before any drop (fractions allowed)"),
     "--keep-last": ("keep_last", int, "units before the head that always train"),
     "--ema": ("ema", float, "EMA smoothing of the scores (0: off)"),
 }
@@ -43,6 +46,11 @@ def add_command(subparsers: Any) -> None:
         p.add_argument(flag, type=kind, default=None, help=text)
     p.add_argument("--order", choices=ORDERS, default=None,
                    help="prefix: front to back only; any: any settled unit")
+    p.add_argument("--settle", choices=SETTLE_TESTS, default=None,
+                   help="noise: a trend is flat within its own noise; tolerance: within "
+                        "--trend-tolerance")
+    p.add_argument("--reversible", choices=("on", "off"), default=None,
+                   help="replay the run's restores (on) or leave them out (off)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--store", metavar="PATH",
                    help="run store file (default: the one in LEARNDROP_HOME)")
@@ -56,6 +64,8 @@ def cmd_whatif(args: argparse.Namespace) -> int:
     settings = {setting: getattr(args, flag[2:].replace("-", "_"))
                 for flag, (setting, _, _) in _FLAGS.items()}
     settings["order"] = args.order
+    settings["settle"] = args.settle
+    settings["reversible"] = None if args.reversible is None else args.reversible == "on"
     # a baseline's dropping is off: asking it what-if means asking with dropping on
     result = what_if(recorded_run(events), enabled=True, **settings)
     if args.json:
@@ -71,8 +81,8 @@ def _epoch(value: float | None) -> str:
 
 def _text(name: str, r: WhatIf) -> str:
     changed = [f"{k} {getattr(r.recorded_policy, k)} -> {getattr(r.policy, k)}"
-               for k in ("threshold", "patience", "trend_tolerance", "window",
-                         "warmup_epochs", "order", "keep_last", "ema")
+               for k in ("threshold", "patience", "settle", "confidence", "trend_tolerance",
+                         "window", "warmup_epochs", "order", "keep_last", "ema", "reversible")
                if getattr(r.policy, k) != getattr(r.recorded_policy, k)]
     policy = ", ".join(changed) if changed else "the run's own (unchanged)"
     out = [f"What if: run {name}, {r.checks} score checks, mode {r.mode}",

@@ -12,9 +12,19 @@ is made of) does not bring PyTorch in.
 from typing import TYPE_CHECKING, Any
 
 from ._notices import LearnDropWarning
-from ._policy import MODES, ORDERS, SCORES, DropMode, DropOrder, DropPolicy, DropScore
+from ._policy import (
+    MODES,
+    ORDERS,
+    SCORES,
+    SETTLE_TESTS,
+    DropMode,
+    DropOrder,
+    DropPolicy,
+    DropScore,
+)
 from ._replay import RecordedAction, RecordedCheck, Replay, ReplayDrop, prepare_replay, replay
 from ._rule import (
+    LossSpan,
     RuleUnit,
     ScoreState,
     UnitStatus,
@@ -23,10 +33,13 @@ from ._rule import (
     drops_now,
     is_kept,
     is_settled,
+    loss_rose,
     may_drop,
     measure,
     qualifies,
+    restore_hold,
     slope,
+    slope_error,
 )
 from ._savings import SavingsMeter, StepCost, step_cost
 from ._why import Condition, verdict, why_not_yet
@@ -37,13 +50,13 @@ if TYPE_CHECKING:
     from ._units import Unit, discover_units, measure_units, structural_units
 
 __all__ = ["LearnDrop", "LearnDropWarning", "DropPolicy", "DropMode", "DropOrder", "DropScore",
-           "MODES", "ORDERS", "SCORES", "Unit", "discover_units", "measure_units",
+           "MODES", "ORDERS", "SCORES", "SETTLE_TESTS", "Unit", "discover_units", "measure_units",
            "structural_units",
            "SavingsMeter", "StepCost", "step_cost", "GradientNorms", "ParameterSnapshots",
            "Scorer", "ScoreState", "RuleUnit", "UnitStatus", "RecordedCheck", "RecordedAction",
            "ReplayDrop", "Replay", "advance", "drops_now", "blocked_by", "is_kept", "may_drop",
            "qualifies", "replay", "slope", "measure", "is_settled", "Condition", "why_not_yet",
-           "verdict", "prepare_replay"]
+           "verdict", "prepare_replay", "LossSpan", "loss_rose", "restore_hold", "slope_error"]
 
 
 def __getattr__(name: str) -> Any:

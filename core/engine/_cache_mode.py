@@ -296,6 +296,13 @@ class Caches:
         ``train_time_s`` (the measured step time)."""
         return self.training.check_time_s / train_time_s if train_time_s > 0 else 0.0
 
+    def savings_fields(self, train_time_s: float) -> dict[str, Any]:
+        """The cache's entries of ``ld.savings()``: where it is, the share of step time its
+        checks took, and why it fell back to freeze ('' while it has not)."""
+        return {"cache_location": self.activations.location,
+                "cache_check_overhead": self.check_share(train_time_s),
+                "cache_disabled_reason": self.training.disabled_reason}
+
     def plan(self, sample_ids: torch.Tensor | None, training: bool, *, step: int,
              epoch_start: int, steps_per_epoch: int | None
              ) -> tuple[CacheMode | EvalCache | None, CacheCall | None]:

@@ -38,7 +38,8 @@ step (the Lightning callback does).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -47,8 +48,9 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import ConfigError
+from ..events import Callback, call_hook
 
-__all__ = ["DataParallel", "ddp_options", "OUTSIDE"]
+__all__ = ["DataParallel", "ddp_options", "take_requests", "OUTSIDE"]
 
 #: DistributedDataParallel keyword arguments that LearnDrop sets itself
 _NOT_ALLOWED = ("module",)
@@ -191,3 +193,20 @@ class DataParallel:
         self.bytes_spent = int(state["bytes_spent"])
         self.timeline = [(int(s), int(b)) for s, b in state["timeline"]]
         self.current_bytes = self.bytes_per_step()
+
+
+def take_requests(pending: deque[tuple[str, str]], ddp: DataParallel | None,
+                  callbacks: Sequence[Callback]) -> list[tuple[str, str]]:
+    """The users' requests to apply at this step, taken from ``pending``: rank 0's on every
+    rank when data-parallel (the others' are ignored, with a warning)."""
+    taken: list[tuple[str, str]] = []
+    while pending:
+        taken.append(pending.popleft())
+    if ddp is None:
+        return taken
+    ddp.add_step()
+    agreed, ignored = ddp.agree_requests(taken)
+    if ignored:
+        call_hook(callbacks, "on_warning", f"{ignored} request(s) made on rank "
+                  f"{ddp.rank} ignored: only rank 0's requests apply to every rank")
+    return agreed

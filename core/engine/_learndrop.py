@@ -17,7 +17,7 @@ Plug-and-play in any training loop::
         for x, y in loader:
             loss = criterion(ld.model(x), y)
             optimizer.zero_grad(); loss.backward(); optimizer.step()
-            ld.step()
+            ld.step(loss)   # the loss: for drop.reversible (stays on the device)
         ld.end_epoch()
 
 ``ld.model`` is the network as it trains (dropped units skipped per ``mode``); ``model`` itself
@@ -45,7 +45,7 @@ from ..errors import ConfigError, ModelError
 from ..events import Callback, DropEvent, SavingsReport, ScoreCheck, UnitInfo, call_hook
 from ._accounting import Accounting
 from ._cache_mode import Caches
-from ._ddp import OUTSIDE, DataParallel, ddp_options
+from ._ddp import OUTSIDE, DataParallel, ddp_options, take_requests
 from ._drop_state import DropState
 from ._forward import CallPlan, DropAwareModule, install_redirects
 from ._misuse import (
@@ -57,12 +57,13 @@ from ._misuse import (
 )
 from ._notices import notify
 from ._policy import DropPolicy
-from ._rule import ScoreState, drops_now, is_kept, may_drop
+from ._reversal import LossWatch
+from ._rule import LossSpan, ScoreState, check_due, drops_now, is_kept, may_drop, restore_hold
 from ._runner import Runner
 from ._savings import SavingsMeter
 from ._scoring import Scorer
 from ._state import load_state, save_state
-from ._units import Unit, discover_units, idle_message
+from ._units import Unit, discover_units, idle_message, unit_infos
 from ._wrapping import Wrap, unwrap
 
 __all__ = ["LearnDrop"]
@@ -95,10 +96,8 @@ class LearnDrop:
     builds and rebuilds, as Lightning's). It takes the plain model, without ``wrap``.
 
     Dropping a unit freezes its parameters and takes them out of the optimizer; restoring
-    it (or pinning a dropped one) puts each back into its own group at its original position
-    (recorded by name when LearnDrop is made, and saved in :meth:`state_dict`), with the
-    ``requires_grad`` it had before the drop. A parameter the user froze stays frozen and
-    one that was never in the optimizer is never added.
+    it puts each back into its own group and position, with its ``requires_grad`` (a
+    parameter the user froze, or never gave the optimizer, stays so): see ``DropState``.
     """
 
     def __init__(
@@ -119,8 +118,9 @@ class LearnDrop:
         ddp: bool | str | dict[str, Any] | None = None,
         **settings: Any,
     ) -> None:
-        self.policy = (policy or DropPolicy()).with_values(
-            **{name: value for name, value in settings.items() if value is not None})
+        self.policy = (policy or DropPolicy()).with_values(  # auto: cache given num_samples
+            **{name: value for name, value in settings.items() if value is not None}
+        ).resolved(cacheable=num_samples is not None)
         self.base_model = unwrap(model)
         options = ddp_options(ddp)
         if options is not None and (wrap is not None or self.base_model is not model):
@@ -155,6 +155,7 @@ class LearnDrop:
         self._epoch_start_step = 0
         self._pending: deque[tuple[str, str]] = deque()
         self._said = False  # that no parameter moved (said once)
+        self.losses = LossWatch()  # the training loss between checks (drop.reversible)
         self.caches = Caches(self.policy, device, num_samples=num_samples,
                              eval_samples=eval_samples, spill_dir=cache_dir,
                              notify=lambda message: notify(self.callbacks, message))
@@ -175,11 +176,7 @@ class LearnDrop:
     def unit_infos(self) -> tuple[UnitInfo, ...]:
         """Every unit as the events describe it: name, modules, parameters, FLOPs and their
         share of the forward pass, head, skippable."""
-        total = max(self.total_forward_flops, 1)
-        return tuple(UnitInfo(index=u.index, name=u.name, modules=u.module_names,
-                              params=u.params, forward_flops=u.forward_flops,
-                              flops_share=u.forward_flops / total, is_head=u.is_head,
-                              skippable=u.skippable) for u in self.units)
+        return unit_infos(self.units, self.total_forward_flops)
 
     def add_callback(self, callback: Callback) -> None:
         """Hear the engine's events (drops, score checks, warnings) from now on; a
@@ -276,31 +273,33 @@ class LearnDrop:
         if self.drops.is_pinned(u):
             raise ConfigError(f"'{name}' is pinned: unpin it before dropping it")
         self._apply_drop(u, reason)
-        score = self.scorer.states[u.index].score
-        call_hook(self.callbacks, "on_drop",
-                  DropEvent(step=self.step_count, epoch=self._epoch_float(), unit=u.name,
-                            index=u.index, reason=reason, score=score, mode=self.policy.mode))
+        call_hook(self.callbacks, "on_drop", DropEvent(
+            self.step_count, self._epoch_float(), u.name, u.index, reason,
+            self.scorer.states[u.index].score, self.policy.mode))
 
     def restore(self, name: str) -> None:
-        """Undo a drop: the unit trains again (its optimizer state starts fresh). Each
-        parameter gets back its ``requires_grad`` and its place in the optimizer."""
+        """Undo a drop: the unit trains again (its optimizer state starts fresh)."""
         u = self.unit(name)
         if self.drops.is_dropped(u):
             self.drops.restore(u, self.optimizer, self.model.training)
             self.scorer.start(u)
+            self.losses.forget(u.index)
             self._drop_state_changed()
 
-    def step(self) -> None:
-        """Call after each optimizer step."""
+    def step(self, loss: Any = None) -> None:
+        """Call after each optimizer step, with its loss for ``drop.reversible``."""
         self.step_count += 1
+        if loss is not None and self.policy.reversible:
+            self.losses.add(loss)
         self.scorer.add_step(self.optimizer)
         self.accounting.end_step()
-        for action, name in self._take_requests():
+        for action, name in take_requests(self._pending, self._ddp, self.callbacks):
             try:
                 getattr(self, action)(name)
             except (ConfigError, ModelError) as exc:
                 call_hook(self.callbacks, "on_warning", f"{action} {name}: {exc}")
-        if self.policy.check_every and self.step_count % self.policy.check_every == 0:
+        if check_due(self.policy, self.step_count - self._epoch_start_step,
+                     self.steps_per_epoch, self.step_count):
             self.check()
         self.accounting.begin_step()
 
@@ -327,15 +326,33 @@ class LearnDrop:
         if self.policy.score == "change" and moved and not any(moved) and not self._said:
             self._said = True
             notify(self.callbacks, NOTHING_MOVED)
-        if may_drop(self.policy, self.epoch):
+        if self.policy.reversible:  # only after a drop of the policy's
+            self._revert(self.losses.take())
+        if may_drop(self.policy, self._epoch_float()):
             statuses = self.drops.statuses([s.streak for s in self.scorer.states])
-            names = [self.units[i].name
-                     for i in drops_now(self.policy, self.drops.rule_units(), statuses)]
-            if self._ddp is not None:  # rank 0 decides for every rank
-                names = self._ddp.agree_names(names)
+            names = self._agreed(drops_now(self.policy, self.drops.rule_units(), statuses))
             for name in names:
                 self.drop(name, reason="policy")
+            if self.policy.reversible and (said := self.losses.dropped(
+                    [self.unit(n).index for n in names])):
+                notify(self.callbacks, said)
         return event
+
+    def _revert(self, span: LossSpan | None) -> None:
+        """Restore the last drop's units when the loss since rose (:mod:`._reversal`)."""
+        verdict = self.losses.judge(span, self.policy)
+        for name in self._agreed(verdict.units):
+            u = self.unit(name)
+            if self.drops.is_dropped(u):
+                self.restore(name)
+                self.scorer.hold(u, restore_hold(self.policy))
+                call_hook(self.callbacks, "on_restore",
+                          verdict.event(u, self.step_count, self._epoch_float()))
+
+    def _agreed(self, indexes: Iterable[int]) -> list[str]:
+        """The names of units the policy acts on: rank 0's on every rank (data-parallel)."""
+        names = [self.units[i].name for i in indexes]
+        return self._ddp.agree_names(names) if self._ddp is not None else names
 
     def savings(self) -> dict[str, Any]:
         """Savings so far, keyed by the savings record's fields (``_now``: per step in the
@@ -344,17 +361,14 @@ class LearnDrop:
         r, ddp = self.savings_report(), self._ddp
         return {**{k: getattr(r, k) for k in r.__dataclass_fields__},
                 "score_overhead": self.score_overhead,
-                "cache_location": self.caches.activations.location,
-                "cache_check_overhead": self.caches.check_share(self.accounting.train_time_s),
-                "cache_disabled_reason": self.cache_disabled_reason,
+                **self.caches.savings_fields(self.accounting.train_time_s),
                 "world_size": ddp.world_size if ddp is not None else 1,
                 "allreduce_timeline": [list(t) for t in ddp.timeline] if ddp else []}
 
     @property
     def score_overhead(self) -> float:
         """Time spent on score checks as a share of the measured step time."""
-        train = self.accounting.train_time_s
-        return self.scorer.time_s / train if train > 0 else 0.0
+        return self.scorer.time_s / train if (train := self.accounting.train_time_s) > 0 else 0.0
 
     def savings_report(self) -> SavingsReport:
         """The savings so far as one typed record (what ``on_epoch_end`` reports)."""
@@ -382,8 +396,12 @@ class LearnDrop:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to repeat the same drop state on resume, one section per part
         (plain types and tensors, loadable with ``torch.load(weights_only=True)``)."""
+        progress = {"step_count": self.step_count, "epoch": self.epoch,
+                    "epoch_start_step": self._epoch_start_step,
+                    "steps_per_epoch": self.steps_per_epoch,
+                    "loss_watch": self.losses.state_dict()}
         return save_state(self.units, self.policy.mode, self.drops, self.scorer,
-                          self.accounting, self._progress_state(),
+                          self.accounting, progress,
                           self._ddp.state_dict() if self._ddp is not None else None)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -411,30 +429,12 @@ class LearnDrop:
         self.epoch = int(progress["epoch"])
         self._epoch_start_step = int(progress["epoch_start_step"])
         self.steps_per_epoch = progress.get("steps_per_epoch") or self.steps_per_epoch
+        self.losses.load_state_dict(progress.get("loss_watch") or {})
         if self._ddp is not None and sections.get("ddp"):
             self._ddp.load_state_dict(sections["ddp"])
         self.accounting.load_state_dict(sections["accounting"])
 
-    def _progress_state(self) -> dict[str, Any]:
-        return {"step_count": self.step_count, "epoch": self.epoch,
-                "epoch_start_step": self._epoch_start_step,
-                "steps_per_epoch": self.steps_per_epoch}
-
     # ---- internals ----------------------------------------------------------------------------
-    def _take_requests(self) -> list[tuple[str, str]]:
-        """The requests to apply at this step (rank 0's, on every rank, when data-parallel)."""
-        taken: list[tuple[str, str]] = []
-        while self._pending:
-            taken.append(self._pending.popleft())
-        if self._ddp is None:
-            return taken
-        self._ddp.add_step()
-        agreed, ignored = self._ddp.agree_requests(taken)
-        if ignored:
-            call_hook(self.callbacks, "on_warning", f"{ignored} request(s) made on rank "
-                      f"{self._ddp.rank} ignored: only rank 0's requests apply to every rank")
-        return agreed
-
     def _apply_drop(self, u: Unit, reason: str) -> None:
         self.drops.drop(u, reason, self.step_count, self._epoch_float(), self.optimizer)
         self.scorer.stop(u)

@@ -17,15 +17,18 @@ from typing import Any, Literal
 from ..errors import ConfigError
 from ..fields import choices_of, doc, value_problem
 
-__all__ = ["DropPolicy", "DropMode", "DropOrder", "DropScore", "MODES", "ORDERS", "SCORES"]
+__all__ = ["DropPolicy", "DropMode", "DropOrder", "DropScore", "MODES", "ORDERS", "SCORES",
+           "SETTLE_TESTS"]
 
-DropMode = Literal["freeze", "cache", "skip"]
+DropMode = Literal["auto", "freeze", "cache", "skip"]
 DropOrder = Literal["prefix", "any"]
 DropScore = Literal["change", "gradient"]
+SettleTest = Literal["noise", "tolerance"]
 CachePrecision = Literal["float16", "full"]
 MODES: tuple[str, ...] = choices_of(DropMode)
 ORDERS: tuple[str, ...] = choices_of(DropOrder)
 SCORES: tuple[str, ...] = choices_of(DropScore)
+SETTLE_TESTS: tuple[str, ...] = choices_of(SettleTest)
 
 
 @dataclass
@@ -34,9 +37,11 @@ class DropPolicy:
 
     enabled: bool = field(default=True, metadata=doc(
         "Drop settled units; off trains the full network (the baseline)."))
-    mode: DropMode = field(default="freeze", metadata=doc(
-        "freeze: exact, dropped prefix runs without gradients; cache: exact, dropped prefix "
-        "output computed once per sample; skip: residual blocks bypassed (approximate).",
+    mode: DropMode = field(default="auto", metadata=doc(
+        "auto: cache where it applies (each sample's index known, training images the same "
+        "every epoch), else freeze; freeze: exact, dropped prefix runs without gradients; "
+        "cache: exact, dropped prefix output computed once per sample; skip: residual "
+        "blocks bypassed (approximate).",
         label="Drop mode", flag="mode", group="Learn&Drop policy", place=17))
     score: DropScore = field(default="change", metadata=doc(
         "The learning signal: change: how far a unit's parameters moved since the last "
@@ -50,12 +55,18 @@ class DropPolicy:
     patience: int = field(default=2, metadata=doc(
         "Consecutive settled checks before a unit is dropped.", min=1, max=1000,
         label="Patience (checks)", flag="patience", group="Learn&Drop policy", place=13))
-    warmup_epochs: int = field(default=1, metadata=doc(
-        "Epochs before any unit may drop.", min=0, max=100000,
+    warmup_epochs: float = field(default=1.0, metadata=doc(
+        "Epochs before any unit may drop (fractions allowed: 0.5 is half an epoch).",
+        min=0.0, max=100000.0,
         label="Warm-up (epochs)", flag="warmup-epochs", group="Learn&Drop policy", place=14))
     check_every: int = field(default=0, metadata=doc(
-        "Optimizer steps between score checks (0: once per epoch).", min=0, max=10_000_000,
+        "Optimizer steps between score checks (0: checks_per_epoch checks an epoch).",
+        min=0, max=10_000_000,
         label="Check every (steps)", flag="check-every", group="Learn&Drop policy", place=15))
+    checks_per_epoch: int = field(default=1, metadata=doc(
+        "Score checks an epoch, evenly spaced, when check_every is 0 (the first epoch of a "
+        "loop that does not give its steps per epoch is checked once, at its end).",
+        min=1, max=1000, label="Checks an epoch"))
     order: DropOrder = field(default="prefix", metadata=doc(
         "prefix: only the earliest training unit may drop (exact savings); any: any unit.",
         label="Drop order", flag="order", group="Learn&Drop policy", place=16))
@@ -71,9 +82,22 @@ class DropPolicy:
     window: int = field(default=3, metadata=doc(
         "Checks over which the score's trend is fitted.", min=2, max=1000,
         label="Trend window (checks)"))
+    settle: SettleTest = field(default="tolerance", metadata=doc(
+        "How a flat trend is told: noise: the trend's slope is within what the unit's own "
+        "score noise explains at drop.confidence (scale-free); tolerance: its slope per "
+        "check is within trend_tolerance.", label="Flat trend test"))
+    confidence: float = field(default=0.9, metadata=doc(
+        "settle=noise: the confidence at which a trend must differ from flat to count as "
+        "still moving; reversible: the confidence at which a rise of the training loss "
+        "restores the last drop.", min=0.5, max=0.999, label="Confidence"))
     trend_tolerance: float = field(default=0.1, metadata=doc(
-        "A unit's score trend counts as flat when its slope per check is within this.",
-        min=0.0, max=10.0))
+        "settle=tolerance: a unit's score trend counts as flat when its slope per check is "
+        "within this.", min=0.0, max=10.0))
+    reversible: bool = field(default=False, metadata=doc(
+        "After the policy drops units, restore them when the training loss of the next "
+        "checks rises above the loss before the drop by more than its noise; a restored "
+        "unit must then stay settled for twice the patience before it drops again. Needs "
+        "the loss: ld.step(loss).", label="Undo harmful drops"))
     units: list[str] = field(default_factory=list, metadata=doc(
         "Explicit units as module names (empty: found automatically)."))
     pinned: list[str] = field(default_factory=list, metadata=doc(
@@ -122,6 +146,13 @@ class DropPolicy:
             out.append(("drop.order", "drop.mode=cache needs drop.order=prefix: only a dropped "
                         "prefix has an output that can be cached"))
         return out
+
+    def resolved(self, cacheable: bool) -> DropPolicy:
+        """``self`` with ``mode="auto"`` made concrete: cache when ``cacheable`` (the
+        training samples are numbered and do not change between epochs), else freeze."""
+        if self.mode != "auto":
+            return self
+        return dataclasses.replace(self, mode="cache" if cacheable else "freeze")
 
     def check(self) -> DropPolicy:
         """``self``, or a :class:`ConfigError` naming the first invalid setting."""

@@ -20,7 +20,16 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._policy import DropPolicy
-from ._rule import RuleUnit, ScoreState, UnitStatus, drops_now, is_settled, may_drop, measure
+from ._rule import (
+    RuleUnit,
+    ScoreState,
+    UnitStatus,
+    drops_now,
+    is_settled,
+    may_drop,
+    measure,
+    restore_hold,
+)
 
 __all__ = ["RecordedCheck", "RecordedAction", "ReplayDrop", "Replay", "replay", "ACTIONS",
            "prepare_replay"]
@@ -28,25 +37,28 @@ __all__ = ["RecordedCheck", "RecordedAction", "ReplayDrop", "Replay", "replay", 
 
 @dataclass(frozen=True)
 class RecordedCheck:
-    """One recorded score check: its global step, its epoch position, the complete epochs
-    before it (what the warm-up counts) and each unit's change (None where the unit was not
-    scored: dropped, the head, or no change yet)."""
+    """One recorded score check: its global step, its epoch position, the position the
+    warm-up counts (the same, but for runs recorded before warm-ups took fractions: their
+    complete epochs) and each unit's change (None where the unit was not scored: dropped,
+    the head, or no change yet)."""
 
     step: int
     epoch: float
-    epochs_done: int
+    epochs_done: float
     changes: tuple[float | None, ...]
 
 
 #: what a :class:`RecordedAction` can be
-ACTIONS = ("drop", "pin", "unpin", "restore")
+ACTIONS = ("drop", "pin", "unpin", "restore", "revert")
 
 
 @dataclass(frozen=True)
 class RecordedAction:
-    """Something done to a unit outside the policy, at the engine step where it took
+    """Something done to a unit outside the drop rule, at the engine step where it took
     effect: a drop by hand, a pin (which restores a dropped unit first), an unpin, a
-    restore. It applies before a check at the same step."""
+    restore; or ``revert``, a restore of the reversible policy (the loss after a drop
+    rose), which holds the unit back :func:`restore_hold` checks and is replayed only under
+    a reversible policy. It applies before a check at the same step."""
 
     step: int
     action: str
@@ -110,7 +122,7 @@ class _Side:
             self.dropped[i] = True
             return "dropped"
         done = ""
-        if action.action in ("pin", "restore") and self.dropped[i]:
+        if action.action in ("pin", "restore", "revert") and self.dropped[i]:
             self.dropped[i] = False
             done = "restored"
         if action.action == "pin":
@@ -185,7 +197,8 @@ class _Run:
             streak, policy = self.streak[i], self.policy
             for k in range(self.folded[i], count):
                 m = track[k]
-                streak = streak + 1 if is_settled(m.score, m.trend, policy) else 0
+                streak = streak + 1 if is_settled(m.score, m.trend, policy, m.trend_se,
+                                                  len(m.recent)) else 0
             self.streak[i], self.folded[i] = streak, count
         return self.streak[i]
 
@@ -202,9 +215,10 @@ class _Run:
         if self.direct[i] is None:
             self.stopped[i] = self.fed_now(i)
 
-    def restored(self, i: int) -> None:
-        """Trains again: fed check by check from its state at the drop, streak from 0."""
-        self.direct[i] = replace(self.state_of(i), streak=0)
+    def restored(self, i: int, streak: int = 0) -> None:
+        """Trains again: fed check by check from its state at the drop, its streak from
+        ``streak`` (0, or below after a revert)."""
+        self.direct[i] = replace(self.state_of(i), streak=streak)
         self.directs.add(i)
         self.stopped[i] = -1
 
@@ -217,7 +231,7 @@ class _Run:
             if change is not None:
                 m = measure(d, change, self.policy)
                 self.direct[i] = replace(m, streak=d.streak + 1 if is_settled(
-                    m.score, m.trend, self.policy) else 0)
+                    m.score, m.trend, self.policy, m.trend_se, len(m.recent)) else 0)
 
     def status(self, i: int) -> UnitStatus:
         if self.side.dropped[i]:
@@ -306,7 +320,8 @@ def replay(policy: DropPolicy, units: Sequence[RuleUnit], checks: Sequence[Recor
         else:
             watch.discard(i)
 
-    todo = sorted(actions, key=lambda a: a.step)
+    todo = sorted((a for a in actions if a.action != "revert" or policy.reversible),
+                  key=lambda a: a.step)
     done = 0
     by_step: dict[int, list[int]] = {}
     for step, unit in recorded_drops:
@@ -322,9 +337,10 @@ def replay(policy: DropPolicy, units: Sequence[RuleUnit], checks: Sequence[Recor
                 run.dropped(action.unit)
                 out.append(ReplayDrop(action.unit, ci, action.step, check.epoch, "manual"))
             elif changed == "restored":  # trains again: its streak starts over
-                run.restored(action.unit)
+                run.restored(action.unit, restore_hold(policy)
+                             if action.action == "revert" else 0)
             record.act(action)
-            if action.action in ("pin", "restore"):
+            if action.action in ("pin", "restore", "revert"):
                 run.unknown.discard(action.unit)
             look(action.unit)
         for step in [s for s in by_step if s < check.step]:

@@ -222,6 +222,10 @@ class Scorer:
         if self.gradients is None:
             self.snapshots.take(unit.index, unit.parameters())
 
+    def hold(self, unit: Unit, streak: int) -> None:
+        """``unit`` was restored by the policy: its streak starts at ``streak`` (below 0)."""
+        self.states[unit.index] = replace(self.states[unit.index], streak=streak)
+
     def add_step(self, optimizer: torch.optim.Optimizer | None) -> None:
         """After an optimizer step: its learning rates, and its gradients for the gradient
         signal (timed as scoring work)."""

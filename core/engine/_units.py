@@ -25,11 +25,12 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import ModelError, first_line
+from ..events import UnitInfo
 from ._discovery import Spec, spec_for, unwrap
 from ._residual import is_residual
 
-__all__ = ["Unit", "discover_units", "measure_units", "structural_units", "tensors_in",
-           "idle_message"]
+__all__ = ["Unit", "unit_infos", "discover_units", "measure_units", "structural_units",
+           "tensors_in", "idle_message"]
 
 _COMPILED_PREFIX = "_orig_mod."
 
@@ -346,3 +347,13 @@ def measure_units(model: nn.Module, units: list[Unit], example: Any,
             with _untouched(u.modules[0], device):  # only the block runs
                 u.skippable = is_residual(u.modules[0], c.single_input)
     return int(total // n)
+
+
+def unit_infos(units: list[Unit], total_forward_flops: int) -> tuple[UnitInfo, ...]:
+    """Every unit as the events describe it: name, modules, parameters, FLOPs and their
+    share of the forward pass, head, skippable."""
+    total = max(total_forward_flops, 1)
+    return tuple(UnitInfo(index=u.index, name=u.name, modules=u.module_names,
+                          params=u.params, forward_flops=u.forward_flops,
+                          flops_share=u.forward_flops / total, is_head=u.is_head,
+                          skippable=u.skippable) for u in units)

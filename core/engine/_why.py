@@ -11,7 +11,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ._policy import DropPolicy
-from ._rule import RuleUnit, UnitStatus, blocked_by, is_kept, may_drop, qualifies
+from ._rule import (
+    RuleUnit,
+    UnitStatus,
+    blocked_by,
+    is_flat,
+    is_kept,
+    may_drop,
+    qualifies,
+    t_quantile,
+)
 
 __all__ = ["Condition", "why_not_yet", "verdict"]
 
@@ -35,10 +44,13 @@ class Condition:
 
 def why_not_yet(policy: DropPolicy, units: Sequence[RuleUnit],
                 statuses: Sequence[UnitStatus], index: int, *, score: float | None,
-                trend: float | None, epochs_done: int) -> list[Condition]:
+                trend: float | None, epochs_done: float, trend_se: float | None = None,
+                points: int | None = None) -> list[Condition]:
     """Each condition that decides whether unit ``index`` drops at the next check, with its
     value now. ``statuses`` are every unit's drop state (their streaks are how many checks
-    in a row each has been settled); ``score`` and ``trend`` are the unit's last ones."""
+    in a row each has been settled); ``score``, ``trend`` and ``trend_se`` are the unit's
+    last ones (``points``: the scores the trend was fitted to); ``epochs_done``: the epoch
+    position of the last check (fractional)."""
     unit, status = units[index], statuses[index]
     out: list[Condition] = []
     if not policy.enabled:
@@ -46,7 +58,7 @@ def why_not_yet(policy: DropPolicy, units: Sequence[RuleUnit],
     else:
         done = may_drop(policy, epochs_done)
         out.append(Condition("warmup", "Warm-up", done,
-                             f"{epochs_done} of {policy.warmup_epochs} epoch"
+                             f"{epochs_done:g} of {policy.warmup_epochs:g} epoch"
                              f"{'s' if policy.warmup_epochs != 1 else ''} done"
                              + ("" if done else " (no drop before)")))
     if not unit.scored:
@@ -56,16 +68,13 @@ def why_not_yet(policy: DropPolicy, units: Sequence[RuleUnit],
         out.append(Condition("score", "Score \u2264 threshold", s_ok,
                              "no score yet" if score is None else
                              f"{score:.3f} {_LE if s_ok else '>'} {policy.threshold:g}"))
-        t_ok = trend is not None and abs(trend) <= policy.trend_tolerance
-        out.append(Condition("trend", "Trend within tolerance", t_ok,
-                             f"not known yet (fitted over {policy.window} checks)"
-                             if trend is None else
-                             f"|{trend:+.3f}| {_LE if t_ok else '>'} "
-                             f"{policy.trend_tolerance:g} per check"))
+        out.append(_trend(policy, trend, trend_se, policy.window if points is None else points))
         p_ok = qualifies(unit, status, policy)
+        held = (f" (held back {-status.streak} more after a restore)"
+                if status.streak < 0 else "")
         out.append(Condition("patience", "Patience", p_ok,
-                             f"settled {status.streak} of {policy.patience} check"
-                             f"{'s' if policy.patience != 1 else ''} in a row"))
+                             f"settled {max(status.streak, 0)} of {policy.patience} check"
+                             f"{'s' if policy.patience != 1 else ''} in a row{held}"))
     front = blocked_by(policy, units, statuses, index)
     out.append(Condition("blocked", "Unit in front", front is None,
                          "any order: none needed" if policy.order != "prefix" else
@@ -78,6 +87,24 @@ def why_not_yet(policy: DropPolicy, units: Sequence[RuleUnit],
                          "the head: always trains" if kept and unit.is_head else
                          f"kept by drop.keep_last = {policy.keep_last}" if kept else "no"))
     return out
+
+
+def _trend(policy: DropPolicy, trend: float | None, trend_se: float | None,
+           points: int) -> Condition:
+    ok = is_flat(trend, trend_se, policy, points)
+    if policy.settle == "tolerance":
+        return Condition("trend", "Trend within tolerance", ok,
+                         f"not known yet (fitted over {policy.window} checks)"
+                         if trend is None else
+                         f"|{trend:+.3f}| {_LE if ok else '>'} "
+                         f"{policy.trend_tolerance:g} per check")
+    if trend is None or trend_se is None or points < 3:
+        return Condition("trend", "Trend flat within its noise", ok,
+                         f"not known yet (fitted over {policy.window} checks, 3 at least)")
+    bound = t_quantile(0.5 + policy.confidence / 2.0, points - 2) * trend_se
+    return Condition("trend", "Trend flat within its noise", ok,
+                     f"|{trend:+.3f}| {_LE if ok else '>'} {bound:.3f} per check (the noise "
+                     f"at {policy.confidence:.0%} confidence)")
 
 
 def verdict(conditions: Sequence[Condition], dropped: bool) -> str:

@@ -23,6 +23,7 @@ from ..engine import (
     UnitStatus,
     blocked_by,
     is_kept,
+    slope_error,
     why_not_yet,
 )
 from ..events import (
@@ -316,9 +317,14 @@ class RunHistory(Callback):
         if self.fit_start is not None and not self.fit_start.drop_enabled:
             policy = replace(policy, enabled=False)
         trend = float(self.latest_trends[i]) if i < len(self.latest_trends) else math.nan
+        scores = [float(v) for v in self.scores.column(i) if math.isfinite(v)] \
+            if len(self.scores) else []
+        recent = scores[1:][-policy.window:]  # as the engine fits it: the first left out
+        epochs = self.check_epochs()
         return why_not_yet(policy, units, statuses, i, score=self.latest_score(i),
                            trend=trend if math.isfinite(trend) else None,
-                           epochs_done=self.epochs_complete())
+                           epochs_done=float(epochs[-1]) if len(epochs) else 0.0,
+                           trend_se=slope_error(recent), points=len(recent))
 
     def unit_states(self) -> list[str]:
         return [self.unit_state(i) for i in range(len(self.units))]

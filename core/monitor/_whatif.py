@@ -38,14 +38,15 @@ from ..engine import (
     step_cost,
 )
 from ..errors import ConfigError
-from ..events import DropEvent, FitStart, ScoreCheck, UnitInfo, UserAction
+from ..events import DropEvent, FitStart, RestoreEvent, ScoreCheck, UnitInfo, UserAction
 
 __all__ = ["WHATIF_SETTINGS", "WhatIf", "WhatIfUnit", "RecordedRun", "recorded_run", "what_if",
            "policy_of", "prepare_what_if"]
 
 #: the settings a what-if may change: those the rule reads from a score history
-WHATIF_SETTINGS = ("threshold", "patience", "trend_tolerance", "window", "warmup_epochs",
-                   "order", "keep_last", "ema", "enabled")
+WHATIF_SETTINGS = ("threshold", "patience", "settle", "confidence", "trend_tolerance",
+                   "window", "warmup_epochs", "order", "keep_last", "ema", "enabled",
+                   "reversible")
 
 HONESTY = ("exact until the first decision that differs from the recorded run; after it the "
            "network would have trained differently")
@@ -121,10 +122,16 @@ class WhatIf:
         }
 
 
+#: the settings a run recorded before they existed ran with (a later default may differ)
+LEGACY = {"settle": "tolerance", "checks_per_epoch": 1, "reversible": False}
+
+
 def policy_of(config: Any) -> DropPolicy:
     """The drop policy of a run's config (as ``FitStart.config`` holds it); settings it does
     not name keep their defaults."""
     drop = config.get("drop", {}) if isinstance(config, dict) else {}
+    if drop and "settle" not in drop:  # recorded before these settings: what it ran with
+        drop = {**LEGACY, **drop}
     known = {f.name for f in dataclasses.fields(DropPolicy)}
     try:
         return DropPolicy().with_values(**{k: v for k, v in drop.items() if k in known})
@@ -156,6 +163,9 @@ def recorded_run(events: Iterable[Any]) -> RecordedRun:
             drops.append(ReplayDrop(index, check, e.step, e.epoch, e.reason))
             if e.reason == "manual":  # taken in the step it was made in
                 actions.append(RecordedAction(e.step, "drop", index))
+        elif isinstance(e, RestoreEvent):  # the reversible policy's: taken at the check
+            actions.append(RecordedAction(e.step, "revert", _index(start.units, e.unit,
+                                                                   e.index)))
         elif isinstance(e, UserAction) and e.action in ("pin", "unpin"):
             # reported at the batch boundary, applied by the engine's next step
             actions.append(RecordedAction(e.step + 1, e.action,
@@ -165,12 +175,17 @@ def recorded_run(events: Iterable[Any]) -> RecordedRun:
     policy = policy_of(start.config)
     spe = max(int(start.steps_per_epoch), 1)
 
-    def epochs_done(step: int) -> int:
-        # the complete epochs the warm-up counts: a check made every check_every steps runs
-        # inside the step, before the epoch it ends is counted; once an epoch, after it
-        return (step - 1) // spe if policy.check_every else step // spe
+    legacy = "settle" not in (start.config.get("drop", {})
+                              if isinstance(start.config, dict) else {})
 
-    recorded = tuple(RecordedCheck(c.step, c.epoch, epochs_done(c.step),
+    def warmed(c: ScoreCheck) -> float:
+        if not legacy:  # the epoch position, as the engine compares it
+            return c.epoch
+        # before: the complete epochs; a check made every check_every steps runs inside
+        # the step, before the epoch it ends is counted; once an epoch, after it
+        return float((c.step - 1) // spe if policy.check_every else c.step // spe)
+
+    recorded = tuple(RecordedCheck(c.step, c.epoch, warmed(c),
                                    tuple(_finite(v) for v in c.changes)) for c in checks)
     return RecordedRun(
         units=start.units, policy=policy, mode=start.mode, steps_per_epoch=spe,

@@ -25,6 +25,7 @@ from ..events import (
     FitEnd,
     FitStart,
     Progress,
+    RestoreEvent,
     SavingsReport,
     ScoreCheck,
     UnitInfo,
@@ -121,6 +122,13 @@ def rows_for(run_id: int, seq: int, event: Any, check_idx: int = 0) -> list[Row]
                             to_json({"epoch": event.epoch})))]
     if isinstance(event, RunMessage):
         return [("events", (run_id, seq, time.time(), event.level, event.message, "{}"))]
+    if isinstance(event, RestoreEvent):
+        return [("events", (run_id, seq, time.time(), "restore", event.text,
+                            to_json({"step": event.step, "epoch": event.epoch,
+                                     "unit": event.unit, "index": event.index,
+                                     "reason": event.reason,
+                                     "loss_before": event.loss_before,
+                                     "loss_after": event.loss_after})))]
     if isinstance(event, UserAction):
         return [("events", (run_id, seq, event.time, "action", event.text,
                             to_json({"action": event.action, "unit": event.unit,
@@ -269,5 +277,11 @@ def _log(conn: sqlite3.Connection, run_id: int, since: int) -> Iterator[_Timed]:
                                        step=int(data.get("step", 0)),
                                        epoch=float(data.get("epoch", 0.0)),
                                        time=r["time"]), r["time"]
+        elif kind == "restore":
+            yield r["seq"], RestoreEvent(
+                step=int(data["step"]), epoch=float(data["epoch"]), unit=str(data["unit"]),
+                index=int(data["index"]), reason=str(data.get("reason", "loss")),
+                loss_before=float(data["loss_before"]),
+                loss_after=float(data["loss_after"])), r["time"]
         else:
             yield r["seq"], RunMessage(level=kind, message=r["message"]), r["time"]

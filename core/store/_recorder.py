@@ -25,6 +25,7 @@ from ..events import (
     FitEnd,
     FitStart,
     Progress,
+    RestoreEvent,
     ScoreCheck,
     UserAction,
     call_hook,
@@ -131,6 +132,9 @@ class StoreRecorder(Callback):
         self._record(event)
 
     def on_drop(self, event: DropEvent) -> None:
+        self._record(event)
+
+    def on_restore(self, event: RestoreEvent) -> None:
         self._record(event)
 
     def on_epoch_end(self, event: EpochEnd) -> None:

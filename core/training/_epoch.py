@@ -139,7 +139,7 @@ def _step(trainer: TrainerRun, x: torch.Tensor, y: torch.Tensor, idx: torch.Tens
     r.scaler.scale(loss).backward()
     r.scaler.step(r.optimizer)
     r.scaler.update()
-    ld.step()
+    ld.step(loss)
     return lr, loss, out, y
 
 

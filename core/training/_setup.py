@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import random
@@ -67,8 +68,13 @@ def check_run_name(name: str) -> None:
                           field="output.name")
 
 
+AUTO_FREEZE = ("drop.mode=auto runs freeze, not cache: random augmentation changes the "
+               "training images every epoch, so a dropped prefix's output cannot be reused")
+
+
 def build_data(cfg: RunConfig) -> DataBundle:
-    """The data sets; refuses a cache-mode run on training data that changes every epoch."""
+    """The data sets; ``drop.mode=auto`` made concrete (cache unless the training data
+    change every epoch); refuses a cache-mode run on training data that change."""
     from ..data import build_datasets
 
     try:
@@ -78,6 +84,10 @@ def build_data(cfg: RunConfig) -> DataBundle:
         where = f" {exc.filename}" if exc.filename else ""
         raise DataError(f"cannot read the data{where}: {exc.strerror or exc}; check "
                         f"data.root and that you may read it") from None
+    if cfg.drop.mode == "auto":  # the fastest exact mode that applies
+        cfg.drop = cfg.drop.resolved(cacheable=bundle.deterministic_train)
+        if cfg.drop.enabled and cfg.drop.mode == "freeze":
+            bundle = dataclasses.replace(bundle, warnings=(*bundle.warnings, AUTO_FREEZE))
     refusal = cache_augment_problem(cfg.drop, augmented=not bundle.deterministic_train)
     if refusal is not None:
         path, message = refusal

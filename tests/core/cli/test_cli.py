@@ -22,7 +22,7 @@ TINY = [*tiny_flags(**{"data.limit": 256, "drop.warmup_epochs": 0}), "--no-store
     (["train", "--lr", "nan"], "finite"),
     (["train", "--model", "vgg99"], "unknown model 'vgg99'"),
     (["train", "--dataset", "imagenet22k"], "unknown data set"),
-    (["train", "--mode", "drop-everything"], "must be one of freeze, cache, skip"),
+    (["train", "--mode", "drop-everything"], "must be one of auto, freeze, cache, skip"),
     (["train", "--device", "tpu"], "must be one of auto, cuda, mps, cpu"),
     (["train", "--no-such-flag"], "unrecognized arguments"),
     (["train", "--config", "/no/such/file.toml"], "does not exist"),

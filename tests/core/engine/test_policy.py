@@ -65,7 +65,8 @@ def test_every_setting_is_a_learndrop_keyword() -> None:
 
 def test_every_bounded_setting_has_bounds() -> None:
     assert {name for name, _, _ in BOUNDED} == {
-        "threshold", "patience", "warmup_epochs", "check_every", "keep_last", "ema", "window",
+        "threshold", "patience", "warmup_epochs", "check_every", "checks_per_epoch", "keep_last",
+        "ema", "window", "confidence",
         "trend_tolerance", "cache_budget_mb"}
 
 
@@ -126,7 +127,7 @@ def test_policy_object_and_keywords_together() -> None:
     ld.policy.pinned.append("x")
     assert policy.pinned == ["block1"]  # ... nor shared
     plain = LearnDrop(_model(), threshold=0.2, patience=2, mode="freeze")  # the README's
-    assert plain.policy == DropPolicy(threshold=0.2)
+    assert plain.policy == DropPolicy(threshold=0.2, mode="freeze")
 
 
 def test_unknown_setting_names_the_known_ones() -> None:

@@ -34,7 +34,8 @@ def _run(tmp_path: Path, plan: dict[int, list[tuple[str, int]]] | None = None,
          **changes: Any) -> list[Any]:
     rec = HookRecorder()
     control = RunControl()
-    cfg = tiny_config(tmp_path, **{"train.epochs": 5, **changes})
+    # freeze: the what-if counts FLOPs as the engine does (cache mode it estimates)
+    cfg = tiny_config(tmp_path, **{"train.epochs": 5, "drop.mode": "freeze", **changes})
     Trainer(cfg, [rec, Hands(control, plan or {})], control).fit()
     return [payload for _, payload in rec.calls]
 
