@@ -22,6 +22,7 @@ from learndrop.core.events import (
     FitEnd,
     FitStart,
     Progress,
+    RestoreEvent,
     ScoreCheck,
     UserAction,
 )
@@ -148,6 +149,10 @@ class LivePanel(QWidget, Callback):
 
     def on_drop(self, event: DropEvent) -> None:
         self.history.on_drop(event)
+        self._mark(*_SCORES, "gauges", "log")
+
+    def on_restore(self, event: RestoreEvent) -> None:
+        self.history.on_restore(event)
         self._mark(*_SCORES, "gauges", "log")
 
     def on_epoch_end(self, event: EpochEnd) -> None:

@@ -47,6 +47,11 @@ class Console(Callback):
         score = "" if ev.score is None else f" (score {fmt.score(ev.score)})"
         self._out(f"  dropped {ev.unit} at epoch {ev.epoch:.2f}{score}, {ev.reason}")
 
+    def on_restore(self, ev: Any) -> None:
+        if self.tty:
+            self._out("")
+        self._out(f"  {ev.text} (epoch {ev.epoch:.2f})")
+
     def on_warning(self, message: str) -> None:
         self._out(f"  warning: {message}")
 

@@ -34,6 +34,7 @@ from ..events import (
     FitEnd,
     FitStart,
     Progress,
+    RestoreEvent,
     SavingsReport,
     ScoreCheck,
     UnitInfo,
@@ -105,6 +106,7 @@ class RunHistory(Callback):
         self.last_scores = np.full(n, np.nan)
         self.dropped = np.zeros(n, dtype=bool)
         self.drops: list[DropRecord] = []
+        self.restores: list[RestoreEvent] = []  # drops the reversible policy undid
         self.drop_of: dict[int, DropRecord] = {}
         self.pinned: set[str] = set()
         self.checkpoints: list[CheckpointSaved] = []
@@ -183,6 +185,15 @@ class RunHistory(Callback):
         self.drop_of[i] = rec
         why = "by hand" if event.reason == "manual" else f"score {_fmt(score)}"
         self._note("drop", event.step, event.epoch, f"dropped {event.unit} ({why}, {event.mode})")
+
+    def on_restore(self, event: RestoreEvent) -> None:
+        """The policy undid a drop (reversible): the unit trains again; kept and logged."""
+        i = event.index if 0 <= event.index < len(self.units) else self._index.get(event.unit, -1)
+        if i >= 0:
+            self.restores.append(event)
+            self.dropped[i] = False
+            self.drop_of.pop(i, None)
+            self._note("restore", event.step, event.epoch, event.text)
 
     def on_epoch_end(self, event: EpochEnd) -> None:
         self.last_epoch = event
