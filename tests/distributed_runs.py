@@ -139,7 +139,7 @@ def engine_run(rank: int, world: int, port: int, out: str, mode: str, steps: int
 
     ld = LearnDrop(model, opt, ddp=True, mode=mode, threshold=1.0, patience=1,
                    warmup_epochs=0, keep_last=0, check_every=3, num_samples=64 * world,
-                   window=2, trend_tolerance=10.0,
+                   window=2, trend_tolerance=10.0, settle="tolerance",
                    callbacks=[Record()])
     g = torch.Generator().manual_seed(100 + rank)  # each rank its own samples
     x_all = torch.randn(64, 3, 8, 8, generator=g)

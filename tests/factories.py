@@ -257,6 +257,7 @@ TINY_RUN: dict[str, Any] = {
     "data.dataset": "digits", "model.name": "small_cnn", "data.limit": 320,
     "data.image_size": 16, "train.batch_size": 32, "train.epochs": 4, "drop.threshold": 1.0,
     "drop.patience": 1, "drop.warmup_epochs": 1, "drop.window": 2, "drop.trend_tolerance": 10.0,
+    "drop.settle": "tolerance", "drop.checks_per_epoch": 1, "drop.reversible": False,
 }
 """A few seconds on CPU (digits, the small CNN) that drops units from the second epoch on,
 setting by setting (dotted paths, as ``RunConfig.set`` and the ``--section.name`` flags)."""

@@ -159,7 +159,8 @@ def main() -> None:
                                           torch.randint(0, 4, (n,), generator=g))
     cache = args.mode == "cache"
     cb = LearnDropCallback(mode=args.mode, threshold=1.0, patience=1, warmup_epochs=0, keep_last=0,
-                           check_every=1, window=2, trend_tolerance=10.0)
+                           check_every=1, window=2, trend_tolerance=10.0,
+                           settle="tolerance")
     trainer = pl.Trainer(
         strategy=args.strategy, accelerator="cpu", devices=2, max_epochs=args.epochs,
         callbacks=[cb, Record(cb, out)], logger=pl.loggers.CSVLogger(str(out)),

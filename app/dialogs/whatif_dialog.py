@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from learndrop.core import format as fmt
+from learndrop.core.engine import SETTLE_TESTS
 from learndrop.core.monitor import RecordedRun, RunHistory, WhatIf, prepare_what_if, what_if
 
 from ..views.whatif_views import DropTimeline, WhatIfScores
@@ -45,7 +46,8 @@ __all__ = ["WhatIfDialog", "EXPLORED"]
 #: the settings the explorer offers, in its order
 #: idle time after an update before the neighbouring trend windows are measured ahead
 AHEAD_AFTER_MS = 150
-EXPLORED = ("threshold", "patience", "trend_tolerance", "window", "warmup_epochs", "order")
+EXPLORED = ("threshold", "patience", "settle", "trend_tolerance", "window", "warmup_epochs",
+            "order")
 _SLIDER_STEPS = 1000
 
 
@@ -88,17 +90,25 @@ class WhatIfDialog(QDialog):
         tol.setSingleStep(0.01)
         window = QSpinBox()
         window.setRange(2, 1000)
-        warmup = QSpinBox()
-        warmup.setRange(0, 100000)
+        warmup = QDoubleSpinBox()
+        warmup.setRange(0.0, 100000.0)
+        warmup.setDecimals(2)
+        warmup.setSingleStep(0.25)
         order = QComboBox()
         order.addItems(["prefix", "any"])
-        self.fields = {"threshold": thr, "patience": patience, "trend_tolerance": tol,
-                       "window": window, "warmup_epochs": warmup, "order": order}
+        settle = QComboBox()
+        settle.addItems(list(SETTLE_TESTS))
+        self.fields = {"threshold": thr, "patience": patience, "settle": settle,
+                       "trend_tolerance": tol, "window": window, "warmup_epochs": warmup,
+                       "order": order}
         tips = {"threshold": "settled at or below this learning score",
                 "patience": "settled checks in a row before a drop",
-                "trend_tolerance": "a score trend within this (per check) counts as flat",
+                "settle": "noise: a trend is flat within the unit's own score noise; "
+                          "tolerance: within the trend tolerance",
+                "trend_tolerance": "settle=tolerance: a score trend within this (per check) "
+                                   "counts as flat",
                 "window": "checks the trend is fitted over",
-                "warmup_epochs": "complete epochs before any drop",
+                "warmup_epochs": "epochs before any drop (fractions allowed)",
                 "order": "prefix: front to back only; any: any settled unit"}
         form = QFormLayout()
         row = QHBoxLayout()
@@ -106,6 +116,7 @@ class WhatIfDialog(QDialog):
         row.addWidget(self.slider, 1)
         form.addRow("Threshold:", row)
         for key, label_text in (("patience", "Patience (checks):"),
+                                ("settle", "Flat trend test:"),
                                 ("trend_tolerance", "Trend tolerance:"),
                                 ("window", "Trend window (checks):"),
                                 ("warmup_epochs", "Warm-up (epochs):"), ("order", "Order:")):
@@ -190,6 +201,8 @@ class WhatIfDialog(QDialog):
             signal = (widget.currentTextChanged if isinstance(widget, QComboBox)
                       else widget.valueChanged)
             signal.connect(lambda *_: self.update_result())
+        settle.currentTextChanged.connect(lambda text: tol.setEnabled(text == "tolerance"))
+        tol.setEnabled(settle.currentText() == "tolerance")
         fh = self.fontMetrics().height()
         self.resize(fh * 80, fh * 44)
         split.setSizes([fh * 26, fh * 54])
@@ -225,7 +238,7 @@ class WhatIfDialog(QDialog):
             for key in EXPLORED:
                 widget = self.fields[key]
                 if isinstance(widget, QComboBox):
-                    widget.setCurrentText(str(own.order))
+                    widget.setCurrentText(str(getattr(own, key)))
                 else:
                     widget.setValue(getattr(own, key))
             self.slider.setValue(round(own.threshold * _SLIDER_STEPS))

@@ -308,6 +308,7 @@ class DropAwareModule(nn.Module):
         self._register_load_state_dict_pre_hook(_add_inner_prefix)
 
     def forward(self, *args: Any, sample_ids: torch.Tensor | None = None, **kwargs: Any) -> Any:
+        outer = getattr(_active, "call", None), getattr(_active, "cache", None)
         runner = _prepare(self._plan, self.inner, self._owner, self.training, args, kwargs,
                           sample_ids)
         previous = _active.owner
@@ -315,7 +316,11 @@ class DropAwareModule(nn.Module):
         try:
             return runner(*args, **kwargs)
         finally:
+            # the thread keeps no cache past the call: a thread-local that still held one
+            # when a Qt worker thread ended would free its tensors while the thread's Python
+            # state is torn down (a crash in PySide6)
             _active.owner = previous
+            _active.call, _active.cache = outer
 
     def train(self, mode: bool = True) -> DropAwareModule:
         super().train(mode)

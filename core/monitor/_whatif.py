@@ -213,7 +213,9 @@ def what_if(run: RecordedRun, **settings: Any) -> WhatIf:
     if unknown:
         raise ConfigError(f"a what-if cannot change drop.{unknown[0]} (it can change "
                           f"{', '.join(WHATIF_SETTINGS)})", field=f"drop.{unknown[0]}")
-    policy = run.policy.with_values(**{k: v for k, v in settings.items() if v is not None})
+    # the rule never reads the mode: freeze, so that any order may be asked of a cache run
+    policy = dataclasses.replace(run.policy, mode="freeze").with_values(
+        **{k: v for k, v in settings.items() if v is not None})
     rule_units = [RuleUnit(u.name, u.is_head, u.params > 0) for u in run.units]
     result = replay(policy, rule_units, run.checks, run.actions, run.policy_drops,
                     cache=run.cache, with_states=False)

@@ -127,7 +127,7 @@ def _trainer(tmp_path: Path, callbacks: list[Any], epochs: int, **kw: Any) -> pl
 
 def test_units_are_the_networks_own_blocks(tmp_path: Path) -> None:
     module = Classifier()
-    cb = LearnDropCallback(threshold=0.5)
+    cb = LearnDropCallback(threshold=0.5, checks_per_epoch=1)
     _trainer(tmp_path, [cb], epochs=1).fit(module, _loader())
     assert cb.learndrop is not None
     names = [u.name for u in cb.learndrop.units]
@@ -210,7 +210,7 @@ def test_warns_when_training_step_bypasses_the_network(tmp_path: Path) -> None:
 def test_drop_frees_optimizer_state_and_keeps_bn_in_eval(tmp_path: Path,
                                                         optimizer: str) -> None:
     module = Classifier(optimizer)
-    cb = LearnDropCallback(threshold=0.5)
+    cb = LearnDropCallback(threshold=0.5, checks_per_epoch=1)
     dropped = ["stem", "layer1.0"]
     trainer = _trainer(tmp_path, [cb, DropAt(cb, 0, dropped)], epochs=3)
     trainer.fit(module, _loader(), _loader())
@@ -257,7 +257,7 @@ def test_dropped_units_do_not_change_and_bn_stats_stay(tmp_path: Path) -> None:
 
 
 def test_logs_through_pl_module_log(tmp_path: Path) -> None:
-    cb = LearnDropCallback(threshold=0.5)
+    cb = LearnDropCallback(threshold=0.5, checks_per_epoch=1)
     trainer = _trainer(tmp_path, [cb, DropAt(cb, 0, ["stem"])], epochs=2)
     trainer.fit(Classifier(), _loader())
     metrics = trainer.logged_metrics
@@ -312,6 +312,7 @@ def test_a_second_fit_keeps_the_drops(tmp_path: Path) -> None:
 
 def test_policy_drops_inside_lightning(tmp_path: Path) -> None:
     cb = LearnDropCallback(threshold=1.0, patience=1, warmup_epochs=0, trend_tolerance=10.0,
+                           settle="tolerance",
                            keep_last=1)
     trainer = _trainer(tmp_path, [cb], epochs=3)
     trainer.fit(Classifier(), _loader())
@@ -321,7 +322,7 @@ def test_policy_drops_inside_lightning(tmp_path: Path) -> None:
 
 
 def test_resume_from_checkpoint_repeats_drops_and_optimizer_state(tmp_path: Path) -> None:
-    cb = LearnDropCallback(threshold=0.5)
+    cb = LearnDropCallback(threshold=0.5, checks_per_epoch=1)
     first = _trainer(tmp_path, [cb, DropAt(cb, 1, ["stem", "layer1.0"])], epochs=2)
     first.fit(Classifier(), _loader())
     path = tmp_path / "two.ckpt"
@@ -361,7 +362,7 @@ def test_resume_from_checkpoint_repeats_drops_and_optimizer_state(tmp_path: Path
 
 
 def test_bf16_mixed_precision(tmp_path: Path) -> None:
-    cb = LearnDropCallback(threshold=0.5)
+    cb = LearnDropCallback(threshold=0.5, checks_per_epoch=1)
     trainer = _trainer(tmp_path, [cb, DropAt(cb, 0, ["stem"])], epochs=2,
                        precision="bf16-mixed")
     trainer.fit(Classifier(), _loader())
@@ -432,7 +433,7 @@ def test_ddp_in_one_process_rebuilds_the_wrapper_without_the_dropped_units(
 
     try:
         module = Classifier()
-        cb = LearnDropCallback(threshold=0.5)
+        cb = LearnDropCallback(threshold=0.5, checks_per_epoch=1)
         trainer = _trainer(tmp_path, [cb, DropAt(cb, 0, ["stem", "layer1.0"]), Watch()],
                            epochs=2, strategy=strategy, accelerator=accelerator)
         trainer.fit(module, _loader())

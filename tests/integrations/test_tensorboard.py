@@ -52,7 +52,7 @@ def test_plain_loop_writes_scores_drops_savings_and_metrics(tmp_path: Path) -> N
     model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
                           nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 4))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    ld = LearnDrop(model, opt, warmup_epochs=0)
+    ld = LearnDrop(model, opt, warmup_epochs=0, checks_per_epoch=1)
     tb = TensorBoardCallback(tmp_path / "run", hparams={"threshold": 0.5, "note": None,
                                                          "units": ["0", "2"]}).attach(ld)
     x, y = torch.randn(8, 3, 8, 8), torch.randint(0, 4, (8,))
@@ -84,6 +84,7 @@ def test_plain_loop_writes_scores_drops_savings_and_metrics(tmp_path: Path) -> N
 TINY = ["--dataset", "digits", "--model", "small_cnn", "--epochs", "2", "--batch-size", "64",
         "--data.limit", "256", "--image-size", "8", "--threshold", "1.0", "--patience", "1",
         "--warmup-epochs", "0", "--drop.window", "2", "--drop.trend_tolerance", "10",
+        "--drop.settle", "tolerance", "--drop.checks_per_epoch", "1",
         "--no-store", "--quiet"]
 
 

@@ -90,7 +90,7 @@ def test_cache_mode_on_a_small_tmpdir_falls_back_to_freeze(small_tmpdir: Path) -
                         ("train.epochs", 6), ("train.log_every", 1), ("drop.mode", "cache"),
                         ("drop.cache_budget_mb", 1), ("drop.threshold", 1.0),
                         ("drop.patience", 1), ("drop.warmup_epochs", 1), ("drop.window", 2),
-                        ("drop.trend_tolerance", 10.0)):
+                        ("drop.trend_tolerance", 10.0), ("drop.settle", "tolerance")):
         cfg.set(path, value)
     cfg.output.dir = str(small_tmpdir.parent / "runs")
     result = Trainer(cfg, [Warnings()]).fit()

@@ -21,7 +21,8 @@ OPTIMIZERS: dict[str, Callable[[list[dict[str, Any]]], Optimizer]] = {
     "adam": lambda groups: torch.optim.Adam(groups, lr=1e-2, weight_decay=1e-3),
 }
 LD_SETTINGS: dict[str, Any] = dict(threshold=0.4, patience=1, warmup_epochs=0, keep_last=0,
-                                   check_every=3, window=2, trend_tolerance=10.0)
+                                   check_every=3, window=2, trend_tolerance=10.0,
+                                   settle="tolerance")
 
 
 def _make(kind: str) -> tuple[Net, Optimizer, LearnDrop]:

@@ -20,6 +20,7 @@ from learndrop.core.engine import DropPolicy, GradientNorms
 
 SETTINGS: dict[str, Any] = dict(score="gradient", threshold=1.0, patience=1, warmup_epochs=0,
                                 keep_last=0, window=2, trend_tolerance=10.0, check_every=3,
+                                settle="tolerance",
                                 example_input=torch.randn(2, 3, 8, 8))
 
 

@@ -158,18 +158,18 @@ def test_freeze_prefix_runs_without_autograd_graph() -> None:
 
 def test_prefix_order_waits_for_the_earliest_unit() -> None:
     model, opt, ld = _setup("freeze", threshold=1.0, window=2, trend_tolerance=10.0,
-                            check_every=1, pinned=["stem"])
+                            settle="tolerance", check_every=1, pinned=["stem"])
     _train(model, opt, ld, 6)
     assert ld.dropped == [], "units behind a pinned earliest unit must not drop in prefix order"
     model2, opt2, ld2 = _setup("freeze", threshold=1.0, window=2, trend_tolerance=10.0,
-                               check_every=1, pinned=["stem"], order="any")
+                            settle="tolerance", check_every=1, pinned=["stem"], order="any")
     _train(model2, opt2, ld2, 6)
     assert "stem" not in ld2.dropped and ld2.dropped
 
 
 def test_policy_drops_form_a_prefix_and_keep_last_protects() -> None:
     model, opt, ld = _setup("freeze", threshold=1.0, window=2, trend_tolerance=10.0,
-                            check_every=1, keep_last=1)
+                            settle="tolerance", check_every=1, keep_last=1)
     _train(model, opt, ld, 8)
     names = [u.name for u in ld.units]
     assert ld.dropped == names[:len(ld.dropped)]
@@ -235,7 +235,7 @@ def test_non_prefix_drop_costs_input_gradient() -> None:
 
 def test_state_dict_restores_drops_and_optimizer_groups() -> None:
     model, opt, ld = _setup("freeze", threshold=1.0, window=2, trend_tolerance=10.0,
-                            check_every=1)
+                            settle="tolerance", check_every=1)
     _train(model, opt, ld, 5)
     assert ld.dropped
     state = ld.state_dict()
@@ -246,7 +246,8 @@ def test_state_dict_restores_drops_and_optimizer_groups() -> None:
     model2.load_state_dict(weights)
     opt2 = torch.optim.SGD(model2.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3)
     ld2 = LearnDrop(model2, opt2, mode="freeze", threshold=1.0, patience=1, warmup_epochs=0,
-                    keep_last=0, window=2, trend_tolerance=10.0, check_every=1)
+                    keep_last=0, window=2, trend_tolerance=10.0,
+                            settle="tolerance", check_every=1)
     ld2.load_state_dict(state)
     opt2.load_state_dict(opt_state)  # only works when the groups match again
     assert ld2.dropped == ld.dropped

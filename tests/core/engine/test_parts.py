@@ -81,7 +81,8 @@ def test_a_unit_spanning_two_groups_takes_their_parameter_weighted_rate() -> Non
 
 def test_a_restarted_unit_measures_from_then_and_its_streak_starts_over() -> None:
     model, units = _net()
-    scorer = Scorer(units, DropPolicy(threshold=1.0, trend_tolerance=10.0, window=2))
+    scorer = Scorer(units, DropPolicy(threshold=1.0, trend_tolerance=10.0, window=2,
+                                          settle="tolerance"))
     scorer.follow(units[:-1])
     for step in range(1, 5):
         _nudge(units[0].parameters(), 0.01)

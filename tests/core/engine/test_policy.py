@@ -54,7 +54,7 @@ def test_every_setting_is_a_learndrop_keyword() -> None:
     assert not set(DropPolicy.names()) & set(params)  # declared once, in the policy
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3),
                           nn.Flatten(), nn.Linear(4, 2))
-    defaults = DropPolicy()
+    defaults = DropPolicy().resolved(cacheable=False)  # no num_samples: auto is freeze
     for name in DropPolicy.names():
         ld = LearnDrop(model, **{name: getattr(defaults, name)})
         assert ld.policy == defaults, name
@@ -102,7 +102,7 @@ def test_choices_and_types_refused_with_one_message() -> None:
         cfg.check()
     from_engine = _learndrop_error(mode="bogus")
     assert str(from_config.value) == str(from_engine) == (
-        "drop.mode must be one of freeze, cache, skip, got 'bogus'")
+        "drop.mode must be one of auto, freeze, cache, skip, got 'bogus'")
     assert from_engine.field == "drop.mode"
     assert str(_learndrop_error(patience=2.5)) == "drop.patience must be an integer, got 2.5"
     assert str(_learndrop_error(threshold="high")) == (
@@ -123,11 +123,11 @@ def test_policy_object_and_keywords_together() -> None:
     assert (ld.policy.threshold, ld.policy.patience, ld.policy.ema) == (0.2, 3, 0.0)
     assert isinstance(ld.policy.ema, float)
     assert ld.is_pinned("block1")
-    assert policy.patience == 2  # the caller's policy is not changed ...
+    assert policy.patience == 4  # the caller's policy is not changed ...
     ld.policy.pinned.append("x")
     assert policy.pinned == ["block1"]  # ... nor shared
     plain = LearnDrop(_model(), threshold=0.2, patience=2, mode="freeze")  # the README's
-    assert plain.policy == DropPolicy(threshold=0.2, mode="freeze")
+    assert plain.policy == DropPolicy(threshold=0.2, patience=2, mode="freeze")
 
 
 def test_unknown_setting_names_the_known_ones() -> None:

@@ -120,8 +120,10 @@ def test_the_cached_replay_decides_as_the_plain_one() -> None:
         for _ in range(4):  # one cache, many policies, as a front end's sliders do
             policy = DropPolicy(
                 threshold=rng.choice([0.2, 0.5, 0.9, 1.0]), patience=rng.randint(1, 3),
-                trend_tolerance=rng.choice([0.01, 0.3, 10.0]), window=rng.randint(2, 4),
-                warmup_epochs=rng.randint(0, 2), keep_last=rng.randint(0, 1),
+                trend_tolerance=rng.choice([0.01, 0.3, 10.0]), window=rng.randint(2, 5),
+                settle=rng.choice(["noise", "tolerance"]), confidence=rng.choice([0.7, 0.9]),
+                reversible=rng.random() < 0.5,
+                warmup_epochs=rng.choice([0, 0.5, 1, 2]), keep_last=rng.randint(0, 1),
                 order=rng.choice(["prefix", "any"]), ema=rng.choice([0.0, 0.5]),
                 pinned=[units[0].name] if rng.random() < 0.1 else [])
             fast = replay(policy, units, checks, actions, recorded, cache=cache)

@@ -18,13 +18,14 @@ from learndrop.core.engine import (
     replay,
 )
 
-EASY = DropPolicy(threshold=1.0, patience=1, warmup_epochs=0, window=2, trend_tolerance=10.0)
+EASY = DropPolicy(threshold=1.0, patience=1, warmup_epochs=0, window=2, trend_tolerance=10.0,
+                  settle="tolerance")
 UNITS = [RuleUnit("stem"), RuleUnit("a"), RuleUnit("b"), RuleUnit("c"),
          RuleUnit("head", is_head=True)]
 
 
 def test_the_first_check_anchors_the_score_but_not_the_trend() -> None:
-    policy = DropPolicy(threshold=0.5, trend_tolerance=0.1, window=3)
+    policy = DropPolicy(threshold=0.5, trend_tolerance=0.1, window=3, settle="tolerance")
     s = advance(ScoreState(), 2.0, policy)  # the anchor: score 1
     assert s.score == 1.0 and s.trend is None and not s.settled
     s = advance(s, 0.6, policy)  # one trend point: no slope yet
@@ -133,7 +134,7 @@ def test_replay_is_the_live_rule(order: str) -> None:
     """The same changes fed one check at a time through advance and drops_now give the
     replay's drops."""
     policy = DropPolicy(threshold=0.6, patience=2, warmup_epochs=1, window=3,
-                        trend_tolerance=0.2, order=order)  # type: ignore[arg-type]
+                        trend_tolerance=0.2, order=order, settle="tolerance")  # type: ignore[arg-type]
     rows = [[1.0, 1.0, 1.0, 1.0, None], [0.5, 0.9, 0.4, 0.3, None],
             [0.4, 0.8, 0.4, 0.3, None], [0.4, 0.8, 0.35, 0.3, None],
             [0.3, 0.7, 0.3, 0.3, None], [0.3, 0.3, 0.3, 0.3, None],

@@ -132,11 +132,18 @@ def test_the_watch_restores_only_the_last_drop_and_only_for_a_while() -> None:
 
 
 class _Restores(Callback):
+    """Keeps each restore with the unit's streak and drop state when it was announced."""
+
     def __init__(self) -> None:
         self.restores: list[RestoreEvent] = []
+        self.seen: list[tuple[int, bool]] = []
+        self.ld: LearnDrop | None = None
 
     def on_restore(self, event: RestoreEvent) -> None:
         self.restores.append(event)
+        if self.ld is not None:
+            self.seen.append((self.ld.score_states[event.index].streak,
+                              self.ld.is_dropped(event.unit)))
 
 
 def _train(ld: LearnDrop, net: nn.Module, opt: torch.optim.Optimizer, epochs: int,
@@ -164,9 +171,11 @@ def _engine(**settings: object) -> tuple[LearnDrop, nn.Module, torch.optim.Optim
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
     seen = _Restores()
     policy = DropPolicy(threshold=1.0, patience=1, warmup_epochs=0, window=2,
-                        trend_tolerance=10.0, keep_last=0, reversible=True, checks_per_epoch=4)
+                        trend_tolerance=10.0, settle="tolerance", keep_last=0, reversible=True,
+                        checks_per_epoch=4)
     ld = LearnDrop(net, opt, policy=policy.with_values(**settings), callbacks=[seen],
                    example_input=batch(0)[0][:2], steps_per_epoch=4)
+    seen.ld = ld
     return ld, net, opt, seen
 
 
@@ -175,10 +184,11 @@ def test_a_drop_whose_loss_rises_is_restored_and_held_back() -> None:
     _train(ld, net, opt, 3, loss_after=50.0)
     assert seen.restores, "the loss rose tenfold after the drop and nothing was restored"
     first = seen.restores[0]
-    assert first.loss_after > first.loss_before and first.reason == "loss"
-    # held back: its streak started at -patience, so it needs two settled checks again
-    assert ld.score_states[first.index].streak <= 1 or ld.is_dropped(first.unit)
-    assert restore_hold(ld.policy) == -1
+    assert first.loss_after > first.loss_before + 1 and first.reason == "loss"
+    # training again, held back: its streak starts at -patience (two settled checks to go)
+    assert seen.seen[0] == (restore_hold(ld.policy), False) == (-1, False)
+    events = [e for e in ld.drop_log() if e["unit"] == first.unit]
+    assert events, "the restored unit had been dropped by the policy"
 
 
 def test_a_drop_the_loss_accepts_stays_and_no_loss_means_no_restore() -> None:
@@ -219,7 +229,7 @@ def _checks(rows: list[list[float | None]]) -> list[RecordedCheck]:
 
 def test_a_replay_restores_and_holds_a_reverted_unit_only_when_reversible() -> None:
     easy = DropPolicy(threshold=1.0, patience=1, warmup_epochs=0, window=2,
-                      trend_tolerance=10.0, keep_last=1, reversible=True)
+                      trend_tolerance=10.0, settle="tolerance", keep_last=1, reversible=True)
     rows: list[list[float | None]] = [[1.0, 1.0, 1.0, None]] * 3 + [
         [None, None, 1.0, None]] + [[1.0, None, 1.0, None]] * 3
     revert = [RecordedAction(4, "revert", 0)]

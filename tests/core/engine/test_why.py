@@ -28,7 +28,7 @@ def _by_key(conditions: list) -> dict:
 def test_low_score_but_steep_trend_is_named_as_the_trend() -> None:
     """Under the threshold for two checks with patience 2, yet not settled: the trend."""
     policy = DropPolicy(threshold=0.5, patience=2, trend_tolerance=0.05, window=3,
-                        warmup_epochs=1, keep_last=1)
+                        settle="tolerance", warmup_epochs=1, keep_last=1)
     state = ScoreState()
     for change in (10.0, 4.0, 2.0, 0.5):  # scores 1, 0.4, 0.2, 0.05: low, still falling
         state = advance(state, change, policy)
@@ -70,7 +70,9 @@ def test_every_condition_met_exactly_when_the_rule_drops_the_unit() -> None:
     for _ in range(300):
         policy = DropPolicy(threshold=rng.choice([0.3, 0.6, 0.9]), patience=rng.randint(1, 3),
                             trend_tolerance=rng.choice([0.02, 0.2, 1.0]),
-                            window=rng.randint(2, 4), warmup_epochs=rng.randint(0, 2),
+                            settle=rng.choice(["noise", "tolerance"]),
+                            confidence=rng.choice([0.6, 0.9, 0.99]),
+                            window=rng.randint(2, 6), warmup_epochs=rng.choice([0, 0.5, 1, 2]),
                             keep_last=rng.randint(0, 2), order=rng.choice(["prefix", "any"]))
         states = []
         for _u in UNITS:
@@ -80,12 +82,13 @@ def test_every_condition_met_exactly_when_the_rule_drops_the_unit() -> None:
             states.append(s)
         statuses = [UnitStatus(dropped=rng.random() < 0.2, pinned=rng.random() < 0.1,
                                streak=s.streak) for s in states]
-        epochs = rng.randint(0, 3)
+        epochs = rng.choice([0, 0.25, 0.5, 1.0, 1.75, 3.0])
         decided = drops_now(policy, UNITS, statuses) if may_drop(policy, epochs) else []
         for i, s in enumerate(states):
             if statuses[i].dropped:
                 continue
             conditions = why_not_yet(policy, UNITS, statuses, i, score=s.score, trend=s.trend,
-                                     epochs_done=epochs)
+                                     epochs_done=epochs, trend_se=s.trend_se,
+                                     points=len(s.recent))
             assert all(c.met for c in conditions) == (i in decided), (policy, i, conditions)
             assert (verdict(conditions, False) == "drops at the next check") == (i in decided)

@@ -117,3 +117,8 @@ def test_whatif_on_the_command_line(run_cli: Any, tmp_path: Path) -> None:
     assert code == 2 and "drop.threshold" in err and "Traceback" not in err
     code, out, err = run_cli(["whatif", "nosuchrun", "--store", store])
     assert code == 2 and "Traceback" not in err
+    code, out, err = run_cli(["whatif", "w1", "--store", store, "--settle", "noise",
+                              "--confidence", "0.8", "--warmup-epochs", "0.5",
+                              "--reversible", "off"])
+    assert code == 0, err
+    assert "settle tolerance -> noise" in out and "warmup_epochs 1.0 -> 0.5" in out
