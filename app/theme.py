@@ -46,6 +46,7 @@ class Theme:
     error: QColor
     warning: QColor
     states: dict[str, QColor]
+    restore: QColor  # a drop undone (reversible drops), on the charts and in the log
 
     def state_color(self, state: str) -> QColor:
         return self.states.get(state, self.muted)
@@ -82,6 +83,7 @@ def current_theme(palette: QPalette | None = None) -> Theme:
                 "pinned": QColor("#b27ef2"),
                 "kept": QColor("#3fae8a"),
             },
+            restore=QColor("#26c6da"),
         )
     return Theme(
         dark=False,
@@ -98,6 +100,7 @@ def current_theme(palette: QPalette | None = None) -> Theme:
             "pinned": QColor("#8a4fd8"),
             "kept": QColor("#2e8b6e"),
         },
+        restore=QColor("#00838f"),
     )
 
 

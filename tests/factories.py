@@ -26,6 +26,7 @@ from learndrop.core.events import (
     FitEnd,
     FitStart,
     Progress,
+    RestoreEvent,
     SavingsReport,
     ScoreCheck,
     UnitInfo,
@@ -113,6 +114,22 @@ def make_events(name: str = "demo-run", *, epochs: int = 3, steps_per_epoch: int
                                          summary=RunSummary(status=status, best_accuracy=0.8,
                                                             wall_time_s=12.5))))
     return out
+
+
+#: the drop that :func:`make_undone_events` undoes: the first one (``stem``, step 6), at step 8
+UNDONE = RestoreEvent(step=8, epoch=0.8, unit="stem", index=0, reason="loss",
+                      loss_before=0.4125, loss_after=0.5311)
+
+
+def make_undone_events(name: str = "undone-run", **kw: Any) -> list[tuple[str, Any]]:
+    """:func:`make_events` with its first drop undone by the policy (:data:`UNDONE`), as
+    the engine's reversible drops do when the training loss rises after a drop."""
+    stream = make_events(name, **kw)
+    first_drop = next(i for i, (hook, _) in enumerate(stream) if hook == "on_drop")
+    after = next(i for i, (hook, ev) in enumerate(stream)
+                 if i > first_drop and hook == "on_progress" and ev.step >= UNDONE.step)
+    stream.insert(after + 1, ("on_restore", UNDONE))
+    return stream
 
 
 def expected_replay(stream: list[tuple[str, Any]]) -> list[Any]:

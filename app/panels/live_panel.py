@@ -153,7 +153,7 @@ class LivePanel(QWidget, Callback):
 
     def on_restore(self, event: RestoreEvent) -> None:
         self.history.on_restore(event)
-        self._mark(*_SCORES, "gauges", "log")
+        self._mark(*_SCORES, "metrics", "gauges", "log")
 
     def on_epoch_end(self, event: EpochEnd) -> None:
         self.history.on_epoch_end(event)

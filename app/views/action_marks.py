@@ -1,6 +1,7 @@
 """What the user did to a run (pin, unpin, drop by hand, pause, resume, stop, cancel), marked
 on a chart as a thin vertical line at the epoch position where the run took it, labelled,
-with the action in words as its tooltip."""
+with the action in words as its tooltip; the drops the policy undid (reversible drops) the
+same way, dashed in the theme's restore colour."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from PySide6.QtCore import Qt
 
 from ..theme import Theme
 
-__all__ = ["ActionMarks", "mark_label"]
+__all__ = ["ActionMarks", "RestoreMarks", "mark_label"]
 
 _SHORT = {"pin": "pin", "unpin": "unpin", "drop": "drop", "pause": "pause",
           "resume": "resume", "stop": "stop", "cancel": "cancel"}
@@ -43,20 +44,31 @@ class ActionMarks:
         self.clear()
         self.update()
 
+    def _marks(self) -> list[tuple[float, str, str]]:
+        """Each mark's epoch position, short label and tooltip, in order."""
+        return [(float(a.epoch), mark_label(a.action, a.unit),
+                 f"you {a.text} at epoch {a.epoch:.2f}") for a in self.view.history.actions]
+
+    def _pen(self) -> Any:
+        return pg.mkPen(self.theme.faded(self.theme.foreground, 150), width=1,
+                        style=Qt.PenStyle.DotLine)
+
+    def _label_color(self) -> Any:
+        return self.theme.foreground
+
     def update(self) -> None:
-        actions = self.view.history.actions
-        if len(self.lines) > len(actions):  # another run: start again
+        marks = self._marks()
+        if len(self.lines) > len(marks):  # another run: start again
             self.clear()
-        pen = pg.mkPen(self.theme.faded(self.theme.foreground, 150), width=1,
-                       style=Qt.PenStyle.DotLine)
-        for a in actions[len(self.lines):]:
+        pen = self._pen()
+        for epoch, label, tip in marks[len(self.lines):]:
             # labels beside the line at its top, staggered so that close marks stay readable
             opts = {"position": 0.97 - 0.06 * (len(self.lines) % 4),
-                    "color": self.theme.foreground, "anchors": [(0, 0), (0, 0)]}
-            line = pg.InfiniteLine(pos=float(a.epoch), angle=90, movable=False, pen=pen,
-                                   label=mark_label(a.action, a.unit) if self.labelled else None,
+                    "color": self._label_color(), "anchors": [(0, 0), (0, 0)]}
+            line = pg.InfiniteLine(pos=epoch, angle=90, movable=False, pen=pen,
+                                   label=label if self.labelled else None,
                                    labelOpts=opts)
-            line.setToolTip(f"you {a.text} at epoch {a.epoch:.2f}")
+            line.setToolTip(tip)
             line.setZValue(-5)
             self.plot.addItem(line, ignoreBounds=True)
             self.lines.append(line)
@@ -65,3 +77,18 @@ class ActionMarks:
         """Each mark's epoch position and label (for tests and reports)."""
         return [(float(line.value()), lab.toPlainText() if (lab := getattr(line, "label", None))
                  else "") for line in self.lines]
+
+
+class RestoreMarks(ActionMarks):
+    """The drops the policy undid (``history.restores``) as dashed vertical lines in the
+    theme's restore colour, labelled "restore <unit>", the restore's text as tooltip."""
+
+    def _marks(self) -> list[tuple[float, str, str]]:
+        return [(float(r.epoch), f"restore {r.unit}", f"{r.text} (epoch {r.epoch:.2f})")
+                for r in self.view.history.restores]
+
+    def _pen(self) -> Any:
+        return pg.mkPen(self.theme.restore, width=1.5, style=Qt.PenStyle.DashLine)
+
+    def _label_color(self) -> Any:
+        return self.theme.restore

@@ -14,7 +14,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 
-from learndrop.core.events import DropEvent
+from learndrop.core.events import DropEvent, RestoreEvent
 from learndrop.core.format import short_names
 from learndrop.core.report import RunData
 from learndrop.core.report import tables as tables
@@ -45,7 +45,9 @@ def _finite(values: list[Any]) -> np.ndarray:
 class ComparePlots(pg.GraphicsLayoutWidget):
     """Loss and accuracy of both runs (solid: validation, dashed: training) over a drop
     timeline per run; hovering a drop marker names the unit. ``curves[label]`` holds a run's
-    four curve items (validation loss first), ``drop_markers`` one scatter item per run."""
+    four curve items (validation loss first), ``drop_markers`` one scatter item per run, and
+    ``restore_markers`` one per run for the drops its policy undid (upward triangles in the
+    theme's restore colour)."""
 
     def __init__(self, runs: list[RunData], labels: list[str], colors: tuple[QColor, QColor],
                  theme: Theme, text_size: float) -> None:
@@ -55,6 +57,7 @@ class ComparePlots(pg.GraphicsLayoutWidget):
         self.shown = short_names(labels, 34)
         self.curves: dict[str, list[pg.PlotDataItem]] = {}
         self.drop_markers: list[pg.ScatterPlotItem] = []
+        self.restore_markers: list[pg.ScatterPlotItem] = []
         self.legend = pg.LegendItem(labelTextColor=theme.foreground,
                                     labelTextSize=f"{max(7.0, text_size):.1f}pt")
         self.legend.setColumnCount(2)
@@ -62,7 +65,9 @@ class ComparePlots(pg.GraphicsLayoutWidget):
         self.loss_plot = self.addPlot(row=1, col=0, title="Loss")
         self.acc_plot = self.addPlot(row=1, col=1, title="Accuracy")
         self.drop_plot = self.addPlot(row=2, col=0, colspan=2,
-                                      title="Drops (hover a marker for the unit)")
+                                      title=("Drops \u25bc and restores \u25b2"
+                                             if any(d.restores for d in runs) else "Drops")
+                                      + " (hover a marker for the unit)")
         self.ci.layout.setRowStretchFactor(1, 3)
         self.ci.layout.setRowStretchFactor(2, 1)
         self._draw_curves()
@@ -118,6 +123,15 @@ class ComparePlots(pg.GraphicsLayoutWidget):
                 tip=lambda x, y, data: str(data))
             plot.addItem(markers)
             self.drop_markers.append(markers)
+            undone = pg.ScatterPlotItem(
+                spots=[{"pos": (float(r.epoch), y), "data": self._restore_tip(d, r)}
+                       for r in d.restores],
+                symbol="t1", size=12, pen=pg.mkPen(color, width=1.5),
+                brush=pg.mkBrush(self.theme.restore), hoverable=True,
+                hoverBrush=pg.mkBrush(self.theme.foreground),
+                tip=lambda x, y, data: str(data))
+            plot.addItem(undone)
+            self.restore_markers.append(undone)
             if not d.drops:
                 text = pg.TextItem("no drops" if d.record.drop_enabled else
                                    "baseline: no dropping", color=self.theme.muted,
@@ -130,3 +144,8 @@ class ComparePlots(pg.GraphicsLayoutWidget):
         score = "by hand" if drop.reason == "manual" else f"score {tables.score(drop.score)}"
         return (f"{drop.unit} dropped in epoch {d.epoch_number(drop.step)} "
                 f"(at {drop.epoch:.2f} epochs, step {drop.step}, {score})")
+
+    @staticmethod
+    def _restore_tip(d: RunData, restore: RestoreEvent) -> str:
+        return (f"{restore.text}; in epoch {d.epoch_number(max(restore.step, 1))} "
+                f"(at {restore.epoch:.2f} epochs, step {restore.step})")

@@ -1,5 +1,6 @@
-"""A timestamped list of what happened in the run: drops, checkpoints, the user's actions,
-warnings and errors; the Show menu hides kinds (checkpoints, say)."""
+"""A timestamped list of what happened in the run: drops, restores (drops the policy undid),
+checkpoints, the user's actions, warnings and errors; the Show menu hides kinds (checkpoints,
+say)."""
 
 from __future__ import annotations
 
@@ -25,10 +26,11 @@ from ..theme import Theme, current_theme
 
 __all__ = ["EventLog"]
 
-_KIND_LABELS = {"drop": "Drop", "checkpoint": "Checkpoint", "action": "Your action",
-                "warning": "Warning", "error": "Error", "info": "Info"}
-_MENU_LABELS = {"drop": "Drops", "checkpoint": "Checkpoints", "action": "Your actions",
-                "warning": "Warnings", "error": "Errors", "info": "Run messages"}
+_KIND_LABELS = {"drop": "Drop", "restore": "Restore", "checkpoint": "Checkpoint",
+                "action": "Your action", "warning": "Warning", "error": "Error", "info": "Info"}
+_MENU_LABELS = {"drop": "Drops", "restore": "Restores", "checkpoint": "Checkpoints",
+                "action": "Your actions", "warning": "Warnings", "error": "Errors",
+                "info": "Run messages"}
 #: the most lines kept on screen (the history keeps them all)
 MAX_ROWS = 5000
 
@@ -84,7 +86,8 @@ class EventLog(QWidget):
         self._rebuild()
 
     def set_kind_shown(self, kind: str, shown: bool) -> None:
-        """List events of ``kind`` (drop, checkpoint, action, warning, error, info) or not."""
+        """List events of ``kind`` (drop, restore, checkpoint, action, warning, error, info)
+        or not."""
         if shown == (kind not in self.hidden):
             return
         (self.hidden.discard if shown else self.hidden.add)(kind)
@@ -151,7 +154,8 @@ class EventLog(QWidget):
         epoch = "" if e.epoch is None else f"{e.epoch:.2f}"
         item = QTreeWidgetItem([when, epoch, _KIND_LABELS.get(e.kind, e.kind), e.text])
         item.setToolTip(3, e.text)
-        color = {"error": self.theme.error, "warning": self.theme.warning}.get(e.kind)
+        color = {"error": self.theme.error, "warning": self.theme.warning,
+                 "restore": self.theme.restore}.get(e.kind)
         if color is not None:
             for c in range(4):
                 item.setForeground(c, QBrush(color))

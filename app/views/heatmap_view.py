@@ -35,7 +35,7 @@ class HeatmapView(QWidget):
         super().__init__(parent)
         self.history = history
         self.theme: Theme = current_theme()
-        self._drawn_key: tuple[int, int] = (-1, -1)
+        self._drawn_key: tuple[int, ...] = (-1, -1)
         self._range_key: tuple[float, float, int] = (0.0, 0.0, -1)
 
         self.view = pg.GraphicsLayoutWidget()
@@ -87,7 +87,7 @@ class HeatmapView(QWidget):
 
     def refresh(self, force: bool = False) -> None:
         h = self.history
-        key = (h.n_checks(), len(h.drops))
+        key = (h.n_checks(), len(h.drops), len(h.restores))
         if key == self._drawn_key and not force:
             return
         self._drawn_key = key

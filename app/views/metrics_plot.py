@@ -14,7 +14,7 @@ from learndrop.core.monitor import RunHistory
 
 from ..theme import Theme, apply_plot_theme, current_theme
 from ._plot_state import line_legend, show_axis_values
-from .action_marks import ActionMarks
+from .action_marks import ActionMarks, RestoreMarks
 
 __all__ = ["MetricsPlot"]
 
@@ -71,6 +71,9 @@ class MetricsPlot(QWidget):
         # the user's pins, pauses, resumes and stops, on both plots
         self.action_marks = [ActionMarks(self.loss_plot, self, self.theme),
                              ActionMarks(self.acc_plot, self, self.theme, labelled=False)]
+        # the drops the policy undid: the loss rise that undid them shows on the loss plot
+        self.restore_marks = [RestoreMarks(self.loss_plot, self, self.theme),
+                              RestoreMarks(self.acc_plot, self, self.theme, labelled=False)]
 
         # two plots that stay readable when the window is small
         self.view.setMinimumHeight(self.fontMetrics().height() * 13)
@@ -82,6 +85,8 @@ class MetricsPlot(QWidget):
     def restyle(self) -> None:
         self.theme = current_theme(self.palette())
         apply_plot_theme(self.view, self.theme)
+        for marks in self.restore_marks:
+            marks.restyle(self.theme)
         t = self.theme
         train = t.states["learning"]
         val = t.threshold
@@ -102,7 +107,7 @@ class MetricsPlot(QWidget):
         for item in (self.batch_loss, self.train_loss, self.val_loss, self.train_acc,
                      self.val_acc, self.val_scaled):
             item.setData([], [])
-        for marks in self.action_marks:
+        for marks in (*self.action_marks, *self.restore_marks):
             marks.clear()
         self._show_scaled(False)
         self._drawn_key = (-1, -1)
@@ -144,7 +149,7 @@ class MetricsPlot(QWidget):
 
     def refresh(self, force: bool = False) -> None:
         h = self.history
-        for marks in self.action_marks:
+        for marks in (*self.action_marks, *self.restore_marks):
             marks.update()
         key = (len(h.progress), len(h.epochs))
         if key == self._drawn_key and not force:

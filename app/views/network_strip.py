@@ -209,6 +209,8 @@ class NetworkStrip(QWidget):
         if i in h.drop_of:
             d = h.drop_of[i]
             lines.append(f"dropped at step {d.step} (epoch {d.epoch:.2f}, {d.reason})")
+        elif (back := next((r for r in reversed(h.restores) if r.index == i), None)):
+            lines.append(f"{back.text} (epoch {back.epoch:.2f})")
         return "<br>".join(lines)
 
     def event(self, ev: QEvent) -> bool:

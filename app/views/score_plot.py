@@ -41,7 +41,7 @@ from ._plot_state import show_axis_values
 from ._score_curves import CHUNK_BINS, LOG_FLOOR, CurveLayer
 from ._score_hover import nearest_curve
 from ._score_legend import ScoreLegend
-from .action_marks import ActionMarks
+from .action_marks import ActionMarks, RestoreMarks
 
 __all__ = ["CHUNK_BINS", "MAX_BANDS", "DEFAULT_SPAN", "ScorePlot"]
 
@@ -135,6 +135,7 @@ class ScorePlot(QWidget):
         self.legend = ScoreLegend(self.plot, legend_pt)
         self.plot.scene().sigMouseMoved.connect(self._on_mouse_moved)
         self.action_marks = ActionMarks(self.plot, self, self.theme)  # pins, pauses, stops
+        self.restore_marks = RestoreMarks(self.plot, self, self.theme)  # drops undone
 
         self.plot_widget.setMinimumHeight(self.fontMetrics().height() * 9)
         lay = QVBoxLayout(self)
@@ -167,6 +168,7 @@ class ScorePlot(QWidget):
             self.plot.vb.removeItem(m)
         self._marker_items = {}
         self.action_marks.clear()
+        self.restore_marks.clear()
         for i in scored.tolist():
             m = pg.ScatterPlotItem(symbol="o")
             m.setZValue(20)
@@ -296,6 +298,7 @@ class ScorePlot(QWidget):
     def restyle(self) -> None:
         self.theme = current_theme(self.palette())
         apply_plot_theme(self.plot_widget, self.theme)
+        self.restore_marks.restyle(self.theme)
         pen = pg.mkPen(self.theme.threshold, width=1.5, style=Qt.PenStyle.DashLine)
         self.threshold_line.setPen(pen)
         self.threshold_label.setColor(self.theme.threshold)
@@ -334,6 +337,7 @@ class ScorePlot(QWidget):
             self._draw_threshold()
         self._add_markers()
         self.action_marks.update()
+        self.restore_marks.update()
 
     # ---- curve layers ------------------------------------------------------------------------
     def _restyle_curves(self) -> None:

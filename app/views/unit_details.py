@@ -132,8 +132,11 @@ class UnitDetails(QWidget):
         streak = int(h.latest_streaks[i]) if i < h.latest_streaks.shape[0] else 0
         self.fields["streak"].setText(f"{streak} check{'s' if streak != 1 else ''}")
         d = h.drop_of.get(i)
+        back = next((r for r in reversed(h.restores) if r.index == i), None)
         self.fields["dropped"].setText(
-            "no" if d is None else f"step {d.step}, epoch {d.epoch:.2f} ({d.reason})")
+            f"step {d.step}, epoch {d.epoch:.2f} ({d.reason})" if d is not None
+            else "no" if back is None else f"no: restored at epoch {back.epoch:.2f}, the "
+            f"training loss rose from {back.loss_before:.4f} to {back.loss_after:.4f}")
         self.why.setText(why_html(h.why_not_yet(i), d is not None, self.theme))
         x, y = h.unit_scores(i)
         pen = pg.mkPen(depth_colors(len(h.units), self.theme)[i], width=2)

@@ -161,6 +161,10 @@ def cmd_show(args: argparse.Namespace) -> int:
             ["STEP", "EPOCH", "UNIT", "REASON", "SCORE"],
             [[str(d.step), f"{d.epoch:.2f}", d.unit, d.reason, fmt.score(d.score)]
              for d in data.drops], right=frozenset({0, 1, 4}))]
+    if data.restores:
+        head, rows = t.restore_table(data)
+        out += ["", "Restores (drops undone: the training loss rose after them)",
+                _table([h.upper() for h in head], rows, right=frozenset({0, 1, 4, 5}))]
     if data.actions:
         head, rows = t.action_table(data)
         out += ["", "Your actions", _table([h.upper() for h in head], rows,

@@ -112,6 +112,8 @@ def report_dict(report: Report) -> dict[str, Any]:
             "score_checks": [event_to_dict(c) for c in d.checks],
             "drops": [dict(event_to_dict(x), epoch_number=d.epoch_number(x.step))
                       for x in d.drops],
+            "restores": [dict(event_to_dict(x), epoch_number=d.epoch_number(max(x.step, 1)),
+                              text=x.text) for x in d.restores],
             "progress": [event_to_dict(p) for p in d.progress],
             "checkpoints": [event_to_dict(c) for c in d.checkpoints],
             "actions": [event_to_dict(a) for a in d.actions],
@@ -202,5 +204,7 @@ def _tensorboard_run(writer: Any, data: RunData) -> None:
     for d in data.drops:
         writer.add_text("drops", f"step {d.step} (epoch {d.epoch:.2f}): {d.unit} "
                                  f"({d.reason}, score {csv_number(d.score)})", d.step)
+    for r in data.restores:
+        writer.add_text("restores", f"step {r.step} (epoch {r.epoch:.2f}): {r.text}", r.step)
 
 

@@ -17,6 +17,9 @@ from ._svgplot import PALETTE, Marker, Series, heatmap, line_chart
 
 __all__ = ["Plot", "plots", "render_html"]
 
+#: a drop the policy undid, on the report's score chart
+RESTORE_COLOR = "#00838f"
+
 _CSS = """
 body { font-family: Helvetica, Arial, sans-serif; color: #222; margin: 24px; max-width: 980px; }
 h1 { font-size: 22px; margin-bottom: 4px; }
@@ -50,6 +53,8 @@ def _run_plots(d: RunData, prefix: str = "") -> list[Plot]:
     checks = d.checks
     threshold = d.record.config.get("drop", {}).get("threshold")
     markers = [Marker(f"{x.unit} dropped", x=x.epoch, color="#c0392b") for x in d.drops]
+    markers += [Marker(f"{x.unit} restored", x=x.epoch, color=RESTORE_COLOR)
+                for x in d.restores]
     if isinstance(threshold, (int, float)):
         markers.append(Marker(f"threshold {threshold:g}", y=float(threshold)))
     scores = [Series(u.name, [c.epoch for c in checks],
@@ -58,6 +63,8 @@ def _run_plots(d: RunData, prefix: str = "") -> list[Plot]:
     drawn = ["1 = the unit learns as fast as it ever did; near 0 = settled."]
     if d.drops:
         drawn.append("Dashed red: drops.")
+    if d.restores:
+        drawn.append("Dashed teal: drops undone (the training loss rose after them).")
     if isinstance(threshold, (int, float)):
         drawn.append("Dashed grey: the drop threshold.")
     out = [Plot(prefix + "scores", "Learning scores",
@@ -202,6 +209,12 @@ def render_html(report: Report, image: Callable[[Plot], str] | None = None) -> s
             ["Step", "Epoch", "Unit", "Reason", "Score"],
             [[str(x.step), f"{x.epoch:.2f}", x.unit, x.reason, t.score(x.score)]
              for x in d.drops], numeric=frozenset({0, 1, 4}))]
+    if d.restores:
+        parts += ["<h2>Restores</h2>",
+                  '<p class="small">Drops the policy undid (reversible drops): the training '
+                  "loss after the drop rose above the loss before it by more than its noise, "
+                  "so the unit trains again.</p>",
+                  _grid(*t.restore_table(d), numeric=frozenset({0, 1, 4, 5}))]
     if d.actions:
         parts += ["<h2>Your actions</h2>",
                   '<p class="small">What was done to the run while it trained: when it was '

@@ -24,6 +24,7 @@ from ..events import (
     FitEnd,
     FitStart,
     Progress,
+    RestoreEvent,
     SavingsReport,
     ScoreCheck,
     UnitInfo,
@@ -57,13 +58,14 @@ class UnitRow:
     drop_reason: str
     final_score: float | None
     pinned: bool = False  # pinned at the end of the run (by the config or by hand)
+    restores: int = 0  # how often the policy undid its drop (reversible drops)
 
     @property
     def state(self) -> str:
         if self.is_head:
             return "head"
         if self.drop_step is None:
-            return "pinned" if self.pinned else "trained"
+            return "pinned" if self.pinned else "restored" if self.restores else "trained"
         return f"dropped ({self.drop_reason})"
 
 
@@ -87,6 +89,7 @@ class RunData:
     epochs: list[EpochEnd] = field(default_factory=list)
     checks: list[ScoreCheck] = field(default_factory=list)
     drops: list[DropEvent] = field(default_factory=list)
+    restores: list[RestoreEvent] = field(default_factory=list)  # drops the policy undid
     progress: list[Progress] = field(default_factory=list)
     checkpoints: list[CheckpointSaved] = field(default_factory=list)
     messages: list[RunMessage] = field(default_factory=list)
@@ -114,8 +117,9 @@ class RunData:
         return pinned
 
     def unit_rows(self) -> list[UnitRow]:
-        # a pin takes a dropped unit back: the drops before it no longer hold
+        # a pin or a restore takes a dropped unit back: the drops before it no longer hold
         restored = {(a.unit, a.step) for a in self.actions if a.action == "pin"}
+        restored |= {(r.unit, r.step) for r in self.restores}
         kept = [d for d in self.drops
                 if not any(unit == d.unit and step >= d.step for unit, step in restored)]
         drops = {d.index: d for d in kept}
@@ -134,7 +138,8 @@ class RunData:
                 flops_share=u.flops_share, is_head=u.is_head,
                 drop_step=d.step if d else None, drop_epoch=d.epoch if d else None,
                 drop_reason=d.reason if d else "", final_score=final,
-                pinned=u.name in pinned))
+                pinned=u.name in pinned,
+                restores=sum(r.unit == u.name for r in self.restores)))
         return rows
 
     def savings(self) -> SavingsReport | None:
@@ -184,8 +189,8 @@ def load_run(store: RunStore, ref: str | int) -> RunData:
     data = RunData(record=record, start=events[0])
     buckets: dict[type, list[Any]] = {
         EpochEnd: data.epochs, ScoreCheck: data.checks, DropEvent: data.drops,
-        Progress: data.progress, CheckpointSaved: data.checkpoints, RunMessage: data.messages,
-        UserAction: data.actions}
+        RestoreEvent: data.restores, Progress: data.progress,
+        CheckpointSaved: data.checkpoints, RunMessage: data.messages, UserAction: data.actions}
     for event in events[1:]:
         if isinstance(event, FitEnd):
             data.end = event

@@ -22,8 +22,8 @@ from ..savings import SavingsReport
 from ._model import RunData
 
 __all__ = ["pct", "duration", "count", "score", "overview_rows", "headline_rows",
-           "savings_rows", "unit_table", "action_table", "comparison_rows", "drop_timeline",
-           "config_rows", "environment_rows", "when"]
+           "savings_rows", "unit_table", "action_table", "restore_table", "comparison_rows",
+           "drop_timeline", "config_rows", "environment_rows", "when"]
 
 
 # ---- number formatting: the shared formatters, under the names the report's callers use ----
@@ -82,6 +82,11 @@ def headline_rows(d: RunData) -> list[tuple[str, str]]:
              ("Time saved, measured", _time_saved(sav)),
              ("Time saved, predicted from FLOPs", _precise(predicted)),
              ("Units dropped", f"{len(d.drops)} of {sum(not u.is_head for u in d.units)}")]
+    if d.restores:  # the units dropped at the end, and the drops the policy undid
+        held = sum(u.drop_step is not None for u in d.unit_rows() if not u.is_head)
+        rows[-1] = ("Units dropped", f"{held} of {sum(not u.is_head for u in d.units)} at "
+                                     f"the end ({len(d.drops)} drops)")
+        rows.append(("Drops undone (the loss rose after them)", str(len(d.restores))))
     return rows
 
 
@@ -172,6 +177,15 @@ def unit_table(d: RunData) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
+def restore_table(d: RunData) -> tuple[list[str], list[list[str]]]:
+    """The drops the policy undid (reversible drops): where, which unit, and the training
+    loss before the drop and after it that made the policy take it back."""
+    head = ["Step", "Epoch", "Unit", "Reason", "Loss before", "Loss after"]
+    rows = [[str(r.step), f"{d.epoch_number(max(r.step, 1))} ({r.epoch:.2f})", r.unit, r.reason,
+             f"{r.loss_before:.4f}", f"{r.loss_after:.4f}"] for r in d.restores]
+    return head, rows
+
+
 def action_table(d: RunData) -> tuple[list[str], list[list[str]]]:
     """What the user did to the running run: when they asked, where the run took it."""
     head = ["Time", "Epoch", "Step", "Action"]
@@ -233,6 +247,8 @@ def comparison_rows(runs: list[RunData], reference: RunData | None = None
         row("Time saved, measured", lambda d: _time_saved(d.savings())),
         row("Units dropped", lambda d: str(len(d.drops))),
     ]
+    if any(d.restores for d in runs):
+        rows.append(row("Drops undone", lambda d: str(len(d.restores))))
     if len(runs) > 1:
         ref_acc = ref.accuracy().final_val_accuracy
         ref_wall = ref.record.wall_time_s
@@ -261,14 +277,17 @@ def _diff(a: Any, b: Any) -> float | None:
 
 
 def drop_timeline(runs: list[RunData]) -> tuple[list[str], list[list[str]]]:
-    """Units dropped in each epoch (counted from 1), one column per run."""
+    """Units dropped in each epoch (counted from 1), one column per run; a drop the policy
+    undid shows as "<unit> restored" in the epoch of its restore."""
     head = ["Epoch", *[d.name for d in runs]]
     per_run: list[dict[int, list[str]]] = []
     last = 0
     for d in runs:
         cells: dict[int, list[str]] = {}
-        for drop in d.drops:
-            cells.setdefault(d.epoch_number(drop.step), []).append(drop.unit)
+        events = sorted([(x.step, 0, x.unit) for x in d.drops]
+                        + [(r.step, 1, f"{r.unit} restored") for r in d.restores])
+        for step, _order, text in events:
+            cells.setdefault(d.epoch_number(step), []).append(text)
         per_run.append(cells)
         ends = [d.epoch_number(e.step) for e in d.epochs]
         last = max([last, *ends, *cells])

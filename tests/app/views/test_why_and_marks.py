@@ -9,7 +9,7 @@ from typing import Any
 from factories import LIVE_THRESHOLD, feed
 from learndrop.app.panels import LivePanel
 from learndrop.app.views.why_text import why_lines
-from learndrop.core.events import UserAction
+from learndrop.core.events import RestoreEvent, UserAction
 
 
 def _half(stream: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
@@ -66,3 +66,44 @@ def test_actions_are_marked_on_the_score_and_metrics_charts(live_panel: LivePane
     feed(live_panel, stream[:1])
     live_panel.score_plot.refresh(force=True)
     assert live_panel.score_plot.action_marks.positions() == []
+
+
+def test_restores_are_marked_logged_and_the_unit_trains_again(live_panel: LivePanel,
+                                                              stream: Any) -> None:
+    """A drop the policy undid is marked on the score and loss charts (its text as
+    tooltip), listed in the event log as a restore, and its unit shows as training again
+    in the strip, the dropped prefix and the unit details."""
+    feed(live_panel, _half(stream))
+    live_panel.redraw()
+    h = live_panel.history
+    drop = h.drops[-1]
+    assert h.dropped[drop.index]
+    restore = RestoreEvent(step=drop.step + 50, epoch=drop.epoch + 0.5, unit=drop.name,
+                           index=drop.index, reason="loss", loss_before=0.4125,
+                           loss_after=0.5311)
+    live_panel.on_restore(restore)
+    live_panel.select_unit(drop.name)
+    live_panel.redraw()
+    label = f"restore {drop.name}"
+    assert live_panel.score_plot.restore_marks.positions() == [(restore.epoch, label)]
+    tip = live_panel.score_plot.restore_marks.lines[0].toolTip()
+    assert restore.text in tip and "0.4125" in tip and "0.5311" in tip
+    loss_marks, acc_marks = live_panel.metrics.restore_marks
+    assert loss_marks.positions() == [(restore.epoch, label)]
+    assert [p for p, _ in acc_marks.positions()] == [restore.epoch]
+    # the mark has its own colour, not the one of the user's actions
+    pen = live_panel.score_plot.restore_marks.lines[0].pen
+    assert pen.color().name() == live_panel.score_plot.theme.restore.name()
+    # the event log names it a restore
+    rows = [live_panel.event_log.row_text(r) for r in range(live_panel.event_log.row_count())]
+    assert any(f"\tRestore\t{restore.text}" in r for r in rows)
+    assert "restore" in live_panel.event_log.kind_actions
+    # the unit trains again: the strip's state, the dropped prefix and the details say so
+    assert live_panel.strip.state_of(drop.index) != "dropped"
+    assert restore.text in live_panel.strip.tooltip_text(drop.index)
+    assert h.dropped_prefix_len() <= drop.index
+    assert "restored at epoch" in live_panel.details.fields["dropped"].text()
+    # another run starts: its charts start without restore marks
+    feed(live_panel, stream[:1])
+    live_panel.score_plot.refresh(force=True)
+    assert live_panel.score_plot.restore_marks.positions() == []

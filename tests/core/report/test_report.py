@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from factories import UNITS, make_events, record
+from factories import UNDONE, UNITS, make_events, make_undone_events, record
 from learndrop.core.cli import _store_commands as cli_store
 from learndrop.core.errors import LearnDropError
 from learndrop.core.report import build_report, export
@@ -387,3 +387,44 @@ def test_a_run_that_ended_before_any_epoch_measured_no_savings(tmp_path: Path) -
     savings = report_dict(report)["run"]["savings"]
     assert savings["total_params"] == 28_954
     assert savings["train_flops_saved_total"] is None and savings["step"] is None
+
+
+def _undone_store(tmp_path: Path) -> Path:
+    path = tmp_path / "store.sqlite"
+    record(path, make_undone_events("undone-run", epochs=EPOCHS, steps_per_epoch=STEPS))
+    return path
+
+
+def test_restores_in_the_reports(tmp_path: Path) -> None:
+    """A drop the policy undid is listed next to the drops, with the losses before and
+    after it, in the report's model, HTML (table and chart mark), JSON and drop timeline;
+    its unit is "restored", not dropped."""
+    from learndrop.core.report import tables
+
+    with RunStore(_undone_store(tmp_path)) as store:
+        report = build_report(store, "undone-run")
+    assert report.run.restores == [UNDONE]
+    states = {u.name: u.state for u in report.run.unit_rows()}
+    assert states == {"stem": "restored", "block1": "dropped (policy)", "block2": "trained",
+                      "head": "head"}
+    assert tables.drop_timeline([report.run])[1][0] == ["1", "stem, stem restored, block1"]
+    html = export(report, "html", tmp_path / "r.html").read_text()
+    assert "<h2>Restores</h2>" in html and "0.4125" in html and "0.5311" in html
+    assert "stem restored" in html  # the mark on the score chart
+    data = json.loads(export(report, "json", tmp_path / "r.json").read_text())
+    (shown,) = data["run"]["restores"]
+    assert (shown["unit"], shown["step"], shown["loss_before"], shown["loss_after"]) == (
+        "stem", 8, 0.4125, 0.5311)
+    assert shown["text"] == UNDONE.text and shown["epoch_number"] == 1
+    assert {u["name"]: u["state"] for u in data["run"]["units"]}["stem"] == "restored"
+
+
+def test_show_lists_restores(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli(_undone_store(tmp_path), "show", "undone-run") == 0
+    out = capsys.readouterr().out
+    assert "Drops undone" in out
+    restores = out.split("Restores", 1)[1]
+    assert "stem" in restores and "0.4125" in restores and "0.5311" in restores
+    assert "1 of 3 at the end (2 drops)" in out
+    units = out.split("\nUnits\n", 1)[1].split("\nDrops\n")[0]
+    assert "restored" in units
