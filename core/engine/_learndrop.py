@@ -326,7 +326,7 @@ class LearnDrop:
         if self.policy.score == "change" and moved and not any(moved) and not self._said:
             self._said = True
             notify(self.callbacks, NOTHING_MOVED)
-        if self.policy.reversible:  # only after a drop of the policy's
+        if self.policy.reversible:  # watches the last drop the policy made, if any
             self._revert(self.losses.take())
         if may_drop(self.policy, self._epoch_float()):
             statuses = self.drops.statuses([s.streak for s in self.scorer.states])

@@ -52,10 +52,10 @@ class DropPolicy:
         "A unit is settled when its learning score is at or below this (1 settles every unit).",
         min=0.0, max=1.0,
         label="Settled below", flag="threshold", group="Learn&Drop policy", place=12))
-    patience: int = field(default=4, metadata=doc(
+    patience: int = field(default=2, metadata=doc(
         "Consecutive settled checks before a unit is dropped.", min=1, max=1000,
         label="Patience (checks)", flag="patience", group="Learn&Drop policy", place=13))
-    warmup_epochs: float = field(default=2.0, metadata=doc(
+    warmup_epochs: float = field(default=1.0, metadata=doc(
         "Epochs before any unit may drop (fractions allowed: 0.5 is half an epoch).",
         min=0.0, max=100000.0,
         label="Warm-up (epochs)", flag="warmup-epochs", group="Learn&Drop policy", place=14))
@@ -63,7 +63,7 @@ class DropPolicy:
         "Optimizer steps between score checks (0: checks_per_epoch checks an epoch).",
         min=0, max=10_000_000,
         label="Check every (steps)", flag="check-every", group="Learn&Drop policy", place=15))
-    checks_per_epoch: int = field(default=4, metadata=doc(
+    checks_per_epoch: int = field(default=1, metadata=doc(
         "Score checks an epoch, evenly spaced, when check_every is 0 (the first epoch of a "
         "loop that does not give its steps per epoch is checked once, at its end).",
         min=1, max=1000, label="Checks an epoch"))
@@ -79,10 +79,10 @@ class DropPolicy:
     ema: float = field(default=0.0, metadata=doc(
         "Smooth learning scores with this EMA factor (0: off).", min=0.0, max=0.99,
         label="Score smoothing (EMA)"))
-    window: int = field(default=6, metadata=doc(
+    window: int = field(default=3, metadata=doc(
         "Checks over which the score's trend is fitted.", min=2, max=1000,
         label="Trend window (checks)"))
-    settle: SettleTest = field(default="noise", metadata=doc(
+    settle: SettleTest = field(default="tolerance", metadata=doc(
         "How a flat trend is told: noise: the trend's slope is within what the unit's own "
         "score noise explains at drop.confidence (scale-free); tolerance: its slope per "
         "check is within trend_tolerance.", label="Flat trend test"))

@@ -230,7 +230,7 @@ def what_if(run: RecordedRun, **settings: Any) -> WhatIf:
     return WhatIf(policy=policy, recorded_policy=run.policy, units=tuple(units),
                   checks=len(run.checks), first_difference=first,
                   first_difference_epoch=run.checks[first].epoch if first is not None else None,
-                  train_flops_saved=_flops_saved(run, result),
+                  train_flops_saved=_flops_saved(run, result, policy.reversible),
                   recorded_train_flops_saved=_recorded_saving(run, mine), mode=run.mode)
 
 
@@ -246,13 +246,14 @@ def prepare_what_if(run: RecordedRun, **settings: Any) -> None:
 def _recorded_saving(run: RecordedRun, mine: Replay) -> float:
     """The recorded run's own saving (the same for every what-if: kept in its cache)."""
     if "recorded_saving" not in run.cache:
-        run.cache["recorded_saving"] = _flops_saved(run, mine)
+        run.cache["recorded_saving"] = _flops_saved(run, mine, run.policy.reversible)
     return float(run.cache["recorded_saving"])
 
 
-def _flops_saved(run: RecordedRun, result: Replay) -> float:
+def _flops_saved(run: RecordedRun, result: Replay, reverts: bool) -> float:
     """The share of the full network's training FLOPs a drop timeline saves over the
-    recorded steps (see the module's docstring)."""
+    recorded steps (see the module's docstring); ``reverts``: the recorded restores of the
+    reversible policy took place in it."""
     flops = [float(u.forward_flops) for u in run.units]
     other = max(float(run.total_forward_flops) - sum(flops), 0.0)
     full = step_cost(flops, [False] * len(flops), other_flops=other).train
@@ -262,7 +263,7 @@ def _flops_saved(run: RecordedRun, result: Replay) -> float:
     # every change of drop state: (step it takes effect after, unit, dropped or restored)
     changes = sorted([(d.step, d.unit, True) for d in result.drops]
                      + [(a.step, a.unit, False) for a in run.actions
-                        if a.action in ("pin", "restore")])
+                        if a.action in ("pin", "restore") or (reverts and a.action == "revert")])
     dropped = [False] * len(flops)
     skipped = [u.skippable for u in run.units]
     spe = run.steps_per_epoch

@@ -169,3 +169,23 @@ def test_cache_mode_without_sample_ids_is_one_clear_error(tmp_path: Path) -> Non
 
     with pytest.raises(ConfigError, match="map-style data set"):
         with_sample_ids(Stream())
+
+
+def test_mode_auto_caches_with_sample_ids_and_freezes_without(tmp_path: Path) -> None:
+    """The default mode: cache where each batch's sample indices are given (sample_ids=),
+    freeze otherwise (no error asking for them)."""
+    auto = {**SETTINGS, "mode": "auto"}
+    rows = [{"x": DATA_X[i], "y": DATA_Y[i], "index": i} for i in range(32)]
+
+    class Keyed(Module):
+        def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
+            return super().training_step(SampleWithId((batch["x"], batch["y"]), None), 0)
+
+    for cb, mode in ((LearnDropCallback(**auto), "freeze"),
+                     (LearnDropCallback(**auto, sample_ids=lambda b: b["index"]), "cache")):
+        trainer = pl.Trainer(max_epochs=1, accelerator="cpu", devices=1, callbacks=[cb],
+                             logger=False, enable_progress_bar=False,
+                             enable_model_summary=False, enable_checkpointing=False,
+                             default_root_dir=str(tmp_path))
+        trainer.fit(Keyed(Net), torch.utils.data.DataLoader(rows, batch_size=BATCH))  # type: ignore[arg-type]
+        assert cb.learndrop is not None and cb.learndrop.policy.mode == mode

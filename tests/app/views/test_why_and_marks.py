@@ -35,7 +35,7 @@ def test_details_list_each_condition_with_its_value(live_panel: LivePanel,
     front = h.units[h.dropped_prefix_len()].name
     if not conditions["blocked"].met:
         assert f"blocked by {front}" in conditions["blocked"].value
-    assert "3 of 2 epochs done" in conditions["warmup"].value  # warm-up of the default policy
+    assert "3 of 1 epoch done" in conditions["warmup"].value  # warm-up of the default policy
     # the head is kept; a pinned unit says it is pinned
     head = len(h.units) - 1
     assert why_lines(h.why_not_yet(head), False)[-1] == "\u2717 Kept: the head: always trains"

@@ -123,7 +123,7 @@ def test_policy_object_and_keywords_together() -> None:
     assert (ld.policy.threshold, ld.policy.patience, ld.policy.ema) == (0.2, 3, 0.0)
     assert isinstance(ld.policy.ema, float)
     assert ld.is_pinned("block1")
-    assert policy.patience == 4  # the caller's policy is not changed ...
+    assert policy.patience == 2  # the caller's policy is not changed ...
     ld.policy.pinned.append("x")
     assert policy.pinned == ["block1"]  # ... nor shared
     plain = LearnDrop(_model(), threshold=0.2, patience=2, mode="freeze")  # the README's

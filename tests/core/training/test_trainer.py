@@ -243,6 +243,36 @@ def test_cache_refused_on_changing_data_with_the_config_message(
     assert "random augmentation" in str(from_config.value)
 
 
+def test_mode_auto_caches_fixed_data_and_freezes_changing_data_with_one_warning(
+        tmp_path: Path) -> None:
+    """drop.mode=auto: cache on data that is the same every epoch, freeze (said once) on data
+    that changes; the run records the mode it ran."""
+    fixed = HookRecorder()
+    Trainer(tiny_config(tmp_path / "a", **{"drop.mode": "auto"}), [fixed]).fit()
+    start = next(p for h, p in fixed.calls if h == "on_fit_start")
+    assert start.mode == "cache" and start.config["drop"]["mode"] == "cache"
+    assert not [p for h, p in fixed.calls if h == "on_warning" and "drop.mode=auto" in p]
+    changing = HookRecorder()
+    Trainer(tiny_config(tmp_path / "b", **{"drop.mode": "auto", "data.augment": True}),
+            [changing]).fit()
+    start = next(p for h, p in changing.calls if h == "on_fit_start")
+    assert start.mode == "freeze"
+    said = [p for h, p in changing.calls if h == "on_warning" and "drop.mode=auto" in p]
+    assert len(said) == 1 and "augmentation" in said[0]
+    assert any(h == "on_drop" for h, _ in changing.calls)  # and it still drops
+
+
+def test_checks_inside_an_epoch_follow_checks_per_epoch(tmp_path: Path) -> None:
+    rec = HookRecorder()
+    cfg = tiny_config(tmp_path, **{"drop.checks_per_epoch": 4, "train.epochs": 2})
+    Trainer(cfg, [rec]).fit()
+    start = next(p for h, p in rec.calls if h == "on_fit_start")
+    steps = [p.step for h, p in rec.calls if h == "on_scores"]
+    spe = start.steps_per_epoch
+    expected = sorted({e * spe - (-k * spe // 4) for e in range(2) for k in range(1, 5)})
+    assert steps == expected and len(steps) == 8
+
+
 def test_a_failing_callback_does_not_stop_the_run(tmp_path: Path,
                                                   caplog: pytest.LogCaptureFixture) -> None:
     class BrokenBar(Callback):
