@@ -36,8 +36,14 @@ from PySide6.QtWidgets import (
 )
 
 from learndrop.core import format as fmt
-from learndrop.core.engine import SETTLE_TESTS
-from learndrop.core.monitor import RecordedRun, RunHistory, WhatIf, prepare_what_if, what_if
+from learndrop.core.monitor import (
+    SETTLE_TESTS,
+    RecordedRun,
+    RunHistory,
+    WhatIf,
+    prepare_what_if,
+    what_if,
+)
 
 from ..views.whatif_views import DropTimeline, WhatIfScores
 

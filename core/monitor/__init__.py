@@ -6,6 +6,7 @@ from ._buffers import GrowingArray, ScoreBins, ema_smoothed
 from ._history import UNIT_STATES, DropRecord, LogEntry, RunHistory
 from ._speed import LOAD_DIFFERENCE, SpeedComparison, compare_speed
 from ._whatif import (
+    SETTLE_TESTS,
     WHATIF_SETTINGS,
     RecordedRun,
     WhatIf,
@@ -17,5 +18,6 @@ from ._whatif import (
 
 __all__ = ["RunHistory", "LogEntry", "DropRecord", "ScoreBins", "GrowingArray", "UNIT_STATES",
            "ema_smoothed", "LOAD_DIFFERENCE", "SpeedComparison", "compare_speed",
-           "WHATIF_SETTINGS", "RecordedRun", "WhatIf", "WhatIfUnit", "recorded_run", "what_if",
+           "WHATIF_SETTINGS", "SETTLE_TESTS", "RecordedRun", "WhatIf", "WhatIfUnit",
+           "recorded_run", "what_if",
            "Condition", "verdict", "prepare_what_if"]

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..engine import (
+    SETTLE_TESTS,
     DropPolicy,
     RecordedAction,
     RecordedCheck,
@@ -40,7 +41,8 @@ from ..engine import (
 from ..errors import ConfigError
 from ..events import DropEvent, FitStart, RestoreEvent, ScoreCheck, UnitInfo, UserAction
 
-__all__ = ["WHATIF_SETTINGS", "WhatIf", "WhatIfUnit", "RecordedRun", "recorded_run", "what_if",
+__all__ = ["WHATIF_SETTINGS", "SETTLE_TESTS", "WhatIf", "WhatIfUnit", "RecordedRun",
+           "recorded_run", "what_if",
            "policy_of", "prepare_what_if"]
 
 #: the settings a what-if may change: those the rule reads from a score history
