@@ -57,6 +57,15 @@ EXPLORED = ("threshold", "patience", "settle", "trend_tolerance", "window", "war
 _SLIDER_STEPS = 1000
 
 
+def _decimal_box(top: float, decimals: int, step: float) -> QDoubleSpinBox:
+    """A spin box for a setting from 0 to ``top``."""
+    box = QDoubleSpinBox()
+    box.setRange(0.0, top)
+    box.setDecimals(decimals)
+    box.setSingleStep(step)
+    return box
+
+
 class WhatIfDialog(QDialog):
     """Explore other drop settings on run ``run_id`` (``run``: its recorded history;
     ``history``: its events as the live views keep them, for the score curves)."""
@@ -82,24 +91,15 @@ class WhatIfDialog(QDialog):
         end = run.last_step / max(run.steps_per_epoch, 1)
 
         self.fields: dict[str, Any] = {}
-        thr = QDoubleSpinBox()
-        thr.setRange(0.0, 1.0)
-        thr.setDecimals(3)
-        thr.setSingleStep(0.01)
+        thr = _decimal_box(1.0, 3, 0.01)
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setRange(0, _SLIDER_STEPS)
         patience = QSpinBox()
         patience.setRange(1, 1000)
-        tol = QDoubleSpinBox()
-        tol.setRange(0.0, 10.0)
-        tol.setDecimals(3)
-        tol.setSingleStep(0.01)
+        tol = _decimal_box(10.0, 3, 0.01)
         window = QSpinBox()
         window.setRange(2, 1000)
-        warmup = QDoubleSpinBox()
-        warmup.setRange(0.0, 100000.0)
-        warmup.setDecimals(2)
-        warmup.setSingleStep(0.25)
+        warmup = _decimal_box(100000.0, 2, 0.25)
         order = QComboBox()
         order.addItems(["prefix", "any"])
         settle = QComboBox()

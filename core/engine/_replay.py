@@ -25,10 +25,10 @@ from ._rule import (
     ScoreState,
     UnitStatus,
     drops_now,
-    is_settled,
     may_drop,
     measure,
     restore_hold,
+    settles,
 )
 
 __all__ = ["RecordedCheck", "RecordedAction", "ReplayDrop", "Replay", "replay", "ACTIONS",
@@ -197,8 +197,7 @@ class _Run:
             streak, policy = self.streak[i], self.policy
             for k in range(self.folded[i], count):
                 m = track[k]
-                streak = streak + 1 if is_settled(m.score, m.trend, policy, m.trend_se,
-                                                  len(m.recent)) else 0
+                streak = streak + 1 if settles(m, policy) else 0
             self.streak[i], self.folded[i] = streak, count
         return self.streak[i]
 
@@ -230,8 +229,8 @@ class _Run:
             change = check.changes[i] if i < len(check.changes) else None
             if change is not None:
                 m = measure(d, change, self.policy)
-                self.direct[i] = replace(m, streak=d.streak + 1 if is_settled(
-                    m.score, m.trend, self.policy, m.trend_se, len(m.recent)) else 0)
+                self.direct[i] = replace(m, streak=d.streak + 1 if settles(m, self.policy)
+                                         else 0)
 
     def status(self, i: int) -> UnitStatus:
         if self.side.dropped[i]:

@@ -39,7 +39,7 @@ from typing import Any
 from ._policy import DropPolicy
 
 __all__ = ["ScoreState", "RuleUnit", "UnitStatus", "LossSpan", "slope", "slope_error",
-           "advance", "measure", "is_settled", "is_flat", "t_quantile", "may_drop",
+           "advance", "measure", "is_settled", "settles", "is_flat", "t_quantile", "may_drop",
            "is_kept", "qualifies", "drops_now", "blocked_by", "loss_rose", "restore_hold"]
 
 EPS = 1e-12
@@ -179,8 +179,7 @@ def advance(state: ScoreState, change: float, policy: DropPolicy) -> ScoreState:
     """``state`` after one more check whose change is ``change``: measured
     (:func:`measure`), then settled or not (:func:`is_settled`)."""
     m = measure(state, change, policy)
-    return replace(m, streak=state.streak + 1 if is_settled(m.score, m.trend, policy,
-                                                            m.trend_se, len(m.recent)) else 0)
+    return replace(m, streak=state.streak + 1 if settles(m, policy) else 0)
 
 
 def measure(state: ScoreState, change: float, policy: DropPolicy) -> ScoreState:
@@ -201,6 +200,12 @@ def measure(state: ScoreState, change: float, policy: DropPolicy) -> ScoreState:
     return ScoreState(max_change=max_change, change=change, score=score, trend=trend,
                       trend_se=slope_error(recent, trend), streak=state.streak,
                       updates=updates, recent=recent)
+
+
+def settles(state: ScoreState, policy: DropPolicy) -> bool:
+    """Whether a unit whose score state (after a check) is ``state`` is settled at that
+    check (:func:`is_settled` of its score, trend and the trend's error and points)."""
+    return is_settled(state.score, state.trend, policy, state.trend_se, len(state.recent))
 
 
 def is_settled(score: float | None, trend: float | None, policy: DropPolicy,
