@@ -136,6 +136,8 @@ class WhatIfDialog(QDialog):
         self.summary.setWordWrap(True)
         self.honesty = QLabel()
         self.honesty.setWordWrap(True)
+        # three lines kept for it: a wrapped label would otherwise be squeezed by the table
+        self.honesty.setMinimumHeight(self.fontMetrics().lineSpacing() * 3)
         self.timeline = DropTimeline(history, end)
         self.scores = WhatIfScores(history)
         self.table = QTableWidget(len(run.units), 3)
