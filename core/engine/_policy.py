@@ -29,6 +29,9 @@ MODES: tuple[str, ...] = choices_of(DropMode)
 ORDERS: tuple[str, ...] = choices_of(DropOrder)
 SCORES: tuple[str, ...] = choices_of(DropScore)
 SETTLE_TESTS: tuple[str, ...] = choices_of(SettleTest)
+#: checks an epoch when a run fine-tunes trained weights (``checks_per_epoch=0``): its early
+#: blocks have settled from the start, so they may drop from the end of epoch 2, not 4
+FINE_TUNING_CHECKS = 2
 
 
 @dataclass
@@ -63,10 +66,11 @@ class DropPolicy:
         "Optimizer steps between score checks (0: checks_per_epoch checks an epoch).",
         min=0, max=10_000_000,
         label="Check every (steps)", flag="check-every", group="Learn&Drop policy", place=15))
-    checks_per_epoch: int = field(default=1, metadata=doc(
+    checks_per_epoch: int = field(default=0, metadata=doc(
         "Score checks an epoch, evenly spaced, when check_every is 0 (the first epoch of a "
-        "loop that does not give its steps per epoch is checked once, at its end).",
-        min=1, max=1000, label="Checks an epoch"))
+        "loop that does not give its steps per epoch is checked once, at its end); 0: two "
+        "when the run fine-tunes trained weights (the trainer's model.weights), else one.",
+        min=0, max=1000, label="Checks an epoch"))
     order: DropOrder = field(default="prefix", metadata=doc(
         "prefix: only the earliest training unit may drop (exact savings); any: any unit.",
         label="Drop order", flag="order", group="Learn&Drop policy", place=16))
@@ -147,12 +151,16 @@ class DropPolicy:
                         "prefix has an output that can be cached"))
         return out
 
-    def resolved(self, cacheable: bool) -> DropPolicy:
-        """``self`` with ``mode="auto"`` made concrete: cache when ``cacheable`` (the
-        training samples are numbered and do not change between epochs), else freeze."""
-        if self.mode != "auto":
+    def resolved(self, cacheable: bool, fine_tuning: bool = False) -> DropPolicy:
+        """``self`` with its automatic settings made concrete: ``mode="auto"`` is cache when
+        ``cacheable`` (the training samples are numbered and do not change between epochs),
+        else freeze; ``checks_per_epoch=0`` is two when ``fine_tuning`` (the network starts
+        from trained weights), else one."""
+        mode = ("cache" if cacheable else "freeze") if self.mode == "auto" else self.mode
+        checks = self.checks_per_epoch or (FINE_TUNING_CHECKS if fine_tuning else 1)
+        if (mode, checks) == (self.mode, self.checks_per_epoch):
             return self
-        return dataclasses.replace(self, mode="cache" if cacheable else "freeze")
+        return dataclasses.replace(self, mode=mode, checks_per_epoch=checks)
 
     def check(self) -> DropPolicy:
         """``self``, or a :class:`ConfigError` naming the first invalid setting."""

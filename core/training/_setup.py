@@ -73,8 +73,10 @@ AUTO_FREEZE = ("drop.mode=auto runs freeze, not cache: random augmentation chang
 
 
 def build_data(cfg: RunConfig) -> DataBundle:
-    """The data sets; ``drop.mode=auto`` made concrete (cache unless the training data
-    change every epoch); refuses a cache-mode run on training data that change."""
+    """The data sets; the drop policy's automatic settings made concrete (``mode=auto``:
+    cache unless the training data change every epoch; ``checks_per_epoch=0``: two when the
+    run starts from given weights, else one); refuses a cache-mode run on training data that
+    change."""
     from ..data import build_datasets
 
     try:
@@ -84,10 +86,11 @@ def build_data(cfg: RunConfig) -> DataBundle:
         where = f" {exc.filename}" if exc.filename else ""
         raise DataError(f"cannot read the data{where}: {exc.strerror or exc}; check "
                         f"data.root and that you may read it") from None
-    if cfg.drop.mode == "auto":  # the fastest exact mode that applies
-        cfg.drop = cfg.drop.resolved(cacheable=bundle.deterministic_train)
-        if cfg.drop.enabled and cfg.drop.mode == "freeze":
-            bundle = dataclasses.replace(bundle, warnings=(*bundle.warnings, AUTO_FREEZE))
+    auto_mode = cfg.drop.mode == "auto"  # the fastest exact mode that applies
+    cfg.drop = cfg.drop.resolved(cacheable=bundle.deterministic_train,
+                                 fine_tuning=bool(cfg.model.weights))
+    if auto_mode and cfg.drop.enabled and cfg.drop.mode == "freeze":
+        bundle = dataclasses.replace(bundle, warnings=(*bundle.warnings, AUTO_FREEZE))
     refusal = cache_augment_problem(cfg.drop, augmented=not bundle.deterministic_train)
     if refusal is not None:
         path, message = refusal

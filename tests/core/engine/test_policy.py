@@ -63,6 +63,19 @@ def test_every_setting_is_a_learndrop_keyword() -> None:
         LearnDrop(model, threshhold=0.5)
 
 
+def test_automatic_settings_resolve_from_what_the_run_is() -> None:
+    auto = DropPolicy()
+    assert (auto.mode, auto.checks_per_epoch) == ("auto", 0)
+    assert auto.resolved(cacheable=True).mode == "cache"
+    assert auto.resolved(cacheable=False).checks_per_epoch == 1  # from scratch
+    tuned = auto.resolved(cacheable=False, fine_tuning=True)
+    assert (tuned.mode, tuned.checks_per_epoch) == ("freeze", 2)
+    set_by_hand = DropPolicy(mode="freeze", checks_per_epoch=3)
+    assert set_by_hand.resolved(cacheable=True, fine_tuning=True) is set_by_hand
+    ld = LearnDrop(nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten(), nn.Linear(4, 2)))
+    assert ld.policy.checks_per_epoch == 1  # own loops: scratch unless told
+
+
 def test_every_bounded_setting_has_bounds() -> None:
     assert {name for name, _, _ in BOUNDED} == {
         "threshold", "patience", "warmup_epochs", "check_every", "checks_per_epoch", "keep_last",
@@ -127,7 +140,8 @@ def test_policy_object_and_keywords_together() -> None:
     ld.policy.pinned.append("x")
     assert policy.pinned == ["block1"]  # ... nor shared
     plain = LearnDrop(_model(), threshold=0.2, patience=2, mode="freeze")  # the README's
-    assert plain.policy == DropPolicy(threshold=0.2, patience=2, mode="freeze")
+    assert plain.policy == DropPolicy(threshold=0.2, patience=2, mode="freeze",
+                                      checks_per_epoch=1)
 
 
 def test_unknown_setting_names_the_known_ones() -> None:

@@ -187,10 +187,16 @@ def test_fine_tuning_starts_from_saved_weights(tmp_path: Path) -> None:
     # a head of another shape starts fresh, everything else is copied
     saved["fc.weight"] = torch.zeros(3, saved["fc.weight"].shape[1])
     torch.save(saved, tmp_path / "start.pt")
-    tuned = run_config(tmp_path / "b")
+    tuned = tiny_config(tmp_path / "b", **{"train.log_every": 4, "drop.checks_per_epoch": 0})
     tuned.model.weights = str(tmp_path / "start.pt")
     trainer = Trainer(tuned)
     trainer.prepare()
+    # checks_per_epoch=0: twice an epoch from trained weights, in the config it records
+    assert trainer.ld is not None and trainer.ld.policy.checks_per_epoch == 2
+    assert trainer.cfg.drop.checks_per_epoch == 2
+    scratch = Trainer(tiny_config(tmp_path / "c", **{"drop.checks_per_epoch": 0}))
+    scratch.prepare()
+    assert scratch.ld is not None and scratch.ld.policy.checks_per_epoch == 1
     own = trainer.model.state_dict()  # type: ignore[union-attr]
     assert all(torch.equal(own[k], v) for k, v in saved.items() if k != "fc.weight")
     assert not torch.equal(own["fc.weight"][:3], saved["fc.weight"])
