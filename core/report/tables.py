@@ -43,7 +43,9 @@ def policy_text(d: RunData) -> str:
         return "–"
     drop = d.start.config.get("drop", {})
     every = drop.get("check_every") or 0
-    cadence = f"every {every} steps" if every else "once an epoch"
+    per = drop.get("checks_per_epoch") or 1  # runs recorded before the setting: once
+    cadence = (f"every {every} steps" if every else
+               {1: "once an epoch", 2: "twice an epoch"}.get(per, f"{per} times an epoch"))
     return (f"{drop.get('score', 'change')}, threshold {drop.get('threshold', '?')}, patience "
             f"{drop.get('patience', '?')}, checks {cadence}")
 

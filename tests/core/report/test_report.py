@@ -428,3 +428,17 @@ def test_show_lists_restores(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "1 of 3 at the end (2 drops)" in out
     units = out.split("\nUnits\n", 1)[1].split("\nDrops\n")[0]
     assert "restored" in units
+
+
+@pytest.mark.parametrize("drop,cadence", [
+    ({"check_every": 50, "checks_per_epoch": 2}, "every 50 steps"),
+    ({"checks_per_epoch": 2}, "twice an epoch"), ({"checks_per_epoch": 4}, "4 times an epoch"),
+    ({}, "once an epoch")])  # a run recorded before checks_per_epoch existed
+def test_the_drop_rule_line_gives_the_runs_check_cadence(drop: dict, cadence: str) -> None:
+    from types import SimpleNamespace
+
+    from learndrop.core.report.tables import policy_text
+
+    run = SimpleNamespace(record=SimpleNamespace(drop_enabled=True),
+                          start=SimpleNamespace(config={"drop": {"threshold": 0.7, **drop}}))
+    assert policy_text(run).endswith(f"checks {cadence}")  # type: ignore[arg-type]
