@@ -66,4 +66,6 @@ def test_stopping_keeps_what_was_trained(qtbot: Any, tmp_path: Path) -> None:
     qtbot.waitUntil(lambda: view.job is not None and view.job.outcome is not None,
                     timeout=RUN_TIMEOUT_MS)
     assert view.job is not None and view.job.outcome.stopped
-    assert "continue it with learndrop sweep --resume" in view.plan_line.text()
+    # the dialog hears the end through a queued signal, after the outcome is set
+    qtbot.waitUntil(lambda: "continue it with learndrop sweep --resume"
+                    in view.plan_line.text(), timeout=10_000)
