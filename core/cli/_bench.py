@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from ..config import RunConfig
-from ..errors import ConfigError
+from ..errors import ConfigError, LearnDropError
 from ..files import atomic_write_text
 from ..monitor import compare_speed
 from ..summary import RunSummary
@@ -248,7 +248,11 @@ def run_bench(cfg: RunConfig, *, preset: str | None = None, output: str | None =
               store_args: Any = None, seeds: int = 1,
               target_accuracy: float | None = None) -> dict[str, Any]:
     """Train the four runs for each of ``seeds`` training seeds (``cfg.train.seed``,
-    +1, ...; the data seed stays fixed) and return (and write) the comparison as a dict."""
+    +1, ...; the data seed stays fixed) and return (and write) the comparison as a dict.
+
+    The results file is written after every seed, so a bench cut short (a run stopped from
+    the keyboard, a failure) keeps the seeds it finished and says where: ``complete`` says
+    whether every planned seed is in it."""
     if seeds < 1:
         raise ConfigError("--seeds must be at least 1")
     runner = _Runner(quiet, callbacks_factory)
@@ -259,37 +263,59 @@ def run_bench(cfg: RunConfig, *, preset: str | None = None, output: str | None =
     if weights:
         cfg.model.weights = weights
     seed_list = [cfg.train.seed + k for k in range(seeds)]
-    for seed in seed_list:
-        base_cfg = cfg.copy()
-        base_cfg.drop.enabled = False
-        base_cfg.train.seed = seed
-        ld_cfg = cfg.copy()
-        ld_cfg.drop.enabled = True
-        ld_cfg.train.seed = seed
-        runner.run("baseline", base_cfg, None)
-        ld = runner.run("learndrop", ld_cfg, None)
-        runner.run("time-matched", base_cfg.copy(), ld["wall_time_s"])
-        budgeted = ld_cfg.copy()  # the same budget: what Learn&Drop does with equal time
-        budgeted.train.epochs = ld_cfg.train.epochs * BUDGET_EPOCHS
-        runner.run("ld-budgeted", budgeted, ld["wall_time_s"])
-    base_acc = [r["final_accuracy"] for r in runner.rows if r["run"] == "baseline"]
-    target = target_accuracy if target_accuracy is not None else (
-        sum(base_acc) / len(base_acc) - TARGET_MARGIN)
-    figures = aggregate(runner.rows, target)
-    result = {"preset": preset, "created": runner.stamp, "config": cfg.to_dict(),
-              "machine": _machine(cfg), "seeds": seed_list, "target_accuracy": target,
-              **figures, "caveats": _caveats(runner.rows),
-              "runs_by_seed": [{k: v for k, v in r.items() if k not in ("history", "summary")}
-                               for r in runner.rows],
-              "runs": runner.names}
     out = Path(output) if output else Path("bench-results") / f"bench-{runner.stamp}.json"
-    atomic_write_text(out, json.dumps(result, indent=2, default=str))  # the results first
+    done: list[int] = []
+    for seed in seed_list:
+        try:
+            _train_seed(runner, cfg, seed)
+        except (LearnDropError, KeyboardInterrupt):
+            if done:  # said before the error's own line
+                print(f"learndrop: the bench stopped in seed {seed}; the {len(done)} of "
+                      f"{len(seed_list)} seeds finished before it are in {out}",
+                      file=sys.stderr, flush=True)
+            raise
+        done.append(seed)
+        result = _result(runner, cfg, preset, done, seed_list, target_accuracy)
+        atomic_write_text(out, json.dumps(result, indent=2, default=str))  # the results first
     if store_args is not None and not getattr(store_args, "no_store", False):
         _group_in_store(getattr(store_args, "store", None), runner.names, out)
     result["output"] = str(out)
     if not quiet:
         print(format_table(result))
     return result
+
+
+def _train_seed(runner: _Runner, cfg: RunConfig, seed: int) -> None:
+    """The four runs of one training seed."""
+    base_cfg = cfg.copy()
+    base_cfg.drop.enabled = False
+    base_cfg.train.seed = seed
+    ld_cfg = cfg.copy()
+    ld_cfg.drop.enabled = True
+    ld_cfg.train.seed = seed
+    runner.run("baseline", base_cfg, None)
+    ld = runner.run("learndrop", ld_cfg, None)
+    runner.run("time-matched", base_cfg.copy(), ld["wall_time_s"])
+    budgeted = ld_cfg.copy()  # the same budget: what Learn&Drop does with equal time
+    budgeted.train.epochs = ld_cfg.train.epochs * BUDGET_EPOCHS
+    runner.run("ld-budgeted", budgeted, ld["wall_time_s"])
+
+
+def _result(runner: _Runner, cfg: RunConfig, preset: str | None, done: list[int],
+            planned: list[int], target_accuracy: float | None) -> dict[str, Any]:
+    """The comparison over the seeds whose four runs are done."""
+    rows = [r for r in runner.rows if r["seed"] in done]
+    base_acc = [r["final_accuracy"] for r in rows if r["run"] == "baseline"]
+    target = target_accuracy if target_accuracy is not None else (
+        sum(base_acc) / len(base_acc) - TARGET_MARGIN)
+    figures = aggregate(rows, target)
+    return {"preset": preset, "created": runner.stamp, "config": cfg.to_dict(),
+            "machine": _machine(cfg), "seeds": list(done), "seeds_planned": list(planned),
+            "complete": len(done) == len(planned), "target_accuracy": target,
+            **figures, "caveats": _caveats(rows),
+            "runs_by_seed": [{k: v for k, v in r.items() if k not in ("history", "summary")}
+                             for r in rows],
+            "runs": runner.names}
 
 
 def _caveats(rows: list[dict[str, Any]]) -> list[str]:

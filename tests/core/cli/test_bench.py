@@ -13,9 +13,10 @@ import torch
 
 from factories import write_idx_set
 from learndrop.core.cli import PRESETS, main, preset_config
-from learndrop.core.cli._bench import pretrain_weights
+from learndrop.core.cli._bench import pretrain_weights, run_bench
 from learndrop.core.cli._bench_stats import aggregate, format_table, mean_sd, time_to_accuracy
 from learndrop.core.data import idx
+from learndrop.core.events import Callback
 from learndrop.core.summary import EpochResult, RunSummary
 
 
@@ -120,6 +121,7 @@ def test_bench_with_seeds_writes_per_seed_rows(tmp_path: Path,
     result = json.loads(out.read_text())
     roles = ["baseline", "learndrop", "time-matched", "ld-budgeted"]
     assert result["seeds"] == [0, 1] and len(result["runs_by_seed"]) == 8
+    assert result["complete"] is True and result["seeds_planned"] == [0, 1]
     assert [r["run"] for r in result["runs_by_seed"]] == roles * 2
     assert [r["seed"] for r in result["runs_by_seed"]] == [0] * 4 + [1] * 4
     assert result["config"]["data"]["seed"] == 0  # one data seed for every training seed
@@ -135,6 +137,53 @@ def test_bench_with_seeds_writes_per_seed_rows(tmp_path: Path,
     assert all(0 <= r["data_time_share"] < 0.5 for r in result["runs_by_seed"])
     printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert printed["seeds"] == [0, 1]
+
+
+def _tiny_digits(tmp_path: Path) -> Any:
+    cfg = preset_config("quick-digits")
+    for key, value in (("data.limit", 96), ("data.image_size", 16), ("train.epochs", 2),
+                       ("train.batch_size", 32), ("output.dir", str(tmp_path / "runs"))):
+        cfg.set(key, value, source="test")
+    return cfg
+
+
+class _Interrupt(Callback):
+    def on_epoch_end(self, event: Any) -> None:
+        raise KeyboardInterrupt
+
+
+def test_a_bench_cut_short_keeps_the_seeds_it_finished(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Stopped from the keyboard in the second seed: the file holds the first seed's
+    comparison, and one line says where it is."""
+    made: list[int] = []
+
+    def callbacks() -> list[Callback]:
+        made.append(1)
+        return [_Interrupt()] if len(made) == 6 else []  # seed 1's Learn&Drop run
+
+    out = tmp_path / "bench.json"
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(_tiny_digits(tmp_path), preset="quick-digits", output=str(out), quiet=True,
+                  callbacks_factory=callbacks, seeds=2)
+    said = capsys.readouterr().err.strip().splitlines()
+    assert said == [f"learndrop: the bench stopped in seed 1; the 1 of 2 seeds finished "
+                    f"before it are in {out}"]
+    result = json.loads(out.read_text())
+    assert result["complete"] is False
+    assert result["seeds"] == [0] and result["seeds_planned"] == [0, 1]
+    assert [r["run"] for r in result["runs_by_seed"]] == [
+        "baseline", "learndrop", "time-matched", "ld-budgeted"]
+    assert [r["run"] for r in result["rows"]] == [r["run"] for r in result["runs_by_seed"]]
+
+
+def test_a_bench_stopped_in_its_first_seed_writes_nothing(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "bench.json"
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(_tiny_digits(tmp_path), preset="quick-digits", output=str(out), quiet=True,
+                  callbacks_factory=lambda: [_Interrupt()])
+    assert not out.exists() and capsys.readouterr().err == ""
 
 
 def test_bench_flags(capsys: pytest.CaptureFixture[str]) -> None:
