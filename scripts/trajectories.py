@@ -25,9 +25,10 @@ Usage::
     python scripts/trajectories.py --preset cpu-fmnist-finetune [--seed 0] [--epochs 10]
         [--checks-per-epoch 4] [--window 4] [--probe 512] [--json out.json]
 
-A fine-tuning preset first trains its starting weights (untimed, as ``learndrop bench``
-does). About 6 minutes for ``cpu-fmnist-finetune`` and 8 for ``cpu-fmnist-scratch`` on two
-CPU cores; the run goes to the run store like any other.
+A fine-tuning preset first trains its starting weights, as ``learndrop bench`` does. On two
+CPU cores, about 12 minutes for ``cpu-fmnist-finetune`` (its pretraining included) and 8 for
+``cpu-fmnist-scratch``. The run's folder is made like any trainer run's; it is not recorded in
+the run store.
 """
 
 from __future__ import annotations
