@@ -38,6 +38,7 @@ import json
 from typing import Any
 
 import torch
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from learndrop.core.cli._bench import preset_config, pretrain_weights
 from learndrop.core.events import Callback, ScoreCheck
@@ -59,9 +60,7 @@ class _Snapshots(Callback):
 
 
 def _flat(params: list[torch.nn.Parameter]) -> torch.Tensor:
-    if not params:
-        return torch.zeros(0)
-    return torch.cat([p.detach().reshape(-1).float().cpu() for p in params])
+    return parameters_to_vector(params).detach().float().cpu() if params else torch.zeros(0)
 
 
 def drift_ratios(series: list[torch.Tensor], window: int) -> list[float | None]:
@@ -94,10 +93,8 @@ def output_motion(trainer: Trainer, checks: list[list[torch.Tensor]], probe: int
     try:
         for params in checks:
             for u in ld.units:
-                flat, off = params[u.index], 0
-                for p in u.parameters():
-                    p.copy_(flat[off:off + p.numel()].view_as(p).to(p.device))
-                    off += p.numel()
+                if u.parameters():
+                    vector_to_parameters(params[u.index].to(device), u.parameters())
             seen.clear()
             model(xs)
             outputs.append({k: v.cpu() for k, v in seen.items()})
