@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QMessageBox
 
 from factories import make_live_stream
@@ -51,6 +52,52 @@ def tiny_config() -> ConfigFactory:
 def three_epoch_config() -> ConfigFactory:
     """``three_epoch_config(out, **changes)``: three short epochs, drops from the second."""
     return _three_epoch_config
+
+
+# ---- message boxes ----------------------------------------------------------------------------
+class UnaskedBoxes:
+    """The message boxes a test did not answer itself (``texts``), and how long one shown
+    with ``exec`` stays open before it is rejected (``limit_ms``)."""
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.limit_ms = 90_000
+
+
+@pytest.fixture(autouse=True)
+def message_boxes(monkeypatch: pytest.MonkeyPatch) -> Iterator[UnaskedBoxes]:
+    """Offscreen, nobody answers a modal message box, and one that opens unasked (an error
+    box after a run failed, say) would hang the whole test run. A box the test did not ask
+    for (with ``errors_shown``, ``answer_yes`` or its own patch) is answered No at once, or
+    rejected after ``limit_ms`` when shown with ``exec``, and the test fails naming it."""
+    unasked = UnaskedBoxes()
+
+    def static_box(kind: str) -> Any:
+        def show(parent: Any, title: str, text: str, *args: Any) -> Any:
+            unasked.texts.append(f"{kind} box {title!r}: {text}")
+            return QMessageBox.StandardButton.No
+        return staticmethod(show)
+
+    for kind in ("critical", "warning", "information", "question"):
+        monkeypatch.setattr(QMessageBox, kind, static_box(kind))
+    shown_with_exec = QMessageBox.exec
+
+    def exec_within_limit(box: QMessageBox) -> int:
+        def give_up() -> None:
+            unasked.texts.append(f"message box left open: {box.text()}")
+            box.reject()
+
+        limit = QTimer(box)
+        limit.setSingleShot(True)
+        limit.timeout.connect(give_up)
+        limit.start(unasked.limit_ms)
+        return int(shown_with_exec(box))
+
+    monkeypatch.setattr(QMessageBox, "exec", exec_within_limit)
+    yield unasked
+    if unasked.texts:
+        pytest.fail("a message box opened that the test did not answer: "
+                    + "; ".join(unasked.texts), pytrace=False)
 
 
 # ---- the main window --------------------------------------------------------------------------
