@@ -1,9 +1,14 @@
 """Training off the GUI thread: a worker ``QObject`` moved to a named ``QThread``.
 
-The wiring is the standard one: ``thread.started -> worker.run``, ``worker.finished ->
-thread.quit``, and both objects are released with ``deleteLater``. Stopping is cooperative
-(:class:`~learndrop.core.training.RunControl` flags checked at batch boundaries); a thread is
-never terminated.
+The wiring is the standard one, ``thread.started -> worker.run`` and ``worker.finished ->
+thread.quit``, but with one departure: the worker is not released with ``deleteLater``. That
+would destroy it in the training thread as the thread ends, and the destructor of a Python
+``QObject`` takes one of Qt's shared signal-slot locks and then waits for the GIL; a GUI
+thread that holds the GIL and wants the same lock (any connect or disconnect, a plot label's
+``setHtml`` say) then waits for ever. So the worker is destroyed in the GUI thread once the
+training thread has ended, and the thread object with ``deleteLater`` (it lives in the GUI
+thread). Stopping is cooperative (:class:`~learndrop.core.training.RunControl` flags checked
+at batch boundaries); a thread is never terminated.
 
 Every run is recorded in the run store (a :class:`~learndrop.core.store.StoreRecorder` goes
 first among the callbacks, so the run is in the store before the window hears of it). A store
@@ -163,13 +168,17 @@ class TrainingJob(QObject):
         # quit() is thread-safe; calling it directly lets the thread end even while the GUI
         # thread is busy (waiting for it, say)
         self._worker.finished.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
-        self._worker.finished.connect(self._worker.deleteLater)
         self._thread.finished.connect(self._on_thread_finished)  # before deleteLater
         self._thread.finished.connect(self._thread.deleteLater)
 
     @property
     def running(self) -> bool:
         return self._running
+
+    @property
+    def worker(self) -> TrainingWorker | None:
+        """The worker; ``None`` once the thread has ended and the worker is destroyed."""
+        return self._worker
 
     def start(self) -> None:
         assert self._thread is not None, "a job runs once"
@@ -189,8 +198,9 @@ class TrainingJob(QObject):
     def _on_thread_finished(self) -> None:
         if self._thread is not None:
             self._thread.wait()  # returns at once: the thread is leaving its run()
-        # deleteLater releases both objects; only the references go here
-        self._thread = None
-        self._worker = None
+        worker, self._worker = self._worker, None
+        if worker is not None and shiboken6.isValid(worker):
+            shiboken6.delete(worker)  # here, not in the training thread: see above
+        self._thread = None  # deleteLater releases the thread object
         self._running = False
         self.ended.emit()
