@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 
 from learndrop.app.dialogs.standard import confirm, show_error
 
@@ -33,8 +33,6 @@ def test_a_question_nobody_answers_is_rejected_after_its_limit(qtbot: Any,
 
 
 def test_a_question_closes_when_its_subject_ends(qtbot: Any, message_boxes: Any) -> None:
-    from PySide6.QtCore import QTimer
-
     run = Ending()
     QTimer.singleShot(30, run.ended.emit)
     assert not confirm(None, "Stop training and quit?", "A run is in progress.",
