@@ -107,3 +107,18 @@ def test_restores_are_marked_logged_and_the_unit_trains_again(live_panel: LivePa
     feed(live_panel, stream[:1])
     live_panel.score_plot.refresh(force=True)
     assert live_panel.score_plot.restore_marks.positions() == []
+
+
+def test_a_run_resumed_from_its_checkpoint_is_marked_in_words(live_panel: LivePanel,
+                                                              stream: Any) -> None:
+    """The mark of a stopped run continued from its checkpoint reads "resume run" (its
+    tooltip says the rest), never the action's stored name."""
+    feed(live_panel, _half(stream))
+    live_panel.on_user_action(UserAction("resume_run", "", 300, 3.0, time.time()))
+    live_panel.score_plot.refresh(force=True)
+    live_panel.metrics.refresh(force=True)
+    assert live_panel.score_plot.action_marks.positions() == [(3.0, "resume run")]
+    loss_marks, _acc = live_panel.metrics.action_marks
+    assert loss_marks.positions() == [(3.0, "resume run")]
+    assert "resumed the run from its checkpoint" in loss_marks.lines[0].toolTip()
+    assert all("_" not in label for _, label in loss_marks.positions())
