@@ -28,7 +28,7 @@ demo: $(STAMP)
 test: $(STAMP) lint-imports
 	$(PY) -m ruff check .
 	$(PY) -m mypy
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q --durations=15
 
 test-fast: $(STAMP)
 	$(PY) -m ruff check .
