@@ -55,7 +55,7 @@ def start_and_wait_progress(qtbot: Any, window: MainWindow) -> None:
 
 
 # ---- the form -------------------------------------------------------------------------------
-def test_invalid_value_marks_field_and_blocks_start(make_window: Any) -> None:
+def test_invalid_value_marks_field_and_blocks_start(make_window: Any, tmp_path: Path) -> None:
     window = make_window(RunConfig())
     assert window.run_actions.start.isEnabled()
     window.setup.editor("data.dataset").set("imagefolder")  # needs data.root
@@ -68,7 +68,7 @@ def test_invalid_value_marks_field_and_blocks_start(make_window: Any) -> None:
     assert reason.isVisible() and "Data folder" in reason.text()
     assert not window.start_run()
 
-    window.setup.editor("data.root").set("/some/images")
+    window.setup.editor("data.root").set(str(tmp_path))
     assert root.property("invalid") is False
     assert window.run_actions.start.isEnabled() and not reason.isVisible()
 
@@ -150,14 +150,15 @@ def test_closing_during_run_stops_cleanly(qtbot: Any, make_window: Any, answer_y
 def test_engine_error_is_shown_and_a_new_run_can_start(
         qtbot: Any, make_window: Any, errors_shown: list[str], tiny_config: Config,
         tmp_path: Path) -> None:
-    missing = tmp_path / "no-such-images"
+    empty = tmp_path / "no-images-in-here"  # there, but the run finds no class folders
+    empty.mkdir()
     window = make_window(tiny_config(tmp_path, **{"data.dataset": "imagefolder",
-                                                  "data.root": str(missing)}))
+                                                  "data.root": str(empty)}))
     assert window.start_run()
     assert wait_run(qtbot, window) == "failed"
     qtbot.waitUntil(lambda: bool(errors_shown), timeout=5000)
     assert len(errors_shown) == 1 and "\n" not in errors_shown[0]
-    assert "no-such-images" in errors_shown[0] or "data.root" in errors_shown[0]
+    assert "no-images-in-here" in errors_shown[0]
     assert window.status_text().startswith("Failed")
 
     window.setup.set_config(tiny_config(tmp_path, **{"train.epochs": 1}))

@@ -145,3 +145,24 @@ def test_an_unknown_model_name_is_marked_at_its_field(qtbot: Any) -> None:
     assert not panel.valid and "resnet9000" in panel.reason
     model.set("small_cnn")
     assert model.widget.property("invalid") is False and panel.valid
+
+
+def test_an_image_folder_that_is_not_there_is_marked_before_start(qtbot: Any,
+                                                                  tmp_path: Path) -> None:
+    """Your own images in a folder that does not exist (or a file) are said at the field
+    and block Start, instead of a run that starts and fails."""
+    panel = SetupPanel(RunConfig())
+    qtbot.addWidget(panel)
+    panel.editor("data.dataset").set("imagefolder")
+    root = panel.editor("data.root")
+    missing = tmp_path / "no-such-folder"
+    root.set(str(missing))
+    assert not panel.valid
+    assert f"{missing} does not exist" in panel.reason and "\n" not in panel.reason
+    assert root.widget.property("invalid") is True
+    a_file = tmp_path / "images.zip"
+    a_file.write_bytes(b"")
+    root.set(str(a_file))
+    assert not panel.valid and "is a file, not a folder" in panel.reason
+    root.set(str(tmp_path))
+    assert panel.valid and root.widget.property("invalid") is False
