@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDialog,
+    QDialogButtonBox,
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
@@ -54,6 +55,8 @@ class SweepDialog(QDialog):
         self.setWindowTitle("Sweep")
         self.base, self.store = base, store
         self.job: SweepJob | None = None
+        self._closing = False  # asked to close while training: closes once stopped
+        self._ended = False  # the sweep's end was heard (its thread may not have exited yet)
         self.vary = QTableWidget(0, 2)
         self.vary.setHorizontalHeaderLabels(["setting", "values (separated by commas)"])
         self.vary.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
@@ -116,6 +119,9 @@ class SweepDialog(QDialog):
         lay.addWidget(QLabel("Queue:"))
         lay.addWidget(self.queue, 1)
         lay.addWidget(self.table_box)
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
+        close.rejected.connect(self.reject)
+        lay.addWidget(close)
         self.vary.itemChanged.connect(lambda *_: self.check())
         self.add_setting("drop.threshold", "0.5, 0.6, 0.7")
         for w in (self.seeds, self.parallel):
@@ -228,6 +234,10 @@ class SweepDialog(QDialog):
 
     def _finished(self, outcome: Any) -> None:
         assert self.job is not None
+        self._ended = True
+        if self._closing:
+            self.close()
+            return
         self._fill_queue()
         self.stop_button.setEnabled(False)
         self.report_button.setEnabled(True)
@@ -238,6 +248,10 @@ class SweepDialog(QDialog):
         self.table_box.setPlainText(self.job.table_text())
 
     def _failed(self, message: str) -> None:
+        self._ended = True
+        if self._closing:
+            self.close()
+            return
         self.stop_button.setEnabled(False)
         self.plan_line.setStyleSheet(f"color: {current_theme().error.name()};")
         self.plan_line.setText(message)
@@ -257,9 +271,28 @@ class SweepDialog(QDialog):
             self.plan_line.setText(exc.message)
             return None
 
+    def _stop_before_closing(self) -> bool:
+        """Asked to close (Close, Esc, the window's frame) while the sweep trains: stop it
+        after the current batch (the runs trained are kept) and close once it has stopped,
+        never leaving it training out of sight nor the window frozen; True while it stops."""
+        if not self.running or self._ended:
+            return False
+        if not self._closing:
+            self._closing = True
+            self.stop()
+            self.start_button.setEnabled(False)
+            self.plan_line.setStyleSheet("")
+            self.plan_line.setText("Stopping the sweep after the current batch (the runs "
+                                   "trained are kept); this window closes once it has "
+                                   "stopped")
+        return True
+
+    def reject(self) -> None:
+        if not self._stop_before_closing():
+            super().reject()
+
     def closeEvent(self, event: Any) -> None:
-        """Closing stops the sweep after the current batch (its finished runs are kept)."""
-        if self.running and self.job is not None:
-            self.job.stop()
-            self.job.wait(120)
+        if self._stop_before_closing():
+            event.ignore()
+            return
         super().closeEvent(event)

@@ -7,6 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialogButtonBox
+
 from factories import tiny_config
 from learndrop.app.dialogs import SweepDialog
 from learndrop.core.store import SWEEP_KIND, RunStore
@@ -69,3 +72,25 @@ def test_stopping_keeps_what_was_trained(qtbot: Any, tmp_path: Path) -> None:
     # the dialog hears the end through a queued signal, after the outcome is set
     qtbot.waitUntil(lambda: "continue it with learndrop sweep --resume"
                     in view.plan_line.text(), timeout=10_000)
+
+
+def test_closing_while_it_trains_stops_the_sweep_without_leaving_it_hidden(
+        qtbot: Any, tmp_path: Path) -> None:
+    """Esc, like Close, never hides a sweep that goes on training out of sight: the sweep
+    stops after the current batch, the window says so and closes once it has stopped."""
+    view = _dialog(qtbot, tmp_path)
+    view.show()
+    close = view.findChild(QDialogButtonBox).button(QDialogButtonBox.StandardButton.Close)
+    assert close is not None and close.isVisible()
+    assert view.start()
+    qtbot.keyClick(view, Qt.Key.Key_Escape)
+    assert view.isVisible()  # still there while the sweep stops
+    assert "Stopping the sweep" in view.plan_line.text()
+    assert not view.stop_button.isEnabled() and not view.start_button.isEnabled()
+    close.click()  # asked again: still stopping, not hidden
+    assert view.isVisible()
+    qtbot.waitUntil(lambda: view.job is not None and view.job.outcome is not None,
+                    timeout=RUN_TIMEOUT_MS)
+    assert view.job is not None and view.job.outcome.stopped
+    qtbot.waitUntil(lambda: not view.isVisible(), timeout=10_000)
+    assert not view.running
