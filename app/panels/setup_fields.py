@@ -134,11 +134,41 @@ def _range_state(box: QSpinBox | QDoubleSpinBox, value: float, text: str,
             text, pos)
 
 
-def _report_rejected(rejected: SignalInstance, text: str) -> str:
-    """A value the box cannot take: say so (``rejected(text)``) and let Qt show its value."""
-    if text.strip():
-        rejected.emit(text.strip())
-    return text
+class _ValueBeforeTyping:
+    """The value a number field had before the user began typing into it, and what an
+    entry the field cannot take (or an emptied field) returns it to: the field takes each
+    prefix of a number that fits while it is typed (the 1 of 1e9), and that prefix must not
+    stay as the value."""
+
+    def __init__(self, box: QSpinBox | QDoubleSpinBox) -> None:
+        self.box = box
+        self.value: float = box.value()
+        self.typing = False
+        box.lineEdit().textEdited.connect(self._typed)
+        box.valueChanged.connect(self._changed)
+        box.editingFinished.connect(self._done)
+
+    def _typed(self, *_: Any) -> None:
+        self.typing = True
+
+    def _changed(self, value: float) -> None:
+        if not self.typing:  # set by the program, a step or the wheel: the new value
+            self.value = value
+
+    def _done(self) -> None:
+        self.typing = False
+        self.value = self.box.value()
+
+    def stepping(self) -> None:
+        self.typing = False
+
+    def restore(self, rejected: SignalInstance, text: str) -> str:
+        """An entry the field cannot take: back to the value before the typing, then say
+        so (``rejected(text)``, not for an emptied field); the text to show."""
+        self.box.setValue(self.value)  # type: ignore[arg-type]  # an int box holds ints
+        if text.strip():
+            rejected.emit(text.strip())
+        return self.box.textFromValue(self.value)  # type: ignore[arg-type]
 
 
 class IntSpinBox(QSpinBox):
@@ -147,6 +177,14 @@ class IntSpinBox(QSpinBox):
     refusing the keystrokes or reverting without a word."""
 
     rejected = Signal(str)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._before = _ValueBeforeTyping(self)
+
+    def stepBy(self, steps: int) -> None:
+        self._before.stepping()
+        super().stepBy(steps)
 
     def validate(self, text: str, pos: int) -> tuple[QValidator.State, str, int]:
         t = text.strip()
@@ -159,7 +197,7 @@ class IntSpinBox(QSpinBox):
         return _range_state(self, value, text, pos)
 
     def fixup(self, text: str) -> str:
-        return _report_rejected(self.rejected, text)
+        return self._before.restore(self.rejected, text)
 
 
 class FloatSpinBox(QDoubleSpinBox):
@@ -176,6 +214,11 @@ class FloatSpinBox(QDoubleSpinBox):
             self.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
         else:
             self.setSingleStep(0.01 if hi <= 1 else 0.1 if hi <= 100 else 1.0)
+        self._before = _ValueBeforeTyping(self)
+
+    def stepBy(self, steps: int) -> None:
+        self._before.stepping()
+        super().stepBy(steps)
 
     def textFromValue(self, value: float) -> str:
         return f"{value:.6g}"
@@ -197,7 +240,7 @@ class FloatSpinBox(QDoubleSpinBox):
         return _range_state(self, value, text, pos)
 
     def fixup(self, text: str) -> str:
-        return _report_rejected(self.rejected, text)
+        return self._before.restore(self.rejected, text)
 
 
 class FolderEdit(QWidget):

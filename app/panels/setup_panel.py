@@ -99,6 +99,7 @@ class SetupPanel(QWidget):
         # the typed values the form did not take, one line per field, each until that field
         # is edited again
         self._rejections: dict[str, str] = {}
+        self._kept_values: dict[str, float] = {}  # the value each refused field stays at
         self._rejected = QLabel()
         self._rejected.setWordWrap(True)
         self._rejected.setObjectName("rejected-value")
@@ -263,6 +264,7 @@ class SetupPanel(QWidget):
         finally:
             self._loading = False
         self._rejections.clear()
+        self._kept_values.clear()
         self._show_rejections()
         self._on_edit()
 
@@ -311,10 +313,16 @@ class SetupPanel(QWidget):
         message = (f"\u201c{label_for(path)}\u201d: {text} is {why}; it stays {shown}")
         self._rejections.pop(path, None)
         self._rejections = {path: message, **self._rejections}  # the latest first
+        self._kept_values[path] = widget.value()
         self._show_rejections()
         self.notice.emit(message)
 
     def _forget_rejection(self, path: str) -> None:
+        """The field was edited: its line goes, unless the field only says again the value
+        it stayed at (Enter on a refused number sends it once more)."""
+        if path in self._kept_values and self._editors[path].get() == self._kept_values[path]:
+            return
+        self._kept_values.pop(path, None)
         if self._rejections.pop(path, None) is not None:
             self._show_rejections()
 

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from PySide6.QtCore import Qt
 
 from learndrop.app.panels import SetupPanel
 from learndrop.core.config import RunConfig, load_config, save_config
@@ -166,3 +167,40 @@ def test_an_image_folder_that_is_not_there_is_marked_before_start(qtbot: Any,
     assert not panel.valid and "is a file, not a folder" in panel.reason
     root.set(str(tmp_path))
     assert panel.valid and root.widget.property("invalid") is False
+
+
+def test_a_number_typed_out_of_range_returns_the_field_to_its_value_before(
+        qtbot: Any) -> None:
+    """Typed key by key, the part of a refused number that fit (the 1 of 1e9, the 99999 of
+    99999999999) never replaces the value: the field goes back to the one it had before the
+    typing, and says so; a field left empty goes back to it too."""
+    panel = SetupPanel(RunConfig())
+    qtbot.addWidget(panel)
+    panel.show()
+    qtbot.waitExposed(panel)
+
+    def type_into(path: str, text: str) -> Any:
+        spin = panel.editor(path).widget
+        spin.setFocus()
+        spin.lineEdit().selectAll()
+        qtbot.keyClicks(spin.lineEdit(), text)
+        qtbot.keyClick(spin.lineEdit(), Qt.Key.Key_Return)
+        return spin
+
+    lr = type_into("optim.lr", "1e9")
+    assert lr.value() == 0.05 and lr.text() == "0.05"
+    assert panel.rejected_text == ("\u201cLearning rate\u201d: 1e9 is above the largest "
+                                   "allowed, 10; it stays 0.05")
+    assert panel.config().optim.lr == 0.05
+    epochs = type_into("train.epochs", "99999999999")
+    assert epochs.value() == 10 and panel.config().train.epochs == 10
+    assert panel.rejected_text.split("\n")[0].endswith("it stays 10")
+    # a number the field takes is kept, and is what a later refusal returns to
+    assert type_into("train.epochs", "12").value() == 12
+    assert type_into("train.epochs", "0").value() == 12
+    # emptied and left: back to its value, not the digit left on the way
+    epochs.lineEdit().selectAll()
+    qtbot.keyClick(epochs.lineEdit(), Qt.Key.Key_Backspace)
+    qtbot.keyClick(epochs.lineEdit(), Qt.Key.Key_Return)
+    assert epochs.value() == 12 and epochs.text() == "12"
+    assert panel.config().train.epochs == 12
