@@ -111,7 +111,10 @@ class ComparePlots(pg.GraphicsLayoutWidget):
             y = 1.0 - i
             end = _epoch_x(d, d.epochs[-1].step) if d.epochs else 0.0
             plot.plot([0.0, max(end, 1e-9)], [y, y], pen=pg.mkPen(self.theme.muted, width=1))
-            name = pg.TextItem(self.shown[i], color=color, anchor=(0, 1))
+            # a run without drops says so beside its name, on its own row
+            note = "" if d.drops else (" · no drops" if d.record.drop_enabled
+                                       else " · baseline: no dropping")
+            name = pg.TextItem(self.shown[i] + note, color=color, anchor=(0, 1))
             name.setPos(0.0, y + 0.12)
             plot.addItem(name)
             spots = [{"pos": (float(x.epoch), y), "data": self._drop_tip(d, x)}
@@ -132,12 +135,6 @@ class ComparePlots(pg.GraphicsLayoutWidget):
                 tip=lambda x, y, data: str(data))
             plot.addItem(undone)
             self.restore_markers.append(undone)
-            if not d.drops:
-                text = pg.TextItem("no drops" if d.record.drop_enabled else
-                                   "baseline: no dropping", color=self.theme.muted,
-                                   anchor=(0.5, 0))
-                text.setPos(end / 2 if end else 0.1, y)
-                plot.addItem(text)
 
     @staticmethod
     def _drop_tip(d: RunData, drop: DropEvent) -> str:

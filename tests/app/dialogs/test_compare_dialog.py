@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyqtgraph as pg
 import pytest
 from PySide6.QtWidgets import QPushButton
 
@@ -92,3 +93,20 @@ def test_the_drop_rule_is_shown_whole(qtbot: Any, library: RunLibrary, recorded:
     needed = view.table.fontMetrics().horizontalAdvance(item.text())
     lines = -(-needed // max(width - 8, 1))  # the lines the text needs at this width
     assert view.table.rowHeight(row) >= lines * view.table.fontMetrics().height()
+
+
+def test_a_run_without_drops_says_so_on_its_own_row(qtbot: Any, library: RunLibrary,
+                                                    recorded: Any) -> None:
+    """"no drops" (or "baseline: no dropping") is on the row of the run it is about and
+    covers no run's name, the first run's as well as the second's, in a narrow window."""
+    view = CompareDialog(*library.compare_data(recorded.base, recorded.ld))
+    qtbot.addWidget(view)
+    view.show()
+    view.resize(view.minimumSizeHint().width(), 560)
+    qtbot.wait(100)
+    texts = [item for item in view.plots.drop_plot.items if isinstance(item, pg.TextItem)]
+    rows = {item.toPlainText(): item.sceneBoundingRect() for item in texts}
+    note = next(t for t in rows if "no dropping" in t)
+    assert view.plots.shown[0] in note  # said beside the baseline's own name
+    boxes = list(rows.values())
+    assert not any(a.intersects(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
