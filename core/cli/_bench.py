@@ -33,11 +33,12 @@ import torch
 
 from ..config import RunConfig
 from ..errors import ConfigError, LearnDropError
-from ..files import atomic_write_text
+from ..files import WriteError, atomic_write_text, writable_target
 from ..monitor import compare_speed
 from ..summary import RunSummary
 from ._bench_stats import TARGET_MARGIN, aggregate, format_table
 from ._console import Console
+from ._running import check_writable_folder
 
 __all__ = ["PRESETS", "BUDGET_EPOCHS", "preset_config", "run_bench", "format_table"]
 
@@ -256,6 +257,8 @@ def run_bench(cfg: RunConfig, *, preset: str | None = None, output: str | None =
     if seeds < 1:
         raise ConfigError("--seeds must be at least 1")
     runner = _Runner(quiet, callbacks_factory)
+    out = Path(output) if output else Path("bench-results") / f"bench-{runner.stamp}.json"
+    check_output(out)
     cfg = cfg.copy()
     if cfg.data.seed < 0:  # the same data for every seed
         cfg.data.seed = cfg.train.seed
@@ -263,7 +266,6 @@ def run_bench(cfg: RunConfig, *, preset: str | None = None, output: str | None =
     if weights:
         cfg.model.weights = weights
     seed_list = [cfg.train.seed + k for k in range(seeds)]
-    out = Path(output) if output else Path("bench-results") / f"bench-{runner.stamp}.json"
     done: list[int] = []
     for seed in seed_list:
         try:
@@ -283,6 +285,16 @@ def run_bench(cfg: RunConfig, *, preset: str | None = None, output: str | None =
     if not quiet:
         print(format_table(result))
     return result
+
+
+def check_output(out: Path) -> None:
+    """Refuse (one line, before any run trains) a results path that cannot be written: a
+    folder, a device, a path below a file, a folder that is not writable."""
+    try:
+        writable_target(out)
+    except WriteError as exc:
+        raise ConfigError(f"--output {exc}") from None
+    check_writable_folder(str(out.parent), f"--output {out}: its folder")
 
 
 def _train_seed(runner: _Runner, cfg: RunConfig, seed: int) -> None:

@@ -186,6 +186,24 @@ def test_a_bench_stopped_in_its_first_seed_writes_nothing(
     assert not out.exists() and capsys.readouterr().err == ""
 
 
+@pytest.mark.parametrize("where", ["under_a_file", "a_folder", "a_device"])
+def test_an_output_that_cannot_be_written_is_refused_before_any_run(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str) -> None:
+    """The results file's path is checked first: a bench is not trained for minutes and
+    then lost because its --output cannot be written."""
+    (tmp_path / "notes.txt").write_text("mine")
+    out = {"under_a_file": tmp_path / "notes.txt" / "bench.json",
+           "a_folder": tmp_path, "a_device": Path("/dev/null")}[where]
+    runs = tmp_path / "runs"
+    code = main(["bench", "--preset", "quick-digits", *TINY, "--output-dir", str(runs),
+                 "--output", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith("learndrop: error: --output") and str(out) in err
+    assert not runs.exists()  # nothing trained
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
 def test_bench_flags(capsys: pytest.CaptureFixture[str]) -> None:
     for argv, fragment in ((["--seeds", "0"], "below 1"), (["--seeds", "x"], "whole number"),
                            (["--target-accuracy", "90"], "share between 0 and 1")):
