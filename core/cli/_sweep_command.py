@@ -56,7 +56,7 @@ def add_commands(subparsers: Any, positive_int: Any) -> None:
     p.add_argument("--name", metavar="NAME", help="the sweep's name in the store "
                    "(default: model-dataset-time)")
     p.add_argument("--resume", metavar="SWEEP", help="continue the sweep of this name or id: "
-                   "train the runs it has not finished (other flags are not taken)")
+                   "train the runs it has not finished, with the settings it was started with")
     p.add_argument("--json", action="store_true", help="print the table's rows as JSON last")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--store", metavar="PATH", help="run store file (default: LEARNDROP_HOME)")
@@ -113,6 +113,7 @@ def plan_from_args(args: argparse.Namespace) -> tuple[SweepPlan, str | None]:
 def cmd_sweep(args: argparse.Namespace) -> int:
     if args.resume:
         runner = SweepRunner(None, args.store, resume=args.resume)
+        _refuse_settings_with_resume(args, runner.name)
     else:
         plan, name = plan_from_args(args)
         runner = SweepRunner(plan, args.store, name=name)
@@ -163,6 +164,19 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if outcome.failed:
         return 1
     return 130 if outcome.stopped else 0
+
+
+def _refuse_settings_with_resume(args: argparse.Namespace, name: str) -> None:
+    """A resumed sweep trains with the settings it was started with: a setting given beside
+    --resume would be ignored, so it is refused instead."""
+    given = [key[4:] for key, value in vars(args).items()
+             if key.startswith("set:") and value is not None]
+    given += [f"--{key}" for key in ("config", "sweep", "seeds", "baseline", "name")
+              if getattr(args, key, None) is not None]
+    if given:
+        raise ConfigError(f"--resume continues sweep '{name}' with the settings it was started "
+                          f"with; leave out {', '.join(given)} (or start a new sweep with "
+                          f"--name)")
 
 
 def cmd_sweeps(args: argparse.Namespace) -> int:

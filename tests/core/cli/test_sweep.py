@@ -110,6 +110,27 @@ def test_a_stopped_sweep_resumes_keeping_its_finished_runs(run_cli: RunCli, tmp_
         assert len(store.group_runs(outcome.sweep_id)) == len(runs)
 
 
+def test_resume_refuses_settings_it_would_not_take(run_cli: RunCli, tmp_path: Path,
+                                                  store_path: Path) -> None:
+    """A resumed sweep trains with the settings it was started with: a setting given with
+    --resume is refused in one line, not silently ignored, and nothing is trained."""
+    base = RunConfig.from_dict({"model": {"name": "small_cnn"},
+                                "data": {"dataset": "digits", "limit": 96, "image_size": 16},
+                                "train": {"epochs": 1, "batch_size": 32},
+                                "output": {"dir": str(tmp_path / "runs")}})
+    SweepRunner(SweepPlan(base, (("drop.threshold", (0.5, 0.6)),)), store_path, name="kept")
+    for extra in (["--epochs", "5"], ["--threshold", "0.8,0.9"], ["--seeds", "2"],
+                  ["--baseline"], ["--name", "other"]):
+        code, _, err = run_cli(["sweep", "--resume", "kept", "--store", str(store_path),
+                                "--quiet", *extra])
+        assert code == 2, (extra, err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert "--resume" in err and extra[0].lstrip("-") in err, err
+    with RunStore(store_path) as store:
+        (group,) = store.list_groups(SWEEP_KIND)
+        assert store.group_runs(group.id) == []
+
+
 def test_a_sweep_file_and_parallel_runs(run_cli: RunCli, tmp_path: Path,
                                         store_path: Path) -> None:
     file = tmp_path / "sweep.toml"
