@@ -166,6 +166,9 @@ def parse_values(path: str, values: list[Any] | str, source: str) -> tuple[Any, 
         raise ConfigError(f"{source}: unknown setting '{path}' (settings are section.name, "
                           f"e.g. drop.threshold; see learndrop train --help)")
     raw = [v.strip() for v in values.split(",")] if isinstance(values, str) else list(values)
+    if not isinstance(values, str) and not raw:
+        raise ConfigError(f"{source}: {path} lists no value: give at least one, e.g. "
+                          f"[0.5, 0.7]")
     if not raw or any(v == "" for v in raw):
         raise ConfigError(f"{source}: {path} needs values separated by commas, e.g. "
                           f"0.5,0.6,0.7")
@@ -207,6 +210,7 @@ def load_sweep_file(path: str | Path) -> tuple[dict[str, Any], list[tuple[str, t
                           f"[vary] threshold = [0.5, 0.7]")
     if not isinstance(options, dict) or set(options) - {"seeds", "baseline", "name"}:
         raise ConfigError(f"the sweep file {file}: [sweep] takes seeds, baseline and name")
+    _check_options(options, file)
     axes = []
     for word, values in _flatten(vary):
         setting = setting_of(word)
@@ -218,6 +222,20 @@ def load_sweep_file(path: str | Path) -> tuple[dict[str, Any], list[tuple[str, t
                               f"values, e.g. [0.5, 0.7]")
         axes.append((setting, parse_values(setting, values, f"sweep file {file}")))
     return data, axes, options
+
+
+def _check_options(options: dict[str, Any], file: Path) -> None:
+    """The ``[sweep]`` table's values, each of its own type (a text is never read as a
+    number or a switch)."""
+    checks = (("seeds", lambda v: isinstance(v, int) and not isinstance(v, bool),
+               "a whole number, e.g. seeds = 3"),
+              ("baseline", lambda v: isinstance(v, bool), "true or false"),
+              ("name", lambda v: isinstance(v, str) and v.strip() != "",
+               'text, e.g. name = "thresholds"'))
+    for key, ok, what in checks:
+        if key in options and not ok(options[key]):
+            raise ConfigError(f"the sweep file {file}: [sweep] {key} must be {what}, got "
+                              f"{options[key]!r}")
 
 
 def _flatten(vary: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -176,6 +176,7 @@ def test_bad_sweep_files_are_one_line(run_cli: RunCli, tmp_path: Path,
     file = tmp_path / "bad.toml"
     for text, fragment in (('[vary]\n"drop.nonsense" = [1, 2]\n', "unknown setting"),
                            ('[vary]\nthreshold = 0.5\n', "must be a list"),
+                           ('[vary]\nthreshold = []\n', "lists no value"),
                            ('[model]\nname = "small_cnn"\n', "needs a [vary] table"),
                            ("[vary\n", "not valid TOML")):
         file.write_text(text, encoding="utf-8")
@@ -183,6 +184,29 @@ def test_bad_sweep_files_are_one_line(run_cli: RunCli, tmp_path: Path,
         assert code == 2 and fragment in err, err
     code, _, err = run_cli(["sweep", "--sweep", str(tmp_path / "none.toml")])
     assert code == 2 and "cannot read the sweep file" in err
+
+
+@pytest.mark.parametrize(("entry", "fragment"), [
+    ('seeds = "x"', "seeds must be a whole number"),
+    ("seeds = 1.5", "seeds must be a whole number"),
+    ("seeds = [1]", "seeds must be a whole number"),
+    ("seeds = true", "seeds must be a whole number"),
+    ('baseline = "no"', "baseline must be true or false"),
+    ("baseline = 1", "baseline must be true or false"),
+    ("name = 5", "name must be text"),
+    ('name = ""', "name must be text"),
+])
+def test_bad_sweep_options_are_one_line(run_cli: RunCli, tmp_path: Path, store_path: Path,
+                                        entry: str, fragment: str) -> None:
+    """The [sweep] table's values are checked like settings: a wrong type is one line, never
+    an internal error, and never read as something else (the text "no" as a baseline)."""
+    file = tmp_path / "sweep.toml"
+    file.write_text(f'[sweep]\n{entry}\n\n[vary]\n"drop.threshold" = [0.5, 0.6]\n',
+                    encoding="utf-8")
+    code, _, err = run_cli(["sweep", "--sweep", str(file), *tiny(tmp_path, store_path)])
+    assert code == 2, err
+    assert fragment in err and "[sweep]" in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists()
 
 
 def test_sweep_names_are_unique_and_listed(run_cli: RunCli, tmp_path: Path,
