@@ -12,7 +12,7 @@ import argparse
 from ..config import FLAGS, RunConfig, field_choices, field_doc, field_paths, load_config
 from ..training import check_config
 
-__all__ = ["add_config_flags", "build_config", "apply_flags"]
+__all__ = ["add_config_flags", "build_config", "apply_flags", "positive_int"]
 
 
 def _help(path: str) -> str:
@@ -50,3 +50,14 @@ def apply_flags(cfg: RunConfig, args: argparse.Namespace) -> RunConfig:
         if key.startswith("set:") and value is not None:
             cfg.set(key[4:], value, source="command line")
     return check_config(cfg)
+
+
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: a whole number of at least 1 (a count of seeds, runs, ...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is below 1")
+    return value

@@ -19,7 +19,7 @@ from ..engine import LearnDropWarning
 from ..errors import LearnDropError, first_line
 from ..plugins import load_plugin
 from ._console import Console
-from ._flags import add_config_flags, apply_flags, build_config
+from ._flags import add_config_flags, apply_flags, build_config, positive_int
 from ._resume_command import cmd_resume
 from ._running import (
     install_signal_handlers,
@@ -186,7 +186,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--preset", help="a ready benchmark: cpu-fmnist-finetune, "
                    "cpu-fmnist-scratch (Fashion-MNIST: apt-get install dataset-fashion-mnist), "
                    "cpu-resnet20, cpu-resnet20-finetune, gpu-resnet18, quick-digits")
-    b.add_argument("--seeds", type=_positive_int, default=1, metavar="N",
+    b.add_argument("--seeds", type=positive_int, default=1, metavar="N",
                    help="train every run with N seeds (same data); the table gives means and "
                    "spreads (default 1)")
     b.add_argument("--target-accuracy", type=_share, default=None, metavar="SHARE",
@@ -206,18 +206,8 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_studio)
     add_store_commands(sub)
     add_whatif_command(sub)
-    add_sweep_commands(sub, _positive_int)
+    add_sweep_commands(sub, positive_int)
     return p
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is below 1")
-    return value
 
 
 def _share(text: str) -> float:

@@ -30,6 +30,7 @@ from ..report import (
 )
 from ..report import tables as t
 from ..store import RunRecord, RunStore
+from ._flags import positive_int
 
 __all__ = ["add_commands"]
 
@@ -46,7 +47,7 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.add_argument("--status", choices=("running", "finished", "stopped", "cancelled",
                                         "failed", "interrupted"), help="only runs with it")
-    p.add_argument("-n", "--limit", type=int, default=0, metavar="N",
+    p.add_argument("-n", "--limit", type=positive_int, default=None, metavar="N",
                    help="only the N newest runs")
     store_flag(p)
     p.set_defaults(func=cmd_runs)
@@ -128,7 +129,7 @@ def cmd_runs(args: argparse.Namespace) -> int:
         if store.replayed:
             print(f"learndrop: added {len(store.replayed)} run(s) kept in journals while the "
                   f"store could not be written: {', '.join(store.replayed)}", file=sys.stderr)
-    if args.limit > 0:
+    if args.limit is not None:
         runs = runs[:args.limit]
     if args.json:
         print(json.dumps(json_safe([_run_json(r) for r in runs]), default=str))

@@ -33,6 +33,9 @@ TINY = [*tiny_flags(**{"data.limit": 256, "drop.warmup_epochs": 0}), "--no-store
     (["train", "--resume", "/no/such/checkpoint.pt", "--no-store"], "does not exist"),
     (["bench", "--preset", "nope"], "unknown bench preset"),
     (["nonsense"], "invalid choice"),
+    (["runs", "-n", "0"], "0 is below 1"),
+    (["runs", "--limit", "-1"], "-1 is below 1"),
+    (["runs", "-n", "x"], "'x' is not a whole number"),
 ])
 def test_bad_input_exits_2_with_one_line(argv: list[str], fragment: str,
                                          run_cli: RunCli) -> None:
