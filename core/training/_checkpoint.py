@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from ..errors import CheckpointError, first_line
+from ..errors import CheckpointError
 from ..files import atomic_write_bytes
 
 __all__ = ["FORMAT", "save_checkpoint", "load_checkpoint", "load_initial_weights",
@@ -27,6 +27,27 @@ def save_checkpoint(path: str | Path, payload: dict[str, Any]) -> Path:
     buf = io.BytesIO()
     torch.save({"format": FORMAT, "version": VERSION, **payload}, buf)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+#: whatever torch's reader raises on a file that is not a checkpoint
+_UNREADABLE = (pickle.UnpicklingError, RuntimeError, EOFError, OSError, zipfile.BadZipFile,
+               ValueError, KeyError, IndexError, TypeError, AttributeError, MemoryError,
+               OverflowError)
+
+
+def _unreadable(exc: BaseException) -> str:
+    """Why torch could not read a file, in a few words: the line of its message that names
+    the problem, never its advice on how files should be saved or loaded."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    if isinstance(exc, pickle.UnpicklingError):
+        return next((ln for ln in lines if ln.startswith("Unsupported")),
+                    "not a file PyTorch saved")[:120]
+    if not isinstance(exc, (RuntimeError, OSError, ValueError, EOFError)):
+        return "not a format torch can read"
+    text = lines[0] if lines else ""
+    if not text or "torch.save" in text or "weights_only" in text:
+        return "not a file PyTorch saved" if text else "it ends too soon"
+    return text.split(". ")[0][:120]
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", *,
@@ -44,25 +65,16 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu", 
         with warnings.catch_warnings():  # torch's notes on odd pickles: the error says it all
             warnings.simplefilter("ignore")
             data = torch.load(p, map_location=map_location, weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as exc:
+    except _UNREADABLE as exc:
         text = str(exc)
-        if "GLOBAL" in text or "Unsupported global" in text:
+        if isinstance(exc, pickle.UnpicklingError) and (
+                "GLOBAL" in text or "Unsupported global" in text):
             raise CheckpointError(f"{p} holds Python objects that would run code when loaded; "
                                   f"refusing to load it (only Learn&Drop checkpoints are "
                                   f"accepted)") from None
-        # torch's message is a paragraph; keep its one line that names the problem
-        lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-        detail = next((ln for ln in lines if ln.startswith("Unsupported")),
-                      lines[0] if lines else "unreadable")
         raise CheckpointError(f"{p} is damaged or not a checkpoint; refusing to load it "
-                              f"({detail[:120]})") from None
-    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, ValueError, KeyError,
-            IndexError, TypeError, AttributeError, MemoryError, OverflowError) as exc:
-        # whatever torch's reader trips over in a file that is not a checkpoint
-        first = first_line(exc)
-        if not isinstance(exc, (RuntimeError, OSError, ValueError, EOFError)):
-            first = "not a format torch can read"
-        raise CheckpointError(f"{p} is damaged or not a checkpoint ({first[:120]})") from None
+                              f"({_unreadable(exc)}): resume from another checkpoint or start "
+                              f"the run again with learndrop train") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{p} is not a Learn&Drop checkpoint; resume from a file in a "
                               f"run folder (checkpoint.pt)")
@@ -156,7 +168,7 @@ def load_initial_weights(model: torch.nn.Module, path: str | Path) -> list[str]:
             warnings.simplefilter("ignore")
             data = torch.load(p, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same one line
-        raise CheckpointError(f"cannot load weights from {p} ({first_line(exc)[:120]}); give a "
+        raise CheckpointError(f"cannot load weights from {p} ({_unreadable(exc)}); give a "
                               f"state dict saved with torch.save or a run's final.pt") from None
     state = data.get("model", data) if isinstance(data, dict) else None
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):

@@ -251,6 +251,38 @@ def test_checkpoints_that_are_not_ours(tmp_path: Path,
     assert not (tmp_path / "out").exists()
 
 
+def test_a_damaged_run_checkpoint_says_what_to_do(tmp_path: Path, run_cli: RunCli,
+                                                  store_path: Path) -> None:
+    """``learndrop resume RUN`` whose checkpoint.pt was damaged (junk, cut short): one line
+    naming the file and what to do, without PyTorch's advice on how to save files."""
+    code, _, err = run_cli(["train", *TINY, "--epochs", "1", "--run-name", "hurt", "--quiet",
+                            "--output-dir", str(tmp_path / "runs"), "--store", str(store_path)])
+    assert code == 0, err
+    ck = tmp_path / "runs" / "hurt" / "checkpoint.pt"
+    whole = ck.read_bytes()
+    for damage in (b"junk\n", whole[: len(whole) // 3]):
+        ck.write_bytes(damage)
+        code, _, err = run_cli(["resume", "hurt", "--epochs", "2", "--quiet", "--store",
+                                str(store_path)])
+        line = one_line(err)
+        assert code == 2 and str(ck) in line and "damaged" in line, line
+        assert "learndrop train" in line, line  # what to do
+        assert "torch.save" not in line and "weights_only" not in line, line
+        assert ck.read_bytes() == damage  # left as it was
+
+
+def test_weights_that_are_not_a_torch_file_say_so_plainly(tmp_path: Path,
+                                                          run_cli: RunCli) -> None:
+    weights = tmp_path / "notes.toml"
+    weights.write_text("[train]\nepochs = 1\n")
+    code, _, err = run_cli(["train", *TINY, "--model.weights", str(weights), "--no-store",
+                            "--output-dir", str(tmp_path / "out")])
+    line = one_line(err)
+    assert code == 2 and str(weights) in line, line
+    assert "PyTorch 2.6" not in line and "weights_only" not in line, line
+    assert "torch.save" in line  # what to give instead
+
+
 def test_checkpoint_of_another_model(tmp_path: Path, run_cli: RunCli) -> None:
     code, out, err = run_cli(["train", *TINY, "--epochs", "1", "--no-store", "--output-dir",
                               str(tmp_path / "a"), "--json", "--quiet"])
