@@ -80,6 +80,15 @@ def _damaged(name: str, root: Path, exc: BaseException) -> DataError:
                      f"a good copy")
 
 
+def _download_failure(exc: RuntimeError) -> str:
+    """The last mirror's error from torchvision's "Error downloading FILE: Tried MIRROR,
+    got: ERROR ..." paragraph."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    tried = [i for i, ln in enumerate(lines) if ln.startswith("Tried ")]
+    reason = lines[tried[-1] + 1] if tried and tried[-1] + 1 < len(lines) else lines[0]
+    return reason[:100]
+
+
 def _open(name: str, root: Path, download: bool, **kwargs: Any) -> Any:
     """Construct a torchvision data set, turning its failures into one-line DataErrors."""
     cls = _CLASSES.get(name, tvd.Imagenette)
@@ -88,6 +97,10 @@ def _open(name: str, root: Path, download: bool, **kwargs: Any) -> Any:
             root.mkdir(parents=True, exist_ok=True)
         return cls(str(root), download=download, **kwargs)
     except RuntimeError as exc:
+        if download and str(exc).startswith("Error downloading"):  # every mirror failed
+            raise DataError(f"could not download {name} into {root} "
+                            f"({_download_failure(exc)}): check the network, or download it "
+                            f"by hand and point --data-root at it") from None
         if "not found" not in str(exc) and "corrupted" not in str(exc):
             raise _damaged(name, root, exc) from None  # files there that cannot be read
         if not download:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import pickle
 import socket
 import struct
@@ -239,6 +240,25 @@ def test_missing_download_is_a_clear_error(tmp_path: Path, name: str, no_network
     message = str(err.value)
     assert str(tmp_path) in message and "--data.download true" in message
     assert "--data-root" in message and "\n" not in message
+
+
+@pytest.mark.parametrize("name", DOWNLOADABLE)
+def test_a_download_without_network_says_so(tmp_path: Path, name: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """--data.download true on a machine that cannot reach the network: one line that
+    says the download failed, never that the (absent) files are damaged and should be
+    deleted."""
+    def unreachable(*_a: object, **_k: object) -> None:
+        raise OSError(errno.ENETUNREACH, "Network is unreachable")
+
+    monkeypatch.setattr(socket.socket, "connect", unreachable)
+    monkeypatch.setattr(socket, "create_connection", unreachable)
+    root = tmp_path / "data"
+    with pytest.raises(DataError) as err:
+        build_datasets(DataConfig(dataset=name, root=str(root), download=True))
+    message = str(err.value)
+    assert "\n" not in message and str(root) in message, message
+    assert "network" in message and "damaged" not in message and "delete" not in message
 
 
 def _idx(path: Path, array: np.ndarray) -> None:
