@@ -13,6 +13,8 @@ Order of events in one run::
          on_scores               every check (``drop.check_every`` steps or once an epoch)
          on_drop*                right after the check that decided it, or a manual drop
          on_restore*             at a check, when the loss after the last drop rose (reversible)
+         on_savings?             after the step (or epoch end) whose drops or restores changed
+                                 the drop state: the savings in the new state
          on_user_action*         at the batch boundary where the engine takes a user's request
        on_epoch_end
        on_checkpoint?)*
@@ -278,6 +280,9 @@ def complete_epochs(step: int, steps_per_epoch: int) -> int:
 class Callback:
     """Base class: override the hooks you need.
 
+    ``on_savings`` reports the savings in a new drop state, after the step or epoch end at
+    which units dropped or were restored (between epochs' ends, which carry their own).
+
     Hooks should not raise. If one does, :func:`call_hook` logs the exception with its
     traceback, reports it once to the other callbacks' ``on_warning`` and the run goes on:
     a broken progress bar must not cost a long run, nor fail without a word.
@@ -289,6 +294,7 @@ class Callback:
     def on_scores(self, event: ScoreCheck) -> None: ...
     def on_drop(self, event: DropEvent) -> None: ...
     def on_restore(self, event: RestoreEvent) -> None: ...
+    def on_savings(self, event: SavingsReport) -> None: ...
     def on_epoch_end(self, event: EpochEnd) -> None: ...
     def on_checkpoint(self, event: CheckpointSaved) -> None: ...
     def on_warning(self, message: str) -> None: ...

@@ -23,6 +23,7 @@ from learndrop.core.events import (
     FitStart,
     Progress,
     RestoreEvent,
+    SavingsReport,
     ScoreCheck,
     UserAction,
 )
@@ -154,6 +155,10 @@ class LivePanel(QWidget, Callback):
     def on_restore(self, event: RestoreEvent) -> None:
         self.history.on_restore(event)
         self._mark(*_SCORES, "metrics", "gauges", "log")
+
+    def on_savings(self, event: SavingsReport) -> None:
+        self.history.on_savings(event)
+        self._mark("gauges")
 
     def on_epoch_end(self, event: EpochEnd) -> None:
         self.history.on_epoch_end(event)

@@ -50,7 +50,7 @@ from torch.nn.parallel import DistributedDataParallel
 from ..errors import ConfigError
 from ..events import Callback, call_hook
 
-__all__ = ["DataParallel", "ddp_options", "take_requests", "OUTSIDE"]
+__all__ = ["DataParallel", "ddp_options", "take_requests", "comm_savings", "comm_fields", "OUTSIDE"]
 
 #: DistributedDataParallel keyword arguments that LearnDrop sets itself
 _NOT_ALLOWED = ("module",)
@@ -210,3 +210,17 @@ def take_requests(pending: deque[tuple[str, str]], ddp: DataParallel | None,
         call_hook(callbacks, "on_warning", f"{ignored} request(s) made on rank "
                   f"{ddp.rank} ignored: only rank 0's requests apply to every rank")
     return agreed
+
+
+def comm_savings(ddp: DataParallel | None) -> dict[str, Any]:
+    """The all-reduce figures of a savings report (zero without data parallelism)."""
+    return {"allreduce_bytes_per_step_now": ddp.current_bytes if ddp else 0,
+            "full_allreduce_bytes_per_step_now": ddp.full_bytes if ddp else 0,
+            "allreduce_bytes_saved_total": ddp.cumulative_saved() if ddp else 0.0}
+
+
+def comm_fields(ddp: DataParallel | None) -> dict[str, Any]:
+    """The data-parallel entries of ``LearnDrop.savings()``: world size and the all-reduce
+    timeline."""
+    return {"world_size": ddp.world_size if ddp is not None else 1,
+            "allreduce_timeline": [list(t) for t in ddp.timeline] if ddp else []}

@@ -45,7 +45,7 @@ from ..errors import ConfigError, ModelError
 from ..events import Callback, DropEvent, SavingsReport, ScoreCheck, UnitInfo, call_hook
 from ._accounting import Accounting
 from ._cache_mode import Caches
-from ._ddp import OUTSIDE, DataParallel, ddp_options, take_requests
+from ._ddp import OUTSIDE, DataParallel, comm_fields, comm_savings, ddp_options, take_requests
 from ._drop_state import DropState
 from ._forward import CallPlan, DropAwareModule, install_redirects
 from ._misuse import (
@@ -94,10 +94,7 @@ class LearnDrop:
     each change of drop state), and every rank drops the same units at the same step (rank
     0 decides; see :mod:`._ddp`; ``ddp="outside"``: the same, for a wrapper that the caller
     builds and rebuilds, as Lightning's). It takes the plain model, without ``wrap``.
-
-    Dropping a unit freezes its parameters and takes them out of the optimizer; restoring
-    it puts each back into its own group and position, with its ``requires_grad`` (a
-    parameter the user froze, or never gave the optimizer, stays so): see ``DropState``.
+    Dropping and restoring a unit's parameters in the optimizer: see ``DropState``.
     """
 
     def __init__(
@@ -155,6 +152,7 @@ class LearnDrop:
         self._epoch_start_step = 0
         self._pending: deque[tuple[str, str]] = deque()
         self._said = False  # that no parameter moved (said once)
+        self._moved = False  # a drop or restore since the last on_savings
         self.losses = LossWatch()  # the training loss between checks (drop.reversible)
         self.caches = Caches(self.policy, device, num_samples=num_samples,
                              eval_samples=eval_samples, spill_dir=cache_dir,
@@ -285,6 +283,7 @@ class LearnDrop:
             self.scorer.start(u)
             self.losses.forget(u.index)
             self._drop_state_changed()
+            self._moved = True
 
     def step(self, loss: Any = None) -> None:
         """Call after each optimizer step, with its loss for ``drop.reversible``."""
@@ -301,6 +300,7 @@ class LearnDrop:
         if check_due(self.policy, self.step_count - self._epoch_start_step,
                      self.steps_per_epoch, self.step_count):
             self.check()
+        self._report_moved()
         self.accounting.begin_step()
 
     def pause_timing(self) -> None:
@@ -315,7 +315,14 @@ class LearnDrop:
         self._epoch_start_step = self.step_count
         if not self.policy.check_every:
             self.check()
+        self._report_moved()
         self.pause_timing()  # validation and epoch-end work are not step time
+
+    def _report_moved(self) -> None:
+        """After drops or restores, the savings in the new drop state (``on_savings``)."""
+        if self._moved:
+            self._moved = False
+            call_hook(self.callbacks, "on_savings", self.savings_report())
 
     def check(self) -> ScoreCheck:
         """Score every training unit now, then apply the drop rule (:mod:`._rule`)."""
@@ -355,15 +362,13 @@ class LearnDrop:
         return self._ddp.agree_names(names) if self._ddp is not None else names
 
     def savings(self) -> dict[str, Any]:
-        """Savings so far, keyed by the savings record's fields (``_now``: per step in the
-        current drop state, ``_total``: over the run so far); FLOP figures are fractions of
-        the full network's (0.3 = 30%)."""
-        r, ddp = self.savings_report(), self._ddp
+        """Savings so far by the savings record's fields (``_now``: the current drop state's,
+        ``_total``: the run's so far; FLOPs as fractions of the full network's: 0.3 = 30%)."""
+        r = self.savings_report()
         return {**{k: getattr(r, k) for k in r.__dataclass_fields__},
                 "score_overhead": self.score_overhead,
                 **self.caches.savings_fields(self.accounting.train_time_s),
-                "world_size": ddp.world_size if ddp is not None else 1,
-                "allreduce_timeline": [list(t) for t in ddp.timeline] if ddp else []}
+                **comm_fields(self._ddp)}
 
     @property
     def score_overhead(self) -> float:
@@ -371,13 +376,10 @@ class LearnDrop:
         return self.scorer.time_s / train if (train := self.accounting.train_time_s) > 0 else 0.0
 
     def savings_report(self) -> SavingsReport:
-        """The savings so far as one typed record (what ``on_epoch_end`` reports)."""
-        ddp = self._ddp
-        return self.accounting.report(
-            self.step_count, self.base_model, self.total_steps,
-            allreduce_bytes_per_step_now=ddp.current_bytes if ddp else 0,
-            full_allreduce_bytes_per_step_now=ddp.full_bytes if ddp else 0,
-            allreduce_bytes_saved_total=ddp.cumulative_saved() if ddp else 0.0)
+        """The savings so far as one typed record (what ``on_epoch_end`` and
+        ``on_savings`` report)."""
+        return self.accounting.report(self.step_count, self.base_model, self.total_steps,
+                                      **comm_savings(self._ddp))
 
     def unit_state(self, name: str) -> str:
         """learning, settling, dropped or pinned."""
@@ -410,8 +412,7 @@ class LearnDrop:
         sections = load_state(state, [u.name for u in self.units])
         for name in reversed(list(self.dropped)):  # back to the complete layout first
             self.restore(name)
-        problem = self.drops.check_slots(sections["drops"].get("optimizer_slots"),
-                                         self.optimizer)
+        problem = self.drops.check_slots(sections["drops"].get("optimizer_slots"), self.optimizer)
         if problem:
             raise ModelError(f"the optimizer does not match the saved run's ({problem}): "
                              f"build it the same way before resuming")
@@ -439,6 +440,7 @@ class LearnDrop:
         self.drops.drop(u, reason, self.step_count, self._epoch_float(), self.optimizer)
         self.scorer.stop(u)
         self._drop_state_changed()
+        self._moved = True
 
     def _drop_state_changed(self) -> None:
         """After a drop or restore (and once the units are measured): the scored units, the
@@ -461,12 +463,10 @@ class LearnDrop:
         return self.accounting.cost(self.units, self.drops, self.policy.mode, cache_hit)
 
     def _epoch_float(self) -> float:
-        if self.steps_per_epoch:
-            return self.epoch + (self.step_count - self._epoch_start_step) / self.steps_per_epoch
-        return float(self.epoch)
+        done = self.step_count - self._epoch_start_step
+        return self.epoch + (done / self.steps_per_epoch if self.steps_per_epoch else 0.0)
 
-    def _plan_call(self, training: bool, args: tuple, kwargs: dict, sample_ids: Any
-                   ) -> CallPlan:
+    def _plan_call(self, training: bool, args: tuple, kwargs: dict, sample_ids: Any) -> CallPlan:
         """What one ``ld.model`` call runs (see :mod:`._forward`): FLOPs measured on the
         first call, the wrapper rebuilt after a change of drop state, the cache's plan, and
         the cost the call's step is counted at."""

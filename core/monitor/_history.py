@@ -205,7 +205,7 @@ class RunHistory(Callback):
         self.on_savings(event.savings)
 
     def on_savings(self, report: SavingsReport) -> None:
-        """Record a savings report (each epoch's end carries one)."""
+        """Record a savings report (an epoch's end carries one; a live run's drops send more)."""
         self._latest_savings = report
         eff = report.efficiency_total
         self.savings.append((report.step, report.forward_flops_saved_now,

@@ -107,6 +107,7 @@ def test_each_event_payload_has_one_hook_read_from_the_callback() -> None:
         FitStart,
         Progress,
         RestoreEvent,
+        SavingsReport,
         ScoreCheck,
         UserAction,
         payload_hooks,
@@ -114,7 +115,8 @@ def test_each_event_payload_has_one_hook_read_from_the_callback() -> None:
 
     hooks = payload_hooks()
     assert hooks == {FitStart: "on_fit_start", Progress: "on_progress", ScoreCheck: "on_scores",
-                     DropEvent: "on_drop", RestoreEvent: "on_restore", EpochEnd: "on_epoch_end",
+                     DropEvent: "on_drop", RestoreEvent: "on_restore", SavingsReport: "on_savings",
+                     EpochEnd: "on_epoch_end",
                      CheckpointSaved: "on_checkpoint", UserAction: "on_user_action",
                      FitEnd: "on_fit_end"}
     assert set(hooks.values()) <= set(HOOKS)

@@ -48,10 +48,10 @@ def test_every_hook_reaches_the_live_panel_from_the_training_thread(
 def test_an_unknown_hook_fails_loudly(qtbot: Any, make_window: Any) -> None:
     window = make_window()
     with qtbot.captureExceptions() as raised:
-        window.signals.hook.emit("on_savings", None)  # not a hook: the panel's was dead
+        window.signals.hook.emit("on_batch", None)  # not a hook
     assert len(raised) == 1
     kind, error, _tb = raised[0]
-    assert kind is AttributeError and "'on_savings' is not a callback hook" in str(error)
+    assert kind is AttributeError and "'on_batch' is not a callback hook" in str(error)
 
 
 def test_signals_are_one_signal() -> None:

@@ -158,6 +158,26 @@ def test_gauges_show_latest_numbers(live_panel: LivePanel, stream: Any) -> None:
     assert g.total_bar.value() == 100 and "finished" in g.eta_label.text()
 
 
+def test_gauges_follow_a_drop_before_the_epoch_ends(live_panel: LivePanel, stream: Any) -> None:
+    """The engine reports the savings of a new drop state at once (on_savings); the gauges
+    show it without waiting for the epoch's end."""
+    import dataclasses
+
+    first = next(i for i, (hook, _) in enumerate(stream) if hook == "on_drop")
+    ends = [ev for hook, ev in stream[:first] if hook == "on_epoch_end"]
+    feed(live_panel, stream[: first + 1])
+    live_panel.redraw()
+    g = live_panel.gauges
+    before = g.train.value.text()
+    now = dataclasses.replace(ends[-1].savings, step=stream[first][1].step,
+                              train_flops_saved_now=0.125, trainable_params_now=1000)
+    live_panel.on_savings(now)
+    live_panel.redraw()
+    assert before != "12.5%" and g.train.value.text() == "12.5%"
+    assert g.params.value.text() == "1.0 k"
+    assert live_panel.history.latest_savings() is now
+
+
 def test_time_saved_within_noise_says_so() -> None:
     import dataclasses
 

@@ -278,3 +278,36 @@ def test_scores_are_normalised_and_lr_invariant() -> None:
             assert d.scorer.states[1].change == pytest.approx(first, rel=1e-3)
 
 
+
+
+def test_a_change_of_drop_state_reports_its_savings_at_once() -> None:
+    from learndrop.core import Callback
+    from learndrop.core.events import SavingsReport
+
+    class Seen(Callback):
+        def __init__(self) -> None:
+            self.reports: list[SavingsReport] = []
+            self.drops: list[int] = []
+
+        def on_drop(self, event: object) -> None:
+            self.drops.append(len(self.reports))
+
+        def on_savings(self, event: SavingsReport) -> None:
+            self.reports.append(event)
+
+    seen = Seen()
+    model, opt, ld = _setup("freeze", threshold=1.0, window=2, trend_tolerance=10.0,
+                            settle="tolerance", check_every=1, callbacks=[seen])
+    _train(model, opt, ld, 1)
+    assert not ld.dropped and seen.reports == []  # nothing changed: nothing to report
+    _train(model, opt, ld, 5)
+    assert ld.dropped
+    # one report per step that changed the drop state, after that step's drops, with the
+    # new state's savings: what ld.savings() says at that moment
+    assert len(seen.reports) == len({r.step for r in seen.reports}) >= 1
+    assert seen.drops[0] == 0 and seen.reports[0].train_flops_saved_now > 0
+    assert seen.reports[-1].train_flops_saved_now == pytest.approx(
+        ld.savings()["train_flops_saved_now"])
+    ld.restore(ld.dropped[-1])
+    ld.end_epoch()  # a restore between steps is reported at the next step or epoch end
+    assert seen.reports[-1].train_flops_saved_now < seen.reports[-2].train_flops_saved_now

@@ -27,8 +27,10 @@ def test_event_sequence_of_a_run(tmp_path: Path) -> None:
     result = Trainer(run_config(tmp_path), [rec]).fit()
     assert result.status == "finished"
     seq = rec.sequence
-    # fit start, then per epoch: start, progress*, one check, drops right after it, end, ckpt
-    assert re.fullmatch(r"S(EP+CD*eK)+F", seq), seq
+    # fit start, then per epoch: start, progress*, one check, drops right after it and the
+    # savings of the new drop state when there were any, end, ckpt
+    assert re.fullmatch(r"S(EP+C(D+\$)?eK)+F", seq), seq
+    assert [s.step for s in rec.of("$")] == sorted({d.step for d in rec.of("D")})
     assert seq.count("E") == 4
     drops = rec.of("D")
     assert drops, "threshold=1 must drop units"
