@@ -132,7 +132,7 @@ class Progress:
     loss: float
     lr: float
     images_per_s: float
-    elapsed_s: float
+    elapsed_s: float  # the run's time so far: pauses left out, resumed sessions in
     eta_s: float
 
 
@@ -193,7 +193,7 @@ class EpochEnd:
     val_accuracy: float
     val_accuracy_scaled: float | None  # skip mode: the scaled-down network's accuracy
     epoch_time_s: float
-    elapsed_s: float
+    elapsed_s: float  # as Progress.elapsed_s
     eta_s: float
     images_per_s: float
     lr: float

@@ -122,6 +122,8 @@ _FIELDS: tuple[tuple[str, bool, Any, str], ...] = (
     ("config", False, lambda v: isinstance(v, dict), "a table"),
     ("best_accuracy", False, _is_number, "a number"),
     ("elapsed_s", False, lambda v: _is_number(v) and v >= 0, "a number of seconds"),
+    ("train_time_s", False, lambda v: _is_number(v) and v >= 0, "a number of seconds"),
+    ("data_time_s", False, lambda v: _is_number(v) and v >= 0, "a number of seconds"),
     ("history", False, lambda v: isinstance(v, list) and all(isinstance(h, dict) for h in v),
      "a list of epochs"),
     ("torch_rng", False, lambda v: torch.is_tensor(v) and v.dtype == torch.uint8

@@ -30,6 +30,8 @@ class RunClock:
         self._started = now()
         self._paused_s = 0.0
         self.resumed_s = 0.0  # earlier sessions' elapsed time (a resumed run's)
+        self.resumed_train_s = 0.0  # and their time in training loops
+        self.resumed_data_s = 0.0  # and waiting for batches
         self.data_time_s = 0.0  # waiting for training batches, this session
         self.train_time_s = 0.0  # in the epochs' training loops, this session
 
@@ -40,10 +42,21 @@ class RunClock:
         self.data_time_s = 0.0
         self.train_time_s = 0.0
 
-    def resume(self, elapsed_s: float) -> None:
-        """Count ``elapsed_s`` seconds of earlier sessions (from a checkpoint) in the run's
-        total."""
+    def resume(self, elapsed_s: float, train_s: float = 0.0, data_s: float = 0.0) -> None:
+        """Count earlier sessions (from a checkpoint) in the run's totals: ``elapsed_s``
+        seconds in all, ``train_s`` of them in training loops, ``data_s`` waiting for batches
+        (0 for a checkpoint written before those were kept)."""
         self.resumed_s = elapsed_s
+        self.resumed_train_s = train_s
+        self.resumed_data_s = data_s
+
+    def total_training(self) -> float:
+        """Seconds in the epochs' training loops, this session's and the resumed ones'."""
+        return self.train_time_s + self.resumed_train_s
+
+    def total_data(self) -> float:
+        """Seconds spent waiting for training batches, this session's and the resumed ones'."""
+        return self.data_time_s + self.resumed_data_s
 
     def elapsed(self) -> float:
         """Seconds of this session since it started, less its pauses."""

@@ -34,6 +34,8 @@ def _payload(trainer: TrainerRun, epoch: int) -> dict[str, Any]:
             # earlier sessions' epochs and time too, so a second resume loses neither
             "history": [h.to_dict() for h in trainer.all_history()],
             "elapsed_s": trainer.clock.total_elapsed(),
+            "train_time_s": trainer.clock.total_training(),
+            "data_time_s": trainer.clock.total_data(),
             "torch_rng": torch.get_rng_state()}
 
 

@@ -154,7 +154,7 @@ def _report_progress(trainer: TrainerRun, epoch: int, batch: int, window: _Windo
     ips = window.n * trainer.cfg.train.batch_size / max(now - window.started, 1e-9)
     call_hook(trainer.callbacks, "on_progress", Progress(
         step=ld.step_count, epoch=epoch, batch=batch, batches=trainer.steps_per_epoch,
-        loss=mean, lr=lr, images_per_s=ips, elapsed_s=trainer.elapsed(),
+        loss=mean, lr=lr, images_per_s=ips, elapsed_s=trainer.clock.total_elapsed(),
         eta_s=trainer.eta(epoch, batch)))
     window.loss.zero_()
     window.n, window.started = 0, now
@@ -192,7 +192,7 @@ def end_epoch(trainer: TrainerRun, epoch: int, run: EpochRun) -> None:
         epoch=epoch, step=ld.step_count, train_loss=train_loss,
         train_accuracy=train_acc, val_loss=val_loss, val_accuracy=val_acc,
         val_accuracy_scaled=val_scaled, epoch_time_s=epoch_time,
-        elapsed_s=trainer.elapsed(), eta_s=trainer.eta(epoch + 1, 0),
+        elapsed_s=trainer.clock.total_elapsed(), eta_s=trainer.eta(epoch + 1, 0),
         images_per_s=run.seen / max(epoch_time, 1e-9),
         lr=groups[0]["lr"] if groups else 0.0, dropped=tuple(ld.dropped),
         savings=ld.savings_report())

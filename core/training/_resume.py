@@ -27,6 +27,8 @@ class Resumed:
     best_accuracy: float
     history: list[EpochResult]
     elapsed_s: float
+    train_time_s: float = 0.0  # of elapsed_s, in training loops
+    data_time_s: float = 0.0  # of train_time_s, waiting for batches
 
     @property
     def last_val(self) -> tuple[float, float, float | None]:
@@ -69,4 +71,6 @@ def restore_checkpoint(path: Path, cfg: RunConfig, *, model: nn.Module, ld: Lear
     return Resumed(start_epoch=epoch,
                    best_accuracy=float(data.get("best_accuracy", 0.0)),
                    history=history,
-                   elapsed_s=float(data.get("elapsed_s", 0.0)))
+                   elapsed_s=float(data.get("elapsed_s", 0.0)),
+                   train_time_s=float(data.get("train_time_s", 0.0)),
+                   data_time_s=float(data.get("data_time_s", 0.0)))

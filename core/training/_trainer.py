@@ -191,7 +191,7 @@ class Trainer:
         self.start_epoch = resumed.start_epoch
         self.best_accuracy = resumed.best_accuracy
         self._resumed_history = resumed.history
-        self.clock.resume(resumed.elapsed_s)
+        self.clock.resume(resumed.elapsed_s, resumed.train_time_s, resumed.data_time_s)
         if self.start_epoch >= self.cfg.train.epochs and self.finish_complete:
             self.last_val = resumed.last_val
         elif self.start_epoch >= self.cfg.train.epochs:
@@ -411,8 +411,8 @@ class Trainer:
             self.cfg, status, run_name=self.run_name, output_dir=self.output_dir, ld=self.ld,
             device=self._device_text(), last_val=self.last_val,
             best_accuracy=self.best_accuracy, wall_time_s=self.clock.total_elapsed(),
-            train_time_s=self.clock.train_time_s, history=self.all_history(),
-            data_time_s=self.clock.data_time_s,
+            train_time_s=self.clock.total_training(), history=self.all_history(),
+            data_time_s=self.clock.total_data(),
             load_per_cpu=sum(self._loads) / len(self._loads) if self._loads else None,
             world_size=self.dist.world_size if self.dist else 1)
 

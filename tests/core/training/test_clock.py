@@ -78,6 +78,18 @@ def test_resume_adds_the_saved_elapsed_time_to_the_total_only() -> None:
     assert clock.total_elapsed() == pytest.approx(51.0)
 
 
+def test_resume_adds_the_saved_training_and_data_time_to_the_totals() -> None:
+    t = FakeTime()
+    clock = RunClock(now=t)
+    clock.resume(50.0, train_s=40.0, data_s=4.0)
+    clock.restart()
+    list(clock.timed(TimedBatches(t, 3, 0.5)))
+    clock.add_training(6.0)
+    assert (clock.train_time_s, clock.data_time_s) == pytest.approx((6.0, 1.5))  # this session
+    assert clock.total_training() == pytest.approx(46.0)
+    assert clock.total_data() == pytest.approx(5.5)
+
+
 def test_waiting_for_batches_accumulates_as_data_time() -> None:
     t = FakeTime()
     clock = RunClock(now=t)

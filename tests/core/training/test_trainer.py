@@ -69,9 +69,20 @@ def test_resume_repeats_the_same_drops(tmp_path: Path) -> None:
     first = Trainer(cfg, [StopAfterTwo()], control).fit()
     assert first.status == "stopped"
     ck = Path(first.summary.output_dir) / "checkpoint.pt"
-    assert load_checkpoint(ck)["epoch"] == 2
-    resumed = Trainer(cfg, resume_from=ck).fit()
+    saved = load_checkpoint(ck)
+    assert saved["epoch"] == 2 and 0 < saved["train_time_s"] <= saved["elapsed_s"]
+    rec = HookRecorder()
+    resumed = Trainer(cfg, [rec], resume_from=ck).fit()
     assert resumed.status == "finished"
+    # the resumed session's times continue the run's: its events' elapsed time goes on
+    # from the checkpoint's, and the summary's training time counts both sessions
+    ends = rec.of("e")
+    assert [e.epoch for e in ends] == [2, 3]
+    assert saved["elapsed_s"] < ends[0].elapsed_s < ends[1].elapsed_s
+    assert all(p.elapsed_s > saved["elapsed_s"] for p in rec.of("P"))
+    s = resumed.summary
+    assert s.train_time_s > saved["train_time_s"]
+    assert s.train_time_s - saved["train_time_s"] < s.wall_time_s - saved["elapsed_s"]
     assert resumed.summary.dropped == full.summary.dropped
     a = torch.load(Path(full.summary.output_dir) / "final.pt", weights_only=True)["model"]
     b = torch.load(Path(resumed.summary.output_dir) / "final.pt", weights_only=True)["model"]
