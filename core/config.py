@@ -176,9 +176,9 @@ class TrainConfig:
         "Processes training data-parallel on this machine (one GPU each with CUDA); "
         "batch size is per process.", min=1, max=1024, flag="nproc"))
     time_budget: str = field(default="", metadata=doc(
-        "Wall-clock budget such as 90s, 10m or 1h30m (empty: none): training ends when it is "
-        "spent, the learning-rate schedule follows the time spent, and epochs is the most it "
-        "may run.", label="Time budget", flag="time-budget"))
+        "Wall-clock budget such as 90s, 10m or 1h30m (a bare number: seconds; empty: none): "
+        "training ends when it is spent, the learning-rate schedule follows the time spent, "
+        "and epochs is the most it may run.", label="Time budget", flag="time-budget"))
 
 
 @dataclass
@@ -252,6 +252,8 @@ class RunConfig:
             raise ConfigError(f"{source}: unknown setting '{path}' (known in [{section}]: "
                               f"{close})", field=path)
         hint = _HINTS[section][name]
+        if path == "train.time_budget" and type(value) in (int, float):
+            value = f"{value:g}s"  # a bare number in a config file: seconds, as the text "90"
         converted = _coerce(value, hint, path, source)
         setattr(getattr(self, section), name, converted)
 

@@ -30,3 +30,16 @@ def test_one_problem_reads_as_before(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert info.value.field == "train.epochs" and "problems" not in info.value.message
+
+
+def test_a_time_budget_written_as_a_number_is_seconds(tmp_path: Path) -> None:
+    path = tmp_path / "budget.toml"
+    path.write_text("[train]\ntime_budget = 90\n")
+    assert load_config(path).train.time_budget == "90s"
+    path.write_text("[train]\ntime_budget = 1.5\n")
+    assert load_config(path).train.time_budget == "1.5s"
+    for bad, words in (("-5", "is not a duration"), ("true", "must be text")):
+        path.write_text(f"[train]\ntime_budget = {bad}\n")
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert info.value.field == "train.time_budget" and words in info.value.message
