@@ -72,6 +72,18 @@ class ComparePlots(pg.GraphicsLayoutWidget):
         self.ci.layout.setRowStretchFactor(2, 1)
         self._draw_curves()
         self._draw_drops()
+        self.legend.updateSize()
+        self._side_by_side = self.legend.boundingRect().width()  # the names in two columns
+
+    def resizeEvent(self, ev: Any) -> None:
+        """The legend's names side by side when they fit the view, else one above the other:
+        a legend wider than the view would make the plots under it wider too, and cut off
+        the accuracy plot and the drop timeline's right end."""
+        wide = getattr(self, "_side_by_side", None)  # None while the view is being built
+        columns = 2 if wide is None or wide <= self.viewport().width() - 8 else 1
+        if wide is not None and self.legend.columnCount != columns:
+            self.legend.setColumnCount(columns)
+        super().resizeEvent(ev)  # ev: None when pyqtgraph calls it itself
 
     def _draw_curves(self) -> None:
         apply_plot_theme(self, self.theme)

@@ -110,3 +110,26 @@ def test_a_run_without_drops_says_so_on_its_own_row(qtbot: Any, library: RunLibr
     assert view.plots.shown[0] in note  # said beside the baseline's own name
     boxes = list(rows.values())
     assert not any(a.intersects(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_a_narrow_plot_pane_keeps_both_plots_whole(qtbot: Any, library: RunLibrary,
+                                                   recorded: Any) -> None:
+    """When the plots' pane is narrower than the legend's names side by side (a narrow
+    window, the splitter dragged), the legend stacks them instead of making the plots wider
+    than the pane (the accuracy plot and the drop timeline's right end were cut off); a
+    wide pane puts them side by side again."""
+    from PySide6.QtWidgets import QSplitter
+
+    view = CompareDialog(*library.compare_data(recorded.base, recorded.ld))
+    qtbot.addWidget(view)
+    view.show()
+    view.resize(1200, 560)
+    split = view.findChild(QSplitter)
+    plots = view.plots
+    for pane, columns in ((380, 1), (900, 2)):
+        split.setSizes([pane, 1200 - pane])
+        qtbot.wait(100)
+        right = max(p.sceneBoundingRect().right()
+                    for p in (plots.loss_plot, plots.acc_plot, plots.drop_plot))
+        assert right <= plots.viewport().width() + 1, (pane, right, plots.viewport().width())
+        assert plots.legend.columnCount == columns
