@@ -115,7 +115,27 @@ def test_json_has_everything(store_path: Path, tmp_path: Path) -> None:
 
 # ---- reading a PDF back: enough of the format for what Qt's PDF writer produces -------------
 def _pdf_objects(data: bytes) -> dict[int, bytes]:
-    return {int(m[1]): m[2] for m in re.finditer(rb"(\d+) 0 obj\s(.*?)endobj", data, re.S)}
+    """Each object's bytes, cut at the offsets the cross-reference table gives (a search for
+    "endobj" could stop inside compressed binary that happens to hold those bytes)."""
+    xref = int(re.findall(rb"startxref\s+(\d+)", data)[-1])
+    lines = iter(data[xref:].split(b"\n")[1:])
+    starts: dict[int, int] = {}
+    for line in lines:
+        head = line.split()
+        if len(head) != 2:  # the trailer: the table is over
+            break
+        first, count = int(head[0]), int(head[1])
+        for i in range(count):
+            offset, _gen, kind = next(lines).split()[:3]
+            if kind == b"n":
+                starts[first + i] = int(offset)
+    ends = sorted([*starts.values(), xref])
+    out = {}
+    for num, start in starts.items():
+        body = data[start:ends[ends.index(start) + 1]]
+        body = re.sub(rb"^\s*\d+\s+\d+\s+obj\s", b"", body)
+        out[num] = body[:body.rindex(b"endobj")]
+    return out
 
 
 def _pdf_ref(obj: bytes, key: bytes) -> int:
@@ -124,10 +144,16 @@ def _pdf_ref(obj: bytes, key: bytes) -> int:
     return int(m[1])
 
 
-def _pdf_stream(obj: bytes) -> bytes:
-    m = re.search(rb"stream\r?\n(.*?)\r?\nendstream", obj, re.S)
+def _pdf_stream(obj: bytes, objs: dict[int, bytes]) -> bytes:
+    """A stream object's data: its /Length bytes after "stream" (the length given in place
+    or in an object of its own), inflated when compressed."""
+    m = re.search(rb"stream\r?\n", obj)
     assert m, obj[:200]
-    return zlib.decompress(m[1]) if b"/FlateDecode" in obj[:m.start()] else m[1]
+    length = re.search(rb"/Length\s+(\d+)(\s+0\s+R)?", obj[:m.start()])
+    assert length, obj[:200]
+    n = int(objs[int(length[1])].strip()) if length[2] else int(length[1])
+    raw = obj[m.end():m.end() + n]
+    return zlib.decompress(raw) if b"/FlateDecode" in obj[:m.start()] else raw
 
 
 def _utf16(hex_text: bytes) -> str:
@@ -160,12 +186,13 @@ def pdf_pages(data: bytes) -> list[str]:
     for page in pages:
         resources = objs[_pdf_ref(page, b"Resources")]
         fonts = re.search(rb"/Font\s*<<(.*?)>>", resources, re.S)
-        cmaps = {name: _to_unicode(_pdf_stream(objs[_pdf_ref(objs[int(num)], b"ToUnicode")]))
+        cmaps = {name: _to_unicode(_pdf_stream(objs[_pdf_ref(objs[int(num)], b"ToUnicode")],
+                                               objs))
                  for name, num in re.findall(rb"/(\w+)\s+(\d+) 0 R", fonts[1] if fonts else b"")}
         chars: list[str] = []
         cmap: dict[int, str] = {}
         for op in re.finditer(rb"/(\w+)\s+[\d.]+\s+Tf|<([0-9a-fA-F]*)>\s*Tj",
-                              _pdf_stream(objs[_pdf_ref(page, b"Contents")])):
+                              _pdf_stream(objs[_pdf_ref(page, b"Contents")], objs)):
             if op[1] is not None:
                 cmap = cmaps[op[1]]
             else:
