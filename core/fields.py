@@ -54,8 +54,12 @@ def choices_of(hint: Any) -> tuple[str, ...]:
 
 
 def short_repr(value: Any, limit: int = 60) -> str:
-    """``repr(value)``, cut short: an error line never echoes a huge value."""
-    text = repr(value)
+    """``repr(value)``, cut short: an error line never echoes a huge value; true, false and
+    null as a config file spells them (TOML, JSON), not Python's True, False, None."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    else:
+        text = "null" if value is None else repr(value)
     return text if len(text) <= limit else f"{text[:limit - 3]}..."
 
 

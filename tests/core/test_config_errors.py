@@ -43,3 +43,12 @@ def test_a_time_budget_written_as_a_number_is_seconds(tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as info:
             load_config(path)
         assert info.value.field == "train.time_budget" and words in info.value.message
+
+
+def test_values_are_spelled_as_the_file_spells_them(tmp_path: Path) -> None:
+    path = tmp_path / "spelled.json"
+    for value, shown in (("true", "got true"), ("false", "got false"), ("null", "got null")):
+        path.write_text(f'{{"train": {{"epochs": {value}}}}}')
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert info.value.message.endswith(f"train.epochs must be an integer, {shown}")
