@@ -249,7 +249,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         watch_launcher()
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named with the command whose help lists what it takes
+        where = " ".join(filter(None, ("learndrop", getattr(args, "command", None))))
+        parser.exit(2, f"learndrop: error: unrecognized arguments: {' '.join(unknown)} "
+                       f"(see {where} --help)\n")
     args.argv = argv
     if not getattr(args, "func", None):
         parser.print_help()

@@ -24,7 +24,9 @@ TINY = [*tiny_flags(**{"data.limit": 256, "drop.warmup_epochs": 0}), "--no-store
     (["train", "--dataset", "imagenet22k"], "unknown data set"),
     (["train", "--mode", "drop-everything"], "must be one of auto, freeze, cache, skip"),
     (["train", "--device", "tpu"], "must be one of auto, cuda, mps, cpu"),
-    (["train", "--no-such-flag"], "unrecognized arguments"),
+    (["train", "--no-such-flag"], "unrecognized arguments: --no-such-flag (see learndrop train "
+                                  "--help)"),
+    (["runs", "--bogus"], "(see learndrop runs --help)"),
     (["train", "--config", "/no/such/file.toml"], "does not exist"),
     (["train", "--dataset", "imagefolder"], "needs data.root"),
     (["train", "--dataset", "imagefolder", "--data-root", "/no/such/folder", "--no-store"],
