@@ -275,3 +275,13 @@ def test_report_to_standard_output(recorded: Path,
     code = main(["report", "r", "--format", "json", "-o", "-", "--store", str(recorded)])
     out = capfdbinary.readouterr().out
     assert code == 0 and out.lstrip().startswith(b"{") and b"wrote" not in out
+
+
+def test_a_report_refuses_to_compare_a_run_with_itself(recorded: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]
+                                                       ) -> None:
+    out = tmp_path / "self.html"
+    code, _, err = run_cli(["report", "r", "--compare", "r", "-o", str(out),
+                            "--store", str(recorded)], capsys)
+    assert code != 0 and "--compare 'r' is the report's own run 'r'" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()
