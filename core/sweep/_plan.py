@@ -24,6 +24,7 @@ else:  # pragma: no cover
 
 from ..config import RunConfig, field_paths, field_type, setting_of
 from ..errors import ConfigError
+from ..fields import short_repr
 
 __all__ = ["SweepPlan", "SweepJob", "parse_values", "load_sweep_file", "BASELINE", "varies",
            "job_key"]
@@ -235,7 +236,7 @@ def _check_options(options: dict[str, Any], file: Path) -> None:
     for key, ok, what in checks:
         if key in options and not ok(options[key]):
             raise ConfigError(f"the sweep file {file}: [sweep] {key} must be {what}, got "
-                              f"{options[key]!r}")
+                              f"{short_repr(options[key])}")
 
 
 def _flatten(vary: dict[str, Any]) -> list[tuple[str, Any]]:
