@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 
 from learndrop.core.config import RunConfig
-from learndrop.core.data import dataset_info, list_datasets, needs_download
+from learndrop.core.data import dataset_info, image_folder_problem, list_datasets, needs_download
 from learndrop.core.errors import DeviceError
 from learndrop.core.models import list_models, model_info
 from learndrop.core.training import available_devices, config_problems, resolve_device
@@ -65,23 +64,6 @@ def _must_download(cfg: RunConfig) -> bool:
         return False
 
 
-def _image_folder_problem(cfg: RunConfig) -> str:
-    """Why ``imagefolder``'s data folder cannot be read (it is not there, or is a file);
-    empty when it is a folder or not set (the config says that one)."""
-    if cfg.data.dataset != "imagefolder" or not cfg.data.root:
-        return ""
-    root = Path(cfg.data.root).expanduser()
-    fix = "choose a folder with one sub-folder of images per class (or train/ and val/)"
-    try:
-        if not root.exists():
-            return f"data folder {root} does not exist: {fix}"
-        if not root.is_dir():
-            return f"data folder {root} is a file, not a folder: {fix}"
-    except OSError as exc:  # a name the system refuses, say
-        return f"data folder {root} cannot be read ({exc.strerror or exc}): {fix}"
-    return ""
-
-
 def download_note(cfg: RunConfig) -> str:
     """What the run will download before it trains (empty when nothing)."""
     if not cfg.data.download or not _must_download(cfg):
@@ -96,9 +78,10 @@ def run_problems(cfg: RunConfig) -> list[tuple[str, str]]:
     set that needs a download not allowed, and a device this machine does not have (in the
     words of the trainer's device check)."""
     out = config_problems(cfg)
-    folder_problem = _image_folder_problem(cfg)
-    if folder_problem:
-        out.append(("data.root", folder_problem))
+    if cfg.data.dataset == "imagefolder" and cfg.data.root:  # unset: the config says so
+        folder_problem = image_folder_problem(cfg.data.root)
+        if folder_problem:
+            out.append(("data.root", folder_problem))
     if not cfg.data.download and _must_download(cfg):
         folder = cfg.data.root or "the user data folder"
         out.append(("data.dataset", f"{cfg.data.dataset} is not in {folder} yet: tick "

@@ -10,7 +10,9 @@ from ._batches import TensorBatches, fast_batches
 from ._classes import classes_problem
 from ._registry import build_datasets, dataset_info, list_datasets, needs_download
 from ._types import DataBundle, DatasetInfo
+from .folder import image_folder_problem
 from .synthetic import make_synthetic
 
 __all__ = ["DataBundle", "DatasetInfo", "TensorBatches", "build_datasets", "classes_problem",
-           "dataset_info", "fast_batches", "list_datasets", "make_synthetic", "needs_download"]
+           "dataset_info", "fast_batches", "image_folder_problem", "list_datasets",
+           "make_synthetic", "needs_download"]

@@ -30,6 +30,7 @@ __all__ = [
     "VAL_NAMES",
     "FileImages",
     "build_imagefolder",
+    "image_folder_problem",
     "image_transform",
     "scan_folder",
 ]
@@ -243,13 +244,27 @@ def folder_bundle(name: str, root: Path, cfg: DataConfig, *, seed: int, image_si
                       warnings=tuple(warnings))
 
 
+def image_folder_problem(root: str | Path) -> str | None:
+    """Why ``root`` cannot be a folder of the user's images (it is not there, is a file, or
+    its name is refused), in one line; None when it is a folder. The run and the app's form
+    both say it."""
+    path = Path(root).expanduser()
+    try:
+        if not path.exists():
+            return f"data folder {path} does not exist: {_FIX}"
+        if not path.is_dir():
+            return f"data.root {path} is a file, not a folder: {_FIX}"
+    except OSError as exc:  # a name the system refuses (too long, say)
+        return f"data folder {path} cannot be read ({exc.strerror or exc}): {_FIX}"
+    return None
+
+
 def build_imagefolder(cfg: DataConfig, *, seed: int, image_size: int) -> DataBundle:
     """The user's images in ``cfg.root``."""
     if not cfg.root:
         raise DataError(f"data.dataset=imagefolder needs data.root: {_FIX}")
+    problem = image_folder_problem(cfg.root)
+    if problem:
+        raise DataError(problem)
     root = Path(cfg.root).expanduser()
-    if not root.exists():
-        raise DataError(f"data folder {root} does not exist: {_FIX}")
-    if not root.is_dir():
-        raise DataError(f"data.root {root} is a file, not a folder: {_FIX}")
     return folder_bundle("imagefolder", root, cfg, seed=seed, image_size=image_size)
