@@ -14,15 +14,10 @@ from ..theme import Theme
 
 __all__ = ["ActionMarks", "RestoreMarks", "mark_label"]
 
-_SHORT = {"pin": "pin", "unpin": "unpin", "drop": "drop", "pause": "pause",
-          "resume": "resume", "stop": "stop", "cancel": "cancel",
-          "resume_run": "resume run"}
-
-
 def mark_label(action: str, unit: str) -> str:
     """The mark's short label in words: "pin conv1", "pause", "resume run" (a stopped run
     continued from its checkpoint)."""
-    word = _SHORT.get(action, action.replace("_", " "))
+    word = action.replace("_", " ")
     return f"{word} {unit}" if unit else word
 
 

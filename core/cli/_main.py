@@ -206,7 +206,7 @@ def _parser() -> argparse.ArgumentParser:
     s.set_defaults(func=_cmd_studio)
     add_store_commands(sub)
     add_whatif_command(sub)
-    add_sweep_commands(sub, positive_int)
+    add_sweep_commands(sub)
     return p
 
 

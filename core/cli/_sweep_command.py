@@ -30,13 +30,13 @@ from ..sweep import (
 )
 from ..training import RunControl, check_config
 from ._console import Console
-from ._flags import add_config_flags
+from ._flags import add_config_flags, positive_int
 from ._running import install_signal_handlers
 
 __all__ = ["add_commands", "plan_from_args"]
 
 
-def add_commands(subparsers: Any, positive_int: Any) -> None:
+def add_commands(subparsers: Any) -> None:
     p = subparsers.add_parser(
         "sweep", help="train every combination of some settings' values, for several seeds",
         description="Train every combination of the settings given several values "

@@ -227,10 +227,11 @@ def build_report(store: RunStore, ref: str | int, compare: list[str | int] | Non
     run = load_run(store, ref)
     others: list[RunData] = []
     if compare is not None:
-        others = [load_run(store, c) for c in compare if c is not None]
-        for named, other in zip([c for c in compare if c is not None], others):
+        named = [c for c in compare if c is not None]
+        others = [load_run(store, c) for c in named]
+        for name, other in zip(named, others):
             if other.record.id == run.record.id:
-                raise LearnDropError(f"--compare '{named}' is the report's own run '{ref}': "
+                raise LearnDropError(f"--compare '{name}' is the report's own run '{ref}': "
                                      f"compare it with another run")
     elif run.record.group_id is not None:
         others = [load_run(store, r.id) for r in store.group_runs(run.record.group_id)

@@ -95,6 +95,10 @@ def _is_number(value: Any) -> bool:
             and math.isfinite(value))
 
 
+def _is_seconds(value: Any) -> bool:
+    return _is_number(value) and value >= 0
+
+
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
@@ -121,9 +125,9 @@ _FIELDS: tuple[tuple[str, bool, Any, str], ...] = (
     ("learndrop", True, lambda v: isinstance(v, dict), "a table"),
     ("config", False, lambda v: isinstance(v, dict), "a table"),
     ("best_accuracy", False, _is_number, "a number"),
-    ("elapsed_s", False, lambda v: _is_number(v) and v >= 0, "a number of seconds"),
-    ("train_time_s", False, lambda v: _is_number(v) and v >= 0, "a number of seconds"),
-    ("data_time_s", False, lambda v: _is_number(v) and v >= 0, "a number of seconds"),
+    ("elapsed_s", False, _is_seconds, "a number of seconds"),
+    ("train_time_s", False, _is_seconds, "a number of seconds"),
+    ("data_time_s", False, _is_seconds, "a number of seconds"),
     ("history", False, lambda v: isinstance(v, list) and all(isinstance(h, dict) for h in v),
      "a list of epochs"),
     ("torch_rng", False, lambda v: torch.is_tensor(v) and v.dtype == torch.uint8
